@@ -1,0 +1,308 @@
+"""An asyncio DICOM association requestor (SCU): associate, C-ECHO, C-FIND, release, abort.
+
+pynetdicom's ``AE.associate`` spends a thread per association and waits on its own timers; a
+scanner holding thousands of half-open associations against hostile peers needs one event loop,
+a timeout on every step and a bound on every length, which is what this class adds on top of
+pynetdicom's codecs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from pydicom.dataset import Dataset
+
+from . import dimse
+from . import pdu as P
+from .errors import ConnectFailed, DulError, PeerClosed, PeerTimeout, ProtocolViolation
+from .negotiation import Accept, AssociateRequest, Reject, decode_accept, decode_reject
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds allowed for each step; a silent peer costs at most the sum of the steps used."""
+
+    connect: float = 3.0
+    associate: float = 5.0
+    dimse: float = 10.0
+    release: float = 2.0
+
+
+async def open_stream(
+    host: str, port: int, *, timeout: float, ssl_context: ssl.SSLContext | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """TCP (optionally TLS) connect with a port-scanner's view of failures."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.open_connection(
+                host,
+                port,
+                ssl=ssl_context,
+                server_hostname=None if ssl_context is None else "",
+                limit=1 << 16,
+            ),
+            timeout,
+        )
+    except ConnectionRefusedError as exc:
+        raise ConnectFailed("closed", str(exc) or "connection refused") from None
+    except TimeoutError:
+        state = "filtered" if ssl_context is None else "tls-failed"
+        raise ConnectFailed(state, f"no answer within {timeout:g}s") from None
+    except ssl.SSLError as exc:
+        raise ConnectFailed("tls-failed", exc.reason or str(exc)) from None
+    except ConnectionResetError as exc:
+        state = "closed" if ssl_context is None else "tls-failed"
+        raise ConnectFailed(state, str(exc) or "connection reset") from None
+    except OSError as exc:
+        if ssl_context is not None:
+            raise ConnectFailed("tls-failed", str(exc)) from None
+        raise ConnectFailed("unreachable", str(exc)) from None
+
+
+def scanner_tls_context() -> ssl.SSLContext:
+    """A client context that completes a handshake with any server certificate.
+
+    A scanner must talk to self-signed and expired certificates to report on them, so it does
+    not verify; the certificate facts are recorded and judged by the TLS probe instead.
+    """
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+@dataclass
+class AssociateOutcome:
+    """What one A-ASSOCIATE-RQ got: an open association, or the reject that refused it."""
+
+    association: Association | None
+    reject: Reject | None
+
+    @property
+    def accepted(self) -> bool:
+        return self.association is not None
+
+
+class Association:
+    """An established association; use :func:`associate` to make one."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        request: AssociateRequest,
+        accept: Accept,
+        timeouts: Timeouts,
+        max_pdata: int,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.request = request
+        self.accept = accept
+        self.timeouts = timeouts
+        self.max_pdata = max_pdata
+        self._message_id = 0
+        self._closed = False
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _next_id(self) -> int:
+        self._message_id = (self._message_id % 0xFFFF) + 1
+        return self._message_id
+
+    @property
+    def peer_max_pdu(self) -> int:
+        return self.accept.max_pdu or 0
+
+    async def _send(self, pdus: list[bytes]) -> None:
+        try:
+            for data in pdus:
+                self.writer.write(data)
+            await asyncio.wait_for(self.writer.drain(), self.timeouts.dimse)
+        except TimeoutError:
+            raise PeerTimeout("peer stopped reading") from None
+        except (ConnectionError, OSError) as exc:
+            raise PeerClosed(f"connection lost while sending: {exc}") from None
+
+    async def _receive(self, assembler: dimse.MessageAssembler) -> dimse.DimseMessage:
+        while True:
+            raw = await P.read_pdu(
+                self.reader, timeout=self.timeouts.dimse, max_length=self.max_pdata
+            )
+            P.raise_if_abort(raw)
+            if raw.pdu_type == P.A_RELEASE_RQ:
+                raise ProtocolViolation("peer asked to release in the middle of an operation")
+            if raw.pdu_type != P.P_DATA_TF:
+                raise ProtocolViolation(f"unexpected {raw.name} during an operation")
+            messages = assembler.feed(raw.data)
+            if messages:
+                return messages[0]
+
+    def _context(self, abstract_syntax: str) -> tuple[int, str]:
+        found = self.accept.context_for(abstract_syntax)
+        if found is None:
+            raise ProtocolViolation(f"no accepted presentation context for {abstract_syntax}")
+        return found
+
+    # -- services ---------------------------------------------------------------------------
+    async def echo(self) -> int:
+        """C-ECHO; returns the response status (0 = success)."""
+        cid, _ts = self._context("1.2.840.10008.1.1")
+        msg_id = self._next_id()
+        await self._send(dimse.encode_message(dimse.echo_rq(msg_id), cid, self.peer_max_pdu))
+        reply = await self._receive(dimse.MessageAssembler())
+        if reply.command_field != dimse.C_ECHO_RSP:
+            raise ProtocolViolation(f"expected C-ECHO-RSP, got command 0x{reply.command_field:04x}")
+        return reply.status if reply.status is not None else -1
+
+    async def find(
+        self,
+        sop_class: str,
+        identifier: Dataset,
+        *,
+        max_results: int | None = None,
+        max_result_bytes: int = 1 << 20,
+    ) -> AsyncIterator[Dataset]:
+        """C-FIND: yield each pending match; the final status is in :attr:`last_status`.
+
+        After ``max_results`` matches a C-CANCEL is sent and the remaining responses drained,
+        so a huge archive costs a bounded amount of time and memory.
+        """
+        cid, ts = self._context(sop_class)
+        msg_id = self._next_id()
+        self.last_status: int | None = None
+        data = dimse.encode_dataset(identifier, ts)
+        await self._send(
+            dimse.encode_message(dimse.find_rq(msg_id, sop_class), cid, self.peer_max_pdu, data)
+        )
+        count = 0
+        cancelled = False
+        while True:
+            reply = await self._receive(dimse.MessageAssembler(max_result_bytes))
+            if reply.command_field != dimse.C_FIND_RSP:
+                raise ProtocolViolation(
+                    f"expected C-FIND-RSP, got command 0x{reply.command_field:04x}"
+                )
+            status = reply.status
+            if status in dimse.STATUS_PENDING:
+                if cancelled:
+                    continue
+                if reply.dataset is not None:
+                    count += 1
+                    yield dimse.decode_dataset(reply.dataset, ts)
+                if max_results is not None and count >= max_results:
+                    cancelled = True
+                    await self._send(
+                        dimse.encode_message(dimse.cancel_rq(msg_id), cid, self.peer_max_pdu)
+                    )
+                continue
+            self.last_status = status
+            return
+
+    async def release(self) -> None:
+        """A-RELEASE; a peer that does not answer in time is simply disconnected."""
+        if self._closed:
+            return
+        try:
+            await self._send([P.RELEASE_RQ])
+            deadline = asyncio.get_running_loop().time() + self.timeouts.release
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    break
+                raw = await P.read_pdu(self.reader, timeout=left, max_length=self.max_pdata)
+                if raw.pdu_type in (P.A_RELEASE_RP, P.A_ABORT):
+                    break
+        except DulError:
+            pass
+        finally:
+            await self.close()
+
+    async def abort(self) -> None:
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):
+            self.writer.write(P.abort_pdu())
+            await asyncio.wait_for(self.writer.drain(), 1.0)
+        await self.close()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await close_writer(self.writer)
+
+    async def __aenter__(self) -> Association:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if exc[0] is None:
+            await self.release()
+        else:
+            await self.abort()
+
+
+async def close_writer(writer: asyncio.StreamWriter) -> None:
+    """Close a stream without letting a peer that never acknowledges stall us."""
+    with contextlib.suppress(Exception):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+    with contextlib.suppress(Exception):
+        writer.transport.abort()
+
+
+async def associate_on(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    request: AssociateRequest,
+    *,
+    timeouts: Timeouts = Timeouts(),
+    max_pdata: int = P.DEFAULT_MAX_PDATA,
+) -> AssociateOutcome:
+    """Send an A-ASSOCIATE-RQ on an open stream and read the answer.
+
+    Raises :class:`DulError` subclasses for silence, garbage, abort or a closed connection; the
+    stream is closed in every case but an accepted association.
+    """
+    try:
+        writer.write(request.encode())
+        await asyncio.wait_for(writer.drain(), timeouts.associate)
+        raw = await P.read_pdu(reader, timeout=timeouts.associate, max_length=max_pdata)
+        P.raise_if_abort(raw)
+        if raw.pdu_type == P.A_ASSOCIATE_RJ:
+            reject = decode_reject(P.decode(raw))  # type: ignore[arg-type]
+            await close_writer(writer)
+            return AssociateOutcome(None, reject)
+        if raw.pdu_type != P.A_ASSOCIATE_AC:
+            raise ProtocolViolation(f"answered A-ASSOCIATE-RQ with {raw.name}")
+        accept = decode_accept(P.decode(raw), request)  # type: ignore[arg-type]
+    except TimeoutError:
+        await close_writer(writer)
+        raise PeerTimeout("peer stopped reading the request") from None
+    except (ConnectionError, OSError) as exc:
+        await close_writer(writer)
+        raise PeerClosed(f"connection lost: {exc}") from None
+    except BaseException:
+        await close_writer(writer)
+        raise
+    return AssociateOutcome(Association(reader, writer, request, accept, timeouts, max_pdata), None)
+
+
+async def associate(
+    host: str,
+    port: int,
+    request: AssociateRequest,
+    *,
+    timeouts: Timeouts = Timeouts(),
+    ssl_context: ssl.SSLContext | None = None,
+    max_pdata: int = P.DEFAULT_MAX_PDATA,
+) -> AssociateOutcome:
+    """Connect and request an association in one step."""
+    reader, writer = await open_stream(
+        host, port, timeout=timeouts.connect, ssl_context=ssl_context
+    )
+    return await associate_on(reader, writer, request, timeouts=timeouts, max_pdata=max_pdata)

@@ -1,0 +1,209 @@
+"""DIMSE messages over P-DATA: encode with pynetdicom, reassemble with a size bound.
+
+Encoding uses pynetdicom's message classes (``C_ECHO_RQ`` and friends: they set the command
+group length and fragment to the peer's maximum PDU). Reassembly is done here rather than with
+``DIMSEMessage.decode_msg`` because that grows its buffers without limit and needs a threaded
+``Association``; a scanner facing hostile peers must cap how much it buffers, and the gateway must
+be able to see a command set without decoding the data set that follows it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from io import BytesIO
+
+from pydicom.dataset import Dataset
+from pynetdicom import dimse_messages as dm
+from pynetdicom import pdu as _pdu
+from pynetdicom.dsutils import decode as _decode_ds
+from pynetdicom.dsutils import encode as _encode_ds
+
+from .errors import MalformedPdu, ProtocolViolation
+
+# Command field values (PS3.7 E.1)
+C_STORE_RQ = 0x0001
+C_STORE_RSP = 0x8001
+C_GET_RQ = 0x0010
+C_GET_RSP = 0x8010
+C_FIND_RQ = 0x0020
+C_FIND_RSP = 0x8020
+C_MOVE_RQ = 0x0021
+C_MOVE_RSP = 0x8021
+C_ECHO_RQ = 0x0030
+C_ECHO_RSP = 0x8030
+C_CANCEL_RQ = 0x0FFF
+
+NO_DATASET = 0x0101
+PRIORITY_MEDIUM = 0
+
+STATUS_SUCCESS = 0x0000
+STATUS_PENDING = (0xFF00, 0xFF01)
+STATUS_CANCEL = 0xFE00
+
+
+@dataclass
+class DimseMessage:
+    """One reassembled DIMSE message: command set (decoded) and data set (still encoded)."""
+
+    context_id: int
+    command: Dataset
+    dataset: bytes | None
+
+    @property
+    def command_field(self) -> int:
+        return int(self.command.get("CommandField", -1))
+
+    @property
+    def status(self) -> int | None:
+        status = self.command.get("Status")
+        return int(status) if status is not None else None
+
+
+def encode_message(
+    msg: dm.DIMSEMessage, context_id: int, max_pdu: int, dataset: bytes | None = None
+) -> list[bytes]:
+    """Encode a pynetdicom DIMSE message (and an encoded data set) into P-DATA-TF PDUs."""
+    if dataset is not None:
+        msg.data_set = BytesIO(dataset)
+        msg.command_set.CommandDataSetType = 0x0001
+    else:
+        msg.data_set = None
+        msg.command_set.CommandDataSetType = NO_DATASET
+    out = []
+    # 0 means "no limit" on the wire; pynetdicom fragments by the value given.
+    for primitive in msg.encode_msg(context_id, max_pdu or 0):
+        pdu = _pdu.P_DATA_TF()
+        pdu.from_primitive(primitive)
+        out.append(pdu.encode())
+    return out
+
+
+def echo_rq(message_id: int) -> dm.C_ECHO_RQ:
+    msg = dm.C_ECHO_RQ()
+    msg.command_set.CommandField = C_ECHO_RQ
+    msg.command_set.MessageID = message_id
+    msg.command_set.AffectedSOPClassUID = "1.2.840.10008.1.1"
+    return msg
+
+
+def find_rq(message_id: int, sop_class: str) -> dm.C_FIND_RQ:
+    msg = dm.C_FIND_RQ()
+    cs = msg.command_set
+    cs.CommandField = C_FIND_RQ
+    cs.MessageID = message_id
+    cs.AffectedSOPClassUID = sop_class
+    cs.Priority = PRIORITY_MEDIUM
+    return msg
+
+
+def cancel_rq(message_id: int) -> dm.C_CANCEL_RQ:
+    msg = dm.C_CANCEL_RQ()
+    msg.command_set.CommandField = C_CANCEL_RQ
+    msg.command_set.MessageIDBeingRespondedTo = message_id
+    return msg
+
+
+def response(kind: type[dm.DIMSEMessage], request: Dataset, status: int) -> dm.DIMSEMessage:
+    """A response message (for the server side) echoing the request's IDs."""
+    msg = kind()
+    cs = msg.command_set
+    cs.CommandField = int(request.CommandField) | 0x8000
+    cs.MessageIDBeingRespondedTo = request.MessageID
+    if "AffectedSOPClassUID" in cs:
+        cs.AffectedSOPClassUID = request.get("AffectedSOPClassUID")
+    if "AffectedSOPInstanceUID" in cs and "AffectedSOPInstanceUID" in request:
+        cs.AffectedSOPInstanceUID = request.AffectedSOPInstanceUID
+    cs.Status = status
+    return msg
+
+
+def encode_dataset(ds: Dataset, transfer_syntax: str) -> bytes:
+    """Encode a data set for a presentation context's transfer syntax."""
+    implicit = transfer_syntax == "1.2.840.10008.1.2"
+    big = transfer_syntax == "1.2.840.10008.1.2.2"
+    data = _encode_ds(ds, implicit, not big)
+    if data is None:
+        raise ValueError("data set could not be encoded")
+    return data
+
+
+def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
+    implicit = transfer_syntax == "1.2.840.10008.1.2"
+    big = transfer_syntax == "1.2.840.10008.1.2.2"
+    try:
+        return _decode_ds(BytesIO(data), implicit, not big)
+    except Exception as exc:  # pydicom raises many kinds on junk
+        raise MalformedPdu(f"undecodable data set: {exc}") from None
+
+
+def iter_pdvs(pdata: bytes) -> list[tuple[int, int, bytes]]:
+    """Split an encoded P-DATA-TF PDU into (context id, control header, fragment) tuples.
+
+    Hand-written because it is six lines and lets the gateway look at headers without building
+    pynetdicom primitives for every PDU on the hot path.
+    """
+    out = []
+    end = len(pdata)
+    pos = 6
+    while pos < end:
+        if pos + 6 > end:
+            raise MalformedPdu("truncated PDV item header")
+        (length,) = struct.unpack_from(">L", pdata, pos)
+        if length < 2 or pos + 4 + length > end:
+            raise MalformedPdu(f"PDV item length {length} does not fit the PDU")
+        cid = pdata[pos + 4]
+        header = pdata[pos + 5]
+        out.append((cid, header, pdata[pos + 6 : pos + 4 + length]))
+        pos += 4 + length
+    return out
+
+
+class MessageAssembler:
+    """Collects PDV fragments until a whole DIMSE message is there, never above ``max_bytes``."""
+
+    def __init__(self, max_bytes: int = 16 << 20, *, max_command_bytes: int = 64 << 10) -> None:
+        self.max_bytes = max_bytes
+        self.max_command_bytes = max_command_bytes
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cmd = bytearray()
+        self._data = bytearray()
+        self._command: Dataset | None = None
+        self._cid: int | None = None
+
+    def feed(self, pdata: bytes) -> list[DimseMessage]:
+        """Feed one encoded P-DATA-TF PDU; return the messages it completes."""
+        done: list[DimseMessage] = []
+        for cid, header, fragment in iter_pdvs(pdata):
+            if self._cid is not None and cid != self._cid:
+                raise ProtocolViolation("PDVs of one message on two presentation contexts")
+            self._cid = cid
+            if header & 0x01:  # command fragment
+                if self._command is not None:
+                    raise ProtocolViolation("command fragment after a complete command set")
+                self._cmd += fragment
+                if len(self._cmd) > self.max_command_bytes:
+                    raise MalformedPdu(f"command set above {self.max_command_bytes} bytes")
+                if header & 0x02:
+                    try:
+                        command = _decode_ds(BytesIO(bytes(self._cmd)), True, True)
+                        dataset_type = int(command.CommandDataSetType)
+                    except Exception as exc:
+                        raise MalformedPdu(f"undecodable command set: {exc}") from None
+                    if dataset_type == NO_DATASET:
+                        done.append(DimseMessage(cid, command, None))
+                        self._reset()
+                    else:
+                        self._command = command
+            else:
+                if self._command is None:
+                    raise ProtocolViolation("data set fragment before its command set")
+                self._data += fragment
+                if len(self._data) > self.max_bytes:
+                    raise MalformedPdu(f"data set above {self.max_bytes} bytes")
+                if header & 0x02:
+                    done.append(DimseMessage(cid, self._command, bytes(self._data)))
+                    self._reset()
+        return done

@@ -1,0 +1,238 @@
+"""Association negotiation: build an A-ASSOCIATE-RQ, read the AC or RJ that answers it.
+
+pynetdicom's primitives and PDU classes do the encoding; this module keeps the result in a small
+frozen record the scanner can store, and names the reject reasons of PS3.8 9.3.4 so a verdict
+can say *why* a server refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from pynetdicom import pdu as _pdu
+from pynetdicom import pdu_primitives as prim
+from pynetdicom.presentation import PresentationContext
+
+from .. import __version__
+
+APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
+
+#: dicomguard's own identity (issue 6: honest by default). 2.25 root from a fixed UUID.
+IMPLEMENTATION_CLASS_UID = "2.25.305828488182648779632024563416215404731"
+IMPLEMENTATION_VERSION_NAME = ("DICOMGUARD_" + __version__.replace(".", ""))[:16]
+
+DEFAULT_MAX_PDU = 65536
+
+
+class UserIdentityType(IntEnum):
+    """PS3.7 D.3.3.7 user identity types."""
+
+    USERNAME = 1
+    USERNAME_PASSCODE = 2
+    KERBEROS = 3
+    SAML = 4
+    JWT = 5
+
+
+@dataclass(frozen=True)
+class UserIdentity:
+    """A user identity sub-item to send (primary = username or token)."""
+
+    kind: UserIdentityType
+    primary: bytes
+    secondary: bytes = b""
+    positive_response_requested: bool = True
+
+
+@dataclass(frozen=True)
+class AssociateRequest:
+    """Everything that shapes one A-ASSOCIATE-RQ."""
+
+    called_aet: str = "ANY-SCP"
+    calling_aet: str = "DICOMGUARD"
+    abstract_syntaxes: tuple[str, ...] = ("1.2.840.10008.1.1",)
+    transfer_syntaxes: tuple[str, ...] = DEFAULT_TRANSFER_SYNTAXES
+    max_pdu: int = DEFAULT_MAX_PDU
+    user_identity: UserIdentity | None = None
+    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID
+    implementation_version_name: str | None = IMPLEMENTATION_VERSION_NAME
+
+    def context_ids(self) -> dict[int, str]:
+        """Presentation context ID (odd, from 1) for each abstract syntax, in order."""
+        return {2 * i + 1: uid for i, uid in enumerate(self.abstract_syntaxes)}
+
+    def encode(self) -> bytes:
+        """The encoded A-ASSOCIATE-RQ PDU."""
+        if not 1 <= len(self.abstract_syntaxes) <= 128:
+            raise ValueError("an association carries 1 to 128 presentation contexts")
+        p = prim.A_ASSOCIATE()
+        p.application_context_name = APPLICATION_CONTEXT
+        p.calling_ae_title = self.calling_aet
+        p.called_ae_title = self.called_aet
+        contexts = []
+        for cid, uid in self.context_ids().items():
+            cx = PresentationContext()
+            cx.context_id = cid
+            cx.abstract_syntax = uid
+            cx.transfer_syntax = list(self.transfer_syntaxes)
+            contexts.append(cx)
+        p.presentation_context_definition_list = contexts
+        items: list[object] = []
+        ml = prim.MaximumLengthNotification()
+        ml.maximum_length_received = self.max_pdu
+        items.append(ml)
+        ic = prim.ImplementationClassUIDNotification()
+        ic.implementation_class_uid = self.implementation_class_uid
+        items.append(ic)
+        if self.implementation_version_name:
+            iv = prim.ImplementationVersionNameNotification()
+            iv.implementation_version_name = self.implementation_version_name
+            items.append(iv)
+        if self.user_identity is not None:
+            ui = prim.UserIdentityNegotiation()
+            ui.user_identity_type = int(self.user_identity.kind)
+            ui.positive_response_requested = self.user_identity.positive_response_requested
+            ui.primary_field = self.user_identity.primary
+            if self.user_identity.kind == UserIdentityType.USERNAME_PASSCODE:
+                ui.secondary_field = self.user_identity.secondary
+            items.append(ui)
+        p.user_information = items  # type: ignore[assignment]
+        rq = _pdu.A_ASSOCIATE_RQ()
+        rq.from_primitive(p)
+        return rq.encode()
+
+
+# --- reject decoding (PS3.8 Table 9-21) -------------------------------------------------------
+
+REJECT_RESULT = {1: "rejected-permanent", 2: "rejected-transient"}
+REJECT_SOURCE = {
+    1: "service-user",
+    2: "service-provider (ACSE)",
+    3: "service-provider (presentation)",
+}
+REJECT_REASON = {
+    (1, 1): "no-reason-given",
+    (1, 2): "application-context-name-not-supported",
+    (1, 3): "calling-AE-title-not-recognized",
+    (1, 7): "called-AE-title-not-recognized",
+    (2, 1): "no-reason-given",
+    (2, 2): "protocol-version-not-supported",
+    (3, 1): "temporary-congestion",
+    (3, 2): "local-limit-exceeded",
+}
+
+CONTEXT_RESULT = {
+    0: "acceptance",
+    1: "user-rejection",
+    2: "no-reason",
+    3: "abstract-syntax-not-supported",
+    4: "transfer-syntaxes-not-supported",
+}
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A decoded A-ASSOCIATE-RJ."""
+
+    result: int
+    source: int
+    reason: int
+
+    @property
+    def reason_text(self) -> str:
+        return REJECT_REASON.get((self.source, self.reason), f"reason-{self.reason}")
+
+    @property
+    def source_text(self) -> str:
+        return REJECT_SOURCE.get(self.source, f"source-{self.source}")
+
+    @property
+    def result_text(self) -> str:
+        return REJECT_RESULT.get(self.result, f"result-{self.result}")
+
+    @property
+    def calling_aet_refused(self) -> bool:
+        return (self.source, self.reason) == (1, 3)
+
+    @property
+    def called_aet_refused(self) -> bool:
+        return (self.source, self.reason) == (1, 7)
+
+    def describe(self) -> str:
+        return f"{self.result_text}, {self.source_text}: {self.reason_text}"
+
+
+@dataclass(frozen=True)
+class Accept:
+    """A decoded A-ASSOCIATE-AC: what the peer said about itself and our contexts."""
+
+    implementation_class_uid: str | None
+    implementation_version_name: str | None
+    max_pdu: int | None
+    #: context id -> (abstract syntax, accepted transfer syntax) for accepted contexts
+    accepted: dict[int, tuple[str, str]] = field(default_factory=dict)
+    #: abstract syntax -> result code (0 accepted, 1..4 rejected) for every proposed context
+    results: dict[str, int] = field(default_factory=dict)
+    #: server response to a user identity sub-item, when it sent one
+    user_identity_response: bytes | None = None
+    responding_aet: str | None = None
+
+    def accepts(self, abstract_syntax: str) -> bool:
+        return self.results.get(abstract_syntax) == 0
+
+    def context_for(self, abstract_syntax: str) -> tuple[int, str] | None:
+        """(context id, transfer syntax) of an accepted abstract syntax, or None."""
+        for cid, (uid, ts) in self.accepted.items():
+            if uid == abstract_syntax:
+                return cid, ts
+        return None
+
+
+def decode_reject(pdu: _pdu.A_ASSOCIATE_RJ) -> Reject:
+    return Reject(int(pdu.result or 0), int(pdu.source or 0), int(pdu.reason_diagnostic or 0))
+
+
+def decode_accept(pdu: _pdu.A_ASSOCIATE_AC, request: AssociateRequest) -> Accept:
+    """Read an AC against the request it answers (the AC names contexts by ID only)."""
+    proposed = request.context_ids()
+    primitive = pdu.to_primitive()
+    accepted: dict[int, tuple[str, str]] = {}
+    results: dict[str, int] = {}
+    for cx in primitive.presentation_context_definition_results_list:
+        cid = cx.context_id
+        uid = proposed.get(cid or -1)
+        if uid is None:
+            continue  # a context we never proposed: ignore, a strict peer would abort
+        code = int(cx.result if cx.result is not None else 2)
+        results[uid] = code
+        if code == 0 and cx.transfer_syntax:
+            accepted[cid] = (uid, str(cx.transfer_syntax[0]))
+    max_pdu = icu = ivn = None
+    ui_resp: bytes | None = None
+    for item in primitive.user_information or []:
+        if isinstance(item, prim.MaximumLengthNotification):
+            max_pdu = item.maximum_length_received
+        elif isinstance(item, prim.ImplementationClassUIDNotification):
+            icu = str(item.implementation_class_uid) if item.implementation_class_uid else None
+        elif isinstance(item, prim.ImplementationVersionNameNotification):
+            ivn = item.implementation_version_name
+            if isinstance(ivn, bytes):
+                ivn = ivn.decode("ascii", "replace")
+        elif isinstance(item, prim.UserIdentityNegotiation):
+            ui_resp = item.server_response or b""
+    responding = getattr(pdu, "_reserved_aet", None)
+    if isinstance(responding, bytes):
+        responding = responding.decode("ascii", "replace").strip() or None
+    return Accept(
+        implementation_class_uid=icu,
+        implementation_version_name=(ivn.strip() if isinstance(ivn, str) else None),
+        max_pdu=max_pdu,
+        accepted=accepted,
+        results=results,
+        user_identity_response=ui_resp,
+        responding_aet=responding if isinstance(responding, str) else None,
+    )

@@ -1,0 +1,130 @@
+"""PDU framing on asyncio streams, with a timeout on every read and a bound on every length.
+
+Decoding and encoding of the PDU *contents* is pynetdicom's (``pynetdicom.pdu``); what this module
+adds is what pynetdicom's threaded transport does not give an asyncio caller: reading exactly one
+PDU from a ``StreamReader`` without trusting the peer's length field, and turning every decoder
+exception into :class:`MalformedPdu`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass
+
+from pynetdicom import pdu as _pdu
+
+from .errors import MalformedPdu, PduTooLarge, PeerAborted, PeerClosed, PeerTimeout
+
+A_ASSOCIATE_RQ = 0x01
+A_ASSOCIATE_AC = 0x02
+A_ASSOCIATE_RJ = 0x03
+P_DATA_TF = 0x04
+A_RELEASE_RQ = 0x05
+A_RELEASE_RP = 0x06
+A_ABORT = 0x07
+
+PDU_NAMES = {
+    A_ASSOCIATE_RQ: "A-ASSOCIATE-RQ",
+    A_ASSOCIATE_AC: "A-ASSOCIATE-AC",
+    A_ASSOCIATE_RJ: "A-ASSOCIATE-RJ",
+    P_DATA_TF: "P-DATA-TF",
+    A_RELEASE_RQ: "A-RELEASE-RQ",
+    A_RELEASE_RP: "A-RELEASE-RP",
+    A_ABORT: "A-ABORT",
+}
+
+#: Association PDUs are small (a few KiB even with 128 contexts); anything near 1 MiB is hostile.
+MAX_ASSOCIATION_PDU = 1 << 20
+#: Our default for P-DATA: the maximum PDU length we announce plus generous slack.
+DEFAULT_MAX_PDATA = 4 << 20
+
+_PDU_CLASSES: dict[int, type[_pdu.PDU]] = {
+    A_ASSOCIATE_RQ: _pdu.A_ASSOCIATE_RQ,
+    A_ASSOCIATE_AC: _pdu.A_ASSOCIATE_AC,
+    A_ASSOCIATE_RJ: _pdu.A_ASSOCIATE_RJ,
+    P_DATA_TF: _pdu.P_DATA_TF,
+    A_RELEASE_RQ: _pdu.A_RELEASE_RQ,
+    A_RELEASE_RP: _pdu.A_RELEASE_RP,
+    A_ABORT: _pdu.A_ABORT_RQ,
+}
+
+_HEADER = struct.Struct(">BBL")
+
+
+@dataclass(frozen=True, slots=True)
+class RawPdu:
+    """One PDU as read from the wire: its type and the complete encoded bytes (header included)."""
+
+    pdu_type: int
+    data: bytes
+
+    @property
+    def name(self) -> str:
+        return PDU_NAMES.get(self.pdu_type, f"unknown PDU 0x{self.pdu_type:02x}")
+
+
+async def read_pdu(
+    reader: asyncio.StreamReader,
+    *,
+    timeout: float,
+    max_length: int = DEFAULT_MAX_PDATA,
+) -> RawPdu:
+    """Read exactly one PDU, never waiting longer than ``timeout`` for each part of it.
+
+    ``max_length`` bounds the announced length before anything is allocated: association PDUs are
+    held to :data:`MAX_ASSOCIATION_PDU` whatever the caller allows.
+    """
+    header = await _read_exactly(reader, 6, timeout)
+    pdu_type, _reserved, length = _HEADER.unpack(header)
+    if pdu_type not in _PDU_CLASSES:
+        raise MalformedPdu(f"not a DICOM PDU: first bytes {header[:6].hex()}")
+    bound = max_length if pdu_type == P_DATA_TF else MAX_ASSOCIATION_PDU
+    if length > bound:
+        raise PduTooLarge(
+            f"{PDU_NAMES[pdu_type]} announces {length} bytes, above the bound of {bound}"
+        )
+    body = await _read_exactly(reader, length, timeout)
+    return RawPdu(pdu_type, header + body)
+
+
+async def _read_exactly(reader: asyncio.StreamReader, n: int, timeout: float) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.readexactly(n), timeout)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
+            raise MalformedPdu(
+                f"connection closed mid-PDU ({len(exc.partial)} of {n} bytes)"
+            ) from None
+        raise PeerClosed("connection closed by peer") from None
+    except TimeoutError:
+        raise PeerTimeout(f"no data within {timeout:g}s") from None
+    except (ConnectionError, OSError) as exc:
+        raise PeerClosed(f"connection lost: {exc}") from None
+
+
+def decode(raw: RawPdu) -> _pdu.PDU:
+    """Decode a raw PDU with pynetdicom's codec; any decoder failure becomes MalformedPdu."""
+    obj = _PDU_CLASSES[raw.pdu_type]()
+    try:
+        obj.decode(raw.data)
+    except Exception as exc:  # the codec raises anything from IndexError to ValueError
+        raise MalformedPdu(f"undecodable {raw.name}: {type(exc).__name__}: {exc}") from None
+    return obj
+
+
+def raise_if_abort(raw: RawPdu) -> None:
+    """Turn an A-ABORT into :class:`PeerAborted` (source and reason from bytes 8 and 9)."""
+    if raw.pdu_type == A_ABORT:
+        source = raw.data[8] if len(raw.data) > 8 else 0
+        reason = raw.data[9] if len(raw.data) > 9 else 0
+        raise PeerAborted(source, reason)
+
+
+def abort_pdu(source: int = 0, reason: int = 0) -> bytes:
+    """An encoded A-ABORT (source 0 = service user, 2 = service provider)."""
+    return bytes([A_ABORT, 0]) + struct.pack(">L", 4) + bytes([0, 0, source, reason])
+
+
+RELEASE_RQ = bytes([A_RELEASE_RQ, 0]) + struct.pack(">L", 4) + b"\x00" * 4
+RELEASE_RP = bytes([A_RELEASE_RP, 0]) + struct.pack(">L", 4) + b"\x00" * 4
