@@ -1,0 +1,73 @@
+"""Session-wide pytest fixtures: real DICOM servers on distinct loopback addresses.
+
+Each fixture starts its server once per test session and stops it at the end. When the server
+software is missing, tests that need it are skipped locally but FAIL under CI (``CI=true``),
+because CI must prove the integration tests ran, not quietly skip them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from dicomguard.testing.servers import (
+    DcmqrscpServer,
+    LoopbackServer,
+    OrthancServer,
+    PynetdicomFindServer,
+    StorescpServer,
+    find_binary,
+    lab_address,
+)
+
+
+def _need(*binaries: str) -> None:
+    missing = [b for b in binaries if find_binary(b) is None]
+    if not missing:
+        return
+    msg = f"missing server binaries {missing}: run scripts/bootstrap (installs dcmtk, orthanc)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+def _serve(factory: Callable[[], LoopbackServer]) -> Iterator[LoopbackServer]:
+    server = factory()
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def orthanc_open() -> Iterator[LoopbackServer]:
+    """Orthanc that lets anyone in with any called AE (preset ``open``) on 127.0.10.1."""
+    _need("Orthanc")
+    yield from _serve(lambda: OrthancServer(lab_address(1), preset="open"))
+
+
+@pytest.fixture(scope="session")
+def orthanc_locked() -> Iterator[LoopbackServer]:
+    """Orthanc checking called AE and knowing only DGVIEWER (preset ``locked``) on 127.0.10.2."""
+    _need("Orthanc")
+    yield from _serve(lambda: OrthancServer(lab_address(2), preset="locked"))
+
+
+@pytest.fixture(scope="session")
+def dcmqrscp_aetable() -> Iterator[LoopbackServer]:
+    """dcmqrscp: called AE DGQRSCP, calling AE DGVIEWER only, on 127.0.10.3."""
+    _need("dcmqrscp", "dcmqridx")
+    yield from _serve(lambda: DcmqrscpServer(lab_address(3)))
+
+
+@pytest.fixture(scope="session")
+def storescp_server() -> Iterator[LoopbackServer]:
+    """DCMTK storescp (store-only, any AE titles) on 127.0.10.4."""
+    _need("storescp")
+    yield from _serve(lambda: StorescpServer(lab_address(4)))
+
+
+@pytest.fixture(scope="session")
+def pynetdicom_scp() -> Iterator[LoopbackServer]:
+    """In-process pynetdicom Verification + C-FIND SCP, no AE checks, on 127.0.10.5."""
+    yield from _serve(lambda: PynetdicomFindServer(lab_address(5)))

@@ -1,0 +1,169 @@
+"""DCMTK 3.6.7 servers on loopback: ``dcmqrscp`` (a Q/R archive with an AE table) and
+``storescp`` (a store-only sink).
+
+Neither program can choose its listening address in 3.6.7 (no bind option in ``--help``), so
+they listen on all interfaces at a random port for the life of a test session. We accept that
+only because nothing of ours ever sends a packet to a non-loopback address.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from pydicom import dcmwrite
+
+from dicomguard.lab.synthetic import SyntheticPatient, all_instances
+from dicomguard.testing.base import (
+    REASON_CALLED_AET,
+    ProcessServer,
+    ServerStartError,
+    default_patients,
+    find_binary,
+)
+
+#: Measured with pynetdicom as SCU (testing/tests/test_dcmtk.py).
+DCMQRSCP_EXPECTED = {
+    "called_aet_enforced": True,
+    "calling_aet_enforced": True,
+    "verification": True,
+    "find_patient_root": True,
+    "find_study_root": True,
+    "move": True,
+    "get": True,
+    "worklist": False,
+    "storage": True,
+}
+
+STORESCP_EXPECTED = {
+    "called_aet_enforced": False,
+    "calling_aet_enforced": False,
+    "verification": True,
+    "find_patient_root": False,
+    "find_study_root": False,
+    "move": False,
+    "get": False,
+    "worklist": False,
+    "storage": True,
+}
+
+
+def _require(name: str) -> str:
+    path = find_binary(name)
+    if path is None:
+        raise FileNotFoundError(f"{name} is not installed (apt-get install dcmtk)")
+    return path
+
+
+class DcmqrscpServer(ProcessServer):
+    """dcmqrscp with one AE title and a peer list (preset ``aetable``).
+
+    Measured behaviour of DCMTK 3.6.7 (testing/tests/test_dcmtk.py):
+
+    * called AE not in the AETable → A-ASSOCIATE-RJ, reason 7;
+    * calling AE not among the AE's peers → also reason **7** (dcmqrscp says "BadAEService"
+      and never uses reason 3), so a scanner cannot tell the two checks apart by reason code;
+    * once a first association has been accepted (and a child forked), a later rejection now
+      and then fails inside dcmqrscp ("Association Reject Failed ... state 1 event 7") and the
+      caller sees the connection dropped instead of an A-ASSOCIATE-RJ. Treat "not established"
+      as the refusal; only the reason code is unreliable.
+    * ``--single-process`` is not an option: it segfaults in DUL_DropAssociation after the
+      first association.
+
+    Peers are declared at 127.0.0.1 and host lookup is off (``-dhl``), so the peer check compares
+    the literal source address; Linux picks 127.0.0.1 as source for every 127.x destination.
+    """
+
+    kind = "dcmqrscp"
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        aet: str = "DGQRSCP",
+        calling_aets: Sequence[str] = ("DGVIEWER",),
+        patients: Sequence[SyntheticPatient] | None = None,
+        seed: int = 2,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            called_aets=[aet],
+            calling_aets=calling_aets,
+            patients=default_patients(seed) if patients is None else patients,
+            expected=DCMQRSCP_EXPECTED,
+            reject_reasons={"called_aet": REASON_CALLED_AET, "calling_aet": REASON_CALLED_AET},
+        )
+
+    def config_text(self) -> str:
+        """dcmqrscp.cfg: one storage AE whose peers are exactly :attr:`calling_aets`."""
+        peers = [f"dgpeer{i} = ({aet}, 127.0.0.1, 0)" for i, aet in enumerate(self.calling_aets)]
+        group = "dgpeers = " + ", ".join(f"dgpeer{i}" for i in range(len(self.calling_aets)))
+        storage = self.workdir / self.aet
+        return "\n".join(
+            [
+                f"NetworkTCPPort  = {self.port}",
+                "MaxPDUSize      = 16384",
+                "MaxAssociations = 16",
+                "HostTable BEGIN",
+                *peers,
+                group,
+                "HostTable END",
+                "VendorTable BEGIN",
+                "VendorTable END",
+                "AETable BEGIN",
+                f"{self.aet} {storage} RW (500, 1024mb) dgpeers",
+                "AETable END",
+                "",
+            ]
+        )
+
+    def _start(self) -> None:
+        binary, indexer = _require("dcmqrscp"), _require("dcmqridx")
+        work = self._new_workdir()
+        storage = work / self.aet
+        storage.mkdir()
+        files = []
+        for n, ds in enumerate(all_instances(self.patients)):
+            path = storage / f"dg{n:05d}.dcm"
+            dcmwrite(path, ds, enforce_file_format=True)
+            files.append(str(path))
+        # dcmqridx adds files in place to the storage area's index.dcm: no network, no AE needed.
+        if files:
+            done = subprocess.run(
+                [indexer, str(storage), *files], capture_output=True, text=True, check=False
+            )
+            if done.returncode != 0:
+                raise ServerStartError(f"dcmqridx failed: {done.stderr}")
+        cfg = work / "dcmqrscp.cfg"
+        cfg.write_text(self.config_text())
+        # Default fork mode (see the class docstring); the group kill ends the children too.
+        argv = [binary, "-c", str(cfg), "-dhl", "-ta", "10", "-td", "30", str(self.port)]
+        self._spawn(argv, cwd=work, wait_ports=[self.port])
+
+
+class StorescpServer(ProcessServer):
+    """storescp as a store-only sink: Verification + storage, any AE titles, files to a temp dir.
+
+    DCMTK's storescp never checks the called or the calling AE title (measured), so
+    :attr:`called_aets` only lists the title it announces.
+    """
+
+    kind = "storescp"
+
+    def __init__(self, host: str, port: int | None = None, *, aet: str = "DGSTORE") -> None:
+        super().__init__(host, port, called_aets=[aet], patients=[], expected=STORESCP_EXPECTED)
+
+    @property
+    def output_dir(self) -> str:
+        """Where received objects land."""
+        return str(self.workdir / "received")
+
+    def _start(self) -> None:
+        binary = _require("storescp")
+        work = self._new_workdir()
+        (work / "received").mkdir()
+        argv = [binary, "--aetitle", self.aet, "--fork", "-ta", "10", "-td", "30",
+                "-od", self.output_dir, str(self.port)]
+        self._spawn(argv, cwd=work, wait_ports=[self.port])

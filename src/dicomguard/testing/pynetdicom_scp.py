@@ -1,0 +1,118 @@
+"""A pynetdicom Q/R FIND SCP on loopback, answering from synthetic patients in memory.
+
+Unlike Orthanc and DCMTK it runs in-process (a thread), starts in milliseconds and can be told
+to check AE titles or not, which makes it the cheap third implementation for scanner tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.events import Event
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    Verification,
+)
+from pynetdicom.transport import ThreadedAssociationServer
+
+from dicomguard.lab.synthetic import SyntheticPatient
+from dicomguard.testing import matching
+from dicomguard.testing.base import (
+    REASON_CALLED_AET,
+    REASON_CALLING_AET,
+    LoopbackServer,
+    ServerStartError,
+    default_patients,
+)
+
+#: C-FIND status "Unable to process" (PS3.4 C.4.1.1.4), for levels we do not serve.
+STATUS_UNABLE_TO_PROCESS = 0xC000
+
+
+class PynetdicomFindServer(LoopbackServer):
+    """Verification + Patient/Study Root C-FIND (PATIENT and STUDY levels) from memory.
+
+    ``require_called_aet`` makes pynetdicom reject other called titles (reason 7);
+    ``calling_aets`` non-empty makes it reject other calling titles (reason 3).
+    """
+
+    kind = "pynetdicom"
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        aet: str = "DGPYSCP",
+        require_called_aet: bool = False,
+        calling_aets: Sequence[str] = (),
+        patients: Sequence[SyntheticPatient] | None = None,
+        seed: int = 3,
+    ) -> None:
+        reasons = {}
+        if require_called_aet:
+            reasons["called_aet"] = REASON_CALLED_AET
+        if calling_aets:
+            reasons["calling_aet"] = REASON_CALLING_AET
+        super().__init__(
+            host,
+            port,
+            called_aets=[aet],
+            calling_aets=calling_aets,
+            patients=default_patients(seed) if patients is None else patients,
+            expected={
+                "called_aet_enforced": require_called_aet,
+                "calling_aet_enforced": bool(calling_aets),
+                "verification": True,
+                "find_patient_root": True,
+                "find_study_root": True,
+                "move": False,
+                "get": False,
+                "worklist": False,
+                "storage": False,
+            },
+            reject_reasons=reasons,
+        )
+        self._require_called = require_called_aet
+        self._server: ThreadedAssociationServer | None = None
+
+    def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
+        identifier = event.identifier
+        try:
+            answers = list(matching.find(identifier, self.patients))
+        except ValueError:
+            yield STATUS_UNABLE_TO_PROCESS, None
+            return
+        for ds in answers:
+            if event.is_cancelled:
+                yield 0xFE00, None
+                return
+            yield 0xFF00, ds
+
+    def _start(self) -> None:
+        ae = AE(ae_title=self.aet)
+        ae.require_called_aet = self._require_called
+        ae.require_calling_aet = list(self.calling_aets)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+        for uid in (
+            Verification,
+            PatientRootQueryRetrieveInformationModelFind,
+            StudyRootQueryRetrieveInformationModelFind,
+        ):
+            ae.add_supported_context(uid)
+        try:
+            self._server = ae.start_server(
+                (self.host, self.port),
+                block=False,
+                evt_handlers=[(evt.EVT_C_FIND, self._on_find)],
+            )
+        except OSError as e:
+            raise ServerStartError(f"{self!r}: {e}") from e
+
+    def _stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()

@@ -1,0 +1,53 @@
+"""One import for every test server launcher (see the modules beside this one for details).
+
+==========================  ======================================================
+launcher                    what it is
+==========================  ======================================================
+:class:`OrthancServer`      Orthanc 1.10.1, presets ``open`` and ``locked``
+:class:`DcmqrscpServer`     DCMTK dcmqrscp with an AE table (preset ``aetable``)
+:class:`StorescpServer`     DCMTK storescp, store-only
+:class:`PynetdicomFindServer`  pynetdicom Verification + C-FIND, in-process
+==========================  ======================================================
+"""
+
+from __future__ import annotations
+
+from dicomguard.testing.base import (
+    EXPECTATION_KEYS,
+    REASON_CALLED_AET,
+    REASON_CALLING_AET,
+    LoopbackServer,
+    ServerStartError,
+    find_binary,
+)
+from dicomguard.testing.dcmtk import DcmqrscpServer, StorescpServer
+from dicomguard.testing.loopback import (
+    LAB_NET,
+    accepts,
+    assert_loopback,
+    free_port,
+    lab_address,
+    wait_until_accepting,
+)
+from dicomguard.testing.orthanc import KNOWN_VIEWER_AET, OrthancServer
+from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
+
+__all__ = [
+    "EXPECTATION_KEYS",
+    "KNOWN_VIEWER_AET",
+    "LAB_NET",
+    "REASON_CALLED_AET",
+    "REASON_CALLING_AET",
+    "DcmqrscpServer",
+    "LoopbackServer",
+    "OrthancServer",
+    "PynetdicomFindServer",
+    "ServerStartError",
+    "StorescpServer",
+    "accepts",
+    "assert_loopback",
+    "find_binary",
+    "free_port",
+    "lab_address",
+    "wait_until_accepting",
+]
