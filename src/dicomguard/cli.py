@@ -1,0 +1,281 @@
+"""The ``dicomguard`` command: scan, lab, demo.
+
+argparse rather than click because the nmap-style options (``-iL``, ``-p``) are single-dash
+multi-letter flags that argparse handles natively.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit status 2, never a traceback."""
+
+
+def _add_scan_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("targets", nargs="*", help="addresses, CIDRs, ranges (127.0.0.1-50), names")
+    p.add_argument(
+        "-iL",
+        dest="input_files",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="read targets (or masscan/zmap/nmap output) from FILE",
+    )
+    p.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="SPECS",
+        help="comma-separated targets never to touch",
+    )
+    p.add_argument("--exclude-file", action="append", default=[], type=Path, metavar="FILE")
+    p.add_argument("-p", "--ports", default=None, help="ports (default 104,11112,4242,2761,2762)")
+    p.add_argument(
+        "--jsonl", metavar="FILE", help="write one JSON record per endpoint (- = stdout)"
+    )
+    p.add_argument("--all", action="store_true", help="also write closed/filtered endpoints")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=300.0,
+        help="new connections per second, 0 = unlimited (default 300)",
+    )
+    p.add_argument("--concurrency", type=int, default=256, help="endpoints in flight (256)")
+    p.add_argument("--per-host", type=int, default=2, help="endpoints per host at once (2)")
+    p.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds allowed for each protocol step (5)"
+    )
+    p.add_argument("--connect-timeout", type=float, default=3.0)
+    p.add_argument("--calling-aet", default="DICOMGUARD", help="our calling AE title")
+    p.add_argument("--wordlist", type=Path, help="called AE titles to try when one is enforced")
+    p.add_argument("--max-aet-guesses", type=int, default=30)
+    p.add_argument("--no-tls", action="store_true", help="do not try DICOM inside TLS")
+    p.add_argument(
+        "--discovery",
+        action="store_true",
+        help="only find DICOM services and fingerprint them (one association each)",
+    )
+    p.add_argument("--order", choices=("sequential", "spread"), default="sequential")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dicomguard",
+        description="Find exposed DICOM services, measure what they leak, guard legacy devices.",
+    )
+    parser.add_argument("--version", action="version", version=f"dicomguard {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    scan = sub.add_parser("scan", help="scan targets for DICOM services")
+    _add_scan_args(scan)
+    sub.add_parser(
+        "lab", help="run the simulated DICOM fleet (options: dicomguard lab -h)", add_help=False
+    )
+    demo = sub.add_parser("demo", help="start the lab, scan it, print the summary")
+    demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (out/)")
+    demo.add_argument("--size", type=int, default=32, help="lab servers (32)")
+    return parser
+
+
+def scan_config_from_args(args: argparse.Namespace) -> Any:
+    """Turn parsed options into a ScanConfig, with clear errors for bad values."""
+    from .dul.client import Timeouts
+    from .scan.assess import ProbeOptions, load_wordlist
+    from .scan.engine import ScanConfig
+    from .scan.targets import DEFAULT_PORTS, TargetError, build_targets, parse_ports
+
+    try:
+        ports = parse_ports(args.ports) if args.ports else DEFAULT_PORTS
+        excludes = [s for e in args.exclude for s in e.split(",") if s.strip()]
+        targets = build_targets(
+            args.targets,
+            ports=ports,
+            input_files=args.input_files,
+            excludes=excludes,
+            exclude_files=args.exclude_file,
+        )
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+    if not args.targets and not args.input_files:
+        raise UsageError("no targets: name addresses, CIDRs or ranges, or use -iL FILE")
+    for name in ("rate", "timeout", "connect_timeout"):
+        if getattr(args, name) < 0:
+            raise UsageError(f"--{name.replace('_', '-')} must not be negative")
+    for name in ("concurrency", "per_host"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    wordlist = None
+    if args.wordlist:
+        try:
+            wordlist = load_wordlist(args.wordlist.read_text())
+        except OSError as exc:
+            raise UsageError(f"cannot read wordlist {args.wordlist}: {exc.strerror}") from None
+    if not 1 <= len(args.calling_aet.strip()) <= 16:
+        raise UsageError("--calling-aet must be 1 to 16 characters")
+    t = args.timeout
+    probe = ProbeOptions(
+        calling_aet=args.calling_aet.strip(),
+        max_aet_guesses=args.max_aet_guesses,
+        timeouts=Timeouts(
+            connect=args.connect_timeout, associate=t, dimse=t * 2, release=min(t, 2.0)
+        ),
+        try_tls=not args.no_tls,
+        discovery=args.discovery,
+        **({"wordlist": wordlist} if wordlist is not None else {}),
+    )
+    return ScanConfig(
+        targets=targets,
+        probe=probe,
+        concurrency=args.concurrency,
+        per_host=args.per_host,
+        rate=args.rate,
+        order=args.order,
+    )
+
+
+def run_scan(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .report.summary import render_summary
+    from .scan.engine import Engine
+    from .scan.output import JsonlWriter
+
+    config = scan_config_from_args(args)
+    summary_console = Console(stderr=args.jsonl == "-")
+    writer = JsonlWriter(args.jsonl) if args.jsonl else None
+    records: list[dict[str, Any]] = []
+
+    def sink(result: Any) -> None:
+        rec = result.to_dict()
+        if writer:
+            writer.write(rec)
+        if rec.get("dicom") or len(records) < 10_000:
+            records.append(rec)  # the summary needs the DICOM ones; bounded for huge scans
+
+    total = config.targets.count()
+    show_progress = not args.no_progress and sys.stderr.isatty()
+    engine: Engine
+    try:
+        if show_progress:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            with Progress(
+                TextColumn("scanning"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[dicom]} DICOM"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            ) as bar:
+                task = bar.add_task("scan", total=total, dicom=0)
+                found = 0
+
+                def progress(done: int, result: Any) -> None:
+                    nonlocal found
+                    found += bool(result.dicom)
+                    bar.update(task, completed=done, dicom=found)
+
+                engine = Engine(config, sink, progress=progress, report_closed=args.all)
+                stats = asyncio.run(engine.run())
+        else:
+            engine = Engine(config, sink, report_closed=args.all)
+            stats = asyncio.run(engine.run())
+    finally:
+        if writer:
+            writer.close()
+    if not args.quiet:
+        render_summary(records, _stats_dict(stats), summary_console)
+    return 0
+
+
+def _stats_dict(stats: Any) -> dict[str, Any]:
+    elapsed = max(stats.elapsed, 1e-9)
+    return {
+        "endpoints": stats.endpoints,
+        "states": dict(stats.states),
+        "dicom": stats.dicom,
+        "elapsed": stats.elapsed,
+        "rate": stats.endpoints / elapsed,
+    }
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Start the lab in-process, scan it, leave JSONL and ground truth in ``--out``."""
+    from .lab.fleet import FleetThread
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "scan.jsonl"
+    jsonl.unlink(missing_ok=True)
+    truth = out / "lab-truth.json"
+    with FleetThread(size=args.size, truth_path=truth) as fleet:
+        print(f"lab: {args.size} simulated servers on {fleet.network}; truth in {truth}")
+        scan_args = build_parser().parse_args(
+            [
+                "scan",
+                fleet.network,
+                "-p",
+                ",".join(map(str, fleet.ports)),
+                "--jsonl",
+                str(jsonl),
+                "--rate",
+                "0",
+                "--timeout",
+                "2",
+            ]
+        )
+        code = run_scan(scan_args)
+    print(f"\nresults: {jsonl}")
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # silence pynetdicom's per-association log lines; our own summary says what matters
+    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+    if argv[:1] == ["lab"]:
+        from .lab.fleet import main as lab_main
+
+        return int(lab_main(argv[1:]) or 0)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG)
+    try:
+        if args.command == "scan":
+            return run_scan(args)
+        if args.command == "demo":
+            return run_demo(args)
+    except UsageError as exc:
+        print(f"dicomguard: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dicomguard: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

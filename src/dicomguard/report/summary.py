@@ -1,0 +1,142 @@
+"""The terminal summary people read at the end of a scan (rich tables, plain text off a TTY)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..scan.findings import catalog, severity_rank
+
+SEVERITY_STYLE = {
+    "critical": "bold white on red",
+    "high": "bold red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
+
+def _services(s: dict[str, bool]) -> str:
+    short = {
+        "verification": "echo",
+        "find_patient_root": "find-P",
+        "find_study_root": "find-S",
+        "move": "move",
+        "get": "get",
+        "worklist": "mwl",
+        "mpps": "mpps",
+        "storage_commitment": "commit",
+        "storage": "store",
+    }
+    return " ".join(v for k, v in short.items() if s.get(k)) or "-"
+
+
+def worst(findings: list[dict[str, Any]]) -> str | None:
+    sev = [f["severity"] for f in findings]
+    return max(sev, key=severity_rank) if sev else None
+
+
+def render_summary(
+    records: Iterable[dict[str, Any]], stats: dict[str, Any], console: Console | None = None
+) -> None:
+    """Print endpoint table, headline figures and each finding with its remediation."""
+    console = console or Console(stderr=False)
+    recs = [r for r in records if r.get("state", "open") == "open"]
+    dicom = [r for r in recs if r.get("dicom")]
+    table = Table(title="DICOM endpoints", show_lines=False, header_style="bold")
+    for col in (
+        "endpoint",
+        "product",
+        "tls",
+        "called AE",
+        "calling AE",
+        "user id",
+        "services",
+        "exposure",
+        "worst",
+    ):
+        table.add_column(col)
+    for r in sorted(dicom, key=lambda r: (r["host"], r["port"])):
+        called = r["called_aet"]
+        called_txt = (
+            "any"
+            if not called.get("enforced") and called.get("verified")
+            else (
+                f"guessed {called['accepted']}"
+                if called.get("accepted")
+                else ("enforced" if called.get("enforced") else "?")
+            )
+        )
+        calling = r["calling_aet"]
+        calling_txt = (
+            "enforced" if calling.get("enforced") else ("any" if calling.get("verified") else "?")
+        )
+        ui = r["user_identity"]
+        ui_txt = (
+            "any " + ui["accepted_with"]
+            if ui.get("accepted_with")
+            else ("required" if ui.get("required") else "none")
+        )
+        exp = r.get("exposure") or {}
+        exp_txt = "-"
+        if exp.get("studies") is not None or exp.get("patients") is not None:
+            plus = "" if exp.get("complete", True) else "+"
+            exp_txt = f"{exp.get('patients') or 0}{plus} pat / {exp.get('studies') or 0}{plus} st"
+        w = worst(r.get("findings", []))
+        product = " ".join(x for x in (r.get("product"), r.get("product_version")) if x) or (
+            r.get("implementation_version_name") or "?"
+        )
+        table.add_row(
+            f"{r['host']}:{r['port']}",
+            product,
+            "yes" if r.get("tls") else "[red]no[/]",
+            called_txt,
+            calling_txt,
+            ui_txt,
+            _services(r.get("services", {})),
+            exp_txt,
+            f"[{SEVERITY_STYLE[w]}]{w}[/]" if w else "-",
+        )
+    if dicom:
+        console.print(table)
+    other = [r for r in recs if not r.get("dicom")]
+    if other:
+        console.print(
+            f"[dim]{len(other)} open port(s) did not speak DICOM:[/] "
+            + ", ".join(
+                f"{r['host']}:{r['port']} ({(r.get('error') or '?').split(':')[0]})"
+                for r in other[:12]
+            )
+            + (" ..." if len(other) > 12 else "")
+        )
+
+    counts: Counter[str] = Counter(f["id"] for r in dicom for f in r.get("findings", []))
+    cat = catalog()
+    if counts:
+        console.print()
+        console.print("[bold]Findings[/] (endpoints affected, remediation)")
+        for fid in sorted(counts, key=lambda i: (-severity_rank(cat[i].severity), i)):
+            d = cat[fid]
+            console.print(
+                f"  [{SEVERITY_STYLE[d.severity]}]{d.severity:>8}[/] {fid} x{counts[fid]}: "
+                f"[bold]{d.title}[/]"
+            )
+            console.print(f"           [dim]fix:[/] {d.remediation}", highlight=False)
+
+    leaking = [r for r in dicom if (r.get("exposure") or {}).get("studies")]
+    patients = sum((r.get("exposure") or {}).get("patients") or 0 for r in leaking)
+    studies = sum((r.get("exposure") or {}).get("studies") or 0 for r in leaking)
+    console.print()
+    states = stats.get("states", {})
+    console.print(
+        f"[bold]Scanned[/] {stats.get('endpoints', 0)} endpoint(s) "
+        f"in {stats.get('elapsed', 0):.1f}s"
+        f" ({stats.get('rate', 0):.0f}/s): {states.get('open', 0)} open, "
+        f"{states.get('closed', 0)} closed, {states.get('filtered', 0)} filtered; "
+        f"[bold]{len(dicom)}[/] DICOM ({sum(1 for r in dicom if r.get('tls'))} TLS), "
+        f"{len(leaking)} leaking {patients} patients / {studies} studies."
+    )

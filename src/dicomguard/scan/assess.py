@@ -1,0 +1,302 @@
+"""Assess one host:port: is it DICOM, who made it, and what may a stranger do with it.
+
+Read-only by construction: the only DIMSE operation sent here is C-ECHO. Every association the
+assessment opens goes through ``pace`` first, so the engine's rate limit covers all of them, and
+the number of associations per endpoint is bounded by the AE-title guess budget.
+"""
+
+from __future__ import annotations
+
+import secrets
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib import resources
+
+from ..dul.client import (
+    AssociateOutcome,
+    Association,
+    Timeouts,
+    associate,
+    scanner_tls_context,
+)
+from ..dul.errors import ConnectFailed, DulError, PeerAborted, PeerTimeout
+from ..dul.negotiation import (
+    AssociateRequest,
+    Reject,
+    UserIdentity,
+    UserIdentityType,
+)
+from . import sopclasses as sc
+from .findings import finding
+from .fingerprint import FingerprintDB, load_database
+from .result import EndpointResult
+
+Pace = Callable[[], Awaitable[None]]
+
+
+async def _no_pace() -> None:
+    return None
+
+
+def load_wordlist(text: str | None = None) -> tuple[str, ...]:
+    """Called-AE guesses: the packaged list, or the given file's text; comments dropped."""
+    if text is None:
+        text = resources.files("dicomguard").joinpath("data/aet_wordlist.txt").read_text()
+    words = []
+    for line in text.splitlines():
+        word = line.split("#", 1)[0].strip()
+        if word and len(word) <= 16 and word not in words:
+            words.append(word)
+    return tuple(words)
+
+
+def random_aet() -> str:
+    """An AE title no real installation uses, to test whether the called AE is checked."""
+    return "DG" + secrets.token_hex(5).upper()
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    calling_aet: str = "DICOMGUARD"
+    #: the arbitrary called AE; random per scan so no server can whitelist it
+    probe_called_aet: str = field(default_factory=random_aet)
+    wordlist: tuple[str, ...] = field(default_factory=load_wordlist)
+    max_aet_guesses: int = 30
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    try_tls: bool = True
+    #: discovery only: one association (Verification) per endpoint, no policy tests
+    discovery: bool = False
+    echo: bool = True
+
+
+class _Prober:
+    """State for one endpoint: which transport works and how many associations were used."""
+
+    def __init__(self, host: str, port: int, opts: ProbeOptions, pace: Pace) -> None:
+        self.host = host
+        self.port = port
+        self.opts = opts
+        self.pace = pace
+        self.ssl: ssl.SSLContext | None = None
+        self.associations = 0
+
+    async def attempt(
+        self,
+        called: str,
+        *,
+        calling: str | None = None,
+        syntaxes: tuple[str, ...] = sc.ALL_PROPOSED,
+        user_identity: UserIdentity | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> AssociateOutcome:
+        await self.pace()
+        self.associations += 1
+        req = AssociateRequest(
+            called_aet=called,
+            calling_aet=calling or self.opts.calling_aet,
+            abstract_syntaxes=syntaxes,
+            user_identity=user_identity,
+        )
+        return await associate(
+            self.host,
+            self.port,
+            req,
+            timeouts=self.opts.timeouts,
+            ssl_context=ssl_context if ssl_context is not None else self.ssl,
+        )
+
+
+def describe_error(exc: BaseException) -> str:
+    if isinstance(exc, PeerTimeout):
+        return f"silent: {exc}"
+    if isinstance(exc, PeerAborted):
+        return f"aborted: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def assess(
+    host: str,
+    port: int,
+    opts: ProbeOptions,
+    *,
+    pace: Pace = _no_pace,
+    fingerprints: FingerprintDB | None = None,
+) -> EndpointResult:
+    """Run every read-only check on one endpoint. Never raises for anything the peer does."""
+    started = time.monotonic()
+    result = EndpointResult(host, port)
+    prober = _Prober(host, port, opts, pace)
+    try:
+        await _assess(prober, result)
+    except ConnectFailed as exc:
+        result.state = exc.state if not result.dicom else result.state
+        result.error = result.error or exc.detail
+    except DulError as exc:  # a peer that misbehaves half-way through the assessment
+        result.error = describe_error(exc)
+    result.associations = prober.associations
+    result.elapsed_ms = int((time.monotonic() - started) * 1000)
+    if result.implementation_class_uid or result.implementation_version_name:
+        fp = (fingerprints or load_database()).match(
+            result.implementation_class_uid, result.implementation_version_name, result.max_pdu
+        )
+        result.product, result.product_version = fp.product, fp.product_version
+    if result.state == "open":
+        result.findings = derive_findings(result)
+    return result
+
+
+async def _assess(p: _Prober, r: EndpointResult) -> None:
+    opts = p.opts
+    syntaxes = (sc.VERIFICATION,) if opts.discovery else sc.ALL_PROPOSED
+    try:
+        first = await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+    except ConnectFailed:
+        raise
+    except DulError as plain_error:
+        if not opts.try_tls:
+            r.error = describe_error(plain_error)
+            return
+        try:
+            first = await p.attempt(
+                opts.probe_called_aet, syntaxes=syntaxes, ssl_context=scanner_tls_context()
+            )
+        except DulError:
+            r.error = describe_error(plain_error)
+            return
+        p.ssl = scanner_tls_context()
+        r.tls = True
+    r.dicom = True
+
+    if first.association is not None:
+        await _record_accept(p, r, first.association)
+        if not opts.discovery:
+            r.called_aet.update(enforced=False, accepted=opts.probe_called_aet, verified=True)
+            r.calling_aet.update(enforced=False, verified=True)
+            r.user_identity.update(required=False, verified=True)
+        return
+
+    reject = first.reject
+    assert reject is not None
+    r.reject = _reject_dict(reject)
+    if opts.discovery:
+        return
+    if reject.called_aet_refused:
+        r.called_aet.update(enforced=True, verified=True)
+        await _guess_called_aet(p, r)
+    elif reject.calling_aet_refused:
+        # the calling check came first, so whether the called AE is checked stays unknown
+        r.calling_aet.update(enforced=True, verified=True)
+    elif (reject.result, reject.source, reject.reason) == (1, 1, 1):
+        await _try_user_identity(p, r, opts.probe_called_aet)
+
+
+async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> None:
+    """Fingerprint and services from an A-ASSOCIATE-AC, then a C-ECHO if offered."""
+    ac = assoc.accept
+    r.implementation_class_uid = ac.implementation_class_uid
+    r.implementation_version_name = ac.implementation_version_name
+    r.max_pdu = ac.max_pdu
+    r.services = sc.services_from_results(ac.results)
+    try:
+        if p.opts.echo and ac.accepts(sc.VERIFICATION):
+            status = await assoc.echo()
+            r.services["verification"] = status == 0
+        await assoc.release()
+    except DulError:
+        await assoc.abort()
+
+
+async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
+    """Try the wordlist of common called AE titles until one is not refused for reason 7."""
+    for word in p.opts.wordlist[: p.opts.max_aet_guesses]:
+        outcome = await p.attempt(word)
+        if outcome.association is not None:
+            r.called_aet["accepted"] = word
+            r.calling_aet.update(enforced=False, verified=True)
+            r.user_identity.update(required=False, verified=True)
+            await _record_accept(p, r, outcome.association)
+            return
+        rej = outcome.reject
+        assert rej is not None
+        if rej.called_aet_refused:
+            continue
+        r.called_aet["accepted"] = word
+        if rej.calling_aet_refused:
+            r.calling_aet.update(enforced=True, verified=True)
+        elif (rej.result, rej.source, rej.reason) == (1, 1, 1):
+            await _try_user_identity(p, r, word)
+        return
+
+
+async def _try_user_identity(p: _Prober, r: EndpointResult, called: str) -> None:
+    """A generic reject may mean 'authenticate first': offer an arbitrary identity and see."""
+    tries = (
+        ("username", UserIdentity(UserIdentityType.USERNAME, b"dicomguard")),
+        (
+            "username+passcode",
+            UserIdentity(UserIdentityType.USERNAME_PASSCODE, b"dicomguard", b"dicomguard"),
+        ),
+    )
+    for label, identity in tries:
+        outcome = await p.attempt(called, user_identity=identity)
+        if outcome.association is not None:
+            r.user_identity.update(required=True, accepted_with=label, verified=True)
+            r.calling_aet.update(enforced=False, verified=True)
+            if r.called_aet["accepted"] is None:
+                r.called_aet.update(accepted=called, verified=True)
+            await _record_accept(p, r, outcome.association)
+            return
+    # refused with and without identity: most likely authentication with unknown credentials
+    r.user_identity.update(required=True, accepted_with=None, verified=False)
+
+
+def _reject_dict(rej: Reject) -> dict:
+    return {
+        "result": rej.result,
+        "source": rej.source,
+        "reason": rej.reason,
+        "text": rej.describe(),
+    }
+
+
+def derive_findings(r: EndpointResult) -> list[dict]:
+    """Findings from verdicts; confidence says whether a verdict was observed or inferred."""
+    out: list[dict] = []
+    if not r.dicom:
+        out.append(finding("DG-014", detail=r.error))
+        return out
+    out.append(finding("DG-013") if r.tls else finding("DG-004"))
+    if r.called_aet.get("verified"):
+        if not r.called_aet["enforced"]:
+            out.append(finding("DG-001"))
+        elif r.called_aet.get("accepted"):
+            out.append(finding("DG-002", detail=f"accepted: {r.called_aet['accepted']}"))
+    if r.calling_aet.get("verified") and not r.calling_aet["enforced"]:
+        out.append(finding("DG-003"))
+    ui = r.user_identity
+    if ui["required"]:
+        if ui["accepted_with"]:
+            out.append(finding("DG-012", detail=f"accepted with any {ui['accepted_with']}"))
+        else:
+            out.append(
+                finding("DG-011", confidence="inferred" if not ui["verified"] else "confirmed")
+            )
+    s = r.services
+    if s.get("find_patient_root") or s.get("find_study_root"):
+        out.append(finding("DG-005"))
+    if s.get("move") or s.get("get"):
+        out.append(finding("DG-006"))
+    if s.get("worklist"):
+        out.append(finding("DG-007"))
+    if s.get("storage"):
+        out.append(finding("DG-008"))
+    if s.get("verification"):
+        out.append(finding("DG-009"))
+    if r.implementation_class_uid:
+        detail = " ".join(x for x in (r.product, r.product_version) if x) or (
+            r.implementation_version_name or r.implementation_class_uid
+        )
+        out.append(finding("DG-010", detail=detail))
+    return out

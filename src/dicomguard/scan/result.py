@@ -1,0 +1,51 @@
+"""One endpoint's verdicts, in the shape of the scan output contract (shared/scan-output.md).
+
+Contract fields are never renamed or dropped; extra fields (state, error, timings, reject
+details, confidence) are added beside them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .sopclasses import SERVICES
+
+
+def empty_services() -> dict[str, bool]:
+    return dict.fromkeys(SERVICES, False)
+
+
+@dataclass
+class EndpointResult:
+    host: str
+    port: int
+    state: str = "open"  # open | closed | filtered | unreachable | excluded
+    dicom: bool = False
+    tls: bool = False
+    implementation_class_uid: str | None = None
+    implementation_version_name: str | None = None
+    max_pdu: int | None = None
+    product: str | None = None
+    product_version: str | None = None
+    called_aet: dict[str, Any] = field(
+        default_factory=lambda: {"enforced": False, "accepted": None, "verified": False}
+    )
+    calling_aet: dict[str, Any] = field(
+        default_factory=lambda: {"enforced": False, "verified": False}
+    )
+    user_identity: dict[str, Any] = field(
+        default_factory=lambda: {"required": False, "accepted_with": None, "verified": False}
+    )
+    services: dict[str, bool] = field(default_factory=empty_services)
+    exposure: dict[str, Any] | None = None
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    #: decoded A-ASSOCIATE-RJ of the first (arbitrary AE) request, when there was one
+    reject: dict[str, Any] | None = None
+    #: why DICOM could not be confirmed (timeout, garbage, abort...), when it could not
+    error: str | None = None
+    associations: int = 0
+    elapsed_ms: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
