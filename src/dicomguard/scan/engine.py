@@ -23,6 +23,8 @@ from .targets import TargetSet
 
 Sink = Callable[[EndpointResult], None]
 Progress = Callable[[int, EndpointResult], None]
+#: called once per target index when everything for it is finished (for resume bookkeeping)
+Done = Callable[[int], None]
 
 
 @dataclass
@@ -34,7 +36,9 @@ class ScanConfig:
     #: new connections per second over the whole scan; 0 = unlimited
     rate: float = 300.0
     order: str = "sequential"
+    #: first target index to scan, and indices past it already done (resume)
     start: int = 0
+    skip: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -77,11 +81,13 @@ class Engine:
         *,
         progress: Progress | None = None,
         report_closed: bool = False,
+        on_done: Done | None = None,
     ) -> None:
         self.config = config
         self.sink = sink
         self.progress = progress
         self.report_closed = report_closed
+        self.on_done = on_done
         self.stats = ScanStats()
         self.limiter = RateLimiter(config.rate)
         self._hosts: dict[str, tuple[asyncio.Semaphore, int]] = {}
@@ -99,10 +105,14 @@ class Engine:
         self.stats.finished = time.time()
         return self.stats
 
-    async def _worker(self, it: Iterator[tuple[str, int]]) -> None:
-        for host, port in it:  # a shared iterator: each endpoint goes to exactly one worker
+    async def _worker(self, it: Iterator[tuple[int, tuple[str, int]]]) -> None:
+        for seq, (host, port) in it:  # a shared iterator: each endpoint goes to one worker
+            if seq in self.config.skip:
+                continue
             for address in await self._resolve(host):
-                await self._one(address, port)
+                await self._one(seq, address, port)
+            if self.on_done:
+                self.on_done(seq)
 
     async def _resolve(self, host: str) -> list[str]:
         if _is_ip(host):
@@ -115,7 +125,7 @@ class Engine:
         addrs = list(dict.fromkeys(str(i[4][0]) for i in infos))
         return [a for a in addrs if not self.config.targets.is_excluded(a)]
 
-    async def _one(self, host: str, port: int) -> None:
+    async def _one(self, seq: int, host: str, port: int) -> None:
         # per-host politeness: at most per_host endpoints of one machine at a time
         sem, users = self._hosts.get(host, (None, 0))
         if sem is None:
@@ -136,6 +146,7 @@ class Engine:
                 del self._hosts[host]
             else:
                 self._hosts[host] = (sem, users - 1)
+        result.seq = seq
         self.stats.add(result)
         self._done += 1
         if result.state == "open" or self.report_closed:

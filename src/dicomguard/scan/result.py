@@ -46,6 +46,8 @@ class EndpointResult:
     error: str | None = None
     associations: int = 0
     elapsed_ms: int = 0
+    #: index of the target in the scan's deterministic order (resume bookkeeping)
+    seq: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
