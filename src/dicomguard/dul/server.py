@@ -1,0 +1,635 @@
+"""An asyncio DICOM association acceptor (SCP): negotiate, answer DIMSE requests, release.
+
+pynetdicom's acceptor runs a thread per association and a server thread per port; the lab needs
+hundreds of listeners on distinct loopback addresses in one process, each with its own odd
+policy, and must survive any garbage a scanner under test throws at it. So the state machine here
+is asyncio, while every PDU and DIMSE message is still encoded and decoded by pynetdicom's
+classes (``A_ASSOCIATE_AC.from_primitive``, ``negotiate_as_acceptor``, ``C_FIND_RSP`` ...).
+
+The reject conventions mirror pynetdicom's ACSE (``acse._negotiate_as_acceptor``): calling AE
+refused → (1, 1, 3); called AE refused → (1, 1, 7); user identity refused → (2, 2, 1), i.e.
+rejected-transient by the ACSE provider with no reason; association limit → (2, 3, 2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from pydicom.dataset import Dataset
+from pynetdicom import dimse_messages as dm
+from pynetdicom import pdu as _pdu
+from pynetdicom import pdu_primitives as prim
+from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
+
+from . import dimse
+from . import pdu as P
+from .errors import DulError, MalformedPdu, PduTooLarge, PeerClosed, PeerTimeout
+from .negotiation import (
+    APPLICATION_CONTEXT,
+    DEFAULT_MAX_PDU,
+    DEFAULT_TRANSFER_SYNTAXES,
+    IMPLEMENTATION_CLASS_UID,
+    IMPLEMENTATION_VERSION_NAME,
+    UserIdentityType,
+)
+
+LOG = logging.getLogger(__name__)
+
+VERIFICATION = "1.2.840.10008.1.1"
+
+# (result, source, reason) of A-ASSOCIATE-RJ, PS3.8 Table 9-21.
+RJ_CALLING_AET = (1, 1, 3)
+RJ_CALLED_AET = (1, 1, 7)
+RJ_APP_CONTEXT = (1, 1, 2)
+RJ_PROTOCOL_VERSION = (1, 2, 2)
+RJ_USER_IDENTITY = (2, 2, 1)  # what pynetdicom sends when EVT_USER_ID says no
+RJ_LOCAL_LIMIT = (2, 3, 2)
+
+# A-P-ABORT provider reasons (PS3.8 9.3.8).
+ABORT_NOT_SPECIFIED = 0
+ABORT_UNRECOGNIZED_PDU = 1
+ABORT_UNEXPECTED_PDU = 2
+ABORT_INVALID_PARAMETER = 6
+
+# DIMSE statuses used here (PS3.4 C.4, PS3.7 C).
+STATUS_UNABLE_TO_PROCESS = 0xC000
+STATUS_IDENTIFIER_MISMATCH = 0xA900
+STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
+STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
+
+#: (type, primary, secondary) → True (accept; empty server response if one was requested),
+#: bytes (accept with this server response), False (reject), None (ignore the item, accept).
+UserIdentityCheck = Callable[[int, bytes, bytes], "bool | bytes | None"]
+
+
+@dataclass
+class AcceptorPolicy:
+    """Who may associate, what is offered, and how this acceptor introduces itself.
+
+    One policy serves every connection of a listener; it also carries the count of open
+    associations so ``max_associations`` holds across them.
+    """
+
+    ae_title: str = "ANY-SCP"
+    #: called AE titles accepted; None = any title (most archives in the wild)
+    called_aets: frozenset[str] | None = None
+    #: calling AE titles allowed; None = anyone
+    calling_aets: frozenset[str] | None = None
+    user_identity_check: UserIdentityCheck | None = None
+    #: reject associations that carry no user identity item at all
+    require_user_identity: bool = False
+    abstract_syntaxes: tuple[str, ...] = (VERIFICATION,)
+    transfer_syntaxes: tuple[str, ...] = DEFAULT_TRANSFER_SYNTAXES
+    implementation_class_uid: str = IMPLEMENTATION_CLASS_UID
+    implementation_version_name: str | None = IMPLEMENTATION_VERSION_NAME
+    max_pdu: int = DEFAULT_MAX_PDU
+    max_associations: int | None = None
+    #: ARTIM: how long a fresh connection may take to send its A-ASSOCIATE-RQ
+    associate_timeout: float = 10.0
+    #: an established association silent for this long is aborted
+    idle_timeout: float = 60.0
+    #: timeout for our own writes (a peer that stops reading)
+    write_timeout: float = 10.0
+    #: bound on one reassembled DIMSE message (C-STORE data sets included)
+    max_message_bytes: int = 4 << 20
+    #: seconds to wait before answering the A-ASSOCIATE-RQ (the lab's "slow" server)
+    answer_delay: float = 0.0
+    active: int = field(default=0, init=False, compare=False)
+
+    def supported_contexts(self) -> list[PresentationContext]:
+        out = []
+        for uid in self.abstract_syntaxes:
+            cx = PresentationContext()
+            cx.abstract_syntax = uid
+            cx.transfer_syntax = list(self.transfer_syntaxes)
+            out.append(cx)
+        return out
+
+
+@dataclass(frozen=True)
+class AssociationInfo:
+    """What the acceptor learned about the requestor, passed to every handler."""
+
+    peer: tuple[str, int] | None
+    calling_aet: str
+    called_aet: str
+    implementation_class_uid: str | None
+    implementation_version_name: str | None
+    peer_max_pdu: int
+    user_identity_type: int | None
+    username: bytes | None
+    #: context id → (abstract syntax, transfer syntax), accepted contexts only
+    contexts: dict[int, tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class FindRequest:
+    sop_class: str
+    identifier: Dataset
+    association: AssociationInfo
+
+
+@dataclass(frozen=True)
+class StoreRequest:
+    sop_class: str
+    sop_instance: str
+    #: the data set as received (encoded in ``transfer_syntax``); decoding is the handler's call
+    dataset: bytes
+    transfer_syntax: str
+    association: AssociationInfo
+
+
+FindHandler = Callable[[FindRequest], AsyncIterator[tuple[int, Dataset | None]]]
+StoreHandler = Callable[[StoreRequest], Awaitable[int]]
+
+
+@dataclass
+class Handlers:
+    """What the acceptor does with DIMSE requests on accepted contexts.
+
+    C-ECHO always succeeds. C-FIND without a handler answers "SOP class not supported".
+    C-STORE without a handler accepts and discards. C-MOVE/C-GET never move data: they answer
+    success with zero sub-operations, or 0xA801 when the move destination is not known.
+    """
+
+    find: FindHandler | None = None
+    store: StoreHandler | None = None
+    #: C-MOVE destinations known to this server; None = any destination (zero sub-operations)
+    move_destinations: frozenset[str] | None = None
+    #: called once per accepted association (e.g. to record who came)
+    on_associated: Callable[[AssociationInfo], None] | None = None
+
+
+class _Abort(Exception):
+    """Internal: end the association with an A-ABORT carrying ``reason``."""
+
+    def __init__(self, reason: int, why: str) -> None:
+        super().__init__(why)
+        self.reason = reason
+
+
+# Control events the reader task hands to the dispatcher besides DIMSE messages.
+_RELEASE = "release"
+_PEER_ABORT = "abort"
+
+
+async def serve_association(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    policy: AcceptorPolicy,
+    handlers: Handlers | None = None,
+) -> None:
+    """Serve one connection from A-ASSOCIATE-RQ to release or abort; never raises DulError.
+
+    Usable directly as (part of) an ``asyncio.start_server`` callback.
+    """
+    handlers = handlers or Handlers()
+    counted = False
+    try:
+        info = await _negotiate(reader, writer, policy, handlers)
+        if info is None:
+            return
+        counted = True
+        if handlers.on_associated is not None:
+            handlers.on_associated(info)
+        await _Established(reader, writer, policy, handlers, info).run()
+    except _Abort as exc:
+        LOG.debug("aborting association: %s", exc)
+        await _send_abort(writer, exc.reason)
+    except (PeerClosed, PeerTimeout) as exc:
+        LOG.debug("association ended: %s", exc)
+    except PduTooLarge as exc:
+        LOG.debug("oversized PDU: %s", exc)
+        await _send_abort(writer, ABORT_INVALID_PARAMETER)
+    except MalformedPdu as exc:
+        LOG.debug("malformed PDU: %s", exc)
+        await _send_abort(writer, ABORT_UNRECOGNIZED_PDU)
+    except DulError as exc:
+        LOG.debug("protocol error: %s", exc)
+        await _send_abort(writer, ABORT_UNEXPECTED_PDU)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a bug or a handler failure must cost one association, not the server
+        LOG.exception("acceptor failed")
+        await _send_abort(writer, ABORT_NOT_SPECIFIED)
+    finally:
+        if counted:
+            policy.active -= 1
+        await _close(writer)
+
+
+async def _negotiate(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    policy: AcceptorPolicy,
+    handlers: Handlers,
+) -> AssociationInfo | None:
+    """Read the RQ, send AC or RJ; return the association's facts when accepted."""
+    try:
+        raw = await P.read_pdu(
+            reader, timeout=policy.associate_timeout, max_length=P.MAX_ASSOCIATION_PDU
+        )
+    except PeerTimeout:
+        return None  # ARTIM expired: close without a word, as PS3.8 AA-2 says
+    if raw.pdu_type != P.A_ASSOCIATE_RQ:
+        if raw.pdu_type == P.A_ABORT:
+            return None
+        raise _Abort(ABORT_UNEXPECTED_PDU, f"{raw.name} before association")
+    rq = P.decode(raw)
+    try:
+        primitive = rq.to_primitive()  # type: ignore[attr-defined]
+    except Exception as exc:  # the codec's primitive builder trusts the items it decoded
+        raise MalformedPdu(f"unusable A-ASSOCIATE-RQ: {exc}") from None
+    calling = str(primitive.calling_ae_title or "").strip()
+    called = str(primitive.called_ae_title or "").strip()
+    items = list(primitive.user_information or [])
+    peer_max = 0
+    impl_uid = impl_name = None
+    identity: prim.UserIdentityNegotiation | None = None
+    roles: dict[str, tuple[bool | None, bool | None]] = {}
+    for item in items:
+        if isinstance(item, prim.MaximumLengthNotification):
+            peer_max = int(item.maximum_length_received or 0)
+        elif isinstance(item, prim.ImplementationClassUIDNotification):
+            impl_uid = str(item.implementation_class_uid or "") or None
+        elif isinstance(item, prim.ImplementationVersionNameNotification):
+            impl_name = str(item.implementation_version_name or "").strip() or None
+        elif isinstance(item, prim.UserIdentityNegotiation):
+            identity = item
+        elif isinstance(item, prim.SCP_SCU_RoleSelectionNegotiation) and item.sop_class_uid:
+            roles[str(item.sop_class_uid)] = (item.scu_role, item.scp_role)
+
+    reject, identity_response = _decide(policy, rq, primitive, calling, called, identity)
+    if policy.answer_delay > 0:
+        await asyncio.sleep(policy.answer_delay)
+    if reject is not None:
+        await _send(writer, [_reject_pdu(*reject)], policy.write_timeout)
+        return None
+
+    results, ac_roles = negotiate_as_acceptor(
+        list(primitive.presentation_context_definition_list or []),
+        policy.supported_contexts(),
+        roles or None,
+    )
+    contexts = {
+        int(cx.context_id): (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
+        for cx in results
+        if cx.result == 0 and cx.context_id is not None and cx.transfer_syntax
+    }
+    ac = prim.A_ASSOCIATE()
+    ac.application_context_name = APPLICATION_CONTEXT
+    ac.calling_ae_title = calling or "UNKNOWN"
+    ac.called_ae_title = called or policy.ae_title
+    ac.result = 0
+    ac.result_source = 1
+    ac.presentation_context_definition_results_list = results
+    user_info: list[object] = []
+    ml = prim.MaximumLengthNotification()
+    ml.maximum_length_received = policy.max_pdu
+    user_info.append(ml)
+    ic = prim.ImplementationClassUIDNotification()
+    ic.implementation_class_uid = policy.implementation_class_uid
+    user_info.append(ic)
+    if policy.implementation_version_name:
+        iv = prim.ImplementationVersionNameNotification()
+        iv.implementation_version_name = policy.implementation_version_name
+        user_info.append(iv)
+    user_info.extend(ac_roles)
+    if identity_response is not None:
+        ui = prim.UserIdentityNegotiation()
+        ui.server_response = identity_response
+        user_info.append(ui)
+    ac.user_information = user_info  # type: ignore[assignment]
+    pdu = _pdu.A_ASSOCIATE_AC()
+    pdu.from_primitive(ac)
+    policy.active += 1
+    try:
+        await _send(writer, [pdu.encode()], policy.write_timeout)
+    except BaseException:
+        policy.active -= 1
+        raise
+    peer = writer.get_extra_info("peername")
+    return AssociationInfo(
+        peer=(str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None,
+        calling_aet=calling,
+        called_aet=called,
+        implementation_class_uid=impl_uid,
+        implementation_version_name=impl_name,
+        peer_max_pdu=peer_max,
+        user_identity_type=int(identity.user_identity_type) if identity else None,
+        username=bytes(identity.primary_field or b"") if identity else None,
+        contexts=contexts,
+    )
+
+
+def _decide(
+    policy: AcceptorPolicy,
+    rq: _pdu.PDU,
+    primitive: prim.A_ASSOCIATE,
+    calling: str,
+    called: str,
+    identity: prim.UserIdentityNegotiation | None,
+) -> tuple[tuple[int, int, int] | None, bytes | None]:
+    """(reject triple or None, user identity server response or None).
+
+    Later checks override earlier ones, in pynetdicom's order, so a scanner sees the same reason
+    from us as from a pynetdicom SCP configured the same way.
+    """
+    reject: tuple[int, int, int] | None = None
+    response: bytes | None = None
+    if policy.calling_aets is not None and calling not in policy.calling_aets:
+        reject = RJ_CALLING_AET
+    if policy.called_aets is not None and called not in policy.called_aets:
+        reject = RJ_CALLED_AET
+    if identity is None:
+        if policy.require_user_identity:
+            reject = RJ_USER_IDENTITY
+    elif policy.user_identity_check is not None:
+        kind = int(identity.user_identity_type or 0)
+        secondary = b""
+        if kind == UserIdentityType.USERNAME_PASSCODE:
+            secondary = bytes(identity.secondary_field or b"")
+        verdict = policy.user_identity_check(kind, bytes(identity.primary_field or b""), secondary)
+        if verdict is False:
+            reject = RJ_USER_IDENTITY
+        elif identity.positive_response_requested and verdict is not None:
+            response = verdict if isinstance(verdict, bytes) else b""
+    elif policy.require_user_identity:
+        reject = RJ_USER_IDENTITY  # required but nothing can verify it: refuse, never wave through
+    if str(primitive.application_context_name or "") != APPLICATION_CONTEXT:
+        reject = RJ_APP_CONTEXT
+    if getattr(rq, "protocol_version", 1) != 1:
+        reject = RJ_PROTOCOL_VERSION
+    if policy.max_associations is not None and policy.active >= policy.max_associations:
+        reject = RJ_LOCAL_LIMIT
+    return reject, (None if reject else response)
+
+
+def _reject_pdu(result: int, source: int, reason: int) -> bytes:
+    p = prim.A_ASSOCIATE()
+    p.result = result
+    p.result_source = source
+    p.diagnostic = reason
+    rj = _pdu.A_ASSOCIATE_RJ()
+    rj.from_primitive(p)
+    return bytes(rj.encode())
+
+
+class _Established:
+    """One accepted association: a reader task feeding a queue, a dispatcher answering it.
+
+    The reader runs on its own so a C-CANCEL (or A-ABORT) that arrives while a long C-FIND is
+    streaming results is seen between two results instead of after the last one.
+    """
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        policy: AcceptorPolicy,
+        handlers: Handlers,
+        info: AssociationInfo,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.policy = policy
+        self.handlers = handlers
+        self.info = info
+        self.queue: asyncio.Queue[dimse.DimseMessage | str | BaseException] = asyncio.Queue()
+        self.backlog: deque[dimse.DimseMessage | str | BaseException] = deque()
+        #: an operation is being answered: the peer's silence is expected, not idleness
+        self.busy = False
+        self.last_activity = asyncio.get_running_loop().time()
+
+    async def run(self) -> None:
+        task = asyncio.create_task(self._read_loop())
+        try:
+            while True:
+                item = self.backlog.popleft() if self.backlog else await self.queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                if item == _RELEASE:
+                    await _send(self.writer, [P.RELEASE_RP], self.policy.write_timeout)
+                    return
+                if item == _PEER_ABORT:
+                    return
+                assert isinstance(item, dimse.DimseMessage)
+                self.busy = True
+                try:
+                    await self._dispatch(item)
+                finally:
+                    self.busy = False
+                    self.last_activity = asyncio.get_running_loop().time()
+        finally:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def _read_loop(self) -> None:
+        assembler = dimse.MessageAssembler(self.policy.max_message_bytes)
+        max_pdata = max(self.policy.max_pdu, 16384) + 4096
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                try:
+                    raw = await P.read_pdu(
+                        self.reader, timeout=self.policy.idle_timeout, max_length=max_pdata
+                    )
+                except PeerTimeout:
+                    # A requestor waiting for a long C-FIND is silent but not idle.
+                    if self.busy or loop.time() - self.last_activity < self.policy.idle_timeout:
+                        continue
+                    raise
+                self.last_activity = loop.time()
+                if raw.pdu_type == P.P_DATA_TF:
+                    for msg in assembler.feed(raw.data):
+                        self.queue.put_nowait(msg)
+                elif raw.pdu_type == P.A_RELEASE_RQ:
+                    self.queue.put_nowait(_RELEASE)
+                    return
+                elif raw.pdu_type == P.A_ABORT:
+                    self.queue.put_nowait(_PEER_ABORT)
+                    return
+                else:
+                    raise _Abort(ABORT_UNEXPECTED_PDU, f"unexpected {raw.name}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.queue.put_nowait(exc)
+
+    # -- dispatch -------------------------------------------------------------------------------
+    async def _dispatch(self, msg: dimse.DimseMessage) -> None:
+        ctx = self.info.contexts.get(msg.context_id)
+        if ctx is None:
+            raise _Abort(ABORT_INVALID_PARAMETER, f"message on unaccepted context {msg.context_id}")
+        field_ = msg.command_field
+        if field_ == dimse.C_ECHO_RQ:
+            await self._respond(dm.C_ECHO_RSP, msg, dimse.STATUS_SUCCESS)
+        elif field_ == dimse.C_FIND_RQ:
+            await self._find(msg, ctx)
+        elif field_ == dimse.C_STORE_RQ:
+            await self._store(msg, ctx)
+        elif field_ == dimse.C_MOVE_RQ:
+            await self._move_or_get(msg, dm.C_MOVE_RSP)
+        elif field_ == dimse.C_GET_RQ:
+            await self._move_or_get(msg, dm.C_GET_RSP)
+        elif field_ == dimse.C_CANCEL_RQ:
+            return  # a cancel for an operation already finished: nothing to do
+        else:
+            raise _Abort(ABORT_UNRECOGNIZED_PDU, f"unsupported DIMSE command 0x{field_:04x}")
+
+    async def _respond(
+        self,
+        kind: type[dm.DIMSEMessage],
+        msg: dimse.DimseMessage,
+        status: int,
+        dataset: bytes | None = None,
+        extra: dict[str, object] | None = None,
+    ) -> None:
+        rsp = dimse.response(kind, msg.command, status)
+        for keyword, value in (extra or {}).items():
+            setattr(rsp.command_set, keyword, value)
+        pdus = dimse.encode_message(rsp, msg.context_id, self.info.peer_max_pdu, dataset)
+        await _send(self.writer, pdus, self.policy.write_timeout)
+
+    async def _find(self, msg: dimse.DimseMessage, ctx: tuple[str, str]) -> None:
+        sop_class, ts = ctx
+        if self.handlers.find is None:
+            await self._respond(dm.C_FIND_RSP, msg, STATUS_SOP_CLASS_NOT_SUPPORTED)
+            return
+        if msg.dataset is None:
+            await self._respond(dm.C_FIND_RSP, msg, STATUS_IDENTIFIER_MISMATCH)
+            return
+        identifier = dimse.decode_dataset(msg.dataset, ts)
+        message_id = int(msg.command.get("MessageID", 0))
+        results = self.handlers.find(FindRequest(sop_class, identifier, self.info))
+        final = dimse.STATUS_SUCCESS
+        try:
+            async for status, ds in results:
+                if self._cancel_seen(message_id):
+                    final = dimse.STATUS_CANCEL
+                    break
+                if status not in dimse.STATUS_PENDING:
+                    final = status
+                    break
+                data = dimse.encode_dataset(ds, ts) if ds is not None else None
+                await self._respond(dm.C_FIND_RSP, msg, status, data)
+                await asyncio.sleep(0)  # let the reader task see a C-CANCEL
+            else:
+                if self._cancel_seen(message_id):
+                    final = dimse.STATUS_CANCEL
+        except (DulError, _Abort):
+            raise
+        except Exception:
+            LOG.exception("C-FIND handler failed")
+            final = STATUS_UNABLE_TO_PROCESS
+        finally:
+            aclose = getattr(results, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+        await self._respond(dm.C_FIND_RSP, msg, final)
+
+    def _cancel_seen(self, message_id: int) -> bool:
+        """Drain what the reader has queued; True if it holds a C-CANCEL for ``message_id``.
+
+        A peer abort or a broken stream ends the C-FIND at once; anything else (the next
+        request, a release) waits in the backlog until the final response has gone out.
+        """
+        found = False
+        while not self.queue.empty():
+            item = self.queue.get_nowait()
+            if isinstance(item, BaseException):
+                raise item
+            if item == _PEER_ABORT:
+                raise PeerClosed("peer aborted during C-FIND")
+            if (
+                isinstance(item, dimse.DimseMessage)
+                and item.command_field == dimse.C_CANCEL_RQ
+                and int(item.command.get("MessageIDBeingRespondedTo", -1)) == message_id
+            ):
+                found = True
+                continue
+            self.backlog.append(item)
+        return found
+
+    async def _store(self, msg: dimse.DimseMessage, ctx: tuple[str, str]) -> None:
+        sop_class, ts = ctx
+        status = dimse.STATUS_SUCCESS
+        if self.handlers.store is not None:
+            request = StoreRequest(
+                sop_class=sop_class,
+                sop_instance=str(msg.command.get("AffectedSOPInstanceUID", "")),
+                dataset=msg.dataset or b"",
+                transfer_syntax=ts,
+                association=self.info,
+            )
+            try:
+                status = await self.handlers.store(request)
+            except Exception:
+                LOG.exception("C-STORE handler failed")
+                status = STATUS_UNABLE_TO_PROCESS
+        await self._respond(dm.C_STORE_RSP, msg, status)
+
+    async def _move_or_get(self, msg: dimse.DimseMessage, kind: type[dm.DIMSEMessage]) -> None:
+        status = dimse.STATUS_SUCCESS
+        if kind is dm.C_MOVE_RSP and self.handlers.move_destinations is not None:
+            destination = str(msg.command.get("MoveDestination", "")).strip()
+            if destination not in self.handlers.move_destinations:
+                status = STATUS_MOVE_DESTINATION_UNKNOWN
+        extra: dict[str, object] = {}
+        if status == dimse.STATUS_SUCCESS:
+            extra = {
+                "NumberOfCompletedSuboperations": 0,
+                "NumberOfFailedSuboperations": 0,
+                "NumberOfWarningSuboperations": 0,
+            }
+        await self._respond(kind, msg, status, extra=extra)
+
+
+async def _send(writer: asyncio.StreamWriter, pdus: list[bytes], timeout: float) -> None:
+    try:
+        for data in pdus:
+            writer.write(data)
+        await asyncio.wait_for(writer.drain(), timeout)
+    except TimeoutError:
+        raise PeerTimeout("peer stopped reading") from None
+    except (ConnectionError, OSError) as exc:
+        raise PeerClosed(f"connection lost while sending: {exc}") from None
+
+
+async def _send_abort(writer: asyncio.StreamWriter, reason: int) -> None:
+    with contextlib.suppress(Exception):
+        writer.write(P.abort_pdu(source=2, reason=reason))
+        await asyncio.wait_for(writer.drain(), 1.0)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(Exception):
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+    with contextlib.suppress(Exception):
+        writer.transport.abort()
+
+
+async def start_acceptor(
+    host: str,
+    port: int,
+    policy: AcceptorPolicy,
+    handlers: Handlers | None = None,
+    **server_kwargs: object,
+) -> asyncio.Server:
+    """Listen on ``host:port`` and serve every connection with ``policy`` and ``handlers``.
+
+    ``server_kwargs`` go to ``asyncio.start_server`` (``ssl=``, ``reuse_address=`` ...).
+    """
+
+    async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await serve_association(reader, writer, policy, handlers)
+
+    return await asyncio.start_server(on_connect, host, port, **server_kwargs)  # type: ignore[arg-type]
