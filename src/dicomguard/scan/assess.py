@@ -29,6 +29,7 @@ from ..dul.negotiation import (
     UserIdentityType,
 )
 from . import sopclasses as sc
+from .exposure import ExposureOptions, measure
 from .findings import finding
 from .fingerprint import FingerprintDB, load_database
 from .result import EndpointResult
@@ -69,6 +70,8 @@ class ProbeOptions:
     #: discovery only: one association (Verification) per endpoint, no policy tests
     discovery: bool = False
     echo: bool = True
+    #: count what a stranger can list where C-FIND is accepted (None: don't)
+    exposure: ExposureOptions | None = field(default_factory=ExposureOptions)
 
 
 class _Prober:
@@ -203,6 +206,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
             status = await assoc.echo()
             r.services["verification"] = status == 0
+        if p.opts.exposure is not None and not p.opts.discovery:
+            r.exposure = await measure(assoc, p.opts.exposure)
         await assoc.release()
     except DulError:
         await assoc.abort()

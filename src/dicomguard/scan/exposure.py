@@ -1,0 +1,308 @@
+"""Exposure: how many patients and studies a stranger can list, without keeping what they are.
+
+The queries ask only for what a count needs (study UIDs, dates, modalities); names are used as
+*matching* keys when a capped server forces partitioning, but what comes back is counted and
+dropped. Nothing identifying leaves this module unless ``collect_identifiers`` is set, and then
+only as salted SHA-256 hashes.
+
+Servers that cap results (Orthanc's LimitFindResults, vendor limits) or refuse universal queries
+are detected by comparing a universal query with a date split, then counted by partitioning the
+date range recursively (and a single day by patient-name initial) within a query budget; the
+result says ``complete: false`` when it is a lower bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from ..dul.client import Association
+from ..dul.errors import DulError
+from . import sopclasses as sc
+
+SUCCESS = 0x0000
+CANCEL = 0xFE00
+FIRST_DAY = date(1900, 1, 1)
+
+
+@dataclass(frozen=True)
+class ExposureOptions:
+    #: at most this many C-FIND operations per endpoint
+    query_budget: int = 100
+    #: a single query never returns more than this many matches to us (C-CANCEL after)
+    max_results_per_query: int = 20000
+    collect_identifiers: bool = False
+    salt: bytes = b""
+
+
+@dataclass
+class _Query:
+    """One C-FIND outcome: matches counted, and whether the answer is known to be partial."""
+
+    count: int
+    status: int | None
+    truncated: bool  # we cancelled at our own cap, or the server ended with a non-success status
+    dates: list[str] = field(default_factory=list)
+    modalities: set[str] = field(default_factory=set)
+
+
+class _Budget:
+    def __init__(self, n: int) -> None:
+        self.left = n
+        self.used = 0
+
+    def take(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        self.used += 1
+        return True
+
+
+def _dicom_date(d: date) -> str:
+    return d.strftime("%Y%m%d")
+
+
+def _parse_date(text: str) -> date | None:
+    try:
+        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except (ValueError, IndexError):
+        return None
+
+
+class ExposureMeter:
+    """Counts what one association can list; one instance per endpoint."""
+
+    def __init__(self, assoc: Association, opts: ExposureOptions) -> None:
+        self.assoc = assoc
+        self.opts = opts
+        self.budget = _Budget(opts.query_budget)
+        self.hashes: set[str] = set()
+
+    # -- one query --------------------------------------------------------------------------
+    async def _find(self, sop_class: str, identifier: Dataset) -> _Query | None:
+        if not self.budget.take():
+            return None
+        cap = self.opts.max_results_per_query
+        count = 0
+        dates: list[str] = []
+        mods: set[str] = set()
+        seen: set[str] = set()
+        async for ds in self.assoc.find(sop_class, identifier, max_results=cap):
+            uid = str(ds.get("StudyInstanceUID", "") or "")
+            if uid:
+                if uid in seen:
+                    continue  # a server repeating a match must not inflate the count
+                seen.add(uid)
+            count += 1
+            d = str(ds.get("StudyDate", "") or "")
+            if len(d) >= 8:
+                dates.append(d[:8])
+            for m in _modalities(ds):
+                mods.add(m)
+            if self.opts.collect_identifiers and "PatientID" in ds:
+                self.hashes.add(self._hash(str(ds.PatientID)))
+        status = self.assoc.last_status
+        truncated = count >= cap or status not in (SUCCESS, None)
+        return _Query(count, status, truncated, dates, mods)
+
+    def _hash(self, value: str) -> str:
+        return hashlib.sha256(self.opts.salt + value.encode("utf-8", "replace")).hexdigest()
+
+    # -- studies ------------------------------------------------------------------------------
+    def _study_identifier(self, date_range: str = "", name: str | None = None) -> Dataset:
+        q = Dataset()
+        q.QueryRetrieveLevel = "STUDY"
+        q.StudyInstanceUID = ""
+        q.StudyDate = date_range
+        q.ModalitiesInStudy = ""
+        if name is not None:
+            q.PatientName = name  # a matching key only: the value returned is never read
+        if self.opts.collect_identifiers:
+            q.PatientID = ""
+        return q
+
+    async def count_studies(self, sop_class: str) -> dict[str, Any]:
+        """Studies, date span and modalities; partitions when the server caps its answers."""
+        universal = await self._find(sop_class, self._study_identifier())
+        if universal is None:
+            return {"studies": None, "complete": False}
+        today = date.today()
+        cap: int | None = universal.count if universal.truncated else None
+        if cap is None and universal.count > 1:
+            # A silent cap looks like success: split at the median date of what came back and
+            # compare. Uncapped, the halves add up to the whole; capped, each half holds at
+            # least its share of the sample and the rest of the archive, so they add up to more.
+            known = sorted(d for d in universal.dates if _parse_date(d))
+            mid = _parse_date(known[len(known) // 2 - 1]) if len(known) > 1 else None
+            mid = mid or FIRST_DAY + (today - FIRST_DAY) / 2
+            left = await self._find(sop_class, self._study_identifier(f"-{_dicom_date(mid)}"))
+            right = await self._find(
+                sop_class, self._study_identifier(f"{_dicom_date(mid + timedelta(days=1))}-")
+            )
+            if (
+                left is not None
+                and right is not None
+                and (
+                    left.count + right.count > universal.count or left.truncated or right.truncated
+                )
+            ):
+                cap = universal.count
+        if cap is None:
+            return _summary(universal.count, universal.dates, universal.modalities, True, None)
+        # capped: count by recursive date partition
+        total = 0
+        dates: list[str] = []
+        mods: set[str] = set()
+        complete = True
+        stack = [(FIRST_DAY, today)]
+        while stack:
+            lo, hi = stack.pop()
+            rng = f"{_dicom_date(lo)}-{_dicom_date(hi)}" if lo != hi else _dicom_date(lo)
+            part = await self._find(sop_class, self._study_identifier(rng))
+            if part is None:
+                complete = False
+                break
+            if part.count < cap and not part.truncated:
+                total += part.count
+                dates += part.dates
+                mods |= part.modalities
+                continue
+            if lo == hi:
+                by_name = await self._by_initial(sop_class, rng, cap)
+                total += by_name.count
+                dates += by_name.dates
+                mods |= by_name.modalities
+                complete = complete and not by_name.truncated
+                if self.budget.left <= 0:
+                    break
+                continue
+            mid = lo + (hi - lo) / 2
+            stack.append((mid + timedelta(days=1), hi))
+            stack.append((lo, mid))
+        if stack:
+            complete = False
+        return _summary(total, dates, mods, complete, cap)
+
+    async def _by_initial(self, sop_class: str, rng: str, cap: int) -> _Query:
+        """A capped single day: split by patient-name initial (a lower bound if still capped)."""
+        out = _Query(0, SUCCESS, False)
+        for letter in string.ascii_uppercase:
+            part = await self._find(sop_class, self._study_identifier(rng, f"{letter}*"))
+            if part is None:
+                out.truncated = True
+                break
+            out.count += part.count
+            out.dates += part.dates
+            out.modalities |= part.modalities
+            if part.count >= cap or part.truncated:
+                out.truncated = True
+        # names starting with digits or other characters are not reached: never claim complete
+        out.truncated = True
+        return out
+
+    # -- patients -----------------------------------------------------------------------------
+    async def count_patients(self, cap: int | None = None) -> tuple[int | None, bool]:
+        """Patient count from a PATIENT-level query asking for no identifying attribute.
+
+        ``cap`` is the silent result cap the study count found, if any: a patient count that
+        reaches it is a lower bound too.
+        """
+        q = Dataset()
+        q.QueryRetrieveLevel = "PATIENT"
+        q.NumberOfPatientRelatedStudies = ""
+        if self.opts.collect_identifiers:
+            q.PatientID = ""
+        res = await self._find(sc.PATIENT_ROOT_FIND, q)
+        if res is None:
+            return None, False
+        if not res.truncated and (cap is None or res.count < cap):
+            return res.count, True
+        # capped: by name initial, a lower bound
+        total = 0
+        for letter in string.ascii_uppercase:
+            q.PatientName = f"{letter}*"
+            part = await self._find(sc.PATIENT_ROOT_FIND, q)
+            if part is None:
+                break
+            total += part.count
+        return max(total, res.count), False
+
+    async def count_worklist(self) -> tuple[int | None, bool]:
+        """Scheduled procedure steps a stranger can list from the Modality Worklist."""
+        q = Dataset()
+        sps = Dataset()
+        sps.Modality = ""
+        sps.ScheduledProcedureStepStartDate = ""
+        q.ScheduledProcedureStepSequence = [sps]
+        q.AccessionNumber = ""
+        res = await self._find(sc.MODALITY_WORKLIST_FIND, q)
+        if res is None:
+            return None, False
+        return res.count, not res.truncated
+
+
+def _modalities(ds: Dataset) -> list[str]:
+    value = ds.get("ModalitiesInStudy", None) or ds.get("Modality", None)
+    if not value:
+        return []
+    if isinstance(value, str):
+        return [v for v in value.split("\\") if v]
+    return [str(v) for v in value if v]
+
+
+def _summary(
+    count: int, dates: list[str], mods: set[str], complete: bool, cap: int | None
+) -> dict[str, Any]:
+    valid = sorted(d for d in dates if _parse_date(d))
+    return {
+        "studies": count,
+        "earliest_study_date": valid[0] if valid else None,
+        "latest_study_date": valid[-1] if valid else None,
+        "modalities": sorted(mods),
+        "complete": complete,
+        "result_cap": cap,
+    }
+
+
+async def measure(assoc: Association, opts: ExposureOptions) -> dict[str, Any] | None:
+    """The ``exposure`` record for an accepted association, or None if no query service."""
+    accept = assoc.accept
+    study_class = next(
+        (u for u in (sc.STUDY_ROOT_FIND, sc.PATIENT_ROOT_FIND) if accept.accepts(u)), None
+    )
+    has_mwl = accept.accepts(sc.MODALITY_WORKLIST_FIND)
+    if study_class is None and not has_mwl:
+        return None
+    meter = ExposureMeter(assoc, opts)
+    out: dict[str, Any] = {
+        "patients": None,
+        "studies": None,
+        "earliest_study_date": None,
+        "latest_study_date": None,
+        "modalities": [],
+        "complete": True,
+    }
+    try:
+        if study_class is not None:
+            out.update(await meter.count_studies(study_class))
+        if accept.accepts(sc.PATIENT_ROOT_FIND):
+            patients, complete = await meter.count_patients(out.get("result_cap"))
+            out["patients"] = patients
+            out["complete"] = out["complete"] and complete
+        if has_mwl:
+            items, complete = await meter.count_worklist()
+            out["worklist_items"] = items
+            out["complete"] = out["complete"] and complete
+    except DulError as exc:
+        out["complete"] = False
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    out["queries"] = meter.budget.used
+    if opts.collect_identifiers:
+        out["patient_id_hashes"] = sorted(meter.hashes)
+    return out
