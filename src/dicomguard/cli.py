@@ -65,6 +65,22 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="only find DICOM services and fingerprint them (one association each)",
     )
+    p.add_argument(
+        "--no-exposure",
+        action="store_true",
+        help="do not count the patients/studies a stranger can list",
+    )
+    p.add_argument(
+        "--query-budget",
+        type=int,
+        default=100,
+        help="C-FIND operations allowed per endpoint for counting (100)",
+    )
+    p.add_argument(
+        "--collect-identifiers",
+        action="store_true",
+        help="store salted hashes of patient IDs seen (never the IDs themselves)",
+    )
     p.add_argument("--order", choices=("sequential", "spread"), default="sequential")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
@@ -126,8 +142,22 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
             raise UsageError(f"cannot read wordlist {args.wordlist}: {exc.strerror}") from None
     if not 1 <= len(args.calling_aet.strip()) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters")
+    if args.query_budget < 1:
+        raise UsageError("--query-budget must be at least 1")
+    exposure = None
+    if not args.no_exposure:
+        import secrets
+
+        from .scan.exposure import ExposureOptions
+
+        exposure = ExposureOptions(
+            query_budget=args.query_budget,
+            collect_identifiers=args.collect_identifiers,
+            salt=secrets.token_bytes(16),  # per scan: hashes link within a scan, not across
+        )
     t = args.timeout
     probe = ProbeOptions(
+        exposure=exposure,
         calling_aet=args.calling_aet.strip(),
         max_aet_guesses=args.max_aet_guesses,
         timeouts=Timeouts(
