@@ -1,0 +1,325 @@
+"""Crash-safe scan database: batched writes, resume bookkeeping, scan metadata.
+
+A research-scale scan runs for hours; a crash (or SIGKILL, or a reboot) must cost at most the
+endpoints that were in flight. Two mechanisms give that:
+
+* WAL journal with ``synchronous=NORMAL``: a transaction is either wholly in the file or not at
+  all after the process dies, and commits do not wait for fsync (only power loss can drop the
+  last few transactions, never corrupt the file). That makes frequent small commits cheap.
+* resume bookkeeping in the same transactions as the results: a *watermark* (every target index
+  below it is done) plus the set of done indices above it. The engine hands out indices in order,
+  so that set never holds more than about ``concurrency`` entries. An index's results are staged
+  in memory until the engine reports the index finished, then written together with the index's
+  "done" mark - so the database never holds half an index, and a resumed scan neither loses an
+  endpoint nor stores (or probes) a finished one twice.
+
+Commits happen every ``batch_size`` results, every ``batch_seconds`` seconds, and whenever the
+watermark moves while results are waiting, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..scan.findings import severity_rank
+from .schema import DDL, SCHEMA_VERSION
+
+Record = dict[str, Any]
+#: called after each commit with the records it made durable (JSONL is written from these)
+CommitListener = Callable[[list[Record]], None]
+
+
+class StoreError(Exception):
+    """The database cannot be used as asked (exists already, not a dicomguard scan, finished)."""
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open (creating if needed) with the pragmas every writer and reader relies on."""
+    conn = sqlite3.connect(str(path), isolation_level=None)  # we issue BEGIN/COMMIT ourselves
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=5000")
+    return conn
+
+
+def worst_severity(findings: Iterable[dict[str, Any]]) -> str | None:
+    sev = [f.get("severity") for f in findings if f.get("severity")]
+    return max(sev, key=lambda s: severity_rank(str(s))) if sev else None
+
+
+class ScanStore:
+    """The writer side of one scan database. Not thread-safe: use it from the event loop only."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        path: str | Path,
+        *,
+        store_all: bool = False,
+        batch_size: int = 200,
+        batch_seconds: float = 1.0,
+    ) -> None:
+        self.conn = conn
+        self.path = str(path)
+        self.store_all = store_all
+        self.batch_size = batch_size
+        self.batch_seconds = batch_seconds
+        self.listeners: list[CommitListener] = []
+        row = conn.execute("SELECT watermark FROM scan WHERE id = 1").fetchone()
+        self.watermark: int = row[0]
+        self._done: set[int] = {r[0] for r in conn.execute("SELECT seq FROM done")}
+        self._pending: dict[int, list[Record]] = {}  # results of indices still in flight
+        self._batch: list[Record] = []  # results of finished indices, not yet committed
+        self._states: dict[str, int] = {}
+        self._new_done: set[int] = set()
+        self._moved = False
+        self._last_commit = time.monotonic()
+        self.commits = 0
+
+    # --- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        argv: list[str],
+        options: dict[str, Any],
+        targets_total: int | None,
+        **kw: Any,
+    ) -> ScanStore:
+        """A new scan database; refuses a file that already holds a scan (use resume for it)."""
+        conn = connect(path)
+        try:
+            conn.executescript(DDL)
+            if conn.execute("SELECT 1 FROM scan").fetchone():
+                raise StoreError(f"{path} already holds a scan: resume it or choose another --db")
+            conn.execute("BEGIN")
+            conn.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+            conn.execute(
+                "INSERT INTO scan (id, version, argv, options, targets_total, started_at)"
+                " VALUES (1, ?, ?, ?, ?, ?)",
+                (__version__, json.dumps(argv), json.dumps(options), targets_total, utc_now()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, **kw)
+
+    @classmethod
+    def resume(cls, path: str | Path, **kw: Any) -> ScanStore:
+        """Reopen an unfinished scan to continue it where its last commit left off."""
+        if not Path(path).is_file():
+            raise StoreError(f"{path}: no such scan database")
+        conn = connect(path)
+        try:
+            check_schema(conn, path)
+            row = conn.execute("SELECT finished_at FROM scan WHERE id = 1").fetchone()
+            if row[0] is not None:
+                raise StoreError(f"{path}: this scan finished at {row[0]}; nothing to resume")
+            conn.execute("UPDATE scan SET resumed = resumed + 1 WHERE id = 1")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, **kw)
+
+    # --- metadata ------------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, Any]:
+        return read_metadata(self.conn)
+
+    def resume_point(self) -> tuple[int, frozenset[int]]:
+        """(first index to scan, indices past it already done): ScanConfig.start and .skip."""
+        return self.watermark, frozenset(self._done)
+
+    # --- the engine's callbacks ----------------------------------------------------------------
+
+    def add(self, record: Record) -> None:
+        """Sink for every assessed endpoint: counted always, kept if open (or ``store_all``)."""
+        seq = record.get("seq")
+        if seq is None:
+            raise ValueError("records need the target index 'seq' for resume bookkeeping")
+        # stage even unstored ones so their state count lands in the same commit as their index
+        self._pending.setdefault(seq, []).append(record)
+
+    def mark_done(self, seq: int) -> None:
+        """The engine finished target index ``seq``: its results join the next commit."""
+        for rec in self._pending.pop(seq, ()):
+            state = rec.get("state", "open")
+            self._states[state] = self._states.get(state, 0) + 1
+            if state == "open" or self.store_all:
+                self._batch.append(rec)
+        if seq < self.watermark or seq in self._done:
+            return  # cannot happen with a correct engine; never count an index twice
+        if seq == self.watermark:
+            self.watermark += 1
+            while self.watermark in self._done:
+                self._done.discard(self.watermark)
+                self._new_done.discard(self.watermark)
+                self.watermark += 1
+            self._moved = True
+        else:
+            self._done.add(seq)
+            self._new_done.add(seq)
+        self._maybe_commit()
+
+    def _maybe_commit(self) -> None:
+        if (
+            len(self._batch) >= self.batch_size
+            or (self._moved and self._batch)
+            or time.monotonic() - self._last_commit >= self.batch_seconds
+        ):
+            self.commit()
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def commit(self) -> list[Record]:
+        """Write staged results and bookkeeping in one transaction; tell listeners after."""
+        batch, self._batch = self._batch, []
+        states, self._states = self._states, {}
+        new_done, self._new_done = self._new_done, set()
+        c = self.conn
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for rec in batch:
+                self._insert(rec)
+            c.executemany(
+                "INSERT INTO states (state, n) VALUES (?, ?)"
+                " ON CONFLICT (state) DO UPDATE SET n = n + excluded.n",
+                states.items(),
+            )
+            c.executemany(
+                "INSERT OR IGNORE INTO done (seq) VALUES (?)",
+                ((s,) for s in new_done if s >= self.watermark),
+            )
+            c.execute("DELETE FROM done WHERE seq < ?", (self.watermark,))
+            c.execute("UPDATE scan SET watermark = ? WHERE id = 1", (self.watermark,))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        self._moved = False
+        self._last_commit = time.monotonic()
+        self.commits += 1
+        for listener in self.listeners:
+            listener(batch)
+        return batch
+
+    def _insert(self, rec: Record) -> None:
+        exposure = rec.get("exposure") or {}
+        findings = rec.get("findings") or []
+        # an endpoint listed twice in the targets (a name and its address) is kept once, latest
+        row = self.conn.execute(
+            "INSERT INTO endpoints (seq, host, port, state, dicom, tls, product, product_version,"
+            " patients, studies, worst_severity, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (host, port) DO UPDATE SET seq=excluded.seq, state=excluded.state,"
+            " dicom=excluded.dicom, tls=excluded.tls, product=excluded.product,"
+            " product_version=excluded.product_version, patients=excluded.patients,"
+            " studies=excluded.studies, worst_severity=excluded.worst_severity,"
+            " record=excluded.record RETURNING id",
+            (
+                rec["seq"],
+                rec["host"],
+                rec["port"],
+                rec.get("state", "open"),
+                int(bool(rec.get("dicom"))),
+                int(bool(rec.get("tls"))),
+                rec.get("product"),
+                rec.get("product_version"),
+                exposure.get("patients"),
+                exposure.get("studies"),
+                worst_severity(findings),
+                json.dumps(rec, separators=(",", ":")),
+            ),
+        ).fetchone()
+        endpoint_id = row[0]
+        self.conn.execute("DELETE FROM findings WHERE endpoint_id = ?", (endpoint_id,))
+        self.conn.executemany(
+            "INSERT INTO findings (endpoint_id, finding, severity, title, confidence, detail)"
+            " VALUES (?,?,?,?,?,?)",
+            (
+                (
+                    endpoint_id,
+                    f["id"],
+                    f["severity"],
+                    f.get("title", ""),
+                    f.get("confidence"),
+                    f.get("detail"),
+                )
+                for f in findings
+            ),
+        )
+
+    def finish(self, stats: dict[str, Any] | None = None) -> None:
+        """The scan ran to its end: last commit, end time and statistics."""
+        self.commit()
+        self.conn.execute(
+            "UPDATE scan SET finished_at = ?, stats = ? WHERE id = 1",
+            (utc_now(), json.dumps(stats or {})),
+        )
+
+    def records(self) -> list[Record]:
+        """Every stored record in target order (what the JSONL holds)."""
+        return [
+            json.loads(r[0])
+            for r in self.conn.execute("SELECT record FROM endpoints ORDER BY seq, host, port")
+        ]
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> ScanStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_schema(conn: sqlite3.Connection, path: str | Path) -> None:
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        has_scan = conn.execute("SELECT 1 FROM scan WHERE id = 1").fetchone()
+    except sqlite3.DatabaseError:
+        raise StoreError(f"{path}: not a dicomguard scan database") from None
+    if row is None or not has_scan:
+        raise StoreError(f"{path}: not a dicomguard scan database")
+    if int(row[0]) != SCHEMA_VERSION:
+        raise StoreError(f"{path}: schema version {row[0]}, this dicomguard reads {SCHEMA_VERSION}")
+
+
+def read_metadata(conn: sqlite3.Connection) -> dict[str, Any]:
+    row = conn.execute(
+        "SELECT version, argv, options, targets_total, started_at, finished_at, resumed,"
+        " watermark, stats FROM scan WHERE id = 1"
+    ).fetchone()
+    keys = [
+        "version",
+        "argv",
+        "options",
+        "targets_total",
+        "started_at",
+        "finished_at",
+        "resumed",
+        "watermark",
+        "stats",
+    ]
+    meta = dict(zip(keys, row, strict=True))
+    for k in ("argv", "options", "stats"):
+        meta[k] = json.loads(meta[k]) if meta[k] else None
+    meta["states"] = dict(conn.execute("SELECT state, n FROM states ORDER BY state"))
+    return meta

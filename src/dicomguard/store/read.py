@@ -1,0 +1,46 @@
+"""Reading a scan database back: metadata and records, for reports, diff and the summary."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .db import StoreError, check_schema, read_metadata
+
+
+@dataclass
+class StoredScan:
+    """One scan as the reports see it: metadata (argv, times, states...) and open endpoints."""
+
+    path: str
+    meta: dict[str, Any]
+    records: list[dict[str, Any]]
+
+    @property
+    def probed(self) -> int:
+        """Endpoints assessed (every state), stored or not."""
+        return sum(self.meta["states"].values())
+
+
+def load_scan(path: str | Path) -> StoredScan:
+    """Read a scan database without changing it (works while a scan is still writing to it)."""
+    p = Path(path)
+    if not p.is_file():
+        raise StoreError(f"{path}: no such scan database")
+    # read-only URI: a report must never modify the evidence it reports on
+    conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        check_schema(conn, path)
+        meta = read_metadata(conn)
+        records = [
+            json.loads(r[0])
+            for r in conn.execute("SELECT record FROM endpoints ORDER BY seq, host, port")
+        ]
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot read: {exc}") from None
+    finally:
+        conn.close()
+    return StoredScan(str(path), meta, records)
