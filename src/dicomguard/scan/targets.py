@@ -1,0 +1,866 @@
+"""What ``dicomguard scan`` may touch: nmap-style target specs, scanner-output import, excludes.
+
+A scan of a /8 times five ports is 84 million endpoints, so nothing here ever lists addresses.
+Every address spec becomes a few integer intervals; excludes are subtracted as intervals; the
+endpoint space is numbered ``0 .. N-1`` (blocks in first-seen order, host-major, ports inner), and
+iteration, resume (``start=``) and the "spread" permutation are arithmetic on that numbering.
+
+Why hand-written: :mod:`ipaddress` parses single addresses and CIDRs (and is used for that), but
+neither it nor any well-kept package offers nmap octet ranges, interval exclusion that does not
+materialise networks (``ip_network.address_exclude`` yields one network per bit and needs both
+sides as networks), O(1) resume, or masscan/zmap/nmap output import.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import ipaddress
+import itertools
+import json
+import math
+import re
+import socket
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple
+
+__all__ = [
+    "DEFAULT_PORTS",
+    "FileTarget",
+    "TargetError",
+    "TargetSet",
+    "build_targets",
+    "detect_input_format",
+    "is_loopback",
+    "parse_ports",
+    "read_input_file",
+]
+
+#: DICOM's well-known port, the common unprivileged one, Orthanc's, and DICOM-TLS (2762) / ISCL.
+DEFAULT_PORTS: tuple[int, ...] = (104, 11112, 4242, 2761, 2762)
+
+#: One octet-range spec may expand to at most this many disjoint intervals. ``10.0-255.0-255.1-254``
+#: (65 536 intervals, ~8 MB) is fine; ``1-254.1-254.1-254.1-254`` (16 M intervals) would cost
+#: gigabytes, and is better written as a CIDR plus ``--exclude``.
+MAX_INTERVALS_PER_SPEC = 1 << 16
+
+Order = Literal["sequential", "spread"]
+
+
+class TargetError(ValueError):
+    """A target, port or exclude spec, or an input file, could not be understood."""
+
+
+def _bad(spec: str, why: str) -> TargetError:
+    return TargetError(f"bad target {spec!r}: {why}")
+
+
+# --------------------------------------------------------------------------------------- ports
+
+
+_PORT_ITEM = re.compile(r"(\d*)(-)(\d*)|(\d+)")
+_PROTO_PREFIX = re.compile(r"([A-Za-z]):(.*)")
+
+
+def parse_ports(text: str) -> tuple[int, ...]:
+    """Parse an nmap-style ``-p`` value: ``104,11112``, ``100-110``, ``-1024``, ``T:104``.
+
+    Order of first appearance is kept (users list the likeliest port first) and duplicates are
+    dropped. Only TCP exists here, so ``T:`` is tolerated and ``U:``/``S:`` are refused rather
+    than silently scanned over TCP.
+    """
+    items = [i for i in re.split(r"[,\s]+", text.strip()) if i]
+    if not items:
+        raise TargetError(f"bad port list {text!r}: no ports given")
+    ports: dict[int, None] = {}
+    for raw in items:
+        item = raw
+        proto = _PROTO_PREFIX.fullmatch(item)
+        if proto:
+            if proto.group(1).upper() != "T":
+                raise TargetError(
+                    f"bad port {raw!r}: only TCP is scanned (drop the prefix or use T:)"
+                )
+            item = proto.group(2)
+        m = _PORT_ITEM.fullmatch(item)
+        if not m:
+            raise TargetError(f"bad port {raw!r}: expected a number or a range like 100-110")
+        if m.group(4) is not None:
+            lo = hi = int(m.group(4))
+        else:
+            lo = int(m.group(1)) if m.group(1) else 1
+            hi = int(m.group(3)) if m.group(3) else 65535
+        for value in (lo, hi):
+            if not 1 <= value <= 65535:
+                raise TargetError(f"bad port {raw!r}: {value} is outside 1-65535")
+        if lo > hi:
+            raise TargetError(f"bad port {raw!r}: range start is greater than its end")
+        for p in range(lo, hi + 1):
+            ports.setdefault(p)
+    return tuple(ports)
+
+
+def _check_ports(ports: Sequence[int]) -> tuple[int, ...]:
+    checked: dict[int, None] = {}
+    for p in ports:
+        if isinstance(p, bool) or not isinstance(p, int) or not 1 <= p <= 65535:
+            raise TargetError(f"bad port {p!r}: ports are integers in 1-65535")
+        checked.setdefault(p)
+    if not checked:
+        raise TargetError("no ports to scan")
+    return tuple(checked)
+
+
+# ----------------------------------------------------------------------------------- intervals
+
+
+class _Intervals:
+    """Sorted, disjoint, non-adjacent closed integer intervals, with prefix counts.
+
+    Prefix counts make ``nth`` a bisect, which is what gives O(log n) resume and the spread
+    order; three flat lists keep a 65 536-interval set to a few MB.
+    """
+
+    __slots__ = ("_cum", "ends", "size", "starts")
+
+    def __init__(self, pairs: Iterable[tuple[int, int]] = ()) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        for s, e in sorted(pairs):
+            if self.ends and s <= self.ends[-1] + 1:
+                if e > self.ends[-1]:
+                    self.ends[-1] = e
+            else:
+                self.starts.append(s)
+                self.ends.append(e)
+        self._cum: list[int] = list(
+            itertools.accumulate(
+                (e - s + 1 for s, e in zip(self.starts, self.ends, strict=True)), initial=0
+            )
+        )
+        self.size: int = self._cum[-1]
+
+    def __bool__(self) -> bool:
+        return bool(self.starts)
+
+    def contains(self, x: int) -> bool:
+        i = bisect.bisect_right(self.starts, x) - 1
+        return i >= 0 and x <= self.ends[i]
+
+    def nth(self, k: int) -> int:
+        """The ``k``-th member (0-based) in ascending order."""
+        i = bisect.bisect_right(self._cum, k) - 1
+        return self.starts[i] + (k - self._cum[i])
+
+    def iter_from(self, k: int) -> Iterator[int]:
+        """Members in ascending order, starting with the ``k``-th, without a walk to it."""
+        if k >= self.size:
+            return
+        i = bisect.bisect_right(self._cum, k) - 1
+        first = self.starts[i] + (k - self._cum[i])
+        yield from range(first, self.ends[i] + 1)
+        for j in range(i + 1, len(self.starts)):
+            yield from range(self.starts[j], self.ends[j] + 1)
+
+    def subtract(self, other: _Intervals) -> _Intervals:
+        """Self minus other in one merge sweep: O(len(self) + len(other)), no expansion."""
+        out: list[tuple[int, int]] = []
+        j, nb = 0, len(other.starts)
+        for s, e in zip(self.starts, self.ends, strict=True):
+            while j < nb and other.ends[j] < s:
+                j += 1
+            cur, k = s, j
+            while k < nb and other.starts[k] <= e:
+                if other.starts[k] > cur:
+                    out.append((cur, other.starts[k] - 1))
+                cur = max(cur, other.ends[k] + 1)
+                if cur > e:
+                    break
+                k += 1
+            if cur <= e:
+                out.append((cur, e))
+        return _Intervals(out)
+
+    def within(self, lo: int, hi: int) -> bool:
+        return not self.starts or (self.starts[0] >= lo and self.ends[-1] <= hi)
+
+
+# ------------------------------------------------------------------------------- spec parsing
+
+
+class _Addr(NamedTuple):
+    family: int  # 4 or 6
+    intervals: list[tuple[int, int]]
+
+
+class _Name(NamedTuple):
+    name: str
+
+
+_IPV4ISH = re.compile(r"[\d.,*\-]+")
+_OCTET_ITEM = re.compile(r"(\d*)-(\d*)|(\d+)|\*")
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+_HOST_PORT = re.compile(r"[^:\[\]]+:\d+|\[[^\]]+\]:\d+")
+
+
+def _parse_spec(spec: str) -> _Addr | _Name:
+    """One target spec → address intervals or an (unresolved) hostname."""
+    s = spec.strip()
+    if not s:
+        raise _bad(spec, "empty target")
+    if _HOST_PORT.fullmatch(s):
+        raise _bad(spec, "host:port is not accepted here; give ports with -p")
+    if s.startswith("[") and s.endswith("]"):
+        s = s[1:-1]
+    if "/" in s:
+        return _parse_cidr(spec, s)
+    if ":" in s:
+        return _Addr(6, [(_parse_ipv6(spec, s),) * 2])
+    if _IPV4ISH.fullmatch(s):
+        return _Addr(4, _octets_to_intervals(spec, _parse_octets(spec, s)))
+    return _Name(_parse_hostname(spec, s))
+
+
+def _parse_ipv6(spec: str, s: str) -> int:
+    if "%" in s:
+        raise _bad(spec, "scoped IPv6 addresses (%zone) are not supported")
+    try:
+        return int(ipaddress.IPv6Address(s))
+    except ValueError as exc:
+        raise _bad(spec, f"not a valid IPv6 address ({exc})") from None
+
+
+def _parse_octets(spec: str, s: str) -> list[list[tuple[int, int]]]:
+    """``127.42.0-3.1-254`` → per-octet merged ranges; ``*`` and ``1,3,5-7`` as in nmap."""
+    parts = s.split(".")
+    if len(parts) != 4:
+        raise _bad(spec, f"expected 4 dot-separated octets, got {len(parts)}")
+    octets: list[list[tuple[int, int]]] = []
+    for part in parts:
+        if not part:
+            raise _bad(spec, "empty octet")
+        ranges: list[tuple[int, int]] = []
+        for item in part.split(","):
+            m = _OCTET_ITEM.fullmatch(item)
+            if not m:
+                raise _bad(spec, f"octet {item!r} is not a number, range or *")
+            if item == "*":
+                lo, hi = 0, 255
+            elif m.group(3) is not None:
+                lo = hi = _octet_value(spec, m.group(3))
+            else:
+                lo = _octet_value(spec, m.group(1)) if m.group(1) else 0
+                hi = _octet_value(spec, m.group(2)) if m.group(2) else 255
+                if lo > hi:
+                    raise _bad(spec, f"octet range {item!r} runs backwards")
+            ranges.append((lo, hi))
+        merged = _Intervals(ranges)
+        octets.append(list(zip(merged.starts, merged.ends, strict=True)))
+    return octets
+
+
+def _octet_value(spec: str, digits: str) -> int:
+    if len(digits) > 1 and digits[0] == "0":
+        # inet_aton would read 010 as octal 8; refusing beats scanning a surprising host
+        raise _bad(spec, f"octet {digits!r} has a leading zero (octal or decimal?)")
+    value = int(digits)
+    if value > 255:
+        raise _bad(spec, "octet out of range")
+    return value
+
+
+def _octets_to_intervals(spec: str, octets: list[list[tuple[int, int]]]) -> list[tuple[int, int]]:
+    # Trailing full octets (0-255) fold into the interval width; the octets before the last
+    # partial one are enumerated. 127.42.0-3.1-254 → 4 intervals, 10.0.0.0-255 → 1.
+    k = 3
+    while k > 0 and octets[k] == [(0, 255)]:
+        k -= 1
+    values = [[v for lo, hi in octets[i] for v in range(lo, hi + 1)] for i in range(k)]
+    n = math.prod(len(v) for v in values) * len(octets[k])
+    if n > MAX_INTERVALS_PER_SPEC:
+        raise _bad(
+            spec,
+            f"expands to {n} separate ranges (limit {MAX_INTERVALS_PER_SPEC}); "
+            "use a CIDR with --exclude instead",
+        )
+    unit = 1 << (8 * (3 - k))
+    out: list[tuple[int, int]] = []
+    for prefix in itertools.product(*values):
+        base = sum(v << (8 * (3 - i)) for i, v in enumerate(prefix))
+        out.extend((base + lo * unit, base + (hi + 1) * unit - 1) for lo, hi in octets[k])
+    return out
+
+
+def _parse_cidr(spec: str, s: str) -> _Addr:
+    addr, _, prefix = s.partition("/")
+    if not prefix.isdigit():
+        raise _bad(spec, f"prefix length {prefix!r} is not a number")
+    if ":" in addr:
+        family, bits, base = 6, 128, _parse_ipv6(spec, addr)
+    elif _IPV4ISH.fullmatch(addr):
+        octets = _parse_octets(spec, addr)
+        if any(len(o) != 1 or o[0][0] != o[0][1] for o in octets):
+            raise _bad(spec, "ranges cannot be combined with a /prefix")
+        family, bits = 4, 32
+        base = sum(o[0][0] << (8 * (3 - i)) for i, o in enumerate(octets))
+    else:
+        raise _bad(spec, "a /prefix needs an IP address (names are not resolved while parsing)")
+    plen = int(prefix)
+    if plen > bits:
+        raise _bad(spec, f"prefix length /{plen} is longer than /{bits}")
+    host_bits = bits - plen
+    start = (base >> host_bits) << host_bits  # host bits set are cleared, as nmap does
+    return _Addr(family, [(start, start + (1 << host_bits) - 1)])
+
+
+def _parse_hostname(spec: str, s: str) -> str:
+    name = s[:-1] if s.endswith(".") else s
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise _bad(spec, "not a valid internationalised hostname") from None
+    labels = name.split(".")
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise _bad(spec, "not an IP address, CIDR, nmap range or valid hostname")
+    if labels[-1].isdigit():
+        raise _bad(spec, "looks numeric but is not a valid IPv4 address")
+    return name
+
+
+def _name_key(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+_OCTET_TAIL = re.compile(r"\*|\d*-\d*|\d+")
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a line of specs on whitespace and commas, keeping nmap octet lists together.
+
+    ``127.0.0.1,127.0.0.2`` is two specs but ``127.0.0.1,3`` is one (last octet 1 or 3), and
+    ``127.0,2.0.1`` is one (second octet 0 or 2): a piece that cannot stand alone rejoins its
+    predecessor when that is an IPv4 spec still missing octets or ending in an octet list.
+    """
+    out: list[str] = []
+    for token in text.split():
+        joinable = False
+        for piece in token.split(","):
+            if not piece:
+                joinable = False
+                continue
+            prev = out[-1] if joinable else ""
+            if prev and _IPV4ISH.fullmatch(prev) and _IPV4ISH.fullmatch(piece):
+                dots = prev.count(".")
+                if dots < 3 or (dots == 3 and _OCTET_TAIL.fullmatch(piece)):
+                    out[-1] = f"{prev},{piece}"
+                    continue
+            out.append(piece)
+            joinable = True
+    return out
+
+
+# --------------------------------------------------------------------------------- input files
+
+
+class FileTarget(NamedTuple):
+    """One target read from a file: a spec, the ports found for it (None: use -p), its origin."""
+
+    spec: str
+    ports: tuple[int, ...] | None
+    origin: str
+
+
+InputFormat = Literal["nmap-xml", "masscan-json", "masscan-list", "grepable", "zmap-csv", "list"]
+
+_MASSCAN_LINE = re.compile(r"(open|closed|banner)\s+(\w+)\s+(\d+)\s+(\S+)(?:\s+.*)?")
+
+
+def detect_input_format(head: str) -> InputFormat:
+    """Guess a file's format from its first few KB (what -iL needs to autodetect)."""
+    stripped = head.lstrip("\ufeff \t\r\n")
+    if stripped.startswith("<"):
+        return "nmap-xml"
+    if stripped.startswith(("[", "{")):
+        return "masscan-json"
+    if stripped.startswith("#masscan"):
+        return "masscan-list"
+    for line in stripped.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if _MASSCAN_LINE.fullmatch(line):
+            return "masscan-list"
+        if line.startswith(("Host:", "Timestamp:")):
+            return "grepable"
+        if "," in line and "saddr" in (f.strip() for f in line.split(",")):
+            return "zmap-csv"
+        return "list"
+    return "list"
+
+
+def read_input_file(path: Path | str) -> list[FileTarget]:
+    """Read targets from ``path``, autodetecting the format.
+
+    Plain lists (``-iL``, zmap's one-IP-per-line) give specs that take the ``-p`` ports.
+    Scanner output (masscan -oL/-oJ, nmap -oX, -oG, zmap CSV with a port column) gives one entry
+    per host with the open TCP ports found for it, which replace ``-p`` for that host: the
+    earlier scan already said where to look.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    fmt = detect_input_format(text[:65536])
+    if fmt == "nmap-xml":
+        return _read_nmap_xml(path, text)
+    if fmt == "masscan-json":
+        return _read_masscan_json(path, text)
+    if fmt == "masscan-list":
+        return _read_masscan_list(path, text)
+    if fmt == "grepable":
+        return _read_grepable(path, text)
+    if fmt == "zmap-csv":
+        return _read_zmap_csv(path, text)
+    return [FileTarget(spec, None, origin) for origin, spec in _list_specs(path, text)]
+
+
+def _list_specs(path: Path, text: str) -> Iterator[tuple[str, str]]:
+    for lineno, line in enumerate(text.splitlines(), 1):
+        for spec in split_specs(line.split("#", 1)[0]):
+            yield f"{path}:{lineno}", spec
+
+
+class _PortCollector:
+    """Aggregates host:port pairs per host, in first-seen host order, validating as it goes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.hosts: dict[str, tuple[dict[int, None], str]] = {}
+
+    def add(self, host: str, port: object, where: str) -> None:
+        origin = f"{self.path}:{where}"
+        try:
+            ip = str(ipaddress.ip_address(host.strip().strip("[]")))
+        except ValueError:
+            raise TargetError(f"{origin}: {host!r} is not an IP address") from None
+        try:
+            p = int(str(port))
+        except ValueError:
+            raise TargetError(f"{origin}: port {port!r} is not a number") from None
+        if not 1 <= p <= 65535:
+            raise TargetError(f"{origin}: port {p} is outside 1-65535")
+        entry = self.hosts.setdefault(ip, ({}, origin))
+        entry[0].setdefault(p)
+
+    def result(self) -> list[FileTarget]:
+        return [FileTarget(h, tuple(sorted(ports)), o) for h, (ports, o) in self.hosts.items()]
+
+
+def _read_masscan_list(path: Path, text: str) -> list[FileTarget]:
+    found = _PortCollector(path)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _MASSCAN_LINE.fullmatch(line)
+        if not m:
+            raise TargetError(f"{path}:{lineno}: not a masscan -oL line: {line[:80]!r}")
+        state, proto, port, ip = m.groups()
+        if state == "open" and proto == "tcp":
+            found.add(ip, port, str(lineno))
+    return found.result()
+
+
+def _read_masscan_json(path: Path, text: str) -> list[FileTarget]:
+    # masscan -oJ writes one record per line and, in many versions, a comma before the final
+    # "]" that makes the whole file invalid JSON; --ndjson writes bare lines. Try the whole
+    # document first, then fall back to one record per line.
+    records: list[tuple[str, object]] = []
+    try:
+        data = json.loads(re.sub(r",\s*\]\s*$", "]", text.strip()))
+        items = data if isinstance(data, list) else [data]
+        records = [(f"record {i}", r) for i, r in enumerate(items, 1)]
+    except json.JSONDecodeError:
+        for lineno, line in enumerate(text.splitlines(), 1):
+            line = line.strip().rstrip(",")
+            if line in ("", "[", "]"):
+                continue
+            try:
+                records.append((f"{lineno}", json.loads(line)))
+            except json.JSONDecodeError as exc:
+                raise TargetError(f"{path}:{lineno}: not masscan JSON ({exc.msg})") from None
+    found = _PortCollector(path)
+    for where, rec in records:
+        if not isinstance(rec, dict) or "ip" not in rec:
+            raise TargetError(f"{path}:{where}: masscan record without an 'ip' field")
+        for entry in rec.get("ports") or ():
+            if not isinstance(entry, dict) or "port" not in entry:
+                raise TargetError(f"{path}:{where}: masscan port entry without a 'port' field")
+            # banner records carry no status, but a banner means the port was open
+            if entry.get("proto", "tcp") == "tcp" and entry.get("status", "open") == "open":
+                found.add(str(rec["ip"]), entry["port"], where)
+    return found.result()
+
+
+def _read_grepable(path: Path, text: str) -> list[FileTarget]:
+    found = _PortCollector(path)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        host = re.search(r"Host:\s+(\S+)", line)
+        ports = re.search(r"Ports:\s+([^\t]*)", line)
+        if not host or not ports:
+            continue  # comments, "Status: Up" lines
+        for entry in ports.group(1).split(","):
+            fields = entry.strip().split("/")
+            if len(fields) >= 3 and fields[1] == "open" and fields[2] == "tcp":
+                found.add(host.group(1), fields[0], str(lineno))
+    return found.result()
+
+
+def _read_zmap_csv(path: Path, text: str) -> list[FileTarget]:
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip() for f in reader.fieldnames or ()]
+    reader.fieldnames = fields
+    # zmap's response fields: saddr answered, from sport (= the port probed). Without a sport
+    # column the rows are plain hosts and take -p.
+    has_port = "sport" in fields
+    found = _PortCollector(path)
+    plain: list[FileTarget] = []
+    for row in reader:
+        where = str(reader.line_num)
+        if "success" in row and str(row["success"]).strip().lower() not in ("1", "true"):
+            continue
+        saddr = (row.get("saddr") or "").strip()
+        if not saddr:
+            continue
+        if has_port:
+            found.add(saddr, (row.get("sport") or "").strip(), where)
+        else:
+            plain.append(FileTarget(saddr, None, f"{path}:{where}"))
+    return found.result() if has_port else plain
+
+
+def _read_nmap_xml(path: Path, text: str) -> list[FileTarget]:
+    # ElementTree never fetches external entities, and the bundled expat (>= 2.4.1) refuses
+    # billion-laughs expansion, so scanner files from elsewhere are safe to parse here.
+    found = _PortCollector(path)
+    hosts = 0
+    try:
+        for _, elem in ET.iterparse(io.StringIO(text), events=("end",)):
+            if elem.tag != "host":
+                continue
+            hosts += 1
+            addrs = [
+                a.get("addr", "")
+                for a in elem.iter("address")
+                if a.get("addrtype") in ("ipv4", "ipv6")
+            ]
+            if addrs:
+                for port in elem.iter("port"):
+                    state = port.find("state")
+                    if (
+                        port.get("protocol") == "tcp"
+                        and state is not None
+                        and state.get("state") == "open"
+                    ):
+                        found.add(addrs[0], port.get("portid", ""), f"host {hosts}")
+            elem.clear()
+    except ET.ParseError as exc:
+        # an interrupted nmap leaves the file unterminated; the hosts written so far are good
+        if "no element found" not in str(exc):
+            raise TargetError(f"{path}: not valid nmap XML ({exc})") from None
+    if "<nmaprun" not in text[:65536]:
+        raise TargetError(f"{path}: XML but not nmap -oX output (no <nmaprun>)")
+    return found.result()
+
+
+# ---------------------------------------------------------------------------------- target set
+
+
+def _format_v4(n: int) -> str:
+    return socket.inet_ntoa(n.to_bytes(4, "big"))  # ~5x faster than str(IPv4Address(n))
+
+
+def _format_v6(n: int) -> str:
+    return str(ipaddress.IPv6Address(n))
+
+
+@dataclass(frozen=True)
+class _AddrBlock:
+    family: int
+    hosts: _Intervals
+    ports: tuple[int, ...]
+
+    @property
+    def host_count(self) -> int:
+        return self.hosts.size
+
+    def host_at(self, i: int) -> str:
+        n = self.hosts.nth(i)
+        return _format_v4(n) if self.family == 4 else _format_v6(n)
+
+    def iter_hosts(self, first: int) -> Iterator[str]:
+        fmt = _format_v4 if self.family == 4 else _format_v6
+        return map(fmt, self.hosts.iter_from(first))
+
+
+@dataclass(frozen=True)
+class _NameBlock:
+    names: tuple[str, ...]
+    ports: tuple[int, ...]
+
+    @property
+    def host_count(self) -> int:
+        return len(self.names)
+
+    def host_at(self, i: int) -> str:
+        return self.names[i]
+
+    def iter_hosts(self, first: int) -> Iterator[str]:
+        return iter(self.names[first:])
+
+
+_Block = _AddrBlock | _NameBlock
+
+_LOOP4 = (0x7F000000, 0x7FFFFFFF)
+_LOOP6 = (1, 1)
+_MAPPED_LOOP6 = (0xFFFF7F000000, 0xFFFF7FFFFFFF)  # ::ffff:127.0.0.0/104
+
+
+def _golden_stride(n: int) -> int:
+    """A stride coprime with ``n`` near n/φ: successive endpoints land far apart.
+
+    ``i -> i*a mod n`` is a permutation whenever gcd(a, n) == 1 (zmap uses a cyclic group for
+    the same job). With a ≈ n/φ the visited points stay evenly spread at every prefix length
+    (three-distance theorem), so one host or /24 never gets a burst.
+    """
+    if n <= 2:
+        return 1
+    a = max(1, n * 6180339887498949 // 10**16)
+    while math.gcd(a, n) != 1:
+        a += 1
+    return a
+
+
+class TargetSet:
+    """An immutable, lazily expanded set of (host, port) endpoints. Build it with build_targets.
+
+    Endpoints are numbered 0..N-1: blocks in first-seen order (an address family with the -p
+    ports, hosts whose ports came from scanner output, hostnames), hosts ascending inside a
+    block, ports inner. Hostnames are yielded unresolved: whoever resolves them must drop
+    resolved addresses for which :meth:`is_excluded` is true.
+    """
+
+    def __init__(
+        self,
+        blocks: Sequence[_Block],
+        excluded: dict[int, _Intervals],
+        excluded_names: frozenset[str],
+    ) -> None:
+        self._blocks = tuple(b for b in blocks if b.host_count)
+        self._offsets = list(
+            itertools.accumulate((b.host_count * len(b.ports) for b in self._blocks), initial=0)
+        )
+        self._total = self._offsets[-1]
+        self._excluded = excluded
+        self._excluded_names = excluded_names
+        self._has_names = any(isinstance(b, _NameBlock) for b in self._blocks)
+        self._stride = _golden_stride(self._total)
+
+    def __repr__(self) -> str:
+        hosts = sum(b.host_count for b in self._blocks)
+        return f"<TargetSet {hosts} hosts, {self._total} endpoints, {len(self._blocks)} blocks>"
+
+    def count(self) -> int | None:
+        """Number of endpoints, computed not counted; None when hostnames make it unknown."""
+        return None if self._has_names else self._total
+
+    def iter_endpoints(
+        self, *, start: int = 0, order: Order = "sequential"
+    ) -> Iterator[tuple[str, int]]:
+        """Yield (host, port) in a deterministic order, skipping the first ``start`` of them.
+
+        ``start`` is a position in that order (e.g. how many a previous run finished), so resume
+        works for either order; the skip costs a bisect, not a walk.
+        """
+        if start < 0:
+            raise ValueError(f"start must not be negative, got {start}")
+        if order == "sequential":
+            return self._iter_sequential(start)
+        if order == "spread":
+            return self._iter_spread(start)
+        raise ValueError(f"unknown order {order!r} (sequential or spread)")
+
+    def __iter__(self) -> Iterator[tuple[str, int]]:
+        return self.iter_endpoints()
+
+    def _iter_sequential(self, start: int) -> Iterator[tuple[str, int]]:
+        if start >= self._total:
+            return
+        bi = bisect.bisect_right(self._offsets, start) - 1
+        first_host, first_port = divmod(start - self._offsets[bi], len(self._blocks[bi].ports))
+        for block in self._blocks[bi:]:
+            ports = block.ports
+            for host in block.iter_hosts(first_host):
+                for port in ports[first_port:] if first_port else ports:
+                    yield host, port
+                first_port = 0
+            first_host = 0
+
+    def _endpoint_at(self, idx: int) -> tuple[str, int]:
+        bi = bisect.bisect_right(self._offsets, idx) - 1
+        block = self._blocks[bi]
+        h, p = divmod(idx - self._offsets[bi], len(block.ports))
+        return block.host_at(h), block.ports[p]
+
+    def _iter_spread(self, start: int) -> Iterator[tuple[str, int]]:
+        n, a = self._total, self._stride
+        pos = (start * a) % n if n else 0
+        for _ in range(start, n):
+            yield self._endpoint_at(pos)
+            pos += a
+            if pos >= n:
+                pos -= n
+
+    def is_excluded(self, ip: str) -> bool:
+        """True if ``ip`` (or a hostname given verbatim) was excluded: for resolved names."""
+        host = ip.strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return _name_key(host) in self._excluded_names
+        if self._excluded[addr.version].contains(int(addr)):
+            return True
+        # ::ffff:a.b.c.d reaches the same machine as a.b.c.d, so an IPv4 exclude covers it
+        mapped = getattr(addr, "ipv4_mapped", None)
+        return mapped is not None and self._excluded[4].contains(int(mapped))
+
+    def all_loopback(self) -> bool:
+        """True if every target is loopback: 127.0.0.0/8, ::1 (or ::ffff:127/104), localhost."""
+        for block in self._blocks:
+            if isinstance(block, _NameBlock):
+                if any(_name_key(n) != "localhost" for n in block.names):
+                    return False
+            elif block.family == 4:
+                if not block.hosts.within(*_LOOP4):
+                    return False
+            elif not (
+                block.hosts.within(*_LOOP6)
+                or block.hosts.within(*_MAPPED_LOOP6)
+                or block.hosts.subtract(_Intervals([_LOOP6, _MAPPED_LOOP6])).size == 0
+            ):
+                return False
+        return True
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1, IPv4-mapped loopback and the name ``localhost``."""
+    h = host.strip()
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    if _name_key(h) == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(h)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped.is_loopback
+    return addr.is_loopback
+
+
+def _parse_located(spec: str, origin: str | None) -> _Addr | _Name:
+    try:
+        return _parse_spec(spec)
+    except TargetError as exc:
+        if origin is None:
+            raise
+        raise TargetError(f"{origin}: {exc}") from None
+
+
+def build_targets(
+    specs: Iterable[str],
+    *,
+    ports: Sequence[int] = DEFAULT_PORTS,
+    input_files: Sequence[Path] = (),
+    excludes: Iterable[str] = (),
+    exclude_files: Sequence[Path] = (),
+) -> TargetSet:
+    """Parse everything up front (so a typo fails before the first packet) into a TargetSet.
+
+    ``specs`` items may hold several specs separated by whitespace or commas. Hosts listed more
+    than once are scanned once. A host that comes from scanner output with its own ports and is
+    also covered by a plain spec gets the -p ports plus the extra ports from the file.
+    """
+    main_ports = _check_ports(ports)
+    plain: list[tuple[str, str | None]] = [(s, None) for item in specs for s in split_specs(item)]
+    with_ports: list[FileTarget] = []
+    for path in input_files:
+        for ft in read_input_file(path):
+            if ft.ports is None:
+                plain.extend((s, ft.origin) for s in split_specs(ft.spec))
+            else:
+                with_ports.append(ft)
+
+    excl_pairs: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
+    excl_names: set[str] = set()
+    excl_specs: list[tuple[str, str | None]] = [
+        (s, None) for item in excludes for s in split_specs(item)
+    ]
+    for path in exclude_files:
+        excl_specs.extend((s, o) for o, s in _list_specs(Path(path), Path(path).read_text()))
+    for spec, origin in excl_specs:
+        parsed = _parse_located(spec, origin)
+        if isinstance(parsed, _Name):
+            excl_names.add(_name_key(parsed.name))
+        else:
+            excl_pairs[parsed.family].extend(parsed.intervals)
+    excluded = {fam: _Intervals(pairs) for fam, pairs in excl_pairs.items()}
+
+    # Groups in first-seen order; key ("a", family, ports) or ("n", ports).
+    groups: dict[tuple[object, ...], list[object]] = {}
+    seen_names: set[str] = set()
+    for spec, origin in plain:
+        parsed = _parse_located(spec, origin)
+        if isinstance(parsed, _Name):
+            key = _name_key(parsed.name)
+            if key not in excl_names and key not in seen_names:
+                seen_names.add(key)
+                groups.setdefault(("n", main_ports), []).append(parsed.name)
+        else:
+            groups.setdefault(("a", parsed.family, main_ports), []).extend(parsed.intervals)
+
+    main = {
+        fam: _Intervals(groups.get(("a", fam, main_ports), ())).subtract(excluded[fam])  # type: ignore[arg-type]
+        for fam in (4, 6)
+    }
+    # Scanner-output hosts: ports unioned per host across files; ports the -p scan of that host
+    # already covers are dropped so no endpoint is probed twice.
+    per_host: dict[tuple[int, int], dict[int, None]] = {}
+    for ft in with_ports:
+        parsed = _parse_located(ft.spec, ft.origin)
+        assert isinstance(parsed, _Addr) and ft.ports is not None  # _PortCollector gives IPs
+        n = parsed.intervals[0][0]
+        if excluded[parsed.family].contains(n):
+            continue
+        entry = per_host.setdefault((parsed.family, n), {})
+        for p in ft.ports:
+            entry.setdefault(p)
+    for (fam, n), host_ports in per_host.items():
+        extra = tuple(p for p in host_ports if not (main[fam].contains(n) and p in main_ports))
+        if extra:
+            groups.setdefault(("a", fam, extra), []).append((n, n))
+
+    blocks: list[_Block] = []
+    for key, members in groups.items():
+        if key[0] == "n":
+            blocks.append(_NameBlock(tuple(members), key[1]))  # type: ignore[arg-type]
+        else:
+            fam, block_ports = key[1], key[2]
+            hosts = main[fam] if block_ports == main_ports else _Intervals(members)  # type: ignore[arg-type]
+            blocks.append(_AddrBlock(fam, hosts, block_ports))  # type: ignore[arg-type]
+    return TargetSet(blocks, excluded, frozenset(excl_names))
