@@ -45,6 +45,8 @@ def render_summary(
 ) -> None:
     """Print endpoint table, headline figures and each finding with its remediation."""
     console = console or Console(stderr=False)
+    if not console.is_terminal:
+        console.width = max(console.width, 150)  # logs and pipes: don't squeeze the table
     recs = [r for r in records if r.get("state", "open") == "open"]
     dicom = [r for r in recs if r.get("dicom")]
     table = Table(title="DICOM endpoints", show_lines=False, header_style="bold")

@@ -95,7 +95,13 @@ class Engine:
         self._done = 0
 
     async def run(self) -> ScanStats:
-        it = self.config.targets.iter_endpoints(start=self.config.start, order=self.config.order)  # type: ignore[arg-type]
+        it = enumerate(
+            self.config.targets.iter_endpoints(
+                start=self.config.start,
+                order=self.config.order,  # type: ignore[arg-type]
+            ),
+            start=self.config.start,
+        )
         workers = [asyncio.create_task(self._worker(it)) for _ in range(self.config.concurrency)]
         try:
             await asyncio.gather(*workers)
