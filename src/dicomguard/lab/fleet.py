@@ -1,0 +1,729 @@
+"""``dicomguard lab``: a fleet of simulated DICOM servers on loopback, with its ground truth.
+
+Every host of a 127.x network gets a persona (see :mod:`dicomguard.lab.personas`) and listens on
+its own loopback address, so a scanner sweeping the network meets them as distinct machines. All
+listeners share one asyncio event loop: hundreds of them cost a few file descriptors each and
+no threads. The ground truth says, per ``host:port``, what an honest scan should conclude, in
+the field names of the scan output contract.
+
+Use in-process (``async with Fleet(...) as fleet``), from sync code (``with FleetThread(...)``),
+or as a command (``dicomguard lab`` / ``python -m dicomguard.lab``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import itertools
+import json
+import logging
+import os
+import random
+import signal
+import string
+import sys
+import tempfile
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from ..dul.negotiation import UserIdentityType
+from ..dul.server import (
+    AcceptorPolicy,
+    FindRequest,
+    Handlers,
+    StoreRequest,
+    serve_association,
+)
+from . import hostile
+from .personas import (
+    DEFAULT_FIND_CAP,
+    DEFAULT_SLOW_DELAY,
+    FILL_CYCLE,
+    PERSONA_ORDER,
+    PERSONAS,
+    SERVICES,
+    Persona,
+)
+from .query import Archive, QueryError
+from .synthetic import SyntheticPatient, ground_truth, make_patients
+from .tls import LabCertificates, make_certificates, server_context
+
+LOG = logging.getLogger(__name__)
+
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+DEFAULT_NETWORK = "127.42.0.0/24"
+DEFAULT_PORTS = (11112,)
+DEFAULT_CLI_SIZE = 32
+TRUTH_FORMAT = "dicomguard-lab-truth/1"
+
+STATUS_PENDING = 0xFF00
+STATUS_OUT_OF_RESOURCES = 0xA700
+
+
+class LabError(ValueError):
+    """The fleet cannot be planned or started (bad network, port in use, unknown persona)."""
+
+
+def loopback_network(network: str) -> ipaddress.IPv4Network:
+    """Parse ``network`` and refuse anything outside 127.0.0.0/8: the lab never leaves lo."""
+    try:
+        net = ipaddress.ip_network(network, strict=False)
+    except ValueError as exc:
+        raise LabError(f"not a network: {network!r} ({exc})") from None
+    if not isinstance(net, ipaddress.IPv4Network) or not net.subnet_of(LOOPBACK):
+        raise LabError(
+            f"refusing network {network}: the lab only binds loopback addresses (127.0.0.0/8)"
+        )
+    return net
+
+
+@dataclass(frozen=True)
+class HostPlan:
+    """One simulated server: where it listens, what it is, what it holds."""
+
+    index: int
+    host: str
+    persona: Persona
+    ports: tuple[int, ...]
+    #: the called AE title it enforces (None = any)
+    called_aet: str | None
+    patient_seed: int
+    n_patients: int
+
+    def patients(self) -> list[SyntheticPatient]:
+        if not self.persona.holds_patients:
+            return []
+        return make_patients(self.patient_seed, self.n_patients)
+
+
+def _persona_names(
+    personas: Sequence[str] | Mapping[str, int] | None, size: int | None
+) -> list[str]:
+    if personas is None:
+        names = list(PERSONA_ORDER)
+    elif isinstance(personas, Mapping):
+        names = [name for name, count in personas.items() for _ in range(count)]
+    else:
+        names = list(personas)
+    unknown = sorted(set(names) - set(PERSONAS))
+    if unknown:
+        raise LabError(f"unknown persona(s): {', '.join(unknown)}; known: {', '.join(PERSONAS)}")
+    if size is not None:
+        if size < 1:
+            raise LabError("a fleet needs at least one host")
+        fill = itertools.cycle(FILL_CYCLE)
+        names = names[:size] + [next(fill) for _ in range(size - len(names))]
+    return names
+
+
+def _secret_title(seed: int, index: int) -> str:
+    """A 6-character title no wordlist holds (letters and at least two digits)."""
+    rng = random.Random(f"dglab-aet-{seed}-{index}")
+    chars = [rng.choice(string.ascii_uppercase) for _ in range(4)]
+    chars += [rng.choice(string.digits) for _ in range(2)]
+    rng.shuffle(chars)
+    return "".join(chars)
+
+
+def plan_fleet(
+    network: str = DEFAULT_NETWORK,
+    personas: Sequence[str] | Mapping[str, int] | None = None,
+    *,
+    size: int | None = None,
+    ports: Sequence[int] = DEFAULT_PORTS,
+    seed: int = 0,
+    slow_delay: float = DEFAULT_SLOW_DELAY,
+    find_cap: int = DEFAULT_FIND_CAP,
+    max_patients: int | None = None,
+) -> list[HostPlan]:
+    """Assign personas to hosts .1, .2, ... of ``network``; deterministic for the arguments.
+
+    ``max_patients`` lowers the top of every persona's patient range (tests use it to keep
+    C-FIND answers short), except that capped personas keep enough data to exceed their cap.
+    """
+    net = loopback_network(network)
+    names = _persona_names(personas, size)
+    hosts = list(itertools.islice(net.hosts(), len(names)))
+    if len(hosts) < len(names):
+        raise LabError(f"{network} has room for {len(hosts)} hosts, {len(names)} requested")
+    if not ports:
+        raise LabError("at least one port is needed")
+    plans = []
+    for index, (host, name) in enumerate(zip(hosts, names, strict=True), start=1):
+        persona = PERSONAS[name]
+        if persona.answer_delay:
+            persona = dataclasses.replace(persona, answer_delay=slow_delay)
+        if persona.find_cap is not None:
+            persona = dataclasses.replace(persona, find_cap=find_cap)
+        host_ports = tuple(dict.fromkeys([*ports, *persona.extra_ports]))
+        called = persona.called_aet
+        if persona.called_aet_secret:
+            called = _secret_title(seed, index)
+        low, high = persona.patients
+        if max_patients is not None and persona.find_cap is None:
+            high = max(1, min(high, max_patients))
+            low = min(low, high)
+        rng = random.Random(seed * 7919 + index)
+        n = rng.randint(low, high)
+        plans.append(HostPlan(index, str(host), persona, host_ports, called, seed + index, n))
+    return plans
+
+
+# --- ground truth -------------------------------------------------------------------------------
+
+
+def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
+    p = plan.persona
+    dicom = p.speaks_dicom
+    product = p.product if dicom else None
+    gates = []
+    if p.called_aet_secret:
+        gates.append("called_aet_secret")
+    if p.calling_aets is not None:
+        gates.append("calling_aet")
+    if p.credentials is not None:
+        gates.append("user_identity")
+    exposure = None
+    if p.holds_patients:
+        gt = ground_truth(plan.patients())
+        capped = p.find_cap is not None and max(gt.patients, gt.studies) > p.find_cap
+        exposure = {
+            "patients": gt.patients,
+            "studies": gt.studies,
+            "earliest_study_date": gt.earliest_study_date,
+            "latest_study_date": gt.latest_study_date,
+            "modalities": list(gt.modalities),
+            # false when a single universal query cannot reveal everything (result caps)
+            "complete": not capped,
+        }
+    return {
+        "host": plan.host,
+        "port": port,
+        "index": plan.index,
+        "persona": p.name,
+        "description": p.description,
+        "dicom": dicom,
+        "tls": p.tls,
+        "hostile": p.hostile,
+        "implementation_class_uid": product.implementation_class_uid if product else None,
+        "implementation_version_name": product.implementation_version_name if product else None,
+        "max_pdu": product.max_pdu if product else None,
+        "product": product.name if product else None,
+        "product_version": product.version if product else None,
+        "called_aet": {
+            "enforced": plan.called_aet is not None,
+            "accepted": plan.called_aet,
+            "guessable": plan.called_aet is None or not p.called_aet_secret,
+        },
+        "calling_aet": {
+            "enforced": p.calling_aets is not None,
+            "allowed": list(p.calling_aets) if p.calling_aets is not None else None,
+        },
+        "user_identity": {
+            "required": p.credentials is not None,
+            "accepted_with": "username+passcode" if p.credentials else None,
+            "username": p.credentials[0] if p.credentials else None,
+            "passcode": p.credentials[1] if p.credentials else None,
+        },
+        "services": {s: dicom and s in p.services for s in SERVICES},
+        "exposure": exposure,
+        "find_cap": p.find_cap,
+        "cap_mode": None if p.find_cap is None else ("refuse" if p.cap_refuses else "silent"),
+        "answer_delay": p.answer_delay,
+        "gated_by": gates,
+    }
+
+
+def fleet_truth(
+    plans: Sequence[HostPlan],
+    *,
+    network: str,
+    seed: int,
+    ports: Sequence[int],
+    certs: LabCertificates | None = None,
+) -> dict[str, Any]:
+    """The ground truth document of a planned fleet (see the module docstring of the report)."""
+    endpoints: dict[str, Any] = {}
+    for plan in plans:
+        for port in plan.ports:
+            endpoints[f"{plan.host}:{port}"] = _endpoint_truth(plan, port)
+    return {
+        "format": TRUTH_FORMAT,
+        "network": str(loopback_network(network)),
+        "seed": seed,
+        "ports": list(ports),
+        "size": len(plans),
+        "hosts": [
+            {"index": p.index, "host": p.host, "persona": p.persona.name, "ports": list(p.ports)}
+            for p in plans
+        ],
+        "personas": {name: PERSONAS[name].description for name in PERSONA_ORDER},
+        "tls": None
+        if certs is None
+        else {"ca_pem": certs.ca_pem, "cert_sha256": certs.cert_sha256},
+        "endpoints": endpoints,
+    }
+
+
+def write_truth(truth: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write atomically, so a watcher that sees the file sees all of it."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(truth, indent=2, sort_keys=False) + "\n")
+    tmp.replace(target)
+
+
+# --- behaviour ----------------------------------------------------------------------------------
+
+
+def _find_handler(archive: Archive, cap: int | None, refuses: bool) -> Any:
+    async def find(request: FindRequest) -> AsyncIterator[tuple[int, Dataset | None]]:
+        try:
+            matches = archive.find(request.sop_class, request.identifier)
+        except QueryError as exc:
+            yield exc.status, None
+            return
+        if cap is not None and refuses:
+            head = list(itertools.islice(matches, cap + 1))
+            if len(head) > cap:
+                yield STATUS_OUT_OF_RESOURCES, None
+                return
+            matches = iter(head)
+        for i, ds in enumerate(matches):
+            if cap is not None and i >= cap:
+                return  # stop silently, like Orthanc's LimitFindResults
+            yield STATUS_PENDING, ds
+
+    return find
+
+
+def _identity_check(credentials: tuple[str, str]) -> Any:
+    user, passcode = credentials[0].encode(), credentials[1].encode()
+
+    def check(kind: int, primary: bytes, secondary: bytes) -> bool:
+        return kind == UserIdentityType.USERNAME_PASSCODE and (primary, secondary) == (
+            user,
+            passcode,
+        )
+
+    return check
+
+
+class Fleet:
+    """The simulated servers of one lab, started and stopped together.
+
+    ``personas``: None (one of each persona, in catalogue order), a list of persona names (one
+    host each, in order) or a mapping name → count. ``size`` trims or fills (from FILL_CYCLE)
+    that list. ``truth`` is available at once; its ``tls`` part once the fleet has started.
+    """
+
+    def __init__(
+        self,
+        network: str = DEFAULT_NETWORK,
+        personas: Sequence[str] | Mapping[str, int] | None = None,
+        *,
+        size: int | None = None,
+        ports: Sequence[int] = DEFAULT_PORTS,
+        seed: int = 0,
+        slow_delay: float = DEFAULT_SLOW_DELAY,
+        find_cap: int = DEFAULT_FIND_CAP,
+        max_patients: int | None = None,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self.network = network
+        self.seed = seed
+        self.ports = tuple(ports)
+        self.idle_timeout = idle_timeout
+        self.plan = plan_fleet(
+            network,
+            personas,
+            size=size,
+            ports=self.ports,
+            seed=seed,
+            slow_delay=slow_delay,
+            find_cap=find_cap,
+            max_patients=max_patients,
+        )
+        self.certs: LabCertificates | None = None
+        self.truth = fleet_truth(self.plan, network=network, seed=seed, ports=self.ports)
+        #: connections accepted per "host:port"
+        self.connections: Counter[str] = Counter()
+        #: C-STORE requests accepted (and discarded) per host
+        self.stored: Counter[str] = Counter()
+        self._servers: list[asyncio.Server] = []
+        self._conns: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._started = False
+
+    # -- addresses ---------------------------------------------------------------------------
+    def endpoints(self) -> list[tuple[str, int]]:
+        return [(p.host, port) for p in self.plan for port in p.ports]
+
+    def hosts_of(self, persona: str) -> list[HostPlan]:
+        return [p for p in self.plan if p.persona.name == persona]
+
+    def host_of(self, persona: str) -> HostPlan:
+        """The first host playing ``persona`` (KeyError if none)."""
+        for p in self.plan:
+            if p.persona.name == persona:
+                return p
+        raise KeyError(persona)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> Fleet:
+        if self._started:
+            return self
+        self._started = True
+        try:
+            tls_hosts = [p.host for p in self.plan if p.persona.tls]
+            ssl_ctx = None
+            if tls_hosts:
+                self._tmp = tempfile.TemporaryDirectory(prefix="dicomguard-lab-tls-")
+                self.certs = make_certificates(Path(self._tmp.name), tls_hosts)
+                ssl_ctx = server_context(self.certs)
+                self.truth = fleet_truth(
+                    self.plan,
+                    network=self.network,
+                    seed=self.seed,
+                    ports=self.ports,
+                    certs=self.certs,
+                )
+            for plan in self.plan:
+                callback = self._callback(plan)
+                for port in plan.ports:
+                    kwargs: dict[str, Any] = {"reuse_address": True, "backlog": 128}
+                    if plan.persona.tls:
+                        kwargs.update(ssl=ssl_ctx, ssl_handshake_timeout=5.0)
+                    try:
+                        server = await asyncio.start_server(
+                            self._tracked(callback, f"{plan.host}:{port}"),
+                            plan.host,
+                            port,
+                            **kwargs,
+                        )
+                    except OSError as exc:
+                        raise LabError(
+                            f"cannot listen on {plan.host}:{port} ({plan.persona.name}): "
+                            f"{exc.strerror or exc}"
+                        ) from None
+                    self._servers.append(server)
+        except BaseException:
+            await self.stop()
+            raise
+        LOG.info("lab fleet up: %d endpoints on %s", len(self._servers), self.network)
+        return self
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for task, writer in list(self._conns.items()):
+            task.cancel()
+            with contextlib.suppress(Exception):
+                writer.transport.abort()
+        if self._conns:
+            await asyncio.wait(list(self._conns), timeout=2.0)
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        self._servers.clear()
+        self._conns.clear()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self._started = False
+
+    async def __aenter__(self) -> Fleet:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def write_truth(self, path: str | os.PathLike[str]) -> None:
+        write_truth(self.truth, path)
+
+    # -- per-host behaviour --------------------------------------------------------------------
+    def _tracked(self, callback: hostile.RawHandler, key: str) -> hostile.RawHandler:
+        async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._conns[task] = writer
+            self.connections[key] += 1
+            try:
+                await callback(reader, writer)
+            except asyncio.CancelledError:
+                pass  # fleet stopping
+            except Exception:  # a hostile behaviour must never take the loop down
+                LOG.exception("lab connection on %s failed", key)
+            finally:
+                self._conns.pop(task, None)
+                with contextlib.suppress(Exception):
+                    writer.transport.abort()
+
+        return on_connect
+
+    def _callback(self, plan: HostPlan) -> hostile.RawHandler:
+        p = plan.persona
+        if p.hostile is not None:
+            return hostile.behaviour(p.hostile, self.seed + plan.index)
+        product = p.product
+        assert product is not None
+        policy = AcceptorPolicy(
+            ae_title=plan.called_aet or "DGLAB",
+            called_aets=frozenset({plan.called_aet}) if plan.called_aet else None,
+            calling_aets=frozenset(p.calling_aets) if p.calling_aets is not None else None,
+            require_user_identity=p.credentials is not None,
+            user_identity_check=_identity_check(p.credentials) if p.credentials else None,
+            abstract_syntaxes=p.abstract_syntaxes(),
+            implementation_class_uid=product.implementation_class_uid,
+            implementation_version_name=product.implementation_version_name,
+            max_pdu=product.max_pdu,
+            max_associations=64,
+            idle_timeout=self.idle_timeout,
+            answer_delay=p.answer_delay,
+        )
+        archive = Archive.from_patients(plan.patients()) if p.holds_patients else None
+        host = plan.host
+
+        async def store(request: StoreRequest) -> int:
+            self.stored[host] += 1  # accepted and discarded: the lab keeps no pixels
+            return 0
+
+        handlers = Handlers(
+            find=_find_handler(archive, p.find_cap, p.cap_refuses) if archive else None,
+            store=store,
+        )
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await serve_association(reader, writer, policy, handlers)
+
+        return serve
+
+
+# --- running it ----------------------------------------------------------------------------------
+
+
+async def run_fleet(
+    network: str = DEFAULT_NETWORK,
+    personas: Sequence[str] | Mapping[str, int] | None = None,
+    *,
+    size: int | None = DEFAULT_CLI_SIZE,
+    truth_path: str | os.PathLike[str] | None = None,
+    duration: float | None = None,
+    stop: asyncio.Event | None = None,
+    ready: Callable[[Fleet], None] | None = None,
+    **fleet_options: Any,
+) -> dict[str, Any]:
+    """Run a fleet until ``stop`` is set or ``duration`` seconds pass; return its truth.
+
+    ``fleet_options`` are :class:`Fleet` keywords (ports, seed, slow_delay, find_cap,
+    max_patients, idle_timeout). The truth file is written once every listener is up, so a
+    watcher can wait for it; ``ready`` is called with the fleet at the same moment.
+    """
+    stop = stop or asyncio.Event()
+    async with Fleet(network, personas, size=size, **fleet_options) as fleet:
+        if truth_path is not None:
+            fleet.write_truth(truth_path)
+        if ready is not None:
+            ready(fleet)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), duration)
+    return fleet.truth
+
+
+class FleetThread:
+    """A :class:`Fleet` on its own event loop in a daemon thread, for synchronous callers.
+
+    ``with FleetThread(size=20, network="127.42.3.0/24") as lab: lab.truth ...``
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.fleet = Fleet(*args, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def truth(self) -> dict[str, Any]:
+        return self.fleet.truth
+
+    def start(self, timeout: float = 60.0) -> FleetThread:
+        self._thread = threading.Thread(target=self._run, name="dicomguard-lab", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise LabError(f"lab fleet did not start within {timeout:g}s")
+        if self._error is not None:
+            self._thread.join(5.0)
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported to start(); the thread must end quietly
+            if not self._ready.is_set():
+                self._error = exc
+                self._ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        await self.fleet.start()
+        self._ready.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.fleet.stop()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> FleetThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _ports(text: str) -> tuple[int, ...]:
+    try:
+        ports = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port list: {text!r}") from None
+    if not ports or any(not 1 <= p <= 65535 for p in ports):
+        raise argparse.ArgumentTypeError(f"ports must be 1..65535: {text!r}")
+    return ports
+
+
+def build_parser(prog: str = "dicomguard lab") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Run a fleet of simulated DICOM servers on loopback, with ground truth.",
+    )
+    parser.add_argument(
+        "--network",
+        default=DEFAULT_NETWORK,
+        help=f"loopback CIDR the hosts live in (default {DEFAULT_NETWORK})",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        help="number of hosts: one of each persona, then a mix (default "
+        f"{DEFAULT_CLI_SIZE}, or exactly the --persona list when one is given)",
+    )
+    parser.add_argument(
+        "--ports",
+        type=_ports,
+        default=DEFAULT_PORTS,
+        help="comma-separated ports every host listens on (default 11112; tls-only adds 2762)",
+    )
+    parser.add_argument(
+        "--persona",
+        action="append",
+        dest="personas",
+        metavar="NAME",
+        help="explicit persona per host, in order (repeatable)",
+    )
+    parser.add_argument("--truth", metavar="FILE", help="write the ground truth JSON here")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        metavar="SECONDS",
+        help="stop by itself after this long (default: until Ctrl-C/SIGTERM)",
+    )
+    parser.add_argument(
+        "--slow-delay",
+        type=float,
+        default=DEFAULT_SLOW_DELAY,
+        help=f"answer delay of 'slow' hosts (default {DEFAULT_SLOW_DELAY}s)",
+    )
+    parser.add_argument(
+        "--find-cap",
+        type=int,
+        default=DEFAULT_FIND_CAP,
+        help=f"C-FIND cap of the capped personas (default {DEFAULT_FIND_CAP})",
+    )
+    parser.add_argument(
+        "--max-patients",
+        type=int,
+        metavar="N",
+        help="upper bound of synthetic patients per host (default: 200; capped hosts keep more)",
+    )
+    parser.add_argument(
+        "--list-personas", action="store_true", help="print the persona catalogue and exit"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``dicomguard lab``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_personas:
+        for name in PERSONA_ORDER:
+            print(f"{name:24} {PERSONAS[name].description}")
+        return 0
+    if args.size is None and not args.personas:
+        args.size = DEFAULT_CLI_SIZE
+    try:
+        plan_fleet(args.network, args.personas, size=args.size, ports=args.ports, seed=args.seed)
+    except LabError as exc:
+        print(f"dicomguard lab: error: {exc}", file=sys.stderr)
+        return 2
+
+    def ready(fleet: Fleet) -> None:
+        where = f"; truth in {args.truth}" if args.truth else ""
+        print(
+            f"dicomguard lab: {len(fleet.plan)} hosts, {len(fleet.endpoints())} endpoints on "
+            f"{args.network} (seed {args.seed}){where}. Ctrl-C to stop.",
+            flush=True,
+        )
+
+    async def runner() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        await run_fleet(
+            args.network,
+            args.personas,
+            size=args.size,
+            ports=args.ports,
+            seed=args.seed,
+            truth_path=args.truth,
+            duration=args.duration,
+            stop=stop,
+            slow_delay=args.slow_delay,
+            find_cap=args.find_cap,
+            max_patients=args.max_patients,
+            ready=ready,
+        )
+
+    try:
+        asyncio.run(runner())
+    except LabError as exc:
+        print(f"dicomguard lab: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    print("dicomguard lab: stopped", flush=True)
+    return 0

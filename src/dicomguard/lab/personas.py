@@ -1,0 +1,234 @@
+"""The lab's server personas: each one a way a real DICOM endpoint behaves (or misbehaves).
+
+A persona is pure configuration; :mod:`dicomguard.lab.fleet` turns it into a listening acceptor
+(or a hostile raw behaviour) and into the ground truth a scanner's verdict is judged against.
+Names are stable: the scanner tests and the benchmark refer to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pynetdicom.presentation import StoragePresentationContexts
+
+from .. import __version__
+
+# --- services: the names of the scan output contract and the SOP classes behind them ----------
+
+VERIFICATION = "1.2.840.10008.1.1"
+SERVICE_SOP_CLASSES: dict[str, tuple[str, ...]] = {
+    "verification": (VERIFICATION,),
+    "find_patient_root": ("1.2.840.10008.5.1.4.1.2.1.1",),
+    "find_study_root": ("1.2.840.10008.5.1.4.1.2.2.1",),
+    "move": ("1.2.840.10008.5.1.4.1.2.1.2", "1.2.840.10008.5.1.4.1.2.2.2"),
+    "get": ("1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"),
+    "worklist": ("1.2.840.10008.5.1.4.31",),
+    "storage": tuple(str(cx.abstract_syntax) for cx in StoragePresentationContexts),
+}
+SERVICES = tuple(SERVICE_SOP_CLASSES)
+ALL_SERVICES = frozenset(SERVICES)
+QUERY_SERVICES = frozenset({"find_patient_root", "find_study_root", "worklist"})
+
+
+@dataclass(frozen=True)
+class Product:
+    """What a persona says it is in its A-ASSOCIATE-AC, and what the truth file says it claims."""
+
+    name: str
+    version: str
+    implementation_class_uid: str
+    implementation_version_name: str | None
+    #: maximum PDU length the product announces by default
+    max_pdu: int = 16384
+
+
+#: OFFIS DCMTK 3.6.7, the values storescp/dcmqrscp announce (harmless to mimic: public, common).
+DCMTK_367 = Product("DCMTK", "3.6.7", "1.2.276.0.7230010.3.0.3.6.7", "OFFIS_DCMTK_367")
+#: DCMTK 3.6.5, which Orthanc builds of that era announce (Orthanc speaks through DCMTK).
+DCMTK_365 = Product("DCMTK", "3.6.5", "1.2.276.0.7230010.3.0.3.6.5", "OFFIS_DCMTK_365")
+PYNETDICOM_304 = Product(
+    "pynetdicom", "3.0.4", "1.2.826.0.1.3680043.9.3811.3.0.4", "PYNETDICOM_304", 16382
+)
+#: The lab's own identity, for personas that imitate no product (2.25 root of the lab's UIDs).
+DGLAB = Product(
+    "dicomguard-lab",
+    __version__,
+    "2.25.4242.0.1",
+    ("DGLAB_" + __version__.replace(".", ""))[:16],
+    65536,
+)
+
+# --- hostile (non-DICOM) behaviours, implemented in dicomguard.lab.hostile ----------------------
+HOSTILE_BEHAVIOURS = ("http", "ssh", "silent", "abort", "garbage", "giant-length")
+
+#: the guessable called AE title (present in every scanner's wordlist)
+GUESSABLE_CALLED_AET = "PACS"
+#: the calling AE title an allow-listing persona admits
+ALLOWED_CALLING_AET = "VIEWER01"
+#: credentials of the user-identity persona (a lab default, like a vendor default password)
+LAB_USERNAME = "dgadmin"
+LAB_PASSCODE = "dgadmin"
+DEFAULT_FIND_CAP = 50
+DEFAULT_SLOW_DELAY = 1.0
+TLS_PORT = 2762
+
+
+@dataclass(frozen=True)
+class Persona:
+    """One behaviour. Only the fields that matter for the persona differ from the defaults."""
+
+    name: str
+    description: str
+    product: Product | None = DGLAB
+    services: frozenset[str] = frozenset()
+    #: the only called AE title accepted; None = any
+    called_aet: str | None = None
+    #: the called AE title is drawn at random per fleet (never in a wordlist)
+    called_aet_secret: bool = False
+    #: calling AE titles allowed; None = anyone
+    calling_aets: tuple[str, ...] | None = None
+    #: (username, passcode) required as a user identity item; None = not required
+    credentials: tuple[str, str] | None = None
+    tls: bool = False
+    #: ports this persona listens on besides the fleet's ports (TLS personas add 2762)
+    extra_ports: tuple[int, ...] = ()
+    #: C-FIND result cap; None = every match
+    find_cap: int | None = None
+    #: True: above the cap answer 0xA700 with no result; False: stop silently at the cap
+    cap_refuses: bool = False
+    #: seconds before the A-ASSOCIATE-RQ is answered
+    answer_delay: float = 0.0
+    #: a non-DICOM behaviour from HOSTILE_BEHAVIOURS; None = a DICOM acceptor
+    hostile: str | None = None
+    #: bounds of the synthetic patient count (inclusive) for personas that hold data
+    patients: tuple[int, int] = (5, 200)
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def speaks_dicom(self) -> bool:
+        return self.hostile is None
+
+    @property
+    def holds_patients(self) -> bool:
+        return self.speaks_dicom and bool(self.services & QUERY_SERVICES)
+
+    def abstract_syntaxes(self) -> tuple[str, ...]:
+        out: list[str] = []
+        for service in SERVICES:
+            if service in self.services:
+                out.extend(SERVICE_SOP_CLASSES[service])
+        return tuple(out)
+
+
+_ARCHIVE = frozenset(
+    {"verification", "find_patient_root", "find_study_root", "move", "get", "storage"}
+)
+
+PERSONAS: dict[str, Persona] = {
+    p.name: p
+    for p in (
+        Persona(
+            "open",
+            "Any AE title, every Q/R service, worklist and storage: the classic exposed archive",
+            product=DCMTK_367,
+            services=ALL_SERVICES,
+        ),
+        Persona(
+            "called-aet-guessable",
+            f"Enforces the called AE title, but it is the common {GUESSABLE_CALLED_AET!r}",
+            services=_ARCHIVE,
+            called_aet=GUESSABLE_CALLED_AET,
+        ),
+        Persona(
+            "called-aet-secret",
+            "Enforces a random called AE title no wordlist holds",
+            services=_ARCHIVE,
+            called_aet_secret=True,
+        ),
+        Persona(
+            "calling-aet-allowlist",
+            f"Only calling AE {ALLOWED_CALLING_AET!r} may associate (others: reject reason 3)",
+            services=_ARCHIVE,
+            calling_aets=(ALLOWED_CALLING_AET,),
+        ),
+        Persona(
+            "echo-only",
+            "Verification only, like a modality's or a router's listener",
+            product=DCMTK_367,
+            services=frozenset({"verification"}),
+        ),
+        Persona(
+            "user-identity-required",
+            "Rejects associations without a valid username+passcode user identity",
+            services=_ARCHIVE,
+            credentials=(LAB_USERNAME, LAB_PASSCODE),
+        ),
+        Persona(
+            "tls-only",
+            "DICOM inside TLS with a self-signed lab CA; plain TCP gets a TLS error",
+            services=_ARCHIVE,
+            tls=True,
+            extra_ports=(TLS_PORT,),
+        ),
+        Persona(
+            "store-only",
+            "Verification and storage: a store SCP that cannot be queried",
+            product=PYNETDICOM_304,
+            services=frozenset({"verification", "storage"}),
+        ),
+        Persona(
+            "capped",
+            f"Answers C-FIND with at most {DEFAULT_FIND_CAP} matches then success, silently",
+            product=DCMTK_365,
+            services=_ARCHIVE,
+            find_cap=DEFAULT_FIND_CAP,
+            patients=(80, 200),
+        ),
+        Persona(
+            "capped-refuse",
+            f"Refuses a C-FIND matching over {DEFAULT_FIND_CAP} records with 0xA700",
+            services=_ARCHIVE,
+            find_cap=DEFAULT_FIND_CAP,
+            cap_refuses=True,
+            patients=(80, 200),
+        ),
+        Persona("not-dicom", "An HTTP server on a DICOM port", product=None, hostile="http"),
+        Persona("not-dicom-ssh", "An SSH banner on a DICOM port", product=None, hostile="ssh"),
+        Persona("silent", "Accepts TCP, never says a word", product=None, hostile="silent"),
+        Persona("aborting", "Answers every A-ASSOCIATE-RQ with an A-ABORT", hostile="abort"),
+        Persona("garbage", "Answers with random bytes", product=None, hostile="garbage"),
+        Persona(
+            "giant-length",
+            "Answers with an A-ASSOCIATE-AC header announcing 4 GiB",
+            product=None,
+            hostile="giant-length",
+        ),
+        Persona(
+            "slow",
+            "Answers the association after a delay shorter than a scanner's timeout",
+            services=frozenset({"verification", "find_study_root"}),
+            answer_delay=DEFAULT_SLOW_DELAY,
+        ),
+    )
+}
+
+#: one of each, in this order, on hosts .1, .2, ... of a fleet
+PERSONA_ORDER: tuple[str, ...] = tuple(PERSONAS)
+
+#: what fills a fleet beyond one of each: mostly ordinary servers, some odd ones
+FILL_CYCLE: tuple[str, ...] = (
+    "open",
+    "echo-only",
+    "open",
+    "called-aet-guessable",
+    "store-only",
+    "open",
+    "capped",
+    "calling-aet-allowlist",
+    "echo-only",
+    "not-dicom",
+    "open",
+    "silent",
+    "user-identity-required",
+    "called-aet-secret",
+)

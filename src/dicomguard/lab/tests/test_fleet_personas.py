@@ -1,0 +1,213 @@
+"""A fleet of every persona on 127.42.x: each endpoint behaves exactly as its truth says.
+
+The checks use only our own requestor (dicomguard.dul.client), as the scanner will, so they are
+also the first end-to-end proof that requestor and lab agree on every verdict field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from pydicom.dataset import Dataset
+
+from dicomguard.dul import errors
+from dicomguard.dul.client import AssociateOutcome, Timeouts, associate, scanner_tls_context
+from dicomguard.dul.negotiation import AssociateRequest, UserIdentity, UserIdentityType
+from dicomguard.lab.fleet import Fleet
+from dicomguard.lab.personas import PERSONA_ORDER, SERVICE_SOP_CLASSES
+
+# The fleet lives in the module's event loop, so the tests must run in that loop too.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+NETWORK = "127.42.77.0/24"
+SLOW = 0.3
+TIMEOUTS = Timeouts(connect=1.0, associate=1.0, dimse=3.0, release=0.5)
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+#: one SOP class per contract service (the first of each), storage probed with CT
+PROBE = {
+    svc: (CT_STORAGE if svc == "storage" else uids[0]) for svc, uids in SERVICE_SOP_CLASSES.items()
+}
+FIND_MODEL = {
+    "find_study_root": SERVICE_SOP_CLASSES["find_study_root"][0],
+    "find_patient_root": SERVICE_SOP_CLASSES["find_patient_root"][0],
+}
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def fleet() -> AsyncIterator[Fleet]:
+    async with Fleet(NETWORK, size=20, seed=5, slow_delay=SLOW, max_patients=40) as lab:
+        yield lab
+
+
+def _request(t: dict[str, Any], **overrides: Any) -> AssociateRequest:
+    """The request a scanner that already knows the gates' secrets would send."""
+    kwargs: dict[str, Any] = {
+        "called_aet": t["called_aet"]["accepted"] or "ANY-SCP",
+        "abstract_syntaxes": tuple(PROBE.values()),
+    }
+    if t["calling_aet"]["enforced"]:
+        kwargs["calling_aet"] = t["calling_aet"]["allowed"][0]
+    ui = t["user_identity"]
+    if ui["required"]:
+        kwargs["user_identity"] = UserIdentity(
+            UserIdentityType.USERNAME_PASSCODE, ui["username"].encode(), ui["passcode"].encode()
+        )
+    kwargs.update(overrides)
+    return AssociateRequest(**kwargs)
+
+
+async def _associate(
+    t: dict[str, Any], request: AssociateRequest, *, tls: bool | None = None
+) -> AssociateOutcome:
+    use_tls = t["tls"] if tls is None else tls
+    return await associate(
+        t["host"],
+        t["port"],
+        request,
+        timeouts=TIMEOUTS,
+        ssl_context=scanner_tls_context() if use_tls else None,
+    )
+
+
+async def _study_query(
+    assoc: Any, model: str, date_range: str = ""
+) -> tuple[list[Dataset], int | None]:
+    q = Dataset()
+    q.QueryRetrieveLevel = "STUDY"
+    q.StudyInstanceUID = ""
+    q.PatientID = ""
+    q.StudyDate = date_range
+    found = [ds async for ds in assoc.find(model, q)]
+    return found, assoc.last_status
+
+
+async def check_endpoint(t: dict[str, Any]) -> None:
+    """Assert every verdict field of one truth entry against the live endpoint."""
+    where = f"{t['persona']} at {t['host']}:{t['port']}"
+    if not t["dicom"]:
+        with pytest.raises(errors.DulError) as exc:
+            await _associate(t, _request(t))
+        expected = {
+            "http": errors.MalformedPdu,
+            "ssh": errors.MalformedPdu,
+            "garbage": errors.MalformedPdu,
+            "giant-length": errors.PduTooLarge,
+            "abort": errors.PeerAborted,
+            "silent": errors.PeerTimeout,
+        }[t["hostile"]]
+        assert isinstance(exc.value, expected), (where, exc.value)
+        return
+
+    if t["tls"]:
+        with pytest.raises(errors.DulError):
+            await _associate(t, _request(t), tls=False)
+    if t["called_aet"]["enforced"]:
+        out = await _associate(t, _request(t, called_aet="NOT-IT"))
+        assert out.reject and out.reject.called_aet_refused, where
+    if t["calling_aet"]["enforced"]:
+        out = await _associate(t, _request(t, calling_aet="DICOMGUARD"))
+        assert out.reject and out.reject.calling_aet_refused, where
+    if t["user_identity"]["required"]:
+        out = await _associate(t, _request(t, user_identity=None))
+        assert out.reject and (out.reject.result, out.reject.source) == (2, 2), where
+
+    started = time.monotonic()
+    out = await _associate(t, _request(t))
+    assert out.association, (where, out.reject)
+    assert time.monotonic() - started >= t["answer_delay"] * 0.9
+    async with out.association as assoc:
+        accept = assoc.accept
+        assert accept.implementation_class_uid == t["implementation_class_uid"], where
+        assert accept.implementation_version_name == t["implementation_version_name"], where
+        assert accept.max_pdu == t["max_pdu"]
+        offered = {svc: accept.accepts(uid) for svc, uid in PROBE.items()}
+        assert offered == t["services"], where
+        if t["services"]["verification"]:
+            assert await assoc.echo() == 0
+        exposure = t["exposure"]
+        if exposure is None:
+            return
+        model = (
+            FIND_MODEL["find_study_root"]
+            if t["services"]["find_study_root"]
+            else FIND_MODEL["find_patient_root"]
+        )
+        found, status = await _study_query(assoc, model)
+        if t["cap_mode"] == "refuse":
+            assert (found, status) == ([], 0xA700), where
+        elif t["cap_mode"] == "silent":
+            assert status == 0 and len(found) == t["find_cap"], where
+        else:
+            assert status == 0, where
+            assert len(found) == exposure["studies"], where
+            assert len({ds.PatientID for ds in found}) == exposure["patients"]
+            dates = sorted(ds.StudyDate for ds in found)
+            assert (dates[0], dates[-1]) == (
+                exposure["earliest_study_date"],
+                exposure["latest_study_date"],
+            )
+            # date-range matching on the live server agrees with the truth's span
+            upto, _ = await _study_query(assoc, model, f"-{exposure['earliest_study_date']}")
+            assert len(upto) == dates.count(dates[0])
+        assert all(ds.PatientID.startswith("DGSYN") for ds in found)
+
+
+async def test_fleet_layout_and_truth(fleet: Fleet) -> None:
+    truth = fleet.truth
+    assert [h["persona"] for h in truth["hosts"][: len(PERSONA_ORDER)]] == list(PERSONA_ORDER)
+    assert truth["size"] == 20 and truth["hosts"][0]["host"] == "127.42.77.1"
+    assert all(key.startswith("127.42.77.") for key in truth["endpoints"])
+    tls = fleet.host_of("tls-only")
+    assert tls.ports == (11112, 2762)
+    assert truth["tls"] and "BEGIN CERTIFICATE" in truth["tls"]["ca_pem"]
+    secret = fleet.host_of("called-aet-secret").called_aet
+    assert (
+        secret
+        and len(secret) == 6
+        and not truth["endpoints"][f"{fleet.host_of('called-aet-secret').host}:11112"][
+            "called_aet"
+        ]["guessable"]
+    )
+
+
+async def test_every_endpoint_behaves_as_its_truth_says(fleet: Fleet) -> None:
+    entries = list(fleet.truth["endpoints"].values())
+    results = await asyncio.gather(*(check_endpoint(t) for t in entries), return_exceptions=True)
+    failures = [(t["persona"], t["port"], r) for t, r in zip(entries, results, strict=True) if r]
+    assert not failures, failures
+    assert sum(fleet.connections.values()) >= len(entries)
+
+
+async def test_storage_is_accepted_and_discarded(fleet: Fleet) -> None:
+    from pynetdicom import dimse_messages as dm
+
+    from dicomguard.dul import dimse
+    from dicomguard.lab.synthetic import instance_dataset, make_patients
+
+    plan = fleet.host_of("store-only")
+    out = await associate(
+        plan.host, 11112, AssociateRequest(abstract_syntaxes=(CT_STORAGE,)), timeouts=TIMEOUTS
+    )
+    assert out.association
+    async with out.association as assoc:
+        cid, ts = assoc._context(CT_STORAGE)
+        patient = make_patients(1, 1)[0]
+        ds = instance_dataset(patient, patient.studies[0])
+        msg = dm.C_STORE_RQ()
+        cs = msg.command_set
+        cs.CommandField = dimse.C_STORE_RQ
+        cs.MessageID = 1
+        cs.AffectedSOPClassUID = CT_STORAGE
+        cs.AffectedSOPInstanceUID = ds.SOPInstanceUID
+        cs.Priority = 0
+        await assoc._send(
+            dimse.encode_message(msg, cid, assoc.peer_max_pdu, dimse.encode_dataset(ds, ts))
+        )
+        reply = await assoc._receive(dimse.MessageAssembler())
+        assert reply.command_field == dimse.C_STORE_RSP and reply.status == 0
+    assert fleet.stored[plan.host] == 1
