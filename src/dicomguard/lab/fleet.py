@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
@@ -55,7 +55,9 @@ from .personas import (
 )
 from .query import Archive, QueryError
 from .synthetic import SyntheticPatient, ground_truth, make_patients
-from .tls import LabCertificates, make_certificates, server_context
+
+if TYPE_CHECKING:
+    from .tls import LabCertificates
 
 LOG = logging.getLogger(__name__)
 
@@ -387,6 +389,9 @@ class Fleet:
             tls_hosts = [p.host for p in self.plan if p.persona.tls]
             ssl_ctx = None
             if tls_hosts:
+                # imported here: `cryptography` is only needed by fleets with TLS personas
+                from .tls import make_certificates, server_context
+
                 self._tmp = tempfile.TemporaryDirectory(prefix="dicomguard-lab-tls-")
                 self.certs = make_certificates(Path(self._tmp.name), tls_hosts)
                 ssl_ctx = server_context(self.certs)
