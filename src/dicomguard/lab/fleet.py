@@ -395,13 +395,10 @@ class Fleet:
                 self._tmp = tempfile.TemporaryDirectory(prefix="dicomguard-lab-tls-")
                 self.certs = make_certificates(Path(self._tmp.name), tls_hosts)
                 ssl_ctx = server_context(self.certs)
-                self.truth = fleet_truth(
-                    self.plan,
-                    network=self.network,
-                    seed=self.seed,
-                    ports=self.ports,
-                    certs=self.certs,
-                )
+                self.truth["tls"] = {
+                    "ca_pem": self.certs.ca_pem,
+                    "cert_sha256": self.certs.cert_sha256,
+                }
             for plan in self.plan:
                 callback = self._callback(plan)
                 for port in plan.ports:
