@@ -27,12 +27,12 @@ def test_non_loopback_networks_are_refused_before_anything_binds(network: str) -
 
 
 def test_plan_is_stable_and_fills_to_size() -> None:
-    a = plan_fleet("127.42.5.0/24", size=40, seed=3)
-    b = plan_fleet("127.42.5.0/24", size=40, seed=3)
+    a = plan_fleet("127.42.231.0/24", size=40, seed=3)
+    b = plan_fleet("127.42.231.0/24", size=40, seed=3)
     assert [(p.host, p.persona.name, p.n_patients, p.called_aet) for p in a] == [
         (p.host, p.persona.name, p.n_patients, p.called_aet) for p in b
     ]
-    assert a[0].host == "127.42.5.1" and a[-1].host == "127.42.5.40"
+    assert a[0].host == "127.42.231.1" and a[-1].host == "127.42.231.40"
     assert {p.persona.name for p in a[17:]} <= {
         "open",
         "echo-only",
@@ -45,22 +45,22 @@ def test_plan_is_stable_and_fills_to_size() -> None:
         "user-identity-required",
         "called-aet-secret",
     }
-    counts = plan_fleet("127.42.5.0/29", {"open": 2, "silent": 1})
+    counts = plan_fleet("127.42.231.0/29", {"open": 2, "silent": 1})
     assert [p.persona.name for p in counts] == ["open", "open", "silent"]
     with pytest.raises(LabError):
-        plan_fleet("127.42.5.0/30", size=3)  # only 2 usable hosts
+        plan_fleet("127.42.231.0/30", size=3)  # only 2 usable hosts
     with pytest.raises(LabError):
         plan_fleet(personas=["no-such-persona"])
 
 
 async def test_busy_port_is_a_clear_error_and_nothing_is_left_bound() -> None:
     with socket.socket() as s:
-        s.bind(("127.42.6.2", 11112))
+        s.bind(("127.42.232.2", 11112))
         s.listen()
-        with pytest.raises(LabError, match=re.escape("127.42.6.2:11112")):
-            async with Fleet("127.42.6.0/24", ["echo-only", "echo-only"]):
+        with pytest.raises(LabError, match=re.escape("127.42.232.2:11112")):
+            async with Fleet("127.42.232.0/24", ["echo-only", "echo-only"]):
                 pass
-    async with Fleet("127.42.6.0/24", ["echo-only", "echo-only"]) as fleet:
+    async with Fleet("127.42.232.0/24", ["echo-only", "echo-only"]) as fleet:
         assert len(fleet.endpoints()) == 2
 
 
@@ -86,14 +86,14 @@ def _pynetdicom_echo_and_count(host: str) -> tuple[int, int]:
 
 
 def test_fleet_thread_serves_pynetdicom_from_sync_code() -> None:
-    lab = FleetThread("127.42.7.0/24", ["open", "silent"], seed=9, max_patients=30).start()
+    lab = FleetThread("127.42.233.0/24", ["open", "silent"], seed=9, max_patients=30).start()
     try:
         host = lab.fleet.host_of("open").host
         echo, found = _pynetdicom_echo_and_count(host)
         assert echo == 0
         assert found == lab.truth["endpoints"][f"{host}:11112"]["exposure"]["studies"]
         # a connection the silent host holds open must not keep the fleet from stopping
-        hung = socket.create_connection(("127.42.7.2", 11112))
+        hung = socket.create_connection(("127.42.233.2", 11112))
     finally:
         started = time.monotonic()
         lab.stop()
@@ -111,7 +111,7 @@ def test_cli_writes_truth_and_stops_after_duration(tmp_path: Path) -> None:
             main(
                 [
                     "--network",
-                    "127.42.8.0/24",
+                    "127.42.234.0/24",
                     "--size",
                     "18",
                     "--seed",
@@ -131,5 +131,5 @@ def test_cli_writes_truth_and_stops_after_duration(tmp_path: Path) -> None:
     assert code == [0]
     truth = json.loads(truth_file.read_text())
     assert truth["format"] == "dicomguard-lab-truth/1" and truth["size"] == 18
-    assert "127.42.8.7:2762" in truth["endpoints"]  # tls-only's second port
-    assert truth["endpoints"]["127.42.8.7:2762"]["tls"] is True
+    assert "127.42.234.7:2762" in truth["endpoints"]  # tls-only's second port
+    assert truth["endpoints"]["127.42.234.7:2762"]["tls"] is True

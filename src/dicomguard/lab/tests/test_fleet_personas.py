@@ -24,7 +24,8 @@ from dicomguard.lab.personas import PERSONA_ORDER, SERVICE_SOP_CLASSES
 # The fleet lives in the module's event loop, so the tests must run in that loop too.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-NETWORK = "127.42.77.0/24"
+# A high 127.42.x block: 127.42.0.0/24 is the CLI default that developers run by hand.
+NETWORK = "127.42.235.0/24"
 SLOW = 0.3
 TIMEOUTS = Timeouts(connect=1.0, associate=1.0, dimse=3.0, release=0.5)
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -160,8 +161,8 @@ async def check_endpoint(t: dict[str, Any]) -> None:
 async def test_fleet_layout_and_truth(fleet: Fleet) -> None:
     truth = fleet.truth
     assert [h["persona"] for h in truth["hosts"][: len(PERSONA_ORDER)]] == list(PERSONA_ORDER)
-    assert truth["size"] == 20 and truth["hosts"][0]["host"] == "127.42.77.1"
-    assert all(key.startswith("127.42.77.") for key in truth["endpoints"])
+    assert truth["size"] == 20 and truth["hosts"][0]["host"] == "127.42.235.1"
+    assert all(key.startswith("127.42.235.") for key in truth["endpoints"])
     tls = fleet.host_of("tls-only")
     assert tls.ports == (11112, 2762)
     assert truth["tls"] and "BEGIN CERTIFICATE" in truth["tls"]["ca_pem"]
