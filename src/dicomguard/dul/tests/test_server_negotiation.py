@@ -118,9 +118,7 @@ async def test_context_results_distinguish_abstract_and_transfer_syntax(acceptor
     await outcome.association.release()
     assert accept.results == {VERIFICATION: 0, STUDY_FIND: 0, WORKLIST: 3}
 
-    outcome = await associate(
-        HOST, port, AssociateRequest(transfer_syntaxes=(BIG_ENDIAN,))
-    )
+    outcome = await associate(HOST, port, AssociateRequest(transfer_syntaxes=(BIG_ENDIAN,)))
     assert outcome.association
     assert outcome.association.accept.results == {VERIFICATION: 4}
     await outcome.association.release()
