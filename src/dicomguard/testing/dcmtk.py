@@ -63,10 +63,10 @@ class DcmqrscpServer(ProcessServer):
     * called AE not in the AETable → A-ASSOCIATE-RJ, reason 7;
     * calling AE not among the AE's peers → also reason **7** (dcmqrscp says "BadAEService"
       and never uses reason 3), so a scanner cannot tell the two checks apart by reason code;
-    * once a first association has been accepted (and a child forked), a later rejection now
-      and then fails inside dcmqrscp ("Association Reject Failed ... state 1 event 7") and the
-      caller sees the connection dropped instead of an A-ASSOCIATE-RJ. Treat "not established"
-      as the refusal; only the reason code is unreliable.
+    * now and then (mostly after an association was accepted and a child forked) a rejection
+      fails inside dcmqrscp ("Association Reject Failed ... state 1 event 7") and the caller
+      sees the connection dropped instead of an A-ASSOCIATE-RJ. Treat "not established" as the
+      refusal; only the reason code is unreliable.
     * ``--single-process`` is not an option: it segfaults in DUL_DropAssociation after the
       first association.
 

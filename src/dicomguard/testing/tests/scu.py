@@ -57,8 +57,30 @@ def _ae(calling: str, *, timeout: float = 10.0) -> AE:
     return ae
 
 
-def associate(host: str, port: int, called: str, calling: str, *, echo: bool = True) -> Outcome:
-    """Propose every service context, report acceptance per service, and C-ECHO if accepted."""
+def associate(
+    host: str,
+    port: int,
+    called: str,
+    calling: str,
+    *,
+    echo: bool = True,
+    retries_on_abort: int = 0,
+) -> Outcome:
+    """Propose every service context, report acceptance per service, and C-ECHO if accepted.
+
+    A refused association now and then ends in a dropped connection instead of an
+    A-ASSOCIATE-RJ (a known dcmqrscp 3.6.7 failure, seen rarely with Orthanc under load too);
+    ``retries_on_abort`` repeats the attempt to read the reason code the server means to send.
+    """
+    out = _associate_once(host, port, called, calling, echo=echo)
+    for _ in range(retries_on_abort):
+        if out.established or out.rejected:
+            break
+        out = _associate_once(host, port, called, calling, echo=echo)
+    return out
+
+
+def _associate_once(host: str, port: int, called: str, calling: str, *, echo: bool) -> Outcome:
     ae = _ae(calling)
     for uids in SERVICE_SOP_CLASSES.values():
         for uid in uids:

