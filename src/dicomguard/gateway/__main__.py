@@ -1,0 +1,7 @@
+"""``python -m dicomguard.gateway --config FILE``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,611 @@
+"""Gateway configuration: a TOML file read with ``tomllib`` into frozen dataclasses.
+
+Every value is checked when the file is loaded, and every error names the key it is about
+(``route[2].backend_port: expected an integer 1..65535, got 'x'``): an operator who edits the
+file at 3 a.m. and sends SIGHUP must learn what is wrong before the gateway runs on it. A bad
+file on reload keeps the old configuration running.
+
+Example::
+
+    [[listen]]
+    address = "127.0.0.1"
+    port = 11112
+
+    [[listen]]
+    address = "127.0.0.1"
+    port = 2762
+    tls = true
+
+    [tls]
+    cert = "gw.pem"
+    key = "gw-key.pem"
+    client_ca = "ca.pem"            # verify client certificates against this CA
+    require_client_cert = false
+
+    [sources]
+    allow = ["127.0.0.0/8"]
+
+    [[client]]                      # calling AE allow-list bound to source addresses
+    calling_aet = "CT01"
+    sources = ["127.0.0.1/32"]
+    identity = "modality"
+
+    [[route]]
+    called_aet = "PACS"             # what clients call
+    backend_host = "127.0.0.1"
+    backend_port = 104
+    backend_aet = "LEGACYPACS"      # called AE sent to the backend
+    calling_aet = ""                # rewrite of the calling AE ("" = keep the client's)
+    user_identity = "strip"         # or "pass"
+
+    [auth]
+    require_tls = true              # user identity only inside TLS
+    required = false                # every association must carry a user identity
+
+    [[user]]
+    name = "alice"
+    passcode_hash = "scrypt$16384$8$1$<salt hex>$<hash hex>"
+    identity = "viewer"
+
+    [jwt]
+    algorithms = ["HS256"]
+    secret = "..."                  # or public_key_file = "issuer.pem" for RS256
+    audience = "dicomguard"
+    issuer = "https://idp.example"
+    identity_claim = "role"
+
+    [identity.modality]
+    operations = ["ECHO", "STORE"]
+    rate = 50.0                     # operations per second (token bucket), 0 = unlimited
+    burst = 100
+
+    [identity.viewer]
+    operations = ["ECHO", "FIND", "MOVE"]
+    move_destinations = ["VIEWER1"]
+    find_max_results = 100
+
+    [audit]
+    file = "/var/log/dicomguard/audit.xml"
+    syslog = "udp://127.0.0.1:514"
+
+    [metrics]
+    address = "127.0.0.1"
+    port = 9464
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Operation names a policy can allow (the DIMSE-C services the gateway inspects).
+OPERATIONS = ("ECHO", "STORE", "FIND", "MOVE", "GET")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or wrong; ``key`` is its dotted path in the file."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class Listener:
+    address: str
+    port: int
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+    require_client_cert: bool = False
+    min_version: str = "TLSv1.2"
+
+
+@dataclass(frozen=True)
+class Client:
+    """A known calling AE and the source networks it may come from."""
+
+    calling_aet: str
+    sources: tuple[Network, ...]
+    identity: str | None = None
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where an association for ``called_aet`` goes, and how its AE titles are rewritten."""
+
+    called_aet: str
+    backend_host: str
+    backend_port: int
+    backend_aet: str
+    calling_aet: str = ""
+    user_identity: str = "strip"
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    passcode_hash: str
+    identity: str
+
+
+@dataclass(frozen=True)
+class JwtConfig:
+    algorithms: tuple[str, ...]
+    secret: str | None = None
+    public_key_file: Path | None = None
+    audience: str | None = None
+    issuer: str | None = None
+    identity_claim: str = "sub"
+    leeway: float = 0.0
+    require_jti: bool = True
+
+
+@dataclass(frozen=True)
+class CertIdentity:
+    """A TLS client certificate subject common name mapped to an identity."""
+
+    common_name: str
+    identity: str
+
+
+@dataclass(frozen=True)
+class IdentityPolicy:
+    """What one identity may do once its association is up."""
+
+    name: str
+    operations: frozenset[str]
+    move_destinations: frozenset[str] | None = None  # None = any destination
+    find_max_results: int = 0  # 0 = no cap
+    rate: float = 0.0  # operations per second; 0 = unlimited
+    burst: int = 0
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    require_tls: bool = False
+    required: bool = False
+    accept_username_only: bool = False
+    default_identity: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    file: Path | None = None
+    syslog: str | None = None  # "udp://host:port" or "tcp://host:port"
+    source_id: str = "dicomguard-gateway"
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    address: str = "127.0.0.1"
+    port: int = 0  # 0 = no metrics endpoint
+
+
+@dataclass(frozen=True)
+class Limits:
+    associate_timeout: float = 10.0
+    idle_timeout: float = 600.0
+    connect_timeout: float = 5.0
+    max_associations: int = 64
+    max_pdu_bytes: int = 4 << 20
+    max_command_bytes: int = 16 << 10
+    max_command_fragments: int = 4
+    stop_grace: float = 10.0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    listeners: tuple[Listener, ...]
+    routes: tuple[Route, ...]
+    identities: dict[str, IdentityPolicy]
+    sources: tuple[Network, ...] = ()
+    clients: tuple[Client, ...] = ()
+    users: tuple[User, ...] = ()
+    cert_identities: tuple[CertIdentity, ...] = ()
+    tls: TlsConfig | None = None
+    jwt: JwtConfig | None = None
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    audit: AuditConfig = field(default_factory=AuditConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    limits: Limits = field(default_factory=Limits)
+    base_dir: Path = Path(".")
+
+    def route_for(self, called_aet: str) -> Route | None:
+        for route in self.routes:
+            if route.called_aet == called_aet:
+                return route
+        return None
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def load_config(path: str | Path) -> GatewayConfig:
+    """Read and validate a TOML file; relative file names are taken from the file's folder."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    return parse_config(raw, base_dir=path.parent)
+
+
+def parse_config(raw: dict[str, Any], *, base_dir: Path = Path(".")) -> GatewayConfig:
+    """Validate an already-parsed TOML document (tests build these as dicts)."""
+    _known(raw, "", {
+        "listen", "tls", "sources", "client", "route", "auth", "user", "jwt", "cert_identity",
+        "identity", "audit", "metrics", "limits",
+    })
+    listeners = tuple(_listener(item, f"listen[{i}]") for i, item in enumerate(
+        _table_list(raw, "listen", required=True)))
+    tls = _tls(raw["tls"], base_dir) if "tls" in raw else None
+    if tls is None and any(lst.tls for lst in listeners):
+        raise ConfigError("tls", "a listener has tls = true but there is no [tls] section")
+    sources_tab = _table(raw, "sources")
+    _known(sources_tab, "sources", {"allow"})
+    sources = tuple(
+        _network(v, f"sources.allow[{i}]")
+        for i, v in enumerate(_str_list(sources_tab, "allow", "sources"))
+    )
+    identities = {
+        name: _identity(name, tab, f"identity.{name}")
+        for name, tab in _table(raw, "identity").items()
+    }
+    if not identities:
+        raise ConfigError("identity", "define at least one [identity.NAME] table")
+
+    def known_identity(value: str, key: str) -> str:
+        if value not in identities:
+            raise ConfigError(key, f"unknown identity {value!r} (defined: {sorted(identities)})")
+        return value
+
+    clients = []
+    for i, item in enumerate(_table_list(raw, "client")):
+        key = f"client[{i}]"
+        _known(item, key, {"calling_aet", "sources", "identity"})
+        ident = _opt_str(item, "identity", key)
+        clients.append(Client(
+            calling_aet=_aet(item, "calling_aet", key),
+            sources=tuple(_network(v, f"{key}.sources[{j}]")
+                          for j, v in enumerate(_str_list(item, "sources", key, required=True))),
+            identity=known_identity(ident, f"{key}.identity") if ident else None,
+        ))
+    routes = tuple(_route(item, f"route[{i}]") for i, item in enumerate(
+        _table_list(raw, "route", required=True)))
+    seen: set[str] = set()
+    for i, r in enumerate(routes):
+        if r.called_aet in seen:
+            raise ConfigError(f"route[{i}].called_aet", f"{r.called_aet!r} routed twice")
+        seen.add(r.called_aet)
+    users = []
+    for i, item in enumerate(_table_list(raw, "user")):
+        key = f"user[{i}]"
+        _known(item, key, {"name", "passcode_hash", "identity"})
+        hashed = _str(item, "passcode_hash", key)
+        if hashed.split("$", 1)[0] not in ("scrypt", "pbkdf2_sha256"):
+            raise ConfigError(f"{key}.passcode_hash",
+                              "expected 'scrypt$...' or 'pbkdf2_sha256$...' "
+                              "(make one with: dicomguard gateway --hash-passcode)")
+        users.append(User(_str(item, "name", key), hashed,
+                          known_identity(_str(item, "identity", key), f"{key}.identity")))
+    certs = []
+    for i, item in enumerate(_table_list(raw, "cert_identity")):
+        key = f"cert_identity[{i}]"
+        _known(item, key, {"common_name", "identity"})
+        certs.append(CertIdentity(_str(item, "common_name", key),
+                                  known_identity(_str(item, "identity", key), f"{key}.identity")))
+    if certs and (tls is None or tls.client_ca is None):
+        raise ConfigError("cert_identity", "needs [tls] client_ca to verify client certificates")
+    jwt = _jwt(raw["jwt"], base_dir) if "jwt" in raw else None
+    auth_tab = _table(raw, "auth")
+    _known(auth_tab, "auth", {"require_tls", "required", "accept_username_only",
+                              "default_identity"})
+    default_identity = _opt_str(auth_tab, "default_identity", "auth")
+    auth = AuthConfig(
+        require_tls=_bool(auth_tab, "require_tls", "auth", False),
+        required=_bool(auth_tab, "required", "auth", False),
+        accept_username_only=_bool(auth_tab, "accept_username_only", "auth", False),
+        default_identity=known_identity(default_identity, "auth.default_identity")
+        if default_identity else None,
+    )
+    return GatewayConfig(
+        listeners=listeners,
+        routes=routes,
+        identities=identities,
+        sources=sources,
+        clients=tuple(clients),
+        users=tuple(users),
+        cert_identities=tuple(certs),
+        tls=tls,
+        jwt=jwt,
+        auth=auth,
+        audit=_audit(_table(raw, "audit"), base_dir),
+        metrics=_metrics(_table(raw, "metrics")),
+        limits=_limits(_table(raw, "limits")),
+        base_dir=base_dir,
+    )
+
+
+def _listener(item: dict[str, Any], key: str) -> Listener:
+    _known(item, key, {"address", "port", "tls"})
+    # port 0 = any free port (tests; the bound port is logged at start)
+    return Listener(_ip(item, "address", key), _port(item, "port", key, allow_zero=True),
+                    _bool(item, "tls", key, False))
+
+
+def _tls(item: Any, base_dir: Path) -> TlsConfig:
+    key = "tls"
+    if not isinstance(item, dict):
+        raise ConfigError(key, "expected a table")
+    _known(item, key, {"cert", "key", "client_ca", "require_client_cert", "min_version"})
+    ca = _opt_str(item, "client_ca", key)
+    require = _bool(item, "require_client_cert", key, False)
+    if require and not ca:
+        raise ConfigError("tls.require_client_cert", "needs tls.client_ca")
+    version = _opt_str(item, "min_version", key) or "TLSv1.2"
+    if version not in ("TLSv1.2", "TLSv1.3"):
+        raise ConfigError("tls.min_version", f"expected 'TLSv1.2' or 'TLSv1.3', got {version!r}")
+    return TlsConfig(
+        cert=_file(base_dir, _str(item, "cert", key), "tls.cert"),
+        key=_file(base_dir, _str(item, "key", key), "tls.key"),
+        client_ca=_file(base_dir, ca, "tls.client_ca") if ca else None,
+        require_client_cert=require,
+        min_version=version,
+    )
+
+
+def _route(item: dict[str, Any], key: str) -> Route:
+    _known(item, key, {"called_aet", "backend_host", "backend_port", "backend_aet",
+                       "calling_aet", "user_identity"})
+    mode = _opt_str(item, "user_identity", key) or "strip"
+    if mode not in ("strip", "pass"):
+        raise ConfigError(f"{key}.user_identity", f"expected 'strip' or 'pass', got {mode!r}")
+    called = _aet(item, "called_aet", key)
+    calling = _opt_str(item, "calling_aet", key) or ""
+    if calling:
+        _check_aet(calling, f"{key}.calling_aet")
+    backend_aet = _opt_str(item, "backend_aet", key) or called
+    _check_aet(backend_aet, f"{key}.backend_aet")
+    return Route(
+        called_aet=called,
+        backend_host=_str(item, "backend_host", key),
+        backend_port=_port(item, "backend_port", key),
+        backend_aet=backend_aet,
+        calling_aet=calling,
+        user_identity=mode,
+    )
+
+
+def _identity(name: str, item: Any, key: str) -> IdentityPolicy:
+    if not isinstance(item, dict):
+        raise ConfigError(key, "expected a table")
+    _known(item, key, {"operations", "move_destinations", "find_max_results", "rate", "burst"})
+    ops = _str_list(item, "operations", key, required=True)
+    for i, op in enumerate(ops):
+        if op not in OPERATIONS:
+            raise ConfigError(f"{key}.operations[{i}]",
+                              f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})")
+    dests = item.get("move_destinations")
+    rate = _number(item, "rate", key, 0.0)
+    burst = _int(item, "burst", key, 0)
+    if rate < 0 or burst < 0:
+        raise ConfigError(f"{key}.rate", "rate and burst must not be negative")
+    return IdentityPolicy(
+        name=name,
+        operations=frozenset(ops),
+        move_destinations=None if dests is None else frozenset(
+            _str_list(item, "move_destinations", key)),
+        find_max_results=_int(item, "find_max_results", key, 0),
+        rate=rate,
+        burst=burst if burst else max(1, int(rate)) if rate else 0,
+    )
+
+
+def _jwt(item: Any, base_dir: Path) -> JwtConfig:
+    key = "jwt"
+    if not isinstance(item, dict):
+        raise ConfigError(key, "expected a table")
+    _known(item, key, {"algorithms", "secret", "public_key_file", "audience", "issuer",
+                       "identity_claim", "leeway", "require_jti"})
+    algorithms = tuple(_str_list(item, "algorithms", key, required=True))
+    for i, alg in enumerate(algorithms):
+        if alg not in ("HS256", "RS256"):
+            raise ConfigError(f"jwt.algorithms[{i}]", f"expected HS256 or RS256, got {alg!r}")
+    secret = _opt_str(item, "secret", key)
+    pub = _opt_str(item, "public_key_file", key)
+    if "HS256" in algorithms and not secret:
+        raise ConfigError("jwt.secret", "HS256 needs a secret")
+    if "RS256" in algorithms and not pub:
+        raise ConfigError("jwt.public_key_file", "RS256 needs a public key file")
+    if secret is not None and len(secret) < 32:
+        raise ConfigError("jwt.secret", "use at least 32 characters for an HS256 secret")
+    return JwtConfig(
+        algorithms=algorithms,
+        secret=secret,
+        public_key_file=_file(base_dir, pub, "jwt.public_key_file") if pub else None,
+        audience=_opt_str(item, "audience", key),
+        issuer=_opt_str(item, "issuer", key),
+        identity_claim=_opt_str(item, "identity_claim", key) or "sub",
+        leeway=_number(item, "leeway", key, 0.0),
+        require_jti=_bool(item, "require_jti", key, True),
+    )
+
+
+def _audit(item: dict[str, Any], base_dir: Path) -> AuditConfig:
+    _known(item, "audit", {"file", "syslog", "source_id"})
+    file = _opt_str(item, "file", "audit")
+    syslog = _opt_str(item, "syslog", "audit")
+    if syslog is not None:
+        parse_syslog_url(syslog, "audit.syslog")
+    return AuditConfig(
+        file=(base_dir / file) if file else None,
+        syslog=syslog,
+        source_id=_opt_str(item, "source_id", "audit") or "dicomguard-gateway",
+    )
+
+
+def parse_syslog_url(url: str, key: str = "audit.syslog") -> tuple[str, str, int]:
+    """``udp://host:port`` → ("udp", host, port)."""
+    scheme, sep, rest = url.partition("://")
+    host, _, port = rest.rpartition(":")
+    if not sep or scheme not in ("udp", "tcp") or not host or not port.isdigit():
+        raise ConfigError(key, f"expected 'udp://HOST:PORT' or 'tcp://HOST:PORT', got {url!r}")
+    return scheme, host.strip("[]"), int(port)
+
+
+def _metrics(item: dict[str, Any]) -> MetricsConfig:
+    _known(item, "metrics", {"address", "port"})
+    if not item:
+        return MetricsConfig()
+    return MetricsConfig(
+        address=_ip(item, "address", "metrics") if "address" in item else "127.0.0.1",
+        port=_port(item, "port", "metrics", allow_zero=True),
+    )
+
+
+def _limits(item: dict[str, Any]) -> Limits:
+    defaults = Limits()
+    _known(item, "limits", set(Limits.__dataclass_fields__))
+    values: dict[str, Any] = {}
+    for name in Limits.__dataclass_fields__:
+        if name not in item:
+            continue
+        default = getattr(defaults, name)
+        if isinstance(default, int):
+            values[name] = _int(item, name, "limits", default)
+        else:
+            values[name] = _number(item, name, "limits", default)
+        if values[name] <= 0:
+            raise ConfigError(f"limits.{name}", "must be positive")
+    return Limits(**values)
+
+
+# --- small typed getters: each names the key it complains about -----------------------------
+
+
+def _known(item: dict[str, Any], key: str, allowed: set[str]) -> None:
+    for name in item:
+        if name not in allowed:
+            where = f"{key}.{name}" if key else name
+            raise ConfigError(where, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(name, "expected a table ([" + name + "])")
+    return value
+
+
+def _table_list(raw: dict[str, Any], name: str, *, required: bool = False) -> list[dict[str, Any]]:
+    value = raw.get(name, [])
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(name, f"expected an array of tables ([[{name}]])")
+    if required and not value:
+        raise ConfigError(name, f"at least one [[{name}]] is required")
+    return value
+
+
+def _str(item: dict[str, Any], name: str, key: str) -> str:
+    if name not in item:
+        raise ConfigError(f"{key}.{name}", "missing")
+    value = item[name]
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{key}.{name}", f"expected a non-empty string, got {value!r}")
+    return value
+
+
+def _opt_str(item: dict[str, Any], name: str, key: str) -> str | None:
+    if name not in item:
+        return None
+    value = item[name]
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}.{name}", f"expected a string, got {value!r}")
+    return value
+
+
+def _str_list(item: dict[str, Any], name: str, key: str, *, required: bool = False) -> list[str]:
+    if name not in item:
+        if required:
+            raise ConfigError(f"{key}.{name}", "missing")
+        return []
+    value = item[name]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}.{name}", f"expected a list of strings, got {value!r}")
+    return value
+
+
+def _bool(item: dict[str, Any], name: str, key: str, default: bool) -> bool:
+    value = item.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}.{name}", f"expected true or false, got {value!r}")
+    return value
+
+
+def _int(item: dict[str, Any], name: str, key: str, default: int) -> int:
+    value = item.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{key}.{name}", f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+def _number(item: dict[str, Any], name: str, key: str, default: float) -> float:
+    value = item.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}.{name}", f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _port(item: dict[str, Any], name: str, key: str, *, allow_zero: bool = False) -> int:
+    value = item.get(name)
+    low = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= 65535:
+        raise ConfigError(f"{key}.{name}", f"expected an integer {low}..65535, got {value!r}")
+    return value
+
+
+def _ip(item: dict[str, Any], name: str, key: str) -> str:
+    value = _str(item, name, key)
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{key}.{name}", f"expected an IP address, got {value!r}") from None
+    return value
+
+
+def _network(value: str, key: str) -> Network:
+    try:
+        return ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ConfigError(key, f"expected an IP address or CIDR, got {value!r}") from None
+
+
+def _check_aet(value: str, key: str) -> str:
+    if not 1 <= len(value) <= 16 or not value.isascii() or "\\" in value or not value.strip():
+        raise ConfigError(key, f"expected an AE title of 1-16 ASCII characters, got {value!r}")
+    return value
+
+
+def _aet(item: dict[str, Any], name: str, key: str) -> str:
+    return _check_aet(_str(item, name, key), f"{key}.{name}")
+
+
+def _file(base_dir: Path, value: str, key: str) -> Path:
+    path = base_dir / value
+    if not path.is_file():
+        raise ConfigError(key, f"file not found: {path}")
+    return path

@@ -1,0 +1,256 @@
+"""The gateway's decisions: may this association reach a backend, may this operation run?
+
+Pure functions of the configuration and what the peer sent, so every allow and deny case can be
+tested without a socket, and so the relay never has to think about policy. Association checks
+run in a fixed order, each with the A-ASSOCIATE-RJ reason PS3.8 9.3.4 defines for it:
+
+1. source address not allowed → (1, 1, 1) permanent, service user, no reason given;
+2. called AE title not routed → (1, 1, 7) called AE not recognized;
+3. calling AE title not allowed from this source → (1, 1, 3) calling AE not recognized;
+4. user identity bad, replayed, expired, or sent outside TLS when TLS is required → (1, 1, 1);
+5. no identity at all resolves to a configured policy → (1, 1, 1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pynetdicom import pdu_primitives as prim
+
+from .auth import Authenticated, AuthError, JwtVerifier, PasscodeChecker
+from .config import GatewayConfig, IdentityPolicy, Route
+
+REASON_NO_REASON = 1
+REASON_CALLING_AET = 3
+REASON_CALLED_AET = 7
+
+# DIMSE statuses the gateway answers refused operations with (PS3.7 C, PS3.4 C.4).
+STATUS_NOT_AUTHORIZED = 0x0124  # "Refused: Not authorized"
+STATUS_OUT_OF_RESOURCES = 0xA700  # C-STORE/C-FIND "Refused: Out of resources"
+STATUS_OUT_OF_RESOURCES_SUBOPS = 0xA702  # C-MOVE/C-GET: "unable to perform sub-operations"
+STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
+
+# Command field → operation name (requests only; responses are always relayed).
+REQUEST_OPERATIONS = {0x0001: "STORE", 0x0010: "GET", 0x0020: "FIND", 0x0021: "MOVE",
+                      0x0030: "ECHO"}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An A-ASSOCIATE-RJ to send, and the reason for the audit trail."""
+
+    result: int
+    source: int
+    reason: int
+    why: str
+    #: what was being checked, for metrics and the audit event ("source", "called-aet", ...)
+    check: str
+
+
+@dataclass(frozen=True)
+class Admission:
+    """An association the policy lets through: where it goes and whom it speaks for."""
+
+    route: Route
+    auth: Authenticated
+    policy: IdentityPolicy
+    user_identity: prim.UserIdentityNegotiation | None
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What the gateway knows about the connecting side before reading its request."""
+
+    address: str
+    tls: bool
+    #: ``ssl.SSLSocket.getpeercert()`` of a verified client certificate, else None
+    certificate: dict[str, Any] | None = None
+
+
+def certificate_common_name(cert: dict[str, Any] | None) -> str | None:
+    """Subject CN of a certificate as returned by ``getpeercert()``."""
+    if not cert:
+        return None
+    for rdn in cert.get("subject", ()):
+        for name, value in rdn:
+            if name == "commonName":
+                return str(value)
+    return None
+
+
+def _aet(value: str | bytes | None) -> str:
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return (value or "").strip()
+
+
+def find_user_identity(rq: prim.A_ASSOCIATE) -> prim.UserIdentityNegotiation | None:
+    for item in rq.user_information or []:
+        if isinstance(item, prim.UserIdentityNegotiation):
+            return item
+    return None
+
+
+class AssociationPolicy:
+    """Association-level checks for one configuration (built again on reload)."""
+
+    def __init__(self, config: GatewayConfig, jwt_verifier: JwtVerifier | None = None) -> None:
+        self.config = config
+        self.passcodes = PasscodeChecker(config.users)
+        self.jwt = jwt_verifier
+        if config.jwt is not None and self.jwt is None:
+            self.jwt = JwtVerifier(config.jwt)
+
+    def decide(self, peer: Peer, rq: prim.A_ASSOCIATE) -> Admission | Refusal:
+        cfg = self.config
+        ip = ipaddress.ip_address(peer.address)
+        if cfg.sources and not any(ip in net for net in cfg.sources):
+            return Refusal(1, 1, REASON_NO_REASON, f"source {ip} not allowed", "source")
+        called, calling = _aet(rq.called_ae_title), _aet(rq.calling_ae_title)
+        route = cfg.route_for(called)
+        if route is None:
+            return Refusal(1, 1, REASON_CALLED_AET, f"called AE {called!r} not routed",
+                           "called-aet")
+        client_identity: str | None = None
+        if cfg.clients:
+            matches = [c for c in cfg.clients if c.calling_aet == calling]
+            allowed = [c for c in matches if any(ip in net for net in c.sources)]
+            if not allowed:
+                why = (f"calling AE {calling!r} not allowed from {ip}" if matches
+                       else f"calling AE {calling!r} unknown")
+                return Refusal(1, 1, REASON_CALLING_AET, why, "calling-aet")
+            client_identity = allowed[0].identity
+        ui = find_user_identity(rq)
+        auth: Authenticated | None = None
+        if ui is not None:
+            if cfg.auth.require_tls and not peer.tls:
+                return Refusal(1, 1, REASON_NO_REASON,
+                               "user identity sent without TLS (TLS required)", "identity-tls")
+            try:
+                auth = self._check_user_identity(ui)
+            except AuthError as exc:
+                return Refusal(1, 1, REASON_NO_REASON, str(exc), "identity")
+        elif cfg.auth.required:
+            return Refusal(1, 1, REASON_NO_REASON, "user identity required", "identity")
+        if auth is None:
+            cn = certificate_common_name(peer.certificate)
+            for mapping in cfg.cert_identities:
+                if cn is not None and mapping.common_name == cn:
+                    auth = Authenticated(mapping.identity, cn, "certificate")
+                    break
+        if auth is None and client_identity:
+            auth = Authenticated(client_identity, calling, "calling-aet")
+        if auth is None and cfg.auth.default_identity:
+            auth = Authenticated(cfg.auth.default_identity, calling, "default")
+        if auth is None:
+            return Refusal(1, 1, REASON_NO_REASON, "no identity for this association",
+                           "identity")
+        policy = cfg.identities.get(auth.identity)
+        if policy is None:
+            return Refusal(1, 1, REASON_NO_REASON, f"identity {auth.identity!r} has no policy",
+                           "identity")
+        return Admission(route, auth, policy, ui)
+
+    def _check_user_identity(self, ui: prim.UserIdentityNegotiation) -> Authenticated:
+        kind = int(ui.user_identity_type or 0)
+        primary = bytes(ui.primary_field or b"")
+        if kind == 2:
+            username = primary.decode("utf-8", "replace")
+            return self.passcodes.check(username, bytes(ui.secondary_field or b""))
+        if kind == 1:
+            if not self.config.auth.accept_username_only:
+                raise AuthError("username without passcode is not accepted")
+            username = primary.decode("utf-8", "replace")
+            user = next((u for u in self.config.users if u.name == username), None)
+            if user is None:
+                raise AuthError(f"unknown user {username!r}")
+            return Authenticated(user.identity, username, "username")
+        if kind == 5:
+            if self.jwt is None:
+                raise AuthError("JWT user identity not configured")
+            return self.jwt.check(primary)
+        raise AuthError(f"user identity type {kind} not supported")
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+class TokenBucket:
+    """Classic token bucket: ``rate`` tokens a second, at most ``burst`` saved up.
+
+    Shared by every association of one identity, so opening more associations does not buy a
+    harvester more throughput.
+    """
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.tokens = float(self.burst)
+        self.stamp = time.monotonic()
+
+    def take(self, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+class RateLimits:
+    """One bucket per identity, kept across reloads as long as the identity's rate stays."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def take(self, policy: IdentityPolicy) -> bool:
+        if policy.rate <= 0:
+            return True
+        bucket = self._buckets.get(policy.name)
+        if bucket is None or bucket.rate != policy.rate or bucket.burst != max(1, policy.burst):
+            bucket = self._buckets[policy.name] = TokenBucket(policy.rate, policy.burst)
+        return bucket.take()
+
+
+@dataclass(frozen=True)
+class OperationVerdict:
+    allowed: bool
+    status: int = 0
+    why: str = ""
+
+
+def _failure_status(operation: str, *, rate: bool) -> int:
+    if not rate:
+        return STATUS_NOT_AUTHORIZED
+    if operation in ("MOVE", "GET"):
+        return STATUS_OUT_OF_RESOURCES_SUBOPS
+    return STATUS_OUT_OF_RESOURCES
+
+
+def decide_operation(
+    policy: IdentityPolicy,
+    operation: str | None,
+    command_field: int,
+    move_destination: str | None,
+    limits: RateLimits,
+) -> OperationVerdict:
+    """May ``policy``'s identity run this request? (Checked before the backend sees it.)"""
+    if operation is None:
+        return OperationVerdict(False, STATUS_NOT_AUTHORIZED,
+                                f"command 0x{command_field:04x} not allowed through the gateway")
+    if operation not in policy.operations:
+        return OperationVerdict(False, STATUS_NOT_AUTHORIZED,
+                                f"{operation} not allowed for identity {policy.name!r}")
+    if operation == "MOVE" and policy.move_destinations is not None and (
+        (move_destination or "") not in policy.move_destinations
+    ):
+        return OperationVerdict(False, STATUS_MOVE_DESTINATION_UNKNOWN,
+                                f"move destination {move_destination!r} not allowed")
+    if not limits.take(policy):
+        return OperationVerdict(False, _failure_status(operation, rate=True),
+                                f"rate limit of {policy.rate:g}/s for {policy.name!r}")
+    return OperationVerdict(True)

@@ -1,0 +1,124 @@
+"""Blocking pynetdicom clients for the gateway tests (a modality's or a viewer's view)."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import AE
+from pynetdicom.association import Association
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+from dicomguard.lab.synthetic import instance_dataset, make_patients
+
+CONTEXTS = (Verification, CTImageStorage, PatientRootQueryRetrieveInformationModelFind,
+            PatientRootQueryRetrieveInformationModelMove,
+            PatientRootQueryRetrieveInformationModelGet)
+
+
+def associate(
+    address: tuple[str, int],
+    *,
+    called: str = "PACS",
+    calling: str = "CT01",
+    bind: str | None = None,
+    tls: ssl.SSLContext | None = None,
+    username: str | None = None,
+    passcode: str | None = None,
+    jwt_token: str | None = None,
+    max_pdu: int = 16384,
+) -> Association:
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 10
+    ae.maximum_pdu_size = max_pdu
+    for uid in CONTEXTS:
+        ae.add_requested_context(uid)
+    kwargs: dict[str, Any] = {"ae_title": called}
+    if bind:
+        kwargs["bind_address"] = (bind, 0)
+    if tls is not None:
+        kwargs["tls_args"] = (tls, None)
+    ext = []
+    if username is not None or jwt_token is not None:
+        from pynetdicom.pdu_primitives import UserIdentityNegotiation
+
+        ui = UserIdentityNegotiation()
+        if jwt_token is not None:
+            ui.user_identity_type = 5
+            ui.primary_field = jwt_token.encode()
+        elif passcode is not None:
+            ui.user_identity_type = 2
+            ui.primary_field = (username or "").encode()
+            ui.secondary_field = passcode.encode()
+        else:
+            ui.user_identity_type = 1
+            ui.primary_field = (username or "").encode()
+        ui.positive_response_requested = True
+        ext.append(ui)
+    if ext:
+        kwargs["ext_neg"] = ext
+    return ae.associate(address[0], address[1], **kwargs)
+
+
+def reject_reason(assoc: Association) -> tuple[int, int, int] | None:
+    """(result, source, reason) of the A-ASSOCIATE-RJ the association got, if any."""
+    if not assoc.is_rejected:
+        return None
+    rj = assoc.acceptor.primitive
+    return int(rj.result), int(rj.result_source), int(rj.diagnostic)
+
+
+def ct_instance(index: int = 0, rows: int = 16, columns: int = 16) -> Dataset:
+    patient = make_patients(7, 1)[0]
+    ds = instance_dataset(patient, patient.studies[0], rows=rows, columns=columns)
+    ds.SOPInstanceUID = f"{ds.SOPInstanceUID}.{index}"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    return ds
+
+
+def patient_query() -> Dataset:
+    q = Dataset()
+    q.QueryRetrieveLevel = "PATIENT"
+    q.PatientID = "*"
+    q.PatientName = ""
+    return q
+
+
+def find_all(assoc: Association) -> tuple[list[Dataset], int]:
+    """All pending identifiers of a C-FIND and its final status."""
+    found = []
+    final = -1
+    for status, ident in assoc.send_c_find(patient_query(),
+                                           PatientRootQueryRetrieveInformationModelFind):
+        if not status:
+            raise AssertionError("C-FIND got no response")
+        if status.Status in (0xFF00, 0xFF01):
+            found.append(ident)
+        else:
+            final = int(status.Status)
+    return found, final
+
+
+def move(assoc: Association, destination: str) -> int:
+    final = -1
+    for status, _ident in assoc.send_c_move(patient_query(), destination,
+                                            PatientRootQueryRetrieveInformationModelMove):
+        if status and status.Status not in (0xFF00,):
+            final = int(status.Status)
+    return final
+
+
+def get(assoc: Association) -> int:
+    final = -1
+    for status, _ident in assoc.send_c_get(patient_query(),
+                                           PatientRootQueryRetrieveInformationModelGet):
+        if status and status.Status not in (0xFF00,):
+            final = int(status.Status)
+    return final
