@@ -45,6 +45,16 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--all", action="store_true", help="also write closed/filtered endpoints")
     p.add_argument(
+        "--db",
+        metavar="FILE",
+        help="scan database (default ./dicomguard-<UTC time>.db)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="continue the killed scan in FILE with its stored options",
+    )
+    p.add_argument(
         "--rate",
         type=float,
         default=300.0,
@@ -102,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start the lab, scan it, print the summary")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (out/)")
     demo.add_argument("--size", type=int, default=32, help="lab servers (32)")
+    report = sub.add_parser("report", help="turn a scan database into HTML, CSV, SARIF or JSON")
+    report.add_argument("db", type=Path, metavar="DB")
+    report.add_argument("--format", choices=("html", "csv", "sarif", "json"), default="html")
+    report.add_argument(
+        "-o", "--output", metavar="FILE", help="output file (default DB name + format; - = stdout)"
+    )
+    diff = sub.add_parser("diff", help="what appeared, disappeared or changed between two scans")
+    diff.add_argument("old", type=Path, metavar="OLD.db")
+    diff.add_argument("new", type=Path, metavar="NEW.db")
+    diff.add_argument("--format", choices=("text", "json"), default="text")
     return parser
 
 
@@ -114,12 +134,11 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
 
     try:
         ports = parse_ports(args.ports) if args.ports else DEFAULT_PORTS
-        excludes = [s for e in args.exclude for s in e.split(",") if s.strip()]
         targets = build_targets(
             args.targets,
             ports=ports,
             input_files=args.input_files,
-            excludes=excludes,
+            excludes=args.exclude,
             exclude_files=args.exclude_file,
         )
     except TargetError as exc:
@@ -177,28 +196,111 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
     )
 
 
-def run_scan(args: argparse.Namespace) -> int:
+#: options that only change what this run shows, not what it scans: not stored, not restored
+_DISPLAY_OPTIONS = ("no_progress", "quiet")
+_PATH_OPTIONS = ("input_files", "exclude_file", "wordlist")
+
+
+def _options_to_json(args: argparse.Namespace) -> dict[str, Any]:
+    """The scan's options as stored in its database, paths absolute so resume finds them."""
+    out: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        if key in ("command", "verbose", "db", "resume", *_DISPLAY_OPTIONS):
+            continue
+        if isinstance(value, Path):
+            value = str(value.resolve())
+        elif isinstance(value, list):
+            value = [str(v.resolve()) if isinstance(v, Path) else v for v in value]
+        out[key] = value
+    return out
+
+
+def _options_from_json(options: dict[str, Any], current: argparse.Namespace) -> argparse.Namespace:
+    """Rebuild the stored scan's options over today's defaults (new options get defaults)."""
+    args = build_parser().parse_args(["scan"])
+    for key, value in options.items():
+        if key in _PATH_OPTIONS and value is not None:
+            value = [Path(v) for v in value] if isinstance(value, list) else Path(value)
+        setattr(args, key, value)
+    for key in _DISPLAY_OPTIONS:
+        setattr(args, key, getattr(current, key))
+    args.resume = current.resume
+    args.db = current.resume
+    return args
+
+
+def _default_db() -> str:
+    from datetime import UTC, datetime
+
+    return f"dicomguard-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.db"
+
+
+def _open_store(args: argparse.Namespace, argv: list[str] | None) -> tuple[Any, Any, Any]:
+    """(args, config, store): a new scan database, or the stored one with its resume point."""
+    from .store import ScanStore, StoreError
+
+    try:
+        if args.resume:
+            if args.targets or args.input_files:
+                raise UsageError("--resume takes its targets from the database; name none")
+            store = ScanStore.resume(args.resume)
+            try:
+                meta = store.metadata()
+                args = _options_from_json(meta["options"], args)
+                store.store_all = bool(args.all)
+                config = scan_config_from_args(args)
+                if config.targets.count() != meta["targets_total"]:
+                    raise UsageError(
+                        f"the targets changed since the scan started ({meta['targets_total']} "
+                        f"then, {config.targets.count()} now): resume would skip the wrong ones"
+                    )
+                config.start, config.skip = store.resume_point()
+            except BaseException:
+                store.close()
+                raise
+            return args, config, store
+        config = scan_config_from_args(args)
+        args.db = args.db or _default_db()
+        store = ScanStore.create(
+            args.db,
+            argv=list(argv or []),
+            options=_options_to_json(args),
+            targets_total=config.targets.count(),
+            store_all=args.all,
+        )
+        return args, config, store
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Scan into the database; JSONL and the summary are written from what it stored."""
     from rich.console import Console
 
     from .report.summary import render_summary
     from .scan.engine import Engine
     from .scan.output import JsonlWriter
 
-    config = scan_config_from_args(args)
+    args, config, store = _open_store(args, argv)
     summary_console = Console(stderr=args.jsonl == "-")
-    writer = JsonlWriter(args.jsonl) if args.jsonl else None
-    records: list[dict[str, Any]] = []
+    writer = None
+    if args.jsonl:
+        if args.resume and args.jsonl != "-":
+            # the file may hold records the database lost (killed between the two): rebuild it
+            # from the database, the one source of truth, then append as the scan goes on
+            with JsonlWriter(_truncate(args.jsonl)) as rewrite:
+                for rec in store.records():
+                    rewrite.write(rec)
+        writer = JsonlWriter(args.jsonl)
+        store.listeners.append(lambda batch: [writer.write(rec) for rec in batch])
 
     def sink(result: Any) -> None:
-        rec = result.to_dict()
-        if writer:
-            writer.write(rec)
-        if rec.get("dicom") or len(records) < 10_000:
-            records.append(rec)  # the summary needs the DICOM ones; bounded for huge scans
+        store.add(result.to_dict())
 
     total = config.targets.count()
     show_progress = not args.no_progress and sys.stderr.isatty()
     engine: Engine
+    finished = False
     try:
         if show_progress:
             from rich.progress import (
@@ -220,23 +322,45 @@ def run_scan(args: argparse.Namespace) -> int:
             ) as bar:
                 task = bar.add_task("scan", total=total, dicom=0)
                 found = 0
+                already = config.start + len(config.skip)
 
                 def progress(done: int, result: Any) -> None:
                     nonlocal found
                     found += bool(result.dicom)
-                    bar.update(task, completed=done, dicom=found)
+                    bar.update(task, completed=already + done, dicom=found)
 
-                engine = Engine(config, sink, progress=progress, report_closed=args.all)
+                engine = Engine(
+                    config, sink, progress=progress, report_closed=True, on_done=store.mark_done
+                )
                 stats = asyncio.run(engine.run())
         else:
-            engine = Engine(config, sink, report_closed=args.all)
+            engine = Engine(config, sink, report_closed=True, on_done=store.mark_done)
             stats = asyncio.run(engine.run())
+        store.finish(_stats_dict(stats))
+        finished = True
+        records = store.summary_records()
+        meta = store.metadata()
     finally:
+        if not finished:
+            store.commit()  # interrupted: keep every finished index, resume does the rest
+        store.close()
         if writer:
             writer.close()
     if not args.quiet:
-        render_summary(records, _stats_dict(stats), summary_console)
+        summary = _stats_dict(stats)
+        summary.update(
+            endpoints=sum(meta["states"].values()),
+            states=meta["states"],
+            dicom=sum(1 for r in records if r.get("dicom")),
+        )
+        render_summary(records, summary, summary_console)
+        print(f"scan database: {args.db}", file=sys.stderr)
     return 0
+
+
+def _truncate(path: str) -> str:
+    Path(path).write_text("", encoding="utf-8")
+    return path
 
 
 def _stats_dict(stats: Any) -> dict[str, Any]:
@@ -258,6 +382,9 @@ def run_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "scan.jsonl"
     jsonl.unlink(missing_ok=True)
+    db = out / "scan.db"
+    for stale in (db, db.with_name("scan.db-wal"), db.with_name("scan.db-shm")):
+        stale.unlink(missing_ok=True)
     truth = out / "lab-truth.json"
     with FleetThread(size=args.size, truth_path=truth) as fleet:
         print(f"lab: {args.size} simulated servers on {fleet.network}; truth in {truth}")
@@ -269,6 +396,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 ",".join(map(str, fleet.ports)),
                 "--jsonl",
                 str(jsonl),
+                "--db",
+                str(db),
                 "--rate",
                 "0",
                 "--timeout",
@@ -276,8 +405,48 @@ def run_demo(args: argparse.Namespace) -> int:
             ]
         )
         code = run_scan(scan_args)
-    print(f"\nresults: {jsonl}")
+    from .report.html import write_html
+
+    html = write_html(db, out / "report.html")
+    print(f"\nresults: {jsonl}, {db}; report: {html}")
     return code
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``dicomguard report DB``: one of the report formats, to a file or stdout."""
+    from .report import render
+    from .store import StoreError
+
+    try:
+        text = render(args.db, args.format)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    ext = {"html": ".html", "csv": ".csv", "sarif": ".sarif", "json": ".json"}[args.format]
+    out = args.output or str(args.db.with_suffix(ext))
+    if out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
+        print(f"{args.format} report: {out}", file=sys.stderr)
+    return 0
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """``dicomguard diff OLD NEW``: appeared, disappeared and changed endpoints."""
+    import json
+
+    from .report.diff import diff_scans, format_diff
+    from .store import StoreError, load_scan
+
+    try:
+        result = diff_scans(load_scan(args.old), load_scan(args.new))
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        sys.stdout.write(format_diff(result))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,9 +463,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=logging.DEBUG)
     try:
         if args.command == "scan":
-            return run_scan(args)
+            return run_scan(args, argv)
         if args.command == "demo":
             return run_demo(args)
+        if args.command == "report":
+            return run_report(args)
+        if args.command == "diff":
+            return run_diff(args)
     except UsageError as exc:
         print(f"dicomguard: error: {exc}", file=sys.stderr)
         return 2

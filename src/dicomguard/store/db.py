@@ -280,6 +280,16 @@ class ScanStore:
             for r in self.conn.execute("SELECT record FROM endpoints ORDER BY seq, host, port")
         ]
 
+    def summary_records(self, others: int = 10_000) -> list[Record]:
+        """Every DICOM record plus at most ``others`` non-DICOM ones: bounded for huge scans."""
+        rows = self.conn.execute(
+            "SELECT record FROM (SELECT seq, host, port, record FROM endpoints WHERE dicom = 1"
+            " UNION ALL SELECT * FROM (SELECT seq, host, port, record FROM endpoints"
+            " WHERE dicom = 0 ORDER BY seq LIMIT ?)) ORDER BY seq, host, port",
+            (others,),
+        )
+        return [json.loads(r[0]) for r in rows]
+
     def close(self) -> None:
         self.conn.close()
 
