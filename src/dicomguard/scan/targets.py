@@ -36,6 +36,7 @@ __all__ = [
     "build_targets",
     "detect_input_format",
     "is_loopback",
+    "only_loopback",
     "parse_ports",
     "read_input_file",
 ]
@@ -202,6 +203,9 @@ class _Name(NamedTuple):
 
 
 _IPV4ISH = re.compile(r"[\d.,*\-]+")
+#: A plain dotted quad without leading zeros: the common case of big -iL / zmap lists, parsed
+#: with inet_aton instead of the octet-range machinery (a 1M-line list builds ~3x faster).
+_PLAIN_V4 = re.compile(r"(?:(?:0|[1-9]\d{0,2})\.){3}(?:0|[1-9]\d{0,2})")
 _OCTET_ITEM = re.compile(r"(\d*)-(\d*)|(\d+)|\*")
 _LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 _HOST_PORT = re.compile(r"[^:\[\]]+:\d+|\[[^\]]+\]:\d+")
@@ -220,6 +224,9 @@ def _parse_spec(spec: str) -> _Addr | _Name:
         return _parse_cidr(spec, s)
     if ":" in s:
         return _Addr(6, [(_parse_ipv6(spec, s),) * 2])
+    if _PLAIN_V4.fullmatch(s) and max(map(int, s.split("."))) <= 255:
+        n = int.from_bytes(socket.inet_aton(s), "big")
+        return _Addr(4, [(n, n)])
     if _IPV4ISH.fullmatch(s):
         return _Addr(4, _octets_to_intervals(spec, _parse_octets(spec, s)))
     return _Name(_parse_hostname(spec, s))
@@ -771,6 +778,17 @@ def is_loopback(host: str) -> bool:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped.is_loopback
     return addr.is_loopback
+
+
+def only_loopback(targets: TargetSet | Iterable[str]) -> bool:
+    """True if nothing outside loopback (127.0.0.0/8, ::1, ``localhost``) can be targeted.
+
+    The guard tests and the lab use before scanning: for a TargetSet it checks block bounds
+    (:meth:`TargetSet.all_loopback`), so a /8 costs nothing; for plain hosts it checks each.
+    """
+    if isinstance(targets, TargetSet):
+        return targets.all_loopback()
+    return all(is_loopback(h) for h in targets)
 
 
 def _parse_located(spec: str, origin: str | None) -> _Addr | _Name:
