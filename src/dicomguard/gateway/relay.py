@@ -312,12 +312,15 @@ class Relay:
         await self._relay()
 
     async def _refuse(self, refusal: Refusal) -> None:
-        self.writer.write(reject_pdu(refusal.result, refusal.source, refusal.reason))
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.writer.drain(), 2.0)
+        # Counted and audited first: a peer that has its RJ must find it in the metrics.
         self.shared.metrics.associations.inc(result=f"rejected-{refusal.check}")
         self.shared.audit.association(self, accepted=False, why=refusal.why,
                                       check=refusal.check)
+        log.info("association %d from %s (%s → %s) refused: %s", self.id, self.peer_address,
+                 self.calling_aet, self.called_aet, refusal.why)
+        self.writer.write(reject_pdu(refusal.result, refusal.source, refusal.reason))
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.drain(), 2.0)
         # PS3.8: after an RJ the requestor closes; give it a moment, then close ourselves.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.reader.read(1), 1.0)
