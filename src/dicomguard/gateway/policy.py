@@ -224,6 +224,14 @@ class OperationVerdict:
 
 
 def _failure_status(operation: str, *, rate: bool) -> int:
+    """The refusal status a peer's toolkit will recognise for this service.
+
+    C-FIND defines only "Refused: Out of resources" (A700) as a refusal (PS3.4 C.4.1.1.4);
+    DCMTK and others print the general 0x0124 as an unknown status for it, so C-FIND gets A700
+    and the ErrorComment says why. The other services get 0x0124 "Refused: Not authorized".
+    """
+    if operation == "FIND":
+        return STATUS_OUT_OF_RESOURCES
     if not rate:
         return STATUS_NOT_AUTHORIZED
     if operation in ("MOVE", "GET"):
@@ -243,7 +251,7 @@ def decide_operation(
         return OperationVerdict(False, STATUS_NOT_AUTHORIZED,
                                 f"command 0x{command_field:04x} not allowed through the gateway")
     if operation not in policy.operations:
-        return OperationVerdict(False, STATUS_NOT_AUTHORIZED,
+        return OperationVerdict(False, _failure_status(operation, rate=False),
                                 f"{operation} not allowed for identity {policy.name!r}")
     if operation == "MOVE" and policy.move_destinations is not None and (
         (move_destination or "") not in policy.move_destinations

@@ -33,7 +33,7 @@ def test_operation_not_allowed_is_refused_before_the_backend(
     gw = gateway_factory(raw_config)
     assoc = associate(gw.address(), calling="CT01")  # identity "modality": ECHO + STORE
     found, final = find_all(assoc)
-    assert (found, final) == ([], 0x0124)
+    assert (found, final) == ([], 0xA700)  # C-FIND's only refusal status
     assert move(assoc, "VIEWER1") == 0x0124
     assert get(assoc) == 0x0124
     # the association survives refusals, and data sets of refused requests were swallowed
