@@ -1,0 +1,107 @@
+"""The HTML report in real headless chromium: no requests, no console errors, numbers visible."""
+
+from __future__ import annotations
+
+import os
+import re
+import zlib
+from pathlib import Path
+
+import pytest
+
+from dicomguard.cli import main
+
+from . import chromium
+from .conftest import db_figures
+
+
+def _need_chromium() -> None:
+    if chromium.available():
+        return
+    msg = "chromium missing: run scripts/bootstrap (apt-get install -y chromium)"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg, pytrace=False)
+    pytest.skip(msg)
+
+
+@pytest.fixture(scope="module")
+def report(scan_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("html") / "report.html"
+    assert main(["report", str(scan_db), "--format", "html", "-o", str(out)]) == 0
+    return out
+
+
+def test_file_references_nothing_outside(report: Path) -> None:
+    html = report.read_text()
+    assert not re.search(r"""(?:src|href|action)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
+    assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", html, re.I)
+    assert "default-src 'none'" in html  # the CSP: even a missed reference could not load
+
+
+def _png_is_not_blank(png: bytes) -> bool:
+    """Decompress the image data; a blank page's filtered scanlines hold a handful of values."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat = 8, b""
+    while pos < len(png):
+        length = int.from_bytes(png[pos : pos + 4], "big")
+        kind = png[pos + 4 : pos + 8]
+        if kind == b"IDAT":
+            idat += png[pos + 8 : pos + 8 + length]
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    return len(set(raw)) > 64
+
+
+def test_opens_offline_without_errors_and_shows_the_database_numbers(
+    report: Path, scan_db: Path, tmp_path: Path
+) -> None:
+    _need_chromium()
+    fig = db_figures(scan_db)
+    assert fig["dicom"] >= 5 and fig["patients"] > 0  # the lab was really scanned
+    with chromium.Page(1400, 2000) as page:
+        page.open(report.as_uri())
+        assert page.requested_urls() == [report.as_uri()], "the page fetched something"
+        assert page.console_errors() == []
+        shown = page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('#headline .num')].map("
+            "e => { const r = e.getBoundingClientRect();"
+            " return [e.id, {text: e.textContent, top: r.top, h: r.height}]; }))"
+        )
+        png = page.screenshot()
+        (tmp_path / "report.png").write_bytes(png)
+
+        def num(key: str) -> int:
+            return int(re.sub(r"[^0-9]", "", shown[f"h-{key}"]["text"]))
+
+        assert num("probed") == fig["probed"]
+        assert num("dicom") == fig["dicom"]
+        assert num("patients") == fig["patients"]
+        assert num("studies") == fig["studies"]
+        for item in shown.values():  # rendered, inside the 1400x2000 screenshot
+            assert item["h"] > 0 and 0 <= item["top"] < 2000
+        assert _png_is_not_blank(png)
+
+        # the sortable table really sorts (the inline script runs)
+        first = page.evaluate(
+            "(() => { const th = document.querySelectorAll('#endpoints th')[7];"
+            " th.click(); th.click();"
+            " return document.querySelector('#endpoints tbody tr').cells[7].dataset.v; })()"
+        )
+        assert int(first) == max(
+            int(c)
+            for c in page.evaluate(
+                "[...document.querySelectorAll('#endpoints tbody tr')]"
+                ".map(r => r.cells[7].dataset.v)"
+            )
+        )
+
+
+def test_detection_works_on_a_page_that_does_fetch(report: Path, tmp_path: Path) -> None:
+    """Negative control: the same page plus a loopback image must be caught by both checks."""
+    _need_chromium()
+    bad = tmp_path / "bad.html"
+    html = report.read_text().replace("<main>", "<main><img src='http://127.0.0.1:9/x.png'>", 1)
+    bad.write_text(html)
+    with chromium.Page() as page:
+        page.open(bad.as_uri())
+        assert page.console_errors(), "a CSP-blocked fetch must show up as a console error"
