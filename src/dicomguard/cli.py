@@ -386,7 +386,9 @@ def run_demo(args: argparse.Namespace) -> int:
     for stale in (db, db.with_name("scan.db-wal"), db.with_name("scan.db-shm")):
         stale.unlink(missing_ok=True)
     truth = out / "lab-truth.json"
-    with FleetThread(size=args.size, truth_path=truth) as fleet:
+    with FleetThread(size=args.size) as lab:
+        fleet = lab.fleet
+        fleet.write_truth(truth)
         print(f"lab: {args.size} simulated servers on {fleet.network}; truth in {truth}")
         scan_args = build_parser().parse_args(
             [

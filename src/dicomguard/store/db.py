@@ -272,6 +272,8 @@ class ScanStore:
             "UPDATE scan SET finished_at = ?, stats = ? WHERE id = 1",
             (utc_now(), json.dumps(stats or {})),
         )
+        # a finished scan is one self-contained file (no -wal/-shm beside it) to copy or archive
+        self.conn.execute("PRAGMA journal_mode=DELETE")
 
     def records(self) -> list[Record]:
         """Every stored record in target order (what the JSONL holds)."""
