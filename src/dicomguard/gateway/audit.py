@@ -30,9 +30,9 @@ import contextlib
 import datetime as dt
 import os
 import socket
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+from xml.sax.saxutils import escape, quoteattr
 
 from .config import AuditConfig, parse_syslog_url
 
@@ -59,6 +59,8 @@ _TYPE = {
     "start": ("110120", "Application Start"),
     "stop": ("110121", "Application Stop"),
 }
+#: one message per line in the file: line breaks inside text become character references
+_NEWLINES = {"\n": "&#10;", "\r": "&#13;"}
 _OP_EVENT = {"STORE": ("store", "C"), "FIND": ("query", "E"), "ECHO": ("query", "E"),
              "MOVE": ("begin", "E"), "GET": ("begin", "E")}
 
@@ -72,9 +74,9 @@ class RelayInfo(Protocol):
     admission: Any
 
 
-def _code(parent: ET.Element, tag: str, code: tuple[str, str]) -> None:
-    ET.SubElement(parent, tag, {"csd-code": code[0], "codeSystemName": "DCM",
-                                "originalText": code[1]})
+def _code(tag: str, code: tuple[str, str]) -> str:
+    return (f'<{tag} csd-code="{code[0]}" codeSystemName="DCM" '
+            f"originalText={quoteattr(code[1])}/>")
 
 
 def build_message(
@@ -91,45 +93,52 @@ def build_message(
     details: dict[str, str] | None = None,
     when: dt.datetime | None = None,
 ) -> str:
-    """One audit message as an XML string (no declaration, no newlines)."""
+    """One audit message as an XML string (no declaration, no newlines).
+
+    Assembled as text with escaped values rather than through ElementTree, which cost ~0.3 ms
+    per message: the gateway writes one or two per C-STORE.
+    """
     when = when or dt.datetime.now(dt.UTC)
-    root = ET.Element("AuditMessage")
-    ev = ET.SubElement(root, "EventIdentification", {
-        "EventActionCode": action,
-        "EventDateTime": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        "EventOutcomeIndicator": str(outcome),
-    })
-    _code(ev, "EventID", _EVENT[event])
+    stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    parts = [
+        f'<AuditMessage><EventIdentification EventActionCode="{action}" '
+        f'EventDateTime="{stamp}" EventOutcomeIndicator="{outcome}">',
+        _code("EventID", _EVENT[event]),
+    ]
     if event_type:
-        _code(ev, "EventTypeCode", _TYPE[event_type])
+        parts.append(_code("EventTypeCode", _TYPE[event_type]))
     if description:
-        ET.SubElement(ev, "EventOutcomeDescription").text = description
+        text = escape(description, _NEWLINES)
+        parts.append(f"<EventOutcomeDescription>{text}</EventOutcomeDescription>")
+    parts.append("</EventIdentification>")
     if requestor is not None:
         aet, address, user = requestor
-        attrs = {"UserID": aet or "-", "UserIsRequestor": "true",
-                 "NetworkAccessPointID": address, "NetworkAccessPointTypeCode": "2"}
-        if user:
-            attrs["UserName"] = user
-        ap = ET.SubElement(root, "ActiveParticipant", attrs)
-        _code(ap, "RoleIDCode", ("110153", "Source Role ID"))
+        name = f" UserName={quoteattr(user)}" if user else ""
+        parts.append(
+            f"<ActiveParticipant UserID={quoteattr(aet or '-')}{name} UserIsRequestor=\"true\" "
+            f'NetworkAccessPointID={quoteattr(address)} NetworkAccessPointTypeCode="2">'
+            + _code("RoleIDCode", ("110153", "Source Role ID")) + "</ActiveParticipant>")
     if destination is not None:
         aet, address = destination
-        ap = ET.SubElement(root, "ActiveParticipant", {
-            "UserID": aet or "-", "UserIsRequestor": "false",
-            "NetworkAccessPointID": address, "NetworkAccessPointTypeCode": "2"})
-        _code(ap, "RoleIDCode", ("110152", "Destination Role ID"))
-    src = ET.SubElement(root, "AuditSourceIdentification", {"AuditSourceID": source_id})
-    ET.SubElement(src, "AuditSourceTypeCode", {"csd-code": "4", "codeSystemName": "DCM",
-                                               "originalText": "Application Server Process"})
+        parts.append(
+            f"<ActiveParticipant UserID={quoteattr(aet or '-')} UserIsRequestor=\"false\" "
+            f'NetworkAccessPointID={quoteattr(address)} NetworkAccessPointTypeCode="2">'
+            + _code("RoleIDCode", ("110152", "Destination Role ID")) + "</ActiveParticipant>")
+    parts.append(
+        f"<AuditSourceIdentification AuditSourceID={quoteattr(source_id)}>"
+        '<AuditSourceTypeCode csd-code="4" codeSystemName="DCM" '
+        'originalText="Application Server Process"/></AuditSourceIdentification>')
     if sop_class:
-        obj = ET.SubElement(root, "ParticipantObjectIdentification", {
-            "ParticipantObjectID": sop_class, "ParticipantObjectTypeCode": "2",
-            "ParticipantObjectTypeCodeRole": "3"})
-        _code(obj, "ParticipantObjectIDTypeCode", ("110181", "SOP Class UID"))
+        parts.append(
+            f"<ParticipantObjectIdentification ParticipantObjectID={quoteattr(sop_class)} "
+            'ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3">'
+            + _code("ParticipantObjectIDTypeCode", ("110181", "SOP Class UID")))
         for name, value in (details or {}).items():
-            ET.SubElement(obj, "ParticipantObjectDetail", {
-                "type": name, "value": base64.b64encode(value.encode()).decode()})
-    return ET.tostring(root, encoding="unicode")
+            encoded = base64.b64encode(value.encode()).decode()
+            parts.append(f'<ParticipantObjectDetail type={quoteattr(name)} value="{encoded}"/>')
+        parts.append("</ParticipantObjectIdentification>")
+    parts.append("</AuditMessage>")
+    return "".join(parts)
 
 
 def syslog_frame(message: str, *, severity: int, when: dt.datetime | None = None,

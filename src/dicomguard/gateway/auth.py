@@ -74,12 +74,15 @@ class PasscodeChecker:
 
     def __init__(self, users: tuple[User, ...]) -> None:
         self._users = {u.name: u for u in users}
-        # A fixed dummy hash so that an unknown user costs as much time as a known one.
-        self._dummy = hash_passcode("dicomguard-dummy", salt=b"\0" * 16)
+        self._dummy: str | None = None
 
     def check(self, username: str, passcode: bytes) -> Authenticated:
         user = self._users.get(username)
-        good = verify_passcode(passcode, user.passcode_hash if user else self._dummy)
+        if user is None and self._dummy is None:
+            # Made on first use (not at every reload): an unknown user then costs as much
+            # time as a known one, so timing does not tell which user names exist.
+            self._dummy = hash_passcode("dicomguard-dummy", salt=b"\0" * 16)
+        good = verify_passcode(passcode, user.passcode_hash if user else self._dummy or "")
         if user is None or not good:
             raise AuthError(f"bad username or passcode for {username!r}")
         return Authenticated(user.identity, username, "passcode")

@@ -20,18 +20,17 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from io import BytesIO
 from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
 from pynetdicom import pdu as _pdu
 from pynetdicom import pdu_primitives as prim
-from pynetdicom.dsutils import decode as _decode_ds
 
 from ..dul import dimse
 from ..dul import pdu as P
 from ..dul.errors import DulError, MalformedPdu, ProtocolViolation
+from .command import CommandSet, parse_command
 from .config import GatewayConfig, Listener
 from .policy import (
     REQUEST_OPERATIONS,
@@ -138,7 +137,7 @@ class _Inspector:
     """
 
     def __init__(self, max_bytes: int, max_fragments: int,
-                 on_command: Callable[[int, Dataset], bool]) -> None:
+                 on_command: Callable[[int, CommandSet], bool]) -> None:
         self.max_bytes = max_bytes
         self.max_fragments = max_fragments
         self.on_command = on_command
@@ -219,13 +218,8 @@ class _Inspector:
         return [_wrap(pdu[s:e]) for s, e in passed] + out
 
     def _complete(self, cid: int) -> tuple[bool, bool]:
-        try:
-            command = _decode_ds(BytesIO(bytes(self._cmd)), True, True)
-            has_data = int(command.CommandDataSetType) != dimse.NO_DATASET
-            int(command.CommandField)
-        except Exception as exc:  # pydicom raises anything on junk
-            raise MalformedPdu(f"undecodable command set: {exc}") from None
-        return self.on_command(cid, command), has_data
+        command = parse_command(bytes(self._cmd))
+        return self.on_command(cid, command), command.has_dataset
 
 
 def _wrap(item: bytes) -> bytes:
@@ -484,18 +478,19 @@ class Relay:
                 raise RelayAbort(f"{direction}: unexpected {P.PDU_NAMES[pdu_type]}")
 
     # -- policy on commands -------------------------------------------------------------------
-    def _on_request(self, cid: int, command: Dataset) -> bool:
+    def _on_request(self, cid: int, command: CommandSet) -> bool:
         """Client → backend command set: apply the identity's operation policy."""
         assert self.admission is not None
-        field_ = int(command.CommandField)
+        field_ = command.command_field
         if field_ & 0x8000:
             return True  # a response (e.g. C-STORE-RSP to a C-GET sub-operation)
         if field_ == dimse.C_CANCEL_RQ:
-            op = self.ops.get((int(command.get("MessageIDBeingRespondedTo", -1)),
+            op = self.ops.get((int(command.get("MessageIDBeingRespondedTo", -1) or 0),
                                dimse.C_FIND_RQ))
             return not (op is not None and op.capped)
         operation = REQUEST_OPERATIONS.get(field_)
-        destination = _text(command.get("MoveDestination")) if field_ == dimse.C_MOVE_RQ else None
+        destination = (str(command.get("MoveDestination", ""))
+                       if field_ == dimse.C_MOVE_RQ else None)
         verdict = decide_operation(self.admission.policy, operation, field_, destination,
                                    self.shared.limits)
         op = _Op(operation or f"0x{field_:04x}", str(command.get("AffectedSOPClassUID", "")),
@@ -503,7 +498,7 @@ class Relay:
         if not verdict.allowed:
             self.shared.metrics.operations.inc(operation=op.operation, result="refused")
             self.shared.audit.operation(self, op, status=verdict.status, refused=verdict.why)
-            self._answer_client(cid, command, verdict.status, verdict.why)
+            self._answer_client(cid, command.dataset(), verdict.status, verdict.why)
             return False
         if operation == "FIND":
             op.find_cap = self.admission.policy.find_max_results
@@ -513,20 +508,20 @@ class Relay:
             # Its backend responses are still being swallowed; a second request with the same
             # ID could not be told apart from them.
             self.shared.metrics.operations.inc(operation=op.operation, result="refused")
-            self._answer_client(cid, command, STATUS_OUT_OF_RESOURCES if operation == "FIND"
-                                else 0x0210, "message ID still in use")
+            self._answer_client(cid, command.dataset(), STATUS_OUT_OF_RESOURCES
+                                if operation == "FIND" else 0x0210, "message ID still in use")
             return False
         self.ops[key] = op
         return True
 
-    def _on_response(self, cid: int, command: Dataset) -> bool:
+    def _on_response(self, cid: int, command: CommandSet) -> bool:
         """Backend → client command set: count C-FIND matches, audit final statuses."""
-        field_ = int(command.CommandField)
+        field_ = command.command_field
         if not field_ & 0x8000:
             return True  # a request from the backend (C-GET's C-STORE sub-operations)
-        key = (int(command.get("MessageIDBeingRespondedTo", -1)), field_ & 0x7FFF)
-        status = command.get("Status")
-        status = int(status) if status is not None else None
+        key = (int(command.get("MessageIDBeingRespondedTo", -1) or 0), field_ & 0x7FFF)
+        raw_status = command.get("Status")
+        status = int(raw_status) if raw_status is not None else None
         op = self.ops.get(key)
         if op is None:
             return True
@@ -547,17 +542,17 @@ class Relay:
         self.shared.audit.operation(self, op, status=status)
         return True
 
-    def _cap_find(self, cid: int, response: Dataset, op: _Op) -> None:
+    def _cap_find(self, cid: int, response: CommandSet, op: _Op) -> None:
         """More matches than the identity may see: cancel at the backend, close at the client."""
         assert self.backend_writer is not None
         op.capped = True
-        msg_id = int(response.MessageIDBeingRespondedTo)
+        msg_id = int(response.get("MessageIDBeingRespondedTo", 0) or 0)
         for chunk in dimse.encode_message(dimse.cancel_rq(msg_id), cid, 0):
             self.backend_writer.write(chunk)
         request = Dataset()
         request.CommandField = dimse.C_FIND_RQ
         request.MessageID = msg_id
-        request.AffectedSOPClassUID = response.get("AffectedSOPClassUID", op.sop_class)
+        request.AffectedSOPClassUID = response.get("AffectedSOPClassUID") or op.sop_class
         why = f"result cap of {op.find_cap} reached"
         self.shared.metrics.find_capped.inc()
         self.shared.metrics.operations.inc(operation="FIND", result="capped")

@@ -1,0 +1,240 @@
+"""Benchmark: C-STORE throughput direct, through the gateway, through the gateway with TLS, and
+through stunnel (the TLS reference), in one run.
+
+    python bench/bench_gateway.py [--small 300] [--large 12] [--pdu 131072] [--repeat 3]
+
+Sender: DCMTK storescu (one association per run, all files of a size class). Receiver: DCMTK
+storescp with ``--ignore`` (receives every byte, writes none), so the numbers measure the
+network path and not a disk. The gateway runs as its own process (``python -m
+dicomguard.gateway``) with audit to a file on tmpfs, as it would in production. Instances are
+synthetic (dicomguard.lab.synthetic, DGFAKE/DGSYN patients). Everything is on 127.0.0.1.
+
+DCMTK as built by Debian leaves Nagle's algorithm on unless ``TCP_NODELAY=1`` is in its
+environment, which costs ~40 ms of delayed-ACK stall per small instance; the benchmark sets it for
+every DCMTK process and ``TCP_NODELAY`` for stunnel's sockets, so no mode wins by having it
+(asyncio, hence the gateway, sets TCP_NODELAY itself). ``--nagle`` keeps DCMTK's default to show
+that effect.
+
+Each cell is the best of ``--repeat`` runs; a run's time includes storescu's start and its
+reading of the files (identical in every mode), so ratios slightly understate overheads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import warnings
+
+from pydicom import dcmwrite
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from dicomguard.lab.synthetic import instance_dataset, make_patients  # noqa: E402
+from dicomguard.lab.tls import make_certificates  # noqa: E402
+from dicomguard.testing.loopback import free_port, wait_until_accepting  # noqa: E402
+
+HOST = "127.0.0.1"
+STORESCU = "/usr/bin/storescu"
+STORESCP = "/usr/bin/storescp"
+STUNNEL = shutil.which("stunnel4") or "/usr/bin/stunnel4"
+ENV = dict(os.environ, TCP_NODELAY="1")
+
+
+def make_instances(directory: Path, count: int, rows: int, columns: int, tag: str) -> list[str]:
+    """``count`` CT instances of ``rows`` x ``columns`` 16-bit pixels, written as files."""
+    warnings.filterwarnings("ignore", module="pydicom")  # tag letters in UIDs: fine here
+    patient = make_patients(11, 1)[0]
+    study = patient.studies[0]
+    base = instance_dataset(patient, study, rows=rows, columns=columns)
+    paths = []
+    for i in range(count):
+        base.SOPInstanceUID = f"{study.study_instance_uid}.9.{ord(tag)}.{i}"
+        base.file_meta.MediaStorageSOPInstanceUID = base.SOPInstanceUID
+        path = directory / f"{tag}{i:05d}.dcm"
+        dcmwrite(path, base, enforce_file_format=True)
+        paths.append(str(path))
+    return paths
+
+
+class Proc:
+    """A child process in its own group, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(self, argv: list[str], log: Path, port: int) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, start_new_session=True,
+                                      env=ENV)
+        wait_until_accepting(HOST, port, timeout=20, alive=lambda: self.p.poll() is None)
+
+    def stop(self) -> None:
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+            try:
+                self.p.wait(10)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait(5)
+
+
+def gateway_config(work: Path, backend_port: int, plain: int, tls: int, certs: object) -> Path:
+    cfg = work / "gateway.toml"
+    cfg.write_text(f"""
+[[listen]]
+address = "{HOST}"
+port = {plain}
+
+[[listen]]
+address = "{HOST}"
+port = {tls}
+tls = true
+
+[tls]
+cert = "{certs.cert}"
+key = "{certs.key}"
+
+[sources]
+allow = ["127.0.0.0/8"]
+
+[[client]]
+calling_aet = "BENCHSCU"
+sources = ["127.0.0.0/8"]
+identity = "modality"
+
+[[route]]
+called_aet = "PACS"
+backend_host = "{HOST}"
+backend_port = {backend_port}
+backend_aet = "STORESCP"
+
+[identity.modality]
+operations = ["ECHO", "STORE"]
+
+[audit]
+file = "{work / 'audit.xml'}"
+
+[limits]
+max_pdu_bytes = 4194304
+""")
+    return cfg
+
+
+def stunnel_config(work: Path, accept: int, backend_port: int, certs: object) -> Path:
+    cfg = work / "stunnel.conf"
+    cfg.write_text(f"""foreground = yes
+pid =
+debug = 3
+socket = l:TCP_NODELAY=1
+socket = r:TCP_NODELAY=1
+[dicom]
+accept = {HOST}:{accept}
+connect = {HOST}:{backend_port}
+cert = {certs.cert}
+key = {certs.key}
+""")
+    return cfg
+
+
+def store(port: int, files: list[str], pdu: int, tls_args: list[str]) -> float:
+    argv = [STORESCU, *tls_args, "-pdu", str(pdu), "-aet", "BENCHSCU", "-aec", "PACS",
+            HOST, str(port), *files]
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=ENV)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise RuntimeError(f"storescu failed on port {port}: {done.stderr[-1500:]}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", type=int, default=300, help="number of ~10 KB instances")
+    ap.add_argument("--large", type=int, default=12, help="number of ~5 MB instances")
+    ap.add_argument("--pdu", type=int, default=131072, help="max PDU on both DCMTK ends")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per cell (best is kept)")
+    ap.add_argument("--nagle", action="store_true",
+                    help="leave DCMTK's default (Nagle on) instead of TCP_NODELAY=1")
+    args = ap.parse_args(argv)
+    if args.nagle:
+        ENV.pop("TCP_NODELAY", None)
+
+    tmp_root = "/dev/shm" if Path("/dev/shm").is_dir() else None
+    work = Path(tempfile.mkdtemp(prefix="dg-bench-gw-", dir=tmp_root))
+    procs: list[Proc] = []
+    try:
+        print(f"making instances in {work} ...", flush=True)
+        classes = {
+            "small": make_instances(work, args.small, 70, 70, "s"),  # ~10 KB
+            "large": make_instances(work, args.large, 1600, 1600, "l"),  # ~5 MB
+        }
+        sizes = {k: sum(Path(f).stat().st_size for f in v) for k, v in classes.items()}
+        certs = make_certificates(work / "tls", [HOST])
+        tls_args = ["+tla", "+cf", str(certs.ca_cert)]
+
+        backend_port = free_port(HOST)
+        procs.append(Proc([STORESCP, "--ignore", "-pdu", str(args.pdu), "-aet", "STORESCP",
+                           str(backend_port)], work / "storescp.log", backend_port))
+        plain, tls = free_port(HOST), free_port(HOST)
+        cfg = gateway_config(work, backend_port, plain, tls, certs)
+        procs.append(Proc([sys.executable, "-m", "dicomguard.gateway", "--config", str(cfg)],
+                          work / "gateway.log", tls))
+        wait_until_accepting(HOST, plain, timeout=10)
+        stunnel_port = free_port(HOST)
+        procs.append(Proc([STUNNEL, str(stunnel_config(work, stunnel_port, backend_port, certs))],
+                          work / "stunnel.log", stunnel_port))
+
+        modes = {
+            "direct": (backend_port, []),
+            "gateway": (plain, []),
+            "gateway+TLS": (tls, tls_args),
+            "stunnel TLS": (stunnel_port, tls_args),
+        }
+        results: dict[tuple[str, str], float] = {}
+        for cls, files in classes.items():
+            for _ in range(args.repeat):  # interleave modes so drift hits all alike
+                for mode, (port, targs) in modes.items():
+                    t = store(port, files, args.pdu, targs)
+                    key = (cls, mode)
+                    results[key] = min(results.get(key, t), t)
+
+        print()
+        print(f"C-STORE throughput, storescu -> storescp --ignore, max PDU {args.pdu}, "
+              f"best of {args.repeat}, TCP_NODELAY={'off' if args.nagle else 'on'}")
+        head = (f"{'class':<7} {'mode':<12} {'files':>6} {'MB':>8} {'seconds':>8} "
+                f"{'MB/s':>8} {'inst/s':>8} {'vs direct':>10} {'vs stunnel':>10}")
+        print(head)
+        print("-" * len(head))
+        for cls, files in classes.items():
+            mb = sizes[cls] / 1e6
+            direct = results[(cls, "direct")]
+            stunnel = results[(cls, "stunnel TLS")]
+            for mode in modes:
+                t = results[(cls, mode)]
+                vs_direct = direct / t
+                vs_stunnel = f"{stunnel / t:9.2f}x" if "TLS" in mode else ""
+                print(f"{cls:<7} {mode:<12} {len(files):>6} {mb:>8.1f} {t:>8.3f} "
+                      f"{mb / t:>8.1f} {len(files) / t:>8.1f} {vs_direct:>9.0%} "
+                      f"{vs_stunnel:>10}")
+        print()
+        for cls in classes:
+            plain_ratio = results[(cls, "direct")] / results[(cls, "gateway")]
+            tls_ratio = results[(cls, "stunnel TLS")] / results[(cls, "gateway+TLS")]
+            print(f"{cls}: plain gateway {plain_ratio:.0%} of direct (target >= 90%), "
+                  f"TLS gateway {tls_ratio:.2f}x stunnel (target >= 1.00x)")
+        return 0
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
