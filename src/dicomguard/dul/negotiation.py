@@ -162,6 +162,15 @@ class Reject:
     def called_aet_refused(self) -> bool:
         return (self.source, self.reason) == (1, 7)
 
+    @property
+    def may_mean_authentication(self) -> bool:
+        """A reject that servers use for a missing or refused user identity.
+
+        PS3.8 has no reason code for it: DCMTK-based servers answer (1, 1, 1) "no reason
+        given", pynetdicom (2, 2, 1) "transient, ACSE provider, no reason given".
+        """
+        return (self.result, self.source, self.reason) in ((1, 1, 1), (2, 2, 1))
+
     def describe(self) -> str:
         return f"{self.result_text}, {self.source_text}: {self.reason_text}"
 

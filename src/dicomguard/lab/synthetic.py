@@ -20,8 +20,26 @@ UID_PREFIX = "2.25.4242"
 NAME_PREFIX = "DGFAKE"
 ID_PREFIX = "DGSYN"
 
-_GIVEN = ["ALPHA", "BRAVO", "CHARLIE", "DELTA", "ECHO", "FOXTROT", "GOLF", "HOTEL", "INDIA",
-          "JULIET", "KILO", "LIMA", "MIKE", "NOVEMBER", "OSCAR", "PAPA", "QUEBEC", "ROMEO"]
+_GIVEN = [
+    "ALPHA",
+    "BRAVO",
+    "CHARLIE",
+    "DELTA",
+    "ECHO",
+    "FOXTROT",
+    "GOLF",
+    "HOTEL",
+    "INDIA",
+    "JULIET",
+    "KILO",
+    "LIMA",
+    "MIKE",
+    "NOVEMBER",
+    "OSCAR",
+    "PAPA",
+    "QUEBEC",
+    "ROMEO",
+]
 _FAMILY_INITIALS = "ABCDEFGHIJKLMNOPRSTW"
 _MODALITIES = ["CT", "MR", "CR", "US", "DX", "MG", "NM", "PT"]
 
@@ -89,9 +107,7 @@ def make_patients(
                     description="SYNTHETIC TEST STUDY",
                 )
             )
-        patients.append(
-            SyntheticPatient(pid, name, birth, rng.choice("MFO"), tuple(studies))
-        )
+        patients.append(SyntheticPatient(pid, name, birth, rng.choice("MFO"), tuple(studies)))
     return patients
 
 

@@ -191,7 +191,7 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
     elif reject.calling_aet_refused:
         # the calling check came first, so whether the called AE is checked stays unknown
         r.calling_aet.update(enforced=True, verified=True)
-    elif (reject.result, reject.source, reject.reason) == (1, 1, 1):
+    elif reject.may_mean_authentication:
         await _try_user_identity(p, r, opts.probe_called_aet)
 
 
@@ -216,7 +216,14 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
 async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
     """Try the wordlist of common called AE titles until one is not refused for reason 7."""
     for word in p.opts.wordlist[: p.opts.max_aet_guesses]:
-        outcome = await p.attempt(word)
+        try:
+            outcome = await p.attempt(word)
+        except ConnectFailed:
+            raise
+        except DulError:
+            # Some servers (dcmqrscp in fork mode, Orthanc under load) drop the connection
+            # instead of sending their A-ASSOCIATE-RJ: not established means refused.
+            continue
         if outcome.association is not None:
             r.called_aet["accepted"] = word
             r.calling_aet.update(enforced=False, verified=True)
@@ -230,7 +237,7 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         r.called_aet["accepted"] = word
         if rej.calling_aet_refused:
             r.calling_aet.update(enforced=True, verified=True)
-        elif (rej.result, rej.source, rej.reason) == (1, 1, 1):
+        elif rej.may_mean_authentication:
             await _try_user_identity(p, r, word)
         return
 
@@ -245,7 +252,12 @@ async def _try_user_identity(p: _Prober, r: EndpointResult, called: str) -> None
         ),
     )
     for label, identity in tries:
-        outcome = await p.attempt(called, user_identity=identity)
+        try:
+            outcome = await p.attempt(called, user_identity=identity)
+        except ConnectFailed:
+            raise
+        except DulError:
+            continue  # a dropped connection is a refusal too
         if outcome.association is not None:
             r.user_identity.update(required=True, accepted_with=label, verified=True)
             r.calling_aet.update(enforced=False, verified=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -133,7 +134,9 @@ class ExposureMeter:
         if universal is None:
             return {"studies": None, "complete": False}
         today = date.today()
-        cap: int | None = universal.count if universal.truncated else None
+        # A query that ends with a failure and no matches was refused as too broad (0xA700 and
+        # the like): the cap is unknown, but narrower queries may pass.
+        cap: int | None = universal.count if universal.truncated and universal.count else None
         if cap is None and universal.count > 1:
             # A silent cap looks like success: split at the median date of what came back and
             # compare. Uncapped, the halves add up to the whole; capped, each half holds at
@@ -153,8 +156,12 @@ class ExposureMeter:
                 )
             ):
                 cap = universal.count
-        if cap is None:
+        if cap is None and not universal.truncated:
             return _summary(universal.count, universal.dates, universal.modalities, True, None)
+
+        def saturated(q: _Query) -> bool:
+            return q.truncated or (cap is not None and q.count >= cap)
+
         # capped: count by recursive date partition
         total = 0
         dates: list[str] = []
@@ -168,13 +175,13 @@ class ExposureMeter:
             if part is None:
                 complete = False
                 break
-            if part.count < cap and not part.truncated:
+            if not saturated(part):
                 total += part.count
                 dates += part.dates
                 mods |= part.modalities
                 continue
             if lo == hi:
-                by_name = await self._by_initial(sop_class, rng, cap)
+                by_name = await self._by_initial(sop_class, rng, saturated)
                 total += by_name.count
                 dates += by_name.dates
                 mods |= by_name.modalities
@@ -187,9 +194,13 @@ class ExposureMeter:
             stack.append((lo, mid))
         if stack:
             complete = False
-        return _summary(total, dates, mods, complete, cap)
+        summary = _summary(total, dates, mods, complete, cap)
+        summary["refuses_broad_queries"] = cap is None
+        return summary
 
-    async def _by_initial(self, sop_class: str, rng: str, cap: int) -> _Query:
+    async def _by_initial(
+        self, sop_class: str, rng: str, saturated: Callable[[_Query], bool]
+    ) -> _Query:
         """A capped single day: split by patient-name initial (a lower bound if still capped)."""
         out = _Query(0, SUCCESS, False)
         for letter in string.ascii_uppercase:
@@ -200,7 +211,7 @@ class ExposureMeter:
             out.count += part.count
             out.dates += part.dates
             out.modalities |= part.modalities
-            if part.count >= cap or part.truncated:
+            if saturated(part):
                 out.truncated = True
         # names starting with digits or other characters are not reached: never claim complete
         out.truncated = True
@@ -260,8 +271,12 @@ def _summary(
     count: int, dates: list[str], mods: set[str], complete: bool, cap: int | None
 ) -> dict[str, Any]:
     valid = sorted(d for d in dates if _parse_date(d))
+    by_year: dict[str, int] = {}
+    for d in valid:
+        by_year[d[:4]] = by_year.get(d[:4], 0) + 1
     return {
         "studies": count,
+        "studies_by_year": by_year,
         "earliest_study_date": valid[0] if valid else None,
         "latest_study_date": valid[-1] if valid else None,
         "modalities": sorted(mods),

@@ -59,8 +59,11 @@ async def test_open_server_has_no_ae_checks_and_lists_services():
     with scp() as port:
         r = await assess(HOST, port, opts())
     assert r.dicom and not r.tls
-    assert r.called_aet == {"enforced": False, "accepted": r.called_aet["accepted"],
-                            "verified": True}
+    assert r.called_aet == {
+        "enforced": False,
+        "accepted": r.called_aet["accepted"],
+        "verified": True,
+    }
     assert r.calling_aet["enforced"] is False
     assert r.services["verification"] and r.services["find_study_root"]
     assert not r.services["find_patient_root"] and not r.services["storage"]
