@@ -29,17 +29,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 from pydicom import dcmwrite
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from dicomguard.lab.synthetic import instance_dataset, make_patients  # noqa: E402
-from dicomguard.lab.tls import make_certificates  # noqa: E402
-from dicomguard.testing.loopback import free_port, wait_until_accepting  # noqa: E402
+from dicomguard.lab.synthetic import instance_dataset, make_patients
+from dicomguard.lab.tls import make_certificates
+from dicomguard.testing.loopback import free_port, wait_until_accepting
 
 HOST = "127.0.0.1"
 STORESCU = "/usr/bin/storescu"

@@ -168,6 +168,8 @@ class GatewayThread:
         return bool(self.call(self.gateway.reload(config)))
 
     def stop(self, grace: float | None = 2.0) -> None:
+        if self.loop.is_closed():
+            return
         try:
             self.call(self.gateway.stop(grace))
         finally:

@@ -1,0 +1,126 @@
+"""Audit messages (file + RFC 5424 syslog over UDP and TCP to loopback collectors) and the
+Prometheus endpoint, from real associations through the gateway."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import urllib.request
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+from .conftest import RecordingBackend
+from .scu import associate, ct_instance, find_all
+
+SYSLOG = re.compile(rb"^<(\d+)>1 \S+Z \S+ dicomguard \d+ DICOM\+RFC3881 - \xef\xbb\xbf(<.*>)$",
+                    re.S)
+
+
+class TcpCollector:
+    """A syslog collector on loopback reading RFC 6587 octet-counted frames."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.frames: list[bytes] = []
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        conn, _ = self.sock.accept()
+        buf = b""
+        while chunk := conn.recv(65536):
+            buf += chunk
+            while b" " in buf:
+                size, rest = buf.split(b" ", 1)
+                if len(rest) < int(size):
+                    break
+                self.frames.append(rest[: int(size)])
+                buf = rest[int(size):]
+
+
+def _events(path: Path) -> list[tuple[str, str, str]]:
+    out = []
+    for line in path.read_text().splitlines():
+        root = ET.fromstring(line)
+        ev = root.find("EventIdentification")
+        assert ev is not None
+        code = ev.find("EventID")
+        assert code is not None
+        out.append((code.get("originalText", ""), ev.get("EventOutcomeIndicator", ""),
+                    ev.findtext("EventOutcomeDescription") or ""))
+    return out
+
+
+def test_audit_file_and_udp_syslog(
+    raw_config: dict[str, Any], gateway_factory: Any, backend: RecordingBackend, tmp_path: Path
+) -> None:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(5)
+    raw_config["audit"] = {"file": "audit/audit.xml",
+                           "syslog": f"udp://127.0.0.1:{udp.getsockname()[1]}"}
+    gw = gateway_factory(raw_config, tmp_path)
+    assoc = associate(gw.address(), calling="CT01")
+    assert assoc.send_c_store(ct_instance(5)).Status == 0
+    find_all(assoc)  # refused: the modality may not query
+    assoc.release()
+    refused = associate(gw.address(), calling="NOBODY")
+    assert not refused.is_established
+    gw.stop()  # flushes; the fixture's second stop is harmless
+    events = _events(tmp_path / "audit" / "audit.xml")
+    names = [e[0] for e in events]
+    assert names[0] == "Application Activity" and names[-1] == "Application Activity"
+    assert ("DICOM Instances Transferred", "0", "STORE") in events
+    assert any(n == "Security Alert" and "FIND refused" in d for n, _, d in events)
+    assert any(n == "Security Alert" and "calling AE 'NOBODY'" in d for n, _, d in events)
+    assert names.count("User Authentication") == 2  # login + logout of the CT01 association
+    frames = []
+    udp.settimeout(0.5)  # everything was sent before stop() returned
+    try:
+        while True:
+            frames.append(udp.recv(65536))
+    except TimeoutError:
+        pass
+    assert len(frames) == len(events)
+    for frame in frames:
+        m = SYSLOG.match(frame)
+        assert m is not None, frame[:120]
+        assert int(m.group(1)) in (84, 85)  # authpriv.warning / authpriv.notice
+        ET.fromstring(m.group(2))
+
+
+def test_tcp_syslog_and_metrics_endpoint(
+    raw_config: dict[str, Any], gateway_factory: Any, backend: RecordingBackend
+) -> None:
+    collector = TcpCollector()
+    raw_config["audit"] = {"syslog": f"tcp://127.0.0.1:{collector.port}"}
+    raw_config["metrics"] = {"address": "127.0.0.1", "port": 0}
+    gw = gateway_factory(raw_config)
+    assoc = associate(gw.address(), calling="CT01")
+    assert assoc.send_c_echo().Status == 0
+    assoc.release()
+    assert gw.gateway.metrics_port is None  # port 0 = endpoint off
+    raw_config["metrics"]["port"] = _free_port()
+    assert gw.reload(_parse(raw_config))
+    url = f"http://127.0.0.1:{gw.gateway.metrics_port}/metrics"
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    assert 'dicomguard_gateway_associations_total{result="accepted"} 1' in text
+    assert 'dicomguard_gateway_operations_total{operation="ECHO",result="ok"} 1' in text
+    assert 'dicomguard_gateway_reloads_total{result="ok"} 1' in text
+    assert "# TYPE dicomguard_gateway_active_associations gauge" in text
+    gw.stop()
+    assert any(b"DICOM+RFC3881" in f and b"110114" in f for f in collector.frames)
+
+
+def _free_port() -> int:
+    from dicomguard.testing.loopback import free_port
+
+    return free_port("127.0.0.1")
+
+
+def _parse(raw: dict[str, Any]) -> Any:
+    from dicomguard.gateway.config import parse_config
+
+    return parse_config(raw)

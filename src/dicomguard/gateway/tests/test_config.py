@@ -1,0 +1,114 @@
+"""Configuration validation: every error names the key that is wrong."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dicomguard.gateway.auth import hash_passcode, verify_passcode
+from dicomguard.gateway.cli import main
+from dicomguard.gateway.config import ConfigError, load_config, parse_config
+
+MINIMAL: dict[str, Any] = {
+    "listen": [{"address": "127.0.0.1", "port": 11112}],
+    "route": [{"called_aet": "PACS", "backend_host": "127.0.0.1", "backend_port": 104}],
+    "identity": {"modality": {"operations": ["ECHO", "STORE"]}},
+    "auth": {"default_identity": "modality"},
+}
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    raw = deepcopy(MINIMAL)
+    node: Any = raw
+    keys = path.split(".")
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node.setdefault(k, {})
+    if isinstance(node, list):
+        node[int(keys[-1])] = value
+    else:
+        node[keys[-1]] = value
+    return raw
+
+
+def test_minimal_config_defaults() -> None:
+    cfg = parse_config(deepcopy(MINIMAL))
+    route = cfg.route_for("PACS")
+    assert route is not None and route.backend_aet == "PACS" and route.user_identity == "strip"
+    assert cfg.limits.max_command_fragments == 4
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (_with("listen.0.port", 70000), "listen[0].port"),
+        (_with("listen.0.address", "gateway.example"), "listen[0].address"),
+        (_with("route.0.backend_port", "104"), "route[0].backend_port"),
+        (_with("route.0.called_aet", "A" * 17), "route[0].called_aet"),
+        (_with("route.0.user_identity", "forward"), "route[0].user_identity"),
+        (_with("identity.modality.operations", ["ECHO", "DELETE"]),
+         "identity.modality.operations[1]"),
+        (_with("auth.default_identity", "nobody"), "auth.default_identity"),
+        (_with("sources.allow", ["127.0.0.0/33"]), "sources.allow[0]"),
+        (_with("client", [{"calling_aet": "CT", "sources": ["x"]}]), "client[0].sources[0]"),
+        (_with("client", [{"calling_aet": "CT", "sources": ["127.0.0.1"], "identity": "x"}]),
+         "client[0].identity"),
+        (_with("user", [{"name": "a", "passcode_hash": "plaintext", "identity": "modality"}]),
+         "user[0].passcode_hash"),
+        (_with("jwt", {"algorithms": ["HS256"], "secret": "short"}), "jwt.secret"),
+        (_with("jwt", {"algorithms": ["none"]}), "jwt.algorithms[0]"),
+        (_with("listen.0.tls", True), "tls"),
+        (_with("audit", {"syslog": "syslog.example:514"}), "audit.syslog"),
+        (_with("limits", {"max_command_bytes": 0}), "limits.max_command_bytes"),
+        (_with("routes", []), "routes"),
+        ({**deepcopy(MINIMAL), "route": []}, "route"),
+    ],
+)
+def test_errors_name_the_key(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert info.value.key == key, str(info.value)
+
+
+def test_duplicate_route_and_missing_tls_file(tmp_path: Path) -> None:
+    raw = deepcopy(MINIMAL)
+    raw["route"].append(dict(raw["route"][0]))
+    with pytest.raises(ConfigError, match=r"route\[1\].called_aet"):
+        parse_config(raw)
+    raw = _with("tls", {"cert": "missing.pem", "key": "missing.key"})
+    with pytest.raises(ConfigError, match=r"tls\.cert: file not found"):
+        parse_config(raw, base_dir=tmp_path)
+
+
+def test_load_config_reports_toml_syntax(tmp_path: Path) -> None:
+    bad = tmp_path / "gw.toml"
+    bad.write_text("[[listen]\naddress = ")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_cli_check_and_hash(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    good = tmp_path / "gw.toml"
+    good.write_text('[[listen]]\naddress = "127.0.0.1"\nport = 11112\n'
+                    '[[route]]\ncalled_aet = "PACS"\nbackend_host = "127.0.0.1"\n'
+                    'backend_port = 104\n[identity.m]\noperations = ["ECHO"]\n')
+    assert main(["--config", str(good), "--check"]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace("104", "0"))
+    assert main(["--config", str(bad), "--check"]) == 2
+    assert "route[0].backend_port" in capsys.readouterr().err
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("s3cret\n"))
+    assert main(["--hash-passcode", "--method", "pbkdf2_sha256"]) == 0
+    hashed = capsys.readouterr().out.strip()
+    assert verify_passcode(b"s3cret", hashed) and not verify_passcode(b"other", hashed)
+
+
+def test_scrypt_hash_round_trip() -> None:
+    hashed = hash_passcode("pw")
+    assert hashed.startswith("scrypt$") and verify_passcode(b"pw", hashed)
+    assert not verify_passcode(b"pw", hashed.replace("scrypt", "bcrypt"))
