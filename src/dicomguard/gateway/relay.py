@@ -265,6 +265,11 @@ class Relay:
             await self._run()
         except (DulError, OSError, TimeoutError, ssl.SSLError):
             pass
+        except Exception:  # a bug must cost one association, never the listener
+            log.exception("association %d: unexpected failure", self.id)
+            self.shared.metrics.aborts.inc(reason="internal")
+            with contextlib.suppress(Exception):
+                self.writer.write(P.abort_pdu(2, 0))
         finally:
             shared.active.discard(self)
             shared.metrics.active.dec()

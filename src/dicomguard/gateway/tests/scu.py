@@ -64,7 +64,14 @@ def associate(
         ext.append(ui)
     if ext:
         kwargs["ext_neg"] = ext
-    return ae.associate(address[0], address[1], **kwargs)
+    for _attempt in range(3):
+        assoc = ae.associate(address[0], address[1], **kwargs)
+        # pynetdicom 3.0.4 sometimes loses an A-ASSOCIATE-RJ that arrives just before the peer
+        # closes (its DUL thread ends before the ACSE reads the queue) and reports an abort
+        # instead; the RJ was on the wire, so ask again rather than misread the gateway.
+        if assoc.is_established or assoc.is_rejected:
+            return assoc
+    return assoc
 
 
 def reject_reason(assoc: Association) -> tuple[int, int, int] | None:
