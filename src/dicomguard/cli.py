@@ -295,7 +295,12 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         store.listeners.append(lambda batch: [writer.write(rec) for rec in batch])
 
     def sink(result: Any) -> None:
-        store.add(result.to_dict())
+        if result.state == "open" or args.all:
+            store.add(result.to_dict())
+        else:  # only counted: skip building the full record for each closed port
+            store.add(
+                {"seq": result.seq, "state": result.state, "host": result.host, "port": result.port}
+            )
 
     total = config.targets.count()
     show_progress = not args.no_progress and sys.stderr.isatty()

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -32,35 +35,71 @@ class Timeouts:
     release: float = 2.0
 
 
+async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
+    """Connect a non-blocking TCP socket, with a port-scanner's view of failures.
+
+    Hand-rolled instead of ``asyncio.open_connection`` for the first step because most
+    endpoints of a scan are closed: on loopback and LANs a refused connect completes
+    synchronously, and skipping the transport, stream and ``wait_for`` task that
+    ``open_connection`` builds roughly doubles the rate of a large scan.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        err = sock.connect_ex((host, port))
+        if err in (errno.EINPROGRESS, errno.EAGAIN):
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+            loop.add_writer(sock.fileno(), lambda: done.done() or done.set_result(None))
+            try:
+                async with asyncio.timeout(timeout):
+                    await done
+            finally:
+                loop.remove_writer(sock.fileno())
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except TimeoutError:
+        sock.close()
+        raise ConnectFailed("filtered", f"no answer within {timeout:g}s") from None
+    except OSError as exc:
+        sock.close()
+        raise ConnectFailed("unreachable", str(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
+    if err == 0:
+        return sock
+    sock.close()
+    if err in (errno.ECONNREFUSED, errno.ECONNRESET):
+        raise ConnectFailed("closed", os.strerror(err))
+    if err in (errno.ETIMEDOUT,):
+        raise ConnectFailed("filtered", os.strerror(err))
+    raise ConnectFailed("unreachable", os.strerror(err))
+
+
 async def open_stream(
     host: str, port: int, *, timeout: float, ssl_context: ssl.SSLContext | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """TCP (optionally TLS) connect with a port-scanner's view of failures."""
+    """TCP (optionally TLS) connect; failures are :class:`ConnectFailed` with a state."""
+    sock = await tcp_connect(host, port, timeout=timeout)
     try:
-        return await asyncio.wait_for(
-            asyncio.open_connection(
-                host,
-                port,
+        async with asyncio.timeout(timeout):
+            return await asyncio.open_connection(
+                sock=sock,
                 ssl=ssl_context,
                 server_hostname=None if ssl_context is None else "",
                 limit=1 << 16,
-            ),
-            timeout,
-        )
-    except ConnectionRefusedError as exc:
-        raise ConnectFailed("closed", str(exc) or "connection refused") from None
+            )
     except TimeoutError:
-        state = "filtered" if ssl_context is None else "tls-failed"
-        raise ConnectFailed(state, f"no answer within {timeout:g}s") from None
+        sock.close()
+        raise ConnectFailed("tls-failed", f"no TLS handshake within {timeout:g}s") from None
     except ssl.SSLError as exc:
+        sock.close()
         raise ConnectFailed("tls-failed", exc.reason or str(exc)) from None
-    except ConnectionResetError as exc:
+    except OSError as exc:
+        sock.close()
         state = "closed" if ssl_context is None else "tls-failed"
         raise ConnectFailed(state, str(exc) or "connection reset") from None
-    except OSError as exc:
-        if ssl_context is not None:
-            raise ConnectFailed("tls-failed", str(exc)) from None
-        raise ConnectFailed("unreachable", str(exc)) from None
 
 
 def scanner_tls_context() -> ssl.SSLContext:
