@@ -14,7 +14,7 @@ import errno
 import os
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from pydicom.dataset import Dataset
@@ -23,6 +23,10 @@ from . import dimse
 from . import pdu as P
 from .errors import ConnectFailed, DulError, PeerClosed, PeerTimeout, ProtocolViolation
 from .negotiation import Accept, AssociateRequest, Reject, decode_accept, decode_reject
+
+#: optional observer of every PDU of an association: ("out" | "in", the complete PDU bytes).
+#: Used by ``dicomguard scan --evidence``; None costs one comparison per PDU.
+Recorder = Callable[[str, bytes], None]
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,9 @@ class Association:
         accept: Accept,
         timeouts: Timeouts,
         max_pdata: int,
+        recorder: Recorder | None = None,
     ) -> None:
+        self.recorder = recorder
         self.reader = reader
         self.writer = writer
         self.request = request
@@ -160,6 +166,8 @@ class Association:
     async def _send(self, pdus: list[bytes]) -> None:
         try:
             for data in pdus:
+                if self.recorder is not None:
+                    self.recorder("out", data)
                 self.writer.write(data)
             await asyncio.wait_for(self.writer.drain(), self.timeouts.dimse)
         except TimeoutError:
@@ -172,6 +180,8 @@ class Association:
             raw = await P.read_pdu(
                 self.reader, timeout=self.timeouts.dimse, max_length=self.max_pdata
             )
+            if self.recorder is not None:
+                self.recorder("in", raw.data)
             P.raise_if_abort(raw)
             if raw.pdu_type == P.A_RELEASE_RQ:
                 raise ProtocolViolation("peer asked to release in the middle of an operation")
@@ -254,6 +264,8 @@ class Association:
                 if left <= 0:
                     break
                 raw = await P.read_pdu(self.reader, timeout=left, max_length=self.max_pdata)
+                if self.recorder is not None:
+                    self.recorder("in", raw.data)
                 if raw.pdu_type in (P.A_RELEASE_RP, P.A_ABORT):
                     break
         except DulError:
@@ -265,6 +277,8 @@ class Association:
         if self._closed:
             return
         with contextlib.suppress(Exception):
+            if self.recorder is not None:
+                self.recorder("out", P.abort_pdu())
             self.writer.write(P.abort_pdu())
             await asyncio.wait_for(self.writer.drain(), 1.0)
         await self.close()
@@ -301,6 +315,7 @@ async def associate_on(
     *,
     timeouts: Timeouts = Timeouts(),
     max_pdata: int = P.DEFAULT_MAX_PDATA,
+    recorder: Recorder | None = None,
 ) -> AssociateOutcome:
     """Send an A-ASSOCIATE-RQ on an open stream and read the answer.
 
@@ -308,9 +323,14 @@ async def associate_on(
     stream is closed in every case but an accepted association.
     """
     try:
-        writer.write(request.encode())
+        encoded = request.encode()
+        if recorder is not None:
+            recorder("out", encoded)
+        writer.write(encoded)
         await asyncio.wait_for(writer.drain(), timeouts.associate)
         raw = await P.read_pdu(reader, timeout=timeouts.associate, max_length=max_pdata)
+        if recorder is not None:
+            recorder("in", raw.data)
         P.raise_if_abort(raw)
         if raw.pdu_type == P.A_ASSOCIATE_RJ:
             reject = decode_reject(P.decode(raw))  # type: ignore[arg-type]
@@ -328,7 +348,9 @@ async def associate_on(
     except BaseException:
         await close_writer(writer)
         raise
-    return AssociateOutcome(Association(reader, writer, request, accept, timeouts, max_pdata), None)
+    return AssociateOutcome(
+        Association(reader, writer, request, accept, timeouts, max_pdata, recorder), None
+    )
 
 
 async def associate(
@@ -339,9 +361,12 @@ async def associate(
     timeouts: Timeouts = Timeouts(),
     ssl_context: ssl.SSLContext | None = None,
     max_pdata: int = P.DEFAULT_MAX_PDATA,
+    recorder: Recorder | None = None,
 ) -> AssociateOutcome:
-    """Connect and request an association in one step."""
+    """Connect and request an association in one step (``recorder`` sees every PDU)."""
     reader, writer = await open_stream(
         host, port, timeout=timeouts.connect, ssl_context=ssl_context
     )
-    return await associate_on(reader, writer, request, timeouts=timeouts, max_pdata=max_pdata)
+    return await associate_on(
+        reader, writer, request, timeouts=timeouts, max_pdata=max_pdata, recorder=recorder
+    )
