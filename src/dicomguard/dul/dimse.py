@@ -19,6 +19,7 @@ from pynetdicom import pdu as _pdu
 from pynetdicom.dsutils import decode as _decode_ds
 from pynetdicom.dsutils import encode as _encode_ds
 
+from .command import CommandSet, parse_command
 from .errors import MalformedPdu, ProtocolViolation
 
 # Command field values (PS3.7 E.1)
@@ -47,7 +48,7 @@ class DimseMessage:
     """One reassembled DIMSE message: command set (decoded) and data set (still encoded)."""
 
     context_id: int
-    command: Dataset
+    command: CommandSet
     dataset: bytes | None
 
     @property
@@ -104,7 +105,9 @@ def cancel_rq(message_id: int) -> dm.C_CANCEL_RQ:
     return msg
 
 
-def response(kind: type[dm.DIMSEMessage], request: Dataset, status: int) -> dm.DIMSEMessage:
+def response(
+    kind: type[dm.DIMSEMessage], request: Dataset | CommandSet, status: int
+) -> dm.DIMSEMessage:
     """A response message (for the server side) echoing the request's IDs."""
     msg = kind()
     cs = msg.command_set
@@ -170,7 +173,7 @@ class MessageAssembler:
     def _reset(self) -> None:
         self._cmd = bytearray()
         self._data = bytearray()
-        self._command: Dataset | None = None
+        self._command: CommandSet | None = None
         self._cid: int | None = None
 
     def feed(self, pdata: bytes) -> list[DimseMessage]:
@@ -187,12 +190,8 @@ class MessageAssembler:
                 if len(self._cmd) > self.max_command_bytes:
                     raise MalformedPdu(f"command set above {self.max_command_bytes} bytes")
                 if header & 0x02:
-                    try:
-                        command = _decode_ds(BytesIO(bytes(self._cmd)), True, True)
-                        dataset_type = int(command.CommandDataSetType)
-                    except Exception as exc:
-                        raise MalformedPdu(f"undecodable command set: {exc}") from None
-                    if dataset_type == NO_DATASET:
+                    command = parse_command(bytes(self._cmd))
+                    if not command.has_dataset:
                         done.append(DimseMessage(cid, command, None))
                         self._reset()
                     else:

@@ -29,8 +29,8 @@ from pynetdicom import pdu_primitives as prim
 
 from ..dul import dimse
 from ..dul import pdu as P
+from ..dul.command import CommandSet, parse_command
 from ..dul.errors import DulError, MalformedPdu, ProtocolViolation
-from .command import CommandSet, parse_command
 from .config import GatewayConfig, Listener
 from .policy import (
     REQUEST_OPERATIONS,
