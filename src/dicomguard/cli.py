@@ -109,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "lab", help="run the simulated DICOM fleet (options: dicomguard lab -h)", add_help=False
     )
+    sub.add_parser(
+        "gateway",
+        help="run the secure gateway in front of a legacy device (dicomguard gateway -h)",
+        add_help=False,
+    )
     demo = sub.add_parser("demo", help="start the lab, scan it, print the summary")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (out/)")
     demo.add_argument("--size", type=int, default=32, help="lab servers (32)")
@@ -464,6 +469,10 @@ def main(argv: list[str] | None = None) -> int:
         from .lab.fleet import main as lab_main
 
         return int(lab_main(argv[1:]) or 0)
+    if argv[:1] == ["gateway"]:
+        from .gateway.cli import main as gateway_main
+
+        return int(gateway_main(argv[1:]) or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verbose:
