@@ -48,6 +48,13 @@ class EndpointResult:
     elapsed_ms: int = 0
     #: index of the target in the scan's deterministic order (resume bookkeeping)
     seq: int | None = None
+    #: presentation-context result of the canary SOP class (sopclasses.CANARY): 0 accepted,
+    #: 3 refused as a real server would; None when no AC was seen
+    canary_result: int | None = None
+    #: honeypot/clone signals (scan.honeypot): {"suspected", "signals", "confidence"}
+    honeypot: dict[str, Any] | None = None
+    #: how each verdict was reached: "observed" | "inferred" | "unknown" (scan.confidence)
+    confidence: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of the record (shares the nested dicts: callers serialise, not mutate).

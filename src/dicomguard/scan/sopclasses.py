@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..dul.negotiation import IMPLEMENTATION_CLASS_UID
+
 VERIFICATION = "1.2.840.10008.1.1"
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
@@ -36,8 +38,19 @@ SERVICES: dict[str, tuple[str, ...]] = {
     "storage": tuple(STORAGE),
 }
 
-#: Everything proposed in the one assessment association (well under the 128-context limit).
-ALL_PROPOSED: tuple[str, ...] = tuple(dict.fromkeys(u for us in SERVICES.values() for u in us))
+#: A SOP class that does not exist: a UID under dicomguard's own 2.25 root (the root of
+#: dul.negotiation.IMPLEMENTATION_CLASS_UID), never registered anywhere. A real server answers
+#: its presentation context with result 3 (abstract syntax not supported); honeypots built to
+#: accept everything (dicompot, any go-netdicom SCP) accept it. Not a service: kept out of
+#: SERVICES, so it never shows up as one.
+CANARY = f"{IMPLEMENTATION_CLASS_UID}.9.1"
+
+#: Everything proposed in the one assessment association (well under the 128-context limit):
+#: every service's SOP classes, then the canary.
+ALL_PROPOSED: tuple[str, ...] = (
+    *dict.fromkeys(u for us in SERVICES.values() for u in us),
+    CANARY,
+)
 
 
 def services_from_results(results: dict[str, int]) -> dict[str, bool]:
