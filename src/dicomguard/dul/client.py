@@ -221,6 +221,24 @@ class Association:
         After ``max_results`` matches a C-CANCEL is sent and the remaining responses drained,
         so a huge archive costs a bounded amount of time and memory.
         """
+        _cid, ts = self._context(sop_class)
+        async for data in self.find_raw(
+            sop_class, identifier, max_results=max_results, max_result_bytes=max_result_bytes
+        ):
+            yield dimse.decode_dataset(data, ts)
+
+    async def find_raw(
+        self,
+        sop_class: str,
+        identifier: Dataset,
+        *,
+        max_results: int | None = None,
+        max_result_bytes: int = 1 << 20,
+    ) -> AsyncIterator[bytes]:
+        """Like :meth:`find`, but yields each match still encoded in the context's syntax.
+
+        For callers that read two or three values per match (see :mod:`.peek`).
+        """
         cid, ts = self._context(sop_class)
         msg_id = self._next_id()
         self.last_status: int | None = None
@@ -242,7 +260,7 @@ class Association:
                     continue
                 if reply.dataset is not None:
                     count += 1
-                    yield dimse.decode_dataset(reply.dataset, ts)
+                    yield reply.dataset
                 if max_results is not None and count >= max_results:
                     cancelled = True
                     await self._send(

@@ -22,7 +22,9 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from ..dul import peek
 from ..dul.client import Association
+from ..dul.dimse import decode_dataset
 from ..dul.errors import DulError
 from . import sopclasses as sc
 
@@ -94,20 +96,19 @@ class ExposureMeter:
         dates: list[str] = []
         mods: set[str] = set()
         seen: set[str] = set()
-        async for ds in self.assoc.find(sop_class, identifier, max_results=cap):
-            uid = str(ds.get("StudyInstanceUID", "") or "")
+        _cid, ts = self.assoc._context(sop_class)
+        async for data in self.assoc.find_raw(sop_class, identifier, max_results=cap):
+            uid, date_, modalities, patient_id = _read_match(data, ts)
             if uid:
                 if uid in seen:
                     continue  # a server repeating a match must not inflate the count
                 seen.add(uid)
             count += 1
-            d = str(ds.get("StudyDate", "") or "")
-            if len(d) >= 8:
-                dates.append(d[:8])
-            for m in _modalities(ds):
-                mods.add(m)
-            if self.opts.collect_identifiers and "PatientID" in ds:
-                self.hashes.add(self._hash(str(ds.PatientID)))
+            if len(date_) >= 8:
+                dates.append(date_[:8])
+            mods.update(modalities)
+            if self.opts.collect_identifiers and patient_id:
+                self.hashes.add(self._hash(patient_id))
         status = self.assoc.last_status
         truncated = count >= cap or status not in (SUCCESS, None)
         return _Query(count, status, truncated, dates, mods)
@@ -266,6 +267,39 @@ class ExposureMeter:
         if res is None:
             return None, False
         return res.count, not res.truncated
+
+
+_STUDY_UID = peek.tag(0x0020, 0x000D)
+_STUDY_DATE = peek.tag(0x0008, 0x0020)
+_MODALITIES = peek.tag(0x0008, 0x0061)
+_MODALITY = peek.tag(0x0008, 0x0060)
+_PATIENT_ID = peek.tag(0x0010, 0x0020)
+_WANTED = frozenset({_STUDY_UID, _STUDY_DATE, _MODALITIES, _MODALITY, _PATIENT_ID})
+
+
+def _read_match(data: bytes, ts: str) -> tuple[str, str, list[str], str]:
+    """(study UID, study date, modalities, patient ID) of one match; fast path, then pydicom.
+
+    The patient ID is only read when the caller hashes it (``collect_identifiers``); it never
+    leaves this module otherwise.
+    """
+    values = peek.peek(data, ts, _WANTED)
+    if values is not None:
+        text = {t: v.decode("ascii", "replace") for t, v in values.items()}
+        mods = text.get(_MODALITIES) or text.get(_MODALITY) or ""
+        return (
+            text.get(_STUDY_UID, ""),
+            text.get(_STUDY_DATE, ""),
+            [m.strip() for m in mods.split("\\") if m.strip()],
+            text.get(_PATIENT_ID, "").strip(),
+        )
+    ds = decode_dataset(data, ts)
+    return (
+        str(ds.get("StudyInstanceUID", "") or ""),
+        str(ds.get("StudyDate", "") or ""),
+        _modalities(ds),
+        str(ds.get("PatientID", "") or "").strip(),
+    )
 
 
 def _modalities(ds: Dataset) -> list[str]:
