@@ -28,6 +28,7 @@ from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
 from . import dimse
 from . import pdu as P
+from .command import encode_command, pdata_pdus
 from .errors import DulError, MalformedPdu, PduTooLarge, PeerClosed, PeerTimeout
 from .negotiation import (
     APPLICATION_CONTEXT,
@@ -491,10 +492,19 @@ class _Established:
         dataset: bytes | None = None,
         extra: dict[str, object] | None = None,
     ) -> None:
-        rsp = dimse.response(kind, msg.command, status)
-        for keyword, value in (extra or {}).items():
-            setattr(rsp.command_set, keyword, value)
-        pdus = dimse.encode_message(rsp, msg.context_id, self.info.peer_max_pdu, dataset)
+        request = msg.command
+        values: dict[str, int | str] = {
+            "CommandField": request.command_field | 0x8000,
+            "MessageIDBeingRespondedTo": int(request.get("MessageID", 0) or 0),
+            "CommandDataSetType": 0x0001 if dataset is not None else dimse.NO_DATASET,
+            "Status": status,
+        }
+        for keyword in ("AffectedSOPClassUID", "AffectedSOPInstanceUID"):
+            if request.get(keyword):
+                values[keyword] = request.get(keyword)  # type: ignore[assignment]
+        values.update(extra or {})  # type: ignore[arg-type]
+        command = encode_command(values)
+        pdus = pdata_pdus(msg.context_id, command, dataset, self.info.peer_max_pdu)
         await _send(self.writer, pdus, self.policy.write_timeout)
 
     async def _find(self, msg: dimse.DimseMessage, ctx: tuple[str, str]) -> None:
