@@ -164,6 +164,8 @@ class Handlers:
     move_destinations: frozenset[str] | None = None
     #: called once per accepted association (e.g. to record who came)
     on_associated: Callable[[AssociationInfo], None] | None = None
+    #: called with the destination AE of every C-MOVE request (the lab counts them)
+    on_move: Callable[[str, AssociationInfo], None] | None = None
 
 
 class _Abort(Exception):
@@ -588,10 +590,12 @@ class _Established:
 
     async def _move_or_get(self, msg: dimse.DimseMessage, kind: type[dm.DIMSEMessage]) -> None:
         status = dimse.STATUS_SUCCESS
-        if kind is dm.C_MOVE_RSP and self.handlers.move_destinations is not None:
-            destination = str(msg.command.get("MoveDestination", "")).strip()
-            if destination not in self.handlers.move_destinations:
-                status = STATUS_MOVE_DESTINATION_UNKNOWN
+        destination = str(msg.command.get("MoveDestination", "")).strip()
+        if kind is dm.C_MOVE_RSP and self.handlers.on_move is not None:
+            self.handlers.on_move(destination, self.info)
+        known = self.handlers.move_destinations
+        if kind is dm.C_MOVE_RSP and known is not None and destination not in known:
+            status = STATUS_MOVE_DESTINATION_UNKNOWN
         extra: dict[str, object] = {}
         if status == dimse.STATUS_SUCCESS:
             extra = {
