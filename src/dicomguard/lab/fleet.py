@@ -361,6 +361,8 @@ class Fleet:
         self.connections: Counter[str] = Counter()
         #: C-STORE requests accepted (and discarded) per host
         self.stored: Counter[str] = Counter()
+        #: C-MOVE requests received per host (answered, never carried out)
+        self.moved: Counter[str] = Counter()
         self._servers: list[asyncio.Server] = []
         self._conns: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -499,9 +501,13 @@ class Fleet:
             self.stored[host] += 1  # accepted and discarded: the lab keeps no pixels
             return 0
 
+        def moved(destination: str, info: object) -> None:
+            self.moved[host] += 1
+
         handlers = Handlers(
             find=_find_handler(archive, p.find_cap, p.cap_refuses) if archive else None,
             store=store,
+            on_move=moved,
         )
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
