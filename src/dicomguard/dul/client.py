@@ -316,6 +316,69 @@ class Association:
         else:
             await self.abort()
 
+    async def store(self, dataset: Dataset) -> int:
+        """C-STORE of one instance (its SOP class/instance UIDs); returns the response status.
+
+        Only the scanner's ``--intrusive`` check calls this (one harmless synthetic instance).
+        """
+        from pynetdicom import dimse_messages as dm  # request classes dimse.py has no helper for
+
+        sop_class, sop_instance = str(dataset.SOPClassUID), str(dataset.SOPInstanceUID)
+        cid, ts = self._context(sop_class)
+        msg = dm.C_STORE_RQ()
+        cs = msg.command_set
+        cs.CommandField = dimse.C_STORE_RQ
+        cs.MessageID = self._next_id()
+        cs.AffectedSOPClassUID = sop_class
+        cs.AffectedSOPInstanceUID = sop_instance
+        cs.Priority = dimse.PRIORITY_MEDIUM
+        data = dimse.encode_dataset(dataset, ts)
+        await self._send(dimse.encode_message(msg, cid, self.peer_max_pdu, data))
+        reply = await self._receive(dimse.MessageAssembler())
+        if reply.command_field != dimse.C_STORE_RSP:
+            raise ProtocolViolation(
+                f"expected C-STORE-RSP, got command 0x{reply.command_field:04x}"
+            )
+        return reply.status if reply.status is not None else -1
+
+    async def move(
+        self, sop_class: str, identifier: Dataset, destination: str, *, max_responses: int = 1000
+    ) -> int:
+        """C-MOVE to ``destination``; returns the final status.
+
+        ``last_move`` holds how many pending responses came and the final sub-operation counts,
+        which say whether the server tried to send anything.
+        """
+        from pynetdicom import dimse_messages as dm  # request classes dimse.py has no helper for
+
+        cid, ts = self._context(sop_class)
+        msg = dm.C_MOVE_RQ()
+        cs = msg.command_set
+        cs.CommandField = dimse.C_MOVE_RQ
+        cs.MessageID = self._next_id()
+        cs.AffectedSOPClassUID = sop_class
+        cs.Priority = dimse.PRIORITY_MEDIUM
+        cs.MoveDestination = destination
+        data = dimse.encode_dataset(identifier, ts)
+        await self._send(dimse.encode_message(msg, cid, self.peer_max_pdu, data))
+        pending = 0
+        for _ in range(max_responses):
+            reply = await self._receive(dimse.MessageAssembler(1 << 20))
+            if reply.command_field != dimse.C_MOVE_RSP:
+                raise ProtocolViolation(
+                    f"expected C-MOVE-RSP, got command 0x{reply.command_field:04x}"
+                )
+            if reply.status in dimse.STATUS_PENDING:
+                pending += 1
+                continue
+            counts = {
+                k: int(reply.command.get(f"NumberOf{k.title()}Suboperations") or 0)
+                for k in ("completed", "failed", "warning", "remaining")
+            }
+            self.last_move = {"pending": pending, **counts}
+            return reply.status if reply.status is not None else -1
+        raise ProtocolViolation(f"more than {max_responses} C-MOVE responses")
+
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
     """Close a stream without letting a peer that never acknowledges stall us."""
