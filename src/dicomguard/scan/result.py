@@ -55,6 +55,13 @@ class EndpointResult:
     honeypot: dict[str, Any] | None = None
     #: how each verdict was reached: "observed" | "inferred" | "unknown" (scan.confidence)
     confidence: dict[str, str] = field(default_factory=dict)
+    #: TLS facts where a handshake completes (scan.tls_probe): versions, ciphers, certificate,
+    #: client certificate, PS3.15 BCP 195 profile comparison; None when no TLS was seen
+    tls_details: dict[str, Any] | None = None
+    #: HTTP(S) ports only (scan.web): Orthanc REST and QIDO-RS exposure; dicom is false then
+    web: dict[str, Any] | None = None
+    #: only with --intrusive (scan.intrusive): C-STORE and C-MOVE results
+    intrusive: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of the record (shares the nested dicts: callers serialise, not mutate).
