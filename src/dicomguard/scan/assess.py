@@ -28,10 +28,15 @@ from ..dul.negotiation import (
     UserIdentity,
     UserIdentityType,
 )
+from . import honeypot
 from . import sopclasses as sc
+from .aedefaults import load_ae_defaults, merge_titles
+from .confidence import confidence_map
+from .evidence import EndpointEvidence
 from .exposure import ExposureOptions, measure
 from .findings import finding
 from .fingerprint import FingerprintDB, load_database
+from .identity import OWN, Identity
 from .result import EndpointResult
 
 Pace = Callable[[], Awaitable[None]]
@@ -53,6 +58,16 @@ def load_wordlist(text: str | None = None) -> tuple[str, ...]:
     return tuple(words)
 
 
+def default_called_titles() -> tuple[str, ...]:
+    """Vendor defaults (data/ae_defaults.toml) first, then the generic wordlist."""
+    return merge_titles(load_ae_defaults().called_titles, load_wordlist())
+
+
+def default_calling_titles() -> tuple[str, ...]:
+    """Calling titles servers commonly admit (data/ae_defaults.toml), tried on reason 3."""
+    return load_ae_defaults().calling_titles
+
+
 def random_aet() -> str:
     """An AE title no real installation uses, to test whether the called AE is checked."""
     return "DG" + secrets.token_hex(5).upper()
@@ -63,8 +78,15 @@ class ProbeOptions:
     calling_aet: str = "DICOMGUARD"
     #: the arbitrary called AE; random per scan so no server can whitelist it
     probe_called_aet: str = field(default_factory=random_aet)
-    wordlist: tuple[str, ...] = field(default_factory=load_wordlist)
+    wordlist: tuple[str, ...] = field(default_factory=default_called_titles)
+    #: calling titles tried (paired with the called title in use) when reason 3 comes back
+    calling_titles: tuple[str, ...] = field(default_factory=default_calling_titles)
+    #: associations spent on AE-title guesses per endpoint, called and calling together
     max_aet_guesses: int = 30
+    #: implementation items of our A-ASSOCIATE-RQ: dicomguard's own unless --impersonate
+    identity: Identity = OWN
+    #: keep the PDUs of every endpoint, identifiers redacted, in this folder (--evidence)
+    evidence_dir: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
     try_tls: bool = True
     #: discovery only: one association (Verification) per endpoint, no policy tests
@@ -84,6 +106,11 @@ class _Prober:
         self.pace = pace
         self.ssl: ssl.SSLContext | None = None
         self.associations = 0
+        #: AE-title guesses spent (the --max-aet-guesses budget)
+        self.guesses = 0
+        #: a calling title the server admitted, used for every later association
+        self.calling: str | None = None
+        self.evidence = EndpointEvidence(host, port) if opts.evidence_dir else None
 
     async def attempt(
         self,
@@ -98,9 +125,11 @@ class _Prober:
         self.associations += 1
         req = AssociateRequest(
             called_aet=called,
-            calling_aet=calling or self.opts.calling_aet,
+            calling_aet=calling or self.calling or self.opts.calling_aet,
             abstract_syntaxes=syntaxes,
             user_identity=user_identity,
+            implementation_class_uid=self.opts.identity.implementation_class_uid,
+            implementation_version_name=self.opts.identity.implementation_version_name,
         )
         return await associate(
             self.host,
@@ -108,7 +137,11 @@ class _Prober:
             req,
             timeouts=self.opts.timeouts,
             ssl_context=ssl_context if ssl_context is not None else self.ssl,
+            recorder=self.evidence,
         )
+
+    def budget_left(self) -> bool:
+        return self.guesses < self.opts.max_aet_guesses
 
 
 def describe_error(exc: BaseException) -> str:
@@ -140,13 +173,23 @@ async def assess(
         result.error = describe_error(exc)
     result.associations = prober.associations
     result.elapsed_ms = int((time.monotonic() - started) * 1000)
+    fp = None
     if result.implementation_class_uid or result.implementation_version_name:
         fp = (fingerprints or load_database()).match(
             result.implementation_class_uid, result.implementation_version_name, result.max_pdu
         )
         result.product, result.product_version = fp.product, fp.product_version
+    if result.dicom:
+        result.honeypot = honeypot.verdict(honeypot.endpoint_signals(result.__dict__, fp))
+    result.confidence = confidence_map(result, fp.confidence if fp else None)
     if result.state == "open":
         result.findings = derive_findings(result)
+        if fp is not None and result.confidence["product"] != "observed":
+            for f in result.findings:
+                if f["id"] == "DG-010":
+                    f["confidence"] = "inferred"
+    if prober.evidence is not None and opts.evidence_dir:
+        prober.evidence.write(opts.evidence_dir)
     return result
 
 
@@ -191,6 +234,7 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
     elif reject.calling_aet_refused:
         # the calling check came first, so whether the called AE is checked stays unknown
         r.calling_aet.update(enforced=True, verified=True)
+        await _guess_calling_aet(p, r, opts.probe_called_aet)
     elif reject.may_mean_authentication:
         await _try_user_identity(p, r, opts.probe_called_aet)
 
@@ -202,6 +246,7 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     r.implementation_version_name = ac.implementation_version_name
     r.max_pdu = ac.max_pdu
     r.services = sc.services_from_results(ac.results)
+    r.canary_result = ac.results.get(sc.CANARY)
     try:
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
             status = await assoc.echo()
@@ -214,8 +259,11 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
 
 
 async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
-    """Try the wordlist of common called AE titles until one is not refused for reason 7."""
-    for word in p.opts.wordlist[: p.opts.max_aet_guesses]:
+    """Try vendor defaults, then common words, until a title is not refused for reason 7."""
+    for word in p.opts.wordlist:
+        if not p.budget_left():
+            return
+        p.guesses += 1
         try:
             outcome = await p.attempt(word)
         except ConnectFailed:
@@ -226,7 +274,8 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
             continue
         if outcome.association is not None:
             r.called_aet["accepted"] = word
-            r.calling_aet.update(enforced=False, verified=True)
+            if p.calling is None:  # else the calling title had to be guessed: enforced
+                r.calling_aet.update(enforced=False, verified=True)
             r.user_identity.update(required=False, verified=True)
             await _record_accept(p, r, outcome.association)
             return
@@ -237,8 +286,44 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         r.called_aet["accepted"] = word
         if rej.calling_aet_refused:
             r.calling_aet.update(enforced=True, verified=True)
+            await _guess_calling_aet(p, r, word)
         elif rej.may_mean_authentication:
             await _try_user_identity(p, r, word)
+        return
+
+
+async def _guess_calling_aet(p: _Prober, r: EndpointResult, called: str) -> None:
+    """Reason 3: try calling titles servers commonly admit (vendor tools' defaults).
+
+    Shares the --max-aet-guesses budget with the called-title guesses. An admitted calling
+    title is kept for the rest of the assessment, so a called-title check found behind it is
+    guessed with the pair (called x calling).
+    """
+    for calling in p.opts.calling_titles:
+        if not p.budget_left():
+            return
+        p.guesses += 1
+        try:
+            outcome = await p.attempt(called, calling=calling)
+        except ConnectFailed:
+            raise
+        except DulError:
+            continue  # a dropped connection is a refusal too
+        rej = outcome.reject
+        if rej is not None and rej.calling_aet_refused:
+            continue
+        p.calling = calling
+        r.calling_aet.update(enforced=True, accepted=calling, verified=True)
+        if outcome.association is not None:
+            if r.called_aet.get("accepted") is None and not r.called_aet.get("enforced"):
+                r.called_aet.update(enforced=False, accepted=called, verified=True)
+            r.user_identity.update(required=False, verified=True)
+            await _record_accept(p, r, outcome.association)
+        elif rej is not None and rej.called_aet_refused:
+            r.called_aet.update(enforced=True, verified=True)
+            await _guess_called_aet(p, r)
+        elif rej is not None and rej.may_mean_authentication:
+            await _try_user_identity(p, r, called)
         return
 
 
@@ -260,7 +345,8 @@ async def _try_user_identity(p: _Prober, r: EndpointResult, called: str) -> None
             continue  # a dropped connection is a refusal too
         if outcome.association is not None:
             r.user_identity.update(required=True, accepted_with=label, verified=True)
-            r.calling_aet.update(enforced=False, verified=True)
+            if p.calling is None:
+                r.calling_aet.update(enforced=False, verified=True)
             if r.called_aet["accepted"] is None:
                 r.called_aet.update(accepted=called, verified=True)
             await _record_accept(p, r, outcome.association)

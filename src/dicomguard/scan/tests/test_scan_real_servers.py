@@ -83,7 +83,8 @@ async def test_exposure_equals_ground_truth_where_queries_are_open(orthanc_open,
 async def test_guessed_called_aet_reveals_calling_aet_check_on_orthanc(orthanc_locked):
     """With the right called AE in the wordlist, Orthanc's calling-AE check (reason 3) shows."""
     server = orthanc_locked
-    opts = ProbeOptions(timeouts=OPTS.timeouts, wordlist=("PACS", server.aet))
+    # no calling-title guesses here: the point is the reason-3 verdict and its cost
+    opts = ProbeOptions(timeouts=OPTS.timeouts, wordlist=("PACS", server.aet), calling_titles=())
     r = await assess(server.host, server.port, opts)
     assert r.called_aet["enforced"] is True and r.called_aet["accepted"] == server.aet
     assert r.calling_aet == {"enforced": True, "verified": True}
