@@ -340,11 +340,21 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                     bar.update(task, completed=already + done, dicom=found)
 
                 engine = Engine(
-                    config, sink, progress=progress, report_closed=True, on_done=store.mark_done
+                    config,
+                    sink,
+                    progress=progress,
+                    report_closed=True,
+                    on_done=store.mark_done,
                 )
                 stats = asyncio.run(engine.run())
         else:
-            engine = Engine(config, sink, report_closed=True, on_done=store.mark_done)
+            engine = Engine(
+                config,
+                sink,
+                report_closed=args.all,
+                on_done=store.mark_done,
+                on_closed=store.add_closed,
+            )
             stats = asyncio.run(engine.run())
         store.finish(_stats_dict(stats))
         finished = True

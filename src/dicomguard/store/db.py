@@ -157,6 +157,10 @@ class ScanStore:
         # stage even unstored ones so their state count lands in the same commit as their index
         self._pending.setdefault(seq, []).append(record)
 
+    def add_closed(self, seq: int, state: str) -> None:
+        """Sink for an endpoint that did not accept: only its state is counted."""
+        self._pending.setdefault(seq, []).append({"state": state})
+
     def mark_done(self, seq: int) -> None:
         """The engine finished target index ``seq``: its results join the next commit."""
         for rec in self._pending.pop(seq, ()):
