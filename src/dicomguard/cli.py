@@ -91,6 +91,12 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="store salted hashes of patient IDs seen (never the IDs themselves)",
     )
+    p.add_argument(
+        "--sweep",
+        choices=("auto", "syn", "connect"),
+        default="auto",
+        help="how open ports are found: raw SYN probes (root) or full connects (default: auto)",
+    )
     p.add_argument("--order", choices=("sequential", "spread"), default="sequential")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
@@ -191,7 +197,13 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         discovery=args.discovery,
         **({"wordlist": wordlist} if wordlist is not None else {}),
     )
+    if getattr(args, "sweep", "auto") == "syn":
+        from .scan.synsweep import raw_sockets_available
+
+        if not raw_sockets_available():
+            raise UsageError("--sweep syn needs raw sockets (root or CAP_NET_RAW)")
     return ScanConfig(
+        sweep=getattr(args, "sweep", "auto"),
         targets=targets,
         probe=probe,
         concurrency=args.concurrency,
