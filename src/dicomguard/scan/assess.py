@@ -1,8 +1,13 @@
 """Assess one host:port: is it DICOM, who made it, and what may a stranger do with it.
 
-Read-only by construction: the only DIMSE operation sent here is C-ECHO. Every association the
-assessment opens goes through ``pace`` first, so the engine's rate limit covers all of them, and
-the number of associations per endpoint is bounded by the AE-title guess budget.
+Read-only by default: the DIMSE operations sent are C-ECHO and the C-FINDs of the exposure count.
+C-STORE and C-MOVE (scan.intrusive) are sent only when ``ProbeOptions.intrusive`` is set
+(``--intrusive``). Every association, TLS handshake and HTTP request the assessment makes goes
+through ``pace`` first, so the engine's rate limit covers all of them, and the number of
+associations per endpoint is bounded by the AE-title guess budget.
+
+HTTP ports (``ProbeOptions.web.ports``) get the web checks (scan.web) instead, and where a TLS
+handshake completes its versions, ciphers and certificate are assessed (scan.tls_probe).
 """
 
 from __future__ import annotations
@@ -37,7 +42,10 @@ from .exposure import ExposureOptions, measure
 from .findings import finding
 from .fingerprint import FingerprintDB, load_database
 from .identity import OWN, Identity
+from .intrusive import intrusive_findings, run_intrusive
 from .result import EndpointResult
+from .tls_probe import TlsProbeOptions, probe_tls, tls_findings
+from .web import WebOptions, probe_web, web_findings
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -94,6 +102,12 @@ class ProbeOptions:
     echo: bool = True
     #: count what a stranger can list where C-FIND is accepted (None: don't)
     exposure: ExposureOptions | None = field(default_factory=ExposureOptions)
+    #: TLS versions, ciphers and certificate wherever a handshake completes (None: don't)
+    tls_probe: TlsProbeOptions | None = field(default_factory=TlsProbeOptions)
+    #: Orthanc REST and DICOMweb checks on these HTTP ports (None: don't)
+    web: WebOptions | None = field(default_factory=WebOptions)
+    #: C-STORE of a synthetic test object and C-MOVE to a random AE: only with --intrusive
+    intrusive: bool = False
 
 
 class _Prober:
@@ -106,6 +120,8 @@ class _Prober:
         self.pace = pace
         self.ssl: ssl.SSLContext | None = None
         self.associations = 0
+        #: a TLS handshake completed but DICOM did not follow (TLS facts are still worth having)
+        self.tls_only = False
         #: AE-title guesses spent (the --max-aet-guesses budget)
         self.guesses = 0
         #: a calling title the server admitted, used for every later association
@@ -165,7 +181,14 @@ async def assess(
     result = EndpointResult(host, port)
     prober = _Prober(host, port, opts, pace)
     try:
-        await _assess(prober, result)
+        if not await _assess_web(prober, result):
+            await _assess(prober, result)
+            if (
+                opts.tls_probe is not None
+                and not opts.discovery
+                and (result.tls or prober.tls_only)
+            ):
+                result.tls_details = await probe_tls(host, port, opts.tls_probe, pace=pace)
     except ConnectFailed as exc:
         result.state = exc.state if not result.dicom else result.state
         result.error = result.error or exc.detail
@@ -193,6 +216,21 @@ async def assess(
     return result
 
 
+async def _assess_web(p: _Prober, r: EndpointResult) -> bool:
+    """On an HTTP port: the web checks; True if it spoke HTTP(S) (no DICOM checks then)."""
+    web_opts = p.opts.web
+    if web_opts is None or p.opts.discovery or p.port not in web_opts.ports:
+        return False
+    web = await probe_web(p.host, p.port, web_opts, pace=p.pace)  # ConnectFailed if closed
+    if web is None:
+        return False  # not HTTP: maybe DICOM on an unusual port
+    r.web = web
+    r.product, r.product_version = web.get("product"), web.get("product_version")
+    if web["scheme"] == "https" and p.opts.tls_probe is not None:
+        r.tls_details = await probe_tls(p.host, p.port, p.opts.tls_probe, pace=p.pace)
+    return True
+
+
 async def _assess(p: _Prober, r: EndpointResult) -> None:
     opts = p.opts
     syntaxes = (sc.VERIFICATION,) if opts.discovery else sc.ALL_PROPOSED
@@ -208,7 +246,11 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
             first = await p.attempt(
                 opts.probe_called_aet, syntaxes=syntaxes, ssl_context=scanner_tls_context()
             )
+        except ConnectFailed:
+            r.error = describe_error(plain_error)
+            return
         except DulError:
+            p.tls_only = True  # the handshake completed; what followed was not DICOM
             r.error = describe_error(plain_error)
             return
         p.ssl = scanner_tls_context()
@@ -253,6 +295,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
             r.services["verification"] = status == 0
         if p.opts.exposure is not None and not p.opts.discovery:
             r.exposure = await measure(assoc, p.opts.exposure)
+        if p.opts.intrusive and not p.opts.discovery:
+            r.intrusive = await run_intrusive(assoc)
         await assoc.release()
     except DulError:
         await assoc.abort()
@@ -368,8 +412,10 @@ def derive_findings(r: EndpointResult) -> list[dict]:
     """Findings from verdicts; confidence says whether a verdict was observed or inferred."""
     out: list[dict] = []
     if not r.dicom:
+        if r.web is not None:
+            return web_findings(r.web) + tls_findings(r.tls_details)
         out.append(finding("DG-014", detail=r.error))
-        return out
+        return out + tls_findings(r.tls_details)
     out.append(finding("DG-013") if r.tls else finding("DG-004"))
     if r.called_aet.get("verified"):
         if not r.called_aet["enforced"]:
@@ -402,4 +448,4 @@ def derive_findings(r: EndpointResult) -> list[dict]:
             r.implementation_version_name or r.implementation_class_uid
         )
         out.append(finding("DG-010", detail=detail))
-    return out
+    return out + tls_findings(r.tls_details) + intrusive_findings(r.intrusive)

@@ -1,0 +1,142 @@
+"""Intrusive checks, run only with ``dicomguard scan --intrusive``: C-STORE and C-MOVE.
+
+Both change something on the server (a stored test object, a move job), which is why a default
+scan never sends them (a lab test counts the C-STOREs and C-MOVEs the servers received).
+Even so they are built to be harmless:
+
+* C-STORE sends one tiny synthetic CT image of a ``DGFAKE`` patient whose StudyDescription and
+  SeriesDescription say it is a dicomguard test object that may be deleted. Status 0 (or a
+  warning) proves storage is open to strangers.
+* C-MOVE asks to move a study that does not exist (a fresh random UID) to a destination AE title
+  no installation knows. A server that checks destinations answers 0xA801 (move destination
+  unknown); one that accepts arbitrary destinations answers success or pending, or fails its
+  sub-operations while trying to connect to the destination (0xA702 / 0xB000 with failures).
+  Because no study matches, nothing is ever sent anywhere.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from ..dul.client import Association
+from ..dul.errors import DulError
+from ..lab.synthetic import instance_dataset, make_patients
+from . import sopclasses as sc
+from .findings import finding
+
+TEST_DESCRIPTION = "dicomguard test object - synthetic, safe to delete"
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MOVE_DESTINATION_UNKNOWN = 0xA801
+#: statuses that mean the server went ahead with the sub-operations (and some failed)
+SUBOPERATIONS_FAILED = (0xA702, 0xB000)
+#: C-STORE warnings (coercion, elements discarded, data set mismatch): stored anyway
+STORE_WARNINGS = (0x0001, 0xB000, 0xB006, 0xB007)
+
+
+def make_test_instance() -> Dataset:
+    """A fresh synthetic instance (new UIDs each call) labelled as a dicomguard test object."""
+    patient = make_patients(secrets.randbelow(1 << 30), 1)[0]
+    ds = instance_dataset(patient, patient.studies[0])
+    ds.StudyDescription = TEST_DESCRIPTION
+    ds.SeriesDescription = TEST_DESCRIPTION
+    return ds
+
+
+def random_destination() -> str:
+    """A move destination AE title that no installation has configured."""
+    return "DGMV" + secrets.token_hex(4).upper()
+
+
+def _nonexistent_study_uid() -> str:
+    return "2.25." + str(secrets.randbits(120))
+
+
+async def check_store(assoc: Association) -> dict[str, Any] | None:
+    """C-STORE the test instance if CT Image Storage was accepted; None if it was not."""
+    if not assoc.accept.accepts(CT_IMAGE_STORAGE):
+        return None
+    ds = make_test_instance()
+    status = await assoc.store(ds)
+    return {
+        "status": status,
+        "accepted": status == 0 or status in STORE_WARNINGS,
+        # so the administrator can find and delete the test object (synthetic UIDs, no PHI)
+        "study_instance_uid": str(ds.StudyInstanceUID),
+        "sop_instance_uid": str(ds.SOPInstanceUID),
+    }
+
+
+async def check_move(assoc: Association) -> dict[str, Any] | None:
+    """C-MOVE a nonexistent study to a random destination AE; None if no MOVE context."""
+    accept = assoc.accept
+    if accept.accepts(sc.STUDY_ROOT_MOVE):
+        sop_class = sc.STUDY_ROOT_MOVE
+    elif accept.accepts(sc.PATIENT_ROOT_MOVE):
+        sop_class = sc.PATIENT_ROOT_MOVE
+    else:
+        return None
+    q = Dataset()
+    q.QueryRetrieveLevel = "STUDY"
+    if sop_class == sc.PATIENT_ROOT_MOVE:
+        q.PatientID = "DGNOMATCH" + secrets.token_hex(4).upper()  # matches no patient
+    q.StudyInstanceUID = _nonexistent_study_uid()
+    destination = random_destination()
+    status = await assoc.move(sop_class, q, destination)
+    info = dict(getattr(assoc, "last_move", {}) or {})
+    if status == MOVE_DESTINATION_UNKNOWN:
+        accepted: bool | None = False
+        confidence = "confirmed"
+    elif info.get("pending") or (status in SUBOPERATIONS_FAILED and info.get("failed")):
+        accepted, confidence = True, "confirmed"  # it started sending (or trying to)
+    elif status == 0:
+        # success with nothing to move: the destination was not refused, but a server that
+        # matches before it resolves the destination would answer the same
+        accepted, confidence = True, "inferred"
+    else:
+        accepted, confidence = None, "unknown"
+    return {
+        "destination": destination,
+        "status": status,
+        "accepted": accepted,
+        "confidence": confidence,
+        **{k: info[k] for k in ("pending", "completed", "failed", "warning") if k in info},
+    }
+
+
+async def run_intrusive(assoc: Association) -> dict[str, Any]:
+    """Both checks on an accepted association; a peer failing one leaves the other's result."""
+    out: dict[str, Any] = {"store": None, "move": None}
+    for name, check in (("store", check_store), ("move", check_move)):
+        try:
+            out[name] = await check(assoc)
+        except DulError as exc:
+            out[name] = {"error": f"{type(exc).__name__}: {exc}", "accepted": None}
+            break  # the association is likely gone
+    return out
+
+
+def intrusive_findings(intrusive: dict[str, Any] | None) -> list[dict[str, Any]]:
+    if not intrusive:
+        return []
+    out: list[dict[str, Any]] = []
+    store = intrusive.get("store") or {}
+    if store.get("accepted"):
+        out.append(
+            finding(
+                "DG-040",
+                detail=f"status 0x{store['status']:04X}; test study {store['study_instance_uid']}",
+            )
+        )
+    move = intrusive.get("move") or {}
+    if move.get("accepted"):
+        out.append(
+            finding(
+                "DG-041",
+                confidence=move.get("confidence", "confirmed"),
+                detail=f"destination {move['destination']}: status 0x{move['status']:04X}",
+            )
+        )
+    return out
