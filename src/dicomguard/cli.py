@@ -67,6 +67,19 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--connect-timeout", type=float, default=3.0)
     p.add_argument("--calling-aet", default="DICOMGUARD", help="our calling AE title")
+    p.add_argument(
+        "--impersonate",
+        metavar="PRODUCT",
+        help="announce a product's implementation class UID/version name from fingerprints.toml"
+        " instead of dicomguard's own (default: dicomguard's own identity)",
+    )
+    p.add_argument(
+        "--evidence",
+        type=Path,
+        metavar="DIR",
+        help="keep the PDUs exchanged with each endpoint in DIR/<host>_<port>.jsonl"
+        " (patient identifiers redacted)",
+    )
     p.add_argument("--wordlist", type=Path, help="called AE titles to try when one is enforced")
     p.add_argument("--max-aet-guesses", type=int, default=30)
     p.add_argument("--no-tls", action="store_true", help="do not try DICOM inside TLS")
@@ -185,6 +198,16 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
             collect_identifiers=args.collect_identifiers,
             salt=secrets.token_bytes(16),  # per scan: hashes link within a scan, not across
         )
+    extra: dict[str, Any] = {}
+    if getattr(args, "impersonate", None):
+        from .scan.identity import ImpersonationError, impersonation
+
+        try:
+            extra["identity"] = impersonation(args.impersonate)
+        except ImpersonationError as exc:
+            raise UsageError(str(exc)) from None
+    if getattr(args, "evidence", None):
+        extra["evidence_dir"] = str(Path(args.evidence).resolve())
     t = args.timeout
     probe = ProbeOptions(
         exposure=exposure,
@@ -196,6 +219,7 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         try_tls=not args.no_tls,
         discovery=args.discovery,
         **({"wordlist": wordlist} if wordlist is not None else {}),
+        **extra,
     )
     if getattr(args, "sweep", "auto") == "syn":
         from .scan.synsweep import raw_sockets_available
@@ -215,7 +239,7 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
 
 #: options that only change what this run shows, not what it scans: not stored, not restored
 _DISPLAY_OPTIONS = ("no_progress", "quiet")
-_PATH_OPTIONS = ("input_files", "exclude_file", "wordlist")
+_PATH_OPTIONS = ("input_files", "exclude_file", "wordlist", "evidence")
 
 
 def _options_to_json(args: argparse.Namespace) -> dict[str, Any]:

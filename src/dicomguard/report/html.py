@@ -147,6 +147,7 @@ def render_html(scan: StoredScan) -> str:
         _card("years", f"{years[0]}–{years[1]}" if years else "-", "span of study years"),
     ]
     out.append("</section>")
+    out.append(_classification_html(data["classification"]))
     if h["counts_are_lower_bounds"]:
         out.append(
             "<p class='muted'>≥: some servers capped their answers or the query budget ran "
@@ -273,6 +274,55 @@ def render_html(scan: StoredScan) -> str:
         + "</pre></details>"
     )
     out.append(f"</main><script>{SORT_JS}</script></body></html>\n")
+    return "".join(out)
+
+
+def _classification_html(c: dict[str, Any]) -> str:
+    """Confirmed, likely and flagged (honeypot) endpoints, and clusters of identical ones."""
+    out = [
+        "<h2>Confirmed, likely and flagged endpoints</h2><section class='cards' id='classes'>",
+        _card("confirmed", f"{c['confirmed']:,}", "confirmed: accepted us, nothing decoy-like"),
+        _card("likely", f"{c['likely']:,}", "likely: DICOM, but checks incomplete or a weak hint"),
+        _card("flagged", f"{c['flagged']:,}", "flagged as probable honeypots"),
+        _card(
+            "real-leaking",
+            f"{c['real_looking_leaking']:,}",
+            f"real-looking servers leaking data ({c['real_looking_patients_exposed']:,} patients)",
+        ),
+        "</section><p class='muted'>Figures to publish are the real-looking ones (confirmed +"
+        " likely); flagged endpoints behave like known DICOM honeypots (DICOMHawk, dicompot)"
+        " or hold canned data identical to other endpoints.</p>",
+    ]
+    if c["flagged_endpoints"]:
+        out.append(
+            "<table id='flagged'><thead><tr><th>endpoint</th><th>confidence</th>"
+            "<th>signals</th></tr></thead><tbody>"
+        )
+        for f in c["flagged_endpoints"]:
+            out.append(
+                f"<tr><td>{escape(f['endpoint'])}</td><td>{escape(f['confidence'])}</td>"
+                f"<td>{escape(', '.join(f['signals']))}</td></tr>"
+            )
+        out.append("</tbody></table>")
+    if c["clusters"]:
+        out.append(
+            "<h3>Clusters of identical endpoints</h3><table id='clusters'><thead><tr>"
+            "<th>endpoints</th><th>identity</th><th>patients / studies</th><th>study dates</th>"
+            "<th>canned data</th></tr></thead><tbody>"
+        )
+        for cl in c["clusters"]:
+            ident = " ".join(
+                str(x) for x in (cl["implementation_version_name"], cl["max_pdu"]) if x
+            )
+            dates = "–".join(str(d) for d in cl["study_dates"] if d) or "-"
+            out.append(
+                f"<tr><td class='n' data-v='{cl['size']}'>{cl['size']}: "
+                f"{escape(', '.join(cl['endpoints'][:6]))}"
+                f"{' …' if cl['size'] > 6 else ''}</td><td>{escape(ident or '-')}</td>"
+                f"<td>{cl['patients'] or 0} / {cl['studies'] or 0}</td><td>{escape(dates)}</td>"
+                f"<td>{'yes' if cl['canned_data'] else 'no'}</td></tr>"
+            )
+        out.append("</tbody></table>")
     return "".join(out)
 
 

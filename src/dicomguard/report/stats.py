@@ -12,6 +12,7 @@ from typing import Any
 
 from ..scan.findings import SEVERITIES, catalog, severity_rank
 from ..scan.fingerprint import FingerprintDB, load_database
+from ..scan.honeypot import classify
 from ..store.read import StoredScan
 
 Record = dict[str, Any]
@@ -64,6 +65,39 @@ def release_info(rec: Record, fingerprints: FingerprintDB, when: dt.date) -> dic
         "newer_releases": newer,
         "cves": list(rel.cves),
         "source": rel.source,
+    }
+
+
+def classification(dicom: list[Record]) -> dict[str, Any]:
+    """Confirmed / likely / flagged (honeypot) endpoints, clusters, and the real-looking totals.
+
+    A survey figure must not count decoys: ``real_looking`` (confirmed + likely) is the number
+    to publish, with ``flagged`` beside it; see :func:`dicomguard.scan.honeypot.classify`.
+    """
+    out = classify(dicom)
+    cats = out["endpoints"]
+    real = [r for r in dicom if cats[f"{r['host']}:{r['port']}"]["category"] != "flagged"]
+    real_leaking = [r for r in real if leaks(r)]
+    flagged = [
+        {
+            "endpoint": ep,
+            "score": v["honeypot"]["score"],
+            "confidence": v["honeypot"]["confidence"],
+            "signals": [s["id"] for s in v["honeypot"]["signals"]],
+        }
+        for ep, v in sorted(cats.items())
+        if v["category"] == "flagged"
+    ]
+    return {
+        **out["counts"],
+        "real_looking": len(real),
+        "real_looking_leaking": len(real_leaking),
+        "real_looking_patients_exposed": sum(
+            (r.get("exposure") or {}).get("patients") or 0 for r in real
+        ),
+        "flagged_endpoints": flagged,
+        "clusters": out["clusters"],
+        "category_of": {ep: v["category"] for ep, v in cats.items()},
     }
 
 
@@ -175,4 +209,5 @@ def aggregate(scan: StoredScan, fingerprints: FingerprintDB | None = None) -> di
         "findings": findings,
         "by_port": {str(p): v for p, v in sorted(ports.items())},
         "by_study_year": {str(y): n for y, n in sorted(year_endpoints.items())},
+        "classification": classification(dicom),
     }

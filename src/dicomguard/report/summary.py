@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..scan.findings import catalog, severity_rank
+from ..scan.honeypot import classify
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -142,3 +143,21 @@ def render_summary(
         f"[bold]{len(dicom)}[/] DICOM ({sum(1 for r in dicom if r.get('tls'))} TLS), "
         f"{len(leaking)} leaking {patients} patients / {studies} studies."
     )
+    _print_classes(dicom, console)
+
+
+def _print_classes(dicom: list[dict[str, Any]], console: Console) -> None:
+    """Confirmed / likely / flagged counts, so nobody publishes a honeypot as a hospital."""
+    if not dicom:
+        return
+    c = classify(dicom)
+    counts = c["counts"]
+    console.print(
+        f"[bold]Of {len(dicom)} DICOM:[/] {counts['confirmed']} confirmed, "
+        f"{counts['likely']} likely, [magenta]{counts['flagged']} flagged as honeypots[/]"
+        + (f"; {len(c['clusters'])} cluster(s) of identical endpoints" if c["clusters"] else "")
+    )
+    for ep, v in sorted(c["endpoints"].items()):
+        if v["category"] == "flagged":
+            ids = ", ".join(s["id"] for s in v["honeypot"]["signals"])
+            console.print(f"  [magenta]flagged[/] {ep} ({v['honeypot']['confidence']}): {ids}")
