@@ -197,7 +197,8 @@ async def assess(
     result.associations = prober.associations
     result.elapsed_ms = int((time.monotonic() - started) * 1000)
     fp = None
-    if result.implementation_class_uid or result.implementation_version_name:
+    # an AC without any identity item still matches heuristics (dicompot: no UID, 4 MiB PDU)
+    if result.implementation_class_uid or result.implementation_version_name or result.max_pdu:
         fp = (fingerprints or load_database()).match(
             result.implementation_class_uid, result.implementation_version_name, result.max_pdu
         )
