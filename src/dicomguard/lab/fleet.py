@@ -44,6 +44,7 @@ from ..dul.server import (
     serve_association,
 )
 from . import hostile
+from .decoy import serve_accept_everything
 from .personas import (
     DEFAULT_FIND_CAP,
     DEFAULT_SLOW_DELAY,
@@ -176,7 +177,8 @@ def plan_fleet(
             low = min(low, high)
         rng = random.Random(seed * 7919 + index)
         n = rng.randint(low, high)
-        plans.append(HostPlan(index, str(host), persona, host_ports, called, seed + index, n))
+        patient_seed = seed + index if persona.canned_seed is None else persona.canned_seed
+        plans.append(HostPlan(index, str(host), persona, host_ports, called, patient_seed, n))
     return plans
 
 
@@ -242,6 +244,7 @@ def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
         "cap_mode": None if p.find_cap is None else ("refuse" if p.cap_refuses else "silent"),
         "answer_delay": p.answer_delay,
         "gated_by": gates,
+        "honeypot": p.honeypot,
     }
 
 
@@ -487,7 +490,8 @@ class Fleet:
             require_user_identity=p.credentials is not None,
             user_identity_check=_identity_check(p.credentials) if p.credentials else None,
             abstract_syntaxes=p.abstract_syntaxes(),
-            implementation_class_uid=product.implementation_class_uid,
+            # a product without a class UID (dicompot) gets a placeholder the decoy strips
+            implementation_class_uid=product.implementation_class_uid or "2.25.4242.0.9",
             implementation_version_name=product.implementation_version_name,
             max_pdu=product.max_pdu,
             max_associations=64,
@@ -511,7 +515,10 @@ class Fleet:
         )
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await serve_association(reader, writer, policy, handlers)
+            if p.accepts_everything:
+                await serve_accept_everything(reader, writer, policy, handlers)
+            else:
+                await serve_association(reader, writer, policy, handlers)
 
         return serve
 

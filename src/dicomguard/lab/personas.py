@@ -36,7 +36,8 @@ class Product:
 
     name: str
     version: str
-    implementation_class_uid: str
+    #: None: the AC carries no Implementation Class UID at all (as dicompot's)
+    implementation_class_uid: str | None
     implementation_version_name: str | None
     #: maximum PDU length the product announces by default
     max_pdu: int = 16384
@@ -57,6 +58,14 @@ DGLAB = Product(
     ("DGLAB_" + __version__.replace(".", ""))[:16],
     65536,
 )
+
+#: DICOMHawk's default identity (honeynet/DICOMHawk dicom_server/config.py): version name
+#: ORTHANC on pynetdicom 2.0.1's class UID, pynetdicom's maximum PDU
+DICOMHAWK = Product(
+    "DICOMHawk (default identity)", "default", "1.2.826.0.1.3680043.9.3811.2.0.1", "ORTHANC", 16382
+)
+#: dicompot (nsmfoo/dicompot): no class UID, no version name, go-netdicom's 4 MiB maximum PDU
+DICOMPOT = Product("dicompot", "0.1", None, None, 4 << 20)
 
 # --- hostile (non-DICOM) behaviours, implemented in dicomguard.lab.hostile ----------------------
 HOSTILE_BEHAVIOURS = ("http", "ssh", "silent", "abort", "garbage", "giant-length")
@@ -102,6 +111,12 @@ class Persona:
     hostile: str | None = None
     #: bounds of the synthetic patient count (inclusive) for personas that hold data
     patients: tuple[int, int] = (5, 200)
+    #: a honeypot imitation (ground truth: the scan should flag it)
+    honeypot: bool = False
+    #: accept every proposed presentation context, even made-up SOP classes (dicompot)
+    accepts_everything: bool = False
+    #: fixed synthetic data seed: every host of the persona serves the same canned patients
+    canned_seed: int | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -208,6 +223,25 @@ PERSONAS: dict[str, Persona] = {
             "Answers the association after a delay shorter than a scanner's timeout",
             services=frozenset({"verification", "find_study_root"}),
             answer_delay=DEFAULT_SLOW_DELAY,
+        ),
+        Persona(
+            "honeypot-dicomhawk",
+            "DICOMHawk's defaults: version name ORTHANC on pynetdicom, any AE title, canned data",
+            product=DICOMHAWK,
+            services=_ARCHIVE,
+            honeypot=True,
+            canned_seed=4242,
+            patients=(12, 12),
+        ),
+        Persona(
+            "honeypot-dicompot",
+            "dicompot-like: no class UID, 4 MiB max PDU, accepts every SOP class, canned data",
+            product=DICOMPOT,
+            services=ALL_SERVICES,  # it accepts whatever is proposed
+            honeypot=True,
+            accepts_everything=True,
+            canned_seed=4343,
+            patients=(9, 9),
         ),
     )
 }

@@ -15,6 +15,7 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
 from dicomguard.lab.fleet import Fleet, FleetThread, LabError, main, plan_fleet
+from dicomguard.lab.personas import PERSONA_ORDER
 
 
 @pytest.mark.parametrize(
@@ -33,7 +34,7 @@ def test_plan_is_stable_and_fills_to_size() -> None:
         (p.host, p.persona.name, p.n_patients, p.called_aet) for p in b
     ]
     assert a[0].host == "127.42.231.1" and a[-1].host == "127.42.231.40"
-    assert {p.persona.name for p in a[17:]} <= {
+    assert {p.persona.name for p in a[len(PERSONA_ORDER) :]} <= {
         "open",
         "echo-only",
         "called-aet-guessable",

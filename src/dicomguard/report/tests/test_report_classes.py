@@ -1,0 +1,54 @@
+"""Reports separate confirmed, likely and flagged (honeypot) endpoints: a lab with decoys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from dicomguard.cli import main
+from dicomguard.lab.fleet import FleetThread
+from dicomguard.report.html import render_html
+from dicomguard.report.stats import aggregate
+from dicomguard.report.summary import render_summary
+from dicomguard.store.read import load_scan
+
+NETWORK = "127.77.6.0/29"  # .1-.5 lab hosts
+PERSONAS = {"open": 2, "honeypot-dicomhawk": 2, "honeypot-dicompot": 1}
+
+
+@pytest.fixture(scope="module")
+def decoy_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    db = tmp_path_factory.mktemp("decoys") / "decoys.db"
+    with FleetThread(NETWORK, PERSONAS, ports=(11112,), max_patients=30):
+        argv = ["scan", NETWORK, "-p", "11112", "--rate", "0", "--timeout", "2"]
+        argv += ["--query-budget", "8", "--no-progress", "-q", "--db", str(db)]
+        assert main(argv) == 0
+    yield db
+
+
+def test_statistics_count_real_looking_and_flagged_separately(decoy_db: Path) -> None:
+    c = aggregate(load_scan(decoy_db))["classification"]
+    assert (c["confirmed"], c["likely"], c["flagged"]) == (2, 0, 3)
+    assert c["real_looking"] == 2
+    assert {f["endpoint"].split(":")[0] for f in c["flagged_endpoints"]} == {
+        "127.77.6.3",
+        "127.77.6.4",
+        "127.77.6.5",
+    }
+    canned = [cl for cl in c["clusters"] if cl["canned_data"]]
+    assert [cl["size"] for cl in canned] == [2]  # the two DICOMHawk imitations
+
+
+def test_html_and_summary_show_the_three_classes(decoy_db: Path) -> None:
+    html = render_html(load_scan(decoy_db))
+    assert 'id="h-confirmed">2<' in html and 'id="h-flagged">3<' in html
+    assert "id='clusters'" in html and "accepts-unknown-sop-class" in html
+    console = Console(record=True, width=160, force_terminal=False)
+    records = load_scan(decoy_db).records
+    render_summary(records, {"endpoints": 8, "states": {}}, console)
+    text = console.export_text()
+    assert "2 confirmed, 0 likely, 3 flagged as honeypots" in text
+    assert "flagged 127.77.6.5:11112" in text
