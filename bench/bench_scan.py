@@ -91,7 +91,8 @@ def count_jsonl(path: Path) -> int:
 
 def nmap_found(xml: str) -> int:
     # dicom-ping prints this for an AC and for an RJ alike (its notion of "DICOM")
-    return xml.count("DICOM Service Provider discovered")
+    # (the XML repeats it in an <elem>: count the script outputs only)
+    return xml.count('output="&#xa;  dicom: DICOM Service Provider discovered')
 
 
 def main() -> int:
