@@ -94,6 +94,8 @@ class _Endpoints:
         self.ready: deque[tuple[int, str, int]] = deque()
         self.resolving = 0
         self.exhausted = False
+        #: a countable target set holds no host names: skip the per-endpoint check
+        self.literals = engine.config.targets.count() is not None
 
     def __iter__(self) -> _Endpoints:
         return self
@@ -113,7 +115,7 @@ class _Endpoints:
                 continue
             if seq in self.engine.config.skip:
                 continue
-            if _is_ip(host):
+            if self.literals or _is_ip(host):
                 self.engine._pending[seq] = 1
                 return seq, host, port
             self.resolving += 1
