@@ -9,9 +9,10 @@ Even so they are built to be harmless:
   warning) proves storage is open to strangers.
 * C-MOVE asks to move a study that does not exist (a fresh random UID) to a destination AE title
   no installation knows. A server that checks destinations answers 0xA801 (move destination
-  unknown); one that accepts arbitrary destinations answers success or pending, or fails its
-  sub-operations while trying to connect to the destination (0xA702 / 0xB000 with failures).
-  Because no study matches, nothing is ever sent anywhere.
+  unknown) or another failure before any sub-operation (Orthanc 1.10: 0xC000); one that accepts
+  arbitrary destinations answers success or pending, or fails its sub-operations while trying
+  to connect to the destination (0xA702 / 0xB000 with failures). Because no study matches,
+  nothing is ever sent anywhere.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pydicom.dataset import Dataset
 
 from ..dul.client import Association
 from ..dul.errors import DulError
-from ..lab.synthetic import instance_dataset, make_patients
+from ..lab.synthetic import UID_PREFIX, instance_dataset, make_patients
 from . import sopclasses as sc
 from .findings import finding
 
@@ -38,8 +39,13 @@ STORE_WARNINGS = (0x0001, 0xB000, 0xB006, 0xB007)
 
 def make_test_instance() -> Dataset:
     """A fresh synthetic instance (new UIDs each call) labelled as a dicomguard test object."""
-    patient = make_patients(secrets.randbelow(1 << 30), 1)[0]
+    # a seed under 10**5 keeps the synthetic accession number within its 16 characters (SH)
+    patient = make_patients(secrets.randbelow(100_000), 1)[0]
     ds = instance_dataset(patient, patient.studies[0])
+    # fresh UIDs (<= 64 characters with the ".1.1" suffix): scans never overwrite each other
+    study = f"{UID_PREFIX}.9.{secrets.randbits(96)}"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, f"{study}.1"
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = f"{study}.1.1"
     ds.StudyDescription = TEST_DESCRIPTION
     ds.SeriesDescription = TEST_DESCRIPTION
     return ds
@@ -95,6 +101,10 @@ async def check_move(assoc: Association) -> dict[str, Any] | None:
         # success with nothing to move: the destination was not refused, but a server that
         # matches before it resolves the destination would answer the same
         accepted, confidence = True, "inferred"
+    elif (status >> 12) in (0xA, 0xC) and not any(info.get(k) for k in ("failed", "completed")):
+        # a failure before any sub-operation (Orthanc 1.10 answers 0xC000 for an unknown
+        # modality): refused, though perhaps for another reason than the destination
+        accepted, confidence = False, "inferred"
     else:
         accepted, confidence = None, "unknown"
     return {
