@@ -105,6 +105,21 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         help="store salted hashes of patient IDs seen (never the IDs themselves)",
     )
     p.add_argument(
+        "--web-ports",
+        default=None,
+        metavar="PORTS",
+        help="HTTP(S) ports of the same hosts checked for an open Orthanc REST API and "
+        "QIDO-RS (default without -p: 8042,8080,80,443,3000,8443; with -p: none unless "
+        "named here); --query-budget bounds their requests",
+    )
+    p.add_argument("--no-web", action="store_true", help="skip the web/DICOMweb checks")
+    p.add_argument(
+        "--intrusive",
+        action="store_true",
+        help="also C-STORE a labelled synthetic test object and C-MOVE a nonexistent study to "
+        "a random AE title (changes the server: only with the owner's permission)",
+    )
+    p.add_argument(
         "--sweep",
         choices=("auto", "syn", "connect"),
         default="auto",
@@ -155,9 +170,20 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
     from .scan.assess import ProbeOptions, load_wordlist
     from .scan.engine import ScanConfig
     from .scan.targets import DEFAULT_PORTS, TargetError, build_targets, parse_ports
+    from .scan.tls_probe import TlsProbeOptions
+    from .scan.web import DEFAULT_WEB_PORTS, WebOptions
 
     try:
         ports = parse_ports(args.ports) if args.ports else DEFAULT_PORTS
+        web_ports: tuple[int, ...] = ()
+        given = getattr(args, "web_ports", None)
+        if not getattr(args, "no_web", False) and not args.discovery:
+            # an explicit -p is all the user wants probed, unless web ports are named too
+            if given:
+                web_ports = parse_ports(given)
+            elif not args.ports:
+                web_ports = DEFAULT_WEB_PORTS
+        ports = tuple(dict.fromkeys([*ports, *web_ports]))  # the same hosts, web ports too
         targets = build_targets(
             args.targets,
             ports=ports,
@@ -218,6 +244,11 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         ),
         try_tls=not args.no_tls,
         discovery=args.discovery,
+        tls_probe=TlsProbeOptions(timeout=max(args.connect_timeout, t)),
+        web=WebOptions(ports=web_ports, request_budget=args.query_budget, timeout=t)
+        if web_ports
+        else None,
+        intrusive=bool(getattr(args, "intrusive", False)),
         **({"wordlist": wordlist} if wordlist is not None else {}),
         **extra,
     )
