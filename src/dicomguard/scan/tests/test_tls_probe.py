@@ -13,7 +13,7 @@ import shutil
 import ssl
 import subprocess
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +24,8 @@ from cryptography.x509.oid import NameOID
 
 from dicomguard.scan.findings import catalog
 from dicomguard.scan.tls_probe import certificate_facts, probe_tls, tls_findings
+from dicomguard.testing.base import find_binary
+from dicomguard.testing.loopback import free_port, wait_until_accepting
 
 HOST = "127.0.10.51"
 NOW = dt.datetime.now(dt.UTC)
@@ -232,3 +234,88 @@ def test_certificate_facts_flag_weak_keys_and_sha1(tmp_path: Path):
 def test_every_tls_finding_has_remediation():
     for fid in ("DG-020", "DG-021", "DG-022", "DG-023", "DG-024", "DG-025", "DG-026", "DG-027"):
         assert len(catalog()[fid].remediation) > 40
+
+
+# --- a real DICOM TLS server: DCMTK storescp ---------------------------------------------------
+
+
+@pytest.fixture
+def storescp_tls(tmp_path: Path) -> Iterator[Callable[..., int]]:
+    """Start DCMTK storescp with TLS options; returns its port (it binds all interfaces, as
+    DCMTK 3.6.7 cannot choose one; only loopback is ever contacted)."""
+    binary = find_binary("storescp")
+    if binary is None or shutil.which("openssl") is None:
+        pytest.skip("DCMTK storescp or openssl missing: run scripts/bootstrap")
+    key, cert, dh = tmp_path / "k.pem", tmp_path / "c.pem", tmp_path / "dh.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-sha256",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=dicomguard storescp",
+            "-days",
+            "2",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(  # RFC 7919 group: DHE suites need parameters, and generating them is slow
+        [
+            "openssl",
+            "genpkey",
+            "-genparam",
+            "-algorithm",
+            "DH",
+            "-pkeyopt",
+            "dh_param:ffdhe2048",
+            "-out",
+            str(dh),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(*options: str) -> int:
+        port = free_port("127.0.0.1")
+        argv = [binary, "+tls", str(key), str(cert), "-pem", "+dp", str(dh), *options]
+        argv += ["--output-directory", str(tmp_path), str(port)]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        wait_until_accepting("127.0.0.1", port, timeout=10)
+        return port
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(5)
+
+
+async def test_dcmtk_non_downgrading_profile_is_recognised(storescp_tls):
+    port = storescp_tls("+py", "-ic")  # B.10 profile, peer certificates ignored
+    d = await probe_tls("127.0.0.1", port)
+    assert d is not None
+    assert {v for v, e in d["versions"].items() if e["accepted"]} == {"TLSv1.2", "TLSv1.3"}
+    assert all(d["bcp195_suites"].values())
+    assert d["suite_outside_extended_profile"]["accepted"] is False
+    for name in ("B.9 BCP 195", "B.12 BCP 195 RFC 8996", "B.10 Non-Downgrading BCP 195"):
+        assert d["profiles"][name]["conformant"] is True, name
+    assert d["client_cert"] == {"requested": False, "required": False}
+    assert _ids(d) == {"DG-023", "DG-026"}  # self-signed, and anyone may connect
+
+
+async def test_dcmtk_require_peer_cert_is_seen(storescp_tls, tmp_path: Path):
+    port = storescp_tls("+py", "-rc", "+cf", str(tmp_path / "c.pem"))
+    d = await probe_tls("127.0.0.1", port)
+    assert d is not None
+    assert d["client_cert"] == {"requested": True, "required": True}
+    assert "DG-026" not in _ids(d)
