@@ -90,7 +90,9 @@ async def read_pdu(
 
 async def _read_exactly(reader: asyncio.StreamReader, n: int, timeout: float) -> bytes:
     try:
-        return await asyncio.wait_for(reader.readexactly(n), timeout)
+        # asyncio.timeout, not wait_for: wait_for wraps every read in a new Task
+        async with asyncio.timeout(timeout):
+            return await reader.readexactly(n)
     except asyncio.IncompleteReadError as exc:
         if exc.partial:
             raise MalformedPdu(
