@@ -24,6 +24,13 @@ def leaks(rec: Record) -> bool:
     return any((exp.get(k) or 0) > 0 for k in ("patients", "studies", "worklist_items"))
 
 
+def counted_exposure(rec: Record) -> dict[str, Any]:
+    """The exposure that adds to totals: empty for a port that fronts an archive already
+    counted on another port of the same host (``same_archive_as``)."""
+    exp = rec.get("exposure") or {}
+    return {} if exp.get("same_archive_as") else exp
+
+
 def worst(rec: Record) -> str | None:
     sev = [f["severity"] for f in rec.get("findings") or [] if f.get("severity") in SEVERITIES]
     return max(sev, key=severity_rank) if sev else None
@@ -93,7 +100,7 @@ def classification(dicom: list[Record]) -> dict[str, Any]:
         "real_looking": len(real),
         "real_looking_leaking": len(real_leaking),
         "real_looking_patients_exposed": sum(
-            (r.get("exposure") or {}).get("patients") or 0 for r in real
+            counted_exposure(r).get("patients") or 0 for r in real
         ),
         "flagged_endpoints": flagged,
         "clusters": out["clusters"],
@@ -110,8 +117,8 @@ def aggregate(scan: StoredScan, fingerprints: FingerprintDB | None = None) -> di
     dicom = [r for r in records if r.get("dicom")]
     leaking = [r for r in dicom if leaks(r)]
 
-    patients = sum((r.get("exposure") or {}).get("patients") or 0 for r in dicom)
-    studies = sum((r.get("exposure") or {}).get("studies") or 0 for r in dicom)
+    patients = sum(counted_exposure(r).get("patients") or 0 for r in dicom)
+    studies = sum(counted_exposure(r).get("studies") or 0 for r in dicom)
     lower_bound = any(not (r.get("exposure") or {}).get("complete", True) for r in leaking)
     years = [
         y

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..scan.findings import catalog, severity_rank
 from ..scan.honeypot import classify
+from .stats import counted_exposure
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -117,7 +118,7 @@ def render_summary(
             + (" ..." if len(other) > 12 else "")
         )
 
-    counts: Counter[str] = Counter(f["id"] for r in dicom for f in r.get("findings", []))
+    counts: Counter[str] = Counter(f["id"] for r in recs for f in r.get("findings", []))
     cat = catalog()
     if counts:
         console.print()
@@ -131,8 +132,8 @@ def render_summary(
             console.print(f"           [dim]fix:[/] {d.remediation}", highlight=False)
 
     leaking = [r for r in dicom if (r.get("exposure") or {}).get("studies")]
-    patients = sum((r.get("exposure") or {}).get("patients") or 0 for r in leaking)
-    studies = sum((r.get("exposure") or {}).get("studies") or 0 for r in leaking)
+    patients = sum(counted_exposure(r).get("patients") or 0 for r in leaking)
+    studies = sum(counted_exposure(r).get("studies") or 0 for r in leaking)
     console.print()
     states = stats.get("states", {})
     console.print(

@@ -38,7 +38,7 @@ from . import sopclasses as sc
 from .aedefaults import load_ae_defaults, merge_titles
 from .confidence import confidence_map
 from .evidence import EndpointEvidence
-from .exposure import ExposureOptions, measure
+from .exposure import ArchiveCache, ExposureOptions, measure
 from .findings import finding
 from .fingerprint import FingerprintDB, load_database
 from .identity import OWN, Identity
@@ -118,6 +118,7 @@ class _Prober:
         self.port = port
         self.opts = opts
         self.pace = pace
+        self.archives: ArchiveCache | None = None
         self.ssl: ssl.SSLContext | None = None
         self.associations = 0
         #: a TLS handshake completed but DICOM did not follow (TLS facts are still worth having)
@@ -175,11 +176,17 @@ async def assess(
     *,
     pace: Pace = _no_pace,
     fingerprints: FingerprintDB | None = None,
+    archives: ArchiveCache | None = None,
 ) -> EndpointResult:
-    """Run every read-only check on one endpoint. Never raises for anything the peer does."""
+    """Run every read-only check on one endpoint. Never raises for anything the peer does.
+
+    ``archives`` (one per scan) lets a second port of a host that fronts the same archive
+    reuse its count after one confirming query.
+    """
     started = time.monotonic()
     result = EndpointResult(host, port)
     prober = _Prober(host, port, opts, pace)
+    prober.archives = archives
     try:
         if not await _assess_web(prober, result):
             await _assess(prober, result)
@@ -295,7 +302,9 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
             status = await assoc.echo()
             r.services["verification"] = status == 0
         if p.opts.exposure is not None and not p.opts.discovery:
-            r.exposure = await measure(assoc, p.opts.exposure)
+            r.exposure = await measure(
+                assoc, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
+            )
         if p.opts.intrusive and not p.opts.discovery:
             r.intrusive = await run_intrusive(assoc)
         await assoc.release()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .assess import ProbeOptions, assess
+from .exposure import ArchiveCache
 from .fingerprint import load_database
 from .ratelimit import RateLimiter
 from .result import EndpointResult
@@ -164,6 +165,7 @@ class Engine:
         self._hosts: dict[str, tuple[asyncio.Semaphore, int]] = {}
         self._fingerprints = load_database()
         self.limiter = RateLimiter(config.rate)
+        self._archives = ArchiveCache()
         self._done = 0
         self._pending: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -265,6 +267,7 @@ class Engine:
                     self.config.probe,
                     pace=self.limiter.acquire,
                     fingerprints=self._fingerprints,
+                    archives=self._archives,
                 )
         finally:
             sem, users = self._hosts[host]

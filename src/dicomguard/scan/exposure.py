@@ -13,6 +13,7 @@ result says ``complete: false`` when it is a lower bound.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import string
 from collections.abc import Callable
@@ -85,6 +86,7 @@ class ExposureMeter:
         self.assoc = assoc
         self.opts = opts
         self.budget = _Budget(opts.query_budget)
+        self.universal: _Query | None = None
         self.hashes: set[str] = set()
 
     # -- one query --------------------------------------------------------------------------
@@ -132,6 +134,7 @@ class ExposureMeter:
     async def count_studies(self, sop_class: str) -> dict[str, Any]:
         """Studies, date span and modalities; partitions when the server caps its answers."""
         universal = await self._find(sop_class, self._study_identifier())
+        self.universal = universal
         if universal is None:
             return {"studies": None, "complete": False}
         today = date.today()
@@ -155,7 +158,10 @@ class ExposureMeter:
         dates: list[str] = []
         mods: set[str] = set()
         complete = True
-        stack = [(FIRST_DAY, today)]
+        # The universal answer is the root's (saturated) result: split it straight away, at
+        # the median of the dates that came back, so the tree follows the data and empty
+        # decades cost one query instead of a cascade of calendar halves.
+        stack = list(_split(FIRST_DAY, today, universal.dates))
         while stack:
             lo, hi = stack.pop()
             rng = f"{_dicom_date(lo)}-{_dicom_date(hi)}" if lo != hi else _dicom_date(lo)
@@ -177,9 +183,7 @@ class ExposureMeter:
                 if self.budget.left <= 0:
                     break
                 continue
-            mid = lo + (hi - lo) / 2
-            stack.append((mid + timedelta(days=1), hi))
-            stack.append((lo, mid))
+            stack.extend(reversed(_split(lo, hi, part.dates)))
         if stack:
             complete = False
         summary = _summary(total, dates, mods, complete, cap)
@@ -302,6 +306,17 @@ def _read_match(data: bytes, ts: str) -> tuple[str, str, list[str], str]:
     )
 
 
+def _split(lo: date, hi: date, sample: list[str]) -> tuple[tuple[date, date], ...]:
+    """Two date ranges covering [lo, hi], split at the median of ``sample`` inside it
+    (the calendar midpoint when the sample says nothing, e.g. a refused query)."""
+    inside = sorted(d for d in (_parse_date(x) for x in sample) if d and lo <= d <= hi)
+    mid = inside[(len(inside) - 1) // 2] if inside else lo + (hi - lo) / 2
+    if mid >= hi:
+        mid = hi - timedelta(days=1)
+    mid = max(mid, lo)
+    return (lo, mid), (mid + timedelta(days=1), hi)
+
+
 def _modalities(ds: Dataset) -> list[str]:
     value = ds.get("ModalitiesInStudy", None) or ds.get("Modality", None)
     if not value:
@@ -329,15 +344,86 @@ def _summary(
     }
 
 
-async def measure(assoc: Association, opts: ExposureOptions) -> dict[str, Any] | None:
+class ArchiveCache:
+    """What one scan counted behind each host, keyed by what the server said about itself.
+
+    PACS often answer on several ports (104, 11112, 4242) for one archive. A later port with
+    the same implementation, contexts and AE outcome gets one universal query; if its count
+    and date span equal the first port's, the first port's measurement is reused and marked
+    ``same_archive_as`` instead of paying for every partition query again.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, list[tuple[tuple[Any, ...], tuple[Any, ...], dict[str, Any]]]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, host: str) -> asyncio.Lock:
+        return self._locks.setdefault(host, asyncio.Lock())
+
+    def lookup(self, host: str, key: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], dict]]:
+        return [(sig, exp) for k, sig, exp in self._entries.get(host, []) if k == key]
+
+    def remember(
+        self, host: str, key: tuple[Any, ...], signature: tuple[Any, ...], exposure: dict
+    ) -> None:
+        self._entries.setdefault(host, []).append((key, signature, exposure))
+
+
+async def measure(
+    assoc: Association,
+    opts: ExposureOptions,
+    *,
+    archives: ArchiveCache | None = None,
+    where: tuple[str, int] | None = None,
+) -> dict[str, Any] | None:
     """The ``exposure`` record for an accepted association, or None if no query service."""
+    if archives is None or where is None:
+        return (await _measure(assoc, opts))[0]
+    accept = assoc.accept
+    key = (
+        accept.implementation_class_uid,
+        accept.implementation_version_name,
+        tuple(sorted(u for u, code in accept.results.items() if code == 0)),
+    )
+    host, port = where
+    async with archives.lock(host):
+        candidates = archives.lookup(host, key)
+        if candidates:
+            study_class = next(
+                (u for u in (sc.STUDY_ROOT_FIND, sc.PATIENT_ROOT_FIND) if accept.accepts(u)),
+                None,
+            )
+            meter = ExposureMeter(assoc, opts)
+            probe = None
+            if study_class is not None:
+                probe = await meter._find(study_class, meter._study_identifier())
+            if probe is not None:
+                for signature, exposure in candidates:
+                    if _signature(probe) == signature:
+                        return {**exposure, "queries": 1}
+        out, universal = await _measure(assoc, opts)
+        if out is not None and universal is not None:
+            first = {**out, "same_archive_as": f"{host}:{port}"}
+            archives.remember(host, key, _signature(universal), first)
+        return out
+
+
+def _signature(q: _Query) -> tuple[Any, ...]:
+    known = sorted(d for d in q.dates if _parse_date(d))
+    return (q.count, q.status, known[0] if known else None, known[-1] if known else None)
+
+
+async def _measure(
+    assoc: Association, opts: ExposureOptions
+) -> tuple[dict[str, Any] | None, _Query | None]:
+    """The exposure record and the universal study query it started from."""
     accept = assoc.accept
     study_class = next(
         (u for u in (sc.STUDY_ROOT_FIND, sc.PATIENT_ROOT_FIND) if accept.accepts(u)), None
     )
     has_mwl = accept.accepts(sc.MODALITY_WORKLIST_FIND)
     if study_class is None and not has_mwl:
-        return None
+        return None, None
     meter = ExposureMeter(assoc, opts)
     out: dict[str, Any] = {
         "patients": None,
@@ -364,4 +450,4 @@ async def measure(assoc: Association, opts: ExposureOptions) -> dict[str, Any] |
     out["queries"] = meter.budget.used
     if opts.collect_identifiers:
         out["patient_id_hashes"] = sorted(meter.hashes)
-    return out
+    return out, meter.universal

@@ -226,6 +226,10 @@ class ScanStore:
 
     def _insert(self, rec: Record) -> None:
         exposure = rec.get("exposure") or {}
+        if exposure.get("same_archive_as"):
+            # another port of this host fronts the same archive: its counts are that port's,
+            # so the columns stay empty and sums over endpoints count each archive once
+            exposure = {}
         findings = rec.get("findings") or []
         # an endpoint listed twice in the targets (a name and its address) is kept once, latest
         row = self.conn.execute(
