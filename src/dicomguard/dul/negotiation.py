@@ -48,6 +48,24 @@ class UserIdentity:
     positive_response_requested: bool = True
 
 
+def identity_items(max_pdu: int, class_uid: str | None, version_name: str | None) -> list[object]:
+    """The user-information items every A-ASSOCIATE-RQ and -AC carries about its sender:
+    maximum length, implementation class UID and (optional) version name."""
+    items: list[object] = []
+    ml = prim.MaximumLengthNotification()
+    ml.maximum_length_received = max_pdu
+    items.append(ml)
+    if class_uid:
+        ic = prim.ImplementationClassUIDNotification()
+        ic.implementation_class_uid = class_uid
+        items.append(ic)
+    if version_name:
+        iv = prim.ImplementationVersionNameNotification()
+        iv.implementation_version_name = version_name
+        items.append(iv)
+    return items
+
+
 @dataclass(frozen=True)
 class AssociateRequest:
     """Everything that shapes one A-ASSOCIATE-RQ."""
@@ -81,17 +99,9 @@ class AssociateRequest:
             cx.transfer_syntax = list(self.transfer_syntaxes)
             contexts.append(cx)
         p.presentation_context_definition_list = contexts
-        items: list[object] = []
-        ml = prim.MaximumLengthNotification()
-        ml.maximum_length_received = self.max_pdu
-        items.append(ml)
-        ic = prim.ImplementationClassUIDNotification()
-        ic.implementation_class_uid = self.implementation_class_uid
-        items.append(ic)
-        if self.implementation_version_name:
-            iv = prim.ImplementationVersionNameNotification()
-            iv.implementation_version_name = self.implementation_version_name
-            items.append(iv)
+        items = identity_items(
+            self.max_pdu, self.implementation_class_uid, self.implementation_version_name
+        )
         if self.user_identity is not None:
             ui = prim.UserIdentityNegotiation()
             ui.user_identity_type = int(self.user_identity.kind)

@@ -37,6 +37,7 @@ from .negotiation import (
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
     UserIdentityType,
+    identity_items,
 )
 
 LOG = logging.getLogger(__name__)
@@ -291,17 +292,9 @@ async def _negotiate(
     ac.result = 0
     ac.result_source = 1
     ac.presentation_context_definition_results_list = results
-    user_info: list[object] = []
-    ml = prim.MaximumLengthNotification()
-    ml.maximum_length_received = policy.max_pdu
-    user_info.append(ml)
-    ic = prim.ImplementationClassUIDNotification()
-    ic.implementation_class_uid = policy.implementation_class_uid
-    user_info.append(ic)
-    if policy.implementation_version_name:
-        iv = prim.ImplementationVersionNameNotification()
-        iv.implementation_version_name = policy.implementation_version_name
-        user_info.append(iv)
+    user_info = identity_items(
+        policy.max_pdu, policy.implementation_class_uid, policy.implementation_version_name
+    )
     user_info.extend(ac_roles)
     if identity_response is not None:
         ui = prim.UserIdentityNegotiation()

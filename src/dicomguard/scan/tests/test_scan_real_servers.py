@@ -13,18 +13,10 @@ import pytest
 from dicomguard.dul.client import Timeouts
 from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX
 from dicomguard.scan.assess import ProbeOptions, assess
-from dicomguard.testing.base import LoopbackServer
+from dicomguard.testing.base import EXPECTATION_KEYS, LoopbackServer
 
 OPTS = ProbeOptions(timeouts=Timeouts(2.0, 5.0, 10.0, 1.0))
-SERVICES = (
-    "verification",
-    "find_patient_root",
-    "find_study_root",
-    "move",
-    "get",
-    "worklist",
-    "storage",
-)
+SERVICES = EXPECTATION_KEYS[2:]  # the service keys of the launchers' measured truth
 SERVERS = [
     "orthanc_open",
     "orthanc_locked",
