@@ -477,23 +477,21 @@ def run_demo(args: argparse.Namespace) -> int:
         fleet = lab.fleet
         fleet.write_truth(truth)
         print(f"lab: {args.size} simulated servers on {fleet.network}; truth in {truth}")
-        scan_args = build_parser().parse_args(
-            [
-                "scan",
-                fleet.network,
-                "-p",
-                ",".join(map(str, fleet.ports)),
-                "--jsonl",
-                str(jsonl),
-                "--db",
-                str(db),
-                "--rate",
-                "0",
-                "--timeout",
-                "2",
-            ]
-        )
-        code = run_scan(scan_args)
+        scan_argv = [
+            "scan",
+            fleet.network,
+            "-p",
+            ",".join(map(str, fleet.ports)),
+            "--jsonl",
+            str(jsonl),
+            "--db",
+            str(db),
+            "--rate",
+            "0",
+            "--timeout",
+            "2",
+        ]
+        code = run_scan(build_parser().parse_args(scan_argv), scan_argv)
     from .report.html import write_html
 
     html = write_html(db, out / "report.html")
