@@ -7,7 +7,6 @@ multi-letter flags that argparse handles natively.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -18,6 +17,12 @@ from . import __version__
 
 class UsageError(Exception):
     """A user mistake: printed as one line, exit status 2, never a traceback."""
+
+
+def _workers_arg(text: str) -> str:
+    if text == "auto" or (text.isdigit() and 1 <= int(text) <= 64):
+        return text
+    raise argparse.ArgumentTypeError("--workers takes 'auto' or a number from 1 to 64")
 
 
 def _add_scan_args(p: argparse.ArgumentParser) -> None:
@@ -118,6 +123,12 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also C-STORE a labelled synthetic test object and C-MOVE a nonexistent study to "
         "a random AE title (changes the server: only with the owner's permission)",
+    )
+    p.add_argument(
+        "--workers",
+        default="auto",
+        type=_workers_arg,
+        help="processes sharing the scan (default auto: one per core above 20k endpoints)",
     )
     p.add_argument(
         "--sweep",
@@ -350,7 +361,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     from .report.summary import render_summary
-    from .scan.engine import Engine
+    from .scan import parallel
     from .scan.output import JsonlWriter
 
     args, config, store = _open_store(args, argv)
@@ -376,7 +387,8 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
 
     total = config.targets.count()
     show_progress = not args.no_progress and sys.stderr.isatty()
-    engine: Engine
+    wanted = str(getattr(args, "workers", "auto"))
+    workers = parallel.auto_workers(config) if wanted == "auto" else int(wanted)
     finished = False
     try:
         if show_progress:
@@ -406,23 +418,24 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                     found += bool(result.dicom)
                     bar.update(task, completed=already + done, dicom=found)
 
-                engine = Engine(
+                stats = parallel.run(
                     config,
                     sink,
+                    workers=workers,
                     progress=progress,
-                    report_closed=True,
+                    report_closed=args.all,
                     on_done=store.mark_done,
+                    on_closed=store.add_closed,
                 )
-                stats = asyncio.run(engine.run())
         else:
-            engine = Engine(
+            stats = parallel.run(
                 config,
                 sink,
+                workers=workers,
                 report_closed=args.all,
                 on_done=store.mark_done,
                 on_closed=store.add_closed,
             )
-            stats = asyncio.run(engine.run())
         store.finish(_stats_dict(stats))
         finished = True
         records = store.summary_records()

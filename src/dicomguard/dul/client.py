@@ -202,7 +202,7 @@ class Association:
         """C-ECHO; returns the response status (0 = success)."""
         cid, _ts = self._context("1.2.840.10008.1.1")
         msg_id = self._next_id()
-        await self._send(dimse.encode_message(dimse.echo_rq(msg_id), cid, self.peer_max_pdu))
+        await self._send(dimse.echo_pdus(msg_id, cid, self.peer_max_pdu))
         reply = await self._receive(dimse.MessageAssembler())
         if reply.command_field != dimse.C_ECHO_RSP:
             raise ProtocolViolation(f"expected C-ECHO-RSP, got command 0x{reply.command_field:04x}")
@@ -243,9 +243,7 @@ class Association:
         msg_id = self._next_id()
         self.last_status: int | None = None
         data = dimse.encode_dataset(identifier, ts)
-        await self._send(
-            dimse.encode_message(dimse.find_rq(msg_id, sop_class), cid, self.peer_max_pdu, data)
-        )
+        await self._send(dimse.find_pdus(msg_id, sop_class, cid, self.peer_max_pdu, data))
         count = 0
         cancelled = False
         while True:
@@ -263,9 +261,7 @@ class Association:
                     yield reply.dataset
                 if max_results is not None and count >= max_results:
                     cancelled = True
-                    await self._send(
-                        dimse.encode_message(dimse.cancel_rq(msg_id), cid, self.peer_max_pdu)
-                    )
+                    await self._send(dimse.cancel_pdus(msg_id, cid, self.peer_max_pdu))
                 continue
             self.last_status = status
             return

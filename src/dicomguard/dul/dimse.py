@@ -19,7 +19,7 @@ from pynetdicom import pdu as _pdu
 from pynetdicom.dsutils import decode as _decode_ds
 from pynetdicom.dsutils import encode as _encode_ds
 
-from .command import CommandSet, parse_command
+from .command import CommandSet, encode_command, parse_command, pdata_pdus
 from .errors import MalformedPdu, ProtocolViolation
 
 # Command field values (PS3.7 E.1)
@@ -80,29 +80,45 @@ def encode_message(
     return out
 
 
-def echo_rq(message_id: int) -> dm.C_ECHO_RQ:
-    msg = dm.C_ECHO_RQ()
-    msg.command_set.CommandField = C_ECHO_RQ
-    msg.command_set.MessageID = message_id
-    msg.command_set.AffectedSOPClassUID = "1.2.840.10008.1.1"
-    return msg
+def echo_pdus(message_id: int, context_id: int, max_pdu: int) -> list[bytes]:
+    """A C-ECHO-RQ, ready for the wire."""
+    command = encode_command(
+        {
+            "CommandField": C_ECHO_RQ,
+            "MessageID": message_id,
+            "AffectedSOPClassUID": "1.2.840.10008.1.1",
+            "CommandDataSetType": NO_DATASET,
+        }
+    )
+    return pdata_pdus(context_id, command, None, max_pdu)
 
 
-def find_rq(message_id: int, sop_class: str) -> dm.C_FIND_RQ:
-    msg = dm.C_FIND_RQ()
-    cs = msg.command_set
-    cs.CommandField = C_FIND_RQ
-    cs.MessageID = message_id
-    cs.AffectedSOPClassUID = sop_class
-    cs.Priority = PRIORITY_MEDIUM
-    return msg
+def find_pdus(
+    message_id: int, sop_class: str, context_id: int, max_pdu: int, identifier: bytes
+) -> list[bytes]:
+    """A C-FIND-RQ with its encoded identifier, ready for the wire."""
+    command = encode_command(
+        {
+            "CommandField": C_FIND_RQ,
+            "MessageID": message_id,
+            "AffectedSOPClassUID": sop_class,
+            "Priority": PRIORITY_MEDIUM,
+            "CommandDataSetType": 0x0001,
+        }
+    )
+    return pdata_pdus(context_id, command, identifier, max_pdu)
 
 
-def cancel_rq(message_id: int) -> dm.C_CANCEL_RQ:
-    msg = dm.C_CANCEL_RQ()
-    msg.command_set.CommandField = C_CANCEL_RQ
-    msg.command_set.MessageIDBeingRespondedTo = message_id
-    return msg
+def cancel_pdus(message_id: int, context_id: int, max_pdu: int) -> list[bytes]:
+    """A C-CANCEL-RQ for the operation ``message_id``."""
+    command = encode_command(
+        {
+            "CommandField": C_CANCEL_RQ,
+            "MessageIDBeingRespondedTo": message_id,
+            "CommandDataSetType": NO_DATASET,
+        }
+    )
+    return pdata_pdus(context_id, command, None, max_pdu)
 
 
 def response(

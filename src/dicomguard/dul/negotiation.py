@@ -7,6 +7,7 @@ can say *why* a server refused.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -84,7 +85,11 @@ class AssociateRequest:
         return {2 * i + 1: uid for i, uid in enumerate(self.abstract_syntaxes)}
 
     def encode(self) -> bytes:
-        """The encoded A-ASSOCIATE-RQ PDU."""
+        """The encoded A-ASSOCIATE-RQ PDU (cached: a scan sends the same few requests to
+        every endpoint, and pynetdicom's encoder costs most of a millisecond each time)."""
+        return _encode_request(self)
+
+    def _encode(self) -> bytes:
         if not 1 <= len(self.abstract_syntaxes) <= 128:
             raise ValueError("an association carries 1 to 128 presentation contexts")
         p = prim.A_ASSOCIATE()
@@ -114,6 +119,11 @@ class AssociateRequest:
         rq = _pdu.A_ASSOCIATE_RQ()
         rq.from_primitive(p)
         return rq.encode()
+
+
+@functools.lru_cache(maxsize=256)
+def _encode_request(request: AssociateRequest) -> bytes:
+    return request._encode()
 
 
 # --- reject decoding (PS3.8 Table 9-21) -------------------------------------------------------

@@ -19,6 +19,7 @@ import logging
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
@@ -102,6 +103,10 @@ class AcceptorPolicy:
     #: seconds to wait before answering the A-ASSOCIATE-RQ (the lab's "slow" server)
     answer_delay: float = 0.0
     active: int = field(default=0, init=False, compare=False)
+    #: A-ASSOCIATE-RQ bytes -> negotiated outcome, for policies whose answer depends on the
+    #: request alone (no identity callback): scanners send the same request to every port, and
+    #: pynetdicom's decode/negotiate/encode cost milliseconds per association.
+    outcomes: dict[bytes, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def supported_contexts(self) -> list[PresentationContext]:
         out = []
@@ -244,6 +249,38 @@ async def _negotiate(
         if raw.pdu_type == P.A_ABORT:
             return None
         raise _Abort(ABORT_UNEXPECTED_PDU, f"{raw.name} before association")
+    cacheable = policy.user_identity_check is None
+    outcome = policy.outcomes.get(raw.data) if cacheable else None
+    if outcome is None:
+        outcome = _negotiate_request(raw, policy)
+        if cacheable:
+            if len(policy.outcomes) >= 256:
+                policy.outcomes.clear()
+            policy.outcomes[raw.data] = outcome
+    reject, ac_bytes, facts = outcome
+    if policy.max_associations is not None and policy.active >= policy.max_associations:
+        reject = RJ_LOCAL_LIMIT
+    if policy.answer_delay > 0:
+        await asyncio.sleep(policy.answer_delay)
+    if reject is not None:
+        await _send(writer, [_reject_pdu(*reject)], policy.write_timeout)
+        return None
+    policy.active += 1
+    try:
+        await _send(writer, [ac_bytes], policy.write_timeout)
+    except BaseException:
+        policy.active -= 1
+        raise
+    peer = writer.get_extra_info("peername")
+    return AssociationInfo(
+        peer=(str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None, **facts
+    )
+
+
+def _negotiate_request(
+    raw: P.RawPdu, policy: AcceptorPolicy
+) -> tuple[tuple[int, int, int] | None, bytes, dict[str, Any]]:
+    """(reject or None, encoded A-ASSOCIATE-AC, association facts) for one request."""
     rq = P.decode(raw)
     try:
         primitive = rq.to_primitive()  # type: ignore[attr-defined]
@@ -269,11 +306,8 @@ async def _negotiate(
             roles[str(item.sop_class_uid)] = (item.scu_role, item.scp_role)
 
     reject, identity_response = _decide(policy, rq, primitive, calling, called, identity)
-    if policy.answer_delay > 0:
-        await asyncio.sleep(policy.answer_delay)
     if reject is not None:
-        await _send(writer, [_reject_pdu(*reject)], policy.write_timeout)
-        return None
+        return reject, b"", {}
 
     results, ac_roles = negotiate_as_acceptor(
         list(primitive.presentation_context_definition_list or []),
@@ -303,23 +337,19 @@ async def _negotiate(
     ac.user_information = user_info  # type: ignore[assignment]
     pdu = _pdu.A_ASSOCIATE_AC()
     pdu.from_primitive(ac)
-    policy.active += 1
-    try:
-        await _send(writer, [pdu.encode()], policy.write_timeout)
-    except BaseException:
-        policy.active -= 1
-        raise
-    peer = writer.get_extra_info("peername")
-    return AssociationInfo(
-        peer=(str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None,
-        calling_aet=calling,
-        called_aet=called,
-        implementation_class_uid=impl_uid,
-        implementation_version_name=impl_name,
-        peer_max_pdu=peer_max,
-        user_identity_type=int(identity.user_identity_type) if identity else None,
-        username=bytes(identity.primary_field or b"") if identity else None,
-        contexts=contexts,
+    return (
+        None,
+        pdu.encode(),
+        dict(
+            calling_aet=calling,
+            called_aet=called,
+            implementation_class_uid=impl_uid,
+            implementation_version_name=impl_name,
+            peer_max_pdu=peer_max,
+            user_identity_type=int(identity.user_identity_type) if identity else None,
+            username=bytes(identity.primary_field or b"") if identity else None,
+            contexts=contexts,
+        ),
     )
 
 
@@ -361,8 +391,7 @@ def _decide(
         reject = RJ_APP_CONTEXT
     if getattr(rq, "protocol_version", 1) != 1:
         reject = RJ_PROTOCOL_VERSION
-    if policy.max_associations is not None and policy.active >= policy.max_associations:
-        reject = RJ_LOCAL_LIMIT
+    # (the association limit is checked per connection in _negotiate: it changes over time)
     return reject, (None if reject else response)
 
 

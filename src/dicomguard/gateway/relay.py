@@ -54,10 +54,17 @@ _HEADER = struct.Struct(">BBL")
 _WRITE_HIGH_WATER = 1 << 20
 
 _RESPONSE_CLASSES: dict[int, type[dm.DIMSEMessage]] = {
-    0x0001: dm.C_STORE_RSP, 0x0010: dm.C_GET_RSP, 0x0020: dm.C_FIND_RSP,
-    0x0021: dm.C_MOVE_RSP, 0x0030: dm.C_ECHO_RSP, 0x0100: dm.N_EVENT_REPORT_RSP,
-    0x0110: dm.N_GET_RSP, 0x0120: dm.N_SET_RSP, 0x0130: dm.N_ACTION_RSP,
-    0x0140: dm.N_CREATE_RSP, 0x0150: dm.N_DELETE_RSP,
+    0x0001: dm.C_STORE_RSP,
+    0x0010: dm.C_GET_RSP,
+    0x0020: dm.C_FIND_RSP,
+    0x0021: dm.C_MOVE_RSP,
+    0x0030: dm.C_ECHO_RSP,
+    0x0100: dm.N_EVENT_REPORT_RSP,
+    0x0110: dm.N_GET_RSP,
+    0x0120: dm.N_SET_RSP,
+    0x0130: dm.N_ACTION_RSP,
+    0x0140: dm.N_CREATE_RSP,
+    0x0150: dm.N_DELETE_RSP,
 }
 
 _ids = itertools.count(1)
@@ -136,8 +143,9 @@ class _Inspector:
     applies to fragments later in the same PDU.
     """
 
-    def __init__(self, max_bytes: int, max_fragments: int,
-                 on_command: Callable[[int, CommandSet], bool]) -> None:
+    def __init__(
+        self, max_bytes: int, max_fragments: int, on_command: Callable[[int, CommandSet], bool]
+    ) -> None:
         self.max_bytes = max_bytes
         self.max_fragments = max_fragments
         self.on_command = on_command
@@ -233,8 +241,13 @@ class RelayAbort(Exception):
 class Relay:
     """One client connection, from the A-ASSOCIATE-RQ to release or abort."""
 
-    def __init__(self, shared: Shared, listener: Listener,
-                 reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self,
+        shared: Shared,
+        listener: Listener,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
         self.shared = shared
         self.config = shared.config  # snapshot: a reload does not change a live association
         self.listener = listener
@@ -281,8 +294,9 @@ class Relay:
         if self.listener.tls:
             if self.shared.tls_context is None:
                 return
-            await self.writer.start_tls(self.shared.tls_context,
-                                        ssl_handshake_timeout=cfg.limits.associate_timeout)
+            await self.writer.start_tls(
+                self.shared.tls_context, ssl_handshake_timeout=cfg.limits.associate_timeout
+            )
             peer_cert = self.writer.get_extra_info("peercert") or None
         raw = await P.read_pdu(self.reader, timeout=cfg.limits.associate_timeout)
         if raw.pdu_type != P.A_ASSOCIATE_RQ:
@@ -313,10 +327,15 @@ class Relay:
     async def _refuse(self, refusal: Refusal) -> None:
         # Counted and audited first: a peer that has its RJ must find it in the metrics.
         self.shared.metrics.associations.inc(result=f"rejected-{refusal.check}")
-        self.shared.audit.association(self, accepted=False, why=refusal.why,
-                                      check=refusal.check)
-        log.info("association %d from %s (%s → %s) refused: %s", self.id, self.peer_address,
-                 self.calling_aet, self.called_aet, refusal.why)
+        self.shared.audit.association(self, accepted=False, why=refusal.why, check=refusal.check)
+        log.info(
+            "association %d from %s (%s → %s) refused: %s",
+            self.id,
+            self.peer_address,
+            self.calling_aet,
+            self.called_aet,
+            refusal.why,
+        )
         self.writer.write(reject_pdu(refusal.result, refusal.source, refusal.reason))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.drain(), 2.0)
@@ -331,14 +350,18 @@ class Relay:
         if route.calling_aet:
             rq.calling_ae_title = route.calling_aet
         if route.user_identity == "strip":
-            rq.user_information = [i for i in rq.user_information or []
-                                   if not isinstance(i, prim.UserIdentityNegotiation)]
+            rq.user_information = [
+                i
+                for i in rq.user_information or []
+                if not isinstance(i, prim.UserIdentityNegotiation)
+            ]
         out = _pdu.A_ASSOCIATE_RQ()
         out.from_primitive(rq)
         try:
             self.backend_reader, self.backend_writer = await asyncio.wait_for(
                 asyncio.open_connection(route.backend_host, route.backend_port, limit=1 << 18),
-                cfg.limits.connect_timeout)
+                cfg.limits.connect_timeout,
+            )
         except (OSError, TimeoutError) as exc:
             await self._refuse(Refusal(2, 3, 1, f"backend unreachable: {exc}", "backend"))
             return False
@@ -349,21 +372,24 @@ class Relay:
         except DulError as exc:
             self.writer.write(P.abort_pdu(2, 0))
             self.shared.metrics.associations.inc(result="backend-failed")
-            self.shared.audit.association(self, accepted=False, why=f"backend: {exc}",
-                                          check="backend")
+            self.shared.audit.association(
+                self, accepted=False, why=f"backend: {exc}", check="backend"
+            )
             return False
         if raw.pdu_type == P.A_ASSOCIATE_RJ:
             self.writer.write(raw.data)
             await self.writer.drain()
             self.shared.metrics.associations.inc(result="rejected-backend")
-            self.shared.audit.association(self, accepted=False, why="backend rejected",
-                                          check="backend")
+            self.shared.audit.association(
+                self, accepted=False, why="backend rejected", check="backend"
+            )
             return False
         if raw.pdu_type != P.A_ASSOCIATE_AC:
             self.writer.write(P.abort_pdu(2, 0))
             self.shared.metrics.associations.inc(result="backend-failed")
-            self.shared.audit.association(self, accepted=False, why=f"backend sent {raw.name}",
-                                          check="backend")
+            self.shared.audit.association(
+                self, accepted=False, why=f"backend sent {raw.name}", check="backend"
+            )
             return False
         self.writer.write(self._rewrite_accept(raw, adm))
         await self.writer.drain()
@@ -378,8 +404,11 @@ class Relay:
         ac.calling_ae_title = self.calling_aet or "ANY"
         ui = adm.user_identity
         if adm.route.user_identity == "strip":
-            items = [i for i in ac.user_information or []
-                     if not isinstance(i, prim.UserIdentityNegotiation)]
+            items = [
+                i
+                for i in ac.user_information or []
+                if not isinstance(i, prim.UserIdentityNegotiation)
+            ]
             if ui is not None and ui.positive_response_requested:
                 # The gateway verified the identity, so the gateway answers for it (PS3.7
                 # D.3.3.7.2: empty server response for username/passcode; the token is not
@@ -421,8 +450,13 @@ class Relay:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        log.debug("association %d (%s from %s) ended: %s", self.id, self.calling_aet,
-                  self.peer_address, reason)
+        log.debug(
+            "association %d (%s from %s) ended: %s",
+            self.id,
+            self.calling_aet,
+            self.peer_address,
+            reason,
+        )
         self.shared.audit.association_end(self, reason)
 
     async def _watchdog(self) -> None:
@@ -434,8 +468,13 @@ class Relay:
             if time.monotonic() - self.last_activity > idle:
                 raise RelayAbort(f"idle for more than {idle:g}s")
 
-    async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                    inspector: _Inspector, direction: str) -> str | None:
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        inspector: _Inspector,
+        direction: str,
+    ) -> str | None:
         max_len = self.config.limits.max_pdu_bytes
         counter = self.shared.metrics.bytes.child(direction=direction)
         while True:
@@ -490,16 +529,21 @@ class Relay:
         if field_ & 0x8000:
             return True  # a response (e.g. C-STORE-RSP to a C-GET sub-operation)
         if field_ == dimse.C_CANCEL_RQ:
-            op = self.ops.get((int(command.get("MessageIDBeingRespondedTo", -1) or 0),
-                               dimse.C_FIND_RQ))
+            op = self.ops.get(
+                (int(command.get("MessageIDBeingRespondedTo", -1) or 0), dimse.C_FIND_RQ)
+            )
             return not (op is not None and op.capped)
         operation = REQUEST_OPERATIONS.get(field_)
-        destination = (str(command.get("MoveDestination", ""))
-                       if field_ == dimse.C_MOVE_RQ else None)
-        verdict = decide_operation(self.admission.policy, operation, field_, destination,
-                                   self.shared.limits)
-        op = _Op(operation or f"0x{field_:04x}", str(command.get("AffectedSOPClassUID", "")),
-                 str(command.get("AffectedSOPInstanceUID", "")), destination)
+        destination = str(command.get("MoveDestination", "")) if field_ == dimse.C_MOVE_RQ else None
+        verdict = decide_operation(
+            self.admission.policy, operation, field_, destination, self.shared.limits
+        )
+        op = _Op(
+            operation or f"0x{field_:04x}",
+            str(command.get("AffectedSOPClassUID", "")),
+            str(command.get("AffectedSOPInstanceUID", "")),
+            destination,
+        )
         if not verdict.allowed:
             self.shared.metrics.operations.inc(operation=op.operation, result="refused")
             self.shared.audit.operation(self, op, status=verdict.status, refused=verdict.why)
@@ -513,8 +557,12 @@ class Relay:
             # Its backend responses are still being swallowed; a second request with the same
             # ID could not be told apart from them.
             self.shared.metrics.operations.inc(operation=op.operation, result="refused")
-            self._answer_client(cid, command.dataset(), STATUS_OUT_OF_RESOURCES
-                                if operation == "FIND" else 0x0210, "message ID still in use")
+            self._answer_client(
+                cid,
+                command.dataset(),
+                STATUS_OUT_OF_RESOURCES if operation == "FIND" else 0x0210,
+                "message ID still in use",
+            )
             return False
         self.ops[key] = op
         return True
@@ -552,7 +600,7 @@ class Relay:
         assert self.backend_writer is not None
         op.capped = True
         msg_id = int(response.get("MessageIDBeingRespondedTo", 0) or 0)
-        for chunk in dimse.encode_message(dimse.cancel_rq(msg_id), cid, 0):
+        for chunk in dimse.cancel_pdus(msg_id, cid, 0):
             self.backend_writer.write(chunk)
         request = Dataset()
         request.CommandField = dimse.C_FIND_RQ

@@ -45,6 +45,8 @@ class ScanConfig:
     connect_concurrency: int = 1024
     #: "syn" (raw half-open probes, needs root), "connect", or "auto" (syn when possible)
     sweep: str = "auto"
+    #: (k, n): scan only the target indices with seq % n == k (one worker of a parallel scan)
+    shard: tuple[int, int] = (0, 1)
     #: first target index to scan, and indices past it already done (resume)
     start: int = 0
     skip: frozenset[int] = frozenset()
@@ -97,6 +99,7 @@ class _Endpoints:
         self.exhausted = False
         #: a countable target set holds no host names: skip the per-endpoint check
         self.literals = engine.config.targets.count() is not None
+        self.shard, self.shards = engine.config.shard
 
     def __iter__(self) -> _Endpoints:
         return self
@@ -114,7 +117,7 @@ class _Endpoints:
             except StopIteration:
                 self.exhausted = True
                 continue
-            if seq in self.engine.config.skip:
+            if seq % self.shards != self.shard or seq in self.engine.config.skip:
                 continue
             if self.literals or _is_ip(host):
                 self.engine._pending[seq] = 1

@@ -24,6 +24,8 @@ from .ratelimit import RateLimiter
 Verdict = Callable[[int, str, int, str], None]
 
 _REFUSED = {errno.ECONNREFUSED, errno.ECONNRESET}
+#: probes started per event-loop callback before the sweep lets other work run
+SLICE = 256
 _TIMEDOUT = {errno.ETIMEDOUT}
 
 
@@ -60,6 +62,7 @@ class Sweep:
         self._inflight: dict[int, tuple[int, str, int, socket.socket, float]] = {}
         self._exhausted = False
         self._wakeup: asyncio.TimerHandle | None = None
+        self._resume_scheduled = False
         self._finished = asyncio.get_running_loop().create_future()
         self._loop = asyncio.get_running_loop()
         # On Linux one epoll set of our own, watched by the loop as a single reader: the
@@ -85,7 +88,16 @@ class Sweep:
         """Start connects until the limit, the rate or the assessment stage says stop."""
         if self._finished.done():
             return
+        # At most SLICE probes per call, then the rest from a fresh loop turn: a long burst
+        # would hold up the assessments running beside the sweep at every one of their awaits.
+        started = 0
         while not self._exhausted and self.outstanding() < self.limit and self.may_start():
+            if started >= SLICE:
+                if not self._resume_scheduled:
+                    self._resume_scheduled = True
+                    self._loop.call_soon(self._resume)
+                break
+            started += 1
             if not self._take_token():
                 break
             try:
@@ -98,6 +110,10 @@ class Sweep:
             self._start(*item)
         if self.done:
             self._finish()
+
+    def _resume(self) -> None:
+        self._resume_scheduled = False
+        self.refill()
 
     def _take_token(self) -> bool:
         wait = self.limiter.try_take()

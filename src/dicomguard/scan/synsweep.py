@@ -27,8 +27,6 @@ from .sweep import Sweep, Verdict
 _TCP = struct.Struct("!HHLLBBHHH")
 _SO_ATTACH_FILTER = 26
 _SO_RCVBUFFORCE = 33
-#: each port as the native-order 16-bit word the checksum sums (network-order bytes)
-_PORT_WORD = [array.array("H", struct.pack("!H", p))[0] for p in range(65536)]
 
 
 def _port_filter(port: int) -> bytes:
@@ -119,7 +117,7 @@ class SynSweep(Sweep):
         if base is None:
             header = _TCP.pack(self.sport, 0, self.seq, 0, 5 << 4, 0x02, 65535, 0, 0)
             base = self._bases[src] = sum(array.array("H", src + b"\x00\x06\x00\x14" + header))
-        total = base + sum(array.array("H", dst)) + _PORT_WORD[port]
+        total = base + sum(array.array("H", dst)) + socket.htons(port)
         total = (total >> 16) + (total & 0xFFFF)
         total += total >> 16
         packet = _TCP.pack(self.sport, port, self.seq, 0, 5 << 4, 0x02, 65535, 0, 0)

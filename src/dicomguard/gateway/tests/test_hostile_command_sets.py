@@ -92,7 +92,7 @@ async def test_command_set_in_too_many_fragments_aborts(
 ) -> None:
     gw = gateway_factory(raw_config)
     assoc = await _open(gw)
-    cmd = _command_bytes(dimse.echo_rq(1), 1)
+    cmd = dimse.iter_pdvs(dimse.echo_pdus(1, 1, 0)[0])[0][2]
     pieces = [cmd[i : i + 8] for i in range(0, len(cmd), 8)]
     assert len(pieces) > 4
     items = [(1, 0x01, p) for p in pieces[:-1]] + [(1, 0x03, pieces[-1])]
@@ -117,7 +117,7 @@ async def test_split_move_command_is_still_judged(
     assert reply.command_field == dimse.C_MOVE_RSP
     assert reply.status == 0xA801
     # ... and the association is still usable: an echo passes
-    assoc.writer.write(dimse.encode_message(dimse.echo_rq(2), 1, 0)[0])
+    assoc.writer.write(dimse.echo_pdus(2, 1, 0)[0])
     echo = dimse.MessageAssembler().feed((await _next_pdu(assoc)).data)[0]
     assert echo.status == 0
     await assoc.release()
