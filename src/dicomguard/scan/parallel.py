@@ -1,0 +1,171 @@
+"""Run one scan on several CPU cores: each worker process scans a shard of the target indices.
+
+A single Python process tops out at roughly 30 thousand probes per second, most of it spent in
+the interpreter, not in the kernel. Forked workers each run an ordinary :class:`Engine` on the
+indices ``seq % n == k`` and stream their results back; the parent stays the only writer of the
+store, so resume bookkeeping is exactly that of a single-process scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import multiprocessing.connection
+import os
+import time
+from collections.abc import Callable
+from dataclasses import fields, replace
+from typing import Any
+
+from .engine import Done, Engine, Progress, ScanConfig, ScanStats, Sink
+from .result import EndpointResult
+
+_RESULT_FIELDS = {f.name for f in fields(EndpointResult)}
+#: a worker sends at most this many messages at once, and at least every FLUSH_SECONDS
+BATCH = 2048
+FLUSH_SECONDS = 0.2
+
+
+class _Closed:
+    """What the progress callback sees for an endpoint that did not accept."""
+
+    dicom = False
+    tls = False
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+def auto_workers(config: ScanConfig) -> int:
+    """One process for small scans (forking costs more than it saves), else one per core."""
+    total = config.targets.count()
+    if total is None or total < 20_000:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def run(
+    config: ScanConfig,
+    sink: Sink,
+    *,
+    workers: int = 1,
+    progress: Progress | None = None,
+    report_closed: bool = False,
+    on_done: Done | None = None,
+    on_closed: Callable[[int, str], None] | None = None,
+) -> ScanStats:
+    """Run the scan in this process (``workers == 1``) or in ``workers`` forked processes."""
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        engine = Engine(
+            config,
+            sink,
+            progress=progress,
+            report_closed=report_closed,
+            on_done=on_done,
+            on_closed=on_closed,
+        )
+        return asyncio.run(engine.run())
+
+    ctx = multiprocessing.get_context("fork")
+    procs, conns = [], []
+    for k in range(workers):
+        parent_end, child_end = ctx.Pipe(duplex=False)
+        shard = replace(config, shard=(k, workers), rate=config.rate / workers)
+        proc = ctx.Process(
+            target=_worker,
+            args=(shard, child_end, report_closed),
+            name=f"dicomguard-scan-{k}",
+            daemon=True,
+        )
+        proc.start()
+        child_end.close()
+        procs.append(proc)
+        conns.append(parent_end)
+
+    stats = ScanStats()
+    done = 0
+    live = set(conns)
+    try:
+        while live:
+            for conn in multiprocessing.connection.wait(list(live)):
+                try:
+                    batch = conn.recv()
+                except EOFError:
+                    live.discard(conn)
+                    continue
+                for msg in batch:
+                    kind = msg[0]
+                    if kind == "c":
+                        _, seq, state = msg
+                        stats.endpoints += 1
+                        stats.states[state] += 1
+                        done += 1
+                        if on_closed is not None:
+                            on_closed(seq, state)
+                        if progress is not None:
+                            progress(done, _Closed(state))  # type: ignore[arg-type]
+                        if on_done is not None:
+                            on_done(seq)
+                    elif kind == "r":
+                        result = EndpointResult(
+                            **{k: v for k, v in msg[1].items() if k in _RESULT_FIELDS}
+                        )
+                        stats.add(result)
+                        done += 1
+                        sink(result)
+                        if progress is not None:
+                            progress(done, result)
+                    elif kind == "d":
+                        if on_done is not None:
+                            on_done(msg[1])
+                    elif kind == "end":
+                        live.discard(conn)
+                    elif kind == "error":
+                        raise RuntimeError(f"scan worker failed: {msg[1]}")
+    finally:
+        for proc in procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+    failed = [p.name for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        raise RuntimeError(f"scan worker(s) {', '.join(failed)} died")
+    stats.finished = time.time()
+    return stats
+
+
+def _worker(config: ScanConfig, conn: Any, report_closed: bool) -> None:
+    """Scan one shard; every message goes to the parent in batches."""
+    buffer: list[tuple[Any, ...]] = []
+    last = time.monotonic()
+
+    def send(msg: tuple[Any, ...]) -> None:
+        nonlocal last
+        buffer.append(msg)
+        now = time.monotonic()
+        if len(buffer) >= BATCH or now - last >= FLUSH_SECONDS:
+            conn.send(buffer.copy())
+            buffer.clear()
+            last = now
+
+    def sink(result: EndpointResult) -> None:
+        send(("r", result.to_dict()))
+
+    try:
+        engine = Engine(
+            config,
+            sink,
+            report_closed=report_closed,
+            on_done=lambda seq: send(("d", seq)),
+            on_closed=lambda seq, state: send(("c", seq, state)),
+        )
+        asyncio.run(engine.run())
+        buffer.append(("end",))
+    except BaseException as exc:  # reported to the parent, which raises it
+        buffer.append(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        with contextlib.suppress(Exception):
+            conn.send(buffer)
+        conn.close()
