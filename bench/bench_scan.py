@@ -208,6 +208,8 @@ def main() -> int:
             str(tmp / "mem.db"),
             "--connect-timeout",
             "0.5",
+            "--workers",
+            "1",  # one process, so its peak RSS is the whole scan's
         ]
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + args.memory_seconds
