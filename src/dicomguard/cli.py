@@ -426,6 +426,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                     report_closed=args.all,
                     on_done=store.mark_done,
                     on_closed=store.add_closed,
+                    closed_batch=store.closed_done,
                 )
         else:
             stats = parallel.run(
@@ -435,6 +436,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                 report_closed=args.all,
                 on_done=store.mark_done,
                 on_closed=store.add_closed,
+                closed_batch=store.closed_done,
             )
         store.finish(_stats_dict(stats))
         finished = True

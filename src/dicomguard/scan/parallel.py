@@ -54,8 +54,13 @@ def run(
     report_closed: bool = False,
     on_done: Done | None = None,
     on_closed: Callable[[int, str], None] | None = None,
+    closed_batch: Callable[[str, list[int]], None] | None = None,
 ) -> ScanStats:
-    """Run the scan in this process (``workers == 1``) or in ``workers`` forked processes."""
+    """Run the scan in this process (``workers == 1``) or in ``workers`` forked processes.
+
+    ``closed_batch(state, seqs)``, if given, replaces ``on_closed`` + ``on_done`` for the
+    closed endpoints that workers report in bulk.
+    """
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
         engine = Engine(
             config,
@@ -96,17 +101,21 @@ def run(
                     continue
                 for msg in batch:
                     kind = msg[0]
-                    if kind == "c":
-                        _, seq, state = msg
-                        stats.endpoints += 1
-                        stats.states[state] += 1
-                        done += 1
-                        if on_closed is not None:
-                            on_closed(seq, state)
+                    if kind == "C":
+                        _, state, seqs = msg
+                        stats.endpoints += len(seqs)
+                        stats.states[state] += len(seqs)
+                        if closed_batch is not None:
+                            closed_batch(state, seqs)
+                        else:
+                            for seq in seqs:
+                                if on_closed is not None:
+                                    on_closed(seq, state)
+                                if on_done is not None:
+                                    on_done(seq)
+                        done += len(seqs)
                         if progress is not None:
                             progress(done, _Closed(state))  # type: ignore[arg-type]
-                        if on_done is not None:
-                            on_done(seq)
                     elif kind == "r":
                         result = EndpointResult(
                             **{k: v for k, v in msg[1].items() if k in _RESULT_FIELDS}
@@ -136,19 +145,52 @@ def run(
     return stats
 
 
+def _die_with_parent() -> None:
+    """A killed scan (SIGKILL, then --resume) must not leave workers probing on their own."""
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux)
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker(config: ScanConfig, conn: Any, report_closed: bool) -> None:
     """Scan one shard; every message goes to the parent in batches."""
+    parent = os.getppid()
+    _die_with_parent()
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
     buffer: list[tuple[Any, ...]] = []
+    closed: dict[str, list[int]] = {}
+    pending = 0
     last = time.monotonic()
 
+    def flush() -> None:
+        nonlocal pending, last
+        out = [("C", state, seqs) for state, seqs in closed.items() if seqs]
+        # closed ones first: an open index's "d" never overtakes anything it depends on
+        conn.send(out + buffer)
+        buffer.clear()
+        closed.clear()
+        pending = 0
+        last = time.monotonic()
+
     def send(msg: tuple[Any, ...]) -> None:
-        nonlocal last
+        nonlocal pending
         buffer.append(msg)
-        now = time.monotonic()
-        if len(buffer) >= BATCH or now - last >= FLUSH_SECONDS:
-            conn.send(buffer.copy())
-            buffer.clear()
-            last = now
+        pending += 1
+        if pending >= BATCH or time.monotonic() - last >= FLUSH_SECONDS:
+            flush()
+
+    def send_closed(seq: int, state: str) -> None:
+        nonlocal pending
+        closed.setdefault(state, []).append(seq)
+        pending += 1
+        if pending >= BATCH or time.monotonic() - last >= FLUSH_SECONDS:
+            flush()
 
     def sink(result: EndpointResult) -> None:
         send(("r", result.to_dict()))
@@ -159,7 +201,7 @@ def _worker(config: ScanConfig, conn: Any, report_closed: bool) -> None:
             sink,
             report_closed=report_closed,
             on_done=lambda seq: send(("d", seq)),
-            on_closed=lambda seq, state: send(("c", seq, state)),
+            on_closed=send_closed,
         )
         asyncio.run(engine.run())
         buffer.append(("end",))
@@ -167,5 +209,5 @@ def _worker(config: ScanConfig, conn: Any, report_closed: bool) -> None:
         buffer.append(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         with contextlib.suppress(Exception):
-            conn.send(buffer)
+            flush()
         conn.close()

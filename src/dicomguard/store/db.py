@@ -161,6 +161,28 @@ class ScanStore:
         """Sink for an endpoint that did not accept: only its state is counted."""
         self._pending.setdefault(seq, []).append({"state": state})
 
+    def closed_done(self, state: str, seqs: list[int]) -> None:
+        """Many finished indices that did not accept (a parallel scan's batches): the same
+        bookkeeping as ``add_closed`` + ``mark_done`` for each, in one tight loop."""
+        self._states[state] = self._states.get(state, 0) + len(seqs)
+        done, new_done = self._done, self._new_done
+        watermark = self.watermark
+        for seq in seqs:
+            if seq < watermark or seq in done:
+                continue
+            if seq == watermark:
+                watermark += 1
+                while watermark in done:
+                    done.discard(watermark)
+                    new_done.discard(watermark)
+                    watermark += 1
+                self._moved = True
+            else:
+                done.add(seq)
+                new_done.add(seq)
+        self.watermark = watermark
+        self._maybe_commit()
+
     def mark_done(self, seq: int) -> None:
         """The engine finished target index ``seq``: its results join the next commit."""
         for rec in self._pending.pop(seq, ()):
