@@ -87,6 +87,8 @@ class ExposureMeter:
         self.opts = opts
         self.budget = _Budget(opts.query_budget)
         self.universal: _Query | None = None
+        #: study dates of the measurement (all of them when it is complete)
+        self.study_dates: list[str] = []
         self.hashes: set[str] = set()
 
     # -- one query --------------------------------------------------------------------------
@@ -148,6 +150,7 @@ class ExposureMeter:
         ):
             cap = universal.count
         if cap is None and not universal.truncated:
+            self.study_dates = universal.dates
             return _summary(universal.count, universal.dates, universal.modalities, True, None)
 
         def saturated(q: _Query) -> bool:
@@ -186,6 +189,7 @@ class ExposureMeter:
             stack.extend(reversed(_split(lo, hi, part.dates)))
         if stack:
             complete = False
+        self.study_dates = dates
         summary = _summary(total, dates, mods, complete, cap)
         summary["refuses_broad_queries"] = cap is None
         return summary
@@ -348,9 +352,10 @@ class ArchiveCache:
     """What one scan counted behind each host, keyed by what the server said about itself.
 
     PACS often answer on several ports (104, 11112, 4242) for one archive. A later port with
-    the same implementation, contexts and AE outcome gets one universal query; if its count
-    and date span equal the first port's, the first port's measurement is reused and marked
-    ``same_archive_as`` instead of paying for every partition query again.
+    the same implementation, contexts and AE outcome is asked for the studies of the first
+    port's earliest and latest study day (two small queries); if both counts match, the first
+    port's measurement is reused and marked ``same_archive_as`` instead of paying for the
+    universal query and every partition query again.
     """
 
     def __init__(self) -> None:
@@ -394,29 +399,38 @@ async def measure(
                 None,
             )
             meter = ExposureMeter(assoc, opts)
-            probe = None
-            if study_class is not None:
-                probe = await meter._find(study_class, meter._study_identifier())
-            if probe is not None:
-                for signature, exposure in candidates:
-                    if _signature(probe) == signature:
-                        return {**exposure, "queries": 1}
-        out, universal = await _measure(assoc, opts)
-        if out is not None and universal is not None:
+            for signature, exposure in candidates:
+                if study_class is not None and await _confirms(meter, study_class, signature):
+                    return {**exposure, "queries": meter.budget.used}
+        out, dates = await _measure(assoc, opts)
+        signature = _signature(dates)
+        if out is not None and signature is not None:
             first = {**out, "same_archive_as": f"{host}:{port}"}
-            archives.remember(host, key, _signature(universal), first)
+            archives.remember(host, key, signature, first)
         return out
 
 
-def _signature(q: _Query) -> tuple[Any, ...]:
-    known = sorted(d for d in q.dates if _parse_date(d))
-    return (q.count, q.status, known[0] if known else None, known[-1] if known else None)
+async def _confirms(meter: ExposureMeter, study_class: str, signature: tuple[Any, ...]) -> bool:
+    """Do this port's first and last study days hold as many studies as the first port's?"""
+    for day, count in ((signature[0], signature[1]), (signature[2], signature[3])):
+        q = await meter._find(study_class, meter._study_identifier(day))
+        if q is None or q.truncated or q.count != count:
+            return False
+    return True
+
+
+def _signature(dates: list[str] | None) -> tuple[Any, ...] | None:
+    """(earliest day, studies on it, latest day, studies on it) of a measurement."""
+    known = sorted(d for d in dates or [] if _parse_date(d))
+    if not known:
+        return None
+    return (known[0], known.count(known[0]), known[-1], known.count(known[-1]))
 
 
 async def _measure(
     assoc: Association, opts: ExposureOptions
-) -> tuple[dict[str, Any] | None, _Query | None]:
-    """The exposure record and the universal study query it started from."""
+) -> tuple[dict[str, Any] | None, list[str] | None]:
+    """The exposure record and the study dates it saw (None when they are not all known)."""
     accept = assoc.accept
     study_class = next(
         (u for u in (sc.STUDY_ROOT_FIND, sc.PATIENT_ROOT_FIND) if accept.accepts(u)), None
@@ -425,6 +439,7 @@ async def _measure(
     if study_class is None and not has_mwl:
         return None, None
     meter = ExposureMeter(assoc, opts)
+    studies_complete = False
     out: dict[str, Any] = {
         "patients": None,
         "studies": None,
@@ -436,6 +451,7 @@ async def _measure(
     try:
         if study_class is not None:
             out.update(await meter.count_studies(study_class))
+            studies_complete = bool(out["complete"])
         if accept.accepts(sc.PATIENT_ROOT_FIND):
             patients, complete = await meter.count_patients(out.get("result_cap"))
             out["patients"] = patients
@@ -450,4 +466,4 @@ async def _measure(
     out["queries"] = meter.budget.used
     if opts.collect_identifiers:
         out["patient_id_hashes"] = sorted(meter.hashes)
-    return out, meter.universal
+    return out, (meter.study_dates if studies_complete else None)
