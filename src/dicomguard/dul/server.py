@@ -139,6 +139,8 @@ class FindRequest:
     sop_class: str
     identifier: Dataset
     association: AssociationInfo
+    #: the context's transfer syntax: a handler may yield matches already encoded in it
+    transfer_syntax: str = "1.2.840.10008.1.2"
 
 
 @dataclass(frozen=True)
@@ -151,7 +153,7 @@ class StoreRequest:
     association: AssociationInfo
 
 
-FindHandler = Callable[[FindRequest], AsyncIterator[tuple[int, Dataset | None]]]
+FindHandler = Callable[[FindRequest], AsyncIterator[tuple[int, Dataset | bytes | None]]]
 StoreHandler = Callable[[StoreRequest], Awaitable[int]]
 
 
@@ -541,7 +543,7 @@ class _Established:
             return
         identifier = dimse.decode_dataset(msg.dataset, ts)
         message_id = int(msg.command.get("MessageID", 0))
-        results = self.handlers.find(FindRequest(sop_class, identifier, self.info))
+        results = self.handlers.find(FindRequest(sop_class, identifier, self.info, ts))
         final = dimse.STATUS_SUCCESS
         try:
             async for status, ds in results:
@@ -551,7 +553,9 @@ class _Established:
                 if status not in dimse.STATUS_PENDING:
                     final = status
                     break
-                data = dimse.encode_dataset(ds, ts) if ds is not None else None
+                # a handler may hand over bytes already encoded in this context's syntax
+                encoded = ds is None or isinstance(ds, bytes)
+                data = ds if encoded else dimse.encode_dataset(ds, ts)
                 await self._respond(dm.C_FIND_RSP, msg, status, data)
                 await asyncio.sleep(0)  # let the reader task see a C-CANCEL
             else:

@@ -293,7 +293,9 @@ def write_truth(truth: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
 def _find_handler(archive: Archive, cap: int | None, refuses: bool) -> Any:
     async def find(request: FindRequest) -> AsyncIterator[tuple[int, Dataset | None]]:
         try:
-            matches = archive.find(request.sop_class, request.identifier)
+            matches = archive.find_encoded(
+                request.sop_class, request.identifier, request.transfer_syntax
+            )
         except QueryError as exc:
             yield exc.status, None
             return
