@@ -72,6 +72,7 @@ def run(
         )
         return asyncio.run(engine.run())
 
+    stats = ScanStats()  # started before the workers, so the rate counts their start-up too
     ctx = multiprocessing.get_context("fork")
     procs, conns = [], []
     for k in range(workers):
@@ -88,7 +89,6 @@ def run(
         procs.append(proc)
         conns.append(parent_end)
 
-    stats = ScanStats()
     done = 0
     live = set(conns)
     try:
