@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 from ..dul.client import (
     AssociateOutcome,
@@ -156,6 +157,18 @@ class _Prober:
             ssl_context=ssl_context if ssl_context is not None else self.ssl,
             recorder=self.evidence,
         )
+
+    async def guess(self, called: str, **kwargs: Any) -> AssociateOutcome | None:
+        """One guessing attempt; None when the peer dropped the connection instead of
+        answering. Some servers (dcmqrscp in fork mode, Orthanc under load) do that rather
+        than send their A-ASSOCIATE-RJ: not established means refused. A port that stops
+        accepting connections (ConnectFailed) still ends the assessment."""
+        try:
+            return await self.attempt(called, **kwargs)
+        except ConnectFailed:
+            raise
+        except DulError:
+            return None
 
     def budget_left(self) -> bool:
         return self.guesses < self.opts.max_aet_guesses
@@ -318,13 +331,8 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         if not p.budget_left():
             return
         p.guesses += 1
-        try:
-            outcome = await p.attempt(word)
-        except ConnectFailed:
-            raise
-        except DulError:
-            # Some servers (dcmqrscp in fork mode, Orthanc under load) drop the connection
-            # instead of sending their A-ASSOCIATE-RJ: not established means refused.
+        outcome = await p.guess(word)
+        if outcome is None:
             continue
         if outcome.association is not None:
             r.called_aet["accepted"] = word
@@ -357,12 +365,9 @@ async def _guess_calling_aet(p: _Prober, r: EndpointResult, called: str) -> None
         if not p.budget_left():
             return
         p.guesses += 1
-        try:
-            outcome = await p.attempt(called, calling=calling)
-        except ConnectFailed:
-            raise
-        except DulError:
-            continue  # a dropped connection is a refusal too
+        outcome = await p.guess(called, calling=calling)
+        if outcome is None:
+            continue
         rej = outcome.reject
         if rej is not None and rej.calling_aet_refused:
             continue
@@ -391,12 +396,9 @@ async def _try_user_identity(p: _Prober, r: EndpointResult, called: str) -> None
         ),
     )
     for label, identity in tries:
-        try:
-            outcome = await p.attempt(called, user_identity=identity)
-        except ConnectFailed:
-            raise
-        except DulError:
-            continue  # a dropped connection is a refusal too
+        outcome = await p.guess(called, user_identity=identity)
+        if outcome is None:
+            continue
         if outcome.association is not None:
             r.user_identity.update(required=True, accepted_with=label, verified=True)
             if p.calling is None:
