@@ -15,14 +15,18 @@ NETWORK = "127.77.5.0/29"  # .1-.6 are lab hosts, .0 and .7 closed
 PERSONAS = {"open": 2, "echo-only": 1, "called-aet-guessable": 1, "capped": 1, "store-only": 1}
 
 
-@pytest.fixture(scope="session")
-def scan_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    db = tmp_path_factory.mktemp("report") / "lab.db"
-    with FleetThread(NETWORK, PERSONAS, ports=(11112,), max_patients=30):
-        argv = ["scan", NETWORK, "-p", "11112", "--rate", "0", "--timeout", "2"]
+def scan_lab(db: Path, network: str, personas: dict[str, int]) -> Path:
+    """Start a lab of ``personas`` on ``network`` (port 11112), scan it into ``db``."""
+    with FleetThread(network, personas, ports=(11112,), max_patients=30):
+        argv = ["scan", network, "-p", "11112", "--rate", "0", "--timeout", "2"]
         argv += ["--query-budget", "8", "--no-progress", "-q", "--db", str(db)]
         assert main(argv) == 0
-    yield db
+    return db
+
+
+@pytest.fixture(scope="session")
+def scan_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    yield scan_lab(tmp_path_factory.mktemp("report") / "lab.db", NETWORK, PERSONAS)
 
 
 def db_figures(db: Path) -> dict[str, int]:

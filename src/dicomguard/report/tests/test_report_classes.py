@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from dicomguard.cli import main
-from dicomguard.lab.fleet import FleetThread
 from dicomguard.report.html import render_html
 from dicomguard.report.stats import aggregate
 from dicomguard.report.summary import render_summary
 from dicomguard.store.read import load_scan
+
+from .conftest import scan_lab
 
 NETWORK = "127.77.6.0/29"  # .1-.5 lab hosts
 PERSONAS = {"open": 2, "honeypot-dicomhawk": 2, "honeypot-dicompot": 1}
@@ -21,12 +21,7 @@ PERSONAS = {"open": 2, "honeypot-dicomhawk": 2, "honeypot-dicompot": 1}
 
 @pytest.fixture(scope="module")
 def decoy_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    db = tmp_path_factory.mktemp("decoys") / "decoys.db"
-    with FleetThread(NETWORK, PERSONAS, ports=(11112,), max_patients=30):
-        argv = ["scan", NETWORK, "-p", "11112", "--rate", "0", "--timeout", "2"]
-        argv += ["--query-budget", "8", "--no-progress", "-q", "--db", str(db)]
-        assert main(argv) == 0
-    yield db
+    yield scan_lab(tmp_path_factory.mktemp("decoys") / "decoys.db", NETWORK, PERSONAS)
 
 
 def test_statistics_count_real_looking_and_flagged_separately(decoy_db: Path) -> None:
