@@ -20,6 +20,11 @@ Messages go to a file (one XML document per line, so ``grep`` and log shippers w
 syslog as RFC 5424 (MSGID ``DICOM+RFC3881``, facility authpriv, as PS3.15 A.5 asks) over UDP or
 TCP (RFC 6587 octet counting). Sending never blocks the relay: UDP is fire-and-forget and TCP
 goes through a bounded queue whose overflow is counted, not waited for.
+
+Events are recorded when they happen but written one event-loop turn later, in batches with
+one flush: building and writing a message took longer than relaying a small C-STORE, and on
+the relay's path it delayed the response the peer was waiting for. Nothing is lost by the
+delay; :meth:`AuditTrail.stop` writes what is pending.
 """
 
 from __future__ import annotations
@@ -167,6 +172,7 @@ class AuditTrail:
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp_queue: asyncio.Queue[bytes] | None = None
         self._tcp_task: asyncio.Task[None] | None = None
+        self._pending: list[tuple[bool, dict[str, Any]]] = []
         self.written = 0
 
     @property
@@ -189,6 +195,7 @@ class AuditTrail:
                 self._tcp_task = asyncio.create_task(self._tcp_sender(host, port))
 
     async def stop(self) -> None:
+        self._write_pending()
         if self._tcp_task is not None and self._tcp_queue is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._tcp_queue.join(), 2.0)
@@ -231,10 +238,10 @@ class AuditTrail:
             self.metrics.audit_dropped.inc()
 
     def emit(self, xml: str, *, failure: bool) -> None:
+        """Write one message now (the file is flushed by the caller)."""
         self.written += 1
         if self._file is not None:
             self._file.write(xml + "\n")
-            self._file.flush()
         if self._udp is None and self._tcp_queue is None:
             return
         frame = syslog_frame(xml, severity=_SEVERITY_WARNING if failure else _SEVERITY_NOTICE)
@@ -250,7 +257,20 @@ class AuditTrail:
     def _emit(self, failure: bool = False, **kwargs: Any) -> None:
         if not self.enabled:
             return
-        self.emit(build_message(source_id=self.config.source_id, **kwargs), failure=failure)
+        kwargs.setdefault("when", dt.datetime.now(dt.UTC))
+        self._pending.append((failure, kwargs))
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self._write_pending)
+            except RuntimeError:  # no loop (a tool or test calling directly): write now
+                self._write_pending()
+
+    def _write_pending(self) -> None:
+        pending, self._pending = self._pending, []
+        for failure, kwargs in pending:
+            self.emit(build_message(source_id=self.config.source_id, **kwargs), failure=failure)
+        if self._file is not None and pending:
+            self._file.flush()
 
     @staticmethod
     def _requestor(relay: RelayInfo) -> tuple[str, str, str]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pynetdicom import pdu_primitives as prim
 
+from ..dul.associate_bytes import AssociateView
 from .auth import Authenticated, AuthError, JwtVerifier, PasscodeChecker
 from .config import GatewayConfig, IdentityPolicy, Route
 
@@ -87,11 +88,8 @@ def _aet(value: str | bytes | None) -> str:
     return (value or "").strip()
 
 
-def find_user_identity(rq: prim.A_ASSOCIATE) -> prim.UserIdentityNegotiation | None:
-    for item in rq.user_information or []:
-        if isinstance(item, prim.UserIdentityNegotiation):
-            return item
-    return None
+def find_user_identity(rq: AssociateView) -> prim.UserIdentityNegotiation | None:
+    return rq.user_information[0] if rq.user_information else None
 
 
 class AssociationPolicy:
@@ -104,7 +102,7 @@ class AssociationPolicy:
         if config.jwt is not None and self.jwt is None:
             self.jwt = JwtVerifier(config.jwt)
 
-    def decide(self, peer: Peer, rq: prim.A_ASSOCIATE) -> Admission | Refusal:
+    def decide(self, peer: Peer, rq: AssociateView) -> Admission | Refusal:
         cfg = self.config
         ip = ipaddress.ip_address(peer.address)
         if cfg.sources and not any(ip in net for net in cfg.sources):

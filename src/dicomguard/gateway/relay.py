@@ -24,11 +24,10 @@ from typing import TYPE_CHECKING
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
-from pynetdicom import pdu as _pdu
-from pynetdicom import pdu_primitives as prim
 
 from ..dul import dimse
 from ..dul import pdu as P
+from ..dul.associate_bytes import AssociateView, parse_associate, rewrite_associate
 from ..dul.command import CommandSet, parse_command
 from ..dul.errors import DulError, MalformedPdu, ProtocolViolation
 from .config import GatewayConfig, Listener
@@ -225,6 +224,19 @@ class _Inspector:
         # Something was held or dropped: what was passed before that point goes out first.
         return [_wrap(pdu[s:e]) for s, e in passed] + out
 
+    def may_stream(self, cid: int, hdr: int) -> bool:
+        """Whether a PDU holding one PDV with this header can go through untouched.
+
+        True for a data-set fragment that continues a passed data set on its presentation
+        context (the state is advanced as :meth:`feed` would); anything else, including every
+        protocol error, returns False so that :meth:`feed` handles and reports it.
+        """
+        if hdr & 0x01 or self._held or cid != self._data_cid or not self._data_pass:
+            return False
+        if hdr & 0x02:
+            self._data_cid = None
+        return True
+
     def _complete(self, cid: int) -> tuple[bool, bool]:
         command = parse_command(bytes(self._cmd))
         return self.on_command(cid, command), command.has_dataset
@@ -236,6 +248,191 @@ def _wrap(item: bytes) -> bytes:
 
 class RelayAbort(Exception):
     """End the association with A-ABORT to both sides (the message says why)."""
+
+
+#: P-DATA PDUs at least this long are streamed through as they arrive when they hold one
+#: data-set PDV that passes; shorter ones are gathered whole (a copy too small to matter).
+STREAM_MIN = 8192
+#: a streamed PDU's headers are joined to its first body bytes when those are at most this long
+#: (copying is cheaper than a separate send); beyond it they go out as a write of their own
+_COALESCE = 65536
+
+
+class _Pipe(asyncio.Protocol):
+    """One direction of the data phase: the protocol of the socket it reads from.
+
+    It replaces the stream protocol of that socket when the association is accepted. Bytes are
+    parsed PDU by PDU as they arrive and written to the other socket in the same callback, with
+    no task switch in between. A large P-DATA-TF that carries one data-set fragment of a passed
+    message is forwarded chunk by chunk (``stream_left``); every other PDU is gathered whole
+    and goes through :class:`_Inspector`. Back-pressure: when the other socket's send buffer is
+    full, the other pipe pauses reading on this one.
+    """
+
+    def __init__(self, relay: Relay, direction: str, inspector: _Inspector) -> None:
+        self.relay = relay
+        self.direction = direction
+        self.inspector = inspector
+        self.max_len = relay.config.limits.max_pdu_bytes
+        self.counter = relay.shared.metrics.bytes.child(direction=direction)
+        self.transport: asyncio.Transport | None = None
+        self.out: asyncio.Transport | None = None  # the other socket
+        self.other: _Pipe | None = None
+        self.buf = bytearray()  # the current PDU while gathered
+        self.want = 6  # bytes of the current PDU needed before the next decision
+        self.stream_left = 0
+        self.head = b""  # headers of a streamed PDU not yet written
+        self.closed = False
+        self._stream_protocol: asyncio.BaseProtocol | None = None
+
+    def attach(self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport,
+               other: _Pipe) -> None:
+        """Take over ``transport`` from its stream, including bytes the stream still holds."""
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.other = other
+        self.out = other.transport or None
+        other.out = transport
+        self._stream_protocol = transport.get_protocol()
+        transport.set_protocol(self)
+        transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
+        # StreamReader has no public "take what is buffered without waiting"; its buffer is
+        # read once, here, so that bytes that came with the A-ASSOCIATE exchange are not lost.
+        leftover = bytes(reader._buffer)
+        reader._buffer.clear()
+        if reader.at_eof() and not leftover:
+            self._fail(RelayAbort(f"{self.direction}: connection closed"))
+        elif leftover:
+            asyncio.get_running_loop().call_soon(self.data_received, leftover)
+        transport.resume_reading()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.relay.last_activity = time.monotonic()
+        self.counter.add(len(data))
+        try:
+            self._consume(data)
+        except (RelayAbort, DulError) as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool:
+        self._fail(RelayAbort(f"{self.direction}: connection closed"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(RelayAbort(f"{self.direction}: {exc or 'connection closed'}"))
+        if self._stream_protocol is not None:  # so that StreamWriter.wait_closed() returns
+            self._stream_protocol.connection_lost(exc)
+            self._stream_protocol = None
+
+    def pause_writing(self) -> None:
+        if self.other is not None and self.other.transport is not None:
+            self.other.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.other is not None and self.other.transport is not None:
+            self.other.transport.resume_reading()
+
+    # -- parsing ------------------------------------------------------------------------------
+    def _fail(self, exc: BaseException) -> None:
+        if not self.closed:
+            self.closed = True
+            self.relay._end(exc)
+
+    def _consume(self, data: bytes) -> None:
+        out = self.out
+        assert out is not None
+        view = memoryview(data)
+        pos, n = 0, len(data)
+        while pos < n and not self.closed:
+            if self.stream_left:
+                take = min(self.stream_left, n - pos)
+                head = self.head
+                if head and take <= _COALESCE:
+                    # One write, one segment: the peer would otherwise wake up for 12 bytes.
+                    out.write(head + view[pos : pos + take])
+                else:
+                    if head:
+                        out.write(head)
+                    out.write(data if take == n else view[pos : pos + take])
+                self.head = b""
+                self.stream_left -= take
+                pos += take
+                continue
+            need = self.want - len(self.buf)
+            if need > n - pos:
+                self.buf += view[pos:]
+                return
+            self.buf += view[pos : pos + need]
+            pos += need
+            if len(self.buf) == 6:
+                self._header()
+            elif len(self.buf) == 12 and self.want == 12:
+                self._try_stream()
+            else:
+                self._whole(bytes(self.buf))
+
+    def _header(self) -> None:
+        pdu_type, _, length = _HEADER.unpack(self.buf)
+        if pdu_type not in P.PDU_NAMES:
+            raise RelayAbort(f"{self.direction}: not a PDU (type 0x{pdu_type:02x})")
+        bound = self.max_len if pdu_type == P.P_DATA_TF else P.MAX_ASSOCIATION_PDU
+        if length > bound:
+            raise RelayAbort(f"{self.direction}: PDU of {length} bytes above {bound}")
+        if length == 0:
+            self._whole(bytes(self.buf))
+        elif pdu_type == P.P_DATA_TF and length >= STREAM_MIN:
+            self.want = 12
+        else:
+            self.want = 6 + length
+
+    def _try_stream(self) -> None:
+        """Twelve bytes in: the PDU header and the first PDV header. Stream if allowed."""
+        (length,) = _LEN.unpack_from(self.buf, 2)
+        (pdv_len,) = _LEN.unpack_from(self.buf, 6)
+        if pdv_len + 4 != length or not self.inspector.may_stream(self.buf[10], self.buf[11]):
+            self.want = 6 + length
+            return
+        self.head = bytes(self.buf)  # written with the first bytes of the body
+        self.stream_left = length - 6
+        self.buf.clear()
+        self.want = 6
+
+    def _whole(self, data: bytes) -> None:
+        """A complete PDU (header included) that was gathered."""
+        self.buf.clear()
+        self.want = 6
+        out = self.out
+        assert out is not None
+        pdu_type = data[0]
+        if pdu_type == P.P_DATA_TF:
+            relay = self.relay
+            try:
+                chunks = self.inspector.feed(data)
+            except CommandSetError as exc:
+                relay.shared.metrics.aborts.inc(reason="command-set")
+                relay.shared.audit.protocol_violation(relay, f"{self.direction}: {exc}")
+                raise RelayAbort(f"{self.direction}: {exc}") from None
+            except (MalformedPdu, ProtocolViolation) as exc:
+                relay.shared.metrics.aborts.inc(reason="protocol")
+                relay.shared.audit.protocol_violation(relay, f"{self.direction}: {exc}")
+                raise RelayAbort(f"{self.direction}: {exc}") from None
+            for chunk in chunks:
+                out.write(chunk)
+        elif pdu_type == P.A_RELEASE_RQ:
+            out.write(data)
+        elif pdu_type == P.A_RELEASE_RP:
+            out.write(data)
+            self.closed = True
+            self.relay._end("released")
+        elif pdu_type == P.A_ABORT:
+            out.write(data)
+            self.closed = True
+            self.relay._end(f"aborted by {'client' if self.direction == 'up' else 'backend'}")
+        else:
+            raise RelayAbort(f"{self.direction}: unexpected {P.PDU_NAMES[pdu_type]}")
 
 
 class Relay:
@@ -281,8 +478,7 @@ class Relay:
         except Exception:  # a bug must cost one association, never the listener
             log.exception("association %d: unexpected failure", self.id)
             self.shared.metrics.aborts.inc(reason="internal")
-            with contextlib.suppress(Exception):
-                self.writer.write(P.abort_pdu(2, 0))
+            self._abort_both()
         finally:
             shared.active.discard(self)
             shared.metrics.active.dec()
@@ -303,14 +499,13 @@ class Relay:
             self.writer.write(P.abort_pdu(2, 2))  # unexpected PDU
             return
         try:
-            rq_pdu = P.decode(raw)
-            rq = rq_pdu.to_primitive()
-        except Exception:
-            self.writer.write(P.abort_pdu(2, 6))
+            rq = parse_associate(raw.data)
+        except MalformedPdu:
+            self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
             self.shared.metrics.associations.inc(result="malformed")
             return
-        self.called_aet = _text(rq.called_ae_title)
-        self.calling_aet = _text(rq.calling_ae_title)
+        self.called_aet = rq.called_ae_title
+        self.calling_aet = rq.calling_ae_title
         peer = Peer(self.peer_address, self.listener.tls, peer_cert)
         if len(self.shared.active) > cfg.limits.max_associations:
             await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
@@ -320,7 +515,7 @@ class Relay:
             await self._refuse(decision)
             return
         self.admission = decision
-        if not await self._forward_request(rq, decision):
+        if not await self._forward_request(raw.data, rq, decision):
             return
         await self._relay()
 
@@ -343,20 +538,16 @@ class Relay:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.reader.read(1), 1.0)
 
-    async def _forward_request(self, rq: prim.A_ASSOCIATE, adm: Admission) -> bool:
+    async def _forward_request(self, data: bytes, rq: AssociateView, adm: Admission) -> bool:
         cfg = self.config
         route = adm.route
-        rq.called_ae_title = route.backend_aet
-        if route.calling_aet:
-            rq.calling_ae_title = route.calling_aet
-        if route.user_identity == "strip":
-            rq.user_information = [
-                i
-                for i in rq.user_information or []
-                if not isinstance(i, prim.UserIdentityNegotiation)
-            ]
-        out = _pdu.A_ASSOCIATE_RQ()
-        out.from_primitive(rq)
+        out = rewrite_associate(
+            data,
+            rq,
+            called=route.backend_aet,
+            calling=route.calling_aet or rq.calling_ae_title,
+            strip_identity=route.user_identity == "strip",
+        )
         try:
             self.backend_reader, self.backend_writer = await asyncio.wait_for(
                 asyncio.open_connection(route.backend_host, route.backend_port, limit=1 << 18),
@@ -365,7 +556,7 @@ class Relay:
         except (OSError, TimeoutError) as exc:
             await self._refuse(Refusal(2, 3, 1, f"backend unreachable: {exc}", "backend"))
             return False
-        self.backend_writer.write(out.encode())
+        self.backend_writer.write(out)
         await self.backend_writer.drain()
         try:
             raw = await P.read_pdu(self.backend_reader, timeout=cfg.limits.associate_timeout)
@@ -398,58 +589,64 @@ class Relay:
         return True
 
     def _rewrite_accept(self, raw: P.RawPdu, adm: Admission) -> bytes:
-        """The backend's AC with the client's AE titles and the gateway's identity answer."""
-        ac = P.decode(raw).to_primitive()
-        ac.called_ae_title = self.called_aet or "ANY"
-        ac.calling_ae_title = self.calling_aet or "ANY"
+        """The backend's AC with the client's AE titles and the gateway's identity answer.
+
+        With ``user_identity = "strip"`` the backend never saw the identity, so the gateway,
+        which verified it, answers for it when the client asked for a response (PS3.7
+        D.3.3.7.2: an empty server response for username/passcode; a JWT is not echoed).
+        """
+        ac = parse_associate(raw.data)
+        strip = adm.route.user_identity == "strip"
         ui = adm.user_identity
-        if adm.route.user_identity == "strip":
-            items = [
-                i
-                for i in ac.user_information or []
-                if not isinstance(i, prim.UserIdentityNegotiation)
-            ]
-            if ui is not None and ui.positive_response_requested:
-                # The gateway verified the identity, so the gateway answers for it (PS3.7
-                # D.3.3.7.2: empty server response for username/passcode; the token is not
-                # echoed for JWT).
-                answer = prim.UserIdentityNegotiation()
-                answer.server_response = b""
-                items.append(answer)
-            ac.user_information = items
-        out = _pdu.A_ASSOCIATE_AC()
-        out.from_primitive(ac)
-        return out.encode()
+        return rewrite_associate(
+            raw.data,
+            ac,
+            called=self.called_aet or "ANY",
+            calling=self.calling_aet or "ANY",
+            strip_identity=strip,
+            identity_answer=strip and ui is not None and bool(ui.positive_response_requested),
+        )
 
     # -- P-DATA relay -------------------------------------------------------------------------
     async def _relay(self) -> None:
+        """Hand both sockets to :class:`_Pipe` protocols and wait for the association to end.
+
+        The association phase above reads through streams (simple, bounded, awaitable); the
+        data phase does not, because every PDU through a stream costs a buffer copy and a
+        coroutine wake-up per hop. Each pipe parses PDUs in ``data_received`` and writes to the
+        other socket in the same callback, and streams the bytes of large data-set PDUs through
+        as they arrive (cut-through) instead of holding whole PDUs.
+        """
         assert self.backend_reader is not None and self.backend_writer is not None
         lim = self.config.limits
-        up = _Inspector(lim.max_command_bytes, lim.max_command_fragments, self._on_request)
-        down = _Inspector(lim.max_command_bytes, lim.max_command_fragments, self._on_response)
-        tasks = [
-            asyncio.create_task(self._pump(self.reader, self.backend_writer, up, "up")),
-            asyncio.create_task(self._pump(self.backend_reader, self.writer, down, "down")),
-            asyncio.create_task(self._watchdog()),
-        ]
+        loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        up = _Pipe(self, "up", _Inspector(
+            lim.max_command_bytes, lim.max_command_fragments, self._on_request))
+        down = _Pipe(self, "down", _Inspector(
+            lim.max_command_bytes, lim.max_command_fragments, self._on_response))
+        up.attach(self.reader, self.writer.transport, down)
+        down.attach(self.backend_reader, self.backend_writer.transport, up)
+        watchdog = asyncio.create_task(self._watchdog())
         try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            reason = "released"
-            for task in done:
-                exc = task.exception()
-                if isinstance(exc, RelayAbort | DulError):
-                    reason = str(exc) or type(exc).__name__
-                    await self._abort_both()
-                elif exc is not None:
-                    reason = f"{type(exc).__name__}: {exc}"
-                    log.error("association %d: relay failed", self.id, exc_info=exc)
-                    await self._abort_both()
-                elif task.result():
-                    reason = str(task.result())
+            await asyncio.wait([self._done, watchdog], return_when=asyncio.FIRST_COMPLETED)
+            if not self._done.done():
+                exc: BaseException | None = watchdog.exception()
+            else:
+                exc = self._done.exception()
+            if exc is None:
+                reason = str(self._done.result())
+            elif isinstance(exc, RelayAbort | DulError):
+                reason = str(exc) or type(exc).__name__
+                self._abort_both()
+            else:
+                reason = f"{type(exc).__name__}: {exc}"
+                log.error("association %d: relay failed", self.id, exc_info=exc)
+                self._abort_both()
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            up.closed = down.closed = True
+            watchdog.cancel()
+            await asyncio.gather(watchdog, return_exceptions=True)
         log.debug(
             "association %d (%s from %s) ended: %s",
             self.id,
@@ -459,6 +656,16 @@ class Relay:
         )
         self.shared.audit.association_end(self, reason)
 
+    def _end(self, reason: str | BaseException) -> None:
+        """Called by a pipe: the association is over (released, aborted or failed)."""
+        done = getattr(self, "_done", None)
+        if done is None or done.done():
+            return
+        if isinstance(reason, BaseException):
+            done.set_exception(reason)
+        else:
+            done.set_result(reason)
+
     async def _watchdog(self) -> None:
         """Abort an association idle for longer than ``limits.idle_timeout`` (checked coarsely
         so the data path pays no timer per PDU)."""
@@ -467,59 +674,6 @@ class Relay:
             await asyncio.sleep(min(5.0, idle / 2))
             if time.monotonic() - self.last_activity > idle:
                 raise RelayAbort(f"idle for more than {idle:g}s")
-
-    async def _pump(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        inspector: _Inspector,
-        direction: str,
-    ) -> str | None:
-        max_len = self.config.limits.max_pdu_bytes
-        counter = self.shared.metrics.bytes.child(direction=direction)
-        while True:
-            try:
-                header = await reader.readexactly(6)
-                pdu_type, _, length = _HEADER.unpack(header)
-                if pdu_type not in P.PDU_NAMES:
-                    raise RelayAbort(f"{direction}: not a PDU (type 0x{pdu_type:02x})")
-                bound = max_len if pdu_type == P.P_DATA_TF else P.MAX_ASSOCIATION_PDU
-                if length > bound:
-                    raise RelayAbort(f"{direction}: PDU of {length} bytes above {bound}")
-                data = header + await reader.readexactly(length)
-            except asyncio.IncompleteReadError:
-                raise RelayAbort(f"{direction}: connection closed") from None
-            except (ConnectionError, OSError) as exc:
-                raise RelayAbort(f"{direction}: {exc}") from None
-            self.last_activity = time.monotonic()
-            counter.add(len(data))
-            if pdu_type == P.P_DATA_TF:
-                try:
-                    out = inspector.feed(data)
-                except CommandSetError as exc:
-                    self.shared.metrics.aborts.inc(reason="command-set")
-                    self.shared.audit.protocol_violation(self, f"{direction}: {exc}")
-                    raise RelayAbort(f"{direction}: {exc}") from None
-                except (MalformedPdu, ProtocolViolation) as exc:
-                    self.shared.metrics.aborts.inc(reason="protocol")
-                    self.shared.audit.protocol_violation(self, f"{direction}: {exc}")
-                    raise RelayAbort(f"{direction}: {exc}") from None
-                for chunk in out:
-                    writer.write(chunk)
-                if writer.transport.get_write_buffer_size() > _WRITE_HIGH_WATER:
-                    await writer.drain()
-            elif pdu_type in (P.A_RELEASE_RQ, P.A_RELEASE_RP):
-                writer.write(data)
-                await writer.drain()
-                if pdu_type == P.A_RELEASE_RP:
-                    return "released"
-            elif pdu_type == P.A_ABORT:
-                writer.write(data)
-                with contextlib.suppress(Exception):
-                    await writer.drain()
-                return f"aborted by {'client' if direction == 'up' else 'backend'}"
-            else:
-                raise RelayAbort(f"{direction}: unexpected {P.PDU_NAMES[pdu_type]}")
 
     # -- policy on commands -------------------------------------------------------------------
     def _on_request(self, cid: int, command: CommandSet) -> bool:
@@ -620,17 +774,18 @@ class Relay:
             self.writer.write(chunk)
 
     # -- ending -------------------------------------------------------------------------------
-    async def _abort_both(self) -> None:
+    def _abort_both(self) -> None:
+        """A-ABORT to both sides; written straight to the transports, which flush it before
+        they close (a stream's drain would wait on a protocol the data phase replaced)."""
         for w in (self.writer, self.backend_writer):
             if w is None:
                 continue
             with contextlib.suppress(Exception):
-                w.write(P.abort_pdu(2, 0))
-                await asyncio.wait_for(w.drain(), 1.0)
+                w.transport.write(P.abort_pdu(2, 0))
 
     async def abort(self) -> None:
         """Used by a stop past its grace period: A-ABORT both sides and close."""
-        await self._abort_both()
+        self._abort_both()
         await self._close_all()
 
     async def _close_all(self) -> None:

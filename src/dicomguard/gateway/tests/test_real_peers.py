@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydicom import dcmwrite
+from pydicom import dcmread, dcmwrite
 
 from dicomguard.testing.base import LoopbackServer
 from dicomguard.testing.orthanc import OrthancServer
@@ -63,6 +63,32 @@ def test_storescu_to_storescp_through_gateway(
                  *_files(tmp_path, 3)])
     assert done.returncode == 0, done.stderr
     assert len(_received(storescp_backend)) == 3
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_large_instances_stream_through_byte_for_byte(
+    raw_config: dict[str, Any], gateway_factory: Any, storescp_backend: Any, tmp_path: Path,
+    pki: dict[str, Any], tls: bool,
+) -> None:
+    # ~0.5 MB each in 16 KiB PDUs: every data PDU takes the cut-through path of the relay
+    if tls:
+        raw_config["listen"] = [{"address": GATEWAY_HOST, "port": 0, "tls": True}]
+        raw_config["tls"] = {"cert": str(pki["server"].cert), "key": str(pki["server"].key)}
+    gw = gateway_factory(_route_to(raw_config, storescp_backend))
+    host, port = gw.address()
+    sent = []
+    for i in range(3):
+        ds = ct_instance(200 + i, rows=512, columns=512)
+        ds.PixelData = bytes((j * 7 + i) % 251 for j in range(512 * 512 * 2))
+        path = tmp_path / f"big{i}.dcm"
+        dcmwrite(path, ds, enforce_file_format=True)
+        sent.append(ds)
+    tls_args = ["+tla", "+cf", str(pki["ca"])] if tls else []
+    done = _run([STORESCU, *tls_args, "-aet", "CT01", "-aec", "PACS", host, str(port),
+                 *(str(tmp_path / f"big{i}.dcm") for i in range(3))])
+    assert done.returncode == 0, done.stderr
+    got = {ds.SOPInstanceUID: ds.PixelData for ds in map(dcmread, _received(storescp_backend))}
+    assert got == {ds.SOPInstanceUID: ds.PixelData for ds in sent}
 
 
 def test_storescu_tls_with_passcode(
