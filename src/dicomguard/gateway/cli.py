@@ -62,13 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{args.config}: ok ({len(config.listeners)} listeners, "
               f"{len(config.routes)} routes, {len(config.identities)} identities)")
         return 0
+    from .busypoll import event_loop
     from .server import Gateway  # imported late: --check and --hash-passcode stay light
 
     async def run() -> None:
         await Gateway(config, args.config).serve_forever()
 
+    # A reload cannot switch busy polling on or off: the event loop is chosen at start.
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=lambda: event_loop(config.limits.busy_poll_us)) as r:
+            r.run(run())
     except OSError as exc:
         print(f"dicomguard gateway: {exc}", file=sys.stderr)
         return 1

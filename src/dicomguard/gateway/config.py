@@ -203,6 +203,8 @@ class Limits:
     max_command_bytes: int = 16 << 10
     max_command_fragments: int = 4
     stop_grace: float = 10.0
+    #: spin this long before sleeping when traffic flows (gateway/busypoll.py); 0 = off
+    busy_poll_us: int = 0
 
 
 @dataclass(frozen=True)
@@ -489,7 +491,10 @@ def _limits(item: dict[str, Any]) -> Limits:
             values[name] = _int(item, name, "limits", default)
         else:
             values[name] = _number(item, name, "limits", default)
-        if values[name] <= 0:
+        if name == "busy_poll_us":
+            if not 0 <= values[name] <= 10_000:
+                raise ConfigError("limits.busy_poll_us", "must be between 0 and 10000")
+        elif values[name] <= 0:
             raise ConfigError(f"limits.{name}", "must be positive")
     return Limits(**values)
 

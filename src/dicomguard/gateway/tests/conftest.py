@@ -32,6 +32,7 @@ from pynetdicom.sop_class import (
 )
 
 from dicomguard.gateway.auth import hash_passcode
+from dicomguard.gateway.busypoll import event_loop
 from dicomguard.gateway.config import GatewayConfig, Listener, parse_config
 from dicomguard.gateway.server import Gateway
 from dicomguard.testing.loopback import free_port
@@ -54,11 +55,14 @@ class BackendRecord:
     associations: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     cancelled: list[int] = field(default_factory=list)
+    #: encoded data set of each C-STORE by SOP instance UID, to compare bytes end to end
+    stored: dict[str, bytes] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.associations.clear()
         self.requests.clear()
         self.cancelled.clear()
+        self.stored.clear()
 
 
 class RecordingBackend:
@@ -88,7 +92,9 @@ class RecordingBackend:
         return 0
 
     def _on_store(self, event: Event) -> int:
-        self.record.requests.append(("STORE", str(event.request.AffectedSOPInstanceUID)))
+        uid = str(event.request.AffectedSOPInstanceUID)
+        self.record.requests.append(("STORE", uid))
+        self.record.stored[uid] = event.request.DataSet.getvalue()
         return 0
 
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
@@ -144,7 +150,7 @@ class GatewayThread:
     """A :class:`Gateway` on its own event loop in a daemon thread."""
 
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
-        self.loop = asyncio.new_event_loop()
+        self.loop = event_loop(config.limits.busy_poll_us)  # as the CLI makes it
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.gateway: Gateway = self.call(self._make(config, config_path))
