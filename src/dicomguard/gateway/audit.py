@@ -33,6 +33,7 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import functools
 import os
 import socket
 from pathlib import Path
@@ -79,9 +80,36 @@ class RelayInfo(Protocol):
     admission: Any
 
 
+@functools.lru_cache(maxsize=64)
 def _code(tag: str, code: tuple[str, str]) -> str:
     return (f'<{tag} csd-code="{code[0]}" codeSystemName="DCM" '
             f"originalText={quoteattr(code[1])}/>")
+
+
+# The fragments below repeat for every operation of an association (same peer, same gateway,
+# a handful of SOP classes), so they are escaped once and cached rather than per message.
+@functools.lru_cache(maxsize=1024)
+def _participant(aet: str, address: str, user: str, requestor: bool) -> str:
+    name = f" UserName={quoteattr(user)}" if user else ""
+    role = ("110153", "Source Role ID") if requestor else ("110152", "Destination Role ID")
+    return (f"<ActiveParticipant UserID={quoteattr(aet or '-')}{name} "
+            f'UserIsRequestor="{"true" if requestor else "false"}" '
+            f'NetworkAccessPointID={quoteattr(address)} NetworkAccessPointTypeCode="2">'
+            + _code("RoleIDCode", role) + "</ActiveParticipant>")
+
+
+@functools.lru_cache(maxsize=16)
+def _source(source_id: str) -> str:
+    return (f"<AuditSourceIdentification AuditSourceID={quoteattr(source_id)}>"
+            '<AuditSourceTypeCode csd-code="4" codeSystemName="DCM" '
+            'originalText="Application Server Process"/></AuditSourceIdentification>')
+
+
+@functools.lru_cache(maxsize=256)
+def _object(sop_class: str) -> str:
+    return (f"<ParticipantObjectIdentification ParticipantObjectID={quoteattr(sop_class)} "
+            'ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3">'
+            + _code("ParticipantObjectIDTypeCode", ("110181", "SOP Class UID")))
 
 
 def build_message(
@@ -118,26 +146,13 @@ def build_message(
     parts.append("</EventIdentification>")
     if requestor is not None:
         aet, address, user = requestor
-        name = f" UserName={quoteattr(user)}" if user else ""
-        parts.append(
-            f"<ActiveParticipant UserID={quoteattr(aet or '-')}{name} UserIsRequestor=\"true\" "
-            f'NetworkAccessPointID={quoteattr(address)} NetworkAccessPointTypeCode="2">'
-            + _code("RoleIDCode", ("110153", "Source Role ID")) + "</ActiveParticipant>")
+        parts.append(_participant(aet, address, user, True))
     if destination is not None:
         aet, address = destination
-        parts.append(
-            f"<ActiveParticipant UserID={quoteattr(aet or '-')} UserIsRequestor=\"false\" "
-            f'NetworkAccessPointID={quoteattr(address)} NetworkAccessPointTypeCode="2">'
-            + _code("RoleIDCode", ("110152", "Destination Role ID")) + "</ActiveParticipant>")
-    parts.append(
-        f"<AuditSourceIdentification AuditSourceID={quoteattr(source_id)}>"
-        '<AuditSourceTypeCode csd-code="4" codeSystemName="DCM" '
-        'originalText="Application Server Process"/></AuditSourceIdentification>')
+        parts.append(_participant(aet, address, "", False))
+    parts.append(_source(source_id))
     if sop_class:
-        parts.append(
-            f"<ParticipantObjectIdentification ParticipantObjectID={quoteattr(sop_class)} "
-            'ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3">'
-            + _code("ParticipantObjectIDTypeCode", ("110181", "SOP Class UID")))
+        parts.append(_object(sop_class))
         for name, value in (details or {}).items():
             encoded = base64.b64encode(value.encode()).decode()
             parts.append(f'<ParticipantObjectDetail type={quoteattr(name)} value="{encoded}"/>')
