@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Guard a legacy DICOM device: policy, TLS, identity and audit in front of "
         "it. SIGHUP reloads the config, SIGTERM stops gracefully.",
     )
-    p.add_argument("--config", "-c", type=Path, help="gateway configuration (TOML)")
+    p.add_argument("--config", "-c", type=Path,
+                   help="gateway configuration (TOML, or YAML for .yaml/.yml)")
     p.add_argument("--check", action="store_true",
                    help="validate the configuration and exit (0 = good)")
     p.add_argument("--hash-passcode", action="store_true",

@@ -1,4 +1,10 @@
-"""Gateway configuration: a TOML file read with ``tomllib`` into frozen dataclasses.
+"""Gateway configuration: a TOML or YAML file read into frozen dataclasses.
+
+TOML (``tomllib``) is the reference format; a file ending in ``.yaml``/``.yml`` is read with
+PyYAML's safe loader into the same structure (tables become mappings, ``[[route]]`` a list
+named ``route``), then validated by the same code, so both formats accept and refuse exactly
+the same things. YAML 1.1 turns bare ``NO``, ``ON`` or ``1e3`` into booleans and numbers: an AE
+title like that must be quoted, and the validation says so rather than guessing.
 
 Every value is checked when the file is loaded, and every error names the key it is about
 (``route[2].backend_port: expected an integer 1..65535, got 'x'``): an operator who edits the
@@ -235,15 +241,35 @@ class GatewayConfig:
 
 
 def load_config(path: str | Path) -> GatewayConfig:
-    """Read and validate a TOML file; relative file names are taken from the file's folder."""
+    """Read and validate a TOML or YAML file (by its suffix); relative file names are taken from
+    the file's folder."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
-    except OSError as exc:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), f"cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        raw = _load_yaml(text, path)
+    else:
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(str(path), f"not valid TOML: {exc}") from None
     return parse_config(raw, base_dir=path.parent)
+
+
+def _load_yaml(text: str, path: Path) -> dict[str, Any]:
+    import yaml  # only YAML users pay for the import
+
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), f"not valid YAML: {exc}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "expected a mapping of sections at the top level")
+    return raw
 
 
 def parse_config(raw: dict[str, Any], *, base_dir: Path = Path(".")) -> GatewayConfig:
@@ -530,8 +556,16 @@ def _str(item: dict[str, Any], name: str, key: str) -> str:
         raise ConfigError(f"{key}.{name}", "missing")
     value = item[name]
     if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key}.{name}", f"expected a non-empty string, got {value!r}")
+        raise ConfigError(f"{key}.{name}",
+                          f"expected a non-empty string, got {value!r}{_quote_hint(value)}")
     return value
+
+
+def _quote_hint(value: object) -> str:
+    """For a YAML user: ``calling_aet: NO`` arrives as False, ``port: 0104`` as a number."""
+    if isinstance(value, bool | int | float):
+        return " (in YAML, quote it: bare yes/no/on/off and numbers are not strings)"
+    return ""
 
 
 def _opt_str(item: dict[str, Any], name: str, key: str) -> str | None:
@@ -539,7 +573,7 @@ def _opt_str(item: dict[str, Any], name: str, key: str) -> str | None:
         return None
     value = item[name]
     if not isinstance(value, str):
-        raise ConfigError(f"{key}.{name}", f"expected a string, got {value!r}")
+        raise ConfigError(f"{key}.{name}", f"expected a string, got {value!r}{_quote_hint(value)}")
     return value
 
 
@@ -550,7 +584,9 @@ def _str_list(item: dict[str, Any], name: str, key: str, *, required: bool = Fal
         return []
     value = item[name]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key}.{name}", f"expected a list of strings, got {value!r}")
+        hint = next((_quote_hint(v) for v in value if _quote_hint(v)), "") if isinstance(
+            value, list) else ""
+        raise ConfigError(f"{key}.{name}", f"expected a list of strings, got {value!r}{hint}")
     return value
 
 

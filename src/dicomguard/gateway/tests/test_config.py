@@ -112,3 +112,87 @@ def test_scrypt_hash_round_trip() -> None:
     hashed = hash_passcode("pw")
     assert hashed.startswith("scrypt$") and verify_passcode(b"pw", hashed)
     assert not verify_passcode(b"pw", hashed.replace("scrypt", "bcrypt"))
+
+
+FULL_TOML = """
+[[listen]]
+address = "127.0.0.1"
+port = 11112
+
+[sources]
+allow = ["127.0.0.0/8"]
+
+[[client]]
+calling_aet = "CT01"
+sources = ["127.0.0.1/32"]
+identity = "modality"
+
+[[route]]
+called_aet = "PACS"
+backend_host = "127.0.0.1"
+backend_port = 104
+backend_aet = "LEGACYPACS"
+user_identity = "pass"
+
+[identity.modality]
+operations = ["ECHO", "STORE"]
+
+[identity.viewer]
+operations = ["FIND", "MOVE"]
+move_destinations = ["VIEWER1"]
+find_max_results = 50
+
+[limits]
+idle_timeout = 120.5
+busy_poll_us = 100
+"""
+
+FULL_YAML = """
+listen:
+  - {address: 127.0.0.1, port: 11112}
+sources:
+  allow: [127.0.0.0/8]
+client:
+  - calling_aet: CT01
+    sources: [127.0.0.1/32]
+    identity: modality
+route:
+  - called_aet: PACS
+    backend_host: 127.0.0.1
+    backend_port: 104
+    backend_aet: LEGACYPACS
+    user_identity: pass
+identity:
+  modality:
+    operations: [ECHO, STORE]
+  viewer:
+    operations: [FIND, MOVE]
+    move_destinations: [VIEWER1]
+    find_max_results: 50
+limits:
+  idle_timeout: 120.5
+  busy_poll_us: 100
+"""
+
+
+def test_yaml_and_toml_files_give_the_same_config(tmp_path: Path) -> None:
+    (tmp_path / "gw.toml").write_text(FULL_TOML)
+    (tmp_path / "gw.yaml").write_text(FULL_YAML)
+    from_toml = load_config(tmp_path / "gw.toml")
+    assert load_config(tmp_path / "gw.yaml") == from_toml
+    assert from_toml.identities["viewer"].find_max_results == 50
+    assert main(["--config", str(tmp_path / "gw.yaml"), "--check"]) == 0
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("listen: [unclosed", "not valid YAML"),
+    ("- listen", "mapping of sections"),
+    (FULL_YAML.replace("calling_aet: CT01", "calling_aet: NO"),
+     r"client\[0\].calling_aet: expected a non-empty string, got False \(in YAML, quote it"),
+    (FULL_YAML.replace("ECHO, STORE", "ECHO, yes"), r"identity.modality.operations"),
+])
+def test_yaml_mistakes_get_clear_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "gw.yml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
