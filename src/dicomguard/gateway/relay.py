@@ -20,7 +20,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
@@ -288,7 +288,8 @@ class _Pipe(asyncio.Protocol):
     def attach(self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport,
                other: _Pipe) -> None:
         """Take over ``transport`` from its stream, including bytes the stream still holds."""
-        assert isinstance(transport, asyncio.Transport)
+        # not an isinstance check: uvloop's transports do not derive from asyncio.Transport
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.other = other
         self.out = other.transport or None

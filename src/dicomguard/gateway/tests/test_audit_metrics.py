@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -124,3 +125,19 @@ def _parse(raw: dict[str, Any]) -> Any:
     from dicomguard.gateway.config import parse_config
 
     return parse_config(raw)
+
+
+def test_audit_reaches_the_file_within_the_batch_window_while_running(
+    raw_config: dict[str, Any], gateway_factory: Any, backend: RecordingBackend, tmp_path: Path
+) -> None:
+    from dicomguard.gateway.audit import BATCH_SECONDS
+
+    raw_config["audit"] = {"file": "audit.xml"}
+    gw = gateway_factory(raw_config, tmp_path)
+    assoc = associate(gw.address(), calling="CT01")
+    for i in range(20):
+        assert assoc.send_c_store(ct_instance(40 + i)).Status == 0
+    time.sleep(BATCH_SECONDS + 0.5)  # no stop: the running gateway must have flushed them
+    stored = [e for e in _events(tmp_path / "audit.xml") if e[0] == "DICOM Instances Transferred"]
+    assert len(stored) == 20
+    assoc.release()
