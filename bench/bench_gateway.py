@@ -1,7 +1,7 @@
 """Benchmark: C-STORE throughput direct, through the gateway, through the gateway with TLS, and
 through stunnel (the TLS reference), in one run.
 
-    python bench/bench_gateway.py [--small 1500] [--large 40] [--pdu 131072] [--repeat 5]
+    python bench/bench_gateway.py [--small 1500] [--large 40] [--pdu 131072] [--repeat 7]
 
 Two more rows put the plain gateway's ratio in context: ``socat relay`` is a byte pump written
 in C with no DICOM inspection at all (what one extra hop costs on this machine, whoever makes
@@ -20,8 +20,11 @@ every DCMTK process and ``TCP_NODELAY`` for stunnel's sockets, so no mode wins b
 (asyncio, hence the gateway, sets TCP_NODELAY itself). ``--nagle`` keeps DCMTK's default to show
 that effect.
 
-Each cell is the best of ``--repeat`` runs; a run's time includes storescu's start and its
-reading of the files (identical in every mode), so ratios slightly understate overheads.
+Each cell of the table is the best of ``--repeat`` runs; the ratios printed under it are the
+median over rounds of the ratio within a round (modes are interleaved), which is what to quote:
+the VM's speed drifts between rounds by more than the differences measured. A run's time
+includes storescu's start and its reading of the files (identical in every mode), so ratios
+slightly understate overheads.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import argparse
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -167,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--small", type=int, default=1500, help="number of ~10 KB instances")
     ap.add_argument("--large", type=int, default=40, help="number of ~5 MB instances")
     ap.add_argument("--pdu", type=int, default=131072, help="max PDU on both DCMTK ends")
-    ap.add_argument("--repeat", type=int, default=5, help="runs per cell (best is kept)")
+    ap.add_argument("--repeat", type=int, default=7, help="runs per cell (best is kept)")
     ap.add_argument("--nagle", action="store_true",
                     help="leave DCMTK's default (Nagle on) instead of TCP_NODELAY=1")
     args = ap.parse_args(argv)
@@ -220,13 +224,20 @@ def main(argv: list[str] | None = None) -> int:
             modes["socat relay"] = (socat_port, [])
         else:
             print("socat not installed: no C relay reference row", file=sys.stderr)
-        results: dict[tuple[str, str], float] = {}
+        runs: dict[tuple[str, str], list[float]] = {}
         for cls, files in classes.items():
             for _ in range(args.repeat):  # interleave modes so drift hits all alike
                 for mode, (port, targs) in modes.items():
                     t = store(port, files, args.pdu, targs)
-                    key = (cls, mode)
-                    results[key] = min(results.get(key, t), t)
+                    runs.setdefault((cls, mode), []).append(t)
+        results = {key: min(times) for key, times in runs.items()}
+
+        def ratio(cls: str, reference: str, mode: str) -> float:
+            """Median over rounds of reference time / mode time, each pair from one round:
+            on a shared VM the speed drifts between rounds, and a ratio within a round
+            cancels that drift where best-of times do not."""
+            pairs = zip(runs[(cls, reference)], runs[(cls, mode)], strict=True)
+            return statistics.median(ref / t for ref, t in pairs)
 
         print()
         print(f"C-STORE throughput, storescu -> storescp --ignore, max PDU {args.pdu}, "
@@ -250,16 +261,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"{mb / t:>8.1f} {len(files) / t:>8.1f} {direct / t:>9.0%} "
                       f"{vs_socat:>9} {vs_stunnel:>10}")
         print()
+        print(f"Ratios, median over {args.repeat} rounds of the ratio within each round:")
         for cls in classes:
-            plain_ratio = results[(cls, "direct")] / results[(cls, "gateway")]
-            busy_ratio = results[(cls, "direct")] / results[(cls, "gateway busy-poll")]
-            tls_ratio = results[(cls, "stunnel TLS")] / results[(cls, "gateway+TLS")]
-            busy_tls = results[(cls, "stunnel TLS")] / results[(cls, "gateway+TLS busy-poll")]
-            line = (f"{cls}: plain gateway {plain_ratio:.0%} of direct (target >= 90%; "
-                    f"busy-poll {busy_ratio:.0%}")
-            if (cls, "socat relay") in results:
-                line += f", socat {results[(cls, 'direct')] / results[(cls, 'socat relay')]:.0%}"
-            print(line + f"), TLS gateway {tls_ratio:.2f}x stunnel (target >= 1.00x; "
+            line = (f"{cls}: plain gateway {ratio(cls, 'direct', 'gateway'):.0%} of direct "
+                    f"(target >= 90%; busy-poll {ratio(cls, 'direct', 'gateway busy-poll'):.0%}")
+            if (cls, "socat relay") in runs:
+                line += (f"; socat relay {ratio(cls, 'direct', 'socat relay'):.0%}, the gateway "
+                         f"{ratio(cls, 'socat relay', 'gateway'):.0%} of socat")
+            tls = ratio(cls, "stunnel TLS", "gateway+TLS")
+            busy_tls = ratio(cls, "stunnel TLS", "gateway+TLS busy-poll")
+            print(line + f"), TLS gateway {tls:.2f}x stunnel (target >= 1.00x; "
                   f"busy-poll {busy_tls:.2f}x)")
         return 0
     finally:
