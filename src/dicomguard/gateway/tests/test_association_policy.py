@@ -273,3 +273,20 @@ def test_required_client_certificate(
     assert ok.is_established
     assert ok.send_c_echo().Status == 0
     ok.release()
+
+
+def test_ipv6_loopback_listener_and_source_allow_list(
+    raw_config: dict[str, Any], gateway_factory: Any, backend: RecordingBackend
+) -> None:
+    raw_config["listen"] = [{"address": "::1", "port": 0}]
+    raw_config["sources"] = {"allow": ["::1/128"]}
+    raw_config["client"] = [{"calling_aet": "CT01", "sources": ["::1/128"],
+                             "identity": "modality"}]
+    gw = gateway_factory(raw_config)
+    host, port = gw.address()
+    assert host == "::1"
+    assoc = associate((host, port), calling="CT01")
+    assert assoc.is_established
+    assert assoc.send_c_echo().Status == 0
+    assoc.release()
+    assert backend.record.associations[-1]["calling"] == "DGGATEWAY"
