@@ -27,6 +27,8 @@ class SpinningSelector(selectors.EpollSelector):
         super().__init__()
         self.window = window
         self._last_events = 0.0
+        #: zero-timeout polls made so far (what the spinning costs, for tests and debugging)
+        self.spins = 0
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout <= 0:
@@ -39,6 +41,7 @@ class SpinningSelector(selectors.EpollSelector):
                 limit = min(limit, now + timeout)
             while True:
                 ready = super().select(0)
+                self.spins += 1
                 if ready:
                     self._last_events = clock()
                     return ready

@@ -50,7 +50,7 @@ log = logging.getLogger("dicomguard.gateway")
 
 _LEN = struct.Struct(">L")
 _HEADER = struct.Struct(">BBL")
-_WRITE_HIGH_WATER = 1 << 20
+_WRITE_HIGH_WATER = int(__import__("os").environ.get("DG_HW", 1 << 20))
 
 _RESPONSE_CLASSES: dict[int, type[dm.DIMSEMessage]] = {
     0x0001: dm.C_STORE_RSP,
@@ -253,9 +253,6 @@ class RelayAbort(Exception):
 #: P-DATA PDUs at least this long are streamed through as they arrive when they hold one
 #: data-set PDV that passes; shorter ones are gathered whole (a copy too small to matter).
 STREAM_MIN = 8192
-#: a streamed PDU's headers are joined to its first body bytes when those are at most this long
-#: (copying is cheaper than a separate send); beyond it they go out as a write of their own
-_COALESCE = 65536
 
 
 class _Pipe(asyncio.Protocol):
@@ -281,7 +278,11 @@ class _Pipe(asyncio.Protocol):
         self.buf = bytearray()  # the current PDU while gathered
         self.want = 6  # bytes of the current PDU needed before the next decision
         self.stream_left = 0
-        self.head = b""  # headers of a streamed PDU not yet written
+        #: output of the current arrival: (start, end) ranges of its bytes, or bytes objects
+        self.parts: list[tuple[int, int] | bytes] = []
+        #: where the PDU being gathered began in the current arrival (None: in an earlier one)
+        self.pdu_start: int | None = None
+        self.consuming = False  # inside _consume: writes of the relay's own queue behind parts
         self.closed = False
         self._stream_protocol: asyncio.BaseProtocol | None = None
 
@@ -343,39 +344,78 @@ class _Pipe(asyncio.Protocol):
             self.relay._end(exc)
 
     def _consume(self, data: bytes) -> None:
+        """Parse what arrived and write what passes, in one write at the end.
+
+        Bytes that pass unchanged are recorded as ranges of ``data``, and adjacent ranges
+        merge, so an arrival that only continues and starts data-set PDUs (the bulk of a
+        transfer) goes out as ``data`` itself: no copy and one ``send``, as a blind relay
+        would. Only PDUs the gateway changed or that straddle arrivals are joined. (On
+        loopback every ``send`` also runs the receiver's TCP path; one per PDU piece cost more
+        than the gateway's own work.)
+        """
         out = self.out
         assert out is not None
-        view = memoryview(data)
+        parts = self.parts
         pos, n = 0, len(data)
-        while pos < n and not self.closed:
-            if self.stream_left:
-                take = min(self.stream_left, n - pos)
-                head = self.head
-                if head and take <= _COALESCE:
-                    # One write, one segment: the peer would otherwise wake up for 12 bytes.
-                    out.write(head + view[pos : pos + take])
+        self.consuming = True
+        try:
+            while pos < n and not self.closed:
+                if self.stream_left:
+                    take = min(self.stream_left, n - pos)
+                    self._range(pos, pos + take)
+                    self.stream_left -= take
+                    pos += take
+                    continue
+                if not self.buf:
+                    self.pdu_start = pos
+                need = self.want - len(self.buf)
+                if need > n - pos:
+                    self.buf += memoryview(data)[pos:]
+                    self.pdu_start = None
+                    return
+                self.buf += memoryview(data)[pos : pos + need]
+                pos += need
+                if len(self.buf) == 6:
+                    self._header(pos)
+                elif len(self.buf) == 12 and self.want == 12:
+                    self._try_stream(pos)
                 else:
-                    if head:
-                        out.write(head)
-                    out.write(data if take == n else view[pos : pos + take])
-                self.head = b""
-                self.stream_left -= take
-                pos += take
-                continue
-            need = self.want - len(self.buf)
-            if need > n - pos:
-                self.buf += view[pos:]
-                return
-            self.buf += view[pos : pos + need]
-            pos += need
-            if len(self.buf) == 6:
-                self._header()
-            elif len(self.buf) == 12 and self.want == 12:
-                self._try_stream()
-            else:
-                self._whole(bytes(self.buf))
+                    self._whole(bytes(self.buf), pos)
+        finally:
+            self.consuming = False
+            if parts:
+                if len(parts) == 1 and isinstance(parts[0], tuple):
+                    start, end = parts[0]
+                    out.write(data if end - start == n else memoryview(data)[start:end])
+                else:
+                    view = memoryview(data)
+                    out.write(b"".join(view[p[0] : p[1]] if isinstance(p, tuple) else p
+                                       for p in parts))
+                parts.clear()
 
-    def _header(self) -> None:
+    def send(self, data: bytes) -> None:
+        """Write ``data`` after everything this pipe has let through so far."""
+        if self.consuming:
+            self.parts.append(data)
+        elif self.out is not None:
+            self.out.write(data)
+
+    def _range(self, start: int, end: int) -> None:
+        parts = self.parts
+        if parts and isinstance(parts[-1], tuple) and parts[-1][1] == start:
+            parts[-1] = (parts[-1][0], end)
+        else:
+            parts.append((start, end))
+
+    def _verbatim(self, end: int) -> None:
+        """The current PDU's gathered bytes pass unchanged (as a range when it began in this
+        arrival)."""
+        if self.pdu_start is not None:
+            self._range(self.pdu_start, end)
+        else:
+            self.parts.append(bytes(self.buf))
+
+    def _header(self, pos: int) -> None:
         pdu_type, _, length = _HEADER.unpack(self.buf)
         if pdu_type not in P.PDU_NAMES:
             raise RelayAbort(f"{self.direction}: not a PDU (type 0x{pdu_type:02x})")
@@ -383,30 +423,26 @@ class _Pipe(asyncio.Protocol):
         if length > bound:
             raise RelayAbort(f"{self.direction}: PDU of {length} bytes above {bound}")
         if length == 0:
-            self._whole(bytes(self.buf))
+            self._whole(bytes(self.buf), pos)
         elif pdu_type == P.P_DATA_TF and length >= STREAM_MIN:
             self.want = 12
         else:
             self.want = 6 + length
 
-    def _try_stream(self) -> None:
+    def _try_stream(self, pos: int) -> None:
         """Twelve bytes in: the PDU header and the first PDV header. Stream if allowed."""
         (length,) = _LEN.unpack_from(self.buf, 2)
         (pdv_len,) = _LEN.unpack_from(self.buf, 6)
         if pdv_len + 4 != length or not self.inspector.may_stream(self.buf[10], self.buf[11]):
             self.want = 6 + length
             return
-        self.head = bytes(self.buf)  # written with the first bytes of the body
+        self._verbatim(pos)
         self.stream_left = length - 6
         self.buf.clear()
         self.want = 6
 
-    def _whole(self, data: bytes) -> None:
-        """A complete PDU (header included) that was gathered."""
-        self.buf.clear()
-        self.want = 6
-        out = self.out
-        assert out is not None
+    def _whole(self, data: bytes, pos: int) -> None:
+        """A complete PDU (header included) that was gathered; it ends at ``pos``."""
         pdu_type = data[0]
         if pdu_type == P.P_DATA_TF:
             relay = self.relay
@@ -420,20 +456,23 @@ class _Pipe(asyncio.Protocol):
                 relay.shared.metrics.aborts.inc(reason="protocol")
                 relay.shared.audit.protocol_violation(relay, f"{self.direction}: {exc}")
                 raise RelayAbort(f"{self.direction}: {exc}") from None
-            for chunk in chunks:
-                out.write(chunk)
-        elif pdu_type == P.A_RELEASE_RQ:
-            out.write(data)
-        elif pdu_type == P.A_RELEASE_RP:
-            out.write(data)
-            self.closed = True
-            self.relay._end("released")
-        elif pdu_type == P.A_ABORT:
-            out.write(data)
-            self.closed = True
-            self.relay._end(f"aborted by {'client' if self.direction == 'up' else 'backend'}")
+            if len(chunks) == 1 and chunks[0] is data:
+                self._verbatim(pos)
+            else:
+                self.parts.extend(chunks)
+        elif pdu_type in (P.A_RELEASE_RQ, P.A_RELEASE_RP, P.A_ABORT):
+            self._verbatim(pos)
+            if pdu_type == P.A_RELEASE_RP:
+                self.closed = True
+                self.relay._end("released")
+            elif pdu_type == P.A_ABORT:
+                self.closed = True
+                self.relay._end(
+                    f"aborted by {'client' if self.direction == 'up' else 'backend'}")
         else:
             raise RelayAbort(f"{self.direction}: unexpected {P.PDU_NAMES[pdu_type]}")
+        self.buf.clear()
+        self.want = 6
 
 
 class Relay:
@@ -464,6 +503,7 @@ class Relay:
         #: across operation types (pynetdicom numbers each service from 1), responses name both
         self.ops: dict[tuple[int, int], _Op] = {}
         self.last_activity = time.monotonic()
+        self._pipes: dict[str, _Pipe] = {}  # the data phase's two directions
         self.stopping = False
         self._started = time.monotonic()
 
@@ -626,6 +666,7 @@ class Relay:
             lim.max_command_bytes, lim.max_command_fragments, self._on_request))
         down = _Pipe(self, "down", _Inspector(
             lim.max_command_bytes, lim.max_command_fragments, self._on_response))
+        self._pipes = {"up": up, "down": down}
         up.attach(self.reader, self.writer.transport, down)
         down.attach(self.backend_reader, self.backend_writer.transport, up)
         watchdog = asyncio.create_task(self._watchdog())
@@ -756,7 +797,7 @@ class Relay:
         op.capped = True
         msg_id = int(response.get("MessageIDBeingRespondedTo", 0) or 0)
         for chunk in dimse.cancel_pdus(msg_id, cid, 0):
-            self.backend_writer.write(chunk)
+            self._send("up", chunk)
         request = Dataset()
         request.CommandField = dimse.C_FIND_RQ
         request.MessageID = msg_id
@@ -772,7 +813,17 @@ class Relay:
         if msg is None:
             raise RelayAbort(f"no response type for command {request.get('CommandField')}")
         for chunk in dimse.encode_message(msg, cid, 0):
-            self.writer.write(chunk)
+            self._send("down", chunk)
+
+    def _send(self, direction: str, data: bytes) -> None:
+        """Bytes of the gateway's own for the client ("down") or the backend ("up"), in order
+        with what that direction's pipe is relaying."""
+        pipe = self._pipes.get(direction)
+        writer = self.writer if direction == "down" else self.backend_writer
+        if pipe is not None:
+            pipe.send(data)
+        elif writer is not None:
+            writer.write(data)
 
     # -- ending -------------------------------------------------------------------------------
     def _abort_both(self) -> None:
