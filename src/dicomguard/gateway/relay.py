@@ -50,7 +50,7 @@ log = logging.getLogger("dicomguard.gateway")
 
 _LEN = struct.Struct(">L")
 _HEADER = struct.Struct(">BBL")
-_WRITE_HIGH_WATER = int(__import__("os").environ.get("DG_HW", 1 << 20))
+_WRITE_HIGH_WATER = 1 << 20
 
 _RESPONSE_CLASSES: dict[int, type[dm.DIMSEMessage]] = {
     0x0001: dm.C_STORE_RSP,
