@@ -77,6 +77,20 @@ Example::
     [metrics]
     address = "127.0.0.1"
     port = 9464
+
+    [limits]                        # all optional; defaults in Limits below
+    idle_timeout = 600.0
+    max_pdu_bytes = 4194304
+    busy_poll_us = 0                # > 0: spin this long before sleeping (busypoll.py)
+
+The same in YAML (``gateway.yaml``)::
+
+    listen:
+      - {address: 127.0.0.1, port: 11112}
+    route:
+      - {called_aet: PACS, backend_host: 127.0.0.1, backend_port: 104, backend_aet: LEGACYPACS}
+    identity:
+      modality: {operations: [ECHO, STORE]}
 """
 
 from __future__ import annotations
