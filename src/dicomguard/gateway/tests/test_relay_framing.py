@@ -14,6 +14,7 @@ from pynetdicom.sop_class import CTImageStorage
 
 from dicomguard.dul import client, dimse
 from dicomguard.dul import pdu as P
+from dicomguard.dul.errors import PeerAborted
 from dicomguard.dul.negotiation import AssociateRequest
 
 from .conftest import RecordingBackend
@@ -71,3 +72,54 @@ async def test_stream_cut_anywhere_reaches_backend_byte_for_byte(
     await assoc.release()
     assert statuses == [0] * len(sent)
     assert backend.record.stored == sent
+
+
+async def _store_association(gw: Any) -> tuple[client.Association, int, str]:
+    host, port = gw.address()
+    rq = AssociateRequest(called_aet="PACS", calling_aet="CT01",
+                          abstract_syntaxes=(CTImageStorage,))
+    outcome = await client.associate(host, port, rq)
+    assert outcome.association is not None, outcome.reject
+    cid, ts = outcome.association.accept.context_for(CTImageStorage)  # type: ignore[misc]
+    return outcome.association, cid, ts
+
+
+async def test_large_data_pdu_without_its_command_is_not_streamed_but_aborted(
+    gateway_factory: Any, raw_config: dict[str, Any], backend: RecordingBackend
+) -> None:
+    gw = gateway_factory(raw_config)
+    assoc, cid, ts = await _store_association(gw)
+    _, _, pdus = _store_pdus(1, cid, ts, 12000)
+    assoc.writer.write(b"".join(pdus[1:]))  # data-set PDUs (10+ KB each), the command left out
+    with pytest.raises(PeerAborted):
+        while True:
+            P.raise_if_abort(await P.read_pdu(assoc.reader, timeout=5))
+    await assoc.close()
+    assert backend.record.stored == {}
+
+
+async def test_client_vanishing_inside_a_streamed_pdu_ends_the_association(
+    gateway_factory: Any, raw_config: dict[str, Any], backend: RecordingBackend
+) -> None:
+    gw = gateway_factory(raw_config)
+    assoc, cid, ts = await _store_association(gw)
+    _, _, pdus = _store_pdus(2, cid, ts, 12000)
+    stream = b"".join(pdus)
+    assoc.writer.write(stream[: len(pdus[0]) + 5000])  # the command, then part of a data PDU
+    await assoc.writer.drain()
+    await asyncio.sleep(0.2)
+    await assoc.close()  # gone mid-PDU
+    for _ in range(50):
+        if gw.gateway.metrics.active.value() == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert gw.gateway.metrics.active.value() == 0
+    assert backend.record.stored == {}
+    # the gateway carries on
+    again, cid, ts = await _store_association(gw)
+    uid, data, pdus = _store_pdus(3, cid, ts, 12000)
+    again.writer.write(b"".join(pdus))
+    reply = dimse.MessageAssembler().feed((await P.read_pdu(again.reader, timeout=5)).data)
+    assert reply[0].status == 0
+    await again.release()
+    assert backend.record.stored == {uid: data}
