@@ -68,6 +68,13 @@ def storescp_server() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture(scope="session")
+def storescp_big_pdu_server() -> Iterator[LoopbackServer]:
+    """storescp accepting 128 KiB PDUs on 127.0.10.6 (large PDUs: the gateway's splice path)."""
+    _need("storescp")
+    yield from _serve(lambda: StorescpServer(lab_address(6), max_pdu=131072))
+
+
+@pytest.fixture(scope="session")
 def pynetdicom_scp() -> Iterator[LoopbackServer]:
     """In-process pynetdicom Verification + C-FIND SCP, no AE checks, on 127.0.10.5."""
     yield from _serve(lambda: PynetdicomFindServer(lab_address(5)))

@@ -383,6 +383,8 @@ class _Pipe(asyncio.Protocol):
                     self._whole(bytes(self.buf), pos)
         finally:
             self.consuming = False
+            if self.buf:  # a PDU continues in the next arrival: its start is not in that one
+                self.pdu_start = None
             if parts:
                 if len(parts) == 1 and isinstance(parts[0], tuple):
                     start, end = parts[0]

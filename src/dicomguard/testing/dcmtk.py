@@ -152,8 +152,10 @@ class StorescpServer(ProcessServer):
 
     kind = "storescp"
 
-    def __init__(self, host: str, port: int | None = None, *, aet: str = "DGSTORE") -> None:
+    def __init__(self, host: str, port: int | None = None, *, aet: str = "DGSTORE",
+                 max_pdu: int | None = None) -> None:
         super().__init__(host, port, called_aets=[aet], patients=[], expected=STORESCP_EXPECTED)
+        self.max_pdu = max_pdu
 
     @property
     def output_dir(self) -> str:
@@ -166,4 +168,6 @@ class StorescpServer(ProcessServer):
         (work / "received").mkdir()
         argv = [binary, "--aetitle", self.aet, "--fork", "-ta", "10", "-td", "30",
                 "-od", self.output_dir, str(self.port)]
+        if self.max_pdu:
+            argv[1:1] = ["-pdu", str(self.max_pdu)]
         self._spawn(argv, cwd=work, wait_ports=[self.port])

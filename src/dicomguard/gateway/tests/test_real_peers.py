@@ -65,16 +65,24 @@ def test_storescu_to_storescp_through_gateway(
     assert len(_received(storescp_backend)) == 3
 
 
-@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+@pytest.mark.parametrize(("tls", "big_pdu"), [(False, False), (True, False), (False, True),
+                                              (True, True)],
+                         ids=["plain", "tls", "plain-128k-pdu", "tls-128k-pdu"])
 def test_large_instances_stream_through_byte_for_byte(
     raw_config: dict[str, Any], gateway_factory: Any, storescp_backend: Any, tmp_path: Path,
-    pki: dict[str, Any], tls: bool,
+    pki: dict[str, Any], tls: bool, big_pdu: bool, request: pytest.FixtureRequest,
 ) -> None:
-    # ~0.5 MB each in 16 KiB PDUs: every data PDU takes the cut-through path of the relay
+    # ~0.5 MB each: every data PDU takes the cut-through path of the relay; with 128 KiB PDUs
+    # on plain TCP the rest of each PDU body is spliced socket to socket by the kernel
+    backend = storescp_backend
+    if big_pdu:
+        backend = request.getfixturevalue("storescp_big_pdu_server")
+        for f in _received(backend):
+            f.unlink()
     if tls:
         raw_config["listen"] = [{"address": GATEWAY_HOST, "port": 0, "tls": True}]
         raw_config["tls"] = {"cert": str(pki["server"].cert), "key": str(pki["server"].key)}
-    gw = gateway_factory(_route_to(raw_config, storescp_backend))
+    gw = gateway_factory(_route_to(raw_config, backend))
     host, port = gw.address()
     sent = []
     for i in range(3):
@@ -84,10 +92,10 @@ def test_large_instances_stream_through_byte_for_byte(
         dcmwrite(path, ds, enforce_file_format=True)
         sent.append(ds)
     tls_args = ["+tla", "+cf", str(pki["ca"])] if tls else []
-    done = _run([STORESCU, *tls_args, "-aet", "CT01", "-aec", "PACS", host, str(port),
-                 *(str(tmp_path / f"big{i}.dcm") for i in range(3))])
+    done = _run([STORESCU, *tls_args, "-pdu", "131072", "-aet", "CT01", "-aec", "PACS", host,
+                 str(port), *(str(tmp_path / f"big{i}.dcm") for i in range(3))])
     assert done.returncode == 0, done.stderr
-    got = {ds.SOPInstanceUID: ds.PixelData for ds in map(dcmread, _received(storescp_backend))}
+    got = {ds.SOPInstanceUID: ds.PixelData for ds in map(dcmread, _received(backend))}
     assert got == {ds.SOPInstanceUID: ds.PixelData for ds in sent}
 
 

@@ -34,6 +34,27 @@ def _store_pdus(index: int, cid: int, ts: str, max_pdu: int) -> tuple[str, bytes
     return str(ds.SOPInstanceUID), data, dimse.encode_message(msg, cid, max_pdu, data)
 
 
+def _cut(stream: bytes, pdus_of: bytes) -> list[tuple[bytes, bool]]:
+    """Pieces of ``stream`` (and whether each ends at a header cut): cut at random points,
+    and exactly after every PDU header and PDV header, where the relay decides between
+    gathering and streaming."""
+    header_cuts = set()
+    pos = 0
+    while pos < len(pdus_of):  # PDU boundaries: cut at +0, +6 and +12 of each PDU
+        length = int.from_bytes(pdus_of[pos + 2 : pos + 6], "big")
+        header_cuts.update((pos, pos + 6, pos + 12))
+        pos += 6 + length
+    cuts = set(header_cuts)
+    rng = random.Random(20261125)
+    pos = 0
+    while pos < len(stream):
+        pos += rng.choice((1, 2, 5, 7, 11, 600, 4000, 9000))
+        cuts.add(pos)
+    edges = sorted(c for c in cuts if 0 < c < len(stream))
+    return [(stream[a:b], b in header_cuts)
+            for a, b in zip([0, *edges], [*edges, len(stream)], strict=True)]
+
+
 @pytest.mark.parametrize("busy_poll_us", [0, 300], ids=["sleeping-loop", "busy-poll"])
 async def test_stream_cut_anywhere_reaches_backend_byte_for_byte(
     gateway_factory: Any, raw_config: dict[str, Any], backend: RecordingBackend,
@@ -55,14 +76,11 @@ async def test_stream_cut_anywhere_reaches_backend_byte_for_byte(
         uid, data, pdus = _store_pdus(i, cid, ts, 12000)
         sent[uid] = data
         stream += b"".join(pdus)
-    rng = random.Random(20261125)
-    pos = 0
-    while pos < len(stream):
-        step = rng.choice((1, 2, 5, 7, 11, 600, 4000, 9000))
-        assoc.writer.write(stream[pos : pos + step])
+    for piece, at_header in _cut(stream, pdus_of=stream):
+        assoc.writer.write(piece)
         await assoc.writer.drain()
-        await asyncio.sleep(0.0005)
-        pos += step
+        # long enough at header cuts that the gateway reads the piece on its own
+        await asyncio.sleep(0.02 if at_header else 0.0005)
     statuses = []
     assembler = dimse.MessageAssembler()
     while len(statuses) < len(sent):
