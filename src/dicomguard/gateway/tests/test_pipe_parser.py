@@ -1,0 +1,82 @@
+"""The relay's PDU parser (``_Pipe._consume``) against every way TCP can cut a stream.
+
+The socket tests can only suggest where a stream is cut; here the same bytes are fed in
+thousands of random chunkings, straight into the parser, with a recording stand-in for the
+sending transport (the one part replaced: no real socket lets a test choose its segments).
+Everything passes the policy in this stream, so what comes out must be the input, byte for
+byte, in order.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from types import SimpleNamespace
+from typing import Any
+
+from dicomguard.dul import dimse
+from dicomguard.dul.command import encode_command
+from dicomguard.gateway import relay as R
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.out = bytearray()
+
+    def write(self, data: Any) -> None:
+        self.out += data
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def _pipe() -> tuple[R._Pipe, _Recorder]:
+    counter = SimpleNamespace(add=lambda n: None)
+    fake_relay: Any = SimpleNamespace(
+        config=SimpleNamespace(limits=SimpleNamespace(max_pdu_bytes=4 << 20)),
+        shared=SimpleNamespace(metrics=SimpleNamespace(
+            bytes=SimpleNamespace(child=lambda **k: counter))),
+        last_activity=0.0,
+        _end=lambda reason: None,
+    )
+    pipe = R._Pipe(fake_relay, "up", R._Inspector(16384, 4, lambda cid, command: True))
+    recorder = _Recorder()
+    pipe.out = recorder  # type: ignore[assignment]
+    return pipe, recorder
+
+
+def _message(cid: int, data_size: int, pdv_room: int) -> bytes:
+    """A C-STORE-RQ with a data set of ``data_size`` bytes in PDUs of ``pdv_room``."""
+    command = encode_command({
+        "CommandField": dimse.C_STORE_RQ, "MessageID": cid, "Priority": 0,
+        "AffectedSOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
+        "AffectedSOPInstanceUID": f"2.25.{cid}", "CommandDataSetType": 0x0001,
+    })
+    out = struct.pack(">BBL", 4, 0, len(command) + 6) + struct.pack(
+        ">LBB", len(command) + 2, cid, 0x03) + command
+    data = bytes(i % 251 for i in range(data_size))
+    for start in range(0, data_size, pdv_room):
+        piece = data[start : start + pdv_room]
+        last = start + pdv_room >= data_size
+        pdv = struct.pack(">LBB", len(piece) + 2, cid, 0x02 if last else 0x00) + piece
+        out += struct.pack(">BBL", 4, 0, len(pdv)) + pdv
+    return out
+
+
+def test_any_chunking_gives_back_the_input_byte_for_byte() -> None:
+    stream = b"".join([
+        _message(1, 5_000, 16_000),      # small PDUs: gathered whole
+        _message(3, 100_000, 30_000),    # streamed PDUs
+        _message(1, 20_000, 9_000),      # just above the streaming threshold
+        dimse.echo_pdus(2, 1, 0)[0],     # a command alone
+        bytes([5, 0, 0, 0, 0, 4, 0, 0, 0, 0]),  # A-RELEASE-RQ
+    ])
+    rng = random.Random(7)
+    for trial in range(400):
+        pipe, recorder = _pipe()
+        pos = 0
+        while pos < len(stream):
+            step = rng.choice((1, 2, 3, 5, 6, 7, 11, 12, 13, 100, 4096, 20_000, 70_000))
+            pipe._consume(stream[pos : pos + step])
+            pos += step
+        assert bytes(recorder.out) == stream, f"trial {trial}"
