@@ -30,7 +30,7 @@ class _Recorder:
         return 0
 
 
-def _pipe() -> tuple[R._Pipe, _Recorder]:
+def _pipe(on_command: Any = lambda cid, command: True) -> tuple[R._Pipe, _Recorder]:
     counter = SimpleNamespace(add=lambda n: None)
     fake_relay: Any = SimpleNamespace(
         config=SimpleNamespace(limits=SimpleNamespace(max_pdu_bytes=4 << 20)),
@@ -39,16 +39,16 @@ def _pipe() -> tuple[R._Pipe, _Recorder]:
         last_activity=0.0,
         _end=lambda reason: None,
     )
-    pipe = R._Pipe(fake_relay, "up", R._Inspector(16384, 4, lambda cid, command: True))
+    pipe = R._Pipe(fake_relay, "up", R._Inspector(16384, 4, on_command))
     recorder = _Recorder()
     pipe.out = recorder  # type: ignore[assignment]
     return pipe, recorder
 
 
-def _message(cid: int, data_size: int, pdv_room: int) -> bytes:
+def _message(cid: int, data_size: int, pdv_room: int, message_id: int | None = None) -> bytes:
     """A C-STORE-RQ with a data set of ``data_size`` bytes in PDUs of ``pdv_room``."""
     command = encode_command({
-        "CommandField": dimse.C_STORE_RQ, "MessageID": cid, "Priority": 0,
+        "CommandField": dimse.C_STORE_RQ, "MessageID": message_id or cid, "Priority": 0,
         "AffectedSOPClassUID": "1.2.840.10008.5.1.4.1.1.2",
         "AffectedSOPInstanceUID": f"2.25.{cid}", "CommandDataSetType": 0x0001,
     })
@@ -80,3 +80,23 @@ def test_any_chunking_gives_back_the_input_byte_for_byte() -> None:
             pipe._consume(stream[pos : pos + step])
             pos += step
         assert bytes(recorder.out) == stream, f"trial {trial}"
+
+
+def test_any_chunking_drops_exactly_the_refused_messages() -> None:
+    """Odd message IDs are refused: their command and every data PDU vanish, the rest is the
+    input byte for byte (each PDV here has a PDU of its own, so nothing is re-wrapped)."""
+    messages = [_message(1, size, room, message_id=i)
+                for i, (size, room) in enumerate(
+                    [(5_000, 16_000), (100_000, 30_000), (20_000, 9_000), (70_000, 65_000),
+                     (3_000, 1_000), (40_000, 12_000)], start=1)]
+    stream = b"".join(messages)
+    expected = b"".join(m for i, m in enumerate(messages, start=1) if i % 2 == 0)
+    rng = random.Random(11)
+    for trial in range(300):
+        pipe, recorder = _pipe(lambda cid, command: int(command.get("MessageID")) % 2 == 0)
+        pos = 0
+        while pos < len(stream):
+            step = rng.choice((1, 5, 6, 7, 12, 13, 999, 8_192, 33_000, 70_000))
+            pipe._consume(stream[pos : pos + step])
+            pos += step
+        assert bytes(recorder.out) == expected, f"trial {trial}"
