@@ -174,3 +174,22 @@ async def test_garbage_instead_of_request_gets_abort_not_silence(
     raw = await P.read_pdu(reader, timeout=5)
     assert raw.pdu_type == P.A_ABORT
     writer.close()
+
+
+async def test_malformed_associate_request_gets_abort_and_never_reaches_the_backend(
+    gateway_factory: Any, raw_config: dict[str, Any], backend: RecordingBackend
+) -> None:
+    """An A-ASSOCIATE-RQ whose item lengths lie: A-ABORT (reason 6, invalid parameter value),
+    counted as malformed, and the legacy backend is never contacted."""
+    gw = gateway_factory(raw_config)
+    host, port = gw.address()
+    good = bytearray(AssociateRequest(called_aet="PACS", calling_aet="CT01",
+                                      abstract_syntaxes=(ECHO,)).encode())
+    good[76:78] = (0xFFF0).to_bytes(2, "big")  # application context item overruns the PDU
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(bytes(good))
+    raw = await P.read_pdu(reader, timeout=5)
+    assert raw.pdu_type == P.A_ABORT and raw.data[-1] == 6
+    writer.close()
+    assert gw.gateway.metrics.associations.value(result="malformed") == 1
+    assert backend.record.associations == []
