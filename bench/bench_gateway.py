@@ -20,8 +20,10 @@ every DCMTK process and ``TCP_NODELAY`` for stunnel's sockets, so no mode wins b
 (asyncio, hence the gateway, sets TCP_NODELAY itself). ``--nagle`` keeps DCMTK's default to show
 that effect.
 
-Each cell of the table is the best of ``--repeat`` runs; the ratios printed under it are the
-median over rounds of the ratio within a round (modes are interleaved), which is what to quote:
+The last column is the relay process's CPU time per instance (from /proc; less noisy than the
+ratios on a shared VM). Each cell of the table is the best of ``--repeat`` runs; the ratios
+printed under it are the median over rounds of the ratio within a round (modes are
+interleaved), which is what to quote:
 the VM's speed drifts between rounds by more than the differences measured. A run's time
 includes storescu's start and its reading of the files (identical in every mode), so ratios
 slightly understate overheads.
@@ -72,6 +74,14 @@ def make_instances(directory: Path, count: int, rows: int, columns: int, tag: st
         dcmwrite(path, base, enforce_file_format=True)
         paths.append(str(path))
     return paths
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and of its children it has reaped (socat forks one per
+    connection), from /proc: user + system, in seconds (10 ms resolution)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Proc:
@@ -196,39 +206,50 @@ def main(argv: list[str] | None = None) -> int:
                            str(backend_port)], work / "storescp.log", backend_port))
         plain, tls = free_port(HOST), free_port(HOST)
         cfg = gateway_config(work, backend_port, plain, tls, certs)
-        procs.append(Proc([sys.executable, "-m", "dicomguard.gateway", "--config", str(cfg)],
-                          work / "gateway.log", tls))
+        gateway = Proc([sys.executable, "-m", "dicomguard.gateway", "--config", str(cfg)],
+                       work / "gateway.log", tls)
+        procs.append(gateway)
         wait_until_accepting(HOST, plain, timeout=10)
         busy, busy_tls = free_port(HOST), free_port(HOST)
         cfg = gateway_config(work, backend_port, busy, busy_tls, certs, BUSY_POLL_US, "busy")
-        procs.append(Proc([sys.executable, "-m", "dicomguard.gateway", "--config", str(cfg)],
-                          work / "busy.log", busy))
+        busy_gateway = Proc([sys.executable, "-m", "dicomguard.gateway", "--config", str(cfg)],
+                            work / "busy.log", busy)
+        procs.append(busy_gateway)
         stunnel_port = free_port(HOST)
-        procs.append(Proc([STUNNEL, str(stunnel_config(work, stunnel_port, backend_port, certs))],
-                          work / "stunnel.log", stunnel_port))
+        stunnel = Proc([STUNNEL, str(stunnel_config(work, stunnel_port, backend_port, certs))],
+                       work / "stunnel.log", stunnel_port)
+        procs.append(stunnel)
 
-        modes = {
-            "direct": (backend_port, []),
-            "gateway": (plain, []),
-            "gateway+TLS": (tls, tls_args),
-            "stunnel TLS": (stunnel_port, tls_args),
-            "gateway busy-poll": (busy, []),
-            "gateway+TLS busy-poll": (busy_tls, tls_args),
+        # mode -> (port, storescu TLS options, the relay process whose CPU time is measured)
+        modes: dict[str, tuple[int, list[str], Proc | None]] = {
+            "direct": (backend_port, [], None),
+            "gateway": (plain, [], gateway),
+            "gateway+TLS": (tls, tls_args, gateway),
+            "stunnel TLS": (stunnel_port, tls_args, stunnel),
+            "gateway busy-poll": (busy, [], busy_gateway),
+            "gateway+TLS busy-poll": (busy_tls, tls_args, busy_gateway),
         }
         if SOCAT:
             socat_port = free_port(HOST)
-            procs.append(Proc([SOCAT, "-b", "262144",
-                               f"TCP-LISTEN:{socat_port},bind={HOST},reuseaddr,fork,nodelay",
-                               f"TCP:{HOST}:{backend_port},nodelay"],
-                              work / "socat.log", socat_port))
-            modes["socat relay"] = (socat_port, [])
+            socat = Proc([SOCAT, "-b", "262144",
+                          f"TCP-LISTEN:{socat_port},bind={HOST},reuseaddr,fork,nodelay",
+                          f"TCP:{HOST}:{backend_port},nodelay"],
+                         work / "socat.log", socat_port)
+            procs.append(socat)
+            modes["socat relay"] = (socat_port, [], socat)
         else:
             print("socat not installed: no C relay reference row", file=sys.stderr)
         runs: dict[tuple[str, str], list[float]] = {}
+        cpu: dict[tuple[str, str], float] = {}
         for cls, files in classes.items():
             for _ in range(args.repeat):  # interleave modes so drift hits all alike
-                for mode, (port, targs) in modes.items():
+                for mode, (port, targs, relay) in modes.items():
+                    before = cpu_seconds(relay.p.pid) if relay else 0.0
                     t = store(port, files, args.pdu, targs)
+                    if relay:
+                        time.sleep(0.05)  # let socat's per-connection child be reaped
+                        cpu[(cls, mode)] = (cpu.get((cls, mode), 0.0)
+                                            + cpu_seconds(relay.p.pid) - before)
                     runs.setdefault((cls, mode), []).append(t)
         results = {key: min(times) for key, times in runs.items()}
 
@@ -244,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
               f"best of {args.repeat}, TCP_NODELAY={'off' if args.nagle else 'on'}")
         head = (f"{'class':<7} {'mode':<21} {'files':>6} {'MB':>7} {'seconds':>8} "
                 f"{'MB/s':>8} {'inst/s':>8} {'vs direct':>10} {'vs socat':>9} "
-                f"{'vs stunnel':>10}")
+                f"{'vs stunnel':>10} {'relay CPU/inst':>15}")
         print(head)
         print("-" * len(head))
         for cls, files in classes.items():
@@ -257,9 +278,11 @@ def main(argv: list[str] | None = None) -> int:
                 vs_socat = (f"{socat / t:8.0%}" if socat and "TLS" not in mode
                             and mode != "direct" else "")
                 vs_stunnel = f"{stunnel / t:9.2f}x" if "TLS" in mode else ""
+                relay_cpu = (f"{cpu[(cls, mode)] / (args.repeat * len(files)) * 1e6:12.0f} us"
+                             if (cls, mode) in cpu else "")
                 print(f"{cls:<7} {mode:<21} {len(files):>6} {mb:>7.1f} {t:>8.3f} "
                       f"{mb / t:>8.1f} {len(files) / t:>8.1f} {direct / t:>9.0%} "
-                      f"{vs_socat:>9} {vs_stunnel:>10}")
+                      f"{vs_socat:>9} {vs_stunnel:>10} {relay_cpu:>15}")
         print()
         print(f"Ratios, median over {args.repeat} rounds of the ratio within each round:")
         for cls in classes:
