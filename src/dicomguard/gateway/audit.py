@@ -192,13 +192,17 @@ def _stamp(when: dt.datetime | float | None) -> str:
     return f"{_second(second)}.{int((t - second) * 1000):03d}Z"
 
 
-def syslog_frame(message: str, *, severity: int, when: dt.datetime | None = None,
+@functools.lru_cache(maxsize=1)
+def _hostname() -> str:
+    return (socket.gethostname() or "-")[:255]
+
+
+def syslog_frame(message: str, *, severity: int, when: dt.datetime | float | None = None,
                  hostname: str | None = None, app: str = "dicomguard") -> bytes:
     """An RFC 5424 syslog message carrying ``message`` (UTF-8, with the BOM the RFC asks for)."""
-    when = when or dt.datetime.now(dt.UTC)
     pri = _FACILITY_AUTHPRIV * 8 + severity
-    stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    host = (hostname or socket.gethostname() or "-")[:255]
+    stamp = _stamp(when)
+    host = hostname[:255] if hostname else _hostname()
     head = f"<{pri}>1 {stamp} {host} {app} {os.getpid()} DICOM+RFC3881 - "
     return head.encode() + b"\xef\xbb\xbf" + message.encode()
 
