@@ -55,6 +55,16 @@ def _cut(stream: bytes, pdus_of: bytes) -> list[tuple[bytes, bool]]:
             for a, b in zip([0, *edges], [*edges, len(stream)], strict=True)]
 
 
+async def _store_association(gw: Any) -> tuple[client.Association, int, str]:
+    host, port = gw.address()
+    rq = AssociateRequest(called_aet="PACS", calling_aet="CT01",
+                          abstract_syntaxes=(CTImageStorage,))
+    outcome = await client.associate(host, port, rq)
+    assert outcome.association is not None, outcome.reject
+    cid, ts = outcome.association.accept.context_for(CTImageStorage)  # type: ignore[misc]
+    return outcome.association, cid, ts
+
+
 @pytest.mark.parametrize("busy_poll_us", [0, 300], ids=["sleeping-loop", "busy-poll"])
 async def test_stream_cut_anywhere_reaches_backend_byte_for_byte(
     gateway_factory: Any, raw_config: dict[str, Any], backend: RecordingBackend,
@@ -62,13 +72,7 @@ async def test_stream_cut_anywhere_reaches_backend_byte_for_byte(
 ) -> None:
     raw_config["limits"] = {"busy_poll_us": busy_poll_us}
     gw = gateway_factory(raw_config)
-    host, port = gw.address()
-    rq = AssociateRequest(called_aet="PACS", calling_aet="CT01",
-                          abstract_syntaxes=(CTImageStorage,))
-    outcome = await client.associate(host, port, rq)
-    assoc = outcome.association
-    assert assoc is not None, outcome.reject
-    cid, ts = assoc.accept.context_for(CTImageStorage)  # type: ignore[misc]
+    assoc, cid, ts = await _store_association(gw)
     # PDUs of up to 12 KB: above the relay's streaming threshold, below the backend's maximum
     sent: dict[str, bytes] = {}
     stream = b""
@@ -90,16 +94,6 @@ async def test_stream_cut_anywhere_reaches_backend_byte_for_byte(
     await assoc.release()
     assert statuses == [0] * len(sent)
     assert backend.record.stored == sent
-
-
-async def _store_association(gw: Any) -> tuple[client.Association, int, str]:
-    host, port = gw.address()
-    rq = AssociateRequest(called_aet="PACS", calling_aet="CT01",
-                          abstract_syntaxes=(CTImageStorage,))
-    outcome = await client.associate(host, port, rq)
-    assert outcome.association is not None, outcome.reject
-    cid, ts = outcome.association.accept.context_for(CTImageStorage)  # type: ignore[misc]
-    return outcome.association, cid, ts
 
 
 async def test_large_data_pdu_without_its_command_is_not_streamed_but_aborted(
