@@ -204,17 +204,19 @@ def main(argv: list[str] | None = None) -> int:
         backend_port = free_port(HOST)
         procs.append(Proc([STORESCP, "--ignore", "-pdu", str(args.pdu), "-aet", "STORESCP",
                            str(backend_port)], work / "storescp.log", backend_port))
-        plain, tls = free_port(HOST), free_port(HOST)
-        cfg = gateway_config(work, backend_port, plain, tls, certs)
-        gateway = Proc([sys.executable, "-m", "dicomguard.gateway", "--config", str(cfg)],
-                       work / "gateway.log", tls)
-        procs.append(gateway)
-        wait_until_accepting(HOST, plain, timeout=10)
-        busy, busy_tls = free_port(HOST), free_port(HOST)
-        cfg = gateway_config(work, backend_port, busy, busy_tls, certs, BUSY_POLL_US, "busy")
-        busy_gateway = Proc([sys.executable, "-m", "dicomguard.gateway", "--config", str(cfg)],
-                            work / "busy.log", busy)
-        procs.append(busy_gateway)
+
+        def start_gateway(name: str, busy_poll_us: int) -> tuple[Proc, int, int]:
+            """A gateway process with a plain and a TLS listener; (process, plain, tls port)."""
+            plain, tls = free_port(HOST), free_port(HOST)
+            cfg = gateway_config(work, backend_port, plain, tls, certs, busy_poll_us, name)
+            proc = Proc([sys.executable, "-m", "dicomguard.gateway", "--config", str(cfg)],
+                        work / f"{name}.log", tls)
+            procs.append(proc)
+            wait_until_accepting(HOST, plain, timeout=10)
+            return proc, plain, tls
+
+        gateway, plain, tls = start_gateway("gateway", 0)
+        busy_gateway, busy, busy_tls = start_gateway("busy", BUSY_POLL_US)
         stunnel_port = free_port(HOST)
         stunnel = Proc([STUNNEL, str(stunnel_config(work, stunnel_port, backend_port, certs))],
                        work / "stunnel.log", stunnel_port)
