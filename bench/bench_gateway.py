@@ -305,4 +305,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # storescp/Orthanc bind every interface: run in a loopback-only network namespace.
+    from dicomguard.testing.netns import reexec_isolated
+
+    reexec_isolated()
     sys.exit(main())

@@ -258,4 +258,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    # storescp/Orthanc bind every interface: run in a loopback-only network namespace.
+    from dicomguard.testing.netns import reexec_isolated
+
+    reexec_isolated()
     raise SystemExit(main())

@@ -21,6 +21,7 @@ from typing import Self
 
 from dicomguard.lab.synthetic import GroundTruth, SyntheticPatient, ground_truth, make_patients
 from dicomguard.testing.loopback import assert_loopback, free_port, wait_until_accepting
+from dicomguard.testing.netns import NotIsolatedError, assert_isolated
 
 #: Keys of :attr:`LoopbackServer.expected`, in the order a report would list them.
 EXPECTATION_KEYS = (
@@ -160,6 +161,9 @@ class ProcessServer(LoopbackServer):
     """
 
     startup_timeout = 20.0
+    #: Orthanc 1.10.1 and DCMTK 3.6.7 cannot bind one address: they listen on every interface,
+    #: so they only start inside a loopback-only network namespace (``testing/netns.py``).
+    binds_all_interfaces = True
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -187,6 +191,11 @@ class ProcessServer(LoopbackServer):
 
     def _spawn(self, argv: list[str], *, cwd: Path, wait_ports: Sequence[int]) -> None:
         """Run ``argv`` in its own session, then wait until every port in ``wait_ports`` accepts."""
+        if self.binds_all_interfaces:
+            try:
+                assert_isolated(f"{self!r}")
+            except NotIsolatedError as e:
+                raise ServerStartError(str(e)) from e
         self._log_file = cwd / "server.log"
         with self._log_file.open("wb") as log:
             self._proc = subprocess.Popen(

@@ -2,8 +2,8 @@
 ``storescp`` (a store-only sink).
 
 Neither program can choose its listening address in 3.6.7 (no bind option in ``--help``), so
-they listen on all interfaces at a random port for the life of a test session. We accept that
-only because nothing of ours ever sends a packet to a non-loopback address.
+they listen on all interfaces at a random port: they only start inside a loopback-only network
+namespace (``testing/netns.py``; ``scripts/test`` runs the tests in one).
 """
 
 from __future__ import annotations

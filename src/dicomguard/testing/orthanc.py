@@ -1,9 +1,9 @@
 """Orthanc (Debian's 1.10.1) as a real PACS on loopback, loaded over its REST API.
 
 Orthanc 1.10.1 has no option to choose the listening address: both its DICOM and HTTP servers
-bind all interfaces (``Orthanc --config=x.json`` lists every option; none binds). We accept
-that only because nothing of ours ever sends a packet to a non-loopback address, and we keep
-``RemoteAccessAllowed`` false so the REST API answers loopback clients only. The DICOM port is
+bind all interfaces (``Orthanc --config=x.json`` lists every option; none binds). So it only
+starts inside a loopback-only network namespace (``testing/netns.py``; ``scripts/test`` runs
+the tests in one), where every interface is loopback, and ``RemoteAccessAllowed`` stays false. The DICOM port is
 random and the server lives only as long as a test session.
 """
 
