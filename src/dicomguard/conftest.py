@@ -78,3 +78,25 @@ def storescp_big_pdu_server() -> Iterator[LoopbackServer]:
 def pynetdicom_scp() -> Iterator[LoopbackServer]:
     """In-process pynetdicom Verification + C-FIND SCP, no AE checks, on 127.0.10.5."""
     yield from _serve(lambda: PynetdicomFindServer(lab_address(5)))
+
+
+@pytest.fixture(scope="session")
+def orthanc_default() -> Iterator[OrthancServer]:
+    """Orthanc at its own defaults (preset ``default``: no DicomModalities, Find/Move/Get not
+    always allowed) on 127.0.10.20: contexts accepted, a stranger's operations aborted."""
+    _need("Orthanc")
+    yield from _serve(lambda: OrthancServer(lab_address(20), preset="default"))
+
+
+@pytest.fixture(scope="session")
+def orthanc_modalities() -> Iterator[OrthancServer]:
+    """Orthanc with DicomAlwaysAllowFind false and one DicomModalities entry (DGVIEWER)."""
+    _need("Orthanc")
+    yield from _serve(lambda: OrthancServer(lab_address(21), preset="modalities"))
+
+
+@pytest.fixture(scope="session")
+def orthanc_worklist() -> Iterator[OrthancServer]:
+    """Orthanc with the worklist plugin, Q/R open, DicomAlwaysAllowFindWorklist false."""
+    _need("Orthanc")
+    yield from _serve(lambda: OrthancServer(lab_address(22), preset="worklist"))

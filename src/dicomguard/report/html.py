@@ -100,7 +100,11 @@ def _aet(rec: dict[str, Any]) -> tuple[str, str]:
         c = "enforced"
     else:
         c = "any accepted"
-    return c, "enforced" if calling.get("enforced") else "any accepted"
+    if calling.get("enforced"):
+        return c, "enforced"
+    if calling.get("per_operation"):
+        return c, "checked per operation"
+    return c, "any accepted" if calling.get("verified") else "unknown"
 
 
 def render_html(scan: StoredScan) -> str:

@@ -77,7 +77,13 @@ def render_summary(
         )
         calling = r["calling_aet"]
         calling_txt = (
-            "enforced" if calling.get("enforced") else ("any" if calling.get("verified") else "?")
+            "enforced"
+            if calling.get("enforced")
+            else (
+                "per operation"
+                if calling.get("per_operation")
+                else ("any" if calling.get("verified") else "?")
+            )
         )
         ui = r["user_identity"]
         ui_txt = (

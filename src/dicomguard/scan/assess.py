@@ -34,7 +34,7 @@ from ..dul.negotiation import (
     UserIdentity,
     UserIdentityType,
 )
-from . import honeypot
+from . import honeypot, operations
 from . import sopclasses as sc
 from .aedefaults import load_ae_defaults, merge_titles
 from .confidence import confidence_map
@@ -214,6 +214,11 @@ async def assess(
         result.error = result.error or exc.detail
     except DulError as exc:  # a peer that misbehaves half-way through the assessment
         result.error = describe_error(exc)
+    if operations.enforced_per_operation(result.operations):
+        # the calling AE (or the source) is judged per operation, not at association time:
+        # "any calling AE (verified)" would be false, and no association-level check was seen
+        result.access_enforced_per_operation = True
+        result.calling_aet.update(enforced=False, verified=False, per_operation=True)
     result.associations = prober.associations
     result.elapsed_ms = int((time.monotonic() - started) * 1000)
     fp = None
@@ -303,26 +308,83 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
 
 
 async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> None:
-    """Fingerprint and services from an A-ASSOCIATE-AC, then a C-ECHO if offered."""
+    """Fingerprint from an A-ASSOCIATE-AC, then one harmless operation per negotiated service
+    (scan.operations) to learn which are really open to a stranger, then exposure counting
+    where a C-FIND was answered.
+
+    A refused operation often ends the association (Orthanc aborts): the next probe then opens
+    a new association with the same AE titles and identity (each one paced and counted).
+    """
     ac = assoc.accept
     r.implementation_class_uid = ac.implementation_class_uid
     r.implementation_version_name = ac.implementation_version_name
     r.max_pdu = ac.max_pdu
-    r.services = sc.services_from_results(ac.results)
+    negotiated = sc.services_from_results(ac.results)
+    r.services_negotiated = dict(negotiated)
     r.canary_result = ac.results.get(sc.CANARY)
+    ops: dict[str, dict[str, Any]] = {
+        name: operations.record(operations.UNTESTED) for name, on in negotiated.items() if on
+    }
+    current: Association | None = assoc
     try:
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
-            status = await assoc.echo()
-            r.services["verification"] = status == 0
-        if p.opts.exposure is not None and not p.opts.discovery:
-            r.exposure = await measure(
-                assoc, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
-            )
+            ops["verification"] = await operations.probe_echo(assoc)
+            await _drop_if_broken(assoc, ops["verification"])
+        if not p.opts.discovery:
+            for name in ("find_study_root", "find_patient_root", "worklist"):
+                if not negotiated[name]:
+                    continue
+                current = await _live(p, current)
+                if current is None:
+                    break
+                ops[name] = await operations.probe_find(current, name)
+                await _drop_if_broken(current, ops[name])
+        answered_find = any(
+            ops.get(n, {}).get("state") == operations.ANSWERED
+            for n in ("find_study_root", "find_patient_root", "worklist")
+        )
+        if p.opts.exposure is not None and not p.opts.discovery and answered_find:
+            current = await _live(p, current)
+            if current is not None:
+                r.exposure = await measure(
+                    current, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
+                )
         if p.opts.intrusive and not p.opts.discovery:
-            r.intrusive = await run_intrusive(assoc)
-        await assoc.release()
+            current = await _live(p, current)
+            if current is not None:
+                r.intrusive = await run_intrusive(current)
+                move = operations.from_intrusive_move((r.intrusive or {}).get("move"))
+                if move is not None:
+                    ops["move"] = move
+        if current is not None:
+            await current.release()
     except DulError:
+        if current is not None:
+            await current.abort()
+    finally:
+        r.operations = ops
+        r.services, r.services_confidence = operations.open_services(negotiated, ops)
+
+
+async def _drop_if_broken(assoc: Association, op: dict[str, Any]) -> None:
+    """An operation refused by A-ABORT or a dropped connection leaves no association."""
+    if op["state"] == operations.REFUSED and op["status"] is None:
         await assoc.abort()
+
+
+async def _live(p: _Prober, assoc: Association | None) -> Association | None:
+    """``assoc`` if still open, else a new association with the same request (None if the
+    server does not accept it again)."""
+    if assoc is None or operations.alive(assoc):
+        return assoc
+    req = assoc.request
+    outcome = await p.guess(
+        req.called_aet,
+        calling=req.calling_aet,
+        syntaxes=req.abstract_syntaxes,
+        user_identity=req.user_identity,
+    )
+    return None if outcome is None else outcome.association
 
 
 async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
@@ -445,10 +507,16 @@ def derive_findings(r: EndpointResult) -> list[dict]:
                 finding("DG-011", confidence="inferred" if not ui["verified"] else "confirmed")
             )
     s = r.services
+    if r.access_enforced_per_operation:
+        refused = sorted(n for n, o in r.operations.items() if o["state"] == "refused")
+        out.append(finding("DG-015", detail="refused: " + ", ".join(refused)))
     if s.get("find_patient_root") or s.get("find_study_root"):
         out.append(finding("DG-005"))
     if s.get("move") or s.get("get"):
-        out.append(finding("DG-006"))
+        observed = any(
+            r.services_confidence.get(n) == "observed" and s.get(n) for n in ("move", "get")
+        )
+        out.append(finding("DG-006", confidence="confirmed" if observed else "inferred"))
     if s.get("worklist"):
         out.append(finding("DG-007"))
     if s.get("storage"):

@@ -37,7 +37,19 @@ class EndpointResult:
     user_identity: dict[str, Any] = field(
         default_factory=lambda: {"required": False, "accepted_with": None, "verified": False}
     )
+    #: open to a stranger: an operation was answered (scan.operations), or, for services the
+    #: default scan does not exercise (storage, and move/get without --intrusive), negotiated
+    #: and not inferred closed by a per-operation refusal
     services: dict[str, bool] = field(default_factory=empty_services)
+    #: presentation context accepted in the A-ASSOCIATE-AC (what ``services`` meant before)
+    services_negotiated: dict[str, bool] = field(default_factory=empty_services)
+    #: per negotiated service: {"state": answered | refused | failed | untested, "status":
+    #: final DIMSE status or None, "detail"} of its probe operation (scan.operations)
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per service: "observed" (probed) or "inferred" (from negotiation / other probes)
+    services_confidence: dict[str, str] = field(default_factory=dict)
+    #: the server accepts contexts but refuses a stranger's operations (e.g. Orthanc defaults)
+    access_enforced_per_operation: bool = False
     exposure: dict[str, Any] | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     #: decoded A-ASSOCIATE-RJ of the first (arbitrary AE) request, when there was one

@@ -1,0 +1,185 @@
+"""Is a negotiated service really open to a stranger? One harmless operation per service.
+
+An accepted presentation context only says the server *knows* a SOP class. Several servers
+accept every Q/R context and then judge each operation: Orthanc 1.10 at its defaults
+(``DicomAlwaysAllowFind``/``Move``/``Get``/``FindWorklist`` false, no ``DicomModalities``) aborts
+a stranger's C-FIND, C-MOVE and C-GET with an A-ABORT and logs "DICOM authorization rejected";
+other servers answer ``0x0124`` (Refused: Not authorized, PS3.7 C.4 / PS3.4 C.4.1.1.4) or
+``0x0122`` (Refused: SOP Class not supported). So a service counts as open to a stranger only
+when one of its operations was *answered*:
+
+==============  =================================================================  ===========
+service         operation sent (matches nothing, reveals nothing)                  answered if
+==============  =================================================================  ===========
+verification    C-ECHO                                                             Success
+find_*          C-FIND, level STUDY/PATIENT, key = a fresh random UID / ID         Success or
+worklist        C-FIND of the worklist, AccessionNumber = a fresh random value     Pending
+==============  =================================================================  ===========
+
+Any other final status (``0xA900``, ``0xCxxx``...) is ``failed``: the server processed the
+request but did not answer it, so it is neither proof of access nor of a refusal. An A-ABORT,
+a closed connection, ``0x0124`` or ``0x0122`` is ``refused``. C-MOVE, C-GET and C-STORE are
+retrieve/write operations, sent only with ``--intrusive`` (scan.intrusive): in a default scan
+their state is ``untested`` and whether they are open is inferred from the services that were
+tested (a server seen refusing a stranger's C-FIND enforces access per operation).
+
+States: ``answered`` | ``refused`` | ``failed`` | ``untested``. Each record is
+``{"state", "status": int or None, "detail": str}``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from ..dul.client import Association
+from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
+from ..dul.errors import DulError, PeerAborted
+from . import sopclasses as sc
+
+ANSWERED = "answered"
+REFUSED = "refused"
+FAILED = "failed"
+UNTESTED = "untested"
+
+#: PS3.7 C.4 general statuses a server uses to refuse an operation it will not perform.
+REFUSED_NOT_AUTHORIZED = 0x0124
+REFUSED_SOP_CLASS_NOT_SUPPORTED = 0x0122
+REFUSAL_STATUSES = frozenset({REFUSED_NOT_AUTHORIZED, REFUSED_SOP_CLASS_NOT_SUPPORTED})
+
+#: services whose operation the default scan sends (read-only)
+PROBED = ("verification", "find_study_root", "find_patient_root", "worklist")
+#: services whose operation only --intrusive sends (or never: mpps, storage commitment)
+NOT_PROBED = ("move", "get", "storage", "mpps", "storage_commitment")
+
+
+def record(state: str, status: int | None = None, detail: str = "") -> dict[str, Any]:
+    return {"state": state, "status": status, "detail": detail}
+
+
+def classify_find(status: int | None) -> str:
+    """State of a C-FIND (or C-ECHO) from its final status (PS3.4 C.4.1.1.4 categories)."""
+    if status is None:
+        return FAILED
+    if status in (STATUS_SUCCESS, STATUS_CANCEL) or status in STATUS_PENDING:
+        return ANSWERED
+    if status in REFUSAL_STATUSES:
+        return REFUSED
+    return FAILED
+
+
+def _random_uid() -> str:
+    return "2.25." + str(secrets.randbits(120))
+
+
+def probe_identifier(service: str) -> tuple[str, Dataset]:
+    """(SOP class, identifier) of the probe C-FIND of ``service``: it matches nothing.
+
+    The matching key is a fresh random value, so an answer carries no record and the query
+    costs the server one index lookup.
+    """
+    q = Dataset()
+    if service == "worklist":
+        q.AccessionNumber = "DG" + secrets.token_hex(7).upper()  # SH, 16 characters
+        return sc.MODALITY_WORKLIST_FIND, q
+    if service == "find_patient_root":
+        q.QueryRetrieveLevel = "PATIENT"
+        q.PatientID = "DGNOMATCH" + secrets.token_hex(6).upper()
+        return sc.PATIENT_ROOT_FIND, q
+    q.QueryRetrieveLevel = "STUDY"
+    q.StudyInstanceUID = _random_uid()
+    return sc.STUDY_ROOT_FIND, q
+
+
+def _describe(exc: DulError) -> str:
+    if isinstance(exc, PeerAborted):
+        return f"A-ABORT (source {exc.source}, reason {exc.reason})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def probe_echo(assoc: Association) -> dict[str, Any]:
+    """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``."""
+    try:
+        status = await assoc.echo()
+    except DulError as exc:
+        return record(REFUSED, None, _describe(exc))
+    state = ANSWERED if status == STATUS_SUCCESS else classify_find(status)
+    return record(state, status, f"C-ECHO status 0x{status & 0xFFFF:04X}")
+
+
+async def probe_find(assoc: Association, service: str) -> dict[str, Any]:
+    """The probe C-FIND of ``service`` (see :func:`probe_identifier`); never raises."""
+    sop_class, identifier = probe_identifier(service)
+    matches = 0
+    try:
+        async for _ in assoc.find_raw(sop_class, identifier, max_results=10):
+            matches += 1
+    except DulError as exc:
+        return record(REFUSED, None, _describe(exc))
+    status = assoc.last_status
+    state = classify_find(status)
+    text = "none" if status is None else f"0x{status:04X}"
+    detail = f"C-FIND status {text}"
+    if matches:
+        detail += f", {matches} answers to a key that matches nothing"
+    return record(state, status, detail)
+
+
+def alive(assoc: Association | None) -> bool:
+    return assoc is not None and not getattr(assoc, "_closed", False)
+
+
+def enforced_per_operation(ops: dict[str, dict[str, Any]]) -> bool:
+    """True when a negotiated service was refused per operation (see the module docstring)."""
+    return any(o["state"] == REFUSED for o in ops.values())
+
+
+def open_services(
+    negotiated: dict[str, bool], ops: dict[str, dict[str, Any]]
+) -> tuple[dict[str, bool], dict[str, str]]:
+    """Service booleans of the output contract ("open to a stranger") and their confidence.
+
+    A probed service is open when its operation was answered (observed). A service not probed
+    is open when negotiated, unless the server was seen enforcing access per operation: then
+    retrieve services (move, get) are taken as closed too (inferred: a server that refuses a
+    stranger's C-FIND does not let that stranger retrieve). Storage keeps its negotiated value
+    (Orthanc's defaults refuse FIND but allow C-STORE and C-ECHO).
+    """
+    enforced = enforced_per_operation(ops)
+    out: dict[str, bool] = {}
+    conf: dict[str, str] = {}
+    for name, offered in negotiated.items():
+        op = ops.get(name)
+        if not offered:
+            out[name] = False
+            conf[name] = "observed"
+        elif op is not None and op["state"] != UNTESTED:
+            out[name] = op["state"] == ANSWERED
+            conf[name] = "observed" if op["state"] in (ANSWERED, REFUSED) else "inferred"
+        elif name in ("move", "get") and enforced:
+            out[name] = False
+            conf[name] = "inferred"
+        else:
+            out[name] = True
+            conf[name] = "inferred"
+    return out, conf
+
+
+def from_intrusive_move(move: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``move`` operation record from the --intrusive C-MOVE check, when it ran.
+
+    Any DIMSE answer means the server processed the request (it passed the access check): a
+    C-MOVE of a study that does not exist to an unknown destination answered 0xA801 (move
+    destination unknown) or 0xC000 (Orthanc 1.10 with ``DicomAlwaysAllowMove``: no match) was
+    judged, not refused. An abort or 0x0124/0x0122 is a refusal.
+    """
+    if not move:
+        return None
+    if "error" in move:
+        return record(REFUSED, None, f"C-MOVE: {move['error']}")
+    status = move.get("status")
+    if status in REFUSAL_STATUSES:
+        return record(REFUSED, status, f"C-MOVE status 0x{status:04X}")
+    return record(ANSWERED, status, f"C-MOVE of nothing to an unknown AE: status 0x{status:04X}")

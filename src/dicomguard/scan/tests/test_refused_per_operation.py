@@ -1,0 +1,73 @@
+"""Negotiated-then-refused is not open: the scan's services say what a stranger really gets.
+
+Truth: ``testing/tests/test_orthanc_access.py`` (DCMTK echoscu/findscu/movescu/getscu against
+the same presets): at Orthanc's defaults echoscu gets Success, findscu -S/-P, movescu and
+getscu get "Peer aborted Association"; with the worklist plugin and
+DicomAlwaysAllowFindWorklist false, findscu -W is aborted while findscu -S is answered.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dicomguard.dul.client import Timeouts
+from dicomguard.scan.assess import ProbeOptions, assess
+from dicomguard.testing.orthanc import KNOWN_VIEWER_AET, OrthancServer
+
+OPTS = ProbeOptions(timeouts=Timeouts(2.0, 5.0, 10.0, 1.0))
+CONTRACT = ("verification", "find_patient_root", "find_study_root", "move", "get", "worklist",
+            "storage")
+
+
+def _ids(r) -> set[str]:
+    return {f["id"] for f in r.findings}
+
+
+@pytest.mark.parametrize("fixture", ["orthanc_default", "orthanc_modalities"])
+async def test_orthanc_refusing_a_strangers_find_is_not_reported_open(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    server: OrthancServer = request.getfixturevalue(fixture)
+    r = await assess(server.host, server.port, OPTS)
+    assert r.dicom and r.services_negotiated["find_study_root"]
+    assert {k: r.services[k] for k in CONTRACT} == server.open_to_stranger
+    assert r.operations["find_study_root"]["state"] == "refused"
+    assert r.operations["find_patient_root"]["state"] == "refused"
+    assert r.operations["verification"]["state"] == "answered"
+    assert r.operations["move"]["state"] == "untested"  # no C-MOVE without --intrusive
+    assert r.access_enforced_per_operation is True
+    assert r.exposure is None
+    # calling AE: not "any (verified)"; judged per operation
+    assert r.calling_aet["verified"] is False and r.calling_aet["per_operation"] is True
+    ids = _ids(r)
+    assert "DG-015" in ids and not ids & {"DG-005", "DG-006", "DG-003"}
+    assert "DG-009" in ids and "DG-008" in ids  # echo and store really are open
+
+
+async def test_the_declared_modality_is_answered_and_counts(orthanc_modalities) -> None:
+    server = orthanc_modalities
+    opts = ProbeOptions(timeouts=OPTS.timeouts, calling_aet=KNOWN_VIEWER_AET)
+    r = await assess(server.host, server.port, opts)
+    assert r.operations["find_study_root"]["state"] == "answered"
+    assert r.services["find_study_root"] and not r.access_enforced_per_operation
+    assert r.exposure is not None and r.exposure["studies"] == server.ground_truth.studies
+    assert "DG-005" in _ids(r)
+
+
+async def test_refused_worklist_beside_open_query_retrieve(orthanc_worklist) -> None:
+    server = orthanc_worklist
+    r = await assess(server.host, server.port, OPTS)
+    assert r.services_negotiated["worklist"] and not r.services["worklist"]
+    assert r.operations["worklist"]["state"] == "refused"
+    assert r.services["find_study_root"] and r.services["find_patient_root"]
+    assert r.exposure is not None and r.exposure["studies"] == server.ground_truth.studies
+    ids = _ids(r)
+    assert "DG-005" in ids and "DG-007" not in ids and "DG-015" in ids
+
+
+async def test_intrusive_move_probe_observes_the_refusal(orthanc_default) -> None:
+    server = orthanc_default
+    r = await assess(server.host, server.port, ProbeOptions(timeouts=OPTS.timeouts,
+                                                             intrusive=True))
+    assert r.operations["move"]["state"] == "refused"
+    assert r.services["move"] is False and r.services_confidence["move"] == "observed"
