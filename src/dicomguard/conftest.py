@@ -100,3 +100,26 @@ def orthanc_worklist() -> Iterator[OrthancServer]:
     """Orthanc with the worklist plugin, Q/R open, DicomAlwaysAllowFindWorklist false."""
     _need("Orthanc")
     yield from _serve(lambda: OrthancServer(lab_address(22), preset="worklist"))
+
+
+@pytest.fixture(scope="session")
+def storescp_tls() -> Iterator[StorescpServer]:
+    """DCMTK storescp speaking DICOM only inside TLS (``+tls key crt -ic``) on 127.0.10.23."""
+    _need("storescp")
+    yield from _serve(lambda: StorescpServer(lab_address(23), tls="tls"))
+
+
+@pytest.fixture(scope="session")
+def storescp_mutual_tls() -> Iterator[StorescpServer]:
+    """DCMTK storescp requiring a client certificate (``+tls key crt +cf ca -rc``), 127.0.10.24."""
+    _need("storescp")
+    yield from _serve(lambda: StorescpServer(lab_address(24), tls="mutual"))
+
+
+@pytest.fixture(scope="session")
+def orthanc_mutual_tls() -> Iterator[OrthancServer]:
+    """Orthanc with DicomTlsEnabled and DicomTlsRemoteCertificateRequired, on 127.0.10.25."""
+    _need("Orthanc")
+    yield from _serve(
+        lambda: OrthancServer(lab_address(25), preset="open", dicom_tls="mutual")
+    )

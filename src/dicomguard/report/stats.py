@@ -203,6 +203,14 @@ def aggregate(scan: StoredScan, fingerprints: FingerprintDB | None = None) -> di
             "open": len(records),
             "dicom_services": len(dicom),
             "tls": sum(1 for r in dicom if r.get("tls")),
+            # mutual TLS: DICOM is inferred (dicom_likelihood) but the endpoint is secured
+            "tls_client_cert_required": sum(
+                1
+                for r in dicom
+                if r.get("tls")
+                and ((r.get("tls_details") or {}).get("client_cert") or {}).get("required")
+            ),
+            "dicom_inferred": sum(1 for r in dicom if r.get("dicom_likelihood")),
             "leaking": len(leaking),
             "leaking_share": round(len(leaking) / len(dicom), 4) if dicom else 0.0,
             "patients_exposed": patients,

@@ -209,6 +209,8 @@ async def assess(
                 and (result.tls or prober.tls_only)
             ):
                 result.tls_details = await probe_tls(host, port, opts.tls_probe, pace=pace)
+                if not result.dicom:
+                    _judge_mutual_tls(result, opts)
     except ConnectFailed as exc:
         result.state = exc.state if not result.dicom else result.state
         result.error = result.error or exc.detail
@@ -231,6 +233,9 @@ async def assess(
     if result.dicom:
         result.honeypot = honeypot.verdict(honeypot.endpoint_signals(result.__dict__, fp))
     result.confidence = confidence_map(result, fp.confidence if fp else None)
+    if result.dicom_likelihood is not None:
+        result.confidence["dicom"] = "inferred"
+        result.confidence["tls"] = "observed"
     if result.state == "open":
         result.findings = derive_findings(result)
         if fp is not None and result.confidence["product"] != "observed":
@@ -240,6 +245,44 @@ async def assess(
     if prober.evidence is not None and opts.evidence_dir:
         prober.evidence.write(opts.evidence_dir)
     return result
+
+
+#: ports where DICOM is registered (IANA: 104 dicom, 2761 dicom-iscl, 2762 dicom-tls, 11112
+#: dicom) or the default of a widespread server (Orthanc: 4242)
+DICOM_PORTS = frozenset({104, 2761, 2762, 4242, 11112})
+
+
+def _judge_mutual_tls(r: EndpointResult, opts: ProbeOptions) -> None:
+    """A TLS server that requires a client certificate before any byte of DICOM: likely DICOM.
+
+    Nothing inside TLS can be seen without a certificate the server trusts, so DICOM is
+    inferred, never observed: from the port, and from the plain A-ASSOCIATE-RQ being refused by
+    a TLS stack (DCMTK storescp ``+tls ... -rc`` and Orthanc ``DicomTlsRemoteCertificateRequired``
+    end the TLS 1.3 connection with alert 116, certificate required: openssl s_client). The
+    endpoint is a secured one: ``tls`` is true, ``dicom`` is true with confidence "inferred"
+    unless the port is an HTTP port (then DICOM stays unknown).
+    """
+    details = r.tls_details or {}
+    if (details.get("client_cert") or {}).get("required") is not True:
+        return
+    reasons = ["TLS handshake requires a client certificate"]
+    score = 0.5
+    if r.port in DICOM_PORTS:
+        score += 0.3
+        reasons.append(f"port {r.port} is a DICOM port")
+    web_ports = opts.web.ports if opts.web is not None else ()
+    if r.port in web_ports:
+        score -= 0.3
+        reasons.append(f"port {r.port} is an HTTP port")
+    likely = score >= 0.5
+    r.tls = True
+    r.dicom = likely
+    r.dicom_likelihood = {
+        "verdict": "likely" if likely else "unknown",
+        "confidence": round(score, 2),
+        "reasons": reasons,
+    }
+    r.error = None if likely else r.error
 
 
 async def _assess_web(p: _Prober, r: EndpointResult) -> bool:
@@ -488,7 +531,21 @@ def derive_findings(r: EndpointResult) -> list[dict]:
     if not r.dicom:
         if r.web is not None:
             return web_findings(r.web) + tls_findings(r.tls_details)
+        if r.dicom_likelihood is not None or (r.error or "").startswith("silent"):
+            # silence, or TLS that lets nobody in without a certificate: unknown, not "no"
+            out.append(finding("DG-016", detail=r.error))
+            return out + tls_findings(r.tls_details)
         out.append(finding("DG-014", detail=r.error))
+        return out + tls_findings(r.tls_details)
+    if r.dicom_likelihood is not None:
+        out.append(
+            finding(
+                "DG-013",
+                confidence="inferred",
+                detail="a client certificate is required; DICOM behind it is inferred "
+                f"(confidence {r.dicom_likelihood['confidence']})",
+            )
+        )
         return out + tls_findings(r.tls_details)
     out.append(finding("DG-013") if r.tls else finding("DG-004"))
     if r.called_aet.get("verified"):

@@ -54,6 +54,9 @@ class EndpointResult:
     findings: list[dict[str, Any]] = field(default_factory=list)
     #: decoded A-ASSOCIATE-RJ of the first (arbitrary AE) request, when there was one
     reject: dict[str, Any] | None = None
+    #: DICOM inferred, not observed (a TLS port requiring a client certificate):
+    #: {"verdict": "likely" | "unknown", "confidence": 0..1, "reasons": [...]}; None otherwise
+    dicom_likelihood: dict[str, Any] | None = None
     #: why DICOM could not be confirmed (timeout, garbage, abort...), when it could not
     error: str | None = None
     associations: int = 0

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pydicom import dcmwrite
 
 from dicomguard.lab.synthetic import SyntheticPatient, all_instances
+from dicomguard.lab.tls import LabCertificates, make_certificates
 from dicomguard.testing.base import (
     REASON_CALLED_AET,
     ProcessServer,
@@ -153,9 +154,16 @@ class StorescpServer(ProcessServer):
     kind = "storescp"
 
     def __init__(self, host: str, port: int | None = None, *, aet: str = "DGSTORE",
-                 max_pdu: int | None = None) -> None:
+                 max_pdu: int | None = None, tls: str = "none") -> None:
         super().__init__(host, port, called_aets=[aet], patients=[], expected=STORESCP_EXPECTED)
         self.max_pdu = max_pdu
+        if tls not in ("none", "tls", "mutual"):
+            raise ValueError(f"tls must be none, tls or mutual, not {tls!r}")
+        #: ``tls``: DICOM inside TLS (``+tls key crt``, peer certificate ignored: ``-ic``);
+        #: ``mutual``: a client certificate signed by the test CA is required
+        #: (``+tls key crt +cf ca -rc``); RSA keys, DCMTK's default BCP 195 ND profile
+        self.tls = tls
+        self.certs: LabCertificates | None = None
 
     @property
     def output_dir(self) -> str:
@@ -170,4 +178,12 @@ class StorescpServer(ProcessServer):
                 "-od", self.output_dir, str(self.port)]
         if self.max_pdu:
             argv[1:1] = ["-pdu", str(self.max_pdu)]
+        if self.tls != "none":
+            self.certs = make_certificates(work / "tls", [self.host], rsa_bits=2048, client=True)
+            tls_args = ["+tls", str(self.certs.key), str(self.certs.cert)]
+            if self.tls == "mutual":
+                tls_args += ["+cf", str(self.certs.ca_cert), "-rc"]
+            else:
+                tls_args += ["-ic"]
+            argv[1:1] = tls_args
         self._spawn(argv, cwd=work, wait_ports=[self.port])

@@ -18,6 +18,7 @@ from typing import Any
 from pydicom import dcmwrite
 
 from dicomguard.lab.synthetic import SyntheticPatient, all_instances
+from dicomguard.lab.tls import LabCertificates, make_certificates
 from dicomguard.testing.base import (
     REASON_CALLED_AET,
     REASON_CALLING_AET,
@@ -132,8 +133,15 @@ class OrthancServer(ProcessServer):
         seed: int = 1,
         limit_find_results: int = 0,
         limit_find_instances: int = 0,
+        dicom_tls: str = "none",
     ) -> None:
         p = PRESETS[preset]
+        if dicom_tls not in ("none", "tls", "mutual"):
+            raise ValueError(f"dicom_tls must be none, tls or mutual, not {dicom_tls!r}")
+        #: DICOM inside TLS (``DicomTlsEnabled``); ``mutual`` adds
+        #: ``DicomTlsRemoteCertificateRequired`` with the test CA as the trusted list
+        self.dicom_tls = dicom_tls
+        self.certs: LabCertificates | None = None
         self.preset = preset
         self.http_port = 0
         self.limit_find_results = limit_find_results
@@ -209,6 +217,18 @@ class OrthancServer(ProcessServer):
             "StorageCompression": False,
             "DeidentifyLogs": True,
         }
+        if self.dicom_tls != "none":
+            if self.certs is None:
+                self.certs = make_certificates(
+                    self.workdir / "tls", [self.host], rsa_bits=2048, client=True
+                )
+            cfg.update(
+                DicomTlsEnabled=True,
+                DicomTlsCertificate=str(self.certs.cert),
+                DicomTlsPrivateKey=str(self.certs.key),
+                DicomTlsTrustedCertificates=str(self.certs.ca_cert),
+                DicomTlsRemoteCertificateRequired=self.dicom_tls == "mutual",
+            )
         if self._worklist_plugin:
             (self.workdir / "worklists").mkdir(exist_ok=True)
             cfg["Worklists"] = {"Enable": True, "Database": str(self.workdir / "worklists")}

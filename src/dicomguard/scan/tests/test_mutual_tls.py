@@ -1,0 +1,44 @@
+"""Mutual TLS is a secured DICOM endpoint, never "not DICOM" and never "no TLS".
+
+Truth (``testing/tests/test_tls_servers.py``): ``openssl s_client -brief`` against storescp
+``+tls key crt +cf ca -rc`` and Orthanc ``DicomTlsRemoteCertificateRequired`` completes a TLS 1.3
+handshake and then reads "tlsv13 alert certificate required (SSL alert number 116)"; DCMTK
+``echoscu +tls`` with a client certificate of the test CA gets "Echo Response (Success)".
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dicomguard.dul.client import Timeouts
+from dicomguard.report.stats import aggregate
+from dicomguard.scan.assess import ProbeOptions, assess
+from dicomguard.store.read import StoredScan
+
+OPTS = ProbeOptions(timeouts=Timeouts(2.0, 5.0, 10.0, 1.0))
+
+
+@pytest.mark.parametrize("fixture", ["storescp_mutual_tls", "orthanc_mutual_tls"])
+async def test_client_certificate_required_is_tls_and_likely_dicom(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    server = request.getfixturevalue(fixture)
+    r = await assess(server.host, server.port, OPTS)
+    assert r.tls is True and r.dicom is True
+    assert r.tls_details["client_cert"] == {"requested": True, "required": True}
+    assert r.dicom_likelihood["verdict"] == "likely"
+    assert 0.5 <= r.dicom_likelihood["confidence"] < 1
+    assert r.confidence["dicom"] == "inferred" and r.confidence["tls"] == "observed"
+    ids = {f["id"] for f in r.findings}
+    assert "DG-014" not in ids and "DG-004" not in ids and "DG-026" not in ids
+    assert "DG-013" in ids
+    assert not any(r.services.values())
+
+
+async def test_mutual_tls_counts_as_secured_in_statistics(storescp_mutual_tls) -> None:
+    server = storescp_mutual_tls
+    r = await assess(server.host, server.port, OPTS)
+    stats = aggregate(StoredScan(path="memory", meta={"states": {"open": 1}}, records=[r.to_dict()]))
+    head = stats["headline"]
+    assert head["dicom_services"] == 1 and head["tls"] == 1
+    assert head["tls_client_cert_required"] == 1 and head["leaking"] == 0
