@@ -38,7 +38,8 @@ async def test_client_certificate_required_is_tls_and_likely_dicom(
 async def test_mutual_tls_counts_as_secured_in_statistics(storescp_mutual_tls) -> None:
     server = storescp_mutual_tls
     r = await assess(server.host, server.port, OPTS)
-    stats = aggregate(StoredScan(path="memory", meta={"states": {"open": 1}}, records=[r.to_dict()]))
+    scan = StoredScan(path="memory", meta={"states": {"open": 1}}, records=[r.to_dict()])
+    stats = aggregate(scan)
     head = stats["headline"]
     assert head["dicom_services"] == 1 and head["tls"] == 1
     assert head["tls_client_cert_required"] == 1 and head["leaking"] == 0
