@@ -16,7 +16,7 @@ import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -97,6 +97,11 @@ class ProbeOptions:
     #: keep the PDUs of every endpoint, identifiers redacted, in this folder (--evidence)
     evidence_dir: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: seconds allowed for the A-ASSOCIATE answer when a port stayed silent through
+    #: ``timeouts.associate``: one retry with this longer wait before TLS is tried. Archives
+    #: that resolve the caller's name before answering (reverse DNS: 5 s per resolver try)
+    #: greet after 5-15 s; silence is "unknown", never "not DICOM". 0 disables the retry.
+    slow_greeting_timeout: float = 20.0
     try_tls: bool = True
     #: discovery only: one association (Verification) per endpoint, no policy tests
     discovery: bool = False
@@ -129,6 +134,8 @@ class _Prober:
         #: a calling title the server admitted, used for every later association
         self.calling: str | None = None
         self.evidence = EndpointEvidence(host, port) if opts.evidence_dir else None
+        #: the step timeouts in use (longer once the peer turned out to greet slowly)
+        self.timeouts = opts.timeouts
 
     async def attempt(
         self,
@@ -153,7 +160,7 @@ class _Prober:
             self.host,
             self.port,
             req,
-            timeouts=self.opts.timeouts,
+            timeouts=self.timeouts,
             ssl_context=ssl_context if ssl_context is not None else self.ssl,
             recorder=self.evidence,
         )
@@ -304,7 +311,7 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
     opts = p.opts
     syntaxes = (sc.VERIFICATION,) if opts.discovery else sc.ALL_PROPOSED
     try:
-        first = await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+        first = await _first_plain_attempt(p, r, syntaxes)
     except ConnectFailed:
         raise
     except DulError as plain_error:
@@ -348,6 +355,27 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
         await _guess_calling_aet(p, r, opts.probe_called_aet)
     elif reject.may_mean_authentication:
         await _try_user_identity(p, r, opts.probe_called_aet)
+
+
+async def _first_plain_attempt(
+    p: _Prober, r: EndpointResult, syntaxes: tuple[str, ...]
+) -> AssociateOutcome:
+    """The first A-ASSOCIATE-RQ in clear; a silent peer gets one more try with a longer wait.
+
+    Raises what :meth:`_Prober.attempt` raises (the retry's error when it was retried).
+    """
+    opts = p.opts
+    try:
+        return await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+    except PeerTimeout:
+        if opts.slow_greeting_timeout <= opts.timeouts.associate:
+            raise
+    # silence: the A-ASSOCIATE-AC may just be late (reverse DNS of the caller, a busy archive)
+    p.timeouts = replace(opts.timeouts, associate=opts.slow_greeting_timeout)
+    started = time.monotonic()
+    outcome = await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+    r.slow_greeting_s = round(time.monotonic() - started, 1)
+    return outcome
 
 
 async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> None:

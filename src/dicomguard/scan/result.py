@@ -59,6 +59,9 @@ class EndpointResult:
     dicom_likelihood: dict[str, Any] | None = None
     #: why DICOM could not be confirmed (timeout, garbage, abort...), when it could not
     error: str | None = None
+    #: seconds the A-ASSOCIATE answer took when it came only on the slow-greeting retry
+    #: (``ProbeOptions.slow_greeting_timeout``); None when the first request was answered
+    slow_greeting_s: float | None = None
     associations: int = 0
     elapsed_ms: int = 0
     #: index of the target in the scan's deterministic order (resume bookkeeping)
