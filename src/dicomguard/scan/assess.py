@@ -46,7 +46,7 @@ from .identity import OWN, Identity
 from .intrusive import intrusive_findings, run_intrusive
 from .result import EndpointResult
 from .tls_probe import TlsProbeOptions, probe_tls, tls_findings
-from .web import WebOptions, probe_web, web_findings
+from .web import WebOptions, orthanc_rest_identity, probe_web, web_findings
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -237,9 +237,13 @@ async def assess(
             result.implementation_class_uid, result.implementation_version_name, result.max_pdu
         )
         result.product, result.product_version = fp.product, fp.product_version
+        if result.dicom and "Orthanc" in fp.embedded_in and not opts.discovery:
+            await _identify_embedding_product(result, opts, fp.product, pace)
     if result.dicom:
         result.honeypot = honeypot.verdict(honeypot.endpoint_signals(result.__dict__, fp))
     result.confidence = confidence_map(result, fp.confidence if fp else None)
+    if result.product_evidence is not None:
+        result.confidence["product"] = result.product_evidence["confidence"]
     if result.dicom_likelihood is not None:
         result.confidence["dicom"] = "inferred"
         result.confidence["tls"] = "observed"
@@ -252,6 +256,42 @@ async def assess(
     if prober.evidence is not None and opts.evidence_dir:
         prober.evidence.write(opts.evidence_dir)
     return result
+
+
+async def _identify_embedding_product(
+    r: EndpointResult, opts: ProbeOptions, toolkit: str | None, pace: Pace
+) -> None:
+    """The AC named a toolkit that products embed unchanged (DCMTK inside Orthanc): look for
+    the product itself, on the same host's REST API first, then in the behaviour seen.
+
+    Behaviour: Orthanc accepts every Q/R presentation context and then refuses a stranger's
+    C-FIND with an A-ABORT (testing/tests/test_orthanc_access.py); DCMTK's own dcmqrscp
+    judges peers at association time (A-ASSOCIATE-RJ) and never aborts an accepted FIND.
+    """
+    r.toolkit = " ".join(x for x in (toolkit, r.product_version) if x) or None
+    rest = None
+    if opts.web is not None:
+        rest = await orthanc_rest_identity(r.host, r.port, opts.web, pace=pace)
+    if rest is not None:
+        r.product, r.product_version = "Orthanc", rest["version"]
+        r.product_evidence = {
+            "source": f"Orthanc REST API /system on port {rest['port']}",
+            "confidence": "observed" if rest["same_instance"] else "inferred",
+            "rest": rest,
+        }
+        return
+    aborted = [
+        n
+        for n, o in r.operations.items()
+        if o["state"] == operations.REFUSED and str(o.get("detail", "")).startswith("A-ABORT")
+    ]
+    if aborted and r.services_negotiated.get("find_study_root"):
+        r.product, r.product_version = "Orthanc", None
+        r.product_evidence = {
+            "source": "behaviour: DCMTK identity, Q/R contexts accepted from any calling AE,"
+            f" then {', '.join(sorted(aborted))} refused with A-ABORT",
+            "confidence": "inferred",
+        }
 
 
 #: ports where DICOM is registered (IANA: 104 dicom, 2761 dicom-iscl, 2762 dicom-tls, 11112

@@ -28,6 +28,12 @@ class EndpointResult:
     max_pdu: int | None = None
     product: str | None = None
     product_version: str | None = None
+    #: the toolkit the A-ASSOCIATE-AC names when the product embeds it unchanged (e.g.
+    #: "DCMTK 3.6.7" for an Orthanc), else None
+    toolkit: str | None = None
+    #: how the product was told apart from that toolkit: {"source", "confidence": "observed"
+    #: | "inferred", ...}; None when the AC alone named it
+    product_evidence: dict[str, Any] | None = None
     called_aet: dict[str, Any] = field(
         default_factory=lambda: {"enforced": False, "accepted": None, "verified": False}
     )

@@ -18,7 +18,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -269,6 +269,57 @@ async def _orthanc(c: _Client, system: HttpResponse) -> dict[str, Any] | None:
             "disk_size_mb": data.get("TotalDiskSizeMB"),
         }
     return out
+
+
+#: Orthanc's REST port is tried first when a DICOM port of the same host shows DCMTK's identity
+ORTHANC_HTTP_PORT = 8042
+
+
+async def orthanc_rest_identity(
+    host: str,
+    dicom_port: int,
+    opts: WebOptions | None = None,
+    *,
+    pace: Pace = _no_pace,
+    max_ports: int = 3,
+) -> dict[str, Any] | None:
+    """Is the DICOM service on ``host:dicom_port`` an Orthanc? Ask its REST API on the host.
+
+    Orthanc sends DCMTK's Implementation Class UID and Version Name in its A-ASSOCIATE-AC
+    (measured on Debian's 1.10.1: ``1.2.276.0.7230010.3.0.3.6.7`` / ``OFFIS_DCMTK_367``), so the
+    AC alone says "DCMTK". Its REST API answers ``GET /system`` with ``Version``, ``DicomAet``
+    and ``DicomPort`` (Orthanc REST API reference, /system). Up to ``max_ports`` of the scan's
+    web ports are tried (8042 first), one request each.
+
+    Returns ``{"port", "version" (None when authentication hides it), "dicom_port",
+    "dicom_aet", "auth_required", "same_instance"}`` (``same_instance``: its DicomPort is the
+    scanned port; None when unknown), or None when no Orthanc answered.
+    """
+    opts = opts or WebOptions()
+    ordered = sorted(set(opts.ports) - {dicom_port}, key=lambda p: p != ORTHANC_HTTP_PORT)
+    for port in ordered[:max_ports]:
+        c = _Client(host, port, replace(opts, request_budget=1), pace)
+        try:
+            first = await c.first_contact("/system")
+        except (ConnectFailed, DulError, NotHttp):
+            continue
+        if first is None:
+            continue
+        if first.status == 401 and ORTHANC_REALM in first.headers.get("www-authenticate", ""):
+            return {"port": port, "version": None, "dicom_port": None, "dicom_aet": None,
+                    "auth_required": True, "same_instance": None}
+        info = first.json() if first.status == 200 else None
+        if isinstance(info, dict) and "Version" in info and "ApiVersion" in info:
+            listed = info.get("DicomPort")
+            return {
+                "port": port,
+                "version": str(info["Version"]),
+                "dicom_port": listed,
+                "dicom_aet": info.get("DicomAet"),
+                "auth_required": False,
+                "same_instance": (listed == dicom_port) if isinstance(listed, int) else None,
+            }
+    return None
 
 
 def _qido_query(limit: int, offset: int) -> str:
