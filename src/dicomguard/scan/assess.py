@@ -268,11 +268,12 @@ async def _identify_embedding_product(
     C-FIND with an A-ABORT (testing/tests/test_orthanc_access.py); DCMTK's own dcmqrscp
     judges peers at association time (A-ASSOCIATE-RJ) and never aborts an accepted FIND.
     """
-    r.toolkit = " ".join(x for x in (toolkit, r.product_version) if x) or None
+    named = " ".join(x for x in (toolkit, r.product_version) if x) or None
     rest = None
     if opts.web is not None:
         rest = await orthanc_rest_identity(r.host, r.port, opts.web, pace=pace)
     if rest is not None:
+        r.toolkit = named
         r.product, r.product_version = "Orthanc", rest["version"]
         r.product_evidence = {
             "source": f"Orthanc REST API /system on port {rest['port']}",
@@ -286,6 +287,7 @@ async def _identify_embedding_product(
         if o["state"] == operations.REFUSED and str(o.get("detail", "")).startswith("A-ABORT")
     ]
     if aborted and r.services_negotiated.get("find_study_root"):
+        r.toolkit = named
         r.product, r.product_version = "Orthanc", None
         r.product_evidence = {
             "source": "behaviour: DCMTK identity, Q/R contexts accepted from any calling AE,"
