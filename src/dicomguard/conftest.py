@@ -123,3 +123,12 @@ def orthanc_mutual_tls() -> Iterator[OrthancServer]:
     yield from _serve(
         lambda: OrthancServer(lab_address(25), preset="open", dicom_tls="mutual")
     )
+
+
+@pytest.fixture(scope="session")
+def wlmscpfs_server() -> Iterator[LoopbackServer]:
+    """DCMTK wlmscpfs, called AE DGWLM, one worklist item per synthetic patient, 127.0.10.26."""
+    _need("wlmscpfs")
+    from dicomguard.testing.dcmtk import WlmscpfsServer
+
+    yield from _serve(lambda: WlmscpfsServer(lab_address(26)))

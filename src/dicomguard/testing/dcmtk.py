@@ -1,5 +1,6 @@
-"""DCMTK 3.6.7 servers on loopback: ``dcmqrscp`` (a Q/R archive with an AE table) and
-``storescp`` (a store-only sink).
+"""DCMTK 3.6.7 servers on loopback: ``dcmqrscp`` (a Q/R archive with an AE table),
+``storescp`` (a store-only sink, optionally inside TLS or mutual TLS) and ``wlmscpfs`` (a
+Modality Worklist SCP serving files).
 
 Neither program can choose its listening address in 3.6.7 (no bind option in ``--help``), so
 they listen on all interfaces at a random port: they only start inside a loopback-only network
@@ -12,6 +13,8 @@ import subprocess
 from collections.abc import Sequence
 
 from pydicom import dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomguard.lab.synthetic import SyntheticPatient, all_instances
 from dicomguard.lab.tls import LabCertificates, make_certificates
@@ -186,4 +189,90 @@ class StorescpServer(ProcessServer):
             else:
                 tls_args += ["-ic"]
             argv[1:1] = tls_args
+        self._spawn(argv, cwd=work, wait_ports=[self.port])
+
+
+WLMSCPFS_EXPECTED = {
+    "called_aet_enforced": True,
+    "calling_aet_enforced": False,
+    "verification": True,
+    "find_patient_root": False,
+    "find_study_root": False,
+    "move": False,
+    "get": False,
+    "worklist": True,
+    "storage": False,
+}
+
+
+def worklist_item(patient: SyntheticPatient, study_index: int = 0) -> Dataset:
+    """A scheduled procedure step (Modality Worklist item, PS3.4 K.6) for a synthetic study."""
+    study = patient.studies[study_index]
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.PatientName = patient.patient_name
+    ds.PatientID = patient.patient_id
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = patient.sex
+    ds.AccessionNumber = study.accession_number
+    ds.StudyInstanceUID = study.study_instance_uid
+    ds.RequestedProcedureID = "DGRP1"
+    ds.RequestedProcedureDescription = study.description
+    sps = Dataset()
+    sps.Modality = study.modality
+    sps.ScheduledStationAETitle = "DGMODALITY"
+    sps.ScheduledProcedureStepStartDate = study.study_date
+    sps.ScheduledProcedureStepStartTime = "120000"
+    sps.ScheduledProcedureStepID = "DGSPS1"
+    sps.ScheduledProcedureStepDescription = study.description
+    sps.ScheduledPerformingPhysicianName = ""
+    ds.ScheduledProcedureStepSequence = [sps]
+    return ds
+
+
+class WlmscpfsServer(ProcessServer):
+    """DCMTK wlmscpfs serving one worklist file per synthetic patient (their first study).
+
+    Measured (testing/tests/test_worklist_server.py, DCMTK findscu -W): the called AE title
+    must name a folder under ``-dfp`` (others: A-ASSOCIATE-RJ), any calling AE is admitted,
+    and a universal worklist query answers one Pending response per item.
+    """
+
+    kind = "wlmscpfs"
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        aet: str = "DGWLM",
+        patients: Sequence[SyntheticPatient] | None = None,
+        seed: int = 7,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            called_aets=[aet],
+            patients=default_patients(seed, 6) if patients is None else patients,
+            expected=WLMSCPFS_EXPECTED,
+            reject_reasons={"called_aet": REASON_CALLED_AET},
+        )
+
+    @property
+    def worklist_items(self) -> int:
+        return len(self.patients)
+
+    def _start(self) -> None:
+        binary = _require("wlmscpfs")
+        work = self._new_workdir()
+        folder = work / "wlistdb" / self.aet
+        folder.mkdir(parents=True)
+        (folder / "lockfile").write_bytes(b"")
+        for n, patient in enumerate(self.patients):
+            ds = worklist_item(patient)
+            ds.file_meta = FileMetaDataset()
+            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+            dcmwrite(folder / f"dg{n:04d}.wl", ds, enforce_file_format=False)
+        argv = [binary, "-dfp", str(work / "wlistdb"), "-dfr", "-ta", "10", "-td", "30",
+                str(self.port)]
         self._spawn(argv, cwd=work, wait_ports=[self.port])

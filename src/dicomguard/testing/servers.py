@@ -3,9 +3,11 @@
 ==========================  ======================================================
 launcher                    what it is
 ==========================  ======================================================
-:class:`OrthancServer`      Orthanc 1.10.1, presets ``open`` and ``locked``
+:class:`OrthancServer`      Orthanc 1.10.1, presets ``open``, ``locked``, ``default``,
+                            ``modalities``, ``worklist``; DICOM TLS / mutual TLS
 :class:`DcmqrscpServer`     DCMTK dcmqrscp with an AE table (preset ``aetable``)
-:class:`StorescpServer`     DCMTK storescp, store-only
+:class:`StorescpServer`     DCMTK storescp, store-only; plain, TLS or mutual TLS
+:class:`WlmscpfsServer`     DCMTK wlmscpfs, a Modality Worklist from files
 :class:`PynetdicomFindServer`  pynetdicom Verification + C-FIND, in-process
 ==========================  ======================================================
 """
@@ -20,7 +22,7 @@ from dicomguard.testing.base import (
     ServerStartError,
     find_binary,
 )
-from dicomguard.testing.dcmtk import DcmqrscpServer, StorescpServer
+from dicomguard.testing.dcmtk import DcmqrscpServer, StorescpServer, WlmscpfsServer
 from dicomguard.testing.loopback import (
     LAB_NET,
     accepts,
@@ -44,6 +46,7 @@ __all__ = [
     "PynetdicomFindServer",
     "ServerStartError",
     "StorescpServer",
+    "WlmscpfsServer",
     "accepts",
     "assert_loopback",
     "find_binary",

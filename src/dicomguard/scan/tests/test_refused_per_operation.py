@@ -71,3 +71,15 @@ async def test_intrusive_move_probe_observes_the_refusal(orthanc_default) -> Non
                                                              intrusive=True))
     assert r.operations["move"]["state"] == "refused"
     assert r.services["move"] is False and r.services_confidence["move"] == "observed"
+
+
+async def test_wlmscpfs_worklist_is_answered_so_open(wlmscpfs_server) -> None:
+    """Truth (testing/tests/test_worklist_server.py): findscu -W with called AE DGWLM gets
+    every item and a final Success; a wrong called AE is rejected."""
+    server = wlmscpfs_server
+    opts = ProbeOptions(timeouts=OPTS.timeouts, wordlist=("PACS", server.aet))
+    r = await assess(server.host, server.port, opts)
+    assert r.called_aet["enforced"] is True and r.called_aet["accepted"] == server.aet
+    assert r.operations["worklist"]["state"] == "answered"
+    assert r.services["worklist"] and not r.access_enforced_per_operation
+    assert "DG-007" in _ids(r) and "DG-015" not in _ids(r)
