@@ -1,7 +1,8 @@
 """Assess one host:port: is it DICOM, who made it, and what may a stranger do with it.
 
-Read-only by default: the DIMSE operations sent are C-ECHO and the C-FINDs of the exposure count.
-C-STORE and C-MOVE (scan.intrusive) are sent only when ``ProbeOptions.intrusive`` is set
+Read-only by default: the DIMSE operations sent are C-ECHO, the C-FINDs that test each query
+service (scan.operations) and those of the exposure count. C-STORE, C-MOVE (scan.intrusive) and
+C-GET (scan.operations.probe_get) are sent only when ``ProbeOptions.intrusive`` is set
 (``--intrusive``). Every association, TLS handshake and HTTP request the assessment makes goes
 through ``pace`` first, so the engine's rate limit covers all of them, and the number of
 associations per endpoint is bounded by the AE-title guess budget.
@@ -462,6 +463,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                 r.exposure = await measure(
                     current, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
                 )
+                if r.exposure is not None and r.exposure.get("error"):
+                    await current.abort()  # a query failed on the wire: the association is gone
         if p.opts.intrusive and not p.opts.discovery:
             current = await _live(p, current)
             if current is not None:
@@ -469,6 +472,14 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                 move = operations.from_intrusive_move((r.intrusive or {}).get("move"))
                 if move is not None:
                     ops["move"] = move
+                    await _drop_if_broken(current, move)
+            if negotiated["get"]:
+                current = await _live(p, current)
+                if current is not None:
+                    got = await operations.probe_get(current)
+                    if got is not None:
+                        ops["get"] = got
+                        await _drop_if_broken(current, got)
         if current is not None:
             await current.release()
     except DulError:
@@ -490,6 +501,7 @@ async def _live(p: _Prober, assoc: Association | None) -> Association | None:
     server does not accept it again)."""
     if assoc is None or operations.alive(assoc):
         return assoc
+    await assoc.close()  # the peer's side is gone: release our socket too
     req = assoc.request
     outcome = await p.guess(
         req.called_aet,

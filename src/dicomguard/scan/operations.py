@@ -51,7 +51,8 @@ REFUSAL_STATUSES = frozenset({REFUSED_NOT_AUTHORIZED, REFUSED_SOP_CLASS_NOT_SUPP
 
 #: services whose operation the default scan sends (read-only)
 PROBED = ("verification", "find_study_root", "find_patient_root", "worklist")
-#: services whose operation only --intrusive sends (or never: mpps, storage commitment)
+#: services whose operation only --intrusive sends (move: scan.intrusive, get: probe_get;
+#: storage: scan.intrusive) or never (mpps, storage commitment)
 NOT_PROBED = ("move", "get", "storage", "mpps", "storage_commitment")
 
 
@@ -128,7 +129,10 @@ async def probe_find(assoc: Association, service: str) -> dict[str, Any]:
 
 
 def alive(assoc: Association | None) -> bool:
-    return assoc is not None and not getattr(assoc, "_closed", False)
+    """Still usable: not closed by us, and the peer has not closed its side."""
+    if assoc is None or getattr(assoc, "_closed", False):
+        return False
+    return not (assoc.writer.is_closing() or assoc.reader.at_eof())
 
 
 def enforced_per_operation(ops: dict[str, dict[str, Any]]) -> bool:
@@ -165,6 +169,61 @@ def open_services(
             out[name] = True
             conf[name] = "inferred"
     return out, conf
+
+
+async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str, Any] | None:
+    """C-GET of a study that does not exist (a fresh random UID); None without a GET context.
+
+    Only with ``--intrusive`` (a retrieve request, even of nothing). Nothing can come back: no
+    study matches, and the scan negotiates no SCP role for storage, so a server could not send
+    a C-STORE on this association anyway. Any C-GET response is ``answered`` (the request
+    passed the access check: Orthanc 1.10 with ``DicomAlwaysAllowGet`` answers 0xC000 "unable
+    to process" for no match, measured with getscu), except 0x0124/0x0122; an A-ABORT (Orthanc
+    at its defaults) or a dropped connection is ``refused``.
+    """
+    from pynetdicom import dimse_messages as dm  # request class dimse.py has no helper for
+
+    from ..dul import dimse
+
+    accept = assoc.accept
+    sop_class = next((u for u in (sc.STUDY_ROOT_GET, sc.PATIENT_ROOT_GET) if accept.accepts(u)),
+                     None)
+    if sop_class is None:
+        return None
+    q = Dataset()
+    q.QueryRetrieveLevel = "STUDY"
+    if sop_class == sc.PATIENT_ROOT_GET:
+        q.PatientID = "DGNOMATCH" + secrets.token_hex(6).upper()
+    q.StudyInstanceUID = _random_uid()
+    cid, ts = assoc._context(sop_class)
+    msg = dm.C_GET_RQ()
+    cs = msg.command_set
+    cs.CommandField = dimse.C_GET_RQ
+    cs.MessageID = assoc._next_id()
+    cs.AffectedSOPClassUID = sop_class
+    cs.Priority = dimse.PRIORITY_MEDIUM
+    try:
+        await assoc._send(
+            dimse.encode_message(msg, cid, assoc.peer_max_pdu, dimse.encode_dataset(q, ts))
+        )
+        for _ in range(max_responses):
+            reply = await assoc._receive(dimse.MessageAssembler(1 << 20))
+            if reply.command_field == dimse.C_STORE_RQ:
+                # it tried to send us something: processed, and we end it at once
+                await assoc.abort()
+                return record(ANSWERED, None, "C-GET: the server started a C-STORE")
+            if reply.command_field != dimse.C_GET_RSP:
+                return record(FAILED, None, f"C-GET: got command 0x{reply.command_field:04x}")
+            if reply.status in STATUS_PENDING:
+                continue
+            status = reply.status
+            if status in REFUSAL_STATUSES:
+                return record(REFUSED, status, f"C-GET status 0x{status:04X}")
+            text = "none" if status is None else f"0x{status:04X}"
+            return record(ANSWERED, status, f"C-GET of nothing: status {text}")
+    except DulError as exc:
+        return record(REFUSED, None, _describe(exc))
+    return record(FAILED, None, f"C-GET: more than {max_responses} responses")
 
 
 def from_intrusive_move(move: dict[str, Any] | None) -> dict[str, Any] | None:

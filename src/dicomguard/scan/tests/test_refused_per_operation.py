@@ -70,7 +70,23 @@ async def test_intrusive_move_probe_observes_the_refusal(orthanc_default) -> Non
     r = await assess(server.host, server.port, ProbeOptions(timeouts=OPTS.timeouts,
                                                              intrusive=True))
     assert r.operations["move"]["state"] == "refused"
-    assert r.services["move"] is False and r.services_confidence["move"] == "observed"
+    assert r.operations["get"]["state"] == "refused"
+    for name in ("move", "get"):
+        assert r.services[name] is False and r.services_confidence[name] == "observed"
+
+
+async def test_intrusive_retrieve_probes_see_processed_requests(orthanc_worklist) -> None:
+    """Truth: movescu/getscu of a nonexistent study on this preset (DicomAlwaysAllowMove/Get)
+    get "Failed: UnableToProcess" (0xC000): the request was judged, not refused."""
+    server = orthanc_worklist
+    r = await assess(server.host, server.port, ProbeOptions(timeouts=OPTS.timeouts,
+                                                             intrusive=True))
+    for name in ("move", "get"):
+        op = r.operations[name]
+        assert op["state"] == "answered" and op["status"] == 0xC000, (name, op)
+        assert r.services[name] is True and r.services_confidence[name] == "observed"
+    dg006 = next(f for f in r.findings if f["id"] == "DG-006")
+    assert dg006["confidence"] == "confirmed"
 
 
 async def test_wlmscpfs_worklist_is_answered_so_open(wlmscpfs_server) -> None:

@@ -81,5 +81,6 @@ def test_worklist_refused_while_query_retrieve_is_answered(orthanc_worklist: Ort
     assert ABORTED not in out and out.count("Find Response:") == server.ground_truth.studies
     assert "Received Final Find Response (Success)" in out
     assert "UnableToProcess" in _retrieve("movescu", server)
+    assert "UnableToProcess" in _retrieve("getscu", server)
     truth = server.open_to_stranger
     assert truth["find_study_root"] and not truth["worklist"]
