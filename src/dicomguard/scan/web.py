@@ -322,6 +322,47 @@ async def orthanc_rest_identity(
     return None
 
 
+def join_host_identity(records: list[dict[str, Any]]) -> int:
+    """Name the product of DICOM records from the web records of the same host, in place.
+
+    The per-endpoint check (:func:`orthanc_rest_identity`) only tries the usual web ports; a
+    scan that also reached the Orthanc REST API on another port holds a web record with
+    ``product: "Orthanc"`` beside DICOM records saying "DCMTK". Orthanc's ``/system`` names
+    its ``DicomPort``: a DICOM record on that port is the same instance (observed); with a
+    single Orthanc on the host, its other DCMTK-identified ports are taken as Orthanc too
+    (inferred). Returns how many records were changed.
+    """
+    orthancs: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        web = rec.get("web") or {}
+        if web.get("product") == "Orthanc":
+            orthancs.setdefault(str(rec.get("host")), []).append(rec)
+    changed = 0
+    for rec in records:
+        if not rec.get("dicom") or rec.get("product") != "DCMTK" or rec.get("toolkit"):
+            continue
+        webs = orthancs.get(str(rec.get("host")), [])
+        same = [
+            w for w in webs
+            if ((w.get("web") or {}).get("orthanc") or {}).get("dicom_port") == rec.get("port")
+        ]
+        if not same and len(webs) != 1:
+            continue
+        w = (same or webs)[0]
+        rec["toolkit"] = " ".join(x for x in ("DCMTK", rec.get("product_version")) if x)
+        rec["product"] = "Orthanc"
+        rec["product_version"] = (w.get("web") or {}).get("product_version")
+        rec["product_evidence"] = {
+            "source": f"joined with the Orthanc REST record {w.get('host')}:{w.get('port')}",
+            "confidence": "observed" if same else "inferred",
+        }
+        conf = rec.get("confidence")
+        if isinstance(conf, dict):
+            conf["product"] = "observed" if same else "inferred"
+        changed += 1
+    return changed
+
+
 def _qido_query(limit: int, offset: int) -> str:
     return urlencode(
         [

@@ -70,3 +70,28 @@ async def test_plain_dcmtk_stays_dcmtk(storescp_server) -> None:
     r = await assess(storescp_server.host, storescp_server.port, ProbeOptions(timeouts=T))
     assert r.product == "DCMTK" and r.product_version == "3.6.7"
     assert r.product_evidence is None
+
+
+async def test_dicom_and_web_records_of_one_host_are_joined_in_the_stored_scan(
+    orthanc_open, tmp_path
+) -> None:
+    """A scan that reached Orthanc's REST API on a port the DICOM check did not try: the
+    report's view of the scan names the DICOM record Orthanc (its /system DicomPort matches)."""
+    from dicomguard.store.db import ScanStore
+    from dicomguard.store.read import load_scan
+
+    server = orthanc_open
+    dicom = await assess(server.host, server.port, ProbeOptions(timeouts=T, web=None))
+    web = await assess(server.host, server.http_port,
+                       ProbeOptions(timeouts=T, web=WebOptions(ports=(server.http_port,))))
+    assert dicom.product == "DCMTK" and web.web["product"] == "Orthanc"
+    store = ScanStore.create(tmp_path / "scan.db", argv=["scan"], options={}, targets_total=2)
+    for seq, r in enumerate((dicom, web)):
+        r.seq = seq
+        store.add(r.to_dict())
+        store.mark_done(seq)
+    store.finish({})
+    rec = next(x for x in load_scan(tmp_path / "scan.db").records if x.get("dicom"))
+    assert rec["product"] == "Orthanc" and rec["product_version"] == _debian_orthanc_version()
+    assert rec["toolkit"] == "DCMTK 3.6.7"
+    assert rec["product_evidence"]["confidence"] == "observed"
