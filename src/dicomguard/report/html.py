@@ -88,7 +88,13 @@ def _card(key: str, value: str, label: str) -> str:
 
 def _services(rec: dict[str, Any]) -> str:
     on = [k for k, v in (rec.get("services") or {}).items() if v]
-    return ", ".join(on) or "-"
+    refused = sorted(
+        k for k, op in (rec.get("operations") or {}).items() if op.get("state") == "refused"
+    )
+    text = ", ".join(on) or "-"
+    if refused:  # negotiated, then refused to a stranger (per-operation access control)
+        text += f" (refused per operation: {', '.join(refused)})"
+    return text
 
 
 def _aet(rec: dict[str, Any]) -> tuple[str, str]:

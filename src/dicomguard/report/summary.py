@@ -37,6 +37,17 @@ def _services(s: dict[str, bool]) -> str:
     return " ".join(v for k, v in short.items() if s.get(k)) or "-"
 
 
+def _refused(r: dict) -> str:
+    """Services negotiated but refused to a stranger per operation, e.g. " (refused: find-S)"."""
+    ops = r.get("operations") or {}
+    names = [n for n in ops if ops[n].get("state") == "refused"]
+    if not names:
+        return ""
+    short = {"find_patient_root": "find-P", "find_study_root": "find-S", "worklist": "mwl",
+             "verification": "echo"}
+    return " (refused: " + " ".join(short.get(n, n) for n in names) + ")"
+
+
 def worst(findings: list[dict[str, Any]]) -> str | None:
     sev = [f["severity"] for f in findings]
     return max(sev, key=severity_rank) if sev else None
@@ -107,21 +118,26 @@ def render_summary(
             called_txt,
             calling_txt,
             ui_txt,
-            _services(r.get("services", {})),
+            _services(r.get("services", {})) + _refused(r),
             exp_txt,
             f"[{SEVERITY_STYLE[w]}]{w}[/]" if w else "-",
         )
     if dicom:
         console.print(table)
     other = [r for r in recs if not r.get("dicom")]
-    if other:
+    # silence is "DICOM unknown" (DG-016), never "not DICOM"
+    silent = [r for r in other if (r.get("error") or "").startswith("silent")]
+    spoke = [r for r in other if r not in silent]
+    for group, label in ((spoke, "did not speak DICOM"), (silent, "stayed silent (DICOM unknown)")):
+        if not group:
+            continue
         console.print(
-            f"[dim]{len(other)} open port(s) did not speak DICOM:[/] "
+            f"[dim]{len(group)} open port(s) {label}:[/] "
             + ", ".join(
                 f"{r['host']}:{r['port']} ({(r.get('error') or '?').split(':')[0]})"
-                for r in other[:12]
+                for r in group[:12]
             )
-            + (" ..." if len(other) > 12 else "")
+            + (" ..." if len(group) > 12 else "")
         )
 
     counts: Counter[str] = Counter(f["id"] for r in recs for f in r.get("findings", []))
