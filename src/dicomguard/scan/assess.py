@@ -491,8 +491,9 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
 
 
 async def _drop_if_broken(assoc: Association, op: dict[str, Any]) -> None:
-    """An operation refused by A-ABORT or a dropped connection leaves no association."""
-    if op["state"] == operations.REFUSED and op["status"] is None:
+    """An operation refused by A-ABORT or a dropped connection leaves no association, and one
+    that got no answer leaves it in an unknown state: either way, a new one is opened."""
+    if op["state"] in (operations.REFUSED, operations.FAILED) and op["status"] is None:
         await assoc.abort()
 
 

@@ -17,8 +17,9 @@ worklist        C-FIND of the worklist, AccessionNumber = a fresh random value  
 ==============  =================================================================  ===========
 
 Any other final status (``0xA900``, ``0xCxxx``...) is ``failed``: the server processed the
-request but did not answer it, so it is neither proof of access nor of a refusal. An A-ABORT,
-a closed connection, ``0x0124`` or ``0x0122`` is ``refused``. C-MOVE, C-GET and C-STORE are
+request but did not answer it, so it is neither proof of access nor of a refusal; so is
+silence (no response within the DIMSE timeout). An A-ABORT, a closed connection, ``0x0124`` or
+``0x0122`` is ``refused``. C-MOVE, C-GET and C-STORE are
 retrieve/write operations, sent only with ``--intrusive`` (scan.intrusive): in a default scan
 their state is ``untested`` and whether they are open is inferred from the services that were
 tested (a server seen refusing a stranger's C-FIND enforces access per operation).
@@ -36,7 +37,7 @@ from pydicom.dataset import Dataset
 
 from ..dul.client import Association
 from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
-from ..dul.errors import DulError, PeerAborted
+from ..dul.errors import DulError, PeerAborted, PeerTimeout
 from . import sopclasses as sc
 
 ANSWERED = "answered"
@@ -94,6 +95,15 @@ def probe_identifier(service: str) -> tuple[str, Dataset]:
     return sc.STUDY_ROOT_FIND, q
 
 
+def _on_error(exc: DulError, what: str) -> dict[str, Any]:
+    """An operation that ended without a DIMSE answer: an abort or a dropped connection is a
+    refusal; silence is not (a server that never answers its C-FIND, fo-dicom-samples#100:
+    SANTESOFT/2.0.00 holds the C-FIND forever) and stays ``failed``."""
+    if isinstance(exc, PeerTimeout):
+        return record(FAILED, None, f"{what}: no answer ({exc})")
+    return record(REFUSED, None, _describe(exc))
+
+
 def _describe(exc: DulError) -> str:
     if isinstance(exc, PeerAborted):
         return f"A-ABORT (source {exc.source}, reason {exc.reason})"
@@ -105,7 +115,7 @@ async def probe_echo(assoc: Association) -> dict[str, Any]:
     try:
         status = await assoc.echo()
     except DulError as exc:
-        return record(REFUSED, None, _describe(exc))
+        return _on_error(exc, "C-ECHO")
     state = ANSWERED if status == STATUS_SUCCESS else classify_find(status)
     return record(state, status, f"C-ECHO status 0x{status & 0xFFFF:04X}")
 
@@ -118,7 +128,7 @@ async def probe_find(assoc: Association, service: str) -> dict[str, Any]:
         async for _ in assoc.find_raw(sop_class, identifier, max_results=10):
             matches += 1
     except DulError as exc:
-        return record(REFUSED, None, _describe(exc))
+        return _on_error(exc, "C-FIND")
     status = assoc.last_status
     state = classify_find(status)
     text = "none" if status is None else f"0x{status:04X}"
@@ -222,7 +232,7 @@ async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str
             text = "none" if status is None else f"0x{status:04X}"
             return record(ANSWERED, status, f"C-GET of nothing: status {text}")
     except DulError as exc:
-        return record(REFUSED, None, _describe(exc))
+        return _on_error(exc, "C-GET")
     return record(FAILED, None, f"C-GET: more than {max_responses} responses")
 
 

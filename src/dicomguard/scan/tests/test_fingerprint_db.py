@@ -291,6 +291,8 @@ def test_product_metadata_section_is_parsed():
         ("1.3.6.1.4.1.41293.8", "DCMJS-DIMSE-V0.1", "dcmjs-dimse", None),
         # suyashkumar/dicom constants/constants.go (grailbio/go-netdicom)
         ("1.2.826.0.1.3680043.9.7133.1.1", "GODICOM_1_1", "go-netdicom", None),
+        # fo-dicom/fo-dicom-samples#100 (a Sante server's AC in a public log)
+        ("1.2.300.0.7230010.3", "SANTESOFT/2.0.00", "Sante DICOM server", "2.0.00"),
         # com/pixelmed/dicom/VersionAndConstants.java
         ("1.3.6.1.4.1.5962.99.2", "PIXELMEDJAVA001", "PixelMed", None),
         # kristianvalind/go-netdicom uid.go
