@@ -43,3 +43,15 @@ async def test_mutual_tls_counts_as_secured_in_statistics(storescp_mutual_tls) -
     head = stats["headline"]
     assert head["dicom_services"] == 1 and head["tls"] == 1
     assert head["tls_client_cert_required"] == 1 and head["leaking"] == 0
+
+
+async def test_tls_without_client_certificate_is_observed_dicom(storescp_tls) -> None:
+    """storescp ``+tls key crt -ic``: echoscu +tls gets "Echo Response (Success)"
+    (testing/tests/test_tls_servers.py); DICOM is observed inside TLS, and DG-026 says no
+    client certificate is asked for."""
+    r = await assess(storescp_tls.host, storescp_tls.port, OPTS)
+    assert r.tls and r.dicom and r.dicom_likelihood is None
+    assert r.confidence["dicom"] == "observed"
+    assert r.tls_details["client_cert"]["required"] is False
+    assert r.services["verification"] and r.product == "DCMTK"
+    assert "DG-026" in {f["id"] for f in r.findings}

@@ -2,8 +2,10 @@
 
 The peer behaviour comes from the field: archives that resolve the caller's address before
 answering (reverse DNS, 5 s per resolver try) accept TCP at once and send their
-A-ASSOCIATE-AC seconds later (e.g. dcm4chee/Conquest installations with a dead resolver; DCMTK
-servers with host lookup on). Here a loopback relay holds back the first bytes of a real
+A-ASSOCIATE-AC seconds later. dcm4chee-arc does an rDNS lookup of every incoming DICOM
+connection by default (dcm4che/dcm4chee-arc-light#1360: ``REVERSE_DNS`` defaults to true;
+#4291), and DCMTK's dcmqrscp/storescp look the caller's host name up unless started with
+``-dhl --disable-host-lookup``. Here a loopback relay holds back the first bytes of a real
 pynetdicom SCP for 7 s.
 
 Truth, checked with DCMTK echoscu through the same relay: ``echoscu -ta 3`` (3 s ACSE timeout)
