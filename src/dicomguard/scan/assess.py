@@ -13,6 +13,7 @@ handshake completes its versions, ciphers and certificate are assessed (scan.tls
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import ssl
 import time
@@ -460,6 +461,7 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
         if p.opts.exposure is not None and not p.opts.discovery and answered_find:
             current = await _live(p, current)
             if current is not None:
+                _hide_refused_contexts(current, ops)
                 r.exposure = await measure(
                     current, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
                 )
@@ -488,6 +490,22 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     finally:
         r.operations = ops
         r.services, r.services_confidence = operations.open_services(negotiated, ops)
+
+
+def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -> None:
+    """Counting must not send the queries a stranger was refused (an Orthanc worklist with
+    DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
+    counts): their contexts are marked refused in this association's view of its AC."""
+    refused = {
+        uid
+        for name, op in ops.items()
+        if op["state"] != operations.ANSWERED and name in ("find_study_root",
+                                                            "find_patient_root", "worklist")
+        for uid in sc.SERVICES[name]
+    }
+    if refused:
+        results = {u: (3 if u in refused else code) for u, code in assoc.accept.results.items()}
+        assoc.accept = dataclasses.replace(assoc.accept, results=results)
 
 
 async def _drop_if_broken(assoc: Association, op: dict[str, Any]) -> None:

@@ -61,6 +61,8 @@ async def test_refused_worklist_beside_open_query_retrieve(orthanc_worklist) -> 
     assert r.operations["worklist"]["state"] == "refused"
     assert r.services["find_study_root"] and r.services["find_patient_root"]
     assert r.exposure is not None and r.exposure["studies"] == server.ground_truth.studies
+    # the refused worklist is not queried again: the Q/R counts stay complete
+    assert r.exposure["complete"] is True and "worklist_items" not in r.exposure
     ids = _ids(r)
     assert "DG-005" in ids and "DG-007" not in ids and "DG-015" in ids
 
