@@ -12,6 +12,8 @@ import pytest
 
 from dicomguard.dul.client import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
+from dicomguard.testing.base import find_binary
+from dicomguard.testing.loopback import lab_address
 from dicomguard.testing.orthanc import KNOWN_VIEWER_AET, OrthancServer
 
 OPTS = ProbeOptions(timeouts=Timeouts(2.0, 5.0, 10.0, 1.0))
@@ -67,8 +69,19 @@ async def test_refused_worklist_beside_open_query_retrieve(orthanc_worklist) -> 
     assert "DG-005" in ids and "DG-007" not in ids and "DG-015" in ids
 
 
-async def test_intrusive_move_probe_observes_the_refusal(orthanc_default) -> None:
-    server = orthanc_default
+@pytest.fixture
+def scratch_orthanc(request: pytest.FixtureRequest):
+    """A private empty Orthanc with the preset named by the test's parameter: the --intrusive
+    checks store a test object, which must not change the shared servers' ground truth."""
+    if find_binary("Orthanc") is None:
+        pytest.skip("Orthanc not installed")
+    with OrthancServer(lab_address(27), preset=request.param, patients=[]) as server:
+        yield server
+
+
+@pytest.mark.parametrize("scratch_orthanc", ["default"], indirect=True)
+async def test_intrusive_move_probe_observes_the_refusal(scratch_orthanc) -> None:
+    server = scratch_orthanc
     r = await assess(server.host, server.port, ProbeOptions(timeouts=OPTS.timeouts,
                                                              intrusive=True))
     assert r.operations["move"]["state"] == "refused"
@@ -77,10 +90,11 @@ async def test_intrusive_move_probe_observes_the_refusal(orthanc_default) -> Non
         assert r.services[name] is False and r.services_confidence[name] == "observed"
 
 
-async def test_intrusive_retrieve_probes_see_processed_requests(orthanc_worklist) -> None:
+@pytest.mark.parametrize("scratch_orthanc", ["worklist"], indirect=True)
+async def test_intrusive_retrieve_probes_see_processed_requests(scratch_orthanc) -> None:
     """Truth: movescu/getscu of a nonexistent study on this preset (DicomAlwaysAllowMove/Get)
     get "Failed: UnableToProcess" (0xC000): the request was judged, not refused."""
-    server = orthanc_worklist
+    server = scratch_orthanc
     r = await assess(server.host, server.port, ProbeOptions(timeouts=OPTS.timeouts,
                                                              intrusive=True))
     for name in ("move", "get"):
