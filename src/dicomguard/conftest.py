@@ -132,3 +132,12 @@ def wlmscpfs_server() -> Iterator[LoopbackServer]:
     from dicomguard.testing.dcmtk import WlmscpfsServer
 
     yield from _serve(lambda: WlmscpfsServer(lab_address(26)))
+
+
+@pytest.fixture(scope="session")
+def storescp_mutual_tls12() -> Iterator[StorescpServer]:
+    """storescp requiring a client certificate over TLS 1.2 only (``+pa``), on 127.0.10.28."""
+    _need("storescp")
+    yield from _serve(
+        lambda: StorescpServer(lab_address(28), tls="mutual", tls_profile="+pa")
+    )

@@ -366,8 +366,12 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
             first = await p.attempt(
                 opts.probe_called_aet, syntaxes=syntaxes, ssl_context=scanner_tls_context()
             )
-        except ConnectFailed:
+        except ConnectFailed as tls_error:
             r.error = describe_error(plain_error)
+            # a TLS alert (not a timeout or a reset) is a TLS server refusing our handshake,
+            # e.g. a TLS 1.2 server that requires a client certificate (alert 40): the TLS
+            # probe tells which, and mutual TLS is then judged (_judge_mutual_tls)
+            p.tls_only = "ALERT" in (tls_error.detail or "").upper()
             return
         except DulError:
             p.tls_only = True  # the handshake completed; what followed was not DICOM

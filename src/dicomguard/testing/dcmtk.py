@@ -157,7 +157,8 @@ class StorescpServer(ProcessServer):
     kind = "storescp"
 
     def __init__(self, host: str, port: int | None = None, *, aet: str = "DGSTORE",
-                 max_pdu: int | None = None, tls: str = "none") -> None:
+                 max_pdu: int | None = None, tls: str = "none",
+                 tls_profile: str | None = None) -> None:
         super().__init__(host, port, called_aets=[aet], patients=[], expected=STORESCP_EXPECTED)
         self.max_pdu = max_pdu
         if tls not in ("none", "tls", "mutual"):
@@ -166,6 +167,9 @@ class StorescpServer(ProcessServer):
         #: ``mutual``: a client certificate signed by the test CA is required
         #: (``+tls key crt +cf ca -rc``); RSA keys, DCMTK's default BCP 195 ND profile
         self.tls = tls
+        #: a storescp security-profile option, e.g. ``+pa`` (the retired AES profile: TLS 1.2
+        #: only, so a missing client certificate fails the handshake itself, alert 40)
+        self.tls_profile = tls_profile
         self.certs: LabCertificates | None = None
 
     @property
@@ -188,6 +192,8 @@ class StorescpServer(ProcessServer):
                 tls_args += ["+cf", str(self.certs.ca_cert), "-rc"]
             else:
                 tls_args += ["-ic"]
+            if self.tls_profile:
+                tls_args.append(self.tls_profile)
             argv[1:1] = tls_args
         self._spawn(argv, cwd=work, wait_ports=[self.port])
 

@@ -55,3 +55,15 @@ async def test_tls_without_client_certificate_is_observed_dicom(storescp_tls) ->
     assert r.tls_details["client_cert"]["required"] is False
     assert r.services["verification"] and r.product == "DCMTK"
     assert "DG-026" in {f["id"] for f in r.findings}
+
+
+async def test_tls12_server_refusing_the_handshake_without_certificate(storescp_mutual_tls12):
+    """storescp ``+tls key crt +cf ca -rc +pa`` (TLS 1.2 only) fails the handshake itself when
+    no client certificate comes: openssl s_client -tls1_2 reads "sslv3 alert handshake failure
+    ... SSL alert number 40", -tls1_3 "alert protocol version (70)" (test_tls_servers.py).
+    Still TLS, likely DICOM, never "not DICOM"."""
+    server = storescp_mutual_tls12
+    r = await assess(server.host, server.port, OPTS)
+    assert r.tls is True and r.tls_details["client_cert"]["required"] is True
+    assert r.dicom_likelihood is not None and r.dicom_likelihood["verdict"] == "likely"
+    assert "DG-014" not in {f["id"] for f in r.findings}

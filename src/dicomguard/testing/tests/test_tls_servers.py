@@ -80,3 +80,9 @@ def test_tls_only_storescp_answers_echo_inside_tls(storescp_tls) -> None:
     certs = storescp_tls.certs
     out = _echoscu(storescp_tls, "+tls", str(certs.client_key), str(certs.client_cert), "-ic")
     assert "Received Echo Response (Success)" in out
+
+
+def test_tls12_mutual_storescp_fails_the_handshake_itself(storescp_mutual_tls12) -> None:
+    out = _s_client(storescp_mutual_tls12, "-tls1_2")
+    assert "alert handshake failure" in out and "alert number 40" in out
+    assert "alert number 70" in _s_client(storescp_mutual_tls12, "-tls1_3")  # no TLS 1.3
