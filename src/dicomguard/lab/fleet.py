@@ -711,6 +711,14 @@ def build_parser(prog: str = "dicomguard lab") -> argparse.ArgumentParser:
         help=f"answer delay of 'slow' hosts (default {DEFAULT_SLOW_DELAY}s)",
     )
     parser.add_argument(
+        "--slow-greeting",
+        type=float,
+        default=DEFAULT_SLOW_GREETING,
+        metavar="SECONDS",
+        help="answer delay of 'slow-greeting' hosts, past a scanner's first associate timeout"
+        f" (default {DEFAULT_SLOW_GREETING:g}s)",
+    )
+    parser.add_argument(
         "--find-cap",
         type=int,
         default=DEFAULT_FIND_CAP,
@@ -768,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration=args.duration,
             stop=stop,
             slow_delay=args.slow_delay,
+            slow_greeting_delay=args.slow_greeting,
             find_cap=args.find_cap,
             max_patients=args.max_patients,
             ready=ready,

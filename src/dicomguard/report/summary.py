@@ -102,6 +102,8 @@ def render_summary(
             if ui.get("accepted_with")
             else ("required" if ui.get("required") else "none")
         )
+        if r.get("dicom_likelihood"):  # behind a TLS client certificate: nothing was seen
+            ui_txt = "?"
         exp = r.get("exposure") or {}
         exp_txt = "-"
         if exp.get("studies") is not None or exp.get("patients") is not None:
