@@ -209,6 +209,6 @@ async def test_storage_is_accepted_and_discarded(fleet: Fleet) -> None:
         await assoc._send(
             dimse.encode_message(msg, cid, assoc.peer_max_pdu, dimse.encode_dataset(ds, ts))
         )
-        reply = await assoc._receive(dimse.MessageAssembler())
+        reply = await assoc._receive()
         assert reply.command_field == dimse.C_STORE_RSP and reply.status == 0
     assert fleet.stored[plan.host] == 1
