@@ -64,7 +64,8 @@ def _no_identifier(record: dict, server: LoopbackServer) -> None:
 def dcmqrscp() -> Iterator[LoopbackServer]:
     _need("dcmqrscp", "dcmqridx", "findscu")
     patients = make_patients(21, 3, studies_per_patient=(1, 2))
-    with DcmqrscpServer(lab_address(41), patients=patients, calling_aets=("FINDSCU", "DGSCAN")) as s:
+    peers = ("FINDSCU", "DGSCAN")
+    with DcmqrscpServer(lab_address(41), patients=patients, calling_aets=peers) as s:
         yield s
 
 
