@@ -1,0 +1,92 @@
+"""Capped or refusing archives: >= 90% of the studies within the default query budget, and
+whatever is not reached is a flagged lower bound (issue 10, item 6).
+
+Loopback peers with a few hundred synthetic studies, one per field behaviour:
+
+* ``refuse``: a query that would match more than N records fails (0xA700, Out of Resources)
+  with no match: vendor archives that refuse "too broad" queries; the cap is never announced;
+* ``silent``: at most M matches then Success (Orthanc's LimitFindResults before 1.x reported
+  Success; vendor limits in the field);
+* ``refuse+silent``: both, N > M: the broad query is refused, and a date range holding more
+  than M but at most N studies answers exactly M with Success, which is *not* complete;
+* ``cancel``: M matches then 0xFE00, as Orthanc 1.10.1 (checked with findscu in
+  test_patient_counts_real_servers.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from dicomguard.dul.client import Timeouts
+from dicomguard.lab.synthetic import make_patients
+from dicomguard.scan.assess import ProbeOptions, assess
+from dicomguard.scan.exposure import ExposureOptions
+from dicomguard.testing.loopback import lab_address
+from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
+
+TIMEOUTS = Timeouts(2.0, 5.0, 10.0, 1.0)
+PENDING = (0xFF00, 0xFF01)
+
+
+class LimitingServer(PynetdicomFindServer):
+    """Refuses above ``refuse_above`` matches and/or stops at ``cap`` with ``final``."""
+
+    refuse_above: int | None = None
+    cap: int | None = None
+    final: int = 0x0000
+
+    def _on_find(self, event):  # type: ignore[override]
+        answers = list(super()._on_find(event))
+        matches = [a for a in answers if a[0] in PENDING]
+        if self.refuse_above is not None and len(matches) > self.refuse_above:
+            yield 0xA700, None
+            return
+        if self.cap is not None and len(matches) > self.cap:
+            yield from matches[: self.cap]
+            yield self.final, None
+            return
+        yield from answers
+
+
+def _server(kind: str, address: int) -> LimitingServer:
+    refuse, cap, final = {
+        "refuse": (50, None, 0),
+        "silent": (None, 50, 0x0000),
+        "refuse+silent": (200, 40, 0x0000),
+        "cancel": (None, 50, 0xFE00),
+    }[kind]
+    attrs = {"refuse_above": refuse, "cap": cap, "final": final}
+    cls = type(f"Limiting_{kind}", (LimitingServer,), attrs)
+    return cls(lab_address(address), patients=make_patients(30 + address, 150))
+
+
+@pytest.mark.parametrize(
+    ("kind", "address"), [("refuse", 51), ("silent", 52), ("refuse+silent", 53), ("cancel", 54)]
+)
+async def test_capped_archive_recovers_nine_tenths_within_the_default_budget(kind, address):
+    with _server(kind, address) as s:
+        truth = s.ground_truth
+        assert truth.studies >= 250
+        r = await assess(s.host, s.port, ProbeOptions(timeouts=TIMEOUTS, try_tls=False))
+    exp = r.exposure
+    assert exp is not None
+    assert exp["queries"] <= ExposureOptions().query_budget
+    assert exp["studies"] >= 0.9 * truth.studies, (kind, exp["studies"], truth.studies)
+    assert exp["studies"] <= truth.studies
+    if exp["complete"]:
+        assert exp["studies"] == truth.studies and exp["patients"] == truth.patients
+    else:
+        assert exp["studies"] < truth.studies or exp["patients"] != truth.patients
+    if kind == "refuse+silent":
+        assert exp["result_cap"] == 40  # learnt although the broad query never showed it
+
+
+async def test_a_small_budget_leaves_a_flagged_lower_bound():
+    with _server("refuse+silent", 55) as s:
+        opts = ProbeOptions(
+            timeouts=TIMEOUTS, try_tls=False, exposure=ExposureOptions(query_budget=6)
+        )
+        r = await assess(s.host, s.port, opts)
+    exp = r.exposure
+    assert exp["complete"] is False and exp["queries"] <= 6
+    assert exp["studies"] is not None and exp["studies"] < s.ground_truth.studies
