@@ -94,6 +94,8 @@ class _Query:
     answered: int = 0
     #: matches without the level's unique key
     keyless: int = 0
+    #: ... of which carried data (a date or a patient ID): a record with its key stripped
+    keyless_with_data: int = 0
 
     @property
     def refused(self) -> bool:
@@ -151,6 +153,7 @@ class ExposureMeter:
         #: keyed hashes of patient IDs seen at PATIENT level
         self.patients: set[bytes] = set()
         self.keyless_studies = 0
+        self.keyless_with_data = 0
 
     def _keyed(self, value: str) -> bytes:
         data = value.encode("utf-8", "replace")
@@ -176,6 +179,7 @@ class ExposureMeter:
             key = uid if level == "STUDY" else patient_id
             if not key:
                 out.keyless += 1  # a placeholder answer, not a record
+                out.keyless_with_data += bool(date_.strip() or patient_id)
                 continue
             k = self._keyed(key)
             if k in seen:
@@ -193,6 +197,7 @@ class ExposureMeter:
         out.truncated = out.answered >= cap or out.status not in (SUCCESS, None)
         if level == "STUDY":
             self.keyless_studies += out.keyless
+            self.keyless_with_data += out.keyless_with_data
         return out
 
     def _hash(self, value: str) -> str:
@@ -623,8 +628,8 @@ async def _measure(
         if study_class is not None:
             out.update(await meter.count_studies(study_class))
             studies_complete = bool(out["complete"])
-            out["placeholder_matches"] = meter.keyless_studies
             out.update(await _honesty_checks(meter, study_class))
+            out["placeholder_matches"] = meter.keyless_studies
         if accept.accepts(sc.PATIENT_ROOT_FIND):
             counted = await meter.count_patients(out.get("result_cap"), studies_complete)
             out["patients"] = counted["patients"]
@@ -639,6 +644,10 @@ async def _measure(
         out["complete"] = False
         out["error"] = f"{type(exc).__name__}: {exc}"
     out["inconsistencies"] = _inconsistencies(out, studies_complete)
+    if meter.keyless_with_data:
+        # PS3.4 C.4.1.2.1: every match holds the level's unique key; dated matches without
+        # one are records whose key was lost (a proxy, dcm4chee-arc-light #1263): uncounted
+        out["inconsistencies"].append("matches with data but no Study Instance UID")
     if out["inconsistencies"]:
         out["complete"] = False
     if has_mwl:
@@ -668,13 +677,13 @@ async def _honesty_checks(meter: ExposureMeter, study_class: str) -> dict[str, A
     """
     out: dict[str, Any] = {"answers_impossible_query": None}
     q = meter._study_identifier(IMPOSSIBLE_RANGE)
-    known = dict(meter.studies)
+    saved = dict(meter.studies), meter.keyless_studies, meter.keyless_with_data
     res = await meter._find(study_class, q)
     if res is not None:
-        out["answers_impossible_query"] = res.answered > 0
+        # records (with a Study Instance UID) where none can be; a stub's placeholder is not one
+        out["answers_impossible_query"] = res.count > 0
         # what it answered is not a study of the archive's truth: forget it for the counts
-        meter.studies = known
-        meter.keyless_studies -= res.keyless
+        meter.studies, meter.keyless_studies, meter.keyless_with_data = saved
     dates = [s.date for s in meter.studies.values()]
     today = _dicom_date(date.today())
     out["studies_all_on_scan_day"] = len(dates) >= 3 and all(d == today for d in dates)
