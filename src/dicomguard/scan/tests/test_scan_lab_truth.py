@@ -106,6 +106,10 @@ def test_exposure_is_exact_or_a_flagged_lower_bound(scanned):
             assert exp["latest_study_date"] == exp_t["latest_study_date"]
         else:
             assert 0 < exp["studies"] <= exp_t["studies"], (key, t["persona"])
+        if "worklist" in exp_t:  # items, patients and span, even when packed in one PDU
+            wl = exp["worklist"]
+            for k, v in exp_t["worklist"].items():
+                assert wl[k] == v, (key, t["persona"], k)
         if t["find_cap"] is not None:
             seen_capped = True
             assert exp["studies"] >= 0.9 * exp_t["studies"], (key, t["persona"])
