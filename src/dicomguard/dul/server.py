@@ -558,6 +558,7 @@ class _Established:
         message_id = int(msg.command.get("MessageID", 0))
         results = self.handlers.find(FindRequest(sop_class, identifier, self.info, ts))
         final = dimse.STATUS_SUCCESS
+        final_data: bytes | None = None
         if self.policy.pack_find_responses == "query":
             self._held = []
         try:
@@ -567,6 +568,8 @@ class _Established:
                     break
                 if status not in dimse.STATUS_PENDING:
                     final = status
+                    if ds is not None:  # a quirk some SCPs have (pynetdicom #571): kept
+                        final_data = ds if isinstance(ds, bytes) else dimse.encode_dataset(ds, ts)
                     break
                 # a handler may hand over bytes already encoded in this context's syntax
                 encoded = ds is None or isinstance(ds, bytes)
@@ -586,7 +589,7 @@ class _Established:
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
-        await self._respond(dm.C_FIND_RSP, msg, final)
+        await self._respond(dm.C_FIND_RSP, msg, final, final_data)
         held, self._held = self._held, None
         if held is not None:
             packed = dimse.pack_pdata(held, self.info.peer_max_pdu)

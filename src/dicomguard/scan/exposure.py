@@ -64,6 +64,16 @@ from . import sopclasses as sc
 
 SUCCESS = 0x0000
 CANCEL = 0xFE00
+
+
+def _finished(status: int | None) -> bool:
+    """The server says it sent every match: Success, or a Warning (0x0001, 0xBxxx).
+
+    PS3.4 C.4.1.1.4 allows no Warning for C-FIND, but servers send one (dcm4che #586:
+    0xB100 "relational behaviour not negotiated") after their last match; taking it as a cut
+    would split every range until the budget is gone.
+    """
+    return status is None or status in (SUCCESS, 0x0001) or 0xB000 <= status <= 0xBFFF
 FIRST_DAY = date(1900, 1, 1)
 #: a study-date range no real archive holds: a server that answers it answers anything
 IMPOSSIBLE_RANGE = "18000101-18000102"
@@ -100,7 +110,7 @@ class _Query:
     @property
     def refused(self) -> bool:
         """Ended with a failure and no match at all (a refusal, e.g. too broad)."""
-        return self.status not in (SUCCESS, CANCEL, None) and self.answered == 0
+        return not _finished(self.status) and self.status != CANCEL and self.answered == 0
 
 
 @dataclass
@@ -194,7 +204,7 @@ class ExposureMeter:
             else:
                 self.patients.add(k)
         out.status = self.assoc.last_status
-        out.truncated = out.answered >= cap or out.status not in (SUCCESS, None)
+        out.truncated = out.answered >= cap or not _finished(out.status)
         if level == "STUDY":
             self.keyless_studies += out.keyless
             self.keyless_with_data += out.keyless_with_data
@@ -438,8 +448,8 @@ class ExposureMeter:
                 if _parse_date(d):
                     dates.append(d[:8])
         status = self.assoc.last_status
-        ok = status == SUCCESS and items < cap
-        refused = status not in (SUCCESS, CANCEL, None) and items == 0
+        ok = _finished(status) and items < cap
+        refused = not _finished(status) and status != CANCEL and items == 0
         dates.sort()
         return {
             "items": None if refused else items,
@@ -643,6 +653,10 @@ async def _measure(
     except DulError as exc:
         out["complete"] = False
         out["error"] = f"{type(exc).__name__}: {exc}"
+        if out["studies"] is None and meter.studies:
+            # what the answers held before the peer failed is a lower bound, not nothing
+            out.update(meter._study_summary(False, None))
+            out["placeholder_matches"] = meter.keyless_studies
     out["inconsistencies"] = _inconsistencies(out, studies_complete)
     if meter.keyless_with_data:
         # PS3.4 C.4.1.2.1: every match holds the level's unique key; dated matches without
