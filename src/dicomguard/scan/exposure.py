@@ -658,6 +658,8 @@ async def _measure(
             out.update(meter._study_summary(False, None))
             out["placeholder_matches"] = meter.keyless_studies
     out["inconsistencies"] = _inconsistencies(out, studies_complete)
+    if "no patients beside studies" in out["inconsistencies"]:
+        out["patients"] = None  # what the server said is impossible: unknown, never 0
     if meter.keyless_with_data:
         # PS3.4 C.4.1.2.1: every match holds the level's unique key; dated matches without
         # one are records whose key was lost (a proxy, dcm4chee-arc-light #1263): uncounted

@@ -170,3 +170,59 @@ async def test_refused_patient_level_counts_patients_from_studies_or_says_unknow
         else:
             assert exp["patients"] is None and exp["complete"] is False
             assert exp["inconsistencies"] == []
+
+
+class NoPatientsAtAll(PynetdicomFindServer):
+    """PATIENT level: Success with no match (what dcmqrscp answers a query without the
+    level's unique key); the study answers carry no PatientID either."""
+
+    def _on_find(self, event):  # type: ignore[override]
+        if event.identifier.QueryRetrieveLevel == "PATIENT":
+            yield 0x0000, None
+            return
+        for status, ds in super()._on_find(event):
+            if ds is not None and "PatientID" in ds:
+                del ds.PatientID
+            yield status, ds
+
+
+class MorePatientsThanStudies(PynetdicomFindServer):
+    """PATIENT level lists patients the study level never shows (more than its studies)."""
+
+    def _on_find(self, event):  # type: ignore[override]
+        if event.identifier.QueryRetrieveLevel == "PATIENT":
+            for i in range(3 * len(self.patients) + 5):
+                ds = event.identifier.__class__()
+                ds.QueryRetrieveLevel = "PATIENT"
+                ds.PatientID = f"DGSYNEXTRA{i}"
+                yield 0xFF00, ds
+            return
+        yield from super()._on_find(event)
+
+
+async def test_impossible_combinations_are_flagged_never_complete():
+    with NoPatientsAtAll(lab_address(67), patients=make_patients(67, 5)) as s:
+        r = await assess(s.host, s.port, ProbeOptions(timeouts=TIMEOUTS, try_tls=False))
+    exp = r.exposure
+    assert exp["studies"] == s.ground_truth.studies and exp["patient_level"]["matches"] == 0
+    assert exp["patients"] is None and exp["complete"] is False
+    assert exp["inconsistencies"] == ["no patients beside studies"]
+
+    with MorePatientsThanStudies(lab_address(68), patients=make_patients(68, 4)) as s:
+        r = await assess(s.host, s.port, ProbeOptions(timeouts=TIMEOUTS, try_tls=False))
+    exp = r.exposure
+    assert exp["studies"] == s.ground_truth.studies < exp["patients"]
+    assert exp["complete"] is False
+    assert exp["inconsistencies"] == ["more patients than studies at study level"]
+
+
+def test_the_hash_key_is_per_endpoint_and_never_leaves_memory():
+    """Two meters hash one ID differently (a random key each): hashes cannot be linked across
+    endpoints or scans, and nothing of the key is in what a meter returns."""
+    from dicomguard.scan.exposure import ExposureMeter, ExposureOptions
+
+    a = ExposureMeter(None, ExposureOptions())  # type: ignore[arg-type]
+    b = ExposureMeter(None, ExposureOptions())  # type: ignore[arg-type]
+    assert a._keyed("DGSYN1") != b._keyed("DGSYN1") and a._keyed("DGSYN1") == a._keyed("DGSYN1")
+    summary = json.dumps(a._study_summary(True, None))
+    assert a._key.hex() not in summary
