@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
+from pydicom.dataset import Dataset
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicomguard.dul.client import Timeouts
@@ -82,3 +83,29 @@ async def test_a_refused_worklist_leaves_the_qr_counts_complete():
     assert exp["studies"] == s.ground_truth.studies and exp["patients"] == s.ground_truth.patients
     assert exp["worklist"]["complete"] is False and exp["worklist"]["status"] == 0xC000
     assert exp["worklist"]["items"] is None and exp["worklist"]["patients"] is None
+
+
+async def test_wlmscpfs_sends_one_message_per_pdu(wlmscpfs):
+    """What the launcher's docstring says about wlmscpfs 3.6.7's framing, measured: each
+    C-FIND-RSP ends in its own P-DATA-TF (the packed case is tested in
+    dul/tests/test_several_messages_in_one_pdu.py)."""
+    from dicomguard.dul import dimse
+    from dicomguard.dul.client import associate
+    from dicomguard.dul.negotiation import AssociateRequest
+
+    s = wlmscpfs
+    seen: list[bytes] = []
+    wl = str(ModalityWorklistInformationFind)
+    out = await associate(
+        s.host, s.port, AssociateRequest(called_aet=s.aet, abstract_syntaxes=(wl,)),
+        timeouts=TIMEOUTS, recorder=lambda d, b: seen.append(b) if d == "in" else None,
+    )
+    assert out.association is not None
+    async with out.association as assoc:
+        q = Dataset()
+        q.PatientID = ""
+        items = [ds async for ds in assoc.find(wl, q)]
+    assert len(items) == sum(len(p.studies) for p in s.patients)
+    assembler = dimse.MessageAssembler()
+    completed = [len(assembler.feed(p)) for p in seen if p[0] == 0x04]
+    assert sum(completed) == len(items) + 1 and max(completed) == 1
