@@ -79,6 +79,8 @@ FIRST_DAY = date(1900, 1, 1)
 IMPOSSIBLE_RANGE = "18000101-18000102"
 #: a Success answer at least this long that is the largest seen is checked for a silent cap
 MIN_CAP_GUESS = 5
+#: refused queries (none ever answered) after which a server is taken to refuse every query
+REFUSALS_BEFORE_GIVING_UP = 4
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ class ExposureMeter:
             summary = self._study_summary(True, None)
             self.study_dates = [s.date for s in self.studies.values()]
             summary["refuses_broad_queries"] = False
+            summary["refuses_every_query"] = False
             return summary
 
         complete = True
@@ -261,7 +264,8 @@ class ExposureMeter:
         # accepted leaves: (lo, hi, answered), re-split when a cap is learnt later
         leaves: list[tuple[date, date, int]] = []
         stack = list(_split(FIRST_DAY, today, universal.dates))
-        # a pending check: (parent answered, [children answered so far], children left)
+        refusals = int(universal.refused)
+        answered_once = not universal.refused
         while stack:
             lo, hi = stack.pop()
             rng = f"{_dicom_date(lo)}-{_dicom_date(hi)}" if lo != hi else _dicom_date(lo)
@@ -270,6 +274,14 @@ class ExposureMeter:
                 complete = False
                 stack.append((lo, hi))
                 break
+            refusals += part.refused
+            answered_once = answered_once or not part.refused
+            if not answered_once and refusals >= REFUSALS_BEFORE_GIVING_UP:
+                # every query refused, even narrow ones: not "too broad", refused outright
+                # (per-operation access control); splitting further only burns the budget
+                return {"studies": None, "complete": False, "result_cap": None,
+                        "refuses_broad_queries": True, "refuses_every_query": True,
+                        "refusal_status": part.status}
             saturated = part.truncated or (cap is not None and part.answered >= cap)
             if (
                 not saturated
@@ -326,6 +338,7 @@ class ExposureMeter:
         self.study_dates = [s.date for s in self.studies.values()]
         summary = self._study_summary(complete, cap)
         summary["refuses_broad_queries"] = universal.refused
+        summary["refuses_every_query"] = False
         return summary
 
     async def _silently_capped(self, sop_class: str, universal: _Query) -> bool:

@@ -90,3 +90,22 @@ async def test_a_small_budget_leaves_a_flagged_lower_bound():
     exp = r.exposure
     assert exp["complete"] is False and exp["queries"] <= 6
     assert exp["studies"] is not None and exp["studies"] < s.ground_truth.studies
+
+
+class RefusesEverything(PynetdicomFindServer):
+    """Accepts the Q/R presentation contexts, then fails every C-FIND (0xC000): access control
+    per operation, not a "too broad" refusal (Orthanc without DicomAlwaysAllowFind refuses a
+    stranger's C-FIND this way)."""
+
+    def _on_find(self, event):  # type: ignore[override]
+        yield 0xC000, None
+
+
+async def test_a_server_refusing_every_query_costs_a_few_queries_not_the_budget():
+    with RefusesEverything(lab_address(56), patients=make_patients(56, 20)) as s:
+        r = await assess(s.host, s.port, ProbeOptions(timeouts=TIMEOUTS, try_tls=False))
+    exp = r.exposure
+    assert exp["refuses_every_query"] is True and exp["refusal_status"] == 0xC000
+    assert exp["studies"] is None and exp["patients"] is None and exp["complete"] is False
+    assert exp["patient_level"]["state"] == "refused"
+    assert exp["queries"] <= 8
