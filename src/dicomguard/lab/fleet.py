@@ -54,7 +54,7 @@ from .personas import (
     SERVICES,
     Persona,
 )
-from .query import Archive, QueryError
+from .query import WORKLIST_FIND, Archive, QueryError
 from .synthetic import SyntheticPatient, ground_truth, make_patients
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ TRUTH_FORMAT = "dicomguard-lab-truth/1"
 
 STATUS_PENDING = 0xFF00
 STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_UNABLE_TO_PROCESS = 0xC000
 
 
 class LabError(ValueError):
@@ -211,7 +212,9 @@ def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
             # false when a single universal query cannot reveal everything (result caps)
             "complete": not capped,
         }
-        if "worklist" in p.services:
+        if "worklist" in p.refused_queries:
+            exposure["worklist"] = {"items": None, "patients": None, "complete": False}
+        elif "worklist" in p.services:
             # the lab's worklist mirrors its archive: one scheduled step per study
             dates = sorted(st.study_date for pt in patients for st in pt.studies)
             exposure["worklist"] = {
@@ -266,6 +269,7 @@ def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
         "refuse_above": p.refuse_above,
         "pack_find_responses": p.pack_find_responses or None,
         "find_answers": p.find_answers,
+        "refused_queries": sorted(p.refused_queries),
         "answer_delay": p.answer_delay,
         "gated_by": gates,
         "honeypot": p.honeypot,
@@ -320,8 +324,13 @@ def _find_handler(
     refuses: bool,
     refuse_above: int | None = None,
     answers: str | None = None,
+    refused: frozenset[str] = frozenset(),
 ) -> Any:
     async def find(request: FindRequest) -> AsyncIterator[tuple[int, Dataset | None]]:
+        level = str(request.identifier.get("QueryRetrieveLevel", "") or "")
+        if level in refused or ("worklist" in refused and request.sop_class == WORKLIST_FIND):
+            yield STATUS_UNABLE_TO_PROCESS, None
+            return
         if answers is not None:
             for ds in _not_records(answers, request.identifier):
                 yield STATUS_PENDING, ds
@@ -570,7 +579,10 @@ class Fleet:
 
         answers_find = archive is not None or p.find_answers is not None
         handlers = Handlers(
-            find=_find_handler(archive, p.find_cap, p.cap_refuses, p.refuse_above, p.find_answers)
+            find=_find_handler(
+                archive, p.find_cap, p.cap_refuses, p.refuse_above, p.find_answers,
+                p.refused_queries,
+            )
             if answers_find
             else None,
             store=store,

@@ -114,6 +114,9 @@ class Persona:
     #: how C-FIND responses go on the wire (see ``AcceptorPolicy.pack_find_responses``):
     #: "query" packs every response of a query into one P-DATA-TF (issue 10, item 4)
     pack_find_responses: str = ""
+    #: queries failed with 0xC000 (Unable to process) although their context was accepted:
+    #: "PATIENT" (that Q/R level) and/or "worklist" (every Modality Worklist query)
+    refused_queries: frozenset[str] = frozenset()
     #: C-FIND answers that are not records: "anything" (five made-up studies for any query,
     #: dated as asked, fo-dicom #574) or "placeholder" (one match with no key and no data)
     find_answers: str | None = None
@@ -240,6 +243,15 @@ PERSONAS: dict[str, Persona] = {
             services=frozenset({"verification", "worklist"}),
             pack_find_responses="query",
             patients=(5, 30),
+        ),
+        Persona(
+            "patient-level-refused",
+            "Q/R open at STUDY level, but every PATIENT-level C-FIND fails (0xC000); the"
+            " worklist context is accepted and every worklist query fails too",
+            product=DCMTK_367,
+            services=_ARCHIVE | {"worklist"},
+            refused_queries=frozenset({"PATIENT", "worklist"}),
+            patients=(5, 40),
         ),
         Persona(
             "stub-find",

@@ -142,8 +142,18 @@ async def check_endpoint(t: dict[str, Any]) -> None:
             wl.ScheduledProcedureStepSequence = [step]
             wl.PatientID = ""
             items = [ds async for ds in assoc.find(WORKLIST_FIND, wl)]
-            assert assoc.last_status == 0 and len(items) == exposure["worklist"]["items"], where
-            assert len({ds.PatientID for ds in items}) == exposure["worklist"]["patients"]
+            if exposure["worklist"]["items"] is None:  # refused per query
+                assert (items, assoc.last_status) == ([], 0xC000), where
+            else:
+                assert assoc.last_status == 0, where
+                assert len(items) == exposure["worklist"]["items"], where
+                assert len({ds.PatientID for ds in items}) == exposure["worklist"]["patients"]
+        if "PATIENT" in t["refused_queries"]:
+            pq = Dataset()
+            pq.QueryRetrieveLevel = "PATIENT"
+            pq.PatientID = ""
+            found = [ds async for ds in assoc.find(FIND_MODEL["find_patient_root"], pq)]
+            assert (found, assoc.last_status) == ([], 0xC000), where
         if not (t["services"]["find_study_root"] or t["services"]["find_patient_root"]):
             return
         model = (
