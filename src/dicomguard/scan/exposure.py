@@ -312,12 +312,14 @@ class ExposureMeter:
                         if n >= cap:
                             stack.append((a, b))
                     leaves = [leaf for leaf in leaves if leaf[2] < cap]
-                else:
+                elif all(q2.answered < part.answered for _a, _b, q2 in sub):
                     not_caps.add(part.answered)
                     largest_ok = max(largest_ok, part.answered)
+                # else one half holds the whole answer: undecided, that half is asked again
                 for a, b, q2 in sub:
                     sat2 = q2.truncated or (cap is not None and q2.answered >= cap)
-                    if sat2:
+                    undecided = cap is None and q2.answered == part.answered > 0
+                    if sat2 or (undecided and part.answered not in not_caps):
                         stack.append((a, b))
                     else:
                         leaves.append((a, b, q2.answered))
