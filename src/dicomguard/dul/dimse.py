@@ -153,7 +153,8 @@ def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
     try:
         return _decode_ds(BytesIO(data), implicit, not big)
     except Exception as exc:  # pydicom raises many kinds on junk
-        raise MalformedPdu(f"undecodable data set: {exc}") from None
+        # the type only: pydicom's messages may quote element values (identifiers)
+        raise MalformedPdu(f"undecodable data set ({type(exc).__name__})") from None
 
 
 def iter_pdvs(pdata: bytes) -> list[tuple[int, int, bytes]]:

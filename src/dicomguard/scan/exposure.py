@@ -453,15 +453,17 @@ class ExposureMeter:
         sop = sc.MODALITY_WORKLIST_FIND
         async for ds in self.assoc.find(sop, q, max_results=cap):
             items += 1
-            pid = str(ds.get("PatientID", "") or "").strip()
+            try:
+                pid = str(ds.get("PatientID", "") or "").strip()
+                steps = list(ds.get("ScheduledProcedureStepSequence", None) or [])
+                starts = [str(st.get("ScheduledProcedureStepStartDate", "") or "") for st in steps]
+            except Exception:  # a malformed item still counts; its text is never kept
+                continue
             if pid:
                 patients.add(self._keyed(pid))
                 if self.opts.collect_identifiers:
                     self.hashes.add(self._hash(pid))
-            for step in ds.get("ScheduledProcedureStepSequence", None) or []:
-                d = str(step.get("ScheduledProcedureStepStartDate", "") or "")
-                if _parse_date(d):
-                    dates.append(d[:8])
+            dates.extend(d[:8] for d in starts if _parse_date(d))
         status = self.assoc.last_status
         ok = _finished(status) and items < cap
         refused = not _finished(status) and status != CANCEL and items == 0
