@@ -53,6 +53,19 @@ def _opts(server: LoopbackServer, calling: str = "DICOMGUARD") -> ProbeOptions:
     )
 
 
+def _honest(record, server: LoopbackServer) -> None:
+    """A real archive answers nothing for 18000101-18000102 (findscu agrees) and is not
+    flagged by the behavioural honeypot checks."""
+    impossible = findscu(
+        server.host, server.port,
+        ["QueryRetrieveLevel=STUDY", "StudyDate=18000101-18000102", "StudyInstanceUID"],
+        model=STUDY_ROOT, called_aet=server.aet,
+    )
+    assert impossible.matches == [] and impossible.final == "Success"
+    assert record.exposure["answers_impossible_query"] is False
+    assert record.honeypot["suspected"] is False
+
+
 def _no_identifier(record: dict, server: LoopbackServer) -> None:
     text = json.dumps(record)
     assert NAME_PREFIX not in text and ID_PREFIX not in text
@@ -98,6 +111,7 @@ async def test_dcmqrscp_patients_need_the_unique_key(dcmqrscp):
     assert exp is not None and exp["complete"] is True
     assert (exp["patients"], exp["studies"]) == (truth.patients, truth.studies)
     assert exp["patient_level"]["state"] == "complete"
+    _honest(r, s)
     _no_identifier(r.to_dict(), s)
 
 
@@ -118,6 +132,7 @@ async def test_qrscp_repeats_patients_per_study_and_is_deduplicated(qrscp):
     assert exp["inconsistencies"] == []
     # its worklist answers Success with no item: known and empty, not an error
     assert exp["worklist"]["items"] == 0 and exp["worklist"]["complete"] is True
+    _honest(r, s)
     _no_identifier(r.to_dict(), s)
 
 
@@ -134,6 +149,7 @@ async def test_orthanc_limit_find_results_patients_come_from_the_study_answers(o
     assert exp["studies"] == truth.studies and exp["patients"] == truth.patients == 8
     assert exp["patient_level"]["state"] == "capped"
     assert exp["complete"] is True  # every date partition answered below the cap
+    _honest(r, s)
     _no_identifier(r.to_dict(), s)
 
 
