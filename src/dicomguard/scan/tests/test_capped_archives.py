@@ -121,3 +121,25 @@ async def test_a_server_refusing_every_query_costs_a_few_queries_not_the_budget(
     assert exp["studies"] is None and exp["patients"] is None and exp["complete"] is False
     assert exp["patient_level"]["state"] == "refused"
     assert exp["queries"] <= 8
+
+
+async def test_real_orthanc_with_limit_find_results_recovers_nine_tenths():
+    """Orthanc 1.10.1, ``LimitFindResults: 10``, ~120 studies: every level answers 10 matches
+    then 0xFE00 (checked with findscu in test_patient_counts_real_servers.py)."""
+    from dicomguard.testing.findscu import STUDY_ROOT, findscu
+    from dicomguard.testing.orthanc import OrthancServer
+    from dicomguard.testing.servers import find_binary
+
+    if find_binary("Orthanc") is None or find_binary("findscu") is None:
+        pytest.skip("Orthanc / findscu not installed")
+    with OrthancServer(lab_address(58), patients=make_patients(58, 60), limit_find_results=10) as s:
+        seen = findscu(s.host, s.port, ["QueryRetrieveLevel=STUDY", "StudyInstanceUID"],
+                       model=STUDY_ROOT, called_aet=s.aet)
+        assert len(seen.matches) == 10 and seen.final.startswith("Cancel")
+        r = await assess(s.host, s.port, ProbeOptions(timeouts=TIMEOUTS, try_tls=False, web=None))
+    exp = r.exposure
+    truth = s.ground_truth
+    assert exp["result_cap"] == 10 and exp["queries"] <= ExposureOptions().query_budget
+    assert exp["studies"] >= 0.9 * truth.studies
+    if exp["complete"]:
+        assert (exp["studies"], exp["patients"]) == (truth.studies, truth.patients)
