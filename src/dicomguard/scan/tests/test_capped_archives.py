@@ -1,7 +1,11 @@
 """Capped or refusing archives: >= 90% of the studies within the default query budget, and
 whatever is not reached is a flagged lower bound (issue 10, item 6).
 
-Loopback peers with a few hundred synthetic studies, one per field behaviour:
+Loopback peers with a few hundred synthetic studies, one per field behaviour. dcm4chee-arc-light
+#1446 describes both kinds ("C-FIND SCP implementations which have a limit of the maximal number
+of matches ... either they explicitly reject a C-FIND RQ as too broad or they just return only a
+subset"); the Google Cloud DICOM adapter (healthcare-dicom-dicomweb-adapter #42) returns at most
+50,000 matches with Success, since C-FIND has no status to say "there is more".
 
 * ``refuse``: a query that would match more than N records fails (0xA700, Out of Resources)
   with no match: vendor archives that refuse "too broad" queries; the cap is never announced;
