@@ -17,7 +17,9 @@ from dicomguard.testing.servers import (
     LoopbackServer,
     OrthancServer,
     PynetdicomFindServer,
+    PynetdicomQrscpServer,
     StorescpServer,
+    WlmscpfsServer,
     find_binary,
     lab_address,
 )
@@ -126,18 +128,22 @@ def orthanc_mutual_tls() -> Iterator[OrthancServer]:
 
 
 @pytest.fixture(scope="session")
-def wlmscpfs_server() -> Iterator[LoopbackServer]:
-    """DCMTK wlmscpfs, called AE DGWLM, one worklist item per synthetic patient, 127.0.10.26."""
-    _need("wlmscpfs")
-    from dicomguard.testing.dcmtk import WlmscpfsServer
-
-    yield from _serve(lambda: WlmscpfsServer(lab_address(26)))
-
-
-@pytest.fixture(scope="session")
 def storescp_mutual_tls12() -> Iterator[StorescpServer]:
     """storescp requiring a client certificate over TLS 1.2 only (``+pa``), on 127.0.10.28."""
     _need("storescp")
     yield from _serve(
         lambda: StorescpServer(lab_address(28), tls="mutual", tls_profile="+pa")
     )
+
+
+@pytest.fixture(scope="session")
+def wlmscpfs_server() -> Iterator[LoopbackServer]:
+    """DCMTK wlmscpfs with synthetic worklist files under its example title OFFIS, 127.0.10.8."""
+    _need("wlmscpfs")
+    yield from _serve(lambda: WlmscpfsServer(lab_address(8)))
+
+
+@pytest.fixture(scope="session")
+def pynetdicom_qrscp() -> Iterator[LoopbackServer]:
+    """``python -m pynetdicom qrscp`` (its Q/R archive app) on 127.0.10.9."""
+    yield from _serve(lambda: PynetdicomQrscpServer(lab_address(9)))

@@ -458,11 +458,13 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                     break
                 ops[name] = await operations.probe_find(current, name)
                 await _drop_if_broken(current, ops[name])
-        answered_find = any(
-            ops.get(n, {}).get("state") == operations.ANSWERED
+        # count where a query was answered, or failed without being refused (a failure
+        # status or silence says nothing about access; the count's own queries will)
+        worth_counting = any(
+            ops.get(n, {}).get("state") in (operations.ANSWERED, operations.FAILED)
             for n in ("find_study_root", "find_patient_root", "worklist")
         )
-        if p.opts.exposure is not None and not p.opts.discovery and answered_find:
+        if p.opts.exposure is not None and not p.opts.discovery and worth_counting:
             current = await _live(p, current)
             if current is not None:
                 _hide_refused_contexts(current, ops)
@@ -471,6 +473,7 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                 )
                 if r.exposure is not None and r.exposure.get("error"):
                     await current.abort()  # a query failed on the wire: the association is gone
+                operations.credit_exposure(ops, r.exposure, current.accept)
         if p.opts.intrusive and not p.opts.discovery:
             current = await _live(p, current)
             if current is not None:
@@ -499,11 +502,12 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
 def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -> None:
     """Counting must not send the queries a stranger was refused (an Orthanc worklist with
     DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
-    counts): their contexts are marked refused in this association's view of its AC."""
+    counts): their contexts are marked refused in this association's view of its AC. Failed
+    ones (a failure status, silence) are still counted: the count records how they fail."""
     refused = {
         uid
         for name, op in ops.items()
-        if op["state"] != operations.ANSWERED and name in ("find_study_root",
+        if op["state"] == operations.REFUSED and name in ("find_study_root",
                                                             "find_patient_root", "worklist")
         for uid in sc.SERVICES[name]
     }

@@ -12,9 +12,15 @@ when one of its operations was *answered*:
 service         operation sent (matches nothing, reveals nothing)                  answered if
 ==============  =================================================================  ===========
 verification    C-ECHO                                                             Success
-find_*          C-FIND, level STUDY/PATIENT, key = a fresh random UID / ID         Success or
-worklist        C-FIND of the worklist, AccessionNumber = a fresh random value     Pending
+find_*          C-FIND, level STUDY/PATIENT, key = a fresh random UID / ID         Success,
+worklist        C-FIND of the worklist, AccessionNumber = a fresh random value     Pending or
+                                                                                   Warning
 ==============  =================================================================  ===========
+
+A probe that failed (below) does not stop the exposure count; when the count's own C-FINDs
+bring records back, the service is answered after all (the dicom-rs#434 peer of
+test_find_quirks_from_bug_reports.py never sends its final response: the probe, matching
+nothing, gets silence, while the count's universal query gets matches before the silence).
 
 Any other final status (``0xA900``, ``0xCxxx``...) is ``failed``: the server processed the
 request but did not answer it, so it is neither proof of access nor of a refusal; so is
@@ -67,6 +73,10 @@ def classify_find(status: int | None) -> str:
         return FAILED
     if status in (STATUS_SUCCESS, STATUS_CANCEL) or status in STATUS_PENDING:
         return ANSWERED
+    if status == 0x0001 or 0xB000 <= status <= 0xBFFF:
+        # Warning category: processed and answered (dcm4che ends C-FINDs with 0xB100,
+        # dcm4che/dcm4che#586)
+        return ANSWERED
     if status in REFUSAL_STATUSES:
         return REFUSED
     return FAILED
@@ -76,7 +86,7 @@ def _random_uid() -> str:
     return "2.25." + str(secrets.randbits(120))
 
 
-def probe_identifier(service: str) -> tuple[str, Dataset]:
+def probe_identifier(service: str, level: str | None = None) -> tuple[str, Dataset]:
     """(SOP class, identifier) of the probe C-FIND of ``service``: it matches nothing.
 
     The matching key is a fresh random value, so an answer carries no record and the query
@@ -87,8 +97,10 @@ def probe_identifier(service: str) -> tuple[str, Dataset]:
         q.AccessionNumber = "DG" + secrets.token_hex(7).upper()  # SH, 16 characters
         return sc.MODALITY_WORKLIST_FIND, q
     if service == "find_patient_root":
-        q.QueryRetrieveLevel = "PATIENT"
+        q.QueryRetrieveLevel = level or "PATIENT"
         q.PatientID = "DGNOMATCH" + secrets.token_hex(6).upper()
+        if q.QueryRetrieveLevel == "STUDY":  # hierarchical: the patient's key, then the study's
+            q.StudyInstanceUID = _random_uid()
         return sc.PATIENT_ROOT_FIND, q
     q.QueryRetrieveLevel = "STUDY"
     q.StudyInstanceUID = _random_uid()
@@ -121,8 +133,22 @@ async def probe_echo(assoc: Association) -> dict[str, Any]:
 
 
 async def probe_find(assoc: Association, service: str) -> dict[str, Any]:
-    """The probe C-FIND of ``service`` (see :func:`probe_identifier`); never raises."""
-    sop_class, identifier = probe_identifier(service)
+    """The probe C-FIND of ``service`` (see :func:`probe_identifier`); never raises.
+
+    The Patient Root model is tried at PATIENT level, and when that level fails with a status
+    (some servers serve only STUDY level and below: 0xC000 for PATIENT, issue 10 item 3), once
+    more at STUDY level within the model.
+    """
+    out = await _probe_find_once(assoc, service, None)
+    if service == "find_patient_root" and out["state"] == FAILED and out["status"] is not None:
+        study = await _probe_find_once(assoc, service, "STUDY")
+        study["detail"] = f"PATIENT level: {out['detail']}; STUDY level: {study['detail']}"
+        return study
+    return out
+
+
+async def _probe_find_once(assoc: Association, service: str, level: str | None) -> dict[str, Any]:
+    sop_class, identifier = probe_identifier(service, level)
     matches = 0
     try:
         async for _ in assoc.find_raw(sop_class, identifier, max_results=10):
@@ -136,6 +162,29 @@ async def probe_find(assoc: Association, service: str) -> dict[str, Any]:
     if matches:
         detail += f", {matches} answers to a key that matches nothing"
     return record(state, status, detail)
+
+
+def credit_exposure(
+    ops: dict[str, dict[str, Any]], exposure: dict[str, Any] | None, accept: Any
+) -> None:
+    """A failed probe whose service then brought records back in the exposure count is
+    answered after all (records are the strongest proof of access)."""
+    if not exposure:
+        return
+    study_service = (
+        "find_study_root" if accept.accepts(sc.STUDY_ROOT_FIND)
+        else "find_patient_root" if accept.accepts(sc.PATIENT_ROOT_FIND) else None
+    )
+    found = {study_service: bool(exposure.get("studies"))}
+    worklist = exposure.get("worklist")
+    items = worklist.get("items") if isinstance(worklist, dict) else exposure.get(
+        "worklist_items"
+    )
+    found["worklist"] = bool(items)
+    for name, got in found.items():
+        op = ops.get(name or "")
+        if name and got and op is not None and op["state"] == FAILED:
+            op.update(state=ANSWERED, detail=op["detail"] + "; records came back to the count")
 
 
 def alive(assoc: Association | None) -> bool:

@@ -1,6 +1,6 @@
 """DCMTK 3.6.7 servers on loopback: ``dcmqrscp`` (a Q/R archive with an AE table),
 ``storescp`` (a store-only sink, optionally inside TLS or mutual TLS) and ``wlmscpfs`` (a
-Modality Worklist SCP serving files).
+Modality Worklist from files).
 
 Neither program can choose its listening address in 3.6.7 (no bind option in ``--help``), so
 they listen on all interfaces at a random port: they only start inside a loopback-only network
@@ -211,37 +211,52 @@ WLMSCPFS_EXPECTED = {
 }
 
 
-def worklist_item(patient: SyntheticPatient, study_index: int = 0) -> Dataset:
-    """A scheduled procedure step (Modality Worklist item, PS3.4 K.6) for a synthetic study."""
+def worklist_dataset(patient: SyntheticPatient, study_index: int) -> Dataset:
+    """One worklist file (a scheduled procedure step) for a synthetic patient's study.
+
+    The attributes of DCMTK's example worklist (examples/wlistdb/OFFIS/wklist1.dump), so that
+    wlmscpfs with its default ``--enable-file-reject`` accepts the file as complete.
+    """
     study = patient.studies[study_index]
     ds = Dataset()
     ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.AccessionNumber = study.accession_number
     ds.PatientName = patient.patient_name
     ds.PatientID = patient.patient_id
     ds.PatientBirthDate = patient.birth_date
     ds.PatientSex = patient.sex
-    ds.AccessionNumber = study.accession_number
     ds.StudyInstanceUID = study.study_instance_uid
-    ds.RequestedProcedureID = "DGRP1"
+    ds.RequestingPhysician = "DGFAKE^DOCTOR"
     ds.RequestedProcedureDescription = study.description
-    sps = Dataset()
-    sps.Modality = study.modality
-    sps.ScheduledStationAETitle = "DGMODALITY"
-    sps.ScheduledProcedureStepStartDate = study.study_date
-    sps.ScheduledProcedureStepStartTime = "120000"
-    sps.ScheduledProcedureStepID = "DGSPS1"
-    sps.ScheduledProcedureStepDescription = study.description
-    sps.ScheduledPerformingPhysicianName = ""
-    ds.ScheduledProcedureStepSequence = [sps]
+    ds.RequestedProcedureID = f"DGRP{study_index}"
+    ds.RequestedProcedurePriority = "LOW"
+    step = Dataset()
+    step.Modality = study.modality
+    step.ScheduledStationAETitle = "DGMODALITY"
+    step.ScheduledProcedureStepStartDate = study.study_date
+    step.ScheduledProcedureStepStartTime = "120000"
+    step.ScheduledPerformingPhysicianName = "DGFAKE^TECH"
+    step.ScheduledProcedureStepDescription = study.description
+    step.ScheduledProcedureStepID = f"DGSPS{study_index}"
+    step.ScheduledStationName = "DGSTATION"
+    step.ScheduledProcedureStepLocation = "DGROOM"
+    step.PreMedication = ""
+    step.CommentsOnTheScheduledProcedureStep = ""
+    ds.ScheduledProcedureStepSequence = [step]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.31"
+    meta.MediaStorageSOPInstanceUID = f"{study.study_instance_uid}.99"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
     return ds
 
 
 class WlmscpfsServer(ProcessServer):
-    """DCMTK wlmscpfs serving one worklist file per synthetic patient (their first study).
+    """DCMTK wlmscpfs: Modality Worklist from ``.wl`` files, one worklist per study.
 
-    Measured (testing/tests/test_worklist_server.py, DCMTK findscu -W): the called AE title
-    must name a folder under ``-dfp`` (others: A-ASSOCIATE-RJ), any calling AE is admitted,
-    and a universal worklist query answers one Pending response per item.
+    wlmscpfs answers only called AE titles that name a sub-directory of its data path (the
+    shipped example is ``OFFIS``); any calling AE title is accepted. Its responses go out one
+    DIMSE message per P-DATA-TF (measured with our requestor's recorder).
     """
 
     kind = "wlmscpfs"
@@ -251,34 +266,29 @@ class WlmscpfsServer(ProcessServer):
         host: str,
         port: int | None = None,
         *,
-        aet: str = "DGWLM",
+        aet: str = "OFFIS",
         patients: Sequence[SyntheticPatient] | None = None,
-        seed: int = 7,
+        seed: int = 6,
     ) -> None:
         super().__init__(
             host,
             port,
             called_aets=[aet],
-            patients=default_patients(seed, 6) if patients is None else patients,
+            patients=default_patients(seed, 4) if patients is None else patients,
             expected=WLMSCPFS_EXPECTED,
             reject_reasons={"called_aet": REASON_CALLED_AET},
         )
 
-    @property
-    def worklist_items(self) -> int:
-        return len(self.patients)
-
     def _start(self) -> None:
         binary = _require("wlmscpfs")
         work = self._new_workdir()
-        folder = work / "wlistdb" / self.aet
-        folder.mkdir(parents=True)
-        (folder / "lockfile").write_bytes(b"")
-        for n, patient in enumerate(self.patients):
-            ds = worklist_item(patient)
-            ds.file_meta = FileMetaDataset()
-            ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            dcmwrite(folder / f"dg{n:04d}.wl", ds, enforce_file_format=False)
-        argv = [binary, "-dfp", str(work / "wlistdb"), "-dfr", "-ta", "10", "-td", "30",
-                str(self.port)]
+        db = work / "wlistdb" / self.aet
+        db.mkdir(parents=True)
+        (db / "lockfile").write_bytes(b"")
+        n = 0
+        for p in self.patients:
+            for i in range(len(p.studies)):
+                dcmwrite(db / f"dg{n:05d}.wl", worklist_dataset(p, i), enforce_file_format=True)
+                n += 1
+        argv = [binary, "-dfp", str(work / "wlistdb"), "-ta", "10", "-td", "30", str(self.port)]
         self._spawn(argv, cwd=work, wait_ports=[self.port])

@@ -7,8 +7,9 @@ launcher                    what it is
                             ``modalities``, ``worklist``; DICOM TLS / mutual TLS
 :class:`DcmqrscpServer`     DCMTK dcmqrscp with an AE table (preset ``aetable``)
 :class:`StorescpServer`     DCMTK storescp, store-only; plain, TLS or mutual TLS
-:class:`WlmscpfsServer`     DCMTK wlmscpfs, a Modality Worklist from files
 :class:`PynetdicomFindServer`  pynetdicom Verification + C-FIND, in-process
+:class:`PynetdicomQrscpServer` ``python -m pynetdicom qrscp`` (its archive app)
+:class:`WlmscpfsServer`     DCMTK wlmscpfs, Modality Worklist from files
 ==========================  ======================================================
 """
 
@@ -32,6 +33,7 @@ from dicomguard.testing.loopback import (
     wait_until_accepting,
 )
 from dicomguard.testing.orthanc import KNOWN_VIEWER_AET, OrthancServer
+from dicomguard.testing.pynetdicom_qrscp import PynetdicomQrscpServer
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "LoopbackServer",
     "OrthancServer",
     "PynetdicomFindServer",
+    "PynetdicomQrscpServer",
     "ServerStartError",
     "StorescpServer",
     "WlmscpfsServer",

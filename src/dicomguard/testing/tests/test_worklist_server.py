@@ -1,8 +1,8 @@
 """wlmscpfs really serves its synthetic worklist to any caller that names its AE title.
 
-Checked with DCMTK findscu -W (calling AE STRANGER): called AE DGWLM gets one "Find Response"
-per item and "Received Final Find Response (Success)"; called AE WRONG gets "Association
-Rejected ... Rejected Permanent, Source: Service User".
+Checked with DCMTK findscu -W (calling AE STRANGER): called AE OFFIS (its example title) gets
+one "Find Response" per item and "Received Final Find Response (Success)"; called AE WRONG
+gets "Association Rejected ... Rejected Permanent, Source: Service User".
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ def _findscu_worklist(server, called: str) -> str:
 
 def test_worklist_answers_any_calling_ae_with_every_item(wlmscpfs_server) -> None:
     out = _findscu_worklist(wlmscpfs_server, wlmscpfs_server.aet)
-    assert out.count("Find Response:") == wlmscpfs_server.worklist_items
+    items = sum(len(p.studies) for p in wlmscpfs_server.patients)  # one item per study
+    assert out.count("Find Response:") == items
     assert "Received Final Find Response (Success)" in out
 
 
