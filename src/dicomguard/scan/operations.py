@@ -159,9 +159,13 @@ async def _probe_find_once(assoc: Association, service: str, level: str | None) 
     state = classify_find(status)
     text = "none" if status is None else f"0x{status:04X}"
     detail = f"C-FIND status {text}"
+    out = record(state, status, detail)
     if matches:
-        detail += f", {matches} answers to a key that matches nothing"
-    return record(state, status, detail)
+        # a unique key no record holds was matched anyway: a stub or a decoy that answers
+        # any query (issue 10, items 9 and 10), kept for whoever judges the answers
+        out["detail"] += f", {matches} answers to a key that matches nothing"
+        out["nonsense_matches"] = matches
+    return out
 
 
 def credit_exposure(

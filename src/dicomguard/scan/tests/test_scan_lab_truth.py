@@ -73,6 +73,11 @@ def test_dicom_and_tls_verdicts_match_truth(scanned):
         assert r["access_enforced_per_operation"] == t["access_enforced_per_operation"], key
         if t["persona"] == "slow-greeting":
             assert r["slow_greeting_s"] >= GREETING * 0.9, key
+        if t["persona"] in ("stub-find", "honeypot-answers-anything"):
+            # the operation probe's never-matching key is matched anyway
+            assert r["operations"]["find_study_root"].get("nonsense_matches", 0) > 0, key
+        elif t["dicom"] and "find_study_root" in r["operations"]:
+            assert "nonsense_matches" not in r["operations"]["find_study_root"], key
 
 
 def test_access_control_verdicts_match_truth(scanned):
