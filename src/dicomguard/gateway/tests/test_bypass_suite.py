@@ -1,0 +1,377 @@
+"""Issue 11's bypass suite: every trick that got a request past the policy, against real
+backends (a recording pynetdicom SCP, DCMTK dcmqrscp and storescp, Orthanc 1.10).
+
+Each attack is sent by a hand-written client through the gateway with a restrictive policy
+(identity ``modality``: ECHO and STORE only; ``viewer``: ECHO, FIND capped, MOVE to VIEWER1
+only). What holds it: an A-ABORT to the client before any response (source 2, reason 6
+"invalid PDU parameter value" for a refused command set), nothing recorded by the backend
+that records, the refusal counted and audited, and no traceback in the gateway's log. The
+control tests send the same bytes straight to DCMTK and Orthanc and show they act on them
+(the first copy of a repeated element), so the refusal is what stands between the attack and
+the data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom.dataset import Dataset
+
+from dicomguard.dul import client, dimse
+from dicomguard.dul import pdu as P
+from dicomguard.dul.command import encode_command
+from dicomguard.dul.errors import DulError, PeerAborted, PeerClosed
+from dicomguard.dul.negotiation import AssociateRequest
+
+from .conftest import RecordingBackend
+
+ECHO = "1.2.840.10008.1.1"
+FIND = "1.2.840.10008.5.1.4.1.2.1.1"
+MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
+CT = "1.2.840.10008.5.1.4.1.1.2"
+IMPLICIT = "1.2.840.10008.1.2"
+#: context IDs as AssociateRequest numbers them
+CID = {ECHO: 1, FIND: 3, MOVE: 5, CT: 7}
+
+#: issue 11's command set: CommandField C-FIND-RQ (0x0020) and then C-ECHO-RQ (0x0030)
+ISSUE_11_HEX = (
+    "000000000400000056000000000002001c000000312e322e3834302e31303030382e352e312e342e312e322e"
+    "312e31000000000102000000200000000001020000003000000010010200000001000000000702000000000000"
+    "000008020000000100"
+)
+
+
+# -- bytes ------------------------------------------------------------------------------------
+def _el(element: int, value: bytes) -> bytes:
+    return struct.pack("<HHL", 0, element, len(value)) + value
+
+
+def _us(n: int) -> bytes:
+    return struct.pack("<H", n)
+
+
+def _uid(uid: str) -> bytes:
+    raw = uid.encode()
+    return raw + b"\x00" * (len(raw) % 2)
+
+
+def _ae(title: str) -> bytes:
+    raw = title.encode()
+    return raw + b" " * (len(raw) % 2)
+
+
+def _with_group_length(body: bytes, value: int | None = None) -> bytes:
+    return _el(0x0000, struct.pack("<L", len(body) if value is None else value)) + body
+
+
+def _pdata(cid: int, command: bytes, dataset: bytes | None = None) -> bytes:
+    items = struct.pack(">LBB", len(command) + 2, cid, 0x03) + command
+    if dataset is not None:
+        items += struct.pack(">LBB", len(dataset) + 2, cid, 0x02) + dataset
+    return struct.pack(">BBL", 4, 0, len(items)) + items
+
+
+def _identifier(level: str = "PATIENT") -> bytes:
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    ds.PatientID = "*"
+    ds.PatientName = ""
+    return dimse.encode_dataset(ds, IMPLICIT)
+
+
+def _find_rq(msg_id: int, sop: str = FIND) -> bytes:
+    return encode_command({"CommandField": 0x0020, "MessageID": msg_id,
+                           "AffectedSOPClassUID": sop, "Priority": 0, "CommandDataSetType": 1})
+
+
+def _echo_rq(msg_id: int = 1) -> bytes:
+    return encode_command({"CommandField": 0x0030, "MessageID": msg_id,
+                           "AffectedSOPClassUID": ECHO, "CommandDataSetType": 0x0101})
+
+
+def _store_rq(msg_id: int, sop: str = CT) -> bytes:
+    return encode_command({"CommandField": 0x0001, "MessageID": msg_id,
+                           "AffectedSOPClassUID": sop, "Priority": 0, "CommandDataSetType": 1,
+                           "AffectedSOPInstanceUID": "1.2.826.0.1.3680043.9.7.11.1"})
+
+
+# -- backends ---------------------------------------------------------------------------------
+@dataclass
+class Backend:
+    kind: str
+    server: Any
+
+    def route(self) -> dict[str, Any]:
+        route = {"called_aet": "PACS", "backend_host": self.server.host,
+                 "backend_port": self.server.port, "backend_aet": self.server.aet}
+        if self.kind == "dcmqrscp":
+            route["calling_aet"] = "DGVIEWER"  # the only peer its AE table knows
+        return route
+
+    def requests(self) -> list[tuple[str, str]] | None:
+        """What reached the backend, where it records it (the pynetdicom SCP)."""
+        if isinstance(self.server, RecordingBackend):
+            return list(self.server.record.requests)
+        return None
+
+
+_FIXTURES = {"pynetdicom": "backend", "dcmqrscp": "dcmqrscp_aetable",
+             "storescp": "storescp_server", "orthanc": "orthanc_open"}
+
+
+@pytest.fixture(params=list(_FIXTURES))
+def real_backend(request: pytest.FixtureRequest) -> Backend:
+    server = request.getfixturevalue(_FIXTURES[request.param])
+    if isinstance(server, RecordingBackend):
+        server.record.clear()
+    return Backend(request.param, server)
+
+
+@pytest.fixture
+def gateway_log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="dicomguard")
+    return caplog
+
+
+def _no_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    bad = [r for r in caplog.records
+           if r.name.startswith("dicomguard") and (r.exc_info or r.levelno >= logging.ERROR)]
+    assert not bad, [r.getMessage() for r in bad]
+
+
+def _audited(path: Path, text: str) -> bool:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the trail is written in batches
+        if path.exists() and text in path.read_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.fixture
+def gw(raw_config: dict[str, Any], gateway_factory: Any, real_backend: Backend,
+       tmp_path: Path) -> Any:
+    raw_config["route"] = [real_backend.route()]
+    raw_config["identity"]["viewer"]["find_max_results"] = 3
+    raw_config["audit"] = {"file": str(tmp_path / "audit.log")}
+    gateway = gateway_factory(raw_config)
+    gateway.audit_path = tmp_path / "audit.log"
+    return gateway
+
+
+# -- client -----------------------------------------------------------------------------------
+async def _open(address: tuple[str, int], calling: str, called: str = "PACS"
+                ) -> client.Association:
+    rq = AssociateRequest(called_aet=called, calling_aet=calling,
+                          abstract_syntaxes=(ECHO, FIND, MOVE, CT), transfer_syntaxes=(IMPLICIT,))
+    outcome = await client.associate(address[0], address[1], rq)
+    assert outcome.association is not None, outcome.reject
+    return outcome.association
+
+
+@dataclass
+class Outcome:
+    messages: list[dimse.DimseMessage]
+    abort: tuple[int, int] | None  # (source, reason)
+
+    def statuses(self) -> list[int | None]:
+        return [m.status for m in self.messages]
+
+
+async def _collect(assoc: client.Association, *, until_final: int = 0,
+                   timeout: float = 5.0) -> Outcome:
+    """DIMSE messages until an A-ABORT or close, or until ``until_final`` final responses."""
+    messages: list[dimse.DimseMessage] = []
+    assembler = dimse.MessageAssembler()
+    abort = None
+    finals = 0
+    try:
+        while not until_final or finals < until_final:
+            raw = await P.read_pdu(assoc.reader, timeout=timeout)
+            P.raise_if_abort(raw)
+            if raw.pdu_type != P.P_DATA_TF:
+                continue
+            for msg in assembler.feed(raw.data):
+                messages.append(msg)
+                if msg.status not in dimse.STATUS_PENDING:
+                    finals += 1
+    except PeerAborted as exc:
+        abort = (exc.source, exc.reason)
+    except PeerClosed:
+        pass
+    return Outcome(messages, abort)
+
+
+async def _attack(address: tuple[str, int], calling: str, *pdus: bytes,
+                  until_final: int = 0, called: str = "PACS") -> Outcome:
+    """Open an association, send ``pdus`` and collect what comes back (see :func:`_collect`);
+    released when the answers were all there, closed in any case."""
+    assoc = await _open(address, calling, called)
+    try:
+        for pdu in pdus:
+            assoc.writer.write(pdu)
+        outcome = await _collect(assoc, until_final=until_final)
+        if until_final and outcome.abort is None:
+            with contextlib.suppress(DulError):
+                await assoc.release()
+        return outcome
+    finally:
+        await assoc.close()
+
+
+Attack = Callable[[], list[bytes]]
+
+ATTACKS: dict[str, tuple[str, Attack]] = {
+    # 1: the issue's hex command set, C-FIND hidden behind a second CommandField (C-ECHO)
+    "duplicate-command-field-find-echo": ("CT01", lambda: [
+        _pdata(CID[FIND], bytes.fromhex(ISSUE_11_HEX), _identifier())]),
+    # 1: C-MOVE hidden the same way
+    "duplicate-command-field-move-echo": ("CT01", lambda: [_pdata(CID[MOVE], _with_group_length(
+        _el(0x0002, _uid(MOVE)) + _el(0x0100, _us(0x0021)) + _el(0x0100, _us(0x0030))
+        + _el(0x0110, _us(1)) + _el(0x0600, _ae("VIEWER1")) + _el(0x0700, _us(0))
+        + _el(0x0800, _us(1))), _identifier())]),
+    # 1: MoveDestination EVIL, then an allowed title
+    "duplicate-move-destination": ("VIEWER1", lambda: [_pdata(CID[MOVE], _with_group_length(
+        _el(0x0002, _uid(MOVE)) + _el(0x0100, _us(0x0021)) + _el(0x0110, _us(1))
+        + _el(0x0600, _ae("EVIL")) + _el(0x0600, _ae("VIEWER1")) + _el(0x0700, _us(0))
+        + _el(0x0800, _us(1))), _identifier())]),
+    # 1: MessageID 7 then 8 (answers counted against a request that does not exist)
+    "duplicate-message-id": ("VIEWER1", lambda: [_pdata(CID[FIND], _with_group_length(
+        _el(0x0002, _uid(FIND)) + _el(0x0100, _us(0x0020)) + _el(0x0110, _us(7))
+        + _el(0x0110, _us(8)) + _el(0x0700, _us(0)) + _el(0x0800, _us(1))), _identifier())]),
+    # 1: elements out of ascending order (CommandField after MessageID)
+    "out-of-order": ("CT01", lambda: [_pdata(CID[FIND], _with_group_length(
+        _el(0x0002, _uid(FIND)) + _el(0x0110, _us(1)) + _el(0x0100, _us(0x0020))
+        + _el(0x0700, _us(0)) + _el(0x0800, _us(1))), _identifier())]),
+    # 1: a length that disagrees (MessageID of 4 bytes swallowing the next header)
+    "lying-length": ("CT01", lambda: [_pdata(CID[ECHO], _with_group_length(
+        _el(0x0002, _uid(ECHO)) + _el(0x0100, _us(0x0030))
+        + struct.pack("<HHL", 0, 0x0110, 4) + _us(1) + _el(0x0800, _us(0x0101))))]),
+    # 5: a refused request without MessageID (C-FIND for an ECHO/STORE identity)
+    "no-message-id": ("CT01", lambda: [_pdata(CID[FIND], _with_group_length(
+        _el(0x0002, _uid(FIND)) + _el(0x0100, _us(0x0020)) + _el(0x0700, _us(0))
+        + _el(0x0800, _us(1))), _identifier())]),
+    # 7: a C-STORE (allowed) on the C-FIND presentation context
+    "store-on-find-context": ("CT01", lambda: [
+        _pdata(CID[FIND], _store_rq(1), _identifier())]),
+    # 7: a C-ECHO on a presentation context that was never proposed
+    "echo-on-unproposed-context": ("CT01", lambda: [_pdata(99, _echo_rq(1))]),
+    # 2: two C-FINDs with the same MessageID back to back
+    "pipelined-finds-same-message-id": ("VIEWER1", lambda: [
+        _pdata(CID[FIND], _find_rq(5), _identifier()),
+        _pdata(CID[FIND], _find_rq(5), _identifier("STUDY"))]),
+    # already held: data set before any command, and a command smuggled inside a data set
+    "data-before-command": ("CT01", lambda: [struct.pack(">BBL", 4, 0, 6 + 20) + struct.pack(
+        ">LBB", 22, CID[FIND], 0x02) + _identifier()[:20]]),
+    "command-inside-data-set": ("VIEWER1", lambda: [_smuggle()]),
+}
+
+
+def _smuggle() -> bytes:
+    allowed = _find_rq(1)
+    hidden = encode_command({"CommandField": 0x0021, "MessageID": 2,
+                             "AffectedSOPClassUID": MOVE, "Priority": 0,
+                             "MoveDestination": "HARVESTER", "CommandDataSetType": 1})
+    items = (struct.pack(">LBB", len(allowed) + 2, CID[FIND], 0x03) + allowed
+             + struct.pack(">LBB", 6, CID[FIND], 0x00) + _identifier()[:4]
+             + struct.pack(">LBB", len(hidden) + 2, CID[FIND], 0x03) + hidden)
+    return struct.pack(">BBL", 4, 0, len(items)) + items
+
+
+@pytest.mark.parametrize("attack", list(ATTACKS))
+async def test_attack_is_aborted_before_the_backend_acts(
+    attack: str, gw: Any, real_backend: Backend, gateway_log: pytest.LogCaptureFixture
+) -> None:
+    calling, build = ATTACKS[attack]
+    outcome = await _attack(gw.address(), calling, *build())
+    pending = [s for s in outcome.statuses() if s in dimse.STATUS_PENDING]
+    if attack == "pipelined-finds-same-message-id":
+        # the first C-FIND is a legitimate one and may have had answers (within the cap)
+        assert len(pending) <= 3
+    else:
+        assert outcome.messages == [], outcome.statuses()
+    assert outcome.abort is not None and outcome.abort[0] == 2, outcome
+    if attack not in ("data-before-command", "command-inside-data-set"):
+        assert outcome.abort == (2, 6)
+        assert gw.gateway.metrics.aborts.value(reason="command-set") == 1
+    recorded = real_backend.requests()
+    if recorded is not None:
+        expected = [("FIND", "")] if attack == "pipelined-finds-same-message-id" else []
+        assert recorded[: len(expected) + 1] == expected
+    assert _audited(gw.audit_path, "association aborted")
+    _no_traceback(gateway_log)
+
+
+async def test_protocol_version_2_is_rejected_before_the_backend(
+    gw: Any, real_backend: Backend, gateway_log: pytest.LogCaptureFixture
+) -> None:
+    """Item 6: A-ASSOCIATE-RJ (1, 2, 2) "protocol-version not supported" (PS3.8 9.3.4)."""
+    host, port = gw.address()
+    rq = bytearray(AssociateRequest(called_aet="PACS", calling_aet="CT01",
+                                    abstract_syntaxes=(ECHO,)).encode())
+    rq[6:8] = (2).to_bytes(2, "big")
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(bytes(rq))
+    raw = await P.read_pdu(reader, timeout=5)
+    writer.close()
+    assert raw.pdu_type == P.A_ASSOCIATE_RJ
+    assert tuple(raw.data[7:10]) == (1, 2, 2)
+    assert gw.gateway.metrics.associations.value(result="rejected-protocol-version") == 1
+    if isinstance(real_backend.server, RecordingBackend):
+        assert real_backend.server.record.associations == []
+    _no_traceback(gateway_log)
+
+
+async def test_unsolicited_response_is_dropped_and_audited(
+    gw: Any, real_backend: Backend, gateway_log: pytest.LogCaptureFixture
+) -> None:
+    """Item 2: a response to a MessageID nobody sent is dropped (and audited); the association
+    goes on."""
+    rsp = encode_command({"CommandField": 0x8001, "MessageIDBeingRespondedTo": 42,
+                          "AffectedSOPClassUID": CT, "Status": 0, "CommandDataSetType": 0x0101,
+                          "AffectedSOPInstanceUID": "1.2.3"})
+    outcome = await _attack(gw.address(), "CT01", _pdata(CID[CT], rsp), _pdata(CID[ECHO],
+                            _echo_rq(2)), until_final=1)
+    assert outcome.statuses() == [0] and outcome.abort is None
+    assert gw.gateway.metrics.operations.value(operation="response", result="dropped") == 1
+    assert _audited(gw.audit_path, "which the backend has not sent")
+    _no_traceback(gateway_log)
+
+
+async def test_wrong_command_group_length_is_tolerated(
+    gw: Any, real_backend: Backend, gateway_log: pytest.LogCaptureFixture
+) -> None:
+    """A quirk nobody acts on: every backend answers a C-ECHO whose CommandGroupLength lies."""
+    body = (_el(0x0002, _uid(ECHO)) + _el(0x0100, _us(0x0030)) + _el(0x0110, _us(3))
+            + _el(0x0800, _us(0x0101)))
+    outcome = await _attack(gw.address(), "CT01",
+                            _pdata(CID[ECHO], _with_group_length(body, 1000)), until_final=1)
+    assert outcome.statuses() == [0] and outcome.abort is None
+    _no_traceback(gateway_log)
+
+
+# -- control: straight to the backend the duplicate is read as the FIRST copy -----------------
+@pytest.mark.parametrize("kind", ["dcmqrscp", "orthanc"])
+async def test_control_backend_acts_on_the_first_copy(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    """Without the gateway, DCMTK-based backends run the C-FIND of issue 11's command set
+    (CommandField 0x0020 first, 0x0030 second): proof the attack is real, and that reading the
+    last copy (pydicom's and the old gateway's choice) would have judged a C-ECHO."""
+    server = request.getfixturevalue(_FIXTURES[kind])
+    calling = "DGVIEWER" if kind == "dcmqrscp" else "CT01"
+    outcome = await _attack((server.host, server.port), calling,
+                            _pdata(CID[FIND], bytes.fromhex(ISSUE_11_HEX), _identifier()),
+                            until_final=1, called=server.aet)
+    assert [m.command_field for m in outcome.messages][-1] == dimse.C_FIND_RSP
+    assert any(s in dimse.STATUS_PENDING for s in outcome.statuses())
+
