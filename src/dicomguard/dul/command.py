@@ -254,8 +254,9 @@ def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandS
     a data set type the command does not allow. ``request`` True/False asks for a request or a
     response; None takes what the command field says.
 
-    Cost: ~10 µs for a C-FIND-RQ on this machine (``timeit`` of
-    ``parse_command_strict(c_find_rq)``, 8.6 µs per call; ``parse_command``: 5.1 µs).
+    Cost, measured with ``timeit`` (best of 5 x 20,000 calls, this machine): a C-FIND-RQ
+    3.97 µs, a pending C-FIND-RSP 3.78 µs, against 2.04/2.09 µs for the tolerant
+    :func:`parse_command`; it runs once per command set, never per data-set byte.
     """
     values: dict[str, int | str] = {}
     present: list[str] = []
