@@ -263,6 +263,9 @@ class RelayAbort(Exception):
         self.abort_reason = abort_reason
 
 
+#: how long an aborted client may take to close its end (the ARTIM timer, PS3.8 9.1.5)
+ARTIM_SECONDS = 1.0
+
 #: P-DATA PDUs at least this long are streamed through as they arrive when they hold one
 #: data-set PDV that passes; shorter ones are gathered whole (a copy too small to matter).
 STREAM_MIN = 8192
@@ -298,6 +301,8 @@ class _Pipe(asyncio.Protocol):
         self.consuming = False  # inside _consume: writes of the relay's own queue behind parts
         self.closed = False
         self._stream_protocol: asyncio.BaseProtocol | None = None
+        self._leftover = b""
+        self._eof = False
 
     def attach(self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport,
                other: _Pipe) -> None:
@@ -313,13 +318,23 @@ class _Pipe(asyncio.Protocol):
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         # StreamReader has no public "take what is buffered without waiting"; its buffer is
         # read once, here, so that bytes that came with the A-ASSOCIATE exchange are not lost.
-        leftover = bytes(reader._buffer)
+        # They are consumed by :meth:`start` once both pipes are attached, before the loop
+        # runs again: a read callback of this socket may already be queued in the loop, and
+        # bytes it delivers must come after these (with ``call_soon`` they came before them
+        # now and then, the PDU stream was misparsed and the association hung).
+        self._leftover = bytes(reader._buffer)
         reader._buffer.clear()
-        if reader.at_eof() and not leftover:
+        self._eof = reader.at_eof()
+
+    def start(self) -> None:
+        """Consume what the stream held, then let the socket deliver (both pipes attached)."""
+        assert self.transport is not None
+        leftover, self._leftover = self._leftover, b""
+        if leftover:
+            self.data_received(leftover)
+        if self._eof:
             self._fail(RelayAbort(f"{self.direction}: connection closed"))
-        elif leftover:
-            asyncio.get_running_loop().call_soon(self.data_received, leftover)
-        transport.resume_reading()
+        self.transport.resume_reading()
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -334,10 +349,12 @@ class _Pipe(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._fail(RelayAbort(f"{self.direction}: connection closed"))
+        self.relay._peer_closed(self.direction)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(RelayAbort(f"{self.direction}: {exc or 'connection closed'}"))
+        self.relay._peer_closed(self.direction)
         if self._stream_protocol is not None:  # so that StreamWriter.wait_closed() returns
             self._stream_protocol.connection_lost(exc)
             self._stream_protocol = None
@@ -690,6 +707,7 @@ class Relay:
         lim = self.config.limits
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        self._client_gone: asyncio.Future[None] = loop.create_future()
         up = _Pipe(self, "up", _Inspector(
             lim.max_command_bytes, lim.max_command_fragments, self._on_request))
         down = _Pipe(self, "down", _Inspector(
@@ -697,6 +715,8 @@ class Relay:
         self._pipes = {"up": up, "down": down}
         up.attach(self.reader, self.writer.transport, down)
         down.attach(self.backend_reader, self.backend_writer.transport, up)
+        up.start()
+        down.start()
         watchdog = asyncio.create_task(self._watchdog())
         try:
             await asyncio.wait([self._done, watchdog], return_when=asyncio.FIRST_COMPLETED)
@@ -709,10 +729,12 @@ class Relay:
             elif isinstance(exc, RelayAbort | DulError):
                 reason = str(exc) or type(exc).__name__
                 self._abort_both(getattr(exc, "abort_reason", 0))
+                await self._linger()
             else:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.error("association %d: relay failed", self.id, exc_info=exc)
                 self._abort_both()
+                await self._linger()
         finally:
             up.closed = down.closed = True
             watchdog.cancel()
@@ -725,6 +747,22 @@ class Relay:
             reason,
         )
         self.shared.audit.association_end(self, reason)
+
+    def _peer_closed(self, direction: str) -> None:
+        gone = getattr(self, "_client_gone", None)
+        if direction == "up" and gone is not None and not gone.done():
+            gone.set_result(None)
+
+    async def _linger(self) -> None:
+        """After an A-ABORT, give the client up to ``ARTIM_SECONDS`` to close (PS3.8 9.1.5, the
+        ARTIM timer, run in state Sta13 of 9.2), reading and dropping what it still sends.
+        Closing with unread bytes makes the kernel reset the connection, and the reset could
+        destroy the A-ABORT before the client read it ("connection dropped without an
+        A-ABORT")."""
+        with contextlib.suppress(Exception):
+            self.writer.transport.resume_reading()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._client_gone), ARTIM_SECONDS)
 
     def _end(self, reason: str | BaseException) -> None:
         """Called by a pipe: the association is over (released, aborted or failed)."""
