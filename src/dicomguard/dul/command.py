@@ -222,16 +222,18 @@ def _text_value(raw: bytes, element: int, vr: str) -> str:
     """A text value read the one way every implementation agrees on, else CommandRefused.
 
     Accepted: the VR's repertoire (digits and dots for UI; printable ASCII without backslash
-    otherwise), no leading space, trailing padding only as PS3.5 6.2 defines it (one NUL after
-    a UI of odd length, spaces after other text). Leading spaces, embedded NULs, a backslash
-    (a second value), control or non-ASCII bytes: pydicom, DCMTK and the gateway disagree on
-    some of them (pydicom strips leading spaces of AE, DCMTK keeps them), so none pass.
+    otherwise), no leading space, trailing padding as PS3.5 6.2 defines it (one NUL after a
+    UI, spaces after other text) and trailing spaces after a UI (old devices; pydicom and
+    DCMTK both strip them). Leading spaces, embedded NULs, a backslash (a second value),
+    control or non-ASCII bytes are refused: the readers disagree on some of them (dcmdump
+    reads an AE " VIEWER1" with its space, pydicom without it).
     """
     if len(raw) > _TEXT_MAX.get(vr, 64):
         raise CommandRefused(f"command set: (0000,{element:04x}) {vr} of {len(raw)} bytes")
     if vr == "UI":
-        if raw.endswith(b"\x00"):
-            raw = raw[:-1]
+        # one NUL is the standard padding; trailing spaces are a quirk of old devices that
+        # pydicom and DCMTK both strip (checked with dcmdump)
+        raw = raw[:-1] if raw.endswith(b"\x00") else raw.rstrip(b" ")
         if not _UID_BYTES.issuperset(raw):
             raise CommandRefused(f"command set: (0000,{element:04x}) is not a UID")
         return raw.decode("ascii")

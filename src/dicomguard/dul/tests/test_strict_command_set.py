@@ -74,7 +74,9 @@ def test_a_well_formed_find_is_read() -> None:
      + _el(0x0700, _us(0)) + _el(0x0800, _us(1)) + b"\x00\x00", "truncated"),
     (_el(0x0002, FIND.encode() + b"\x00") + _el(0x0100, _us(0x20)) + _el(0x0106, _us(0x30))
      + _el(0x0110, _us(7)) + _el(0x0700, _us(0)) + _el(0x0800, _us(1)), "not a command element"),
-    (_el(0x0002, b"1.2.840.10008.1.1 ") + _el(0x0100, _us(0x30)) + _el(0x0110, _us(7))
+    (_el(0x0002, b" 1.2.840.10008.1.1") + _el(0x0100, _us(0x30)) + _el(0x0110, _us(7))
+     + _el(0x0800, _us(0x0101)), "not a UID"),
+    (_el(0x0002, b"1.2.840.10008.1.1\x00 ") + _el(0x0100, _us(0x30)) + _el(0x0110, _us(7))
      + _el(0x0800, _us(0x0101)), "not a UID"),
     (_el(0x0002, b"1.2.840\x0010008.1.1") + _el(0x0100, _us(0x30)) + _el(0x0110, _us(7))
      + _el(0x0800, _us(0x0101)), "not a UID"),
@@ -114,6 +116,9 @@ def test_padding_and_empty_optional_elements_pass() -> None:
              + _el(0x1031, b""))
     cs = parse_command_strict(store)
     assert cs.values["AffectedSOPInstanceUID"] == "1.2.3"
+    echo = (_el(0x0002, b"1.2.840.10008.1.1 ") + _el(0x0100, _us(0x30)) + _el(0x0110, _us(7))
+            + _el(0x0800, _us(0x0101)))  # a UID padded with a space, as old devices do
+    assert parse_command_strict(echo).values["AffectedSOPClassUID"] == "1.2.840.10008.1.1"
     assert "MoveOriginatorApplicationEntityTitle" not in cs.values
 
 
