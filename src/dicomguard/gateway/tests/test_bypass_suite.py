@@ -39,8 +39,10 @@ FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
 CT = "1.2.840.10008.5.1.4.1.1.2"
 IMPLICIT = "1.2.840.10008.1.2"
+#: a SOP class no backend knows: proposed, always rejected
+UNKNOWN = "1.2.826.0.1.3680043.9.7.11.99"
 #: context IDs as AssociateRequest numbers them
-CID = {ECHO: 1, FIND: 3, MOVE: 5, CT: 7}
+CID = {ECHO: 1, FIND: 3, MOVE: 5, CT: 7, UNKNOWN: 9}
 
 #: issue 11's command set: CommandField C-FIND-RQ (0x0020) and then C-ECHO-RQ (0x0030)
 ISSUE_11_HEX = (
@@ -181,7 +183,8 @@ def gw(raw_config: dict[str, Any], gateway_factory: Any, real_backend: Backend,
 async def _open(address: tuple[str, int], calling: str, called: str = "PACS"
                 ) -> client.Association:
     rq = AssociateRequest(called_aet=called, calling_aet=calling,
-                          abstract_syntaxes=(ECHO, FIND, MOVE, CT), transfer_syntaxes=(IMPLICIT,))
+                          abstract_syntaxes=(ECHO, FIND, MOVE, CT, UNKNOWN),
+                          transfer_syntaxes=(IMPLICIT,))
     outcome = await client.associate(address[0], address[1], rq)
     assert outcome.association is not None, outcome.reject
     return outcome.association
@@ -274,6 +277,9 @@ ATTACKS: dict[str, tuple[str, Attack]] = {
         _pdata(CID[FIND], _store_rq(1), _identifier())]),
     # 7: a C-ECHO on a presentation context that was never proposed
     "echo-on-unproposed-context": ("CT01", lambda: [_pdata(99, _echo_rq(1))]),
+    # 7: a C-STORE on the context the backend rejected (its own SOP class)
+    "store-on-rejected-context": ("CT01", lambda: [
+        _pdata(CID[UNKNOWN], _store_rq(1, UNKNOWN), _identifier())]),
     # 2: two C-FINDs with the same MessageID back to back, the first matching nothing; in
     # one PDU, so that the second always arrives while the first is outstanding
     "pipelined-finds-same-message-id": ("VIEWER1", lambda: [_two_messages(
@@ -400,3 +406,61 @@ async def test_control_backend_acts_on_the_first_copy(
     assert [m.command_field for m in outcome.messages][-1] == dimse.C_FIND_RSP
     assert any(s in dimse.STATUS_PENDING for s in outcome.statuses())
 
+
+
+# -- a backend that answers what nobody asked ---------------------------------------------------
+async def _lying_backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accepts (through the lab acceptor's own negotiation), then answers each C-ECHO-RQ with
+    a pending C-FIND-RSP for MessageID 99 (outstanding nowhere), a C-FIND-RSP naming the echo's
+    own MessageID (the wrong command), and only then the C-ECHO-RSP."""
+    from dicomguard.dul.server import AcceptorPolicy, Handlers, _negotiate
+
+    policy = AcceptorPolicy(abstract_syntaxes=(ECHO, FIND, MOVE, CT))
+    info = await _negotiate(reader, writer, policy, Handlers())
+    assert info is not None
+    assembler = dimse.MessageAssembler()
+    try:
+        while True:
+            raw = await P.read_pdu(reader, timeout=10)
+            if raw.pdu_type == P.A_RELEASE_RQ:
+                writer.write(P.RELEASE_RP)
+                break
+            if raw.pdu_type != P.P_DATA_TF:
+                break
+            for msg in assembler.feed(raw.data):
+                echo_id = int(msg.command.MessageID)
+                for answered, field_, status in ((99, 0x8020, 0xFF00), (echo_id, 0x8020, 0),
+                                                 (echo_id, 0x8030, 0)):
+                    command = encode_command({
+                        "CommandField": field_, "MessageIDBeingRespondedTo": answered,
+                        "AffectedSOPClassUID": ECHO if field_ == 0x8030 else FIND,
+                        "CommandDataSetType": 0x0101, "Status": status})
+                    writer.write(_pdata(msg.context_id, command))
+        await writer.drain()
+    except DulError:
+        pass
+    finally:
+        writer.close()
+
+
+async def test_backend_responses_to_nothing_outstanding_are_dropped(
+    raw_config: dict[str, Any], gateway_factory: Any, tmp_path: Path,
+    gateway_log: pytest.LogCaptureFixture
+) -> None:
+    """Item 2, backend side: responses naming a MessageID that is not outstanding, or the
+    wrong command for it, never reach the client (and are audited)."""
+    server = await asyncio.start_server(_lying_backend, "127.0.21.9", 0)
+    port = server.sockets[0].getsockname()[1]
+    raw_config["route"] = [{"called_aet": "PACS", "backend_host": "127.0.21.9",
+                            "backend_port": port, "backend_aet": "LIAR"}]
+    raw_config["audit"] = {"file": str(tmp_path / "audit.log")}
+    gw = gateway_factory(raw_config)
+    try:
+        outcome = await _attack(gw.address(), "VIEWER1", _pdata(CID[ECHO], _echo_rq(4)),
+                                until_final=1)
+    finally:
+        server.close()
+    assert [(m.command_field, m.status) for m in outcome.messages] == [(0x8030, 0)]
+    assert gw.gateway.metrics.operations.value(operation="response", result="dropped") == 2
+    assert _audited(tmp_path / "audit.log", "which is not outstanding")
+    _no_traceback(gateway_log)
