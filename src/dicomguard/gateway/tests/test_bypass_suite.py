@@ -285,11 +285,25 @@ ATTACKS: dict[str, tuple[str, Attack]] = {
     "pipelined-finds-same-message-id": ("VIEWER1", lambda: [_two_messages(
         (CID[FIND], _find_rq(5), _identifier(patient_id="NOSUCHPATIENT")),
         (CID[FIND], _find_rq(5), _identifier()))]),
-    # already held: data set before any command, and a command smuggled inside a data set
+    # already held (test_hostile_command_sets.py), now against every backend: a command set
+    # above 16 KiB, one in more PDVs than allowed, bytes that are no command set at all, a
+    # data set before any command, and a command smuggled inside a data set
+    "oversized-command-set": ("CT01", lambda: [_fragments(b"\x00" * (20 << 10), 3)]),
+    "too-many-fragments": ("CT01", lambda: [_fragments(_echo_rq(1), 6)]),
+    "undecodable-command-set": ("CT01", lambda: [_pdata(CID[ECHO], b"\xff" * 40)]),
     "data-before-command": ("CT01", lambda: [struct.pack(">BBL", 4, 0, 6 + 20) + struct.pack(
         ">LBB", 22, CID[FIND], 0x02) + _identifier()[:20]]),
     "command-inside-data-set": ("VIEWER1", lambda: [_smuggle()]),
 }
+
+
+def _fragments(command: bytes, n: int) -> bytes:
+    """``command`` in ``n`` command PDVs of one P-DATA-TF, the last one flagged last."""
+    size = -(-len(command) // n)
+    pieces = [command[i : i + size] for i in range(0, len(command), size)]
+    items = b"".join(struct.pack(">LBB", len(p) + 2, CID[ECHO], 0x03 if i == len(pieces) - 1
+                                 else 0x01) + p for i, p in enumerate(pieces))
+    return struct.pack(">BBL", 4, 0, len(items)) + items
 
 
 def _smuggle() -> bytes:
