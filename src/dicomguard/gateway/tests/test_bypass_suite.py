@@ -392,14 +392,16 @@ async def test_find_cap_counts_by_the_request_answered(
     _no_traceback(gateway_log)
 
 
-async def test_wrong_command_group_length_is_tolerated(
-    gw: Any, real_backend: Backend, gateway_log: pytest.LogCaptureFixture
+@pytest.mark.parametrize("group_length", ["wrong", "missing"])
+async def test_wrong_or_missing_command_group_length_is_tolerated(
+    group_length: str, gw: Any, real_backend: Backend, gateway_log: pytest.LogCaptureFixture
 ) -> None:
-    """A quirk nobody acts on: every backend answers a C-ECHO whose CommandGroupLength lies."""
+    """A quirk nobody acts on: every backend answers a C-ECHO whose CommandGroupLength lies
+    or is missing (DCMTK, pynetdicom and Orthanc read the elements to the end either way)."""
     body = (_el(0x0002, _uid(ECHO)) + _el(0x0100, _us(0x0030)) + _el(0x0110, _us(3))
             + _el(0x0800, _us(0x0101)))
-    outcome = await _attack(gw.address(), "CT01",
-                            _pdata(CID[ECHO], _with_group_length(body, 1000)), until_final=1)
+    command = _with_group_length(body, 1000) if group_length == "wrong" else body
+    outcome = await _attack(gw.address(), "CT01", _pdata(CID[ECHO], command), until_final=1)
     assert outcome.statuses() == [0] and outcome.abort is None
     _no_traceback(gateway_log)
 
