@@ -33,7 +33,6 @@ from ..dul.errors import DulError, MalformedPdu, ProtocolViolation
 from .config import GatewayConfig, Listener
 from .policy import (
     REQUEST_OPERATIONS,
-    STATUS_NOT_AUTHORIZED,
     STATUS_OUT_OF_RESOURCES,
     Admission,
     AssociationPolicy,
@@ -850,12 +849,12 @@ class Relay:
             return False
         old = self.capped.get(msg_id)
         if old is not None and old.field == field_:
-            # the backend still answers the capped request with this ID and command: the
-            # answers to a second one could not be told apart from those
+            # the backend still answers the capped C-FIND with this ID: the answers to a
+            # second one could not be told apart from those
+            why = "message ID still in use"
             self.shared.metrics.operations.inc(operation=op.operation, result="refused")
-            self._answer_client(cid, command.dataset(), STATUS_OUT_OF_RESOURCES
-                                if operation == "FIND" else STATUS_NOT_AUTHORIZED,
-                                "message ID still in use")
+            self.shared.audit.operation(self, op, status=STATUS_OUT_OF_RESOURCES, refused=why)
+            self._answer_client(cid, command.dataset(), STATUS_OUT_OF_RESOURCES, why)
             return False
         if operation == "FIND":
             op.find_cap = self.admission.policy.find_max_results
