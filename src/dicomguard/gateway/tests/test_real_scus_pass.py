@@ -22,6 +22,7 @@ from pydicom import dcmwrite
 from pynetdicom import AE, StoragePresentationContexts, build_role
 from pynetdicom.pdu_primitives import (
     AsynchronousOperationsWindowNegotiation,
+    SOPClassCommonExtendedNegotiation,
     SOPClassExtendedNegotiation,
 )
 from pynetdicom.sop_class import (
@@ -248,6 +249,9 @@ def test_120_contexts_role_selection_async_window_and_extended_negotiation(
     ext = SOPClassExtendedNegotiation()
     ext.sop_class_uid = PatientRootQueryRetrieveInformationModelFind
     ext.service_class_application_information = b"\x01\x01\x01"
+    common = SOPClassCommonExtendedNegotiation()
+    common.sop_class_uid = storage[0].abstract_syntax
+    common.service_class_uid = "1.2.840.10008.4.2"  # Storage Service Class
     host, port = gw.address()
     got: list[Any] = []
 
@@ -257,7 +261,7 @@ def test_120_contexts_role_selection_async_window_and_extended_negotiation(
 
     from pynetdicom import evt
 
-    assoc = ae.associate(host, port, ae_title="PACS", ext_neg=[*roles, window, ext],
+    assoc = ae.associate(host, port, ae_title="PACS", ext_neg=[*roles, window, ext, common],
                          evt_handlers=[(evt.EVT_C_STORE, on_store)])
     assert assoc.is_established
     assert assoc.send_c_echo().Status == 0
