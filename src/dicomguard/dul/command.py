@@ -253,7 +253,8 @@ def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandS
     out of ascending order (DCMTK keeps the first copy, pydicom the last), a value whose length
     does not fit its VR, text outside its repertoire or with leading/embedded padding, an
     element the command's table does not have, a missing required element or an empty one, and
-    a data set type the command does not allow. ``request`` True/False asks for a request or a
+    a data set type the command does not allow. A response's ErrorComment is free text nobody
+    acts on: only its length is checked. ``request`` True/False asks for a request or a
     response; None takes what the command field says.
 
     Cost, measured with ``timeit`` (best of 5 x 20,000 calls, this machine): a C-FIND-RQ
@@ -297,6 +298,11 @@ def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandS
         elif vr == "AT":
             if length % 4:
                 raise CommandRefused(f"command set: {keyword} (AT) has length {length}")
+        elif keyword == "ErrorComment":
+            # free text of a response that nobody acts on: a backend's odd characters in it
+            # must not cost the association (its length is still bounded below)
+            if length > 64:
+                raise CommandRefused(f"command set: ErrorComment of {length} bytes")
         else:
             text = _text_value(value, element, vr)
             if text:  # only padding: as empty as a zero length

@@ -130,3 +130,13 @@ def test_request_or_response_expected() -> None:
         parse_command_strict(rsp, request=True)
     with pytest.raises(CommandRefused, match="without Status"):
         parse_command_strict(rsp[:-10])
+
+
+def test_a_response_error_comment_is_not_judged() -> None:
+    """Free text nobody acts on: a backend's control characters in it pass (bounded)."""
+    rsp = (_el(0x0100, _us(0x8020)) + _el(0x0120, _us(1)) + _el(0x0800, _us(0x0101))
+           + _el(0x0900, _us(0xC000)))
+    assert parse_command_strict(rsp + _el(0x0902, b"bad\r\nquery\x00")).values[
+        "Status"] == 0xC000
+    with pytest.raises(CommandRefused, match="ErrorComment of 66"):
+        parse_command_strict(rsp + _el(0x0902, b"x" * 66))
