@@ -1,5 +1,6 @@
 """Issue 11's bypass suite: every trick that got a request past the policy, against real
-backends (a recording pynetdicom SCP, DCMTK dcmqrscp and storescp, Orthanc 1.10).
+backends (a recording pynetdicom SCP, DCMTK dcmqrscp and storescp, Orthanc 1.10, pynetdicom's
+qrscp app).
 
 Each attack is sent by a hand-written client through the gateway with a restrictive policy
 (identity ``modality``: ECHO and STORE only; ``viewer``: ECHO, FIND capped, MOVE to VIEWER1
@@ -135,7 +136,8 @@ class Backend:
 
 
 _FIXTURES = {"pynetdicom": "backend", "dcmqrscp": "dcmqrscp_aetable",
-             "storescp": "storescp_server", "orthanc": "orthanc_open"}
+             "storescp": "storescp_server", "orthanc": "orthanc_open",
+             "qrscp": "pynetdicom_qrscp"}
 
 
 @pytest.fixture(params=list(_FIXTURES))
@@ -406,22 +408,33 @@ async def test_wrong_or_missing_command_group_length_is_tolerated(
     _no_traceback(gateway_log)
 
 
-# -- control: straight to the backend the duplicate is read as the FIRST copy -----------------
-@pytest.mark.parametrize("kind", ["dcmqrscp", "orthanc"])
-async def test_control_backend_acts_on_the_first_copy(
-    kind: str, request: pytest.FixtureRequest
+# -- control: straight to the backend, who reads which copy -----------------------------------
+@pytest.mark.parametrize(("kind", "acts_on"), [("dcmqrscp", dimse.C_FIND_RSP),
+                                               ("orthanc", dimse.C_FIND_RSP),
+                                               ("qrscp", dimse.C_ECHO_RSP)])
+async def test_control_backends_disagree_on_the_duplicate(
+    kind: str, acts_on: int, request: pytest.FixtureRequest
 ) -> None:
     """Without the gateway, DCMTK-based backends run the C-FIND of issue 11's command set
-    (CommandField 0x0020 first, 0x0030 second): proof the attack is real, and that reading the
-    last copy (pydicom's and the old gateway's choice) would have judged a C-ECHO."""
+    (CommandField 0x0020 first, 0x0030 second) and pynetdicom's qrscp (pydicom keeps the last
+    copy) answers a C-ECHO: the two readings the gateway must never choose between. It
+    refuses the command set instead (above)."""
     server = request.getfixturevalue(_FIXTURES[kind])
     calling = "DGVIEWER" if kind == "dcmqrscp" else "CT01"
-    outcome = await _attack((server.host, server.port), calling,
-                            _pdata(CID[FIND], bytes.fromhex(ISSUE_11_HEX), _identifier()),
-                            until_final=1, called=server.aet)
-    assert [m.command_field for m in outcome.messages][-1] == dimse.C_FIND_RSP
-    assert any(s in dimse.STATUS_PENDING for s in outcome.statuses())
-
+    if acts_on == dimse.C_FIND_RSP:
+        pdu = _pdata(CID[FIND], bytes.fromhex(ISSUE_11_HEX), _identifier())
+    else:
+        # the same pair of CommandFields on the Verification context, no data set
+        # (pynetdicom aborts a C-ECHO with one, or one on the C-FIND context)
+        pdu = _pdata(CID[ECHO], _with_group_length(
+            _el(0x0002, _uid(ECHO)) + _el(0x0100, _us(0x0020)) + _el(0x0100, _us(0x0030))
+            + _el(0x0110, _us(1)) + _el(0x0800, _us(0x0101))))
+    outcome = await _attack((server.host, server.port), calling, pdu, until_final=1,
+                            called=server.aet)
+    assert outcome.messages, outcome
+    assert outcome.messages[-1].command_field == acts_on
+    if acts_on == dimse.C_FIND_RSP:
+        assert any(s in dimse.STATUS_PENDING for s in outcome.statuses())
 
 
 # -- a backend that answers what nobody asked ---------------------------------------------------
