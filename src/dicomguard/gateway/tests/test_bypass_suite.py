@@ -394,6 +394,38 @@ async def test_find_cap_counts_by_the_request_answered(
     _no_traceback(gateway_log)
 
 
+@pytest.mark.parametrize("kind", ["qrscp", "pynetdicom-find"])
+async def test_pipelined_finds_in_two_pdus_never_pass_the_cap(
+    kind: str, raw_config: dict[str, Any], gateway_factory: Any, request: pytest.FixtureRequest,
+    gateway_log: pytest.LogCaptureFixture
+) -> None:
+    """Item 2 as reported: two C-FIND-RQs in two PDUs back to back with one MessageID, the
+    first matching nothing, the second every patient, to pynetdicom SCPs that match for real
+    (the report saw 8 matches through a cap of 3). Whether the second arrives while the first
+    is outstanding (A-ABORT) or after its final response (a new request, counted), no more
+    than the cap ever reaches the client."""
+    fixture = "pynetdicom_qrscp" if kind == "qrscp" else "pynetdicom_scp"
+    server = request.getfixturevalue(fixture)
+    raw_config["route"] = [Backend(kind, server).route()]
+    raw_config["identity"]["viewer"]["find_max_results"] = 3
+    gw = gateway_factory(raw_config)
+    assoc = await _open(gw.address(), "VIEWER1")
+    try:
+        assoc.writer.write(_pdata(CID[FIND], _find_rq(5),
+                                  _identifier(patient_id="NOSUCHPATIENT")))
+        assoc.writer.write(_pdata(CID[FIND], _find_rq(5), _identifier()))
+        outcome = await _collect(assoc, until_final=2)
+    finally:
+        await assoc.close()
+    pending = [s for s in outcome.statuses() if s in dimse.STATUS_PENDING]
+    assert len(pending) <= 3, outcome.statuses()
+    if outcome.abort is not None:
+        assert outcome.abort == (2, 6)
+    else:  # both answered: the broad one was capped
+        assert outcome.statuses()[-1] == 0xA700, outcome.statuses()
+    _no_traceback(gateway_log)
+
+
 @pytest.mark.parametrize("group_length", ["wrong", "missing"])
 async def test_wrong_or_missing_command_group_length_is_tolerated(
     group_length: str, gw: Any, real_backend: Backend, gateway_log: pytest.LogCaptureFixture
