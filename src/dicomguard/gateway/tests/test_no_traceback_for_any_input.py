@@ -78,3 +78,49 @@ def test_no_input_gets_a_traceback(raw_config: dict[str, Any], gateway_factory: 
     assert not bad, [r.getMessage() for r in bad]
     assert gw.gateway.metrics.aborts.value(reason="internal") == 0
     assert "A-ABORT" in answers and "P-DATA-TF" in answers, answers
+
+
+async def _send_raw(address: tuple[str, int], data: bytes) -> str:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        writer.write(data)
+        writer.write_eof()  # a cut request must not cost the gateway's ARTIM wait
+        raw = await P.read_pdu(reader, timeout=3)
+        return P.PDU_NAMES.get(raw.pdu_type, "?")
+    except (DulError, OSError) as exc:
+        return type(exc).__name__
+    finally:
+        writer.close()
+
+
+def test_no_association_request_gets_a_traceback(
+    raw_config: dict[str, Any], gateway_factory: Any, backend: RecordingBackend,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same for the association phase: A-ASSOCIATE-RQs with bytes flipped, cut or
+    lengthened (protocol version, AE titles, item lengths, UIDs) get an AC, RJ or A-ABORT."""
+    caplog.set_level(logging.DEBUG)
+    gw = gateway_factory(raw_config)
+    address = gw.address()
+    good = AssociateRequest(called_aet="PACS", calling_aet="CT01",
+                            abstract_syntaxes=(ECHO, FIND, CT)).encode()
+    answers: list[str] = []
+
+    @settings(max_examples=40, deadline=None, database=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @given(flips=st.lists(st.tuples(st.integers(0, len(good) - 1), st.integers(0, 255)),
+                          max_size=4),
+           cut=st.integers(0, 40), extra=st.binary(max_size=8))
+    def send(flips: list[tuple[int, int]], cut: int, extra: bytes) -> None:
+        data = bytearray(good)
+        for pos, value in flips:
+            data[pos] = value
+        data = data[: len(data) - cut] + extra
+        answers.append(asyncio.run(_send_raw(address, bytes(data))))
+
+    send()
+    bad = [r for r in caplog.records
+           if (r.name.startswith(("dicomguard", "asyncio")))
+           and (r.exc_info or r.levelno >= logging.ERROR)]
+    assert not bad, [r.getMessage() for r in bad]
+    assert gw.gateway.metrics.aborts.value(reason="internal") == 0
