@@ -480,5 +480,3 @@ def write_html(db: str | Path, out: str | Path) -> Path:
     path = Path(out)
     path.write_text(render_html(load_scan(db)), encoding="utf-8")
     return path
-
-
