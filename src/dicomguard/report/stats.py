@@ -227,9 +227,8 @@ def _share(n: int, of: int) -> dict[str, Any]:
 def _headline(probed: int, records: list[Record], hosts: dict[str, Host]) -> dict[str, Any]:
     real = [h for h in hosts.values() if h.cls == V.REAL]
     total = Exposure()
-    for h in real:
-        if h.leaking:
-            total.merge(h.exposure)
+    for h in real:  # a server that capped at 0 adds nothing but makes the total a lower bound
+        total.merge(h.exposure)
     known_ae = [h for h in real if h.validates_ae is not None]
     years = total.years
     return {
