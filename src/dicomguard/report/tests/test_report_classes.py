@@ -40,7 +40,9 @@ def test_statistics_count_real_looking_and_flagged_separately(decoy_db: Path) ->
 def test_html_and_summary_show_the_three_classes(decoy_db: Path) -> None:
     html = render_html(load_scan(decoy_db))
     assert 'id="h-confirmed">2<' in html and 'id="h-flagged">3<' in html
-    assert "id='clusters'" in html and "accepts-unknown-sop-class" in html
+    assert 'id="clusters"' in html and "accepts-unknown-sop-class" in html
+    # none of the decoys adds to the per-IP headline
+    assert 'id="h-servers">2<' in html
     console = Console(record=True, width=160, force_terminal=False)
     records = load_scan(decoy_db).records
     render_summary(records, {"endpoints": 8, "states": {}}, console)
