@@ -34,9 +34,15 @@ HOST_CLASSES = (V.REAL, V.LIKELY_HONEYPOT, V.HONEYPOT)
 def leaks(rec: Record) -> bool:
     """An endpoint that let a stranger list at least one patient, study or worklist item
     (over DICOM, or over an open Orthanc REST API / QIDO-RS on a web port)."""
-    exp = rec.get("exposure") or {}
-    if any((exp.get(k) or 0) > 0 for k in ("patients", "studies", "worklist_items")):
+    exp = rec.get("exposure")
+    if exp and (
+        (exp.get("studies") or 0) > 0
+        or (exp.get("patients") or 0) > 0
+        or (exp.get("worklist_items") or 0) > 0
+    ):  # written out: this runs several times per endpoint of a 10^5-endpoint survey
         return True
+    if not rec.get("web"):
+        return False
     web = V.web_exposure(rec)
     return any((web.get(k) or 0) > 0 for k in ("patients", "studies"))
 

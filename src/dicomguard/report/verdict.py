@@ -13,6 +13,7 @@ client certificate is required.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 Record = dict[str, Any]
@@ -116,6 +117,19 @@ def services(rec: Record) -> list[tuple[str, str]]:
 
 def services_text(rec: Record) -> str:
     """``echo find-S move`` with non-open states in brackets: ``find-S(refused)``; ``-``."""
+    s = rec.get("services") or {}
+    try:  # a survey has a handful of distinct service sets: word each once
+        return _services_text(tuple(s.items()))
+    except TypeError:  # an unhashable state (a dict)
+        return _services_text_of(rec)
+
+
+@lru_cache(maxsize=4096)
+def _services_text(items: tuple[tuple[str, Any], ...]) -> str:
+    return _services_text_of({"services": dict(items)})
+
+
+def _services_text_of(rec: Record) -> str:
     parts = [name if st == "open" else f"{name}({st})" for name, st in services(rec)]
     return " ".join(parts) or "-"
 
