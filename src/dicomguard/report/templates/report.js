@@ -81,7 +81,7 @@
       var c = str(r, CLS);
       if (c !== 'real') { td.appendChild(document.createTextNode(' ')); td.appendChild(el('span', c, 'cls cls-' + c)); }
       cell(tr, str(r, PROD));
-      cell(tr, str(r, REL) || '-');
+      cell(tr, str(r, REL) || '-', 'nw');
       cell(tr, str(r, TR));
       cell(tr, str(r, CALLED));
       cell(tr, str(r, CALLING));
@@ -89,9 +89,9 @@
       cell(tr, str(r, SVC));
       cell(tr, r[PATT], 'n');
       cell(tr, r[STT], 'n');
-      cell(tr, str(r, DATES) || '-');
+      cell(tr, str(r, DATES) || '-', 'nw');
       cell(tr, '').appendChild(sevBadge(r[WORST]));
-      var fcell = cell(tr, '');
+      var fcell = cell(tr, '', 'fids');
       r[FIND].forEach(function (fi) { fcell.appendChild(findingLink(fi)); fcell.appendChild(document.createTextNode(' ')); });
       if (D.geo) { cell(tr, [str(r, CC), r[ASN] !== null ? 'AS' + r[ASN] : '', str(r, ASORG)].filter(Boolean).join(' ')); }
       tr.addEventListener('click', function () { toggleDetail(tr, i); });
