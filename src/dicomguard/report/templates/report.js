@@ -67,7 +67,16 @@
     state.page = 0;
     draw();
   }
-  function cell(tr, text, cls) { var td = el('td', text, cls); tr.appendChild(td); return td; }
+  // a cell shows at most CLIP characters of a server's string (a 500-character banner must not
+  // stretch the table); the whole value is in the cell's tooltip and in the row's detail
+  var CLIP = 48;
+  function cell(tr, text, cls, clip) {
+    var full = text === null || text === undefined ? '' : String(text), n = clip || CLIP;
+    var td = el('td', full.length > n ? full.slice(0, n - 1) + '\u2026' : full, cls);
+    if (full.length > n) { td.title = full; }
+    tr.appendChild(td);
+    return td;
+  }
   function draw() {
     var body = document.querySelector('#ep-table tbody');
     while (body.firstChild) { body.removeChild(body.firstChild); }
@@ -77,11 +86,14 @@
     view.slice(start, start + PAGE).forEach(function (i) {
       var r = ROWS[i], tr = el('tr', null, 'row');
       tr.dataset.i = i;
-      var td = cell(tr, endpoint(r));
+      var td = cell(tr, '');
+      var ep = endpoint(r);
+      td.appendChild(el('span', ep.length > CLIP ? ep.slice(0, CLIP - 1) + '\u2026' : ep, 'ep'));
+      if (ep.length > CLIP) { td.title = ep; }
       var c = str(r, CLS);
       if (c !== 'real') { td.appendChild(document.createTextNode(' ')); td.appendChild(el('span', c, 'cls cls-' + c)); }
       cell(tr, str(r, PROD));
-      cell(tr, str(r, REL) || '-', 'nw');
+      cell(tr, str(r, REL) || '-', 'nw', 12);
       cell(tr, str(r, TR));
       cell(tr, str(r, CALLED));
       cell(tr, str(r, CALLING));
@@ -89,7 +101,7 @@
       cell(tr, str(r, SVC));
       cell(tr, r[PATT], 'n');
       cell(tr, r[STT], 'n');
-      cell(tr, str(r, DATES) || '-', 'nw');
+      cell(tr, str(r, DATES) || '-', 'nw', 21);
       cell(tr, '').appendChild(sevBadge(r[WORST]));
       var fcell = cell(tr, '', 'fids');
       r[FIND].forEach(function (fi) { fcell.appendChild(findingLink(fi)); fcell.appendChild(document.createTextNode(' ')); });
@@ -113,6 +125,10 @@
     var r = ROWS[i], d = el('tr', null, 'detail'), td = el('td');
     td.colSpan = tr.cells.length;
     var dl = el('dl', null, 'kv'), det = r[DET];
+    [['endpoint', endpoint(r)], ['product', str(r, PROD)], ['services', str(r, SVC)],
+     ['study dates', str(r, DATES)]].forEach(function (kv) {
+      if (kv[1]) { dl.appendChild(el('dt', kv[0])); dl.appendChild(el('dd', kv[1])); }
+    });
     for (var k = 0; k < det.length; k += 2) { dl.appendChild(el('dt', S[det[k]])); dl.appendChild(el('dd', det[k + 1])); }
     td.appendChild(el('strong', endpoint(r)));
     td.appendChild(dl);

@@ -44,6 +44,8 @@ FIELDS = {
     "2026": "measured_at",
     "id": "scan id",
     "F": "finding detail",
+    "h": "host name",
+    "-iL t": "command line",
 }
 PAYLOAD = XSS[:20]  # '<img src=x onerror=' as text
 
@@ -61,7 +63,12 @@ def _need_chromium() -> None:
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = random.Random(7)
     recs = [record(i, rng, hostile=True, geo=True) for i in range(60)]
-    db = write_db(tmp_path_factory.mktemp("xss") / "xss.db", recs)
+    # a host name from someone's target list, and a clone of a leaking hostile server on
+    # another host: a cluster (canned data) whose identity is the hostile version name
+    recs[0]["host"] = f"h{XSS}.example"
+    leaking = next(r for r in recs if (r.get("exposure") or {}).get("studies") and r["max_pdu"])
+    recs.append({**leaking, "host": "127.0.99.1", "seq": len(recs)})
+    db = write_db(tmp_path_factory.mktemp("xss") / "xss.db", recs, argv=["scan", f"-iL t{XSS}.txt"])
     out = db.with_suffix(".html")
     out.write_text(render(db, "html"), encoding="utf-8")
     return out
@@ -91,9 +98,14 @@ def test_chromium_runs_nothing_and_shows_every_field_as_text(hostile: Path) -> N
         assert page.evaluate("window.__xss === undefined")
         assert page.evaluate("document.images.length") == 0
         assert page.evaluate("document.scripts.length") == 2
-        shown = page.evaluate("document.querySelector('main').innerText")
+        shown = page.evaluate(
+            "document.querySelector('main').innerText + document.querySelector('header').innerText"
+        )
         missing = [what for prefix, what in FIELDS.items() if f"{prefix}{PAYLOAD}" not in shown]
         assert not missing, f"not shown as text: {missing}"
+        clusters = page.evaluate("document.getElementById('clusters').innerText")
+        assert f"V{PAYLOAD}" in clusters  # the clone's identity, in the clusters table
+        assert f"-iL t{PAYLOAD}" in page.evaluate("document.querySelector('header').innerText")
         (hostile.parent / "xss.png").write_bytes(page.screenshot())
         assert page.evaluate("window.__xss === undefined")
 
