@@ -7,7 +7,9 @@ statuses of the ``dicomguard`` command: 0 success (and no finding at or above th
 1 such a finding exists, 2 usage error or unreadable input, 130 interrupted.
 
 The check reads the scan database's ``findings`` table (every stored endpoint, not just the
-records the terminal summary holds), read-only.
+records the terminal summary holds), read-only. Endpoints flagged as honeypots count too: on
+one's own network a decoy answering strangers is still something to look at, and the gate must
+not depend on a heuristic.
 """
 
 from __future__ import annotations
