@@ -10,7 +10,8 @@ Scale: an internet survey has 10^4-10^5 endpoints. The server-rendered parts are
 "act first" list, findings grouped with their worst endpoints, top products and ports); every
 endpoint is in a JSON block that the page's script draws :data:`PAGE_SIZE` rows at a time, with
 filters, sorting and per-host detail on click, all without network. Repeated strings (products,
-verdict wordings) are interned into one table so a row costs about 150 bytes.
+verdict wordings) are interned into one table: about 270 bytes an endpoint, 27 MB for 10^5
+(bench/bench_report.py), which chromium opens in about a second.
 """
 
 from __future__ import annotations
