@@ -299,7 +299,12 @@ def _cards(a: Analysis) -> tuple[list[dict], list[dict], list[dict], bool]:
             "value": pct(h["leaking"]),
             "label": f"leak patient data ({_of(h['leaking'])} servers)",
         },
-        {"key": "tls", "value": pct(h["tls"]), "label": f"offer TLS ({_of(h['tls'])})"},
+        {
+            "key": "tls",
+            "value": pct(h["tls"]),
+            "label": f"offer TLS ({_of(h['tls'])}; "
+            f"{h['client_cert_required']['n']:,} require a client certificate)",
+        },
         {
             "key": "validating",
             "value": pct(h["validating_ae"]),

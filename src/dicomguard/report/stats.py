@@ -60,8 +60,13 @@ def worst(rec: Record) -> str | None:
 
 
 def is_service(rec: Record) -> bool:
-    """An open endpoint that speaks DICOM or is an identified DICOM web API."""
-    return bool(rec.get("dicom")) or V.web_service(rec)
+    """An open endpoint that speaks DICOM, is an identified DICOM web API, or is a TLS port
+    that demands a client certificate (DICOM likely behind it, and secured: issue 10)."""
+    return bool(rec.get("dicom")) or V.web_service(rec) or _mtls_port(rec)
+
+
+def _mtls_port(rec: Record) -> bool:
+    return not rec.get("web") and V.client_cert_required(rec)
 
 
 def _year(date: str | None) -> int | None:
@@ -156,6 +161,7 @@ class Host:
     leaking: bool = False
     tls_any: bool = False
     tls_all: bool = True
+    mtls: bool = False  # some port requires a TLS client certificate
     validates_ae: bool | None = None
     exposure: Exposure = field(default_factory=Exposure)
     worst: str | None = None
@@ -204,7 +210,8 @@ def _hosts(services: list[Record], cls: dict[str, str]) -> dict[str, Host]:
         c = cls.get(f"{r['host']}:{r['port']}", V.REAL)
         if _rank(c) > _rank(h.cls):
             h.cls = c
-        if r.get("dicom"):
+        h.mtls |= V.client_cert_required(r)
+        if r.get("dicom") or _mtls_port(r):
             h.dicom_ports.append(int(r["port"]))
             dicom_exp.setdefault(r["host"], Exposure()).add(counted_exposure(r))
             v = V.validates_ae(r)
@@ -244,6 +251,7 @@ def _headline(probed: int, records: list[Record], hosts: dict[str, Host]) -> dic
         "leaking": _share(sum(h.leaking for h in real), len(real)),
         "tls": _share(sum(h.tls_any for h in real), len(real)),
         "tls_only": _share(sum(h.tls_all for h in real), len(real)),
+        "client_cert_required": _share(sum(h.mtls for h in real), len(real)),
         "validating_ae": _share(sum(bool(h.validates_ae) for h in known_ae), len(known_ae)),
         "patients_exposed": total.patients,
         "patients_complete": total.patients_complete,

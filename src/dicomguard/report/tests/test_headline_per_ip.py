@@ -75,6 +75,15 @@ def _records() -> list[dict]:
     return [*recs, hp, likely, capped, mtls, locked]
 
 
+def test_a_port_demanding_a_client_certificate_counts_as_a_secured_server(tmp_path: Path) -> None:
+    """Even where the record could not confirm DICOM behind the TLS handshake (issue 10)."""
+    rec = _base("127.0.16.7", 2762, 0)
+    rec.update(dicom=False, tls=True, implementation_class_uid=None, product=None)
+    rec["tls_details"] = {"client_cert": {"requested": True, "required": True}}
+    h = aggregate(load_scan(write_db(tmp_path / "m.db", [rec])))["headline"]
+    assert h["servers"] == 1 and h["client_cert_required"]["n"] == 1 and h["tls"]["n"] == 1
+
+
 def test_per_ip_headline(tmp_path: Path) -> None:
     db = write_db(tmp_path / "h.db", _records())
     d = aggregate(load_scan(db))
@@ -83,6 +92,7 @@ def test_per_ip_headline(tmp_path: Path) -> None:
     assert (h["honeypots"], h["likely_honeypots"]) == (1, 1)
     assert h["leaking"] == {"n": 1, "of": 4, "share": 0.25}
     assert h["tls"]["n"] == 1  # the mutual-TLS server
+    assert h["client_cert_required"]["n"] == 1
     # .1 accepts any title, .6 checks it, .4 accepts any; .5 could not be observed
     assert h["validating_ae"] == {"n": 1, "of": 3, "share": round(1 / 3, 4)}
     # the archive behind three ports counted once; the honeypots' thousands not at all
