@@ -40,9 +40,10 @@ async def test_mutual_tls_counts_as_secured_in_statistics(storescp_mutual_tls) -
     r = await assess(server.host, server.port, OPTS)
     scan = StoredScan(path="memory", meta={"states": {"open": 1}}, records=[r.to_dict()])
     stats = aggregate(scan)
-    head = stats["headline"]
-    assert head["dicom_services"] == 1 and head["tls"] == 1
-    assert head["tls_client_cert_required"] == 1 and head["leaking"] == 0
+    head, ports = stats["headline"], stats["endpoints"]
+    assert ports["dicom_services"] == 1 and ports["tls"] == 1
+    assert head["tls"]["n"] == head["tls"]["of"] == 1
+    assert head["client_cert_required"]["n"] == 1 and head["leaking"]["n"] == 0
 
 
 async def test_tls_without_client_certificate_is_observed_dicom(storescp_tls) -> None:

@@ -44,6 +44,13 @@ async def test_orthanc_refusing_a_strangers_find_is_not_reported_open(
     ids = _ids(r)
     assert "DG-015" in ids and not ids & {"DG-005", "DG-006", "DG-003"}
     assert "DG-009" in ids and "DG-008" in ids  # echo and store really are open
+    # every report words it the same way (report/verdict.py)
+    from dicomguard.report import verdict as V
+
+    rec = r.to_dict()
+    assert V.calling_aet(rec) == "checked per operation"
+    text = V.services_text(rec)
+    assert "find-S(refused)" in text and "find-P(refused)" in text and "echo" in text
 
 
 async def test_the_declared_modality_is_answered_and_counts(orthanc_modalities) -> None:
