@@ -123,3 +123,15 @@ async def test_echoscu_sees_a_slow_but_real_dicom_server(slow_backend) -> None:
         short, long = await asyncio.gather(run(3, port), run(15, port))
     assert "Association Accepted" not in short and "timeout" in short.lower()
     assert "Received Echo Response (Success)" in long
+
+
+def test_cli_slow_greeting_option_reaches_the_probe() -> None:
+    from dicomguard.cli import build_parser, scan_config_from_args
+
+    def probe(*extra: str) -> ProbeOptions:
+        args = build_parser().parse_args(["scan", "127.0.0.1", "-p", "104", *extra])
+        return scan_config_from_args(args).probe
+
+    assert probe().slow_greeting_timeout == 20.0
+    assert probe("--slow-greeting", "0").slow_greeting_timeout == 0.0
+    assert probe("--slow-greeting", "45").slow_greeting_timeout == 45.0
