@@ -152,6 +152,7 @@ class Gateway:
                 await asyncio.gather(*pending, return_exceptions=True)
         if self._metrics_server is not None:
             await self._metrics_server.stop()
+        self.shared.audit.flush_repeats()  # aggregated refusals before the stop message
         self.shared.audit.application(started=False)
         await self.shared.audit.stop()
         self._stopped.set()
