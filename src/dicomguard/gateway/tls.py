@@ -77,8 +77,10 @@ EXTENDED_OPTIONAL = (
     "DHE-RSA-CAMELLIA256-GCM-SHA384",
 )
 #: BCP 195 (RFC 7525 4.1/4.2): forward secrecy, AES-GCM and ChaCha20 first, CBC last
-_BCP195 = ("ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:ECDHE+AES:DHE+AES"
-           ":!aNULL:!eNULL:!RC4:!3DES:!DES:!MD5:!PSK:!SRP:!DSS:!kRSA")
+_BCP195_SUITES = "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:ECDHE+AES:DHE+AES"
+#: what no profile offers ("!" removes for good, whatever the order of the string)
+_NEVER = ":!aNULL:!eNULL:!RC4:!3DES:!DES:!MD5:!PSK:!SRP:!DSS"
+_BCP195 = _BCP195_SUITES + _NEVER + ":!kRSA"
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ PROFILES: dict[str, Profile] = {
         "bcp195-non-downgrading", "B.10", ":".join(BCP195_REQUIRED) + ":" + _BCP195, True),
     "bcp195-extended": Profile(
         "bcp195-extended", "B.11", ":".join(BCP195_REQUIRED + EXTENDED_OPTIONAL), True),
-    "aes": Profile("aes", "B.3 (retired)", _BCP195 + ":AES128-SHA", False),
+    "aes": Profile("aes", "B.3 (retired)", _BCP195_SUITES + ":AES128-SHA" + _NEVER, False),
 }
 
 

@@ -208,6 +208,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "modality": ca.issue("ct-scanner-1", server=False),
         "unknown": ca.issue("someone-else", server=False),
         "rogue": rogue.issue("ct-scanner-1", server=False),
+        "server_rsa": ca.issue("gateway-rsa", server=True, hosts=(GATEWAY_HOST, "127.0.0.1"),
+                               rsa_key=True),
+        "expired": ca.issue("ct-expired", server=False, valid_from_days=-10, valid_days=5),
+        "not_yet_valid": ca.issue("ct-future", server=False, valid_from_days=5),
     }
 
 
