@@ -249,9 +249,10 @@ class Limits:
     within ``associate_timeout`` seconds in total (not per read: a peer trickling bytes gets no
     more time). At most ``max_setup`` connections are in setup at once, and at most
     ``max_setup_per_source`` from one source address (a connection beyond that is closed at
-    once, before a byte is read); when ``max_setup`` is reached the connection that has been in
-    setup the longest is closed to make room, so half-open connections cannot lock legitimate
-    clients out. ``max_associations`` counts admitted associations only.
+    once, before a byte is read); when ``max_setup`` is reached, the oldest connection of the
+    source holding the most connections in setup is closed to make room, so half-open
+    connections cannot lock legitimate clients out. ``max_associations`` counts admitted
+    associations only.
 
     Data phase: a PDU must complete within ``pdu_timeout + length / min_pdu_rate`` seconds of
     its first byte (``length`` as announced in its header), whatever arrives in between;

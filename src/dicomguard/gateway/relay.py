@@ -571,8 +571,8 @@ class Relay:
     def _enter_setup(self) -> bool:
         """Count this connection as in setup; False (closed at once) when its source is at
         ``limits.max_setup_per_source``. At ``limits.max_setup``, the oldest connection in
-        setup is closed to make room: an attacker holding half-open connections delays
-        nobody for longer than it takes to connect."""
+        setup of the source that holds the most is closed to make room: an attacker holding
+        half-open connections, even from many addresses, cannot keep a client out."""
         shared = self.shared
         lim = self.config.limits
         source = self.peer_address
@@ -581,8 +581,10 @@ class Relay:
             shared.audit.setup_refused(source, "per-source-limit")
             return False
         while len(shared.setup) >= lim.max_setup:
-            oldest = next(iter(shared.setup))
-            oldest._evict()
+            # the oldest connection of the source holding the most: a client with one
+            # connection in setup is evicted only when every source holds just one
+            crowded = max(shared.setup_by_source.items(), key=lambda item: item[1])[0]
+            next(r for r in shared.setup if r.peer_address == crowded)._evict()
         shared.setup[self] = None
         shared.setup_by_source[source] = shared.setup_by_source.get(source, 0) + 1
         shared.metrics.setup.inc()

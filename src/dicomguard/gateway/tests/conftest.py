@@ -267,3 +267,16 @@ def gateway_factory() -> Iterator[Any]:
 
 
 __all__ = ["Issued"]
+
+
+@pytest.fixture
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test if the gateway (or asyncio under it) logged an error or a traceback."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        yield
+    bad = [r for r in caplog.records
+           if (r.name.startswith(("dicomguard", "asyncio")) and r.levelno >= logging.ERROR)
+           or r.exc_info]
+    assert not bad, [f"{r.name}: {r.getMessage()}" for r in bad]

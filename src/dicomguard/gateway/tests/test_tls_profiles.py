@@ -24,7 +24,8 @@ from .scu import associate
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 
-pytestmark = pytest.mark.skipif(not Path(OPENSSL).exists(), reason="openssl is not installed")
+pytestmark = [pytest.mark.skipif(not Path(OPENSSL).exists(), reason="openssl is not installed"),
+              pytest.mark.usefixtures("no_tracebacks")]
 
 
 def _tls_config(raw: dict[str, Any], pki: dict[str, Any], **tls: Any) -> dict[str, Any]:
