@@ -55,7 +55,10 @@ async def test_pdu_trickled_a_byte_at_a_time_is_aborted_at_its_deadline(
     header = struct.pack(">BBL", P.P_DATA_TF, 0, 4000) + struct.pack(">LBB", 3998, 1, 0x02)
     started = time.monotonic()
     outcome = None
-    for byte in header + b"\x00" * 3990:
+    # the headers at once (a PDU's header must itself arrive within pdu_timeout), then the
+    # body a byte every 0.1 s
+    assoc.writer.write(header)
+    for byte in b"\x00" * 3990:
         try:
             assoc.writer.write(bytes([byte]))
             await assoc.writer.drain()
