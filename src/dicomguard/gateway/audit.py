@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
+from pydicom.multival import MultiValue
 from pydicom.uid import UID
 
 from .config import AuditConfig, parse_syslog_url
@@ -345,6 +346,44 @@ class PhiCapture:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+#: bytes of a data set kept for the audit with include_phi (identifiers are small; of a
+#: C-STORE only the start is read, where the patient and study modules are, never pixel data)
+PHI_CAPTURE_BYTES = 64 << 10
+_STOP_AFTER_STUDY = 0x0020FFFF
+
+
+def read_phi(operation: str, data: bytes, transfer_syntax: str, *,
+             complete: bool = True) -> PhiCapture:
+    """Patient ID and name, study UIDs and (C-FIND) the query bytes from the start of a data
+    set in ``transfer_syntax`` (implicit VR little endian if unknown). Anything undecodable is
+    left out: the audit must never fail an operation. ``complete``: ``data`` is the whole
+    data set (else only its start, cut anywhere)."""
+    from io import BytesIO
+
+    from pydicom.filereader import read_dataset
+
+    ts = UID(transfer_syntax or "1.2.840.10008.1.2")
+    out = PhiCapture(transfer_syntax=str(ts))
+    if operation == "FIND":
+        out.query = data
+    try:
+        ds = read_dataset(BytesIO(data), ts.is_implicit_VR, ts.is_little_endian,
+                          stop_when=lambda tag, vr, length: tag > _STOP_AFTER_STUDY)
+        values: dict[str, Any] = {}
+        for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
+            with contextlib.suppress(Exception):
+                values[keyword] = ds.get(keyword)
+    except Exception:
+        return out
+    out.patient_id = str(values.get("PatientID") or "")
+    out.patient_name = str(values.get("PatientName") or "")
+    study = values.get("StudyInstanceUID")
+    if study:
+        uids = list(study) if isinstance(study, MultiValue | list | tuple) else [study]
+        out.study_uids = tuple(str(u) for u in uids if str(u).strip() and "*" not in str(u))
+    return out
+
+
 class AuditTrail:
     """Writes audit messages to the configured file and syslog collector."""
 
@@ -472,7 +511,7 @@ class AuditTrail:
             self._flush_repeats(key, entry)
             entry = None
         if entry is None and len(self._repeats) >= MAX_AGGREGATE_KEYS:
-            key, address = ("*", *key[1:]), "several sources"
+            key, address = (key[0], "*", *key[2:]), "several sources"  # (kind, source, why)
             entry = self._repeats.get(key)
         if entry is not None:
             entry.count += 1

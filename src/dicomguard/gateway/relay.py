@@ -30,6 +30,7 @@ from ..dul import pdu as P
 from ..dul.associate_bytes import AssociateView, parse_associate, rewrite_associate
 from ..dul.command import CommandSet, parse_command
 from ..dul.errors import DulError, MalformedPdu, PeerClosed, PeerTimeout, ProtocolViolation
+from .audit import PHI_CAPTURE_BYTES, read_phi
 from .config import GatewayConfig, Listener
 from .policy import (
     REQUEST_OPERATIONS,
@@ -44,7 +45,7 @@ from .policy import (
 from .tls import handshake_failure, start_tls
 
 if TYPE_CHECKING:
-    from .audit import AuditTrail
+    from .audit import AuditTrail, PhiCapture
     from .metrics import Metrics
 
 log = logging.getLogger("dicomguard.gateway")
@@ -134,6 +135,8 @@ class _Op:
     find_cap: int = 0
     results: int = 0
     capped: bool = False
+    #: what the audit may record of the data set (only with audit.include_phi)
+    phi: PhiCapture | None = None
 
 
 class CommandSetError(MalformedPdu):
@@ -159,6 +162,9 @@ class _Inspector:
         self._cmd_cid: int | None = None
         self._data_cid: int | None = None
         self._data_pass = True
+        #: with audit.include_phi: ``capture(fragment, last) -> want_more`` sees the passed
+        #: data-set fragments of the current message (gateway/audit.py, PHI)
+        self.capture: Callable[[bytes, bool], bool] | None = None
 
     def feed(self, pdu: bytes) -> list[bytes]:
         """One P-DATA-TF in; the PDUs to send on out (``[pdu]`` itself when nothing changed).
@@ -220,10 +226,14 @@ class _Inspector:
                         out.append(_wrap(pdu[pos:item_end]))
                     else:
                         passed.append((pos, item_end))
+                    if self.capture is not None and not self.capture(
+                            pdu[pos + 6 : item_end], bool(hdr & 0x02)):
+                        self.capture = None
                 else:
                     changed = True
                 if hdr & 0x02:
                     self._data_cid = None
+                    self.capture = None
             pos = item_end
         if not changed:
             return [pdu]
@@ -237,7 +247,8 @@ class _Inspector:
         context (the state is advanced as :meth:`feed` would); anything else, including every
         protocol error, returns False so that :meth:`feed` handles and reports it.
         """
-        if hdr & 0x01 or self._held or cid != self._data_cid or not self._data_pass:
+        if (hdr & 0x01 or self._held or cid != self._data_cid or not self._data_pass
+                or self.capture is not None):
             return False
         if hdr & 0x02:
             self._data_cid = None
@@ -533,6 +544,8 @@ class Relay:
         #: requests in progress by (message ID, request command field): peers reuse IDs
         #: across operation types (pynetdicom numbers each service from 1), responses name both
         self.ops: dict[tuple[int, int], _Op] = {}
+        #: accepted transfer syntax by presentation context ID (only with audit.include_phi)
+        self.transfer_syntaxes: dict[int, str] = {}
         self.last_activity = time.monotonic()
         self._pipes: dict[str, _Pipe] = {}  # the data phase's two directions
         self.stopping = False
@@ -752,6 +765,12 @@ class Relay:
         D.3.3.7.2: an empty server response for username/passcode; a JWT is not echoed).
         """
         ac = parse_associate(raw.data)
+        if self.config.audit.include_phi:  # the audit names the transfer syntax of each query
+            with contextlib.suppress(DulError):
+                self.transfer_syntaxes = {
+                    item.context_id: str(item.transfer_syntax)
+                    for item in P.decode(raw).presentation_context  # type: ignore[attr-defined]
+                    if item.result == 0 and item.transfer_syntax}
         strip = adm.route.user_identity == "strip"
         ui = adm.user_identity
         return rewrite_associate(
@@ -886,7 +905,24 @@ class Relay:
             )
             return False
         self.ops[key] = op
+        if self.config.audit.include_phi and command.has_dataset and operation in (
+                "FIND", "MOVE", "GET", "STORE"):
+            self._capture_phi(cid, op)
         return True
+
+    def _capture_phi(self, cid: int, op: _Op) -> None:
+        """Keep the start of this request's data set for the audit record (include_phi)."""
+        kept = bytearray()
+
+        def take(fragment: bytes, last: bool) -> bool:
+            kept.extend(fragment[: PHI_CAPTURE_BYTES - len(kept)])
+            if last or len(kept) >= PHI_CAPTURE_BYTES:
+                op.phi = read_phi(op.operation, bytes(kept),
+                                  self.transfer_syntaxes.get(cid, ""), complete=last)
+                return False
+            return True
+
+        self._pipes["up"].inspector.capture = take
 
     def _on_response(self, cid: int, command: CommandSet) -> bool:
         """Backend → client command set: count C-FIND matches, audit final statuses."""
