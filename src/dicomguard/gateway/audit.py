@@ -71,7 +71,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from pydicom.multival import MultiValue
@@ -139,9 +139,11 @@ class RelayInfo(Protocol):
     listener: Any
 
 
-@dataclass(frozen=True)
-class Participant:
-    """One ``ActiveParticipant``: ``address`` is its NetworkAccessPointID (IP or host name)."""
+class Participant(NamedTuple):
+    """One ``ActiveParticipant``: ``address`` is its NetworkAccessPointID (IP or host name).
+
+    Named tuples rather than dataclasses: they are cache keys of every message, and a tuple
+    hashes and compares in C."""
 
     user_id: str
     requestor: bool
@@ -150,8 +152,7 @@ class Participant:
     role: str = ""  # a key of _ROLE, or "" for none
 
 
-@dataclass(frozen=True)
-class ParticipantObject:
+class ParticipantObject(NamedTuple):
     """One ``ParticipantObjectIdentification``; ``name`` or ``query`` must be set (schema)."""
 
     object_id: str
@@ -225,12 +226,25 @@ def _object(obj: ParticipantObject) -> str:
         parts.append(f'<ParticipantObjectDetail type={_attr(name)} value="{encoded}"/>')
     if obj.sop_instances is not None:
         sop_class, instances = obj.sop_instances
-        parts.append(f"<ParticipantObjectDescription><SOPClass UID={quoteattr(sop_class)} "
-                     f'NumberOfInstances="{max(1, len(instances))}">')
-        parts.extend(f"<Instance UID={quoteattr(uid)}/>" for uid in instances)
+        parts.append(_description_head(sop_class, len(instances)))
+        parts.extend(f"<Instance UID={_uid_attr(uid)}/>" for uid in instances)
         parts.append("</SOPClass></ParticipantObjectDescription>")
     parts.append("</ParticipantObjectIdentification>")
     return "".join(parts)
+
+
+@functools.lru_cache(maxsize=256)
+def _description_head(sop_class: str, count: int) -> str:
+    return (f"<ParticipantObjectDescription><SOPClass UID={quoteattr(sop_class)} "
+            f'NumberOfInstances="{max(1, count)}">')
+
+
+def _uid_attr(uid: str) -> str:
+    """A UID as an attribute value: digits and dots need no escaping (the common case, one per
+    C-STORE, too many to cache)."""
+    if uid.replace(".", "").isdigit() and uid.isascii():
+        return f'"{uid}"'
+    return quoteattr(uid)
 
 
 def build_message(
@@ -271,6 +285,10 @@ def _body(outcome: int, event: str, event_type: str | None, description: str,
     parts.extend(_participant(p) for p in participants)
     parts.append(_source(source_id))
     return "".join(parts)
+
+
+#: the same few participants recur in every message of an association: one object each
+_participant_of = functools.lru_cache(maxsize=1024)(Participant)
 
 
 @functools.lru_cache(maxsize=64)
@@ -563,19 +581,20 @@ class AuditTrail:
         return f"{adm.auth.user} ({adm.auth.method}: {adm.auth.identity})" if adm else ""
 
     def _requestor(self, relay: RelayInfo, role: str = "") -> Participant:
-        return Participant(relay.calling_aet, True, relay.peer_address, self._user(relay), role)
+        return _participant_of(relay.calling_aet, True, relay.peer_address, self._user(relay),
+                               role)
 
     def _gateway(self, relay: RelayInfo | None = None, role: str = "") -> Participant:
         if relay is None:
             return Participant(self.config.source_id, False, _hostname(), "", role)
-        return Participant(relay.called_aet or self.config.source_id, False,
-                           relay.listener.address, "", role)
+        return _participant_of(relay.called_aet or self.config.source_id, False,
+                               relay.listener.address, "", role)
 
     def _backend(self, relay: RelayInfo, role: str) -> Participant:
         route = relay.admission.route if relay.admission else None
         if route is None:
             return self._gateway(relay, role)
-        return Participant(route.backend_aet, False, route.backend_host, "", role)
+        return _participant_of(route.backend_aet, False, route.backend_host, "", role)
 
     @staticmethod
     def _alert_subject(address: str, name: str, details: tuple[tuple[str, str], ...]
