@@ -40,10 +40,12 @@ messages stay schema-valid but are not fully conformant. With ``include_phi = tr
 gateway reads the first fragment of each C-FIND/C-MOVE/C-GET identifier and C-STORE data set
 (a bounded copy, never the pixel data) and writes them.
 
-**Volume.** Refusals are aggregated per source address and reason: the first one in
-``audit.aggregate_window`` seconds is written, the rest are counted and written as one message
-("N more ...") when the window closes; at most ``MAX_AGGREGATE_KEYS`` sources are tracked and
-the others share one entry. 10,000 refusals from one address cost two messages, not 10,000.
+**Volume.** Refusals (refused associations, TLS handshakes, connections closed in setup,
+refused operations and protocol aborts) are aggregated per source address and reason: the
+first one in ``audit.aggregate_window`` seconds is written, the rest are counted and written as
+one message ("N more ...") when the window closes; at most ``MAX_AGGREGATE_KEYS`` sources are
+tracked and the others share one entry per reason. 10,000 refusals from one address cost two
+messages, not 10,000.
 
 Messages go to a file (one XML document per line, so ``grep`` and log shippers work) and to
 syslog as RFC 5424 (MSGID ``DICOM+RFC3881``, facility authpriv, as PS3.15 A.5 asks) over UDP or
@@ -674,10 +676,11 @@ class AuditTrail:
                 details.append(("MoveDestination", op.destination))
             subject = ParticipantObject(sop_class, _SOP_CLASS, _SYSTEM, _ROLE_SECURITY,
                                         name=_sop_name(op.sop_class), details=tuple(details))
-            self._emit(failure=True, event="alert", event_type="restricted", action="E",
-                       outcome=4, description=f"{op.operation} refused: {refused}",
-                       participants=(self._requestor(relay), self._gateway(relay)),
-                       objects=(subject,))
+            key = ("operation", relay.peer_address, f"{op.operation}: {refused}")
+            self._refusal(key, relay.peer_address, event="alert", event_type="restricted",
+                          action="E", outcome=4, description=f"{op.operation} refused: {refused}",
+                          participants=(self._requestor(relay), self._gateway(relay)),
+                          objects=(subject,))
             return
         if op.operation not in _OP_EVENT:
             return  # C-ECHO and anything else that touches no patient data (module docstring)
@@ -725,7 +728,8 @@ class AuditTrail:
     def protocol_violation(self, relay: RelayInfo, why: str) -> None:
         subject = self._alert_subject(relay.peer_address, relay.calling_aet,
                                       (("Alert Description", why),))
-        self._emit(failure=True, event="alert", event_type="restricted", action="E", outcome=8,
-                   description=f"association aborted: {why}",
-                   participants=(self._requestor(relay), self._gateway(relay)),
-                   objects=(subject,))
+        self._refusal(("abort", relay.peer_address, why.split(":", 1)[0]), relay.peer_address,
+                      event="alert", event_type="restricted", action="E", outcome=8,
+                      description=f"association aborted: {why}",
+                      participants=(self._requestor(relay), self._gateway(relay)),
+                      objects=(subject,))

@@ -347,3 +347,24 @@ def test_audit_of_dcmtk_traffic_to_real_backends_validates_with_phi(
     query = read_dataset(BytesIO(base64.b64decode(obj.findtext("ParticipantObjectQuery"))),
                          syntax.is_implicit_VR, syntax.is_little_endian)
     assert query.PatientID == "DGSYN*" and query.QueryRetrieveLevel == "PATIENT"
+
+
+def test_repeated_refused_operations_are_aggregated(
+    raw_config: dict[str, Any], gateway_factory: Any, backend: RecordingBackend, tmp_path: Path,
+    schema: etree.RelaxNG,
+) -> None:
+    raw_config["audit"] = {"file": "audit.xml"}
+    gw = gateway_factory(raw_config, tmp_path)
+    assoc = associate(gw.address(), calling="CT01")
+    for _ in range(30):
+        _, status = find_all(assoc)  # a modality may not query
+        assert status == 0xA700 or status > 0
+    assoc.release()
+    gw.stop()
+    messages = _messages(tmp_path / "audit.xml")
+    _assert_valid(schema, messages)
+    refused = [m for m in messages if _event(m) == ("110113", "110132")]
+    assert len(refused) == 2
+    assert "29 more like this" in refused[1].findtext("EventIdentification/"
+                                                      "EventOutcomeDescription")
+    assert backend.record.requests == []
