@@ -207,3 +207,36 @@ def test_trusted_client_certificate_still_gets_in(
     assert assoc.send_c_echo().Status == 0
     assoc.release()
     assert gw.gateway.metrics.tls_failures.value(reason="untrusted") == 0
+
+
+def test_check_reports_a_profile_the_key_cannot_meet(pki: dict[str, Any], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from dicomguard.gateway.cli import main
+
+    config = tmp_path / "gw.toml"
+    config.write_text(f"""
+[[listen]]
+address = "127.0.0.1"
+port = 2762
+tls = true
+
+[tls]
+cert = "{pki['server'].cert}"
+key = "{pki['server'].key}"
+profile = "bcp195-extended"
+
+[[route]]
+called_aet = "PACS"
+backend_host = "127.0.0.1"
+backend_port = 104
+
+[identity.modality]
+operations = ["ECHO"]
+""")
+    assert main(["--config", str(config), "--check"]) == 2
+    assert "tls.profile: bcp195-extended (PS3.15 B.11) needs an RSA certificate" in \
+        capsys.readouterr().err
+    rsa = config.read_text().replace(str(pki["server"].cert), str(pki["server_rsa"].cert)) \
+        .replace(str(pki["server"].key), str(pki["server_rsa"].key))
+    config.write_text(rsa)
+    assert main(["--config", str(config), "--check"]) == 0
