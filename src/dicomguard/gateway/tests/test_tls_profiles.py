@@ -240,3 +240,32 @@ operations = ["ECHO"]
         .replace(str(pki["server"].key), str(pki["server_rsa"].key))
     config.write_text(rsa)
     assert main(["--config", str(config), "--check"]) == 0
+
+
+def test_tls13_client_that_sends_its_request_at_once_still_reads_the_alert(
+    raw_config: dict[str, Any], gateway_factory: Any, pki: dict[str, Any],
+    backend: RecordingBackend,
+) -> None:
+    """In TLS 1.3 the client finishes its handshake before the server judges its certificate,
+    and a DICOM client sends its A-ASSOCIATE-RQ at once: the alert must still reach it (a reset
+    would destroy it)."""
+    import socket
+    import ssl
+
+    from dicomguard.dul.negotiation import AssociateRequest
+
+    gw = gateway_factory(_tls_config(raw_config, pki, client_ca=str(pki["ca"]),
+                                     require_client_cert=True))
+    rq = AssociateRequest(called_aet="PACS", calling_aet="CT01",
+                          abstract_syntaxes=("1.2.840.10008.1.1",)).encode()
+    for _ in range(5):
+        ctx = ssl.create_default_context(cafile=str(pki["ca"]))
+        ctx.check_hostname = False
+        ctx.load_cert_chain(str(pki["rogue"].cert), str(pki["rogue"].key))
+        with socket.create_connection(gw.address(), timeout=5) as plain, \
+                ctx.wrap_socket(plain) as tls:
+            assert tls.version() == "TLSv1.3"
+            tls.sendall(rq)
+            with pytest.raises(ssl.SSLError, match="ALERT_UNKNOWN_CA"):
+                tls.recv(100)
+    assert backend.record.associations == []
