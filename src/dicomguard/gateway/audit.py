@@ -71,7 +71,8 @@ import ipaddress
 import os
 import socket
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from xml.sax.saxutils import escape, quoteattr
@@ -363,7 +364,6 @@ class PhiCapture:
     study_uids: tuple[str, ...] = ()
     patient_id: str = ""
     patient_name: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 #: bytes of a data set kept for the audit with include_phi (identifiers are small; of a
@@ -372,12 +372,12 @@ PHI_CAPTURE_BYTES = 64 << 10
 _STOP_AFTER_STUDY = 0x0020FFFF
 
 
-def read_phi(operation: str, data: bytes, transfer_syntax: str, *,
-             complete: bool = True) -> PhiCapture:
+def read_phi(operation: str, data: bytes, transfer_syntax: str) -> PhiCapture:
     """Patient ID and name, study UIDs and (C-FIND) the query bytes from the start of a data
-    set in ``transfer_syntax`` (implicit VR little endian if unknown). Anything undecodable is
-    left out: the audit must never fail an operation. ``complete``: ``data`` is the whole
-    data set (else only its start, cut anywhere)."""
+    set in ``transfer_syntax`` (implicit VR little endian if unknown), which may be cut
+    anywhere after :data:`PHI_CAPTURE_BYTES`. Reading stops after group 0020 (the patient and
+    study modules); anything undecodable is left out: the audit must never fail an
+    operation."""
     from io import BytesIO
 
     from pydicom.filereader import read_dataset
@@ -386,13 +386,15 @@ def read_phi(operation: str, data: bytes, transfer_syntax: str, *,
     out = PhiCapture(transfer_syntax=str(ts))
     if operation == "FIND":
         out.query = data
+    values: dict[str, Any] = {}
     try:
-        ds = read_dataset(BytesIO(data), ts.is_implicit_VR, ts.is_little_endian,
-                          stop_when=lambda tag, vr, length: tag > _STOP_AFTER_STUDY)
-        values: dict[str, Any] = {}
-        for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
-            with contextlib.suppress(Exception):
-                values[keyword] = ds.get(keyword)
+        with warnings.catch_warnings():  # a peer's odd encoding is not the gateway's warning
+            warnings.simplefilter("ignore")
+            ds = read_dataset(BytesIO(data), ts.is_implicit_VR, ts.is_little_endian,
+                              stop_when=lambda tag, vr, length: tag > _STOP_AFTER_STUDY)
+            for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
+                with contextlib.suppress(Exception):
+                    values[keyword] = ds.get(keyword)
     except Exception:
         return out
     out.patient_id = str(values.get("PatientID") or "")

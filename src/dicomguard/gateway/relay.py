@@ -917,8 +917,7 @@ class Relay:
         def take(fragment: bytes, last: bool) -> bool:
             kept.extend(fragment[: PHI_CAPTURE_BYTES - len(kept)])
             if last or len(kept) >= PHI_CAPTURE_BYTES:
-                op.phi = read_phi(op.operation, bytes(kept),
-                                  self.transfer_syntaxes.get(cid, ""), complete=last)
+                op.phi = read_phi(op.operation, bytes(kept), self.transfer_syntaxes.get(cid, ""))
                 return False
             return True
 
