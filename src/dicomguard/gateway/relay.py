@@ -619,10 +619,17 @@ class Relay:
 
     def _evict(self) -> None:
         """Close this connection, still in setup, to make room for a newer one."""
-        self._leave_setup()
-        self._evicted = True
         self.shared.metrics.setup_closed.inc(reason="evicted")
         self.shared.audit.setup_refused(self.peer_address, "evicted")
+        self.close_setup()
+
+    def close_setup(self) -> None:
+        """Close this connection if it is still in setup (no association yet: a stop does not
+        wait for it)."""
+        if not self._in_setup:
+            return
+        self._leave_setup()
+        self._evicted = True
         if self._task is not None:
             self._task.cancel()
 

@@ -207,3 +207,16 @@ def test_tls_handshakes_in_progress_count_as_setup(
     assoc.release()
     done = _echoscu(gw.address(), "+tla", "+cf", str(pki["ca"]))
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_stop_does_not_wait_for_connections_in_setup(
+    raw_config: dict[str, Any], gateway_factory: Any, storescp_server: Any, half_open: Any
+) -> None:
+    gw = gateway_factory(_to_storescp(raw_config, storescp_server, associate_timeout=30.0))
+    attack = half_open(gw.address())
+    attack.open(ATTACKER, 5)
+    _wait(lambda: gw.gateway.metrics.setup.value() == 5)
+    started = time.monotonic()
+    gw.stop(grace=20.0)
+    assert time.monotonic() - started < 5.0
+    assert attack.closed_by_gateway() == 5
