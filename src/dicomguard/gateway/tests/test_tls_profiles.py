@@ -6,6 +6,7 @@ refused client certificate (untrusted CA, expired, not yet valid, missing) is au
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import shutil
 import subprocess
@@ -268,4 +269,53 @@ def test_tls13_client_that_sends_its_request_at_once_still_reads_the_alert(
             tls.sendall(rq)
             with pytest.raises(ssl.SSLError, match="ALERT_UNKNOWN_CA"):
                 tls.recv(100)
+    assert backend.record.associations == []
+
+
+def _client_hello() -> bytes:
+    import ssl
+
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="gateway")
+    with contextlib.suppress(ssl.SSLWantReadError):  # no server: the ClientHello is all we want
+        obj.do_handshake()
+    return outgoing.read()
+
+
+@pytest.mark.parametrize("payload", [
+    b"GET / HTTP/1.0\r\n\r\n",
+    bytes(range(256)) * 4,
+    b"\x01\x00\x00\x00\x00\x44",  # a plain A-ASSOCIATE-RQ header on the TLS port
+    b"",  # connect and hang up
+    "truncated-client-hello",
+    "client-hello-then-garbage",
+], ids=["http", "binary", "plain-dicom", "hang-up", "truncated-hello", "hello-garbage"])
+def test_garbage_on_the_tls_listener_is_refused_without_a_traceback(
+    payload: bytes | str, raw_config: dict[str, Any], gateway_factory: Any,
+    pki: dict[str, Any], backend: RecordingBackend,
+) -> None:
+    import socket
+
+    raw = _tls_config(raw_config, pki)
+    raw["limits"] = {"associate_timeout": 1.0}
+    gw = gateway_factory(raw)
+    if payload == "truncated-client-hello":
+        data = _client_hello()[:60]
+    elif payload == "client-hello-then-garbage":
+        data = _client_hello() + b"\x17\x03\x03\x00\x10" + b"\x00" * 16
+    else:
+        assert isinstance(payload, bytes)
+        data = payload
+    with socket.create_connection(gw.address(), timeout=5) as s:
+        if data:
+            s.sendall(data)
+        s.settimeout(5)
+        try:
+            while s.recv(4096):
+                pass
+        except OSError:
+            pass
+    # the gateway still works
+    assert _negotiated(s_client(gw.address(), pki, "-tls1_2")) is not None
     assert backend.record.associations == []
