@@ -11,7 +11,7 @@ gateway start / stop                 110100 Application Activity, 110120 / 11012
                                      (110150 Application) and who started it (110151)
 association accepted / ended         110114 User Authentication, type 110122 Login / 110123
                                      Logout; requestor and the gateway
-association refused (node checks),   110113 Security Alert, type 110126 Node Authentication;
+association refused (other checks),  110113 Security Alert, type 110126 Node Authentication;
 TLS handshake refused, connection    the Alert Subject (110182 Node ID: the peer's address,
 closed in setup (limits)             details: alert description, certificate subject/issuer)
 association refused (identity)       110114 User Authentication, Login, outcome 4
@@ -623,7 +623,9 @@ class AuditTrail:
             self._emit(event="auth", event_type="login", action="E", outcome=0,
                        participants=participants)
             return
-        node_check = check in ("source", "called-aet", "calling-aet", "limit", "backend")
+        # a user identity that failed is a User Authentication failure; every other check
+        # (source, AE titles, protocol version, limits, backend) judges the node
+        node_check = not check.startswith("identity")
         key = ("association", relay.peer_address, check)
         if node_check:
             subject = self._alert_subject(relay.peer_address, relay.calling_aet,
