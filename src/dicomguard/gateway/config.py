@@ -89,7 +89,7 @@ Example::
     [limits]                        # all optional; defaults in Limits below
     associate_timeout = 10.0        # accept -> A-ASSOCIATE-RQ judged, TLS handshake included
     max_setup = 128                 # connections in association setup at once
-    max_setup_per_source = 8        # ... from one source address
+    max_setup_per_source = 16       # ... from one source address
     max_associations = 64           # admitted associations
     idle_timeout = 600.0            # silence between PDUs
     pdu_timeout = 30.0              # a PDU must complete within pdu_timeout
@@ -264,7 +264,8 @@ class Limits:
     connect_timeout: float = 5.0
     max_associations: int = 64
     max_setup: int = 128
-    max_setup_per_source: int = 8
+    #: per source: room for a burst of TLS handshakes from many clients behind one NAT
+    max_setup_per_source: int = 16
     pdu_timeout: float = 30.0
     #: bytes per second a PDU must at least arrive at (16 KiB/s: a 4 MiB PDU gets 286 s)
     min_pdu_rate: int = 16 << 10

@@ -99,18 +99,18 @@ def test_half_open_connections_from_one_source_do_not_lock_out_others(
     raw_config: dict[str, Any], gateway_factory: Any, storescp_server: Any, half_open: Any
 ) -> None:
     """The reported attack: ~65 connections that never send an RQ. With the default limits the
-    attacker's source holds 8 connections in setup; the rest are closed at once."""
+    attacker's source holds 16 connections in setup; the rest are closed at once."""
     gw = gateway_factory(_to_storescp(raw_config, storescp_server))
     attack = half_open(gw.address())
     attack.open(ATTACKER, 100)
     metrics = gw.gateway.metrics
-    _wait(lambda: metrics.setup_closed.value(reason="per-source-limit") == 92)
-    assert metrics.setup.value() == 8
+    _wait(lambda: metrics.setup_closed.value(reason="per-source-limit") == 84)
+    assert metrics.setup.value() == 16
     done = _echoscu(gw.address())
     assert done.returncode == 0, done.stdout + done.stderr
     assert metrics.associations.value(result="accepted") == 1
     assert metrics.associations.value(result="rejected-limit") == 0
-    _wait(lambda: attack.closed_by_gateway() == 92)
+    _wait(lambda: attack.closed_by_gateway() == 84)
 
 
 def test_half_open_connections_from_many_sources_make_room_for_a_client(
