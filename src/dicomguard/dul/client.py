@@ -415,7 +415,7 @@ async def associate_on(
             return AssociateOutcome(None, reject)
         if raw.pdu_type != P.A_ASSOCIATE_AC:
             raise ProtocolViolation(f"answered A-ASSOCIATE-RQ with {raw.name}")
-        accept = decode_accept(P.decode(raw), request)  # type: ignore[arg-type]
+        accept = decode_accept(P.decode(raw), request, raw=raw.data)  # type: ignore[arg-type]
     except TimeoutError:
         await close_writer(writer)
         raise PeerTimeout("peer stopped reading the request") from None
