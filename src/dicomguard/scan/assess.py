@@ -27,7 +27,14 @@ from ..dul.client import (
     associate,
     scanner_tls_context,
 )
-from ..dul.errors import ConnectFailed, DulError, PeerAborted, PeerTimeout
+from ..dul.errors import (
+    BudgetExhausted,
+    ConnectFailed,
+    DulError,
+    PeerAborted,
+    PeerTimeout,
+    error_fields,
+)
 from ..dul.negotiation import (
     AssociateRequest,
     Reject,
@@ -165,13 +172,20 @@ class _Prober:
         accepting connections (ConnectFailed) still ends the assessment."""
         try:
             return await self.attempt(called, **kwargs)
-        except ConnectFailed:
+        except (ConnectFailed, BudgetExhausted):
             raise
         except DulError:
             return None
 
     def budget_left(self) -> bool:
         return self.guesses < self.opts.max_aet_guesses
+
+
+def note_error(r: EndpointResult, exc: BaseException, text: str | None = None) -> None:
+    """Record a failure: ``error`` (text), ``error_kind`` and ``error_evidence`` (dul.errors)."""
+    r.error = text if text is not None else describe_error(exc)
+    fields = error_fields(exc)
+    r.error_kind, r.error_evidence = fields["error_kind"], fields["error_evidence"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -190,14 +204,16 @@ async def assess(
     pace: Pace = _no_pace,
     fingerprints: FingerprintDB | None = None,
     archives: ArchiveCache | None = None,
+    result: EndpointResult | None = None,
 ) -> EndpointResult:
     """Run every read-only check on one endpoint. Never raises for anything the peer does.
 
     ``archives`` (one per scan) lets a second port of a host that fronts the same archive
-    reuse its count after one confirming query.
+    reuse its count after one confirming query. ``result``, if given, is filled in place, so
+    the engine keeps what was learned when it cuts an endpoint off at its budget.
     """
     started = time.monotonic()
-    result = EndpointResult(host, port)
+    result = result if result is not None else EndpointResult(host, port)
     prober = _Prober(host, port, opts, pace)
     prober.archives = archives
     try:
@@ -211,9 +227,10 @@ async def assess(
                 result.tls_details = await probe_tls(host, port, opts.tls_probe, pace=pace)
     except ConnectFailed as exc:
         result.state = exc.state if not result.dicom else result.state
-        result.error = result.error or exc.detail
+        if result.error is None:
+            note_error(result, exc, exc.detail)
     except DulError as exc:  # a peer that misbehaves half-way through the assessment
-        result.error = describe_error(exc)
+        note_error(result, exc)
     result.associations = prober.associations
     result.elapsed_ms = int((time.monotonic() - started) * 1000)
     fp = None
@@ -261,18 +278,18 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
         raise
     except DulError as plain_error:
         if not opts.try_tls:
-            r.error = describe_error(plain_error)
+            note_error(r, plain_error)
             return
         try:
             first = await p.attempt(
                 opts.probe_called_aet, syntaxes=syntaxes, ssl_context=scanner_tls_context()
             )
         except ConnectFailed:
-            r.error = describe_error(plain_error)
+            note_error(r, plain_error)
             return
         except DulError:
             p.tls_only = True  # the handshake completed; what followed was not DICOM
-            r.error = describe_error(plain_error)
+            note_error(r, plain_error)
             return
         p.ssl = scanner_tls_context()
         r.tls = True
