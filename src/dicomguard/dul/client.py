@@ -334,7 +334,8 @@ class Association:
                     if after_cancel > MAX_RESPONSES_AFTER_CANCEL or spent > self.timeouts.dimse:
                         await self.abort()
                         raise CancelIgnored(
-                            f"{after_cancel} C-FIND responses in {spent:.1f}s after C-CANCEL-RQ"
+                            f"C-FIND responses went on after C-CANCEL-RQ (bound: "
+                            f"{MAX_RESPONSES_AFTER_CANCEL} responses, {self.timeouts.dimse:g}s)"
                         )
                     continue
                 if reply.dataset is not None:

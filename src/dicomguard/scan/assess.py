@@ -338,7 +338,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
         if p.opts.intrusive and not p.opts.discovery:
             r.intrusive = await run_intrusive(assoc)
         await assoc.release()
-    except DulError:
+    except DulError as exc:  # e.g. an AC, then silence: say so in the record (issue 12)
+        note_error(r, exc)
         await assoc.abort()
 
 
