@@ -201,8 +201,11 @@ def is_transient(result: EndpointResult) -> bool:
     practice (negotiation.Reject.may_mean_authentication).
     """
     rej = result.reject
-    return bool(rej) and rej.get("result") == 2 and rej.get("source") == 3 and not (
-        result.services and any(result.services.values())
+    return (
+        bool(rej)
+        and rej.get("result") == 2
+        and rej.get("source") == 3
+        and not (result.services and any(result.services.values()))
     )
 
 

@@ -65,9 +65,9 @@ def test_busy_archive_is_assessed_again_after_a_backoff() -> None:
 
 def test_only_presentation_provider_transient_rejects_are_retried() -> None:
     def rejected(result: int, source: int, reason: int) -> EndpointResult:
-        return EndpointResult("h", 1, dicom=True, reject={
-            "result": result, "source": source, "reason": reason
-        })
+        return EndpointResult(
+            "h", 1, dicom=True, reject={"result": result, "source": source, "reason": reason}
+        )
 
     assert is_transient(rejected(2, 3, 2)) and is_transient(rejected(2, 3, 1))
     assert not is_transient(rejected(1, 3, 2))  # permanent
