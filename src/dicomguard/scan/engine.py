@@ -20,12 +20,15 @@ limit exceeded, PS3.8 Table 9-21) sends the endpoint back to the queue after a b
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import heapq
 import logging
 import socket
 import time
 import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +161,9 @@ class _Endpoints:
     def __next__(self) -> tuple[int, str, int] | None:
         while True:
             if self.ready:
-                return self.ready.popleft()
+                item = self.ready.popleft()
+                self.engine._announce(item[0], item[1])
+                return item
             if self.exhausted:
                 if self.resolving:
                     return None
@@ -174,6 +179,7 @@ class _Endpoints:
                 continue
             if self.literals or _is_ip(host):
                 self.engine._pending[seq] = 1
+                self.engine._announce(seq, host)
                 return seq, host, port
             self.resolving += 1
             self.engine._spawn(self._resolve(seq, host, port))
@@ -191,6 +197,83 @@ class _Endpoints:
             self.ready.extend((seq, a, port) for a in addresses)
         if self.engine._sweep is not None:
             self.engine._sweep.refill()
+
+
+#: the target index and budget deadline of the assessment running in this task
+_current_seq: contextvars.ContextVar[int] = contextvars.ContextVar("dicomguard_seq", default=-1)
+_current_deadline: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar(
+    "dicomguard_deadline", default=None
+)
+
+
+class _ArchiveTurns:
+    """Turns at the archive cache (exposure.ArchiveCache): the endpoints of one host measure
+    in target order, so which port is counted and which is marked ``same_archive_as`` does not
+    depend on which association happened to be faster (issue 12: records identical whatever
+    the timing or the number of workers).
+
+    A host's endpoint waits for its turn only while a lower index of the same host is being
+    assessed and has not finished with the cache; both already hold their per-host slot (the
+    backlog releases a host's endpoints lowest first), so the wait cannot deadlock. The wait
+    does not count against the endpoint's budget.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[int]] = {}
+        self._events: dict[str, asyncio.Event] = {}
+
+    def expect(self, host: str, seq: int) -> None:
+        self._waiting.setdefault(host, set()).add(seq)
+
+    def done(self, host: str, seq: int) -> None:
+        waiting = self._waiting.get(host)
+        if waiting is None or seq not in waiting:
+            return
+        waiting.discard(seq)
+        if not waiting:
+            del self._waiting[host]
+        event = self._events.pop(host, None)
+        if event is not None:
+            event.set()  # every waiter of the host looks again
+
+    @contextlib.asynccontextmanager
+    async def turn(self, host: str, lock: asyncio.Lock) -> AsyncIterator[None]:
+        seq = _current_seq.get()
+        loop = asyncio.get_running_loop()
+        before = loop.time()
+        while any(s < seq for s in self._waiting.get(host, ())):
+            await self._events.setdefault(host, asyncio.Event()).wait()
+        deadline = _current_deadline.get()
+        when = deadline.when() if deadline is not None else None
+        if when is not None:
+            deadline.reschedule(when + loop.time() - before)  # type: ignore[union-attr]
+        async with lock:
+            try:
+                yield
+            finally:
+                self.done(host, seq)
+
+    def view(self, archives: ArchiveCache) -> ArchiveCache:
+        return _TurnArchives(archives, self)
+
+
+class _TurnArchives(ArchiveCache):
+    """The scan's ArchiveCache, with :class:`_ArchiveTurns` in front of its per-host lock."""
+
+    def __init__(self, inner: ArchiveCache, turns: _ArchiveTurns) -> None:
+        self._inner = inner
+        self._turns = turns
+
+    def lock(self, host: str) -> Any:
+        return self._turns.turn(host, self._inner.lock(host))
+
+    def lookup(self, host: str, key: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], dict]]:
+        return self._inner.lookup(host, key)
+
+    def remember(
+        self, host: str, key: tuple[Any, ...], signature: tuple[Any, ...], exposure: dict
+    ) -> None:
+        self._inner.remember(host, key, signature, exposure)
 
 
 def is_transient(result: EndpointResult) -> bool:
@@ -245,6 +328,12 @@ class Engine:
         self._backlog: deque[tuple[int, str, int]] = deque()
         #: assessments already made of an endpoint sent back by a transient reject
         self._attempts: dict[tuple[int, str, int], int] = {}
+        #: per host: target indices handed to the sweep and not yet answered, and open
+        #: endpoints held back until every lower index of their host is answered, so a host's
+        #: endpoints are assessed in target order (issue 12: records independent of timing)
+        self._sweeping: dict[str, set[int]] = {}
+        self._held: dict[str, list[tuple[int, str, int]]] = {}
+        self._archive_turns = _ArchiveTurns()
         self._errors: list[BaseException] = []
         self._sweep: Sweep | None = None
         self._all_done: asyncio.Event | None = None
@@ -306,11 +395,40 @@ class Engine:
         addrs = list(dict.fromkeys(str(i[4][0]) for i in infos))
         return [a for a in addrs if not self.config.targets.is_excluded(a)]
 
+    def _announce(self, seq: int, host: str) -> None:
+        """The sweep is about to probe target ``seq`` on ``host``."""
+        self._sweeping.setdefault(host, set()).add(seq)
+
+    def _answered(self, seq: int, host: str, open_port: int | None) -> None:
+        """The sweep answered ``seq``; release the host's open endpoints whose lower indices
+        are all answered, lowest first, to the assessment backlog."""
+        sweeping = self._sweeping.get(host)
+        if sweeping is not None:
+            sweeping.discard(seq)
+            if not sweeping:
+                del self._sweeping[host]
+        held = self._held.get(host)
+        if open_port is not None:
+            if held is None:
+                held = self._held[host] = []
+            heapq.heappush(held, (seq, host, open_port))
+        if not held:
+            return
+        lowest = min(sweeping) if sweeping else None
+        while held and (lowest is None or held[0][0] < lowest):
+            entry = heapq.heappop(held)
+            self._backlog.append(entry)
+            self._archive_turns.expect(host, entry[0])
+        if not held:
+            del self._held[host]
+        self._drain_backlog()
+
     def _verdict(self, seq: int, host: str, port: int, state: str) -> None:
         """The sweep's answer for one endpoint: assess it if open, else record it.
 
         A closed endpoint is counted the same way whether or not a progress display is
         attached (issue 12: the display used to decide what was stored)."""
+        self._answered(seq, host, port if state == "open" else None)
         if state != "open":
             if self.report_closed or self.on_closed is None:
                 self._emit(seq, EndpointResult(host, port, state=state))
@@ -323,8 +441,6 @@ class Engine:
                 self.progress(self._done, Closed(state))  # type: ignore[arg-type]
             self._finish_seq(seq)
             return
-        self._backlog.append((seq, host, port))
-        self._drain_backlog()
 
     def _drain_backlog(self) -> None:
         while self._backlog and self._assessing < self.config.concurrency:
@@ -340,7 +456,7 @@ class Engine:
         self._hosts[host] = (sem, users + 1)
         try:
             async with sem:
-                result = await self._assess_bounded(host, port)
+                result = await self._assess_bounded(seq, host, port)
         finally:
             sem, users = self._hosts[host]
             if users == 1:
@@ -365,11 +481,14 @@ class Engine:
         apply to the retry as to any assessment."""
         await asyncio.sleep(delay)
         self._backlog.append(key)
+        self._archive_turns.expect(key[1], key[0])
         self._drain_backlog()
 
-    async def _assess_bounded(self, host: str, port: int) -> EndpointResult:
+    async def _assess_bounded(self, seq: int, host: str, port: int) -> EndpointResult:
         """One assessment within the endpoint budget (seconds and connections)."""
         config = self.config
+        seq_token = seq
+        _current_seq.set(seq)
         result = EndpointResult(host, port)
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -379,6 +498,7 @@ class Engine:
         budget = config.endpoint_budget if config.endpoint_budget > 0 else None
         try:
             async with asyncio.timeout(budget) as deadline:
+                _current_deadline.set(deadline)
 
                 async def pace() -> None:
                     nonlocal connections
@@ -400,7 +520,7 @@ class Engine:
                     config.probe,
                     pace=pace,
                     fingerprints=self._fingerprints,
-                    archives=self._archives,
+                    archives=self._archive_turns.view(self._archives),
                     result=result,
                 )
         except TimeoutError:
@@ -415,6 +535,7 @@ class Engine:
         finally:
             tracker.abort_all()
             current_connections.reset(token)
+            self._archive_turns.done(host, seq_token)
         return result
 
     def _cut_off(self, result: EndpointResult, why: str) -> None:
