@@ -17,7 +17,14 @@ The hierarchy, with the ``kind`` each class records in a scan result (``error_ki
     ├── ProtocolViolation          "protocol"       a valid PDU where the state machine forbids it
     │   └── CancelIgnored          "cancel-ignored" responses go on after our C-CANCEL-RQ
     ├── BudgetExhausted            "budget"         the engine's per-endpoint budget ran out
-    └── ConnectFailed              "connect"        TCP/TLS set-up failed (``state`` says how)
+    ├── ConnectFailed              "connect"        TCP/TLS set-up failed (``state`` says how)
+    └── scan.web.NotHttp           "not-http"       an HTTP port that does not answer HTTP/1.x
+
+Besides these, a scan record's ``error_kind`` is "internal" when the engine caught an
+exception that is none of them (a bug: the endpoint gets a record, the scan goes on).
+TLS certificates are read by ``scan.tls_probe.certificate_facts``, which raises only ValueError
+("not a certificate"); ``scan/tests/test_tls_http_decoders_raise_typed_errors.py`` fuzzes it
+and the HTTP reader.
 """
 
 from __future__ import annotations
