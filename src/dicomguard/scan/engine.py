@@ -213,9 +213,10 @@ class _ArchiveTurns:
     the timing or the number of workers).
 
     A host's endpoint waits for its turn only while a lower index of the same host is being
-    assessed and has not finished with the cache; both already hold their per-host slot (the
-    backlog releases a host's endpoints lowest first), so the wait cannot deadlock. The wait
-    does not count against the endpoint's budget.
+    assessed (it holds a per-host slot: it is expected from the start of its assessment) and
+    has not finished with the cache, so the wait cannot deadlock; the backlog releases a
+    host's endpoints lowest first, so the lower one is there first. The wait does not count
+    against the endpoint's budget.
     """
 
     def __init__(self) -> None:
@@ -418,7 +419,6 @@ class Engine:
         while held and (lowest is None or held[0][0] < lowest):
             entry = heapq.heappop(held)
             self._backlog.append(entry)
-            self._archive_turns.expect(host, entry[0])
         if not held:
             del self._held[host]
         self._drain_backlog()
@@ -481,7 +481,6 @@ class Engine:
         apply to the retry as to any assessment."""
         await asyncio.sleep(delay)
         self._backlog.append(key)
-        self._archive_turns.expect(key[1], key[0])
         self._drain_backlog()
 
     async def _assess_bounded(self, seq: int, host: str, port: int) -> EndpointResult:
@@ -489,6 +488,9 @@ class Engine:
         config = self.config
         seq_token = seq
         _current_seq.set(seq)
+        # expected at the cache only while assessing (holding a per-host slot): a waiter
+        # never waits for an endpoint that waits for a slot (no deadlock, retries included)
+        self._archive_turns.expect(host, seq)
         result = EndpointResult(host, port)
         loop = asyncio.get_running_loop()
         started = loop.time()
