@@ -206,6 +206,24 @@ _current_deadline: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.
 )
 
 
+@contextlib.asynccontextmanager
+async def _paused(deadline: asyncio.Timeout | None) -> AsyncIterator[None]:
+    """Stop an endpoint's budget clock for the duration of a wait that is not its own (the
+    shared rate limiter, a host's turn at the archive cache), then restart it with what was
+    left."""
+    when = deadline.when() if deadline is not None else None
+    if deadline is None or when is None or deadline.expired():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    left = when - loop.time()
+    deadline.reschedule(None)
+    try:
+        yield
+    finally:
+        deadline.reschedule(loop.time() + max(left, 0.0))
+
+
 class _ArchiveTurns:
     """Turns at the archive cache (exposure.ArchiveCache): the endpoints of one host measure
     in target order, so which port is counted and which is marked ``same_archive_as`` does not
@@ -240,14 +258,9 @@ class _ArchiveTurns:
     @contextlib.asynccontextmanager
     async def turn(self, host: str, lock: asyncio.Lock) -> AsyncIterator[None]:
         seq = _current_seq.get()
-        loop = asyncio.get_running_loop()
-        before = loop.time()
-        while any(s < seq for s in self._waiting.get(host, ())):
-            await self._events.setdefault(host, asyncio.Event()).wait()
-        deadline = _current_deadline.get()
-        when = deadline.when() if deadline is not None else None
-        if when is not None:
-            deadline.reschedule(when + loop.time() - before)  # type: ignore[union-attr]
+        async with _paused(_current_deadline.get()):  # waiting for a turn is not our time
+            while any(s < seq for s in self._waiting.get(host, ())):
+                await self._events.setdefault(host, asyncio.Event()).wait()
         async with lock:
             try:
                 yield
@@ -509,12 +522,10 @@ class Engine:
                             f"endpoint budget of {config.endpoint_connections} connections spent"
                         )
                     connections += 1
-                    before = loop.time()
-                    await self.limiter.acquire()
-                    waited = loop.time() - before
-                    when = deadline.when()
-                    if waited > 0 and when is not None:
-                        deadline.reschedule(when + waited)  # the limiter's wait is not ours
+                    if self.limiter.try_take() == 0:
+                        return
+                    async with _paused(deadline):  # the limiter's wait is not ours
+                        await self.limiter.acquire()
 
                 await assess(
                     host,
