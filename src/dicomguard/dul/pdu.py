@@ -113,8 +113,11 @@ def decode(raw: RawPdu) -> _pdu.PDU:
     try:
         obj.decode(raw.data)
     except Exception as exc:  # the codec raises anything from IndexError to ValueError
+        # evidence only from association PDUs (AE titles, UIDs): a P-DATA-TF may carry
+        # patient identifiers, which never go into a record
+        evidence = raw.data if raw.pdu_type != P_DATA_TF else None
         raise MalformedPdu(
-            f"undecodable {raw.name}: {type(exc).__name__}: {exc}", evidence=raw.data
+            f"undecodable {raw.name}: {type(exc).__name__}: {exc}", evidence=evidence
         ) from None
     return obj
 

@@ -41,6 +41,12 @@ class PynetdicomFindServer(LoopbackServer):
     """
 
     kind = "pynetdicom"
+    #: abstract syntaxes offered; subclasses (peer behaviours in tests) may add more
+    sop_classes: tuple[str, ...] = (
+        Verification,
+        PatientRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelFind,
+    )
 
     def __init__(
         self,
@@ -104,11 +110,7 @@ class PynetdicomFindServer(LoopbackServer):
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
         if self._max_associations is not None:
             ae.maximum_associations = self._max_associations
-        for uid in (
-            Verification,
-            PatientRootQueryRetrieveInformationModelFind,
-            StudyRootQueryRetrieveInformationModelFind,
-        ):
+        for uid in self.sop_classes:
             ae.add_supported_context(uid)
         try:
             self._server = ae.start_server(
