@@ -22,11 +22,14 @@ class UsageError(Exception):
 
 
 class ScanInterrupted(Exception):
-    """Ctrl-C during a scan: everything finished is stored; the message says how to go on."""
+    """Ctrl-C (or a failed worker process) during a scan: everything finished is stored; the
+    message says how to go on."""
 
-    def __init__(self, db: str) -> None:
+    def __init__(self, db: str, failure: str | None = None) -> None:
         super().__init__(db)
         self.db = db
+        #: None for Ctrl-C; what went wrong when a worker process failed
+        self.failure = failure
 
     def resume_command(self) -> str:
         return f"dicomguard scan --resume {shlex.quote(self.db)}"
@@ -596,6 +599,9 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         store.commit()  # interrupted: keep every finished index, resume does the rest
         raise ScanInterrupted(args.db) from None
+    except parallel.WorkerFailed as exc:
+        store.commit()
+        raise ScanInterrupted(args.db, str(exc)) from None
     finally:
         if not finished:
             store.commit()
@@ -735,12 +741,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dicomguard: error: {exc}", file=sys.stderr)
         return 2
     except ScanInterrupted as exc:
+        what = "interrupted" if exc.failure is None else f"error: {exc.failure}"
         print(
-            f"dicomguard: interrupted; finished endpoints are in {exc.db}; continue with:\n"
+            f"dicomguard: {what}; finished endpoints are in {exc.db}; continue with:\n"
             f"  {exc.resume_command()}",
             file=sys.stderr,
         )
-        return 130
+        return 130 if exc.failure is None else 1
     except KeyboardInterrupt:
         print("dicomguard: interrupted", file=sys.stderr)
         return 130

@@ -32,6 +32,10 @@ BATCH = 2048
 FLUSH_SECONDS = 0.2
 
 
+class WorkerFailed(RuntimeError):
+    """A worker process failed or died; what the parent stored before stays resumable."""
+
+
 def auto_workers(config: ScanConfig) -> int:
     """One process for small scans (forking costs more than it saves), else one per core."""
     total = config.targets.count()
@@ -126,7 +130,7 @@ def run(
                     elif kind == "end":
                         live.discard(conn)
                     elif kind == "error":
-                        raise RuntimeError(f"scan worker failed: {msg[1]}")
+                        raise WorkerFailed(f"scan worker failed: {msg[1]}")
     finally:
         for proc in procs:
             proc.join(timeout=5)
@@ -135,7 +139,7 @@ def run(
                 proc.join()
     failed = [p.name for p in procs if p.exitcode not in (0, None)]
     if failed:
-        raise RuntimeError(f"scan worker(s) {', '.join(failed)} died")
+        raise WorkerFailed(f"scan worker(s) {', '.join(failed)} died")
     stats.finished = time.time()
     return stats
 

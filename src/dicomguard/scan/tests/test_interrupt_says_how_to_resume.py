@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 import dicomguard
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.store import load_scan
@@ -78,3 +80,25 @@ def test_ctrl_c_prints_the_resume_command_and_it_works(tmp_path: Path) -> None:
     done = load_scan(db)
     assert done.meta["finished_at"] and sum(done.meta["states"].values()) == 16
     assert len(done.records) == 8
+
+
+def test_a_failed_worker_ends_with_one_line_and_the_resume_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A worker process that fails (here: its engine raises) is no traceback: exit 1, what
+    failed, and the command that resumes from what the parent stored."""
+    from dicomguard.cli import main
+    from dicomguard.scan import engine
+
+    async def broken(self: engine.Engine) -> engine.ScanStats:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(engine.Engine, "run", broken)  # the forked workers inherit it
+    db = tmp_path / "w.db"
+    code = main(
+        ["scan", "127.0.0.1", "-p", "1", "--workers", "2", "--no-progress", "-q", "--db", str(db)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "Traceback" not in err and "disk on fire" in err
+    assert err.strip().splitlines()[-1].strip() == f"dicomguard scan --resume {db}"
