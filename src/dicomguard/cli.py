@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,64 @@ from . import __version__
 
 class UsageError(Exception):
     """A user mistake: printed as one line, exit status 2, never a traceback."""
+
+
+class ScanInterrupted(Exception):
+    """Ctrl-C (or a failed worker process) during a scan: everything finished is stored; the
+    message says how to go on."""
+
+    def __init__(self, db: str, failure: str | None = None) -> None:
+        super().__init__(db)
+        self.db = db
+        #: None for Ctrl-C; what went wrong when a worker process failed
+        self.failure = failure
+
+    def resume_command(self) -> str:
+        return f"dicomguard scan --resume {shlex.quote(self.db)}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``dicomguard: error: ...`` and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"dicomguard: error: {message} (see {self.prog} -h)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _bounded(kind: type, low: float, high: float, *, low_open: bool = False, what: str = ""):
+    """An argparse ``type`` accepting a number in [low, high] ((low, high] if ``low_open``)."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = (
+            value is not None
+            and math.isfinite(value)
+            and (value > low if low_open else value >= low)
+            and value <= high
+        )
+        if not ok:
+            side = "above" if low_open else "at least"
+            noun = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(
+                f"{noun}{' of ' + what if what else ''} {side} {low:g} and at most {high:g} "
+                f"is needed, not {text!r}"
+            )
+        return value  # type: ignore[return-value]
+
+    return parse
+
+
+#: bounds of every numeric scan option (issue 12: --timeout 0 made every server look silent)
+SECONDS = _bounded(float, 0, 3600, low_open=True, what="seconds")
+RATE = _bounded(float, 0, 10_000_000, what="connections per second (0 = unlimited)")
+COUNT = _bounded(int, 1, 1_000_000)
+GUESSES = _bounded(int, 0, 100_000)
+BUDGET = _bounded(float, 0, 86_400, low_open=True, what="seconds")
+RETRIES = _bounded(int, 0, 10)
+GREETING = _bounded(float, 0, 3600, what="seconds (0 = no retry)")
 
 
 def _workers_arg(text: str) -> str:
@@ -61,19 +121,47 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--rate",
-        type=float,
+        type=RATE,
         default=300.0,
-        help="new connections per second, 0 = unlimited (default 300)",
+        help="new connections per second, at most this many in every second, 0 = unlimited"
+        " (default 300)",
     )
-    p.add_argument("--concurrency", type=int, default=256, help="endpoints in flight (256)")
-    p.add_argument("--per-host", type=int, default=2, help="endpoints per host at once (2)")
+    p.add_argument("--concurrency", type=COUNT, default=256, help="endpoints in flight (256)")
     p.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds allowed for each protocol step (5)"
+        "--per-host",
+        type=COUNT,
+        default=2,
+        help="endpoints per host at once, across all workers (2)",
     )
-    p.add_argument("--connect-timeout", type=float, default=3.0)
+    p.add_argument(
+        "--timeout", type=SECONDS, default=5.0, help="seconds allowed for each protocol step (5)"
+    )
+    p.add_argument("--connect-timeout", type=SECONDS, default=3.0)
+    p.add_argument(
+        "--endpoint-budget",
+        type=BUDGET,
+        default=120.0,
+        metavar="SECONDS",
+        help="most seconds one endpoint's assessment may take, waits for --rate excluded;"
+        " then it is cut off and recorded with what was learned (120)",
+    )
+    p.add_argument(
+        "--endpoint-connections",
+        type=COUNT,
+        default=200,
+        metavar="N",
+        help="most connections (associations, TLS handshakes, HTTP requests) per endpoint (200)",
+    )
+    p.add_argument(
+        "--retries",
+        type=RETRIES,
+        default=2,
+        help="re-assessments of an endpoint that answered 'busy, try later' (A-ASSOCIATE-RJ"
+        " transient, congestion or local limit), 5 s then 10 s ... later in the scan (2)",
+    )
     p.add_argument(
         "--slow-greeting",
-        type=float,
+        type=GREETING,
         default=20.0,
         metavar="SECONDS",
         help="a port silent through --timeout is asked once more with this longer wait before"
@@ -94,7 +182,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         " (patient identifiers redacted)",
     )
     p.add_argument("--wordlist", type=Path, help="called AE titles to try when one is enforced")
-    p.add_argument("--max-aet-guesses", type=int, default=30)
+    p.add_argument("--max-aet-guesses", type=GUESSES, default=30)
     p.add_argument("--no-tls", action="store_true", help="do not try DICOM inside TLS")
     p.add_argument(
         "--discovery",
@@ -108,7 +196,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--query-budget",
-        type=int,
+        type=COUNT,
         default=100,
         help="C-FIND operations allowed per endpoint for counting (100)",
     )
@@ -171,7 +259,7 @@ def _fail_on(args: argparse.Namespace, db: Any) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dicomguard",
         description="Find exposed DICOM services, measure what they leak, guard legacy devices.",
     )
@@ -190,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", help="start the lab, scan it, print the summary")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (out/)")
-    demo.add_argument("--size", type=int, default=32, help="lab servers (32)")
+    demo.add_argument("--size", type=_bounded(int, 1, 254), default=32, help="lab servers (32)")
     report = sub.add_parser("report", help="turn a scan database into HTML, CSV, SARIF or JSON")
     report.add_argument("db", type=Path, metavar="DB")
     report.add_argument(
@@ -240,12 +328,15 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
     if not args.targets and not args.input_files:
         raise UsageError("no targets: name addresses, CIDRs or ranges, or use -iL FILE")
-    for name in ("rate", "timeout", "connect_timeout"):
-        if getattr(args, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must not be negative")
-    for name in ("concurrency", "per_host"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    # bounds are checked by argparse (SECONDS, COUNT...); a stored scan's options again here
+    for name, check in _NUMERIC.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            try:
+                check(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"--{name.replace('_', '-')}: {exc}") from None
+    _check_output_paths(args)
     wordlist = None
     if args.wordlist:
         try:
@@ -254,8 +345,6 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
             raise UsageError(f"cannot read wordlist {args.wordlist}: {exc.strerror}") from None
     if not 1 <= len(args.calling_aet.strip()) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters")
-    if args.query_budget < 1:
-        raise UsageError("--query-budget must be at least 1")
     exposure = None
     if not args.no_exposure:
         import secrets
@@ -309,7 +398,47 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         per_host=args.per_host,
         rate=args.rate,
         order=args.order,
+        endpoint_budget=args.endpoint_budget,
+        endpoint_connections=args.endpoint_connections,
+        transient_retries=args.retries,
     )
+
+
+_NUMERIC = {
+    "rate": RATE,
+    "concurrency": COUNT,
+    "per_host": COUNT,
+    "timeout": SECONDS,
+    "connect_timeout": SECONDS,
+    "endpoint_budget": BUDGET,
+    "endpoint_connections": COUNT,
+    "retries": RETRIES,
+    "max_aet_guesses": GUESSES,
+    "query_budget": COUNT,
+}
+
+
+def _check_output_paths(args: argparse.Namespace) -> None:
+    """Files the scan will write must be writable before the first probe (issue 12: a
+    --jsonl into a missing folder used to end the scan with a traceback)."""
+    import os
+
+    for option, value in (("--jsonl", args.jsonl), ("--db", getattr(args, "db", None))):
+        if not value or value == "-":
+            continue
+        path = Path(value)
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise UsageError(f"{option} {value}: is a folder, not a file")
+        if not folder.is_dir():
+            raise UsageError(f"{option} {value}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"{option} {value}: folder {folder} is not writable")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UsageError(f"{option} {value}: not writable")
+    evidence = getattr(args, "evidence", None)
+    if evidence is not None and Path(evidence).exists() and not Path(evidence).is_dir():
+        raise UsageError(f"--evidence {evidence}: not a folder")
 
 
 #: options that only change what this run shows, not what it scans: not stored, not restored
@@ -371,6 +500,7 @@ def _open_store(args: argparse.Namespace, argv: list[str] | None) -> tuple[Any, 
                         f"then, {config.targets.count()} now): resume would skip the wrong ones"
                     )
                 config.start, config.skip = store.resume_point()
+                config.scan_id = store.scan_id
             except BaseException:
                 store.close()
                 raise
@@ -384,6 +514,7 @@ def _open_store(args: argparse.Namespace, argv: list[str] | None) -> tuple[Any, 
             targets_total=config.targets.count(),
             store_all=args.all,
         )
+        config.scan_id = store.scan_id
         return args, config, store
     except StoreError as exc:
         raise UsageError(str(exc)) from None
@@ -475,9 +606,15 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         finished = True
         records = store.summary_records()
         meta = store.metadata()
+    except KeyboardInterrupt:
+        store.commit()  # interrupted: keep every finished index, resume does the rest
+        raise ScanInterrupted(args.db) from None
+    except parallel.WorkerFailed as exc:
+        store.commit()
+        raise ScanInterrupted(args.db, str(exc)) from None
     finally:
         if not finished:
-            store.commit()  # interrupted: keep every finished index, resume does the rest
+            store.commit()
         store.close()
         if writer:
             writer.close()
@@ -613,6 +750,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"dicomguard: error: {exc}", file=sys.stderr)
         return 2
+    except ScanInterrupted as exc:
+        what = "interrupted" if exc.failure is None else f"error: {exc.failure}"
+        print(
+            f"dicomguard: {what}; finished endpoints are in {exc.db}; continue with:\n"
+            f"  {exc.resume_command()}",
+            file=sys.stderr,
+        )
+        return 130 if exc.failure is None else 1
     except KeyboardInterrupt:
         print("dicomguard: interrupted", file=sys.stderr)
         return 130
