@@ -468,8 +468,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
             await _drop_if_broken(assoc, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):
-                if not negotiated[name]:
-                    continue
+                if not negotiated[name] or _went_silent(ops):
+                    continue  # a peer that stopped answering is not asked again and again
                 current = await _live(p, current)
                 if current is None:
                     break
@@ -477,10 +477,14 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                 await _drop_if_broken(current, ops[name])
         # count where a query was answered, or failed without being refused (a failure
         # status or silence says nothing about access; the count's own queries will)
-        worth_counting = any(
+        worth_counting = not _went_silent(ops) and any(
             ops.get(n, {}).get("state") in (operations.ANSWERED, operations.FAILED)
             for n in ("find_study_root", "find_patient_root", "worklist")
         )
+        silent = _went_silent(ops)
+        if silent is not None and r.error is None:
+            # an AC, then silence (issue 12's accept-then-silence): the record says so
+            note_error(r, PeerTimeout(silent), f"silent: {silent}")
         if p.opts.exposure is not None and not p.opts.discovery and worth_counting:
             current = await _live(p, current)
             if current is not None:
@@ -515,6 +519,16 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     finally:
         r.operations = ops
         r.services, r.services_confidence = operations.open_services(negotiated, ops)
+
+
+def _went_silent(ops: dict[str, dict[str, Any]]) -> str | None:
+    """The detail of the first operation the peer never answered (state failed, no status, no
+    answers), or None. Each further probe of such a peer would cost a new association and a
+    full timeout, and the per-endpoint budget would end the endpoint instead."""
+    for op in ops.values():
+        if op["state"] == operations.FAILED and op["status"] is None:
+            return str(op["detail"])
+    return None
 
 
 def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -> None:

@@ -285,7 +285,10 @@ def certificate_facts(der: bytes, now: datetime | None = None) -> dict[str, Any]
     (issue 12: found by the fuzz test, UnsupportedAlgorithm escaped).
     """
     now = now or datetime.now(UTC)
-    cert = x509.load_der_x509_certificate(der)
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as exc:  # not a ValueError in cryptography: found by the fuzz
+        raise ValueError(f"certificate with unknown X.509 version {exc.parsed_version}") from exc
     try:
         key: Any = cert.public_key()
     except UnsupportedAlgorithm as exc:

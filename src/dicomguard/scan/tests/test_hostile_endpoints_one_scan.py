@@ -80,7 +80,12 @@ def _scan(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
 
 
 def _args(db: str, targets: list[str] = TARGETS) -> list[str]:
-    opts = f"--timeout {TIMEOUT:g} --endpoint-budget {BUDGET:g} --rate 0 --query-budget 6"
+    # --slow-greeting below the budget: a silent port is then judged silent ("timeout") after
+    # its one longer retry, before the engine's budget would cut it off
+    opts = (
+        f"--timeout {TIMEOUT:g} --slow-greeting 4 --endpoint-budget {BUDGET:g} --rate 0"
+        " --query-budget 6"
+    )
     return [*targets, "-p", str(PORT), *opts.split(), "--no-progress", "-q", "--db", db]
 
 
