@@ -166,6 +166,12 @@ class _Inspector:
         self._cmd_cid: int | None = None
         self._data_cid: int | None = None
         self._data_pass = True
+        #: PDUs of the gateway's own for this direction's output (a refusal's response, the
+        #: C-CANCEL of a capped C-FIND), held until the message in progress ends: written
+        #: inside a PDU or between the PDVs of one message, the peer would read them as part
+        #: of it (and the rest of the PDU as a PDU the gateway never judged). Shared with the
+        #: pipe (:meth:`_Pipe.send`).
+        self.pending: list[bytes] = []
         #: with audit.include_phi: ``capture(fragment, last) -> want_more`` sees the passed
         #: data-set fragments of the current message (gateway/audit.py, PHI)
         self.capture: Callable[[bytes, bool], bool] | None = None
@@ -239,10 +245,19 @@ class _Inspector:
                     self._data_cid = None
                     self.capture = None
             pos = item_end
+            if self.pending and self.at_boundary():
+                changed = True
+                out.extend(self.pending)
+                self.pending.clear()
         if not changed:
             return [pdu]
         # Something was held or dropped: what was passed before that point goes out first.
         return [_wrap(pdu[s:e]) for s, e in passed] + out
+
+    def at_boundary(self) -> bool:
+        """Whether the peer has been sent no part of a message in progress (PDUs of the
+        gateway's own may go out now)."""
+        return not self._held and (self._data_cid is None or not self._data_pass)
 
     def may_stream(self, cid: int, hdr: int) -> bool:
         """Whether a PDU holding one PDV with this header can go through untouched.
@@ -285,6 +300,10 @@ ARTIM_SECONDS = 1.0
 #: P-DATA PDUs at least this long are streamed through as they arrive when they hold one
 #: data-set PDV that passes; shorter ones are gathered whole (a copy too small to matter).
 STREAM_MIN = 8192
+
+#: PDUs of the gateway's own that may wait for the end of a message in progress (one per
+#: refused request of the peer on the other side: a bound on what a flood of them holds)
+MAX_PENDING = 256
 
 
 class _Pipe(asyncio.Protocol):
@@ -431,6 +450,7 @@ class _Pipe(asyncio.Protocol):
                     self._range(pos, pos + take)
                     self.stream_left -= take
                     pos += take
+                    self._flush_pending()
                     continue
                 if not self.buf:
                     self.pdu_start = pos
@@ -449,6 +469,7 @@ class _Pipe(asyncio.Protocol):
                     self._try_stream(pos)
                 else:
                     self._whole(bytes(self.buf), pos)
+                    self._flush_pending()
         finally:
             self.consuming = False
             if self.buf:  # a PDU continues in the next arrival: its start is not in that one
@@ -464,11 +485,24 @@ class _Pipe(asyncio.Protocol):
                 parts.clear()
 
     def send(self, data: bytes) -> None:
-        """Write ``data`` after everything this pipe has let through so far."""
-        if self.consuming:
-            self.parts.append(data)
+        """Write ``data`` (whole PDUs of the gateway's own) after everything this pipe has let
+        through so far, at the first point between two messages: at once when the pipe is
+        there, else when the message in progress ends (:attr:`_Inspector.pending`)."""
+        pending = self.inspector.pending
+        if self.consuming or self.stream_left or pending or not self.inspector.at_boundary():
+            if len(pending) >= MAX_PENDING:
+                raise RelayAbort(f"{self.direction}: more than {MAX_PENDING} PDUs of the "
+                                 "gateway's own waiting for the end of a message")
+            pending.append(data)
         elif self.out is not None:
             self.out.write(data)
+
+    def _flush_pending(self) -> None:
+        """Between two PDUs: the gateway's own PDUs go out if no message is in progress."""
+        pending = self.inspector.pending
+        if pending and not self.stream_left and self.inspector.at_boundary():
+            self.parts.extend(pending)
+            pending.clear()
 
     def _range(self, start: int, end: int) -> None:
         parts = self.parts
