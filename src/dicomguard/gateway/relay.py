@@ -339,7 +339,8 @@ class _Pipe(asyncio.Protocol):
         #: until its header is in): the watchdog's per-PDU deadline (Limits.pdu_timeout)
         self.pdu_since = 0.0
         self.pdu_length = 0
-        self.held_back = False  # reading paused by back-pressure from the other socket
+        self.held_back = False  # reading paused by back-pressure (:meth:`_hold`)
+        self._holds: set[str] = set()  # why: "other" and/or "own" socket's send buffer full
         self._stream_protocol: asyncio.BaseProtocol | None = None
         self._leftover = b""
         self._eof = False
@@ -400,16 +401,40 @@ class _Pipe(asyncio.Protocol):
             self._stream_protocol = None
 
     def pause_writing(self) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.pause_reading()
-            self.other.held_back = True
+        """This pipe's socket takes no more: stop reading what would be written to it. On the
+        client's socket that includes the client itself, whose refused requests the gateway
+        answers without the backend (and so without the back-pressure on the backend's
+        answers): a client that sends and never reads would otherwise fill memory with them."""
+        if self.other is not None:
+            self.other._hold("other", True)
+        if self.direction == "up":
+            self._hold("own", True)
 
     def resume_writing(self) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.resume_reading()
-            self.other.held_back = False
+        if self.other is not None:
+            self.other._hold("other", False)
+        if self.direction == "up":
+            self._hold("own", False)
+
+    def _hold(self, why: str, hold: bool) -> None:
+        """Pause or resume reading this pipe's socket for one reason; it reads again when no
+        reason is left."""
+        if self.transport is None:
+            return
+        was = bool(self._holds)
+        if hold:
+            self._holds.add(why)
+        else:
+            self._holds.discard(why)
+        if bool(self._holds) == was:
+            return
+        self.held_back = bool(self._holds)
+        if self.held_back:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
             # time spent paused by back-pressure is not the sender's: its PDU clock restarts
-            self.other.pdu_since = time.monotonic()
+            self.pdu_since = time.monotonic()
 
     def pdu_overdue(self, now: float, base: float, rate: float) -> str | None:
         """Why the PDU in progress is past its deadline (``base + length / rate`` seconds from
