@@ -19,8 +19,6 @@ from dicomguard.gateway.relay import _WRITE_HIGH_WATER
 
 from .test_bypass_suite import CID, FIND, _find_rq, _identifier, _open, _pdata
 
-pytestmark = pytest.mark.usefixtures("no_tracebacks")
-
 
 async def test_refused_requests_from_a_client_that_never_reads_are_bounded(
     raw_config: dict[str, Any], gateway_factory: Any

@@ -25,8 +25,6 @@ from dicomguard.dul.errors import DulError
 
 from .test_bypass_suite import CID, FIND, MOVE, _collect, _find_rq, _identifier, _open, _pdata
 
-pytestmark = pytest.mark.usefixtures("no_tracebacks")
-
 #: the gateway's C-CANCEL-RQ: PDU header, PDV header and a 42-byte command set
 CANCEL_BYTES = len(b"".join(dimse.cancel_pdus(1, CID[FIND], 0)))
 #: the data-set bytes of the client's streamed PDU (above relay.STREAM_MIN)
