@@ -13,8 +13,6 @@ import asyncio
 import socket
 from typing import Any
 
-import pytest
-
 from dicomguard.gateway.relay import _WRITE_HIGH_WATER
 
 from .test_bypass_suite import CID, FIND, _find_rq, _identifier, _open, _pdata

@@ -16,8 +16,6 @@ import asyncio
 import struct
 from typing import Any
 
-import pytest
-
 from dicomguard.dul import dimse
 from dicomguard.dul import pdu as P
 from dicomguard.dul.command import encode_command
