@@ -592,6 +592,15 @@ class _Pipe(asyncio.Protocol):
             else:
                 self.parts.extend(chunks)
         elif pdu_type in (P.A_RELEASE_RQ, P.A_RELEASE_RP, P.A_ABORT):
+            if len(data) != 10:
+                # PS3.8 9.3.6-9.3.8: these PDUs are 10 bytes. DCMTK, pynetdicom and Orthanc
+                # read the announced length, but a device that reads the fixed 10 bytes would
+                # take the rest for a PDU the gateway never judged: nothing else goes through.
+                relay = self.relay
+                relay.shared.metrics.aborts.inc(reason="protocol")
+                why = f"{self.direction}: {P.PDU_NAMES[pdu_type]} of {len(data)} bytes"
+                relay.shared.audit.protocol_violation(relay, why)
+                raise RelayAbort(why)
             self._verbatim(pos)
             if pdu_type == P.A_RELEASE_RP:
                 self.closed = True

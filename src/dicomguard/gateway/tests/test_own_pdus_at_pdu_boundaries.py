@@ -16,6 +16,8 @@ import asyncio
 import struct
 from typing import Any
 
+import pytest
+
 from dicomguard.dul import dimse
 from dicomguard.dul import pdu as P
 from dicomguard.dul.command import encode_command
@@ -168,3 +170,32 @@ async def test_capped_find_status_comes_after_the_matches_it_follows(
         server.close()
     assert outcome.statuses() == [0xFF00] * 3 + [0xA700], outcome
     assert all(m.dataset for m in outcome.messages[:3])
+
+
+@pytest.mark.parametrize("pdu_type", [0x05, 0x06, 0x07])
+async def test_release_and_abort_pdus_longer_than_ps38_says_are_not_forwarded(
+    pdu_type: int, raw_config: dict[str, Any], gateway_factory: Any
+) -> None:
+    """A-RELEASE-RQ/RP and A-ABORT are 10 bytes (PS3.8 9.3.6-9.3.8). One announcing more, with
+    a P-DATA-TF inside, ends the association at the gateway: DCMTK, pynetdicom and Orthanc
+    read the announced length (checked straight, they answer the release and never the
+    embedded C-FIND), but a device reading 10 bytes would run the C-FIND unjudged."""
+    recorder = FramingBackend()
+    server = await asyncio.start_server(recorder.handle, "127.0.21.9", 0)
+    port = server.sockets[0].getsockname()[1]
+    raw_config["route"] = [{"called_aet": "PACS", "backend_host": "127.0.21.9",
+                            "backend_port": port, "backend_aet": "QR"}]
+    gw = gateway_factory(raw_config)
+    hidden = _pdata(CID[FIND], _find_rq(1), _identifier())
+    assoc = await _open(gw.address(), "CT01")  # modality: no FIND
+    try:
+        assoc.writer.write(struct.pack(">BBL", pdu_type, 0, 4 + len(hidden)) + b"\x00" * 4
+                           + hidden)
+        outcome = await _collect(assoc, timeout=5)
+    finally:
+        await assoc.close()
+        await asyncio.wait_for(recorder.finished.wait(), 5)
+        server.close()
+    assert outcome.abort is not None and outcome.messages == [], outcome
+    assert recorder.commands == []
+    assert gw.gateway.metrics.aborts.value(reason="protocol") == 1
