@@ -19,6 +19,7 @@ import ssl
 import struct
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -69,6 +70,15 @@ _RESPONSE_CLASSES: dict[int, type[dm.DIMSEMessage]] = {
 }
 
 _ids = itertools.count(1)
+_IDENTITY_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _identity_executor() -> ThreadPoolExecutor:
+    """The one thread user identities (passcode hashes, JWT signatures) are checked on."""
+    global _IDENTITY_EXECUTOR
+    if _IDENTITY_EXECUTOR is None:
+        _IDENTITY_EXECUTOR = ThreadPoolExecutor(1, thread_name_prefix="dicomguard-identity")
+    return _IDENTITY_EXECUTOR
 
 
 def reject_pdu(result: int, source: int, reason: int) -> bytes:
@@ -783,14 +793,24 @@ class Relay:
             self.shared.metrics.associations.inc(result="malformed")
             self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
             return
-        self._leave_setup()
         self.called_aet = rq.called_ae_title
         self.calling_aet = rq.calling_ae_title
         peer = Peer(self.peer_address, self.listener.tls, peer_cert)
         if len(self.shared.active) >= cfg.limits.max_associations:
+            self._leave_setup()
             await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
             return
-        decision = self.shared.policy.decide(peer, rq)
+        if rq.user_information:
+            # A passcode costs ~70 ms of scrypt (measured here): on the event loop, every
+            # attempt with a wrong one froze every association of the gateway for that long.
+            # One worker thread: checks stay serial (the JWT replay cache is not shared
+            # between threads) and the connection stays counted in setup until judged, so
+            # what an attacker can queue is bounded by limits.max_setup(_per_source).
+            decision = await asyncio.get_running_loop().run_in_executor(
+                _identity_executor(), self.shared.policy.decide, peer, rq)
+        else:
+            decision = self.shared.policy.decide(peer, rq)
+        self._leave_setup()
         if isinstance(decision, Refusal):
             await self._refuse(decision)
             return
