@@ -796,8 +796,10 @@ class Relay:
         self.called_aet = rq.called_ae_title
         self.calling_aet = rq.calling_ae_title
         peer = Peer(self.peer_address, self.listener.tls, peer_cert)
+        # A refused connection stays counted in setup until it is closed: _refuse waits for
+        # the peer to close first, and uncounted, those waits were a way to hold sockets
+        # without bound (a flood of refused requests that never close).
         if len(self.shared.active) >= cfg.limits.max_associations:
-            self._leave_setup()
             await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
             return
         if rq.user_information:
@@ -810,10 +812,10 @@ class Relay:
                 _identity_executor(), self.shared.policy.decide, peer, rq)
         else:
             decision = self.shared.policy.decide(peer, rq)
-        self._leave_setup()
         if isinstance(decision, Refusal):
             await self._refuse(decision)
             return
+        self._leave_setup()
         self.admission = decision
         self._admitted = True
         self.shared.active.add(self)
