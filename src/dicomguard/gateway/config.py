@@ -91,6 +91,7 @@ Example::
     max_setup = 128                 # connections in association setup at once
     max_setup_per_source = 16       # ... from one source address
     max_associations = 64           # admitted associations
+    max_associations_per_source = 32  # ... from one source address
     idle_timeout = 600.0            # silence between PDUs
     pdu_timeout = 30.0              # a PDU must complete within pdu_timeout
     min_pdu_rate = 16384            #   + its length / min_pdu_rate seconds
@@ -253,7 +254,8 @@ class Limits:
     once, before a byte is read); when ``max_setup`` is reached, the oldest connection of the
     source holding the most connections in setup is closed to make room, so half-open
     connections cannot lock legitimate clients out. ``max_associations`` counts admitted
-    associations only.
+    associations only, ``max_associations_per_source`` those from one source address (so that
+    one admitted peer holding associations open cannot take them all).
 
     Data phase: a PDU must complete within ``pdu_timeout + length / min_pdu_rate`` seconds of
     its first byte (``length`` as announced in its header), whatever arrives in between;
@@ -264,6 +266,7 @@ class Limits:
     idle_timeout: float = 600.0
     connect_timeout: float = 5.0
     max_associations: int = 64
+    max_associations_per_source: int = 32
     max_setup: int = 128
     #: per source: room for a burst of TLS handshakes from many clients behind one NAT
     max_setup_per_source: int = 16

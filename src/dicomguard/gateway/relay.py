@@ -132,6 +132,8 @@ class Shared:
     setup: dict[Relay, None] = field(default_factory=dict)
     #: connections in setup by source address
     setup_by_source: dict[str, int] = field(default_factory=dict)
+    #: admitted associations by source address
+    active_by_source: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -696,6 +698,11 @@ class Relay:
             if self._admitted:
                 shared.active.discard(self)
                 shared.metrics.active.dec()
+                left = shared.active_by_source.get(self.peer_address, 1) - 1
+                if left > 0:
+                    shared.active_by_source[self.peer_address] = left
+                else:
+                    shared.active_by_source.pop(self.peer_address, None)
             await self._close_all()
 
     def _enter_setup(self) -> bool:
@@ -802,6 +809,11 @@ class Relay:
         if len(self.shared.active) >= cfg.limits.max_associations:
             await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
             return
+        by_source = self.shared.active_by_source
+        if by_source.get(self.peer_address, 0) >= cfg.limits.max_associations_per_source:
+            await self._refuse(Refusal(2, 3, 2, "too many associations from this source",
+                                       "limit"))
+            return
         if rq.user_information:
             # A passcode costs ~70 ms of scrypt (measured here): on the event loop, every
             # attempt with a wrong one froze every association of the gateway for that long.
@@ -819,6 +831,7 @@ class Relay:
         self.admission = decision
         self._admitted = True
         self.shared.active.add(self)
+        by_source[self.peer_address] = by_source.get(self.peer_address, 0) + 1
         self.shared.metrics.active.inc()
         if not await self._forward_request(raw.data, rq, decision):
             return

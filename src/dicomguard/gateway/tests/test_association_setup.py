@@ -257,3 +257,28 @@ async def test_refused_connections_that_never_close_stay_within_the_setup_limit(
         for writer in held:
             writer.close()
     assert tasks <= 3, tasks
+
+
+def test_one_source_cannot_take_every_association(
+    raw_config: dict[str, Any], gateway_factory: Any
+) -> None:
+    """Found in review: ``max_associations`` was the only bound on admitted associations, so
+    one admitted peer (any device on an allowed address with a known calling AE) holding
+    associations open locked every other client out with (2,3,2)."""
+    from .conftest import OTHER_SOURCE
+    from .scu import reject_reason
+
+    raw_config["limits"] = {"max_associations": 4, "max_associations_per_source": 2}
+    gw = gateway_factory(raw_config)
+    held = [associate(gw.address(), calling="CT01") for _ in range(2)]
+    try:
+        assert all(a.is_established for a in held)
+        third = associate(gw.address(), calling="CT01")
+        assert reject_reason(third) == (2, 3, 2)
+        other = associate(gw.address(), calling="VIEWER1", bind=OTHER_SOURCE)
+        assert other.is_established
+        other.release()
+    finally:
+        for assoc in held:
+            assoc.release()
+    assert gw.gateway.metrics.associations.value(result="rejected-limit") == 1
