@@ -30,9 +30,7 @@ def _split(specs: list[str], n: int, **kw: object) -> list[list[tuple[str, int]]
     ports=st.lists(st.integers(1, 65535), min_size=1, max_size=4, unique=True),
     order=st.sampled_from(["sequential", "spread"]),
 )
-def test_shards_are_disjoint_and_cover_the_space_once(
-    n: int, ports: list[int], order: str
-) -> None:
+def test_shards_are_disjoint_and_cover_the_space_once(n: int, ports: list[int], order: str) -> None:
     whole = build_targets(SPECS, ports=ports, excludes=["127.42.0.3"])
     parts = [whole.shard(k, n) for k in range(n)]
     got = Counter(ep for p in parts for ep in p.iter_endpoints(order=order))  # type: ignore[arg-type]
@@ -97,7 +95,11 @@ def test_a_big_space_is_split_without_listing_it() -> None:
         ("auto", {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "3"}, (0, 3)),
         (
             "auto",
-            {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"},
+            {
+                "SLURM_ARRAY_TASK_ID": "3",
+                "SLURM_ARRAY_TASK_MIN": "1",
+                "SLURM_ARRAY_TASK_COUNT": "3",
+            },
             (2, 3),
         ),
         (
@@ -127,7 +129,11 @@ def test_shard_spec_and_orchestrator_environments(
         ("auto", {"JOB_COMPLETION_INDEX": "1"}, "set it to the Job's completions"),
         (
             "auto",
-            {"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"},
+            {
+                "SLURM_ARRAY_TASK_ID": "7",
+                "SLURM_ARRAY_TASK_MIN": "1",
+                "SLURM_ARRAY_TASK_COUNT": "3",
+            },
             "not one of 3 contiguous tasks",
         ),
     ],

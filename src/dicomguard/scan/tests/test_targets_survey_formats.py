@@ -1,4 +1,4 @@
-"""-iL with what internet surveys start from: Shodan, Censys, masscan ndjson, zmap, CSV, stdin, gzip.
+"""-iL with what surveys start from: Shodan, Censys, masscan ndjson, zmap, CSV, stdin, gzip.
 
 Every sample is written the way the tool writes it (checked against its source: masscan
 src/out-json.c and src/out-ndjson.c, zmap src/output_modules/module_csv.c and module_json.c,

@@ -1,0 +1,192 @@
+"""Three shards as separate processes, merged, equal one unsharded scan of the same lab.
+
+The lab (src/dicomguard/lab) runs in this process on 127.42.140.0/27 with two ports per host
+(so "two ports front one archive" must survive the split); each scan is its own
+``python -m dicomguard scan`` process with its own database, as on separate machines. Then
+``dicomguard merge`` joins the shards, and reports read the result. Also: merge refuses
+shards of different targets or options, duplicates and missing shards, in one line, exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dicomguard.lab.fleet import FleetThread
+
+NETWORK = "127.42.140.0/27"
+PORTS = (11112, 2762)
+SIZE = 12
+#: fields that describe the run, not the endpoint: differ between any two scans
+VOLATILE = {"seq", "elapsed_ms", "measured_at", "scan_id"}
+
+
+def dicomguard(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dicomguard", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=240,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def scan_argv(db: Path, *extra: str, targets: str = NETWORK) -> list[str]:
+    return [
+        "scan",
+        targets,
+        "-p",
+        ",".join(map(str, PORTS)),
+        "--db",
+        str(db),
+        "--rate",
+        "0",
+        "--timeout",
+        "2",
+        "--workers",
+        "1",
+        "--no-progress",
+        "-q",
+        *extra,
+    ]
+
+
+def records(db: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    conn = sqlite3.connect(db)
+    try:
+        rows = [json.loads(r[0]) for r in conn.execute("SELECT record FROM endpoints")]
+    finally:
+        conn.close()
+    out = {}
+    for r in rows:
+        rec = {k: v for k, v in r.items() if k not in VOLATILE}
+        called = dict(rec.get("called_aet") or {})
+        if not called.get("enforced"):
+            called["accepted"] = "<random>"  # the random title each scan offers first
+        rec["called_aet"] = called
+        out[(r["host"], r["port"])] = rec
+    return out
+
+
+def states(db: Path) -> dict[str, int]:
+    conn = sqlite3.connect(db)
+    try:
+        return dict(conn.execute("SELECT state, n FROM states"))
+    finally:
+        conn.close()
+
+
+@pytest.fixture(scope="module")
+def lab_scans(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    tmp = tmp_path_factory.mktemp("shards")
+    with FleetThread(NETWORK, size=SIZE, ports=PORTS, slow_delay=0.2, max_patients=60):
+        shards = [tmp / f"shard{k}.db" for k in range(3)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "dicomguard", *scan_argv(db, "--shard", f"{k}/3")],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for k, db in enumerate(shards)
+        ]
+        outs = [p.communicate(timeout=240) for p in procs]
+        codes = [p.returncode for p in procs]
+        whole = tmp / "whole.db"
+        unsharded = dicomguard(*scan_argv(whole))
+    return {
+        "tmp": tmp,
+        "shards": shards,
+        "codes": codes,
+        "outs": outs,
+        "whole": whole,
+        "unsharded": unsharded,
+    }
+
+
+def test_three_shard_processes_merge_into_the_unsharded_scan(lab_scans: dict[str, Any]) -> None:
+    assert lab_scans["codes"] == [0, 0, 0], lab_scans["outs"]
+    assert lab_scans["unsharded"].returncode == 0, lab_scans["unsharded"].stderr
+    shards, whole = lab_scans["shards"], lab_scans["whole"]
+    parts = [set(records(db)) for db in shards]
+    assert all(parts), "every shard got hosts"
+    assert not (parts[0] & parts[1] or parts[1] & parts[2] or parts[0] & parts[2])
+    merged = lab_scans["tmp"] / "all.db"
+    done = dicomguard("merge", *map(str, shards), "-o", str(merged))
+    assert done.returncode == 0, done.stderr
+    assert "merged 3 of 3 shard(s)" in done.stderr
+    expected = records(whole)
+    got = records(merged)
+    assert set(got) == set(expected)
+    diffs = {
+        (key, field): (got[key].get(field), expected[key].get(field))
+        for key in expected
+        for field in set(got[key]) | set(expected[key])
+        if got[key].get(field) != expected[key].get(field)
+    }
+    assert diffs == {}
+    assert states(merged) == states(whole)
+    # the merged database is a finished scan the reports read like any other
+    csv = dicomguard("report", str(merged), "--format", "csv", "-o", "-")
+    assert csv.returncode == 0, csv.stderr
+    assert len(csv.stdout.strip().splitlines()) == len(expected) + 1
+    stats = json.loads(dicomguard("report", str(merged), "--format", "json", "-o", "-").stdout)
+    whole_stats = json.loads(dicomguard("report", str(whole), "--format", "json", "-o", "-").stdout)
+    for key in ("patients", "studies", "endpoints", "dicom"):
+        if key in whole_stats:
+            assert stats[key] == whole_stats[key], key
+
+
+def test_merge_refuses_a_missing_or_duplicate_shard(lab_scans: dict[str, Any]) -> None:
+    shards, tmp = lab_scans["shards"], lab_scans["tmp"]
+    missing = dicomguard("merge", str(shards[0]), str(shards[2]), "-o", str(tmp / "m1.db"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        "dicomguard: error: refusing to merge: shard(s) 1/3 missing (or merge with --partial)"
+    ]
+    assert not (tmp / "m1.db").exists()
+    twice = dicomguard("merge", str(shards[0]), str(shards[0]), "-o", str(tmp / "m2.db"))
+    assert twice.returncode == 2 and "are both shard 0/3" in twice.stderr
+    partial = dicomguard(
+        "merge", str(shards[0]), str(shards[2]), "-o", str(tmp / "m3.db"), "--partial"
+    )
+    assert partial.returncode == 0 and "missing shard(s) [1]" in partial.stderr
+
+
+def test_merge_refuses_shards_of_different_targets_or_options(lab_scans: dict[str, Any]) -> None:
+    shards, tmp = lab_scans["shards"], lab_scans["tmp"]
+    # other scans of nothing listening (127.42.141.x): quick, and their shard 1/3 fits ours
+    other = tmp / "other-targets.db"
+    r = dicomguard(*scan_argv(other, "--shard", "1/3", targets="127.42.141.0/30"))
+    assert r.returncode == 0, r.stderr
+    out = dicomguard("merge", str(shards[0]), str(other), str(shards[2]), "-o", str(tmp / "x.db"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"dicomguard: error: refusing to merge: {shards[0]} and {other} scanned different targets"
+    ]
+    opts = tmp / "other-options.db"
+    r = dicomguard(*scan_argv(opts, "--shard", "1/3", "--no-tls"))
+    assert r.returncode == 0, r.stderr
+    out = dicomguard("merge", str(shards[0]), str(opts), str(shards[2]), "-o", str(tmp / "y.db"))
+    assert out.returncode == 2
+    assert "were scanned with different options (--no-tls: False vs True)" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_shard_resumes_as_the_same_shard(lab_scans: dict[str, Any]) -> None:
+    conn = sqlite3.connect(lab_scans["shards"][1])
+    try:
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+        options = json.loads(conn.execute("SELECT options FROM scan").fetchone()[0])
+    finally:
+        conn.close()
+    assert meta["shard"] == "1/3" and options["shard"] == "1/3"
+    assert len(meta["targets_digest"]) == 64
