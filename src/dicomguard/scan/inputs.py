@@ -171,6 +171,12 @@ def _origin_name(path: Path | str) -> str:
 
 def _read_bytes(path: Path | str) -> bytes:
     if str(path) == STDIN:
+        if sys.stdin is None or sys.stdin.isatty():
+            # a resumed "-iL -" scan, or a forgotten pipe: never wait on a terminal
+            raise TargetError(
+                "-iL -: standard input is a terminal, not a list; pipe the targets in "
+                "(zmap ... | dicomguard scan -iL -), the same list again to resume"
+            )
         return sys.stdin.buffer.read()
     return Path(path).read_bytes()
 

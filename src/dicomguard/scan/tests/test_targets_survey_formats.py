@@ -231,3 +231,39 @@ def test_every_unresolvable_name_is_reported_not_dropped(tmp_path: Path) -> None
         ("nope.invalid", "2"),
         ("gone.invalid", "4"),
     ]
+
+
+def test_real_nmap_xml_and_grepable_output_of_a_loopback_scan(tmp_path: Path) -> None:
+    """nmap itself (Debian's, installed by scripts/bootstrap) writes the files read here."""
+    import shutil
+    import socket
+    import subprocess
+
+    nmap = shutil.which("nmap")
+    assert nmap, "scripts/bootstrap installs nmap"
+    with socket.socket() as listener, socket.socket() as spare:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        spare.bind(("127.0.0.1", 0))  # bound, not listening: closed
+        open_port, closed_port = listener.getsockname()[1], spare.getsockname()[1]
+        xml, gnmap = tmp_path / "scan.xml", tmp_path / "scan.gnmap"
+        subprocess.run(
+            [
+                nmap,
+                "-sT",
+                "-Pn",
+                "-n",
+                "-p",
+                f"{open_port},{closed_port}",
+                "127.0.0.1",
+                "-oX",
+                str(xml),
+                "-oG",
+                str(gnmap),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+    assert pairs(xml) == [("127.0.0.1", (open_port,))]
+    assert pairs(gnmap) == [("127.0.0.1", (open_port,))]
