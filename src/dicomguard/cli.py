@@ -183,6 +183,9 @@ def _add_merge_parser(sub: Any) -> None:
     merge.add_argument("dbs", nargs="+", type=Path, metavar="SHARD.db")
     merge.add_argument("-o", "--output", required=True, type=Path, metavar="ALL.db")
     merge.add_argument(
+        "--jsonl", metavar="FILE", help="also write the merged records as JSON Lines (- = stdout)"
+    )
+    merge.add_argument(
         "--partial",
         action="store_true",
         help="merge even when shards are missing or unfinished (the result says which)",
@@ -271,6 +274,15 @@ def run_merge(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         )
     except StoreError as exc:
         raise UsageError(str(exc)) from None
+    if args.jsonl:
+        from .scan.output import JsonlWriter
+        from .store import load_scan
+
+        if args.jsonl != "-":
+            Path(args.jsonl).write_text("", encoding="utf-8")
+        with JsonlWriter(args.jsonl) as writer:
+            for rec in load_scan(result.path).records:
+                writer.write(rec)
     note = f"; missing shard(s) {result.missing}" if result.missing else ""
     print(
         f"merged {len(result.shards)} of {result.of} shard(s), {result.endpoints} endpoint(s)"

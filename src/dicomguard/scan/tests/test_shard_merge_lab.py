@@ -152,9 +152,12 @@ def test_three_shard_processes_merge_into_the_unsharded_scan(lab_scans: dict[str
     assert all(parts), "every shard got hosts"
     assert not (parts[0] & parts[1] or parts[1] & parts[2] or parts[0] & parts[2])
     merged = lab_scans["tmp"] / "all.db"
-    done = dicomguard("merge", *map(str, shards), "-o", str(merged))
+    jsonl = lab_scans["tmp"] / "all.jsonl"
+    done = dicomguard("merge", *map(str, shards), "-o", str(merged), "--jsonl", str(jsonl))
     assert done.returncode == 0, done.stderr
     assert "merged 3 of 3 shard(s)" in done.stderr
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert sorted((r["host"], r["port"]) for r in lines) == sorted(records(merged))
     expected = records(whole)
     got = records(merged)
     assert set(got) == set(expected)
