@@ -110,3 +110,24 @@ def test_a_bad_geoip_file_is_one_line_and_exit_2(
     assert main([*argv, "--geoip", str(bogus)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a MaxMind DB file" in err[0], err
+
+
+def test_parquet_holds_no_patient_identifier(tmp_path: Path) -> None:
+    """Parquet is compressed, so the byte search of the other outputs cannot see inside it:
+    decode every cell and look there, with --collect-identifiers on (hashes only)."""
+    import json
+
+    from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX
+
+    network = "127.42.144.0/29"
+    db = tmp_path / "ids.db"
+    with FleetThread(network, ["open", "capped", "open"], ports=(11112,), max_patients=30) as lab:
+        argv = ["scan", network, "-p", "11112", "--rate", "0", "--timeout", "2", "--no-progress"]
+        assert main([*argv, "-q", "--db", str(db), "--collect-identifiers"]) == 0
+        patients = [p for plan in lab.fleet.plan for p in plan.patients()]
+    out = tmp_path / "ids.parquet"
+    assert main(["report", str(db), "--format", "parquet", "-o", str(out)]) == 0
+    text = json.dumps(pq.read_table(out).to_pylist(), default=str)
+    assert '"exposure_patients": ' in text and patients
+    assert NAME_PREFIX not in text and ID_PREFIX not in text
+    assert not any(p.patient_id in text for p in patients)
