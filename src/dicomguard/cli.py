@@ -215,6 +215,13 @@ def _survey_targets(args: argparse.Namespace, targets: Any) -> Any:
             "scanned",
             file=sys.stderr,
         )
+    if getattr(args, "geoip", None):  # a bad database fails before the scan database exists
+        from .geoip import GeoIP, GeoIPError
+
+        try:
+            GeoIP(args.geoip).close()
+        except GeoIPError as exc:
+            raise UsageError(str(exc)) from None
     shard = getattr(args, "shard", None)
     if not shard:
         return targets
@@ -687,15 +694,18 @@ def run_report(args: argparse.Namespace) -> int:
         args.format, f".{args.format}"
     )
     out = args.output or str(args.db.with_suffix(ext))
-    if isinstance(text, bytes):
-        if out == "-":
-            sys.stdout.buffer.write(text)
+    try:
+        if isinstance(text, bytes):
+            if out == "-":
+                sys.stdout.buffer.write(text)
+            else:
+                Path(out).write_bytes(text)
+        elif out == "-":
+            sys.stdout.write(text)
         else:
-            Path(out).write_bytes(text)
-    elif out == "-":
-        sys.stdout.write(text)
-    else:
-        Path(out).write_text(text, encoding="utf-8")
+            Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
         print(f"{args.format} report: {out}", file=sys.stderr)
     return 0
 

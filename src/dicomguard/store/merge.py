@@ -77,11 +77,15 @@ def _read_part(path: str | Path) -> _Part:
         check_schema(conn, path)
         meta = read_metadata(conn)
         extra = dict(conn.execute("SELECT key, value FROM meta"))
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: cannot read: {exc}") from None
     finally:
         conn.close()
     shard_text = str(extra.get("shard") or (meta["options"] or {}).get("shard") or "0/1")
     k, _, n = shard_text.partition("/")
-    return _Part(str(path), meta, extra.get("targets_digest"), (int(k), int(n or 1)))
+    if not (k.isdigit() and n.isdigit()):
+        raise StoreError(f"{path}: shard {shard_text!r} is not K/N (a merged or partial scan?)")
+    return _Part(str(path), meta, extra.get("targets_digest"), (int(k), int(n)))
 
 
 def _option_diff(a: dict[str, Any], b: dict[str, Any]) -> str | None:
@@ -97,6 +101,15 @@ def merge_scans(
     paths: list[str | Path], output: str | Path, *, partial: bool = False, argv: list[str]
 ) -> MergeResult:
     """Merge shard databases into a new database ``output``. Raises StoreError (one line)."""
+    try:
+        return _merge(paths, output, partial=partial, argv=argv)
+    except sqlite3.Error as exc:
+        raise StoreError(f"merge into {output}: {exc}") from None
+
+
+def _merge(
+    paths: list[str | Path], output: str | Path, *, partial: bool, argv: list[str]
+) -> MergeResult:
     if not paths:
         raise StoreError("merge: name the shard databases to merge")
     parts = [_read_part(p) for p in paths]
