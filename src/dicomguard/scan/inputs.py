@@ -395,6 +395,8 @@ def _json_records(name: str, text: str) -> Iterator[tuple[str, Any]]:
         data = json.loads(re.sub(r",\s*\]\s*$", "]", text.strip()))
     except json.JSONDecodeError:
         pass
+    except RecursionError:
+        raise TargetError(f"{name}: JSON nested too deeply to be scanner output") from None
     else:
         items = data if isinstance(data, list) else [data]
         for i, rec in enumerate(items, 1):
@@ -405,9 +407,12 @@ def _json_records(name: str, text: str) -> Iterator[tuple[str, Any]]:
         if line in ("", "[", "]"):
             continue
         try:
-            yield str(lineno), json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise TargetError(f"{name}:{lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise TargetError(f"{name}:{lineno}: JSON nested too deeply") from None
+        yield str(lineno), record
 
 
 def _censys_host(rec: dict[str, Any]) -> dict[str, Any] | None:

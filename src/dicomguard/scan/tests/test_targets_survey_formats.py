@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dicomguard.scan.targets import TargetError, build_targets, read_input_file
 
@@ -267,3 +269,54 @@ def test_real_nmap_xml_and_grepable_output_of_a_loopback_scan(tmp_path: Path) ->
         )
     assert pairs(xml) == [("127.0.0.1", (open_port,))]
     assert pairs(gnmap) == [("127.0.0.1", (open_port,))]
+
+
+_FRAGMENTS = [
+    '{"ip_str":"127.0.0.1","port":104}',
+    '{"saddr":"127.0.0.1","sport":"x"}',
+    '{"ip":"127.0.0.1","services":[{"port":-1}]}',
+    '{"ip":"127.0.0.1","ports":[7]}',
+    '{"ip":"::1","port":70000,"proto":"tcp"}',
+    "[",
+    "]",
+    "{",
+    "ip,port",
+    "saddr, sport, success",
+    "127.0.0.1,104",
+    "127.0.0.1:0",
+    "[::1]:65536",
+    "open tcp 104 127.0.0.1 1",
+    "Host: 127.0.0.1 ()\tPorts: 104/open/tcp//",
+    "<nmaprun>",
+    "#masscan",
+    "\x00\xff",
+    "",
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lines=st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=30)), max_size=8),
+    gz=st.booleans(),
+)
+def test_any_file_gives_targets_or_one_target_error(lines: list[str], gz: bool) -> None:
+    """Hostile or broken files: a TargetError (one line) or targets, never another exception."""
+    import tempfile
+
+    data = "\n".join(lines).encode("utf-8", "surrogatepass")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f"
+        path.write_bytes(gzip.compress(data) if gz else data)
+        try:
+            read_input_file(path)
+        except TargetError as exc:
+            assert "\n" not in str(exc)
+
+
+def test_deeply_nested_json_is_refused_not_a_crash(tmp_path: Path) -> None:
+    deep = write(tmp_path, "deep.json", "[" * 200_000 + "]" * 200_000)
+    with pytest.raises(TargetError, match="nested too deeply"):
+        read_input_file(deep)
+    lines = write(tmp_path, "deep.jsonl", '{"ip": 1}\n' + "[" * 200_000 + "\n")
+    with pytest.raises(TargetError):
+        read_input_file(lines)
