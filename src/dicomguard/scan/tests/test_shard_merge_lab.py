@@ -108,6 +108,19 @@ def field_diffs(
     }
 
 
+def findings(db: Path) -> list[tuple[str, int, str, str]]:
+    conn = sqlite3.connect(db)
+    try:
+        return sorted(
+            conn.execute(
+                "SELECT e.host, e.port, f.finding, f.severity FROM findings f"
+                " JOIN endpoints e ON e.id = f.endpoint_id"
+            )
+        )
+    finally:
+        conn.close()
+
+
 def states(db: Path) -> dict[str, int]:
     conn = sqlite3.connect(db)
     try:
@@ -163,6 +176,7 @@ def test_three_shard_processes_merge_into_the_unsharded_scan(lab_scans: dict[str
     assert set(got) == set(expected)
     assert field_diffs(got, expected) == {}
     assert states(merged) == states(whole)
+    assert findings(merged) == findings(whole)  # the findings table followed its endpoints
     # the merged database is a finished scan the reports read like any other
     csv = dicomguard("report", str(merged), "--format", "csv", "-o", "-")
     assert csv.returncode == 0, csv.stderr
