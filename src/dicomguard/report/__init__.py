@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-FORMATS = ("html", "csv", "sarif", "json", "parquet")
+FORMATS = ("html", "csv", "sarif", "json", "defectdojo", "parquet")
+#: file name extension of each format
+EXTENSIONS = {
+    "html": ".html",
+    "csv": ".csv",
+    "sarif": ".sarif",
+    "json": ".json",
+    "defectdojo": ".defectdojo.json",
+    "parquet": ".parquet",
+}
 
 
 def render(db: str | Path, fmt: str, *, geoip: Sequence[str | Path] = ()) -> str | bytes:
@@ -37,6 +46,10 @@ def render(db: str | Path, fmt: str, *, geoip: Sequence[str | Path] = ()) -> str
         from .sarif import render_sarif
 
         return render_sarif(scan)
+    if fmt == "defectdojo":
+        from .defectdojo import render_defectdojo
+
+        return render_defectdojo(scan)
     if fmt == "json":
         from .tabular import render_json
 
