@@ -20,7 +20,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
@@ -29,7 +29,8 @@ from ..dul import dimse
 from ..dul import pdu as P
 from ..dul.associate_bytes import AssociateView, parse_associate, rewrite_associate
 from ..dul.command import CommandRefused, CommandSet, parse_command_strict
-from ..dul.errors import DulError, MalformedPdu, ProtocolViolation
+from ..dul.errors import DulError, MalformedPdu, PeerClosed, PeerTimeout, ProtocolViolation
+from .audit import PHI_CAPTURE_BYTES, read_phi
 from .config import GatewayConfig, Listener
 from .policy import (
     REQUEST_OPERATIONS,
@@ -41,9 +42,10 @@ from .policy import (
     Refusal,
     decide_operation,
 )
+from .tls import handshake_failure, start_tls
 
 if TYPE_CHECKING:
-    from .audit import AuditTrail
+    from .audit import AuditTrail, PhiCapture
     from .metrics import Metrics
 
 log = logging.getLogger("dicomguard.gateway")
@@ -114,7 +116,12 @@ class Shared:
     audit: AuditTrail
     metrics: Metrics
     tls_context: ssl.SSLContext | None = None
+    #: admitted associations (counted against ``limits.max_associations``)
     active: set[Relay] = field(default_factory=set)
+    #: connections in association setup, oldest first (a dict keeps insertion order)
+    setup: dict[Relay, None] = field(default_factory=dict)
+    #: connections in setup by source address
+    setup_by_source: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,6 +137,8 @@ class _Op:
     find_cap: int = 0
     results: int = 0
     capped: bool = False
+    #: what the audit may record of the data set (only with audit.include_phi)
+    phi: PhiCapture | None = None
 
 
 class CommandSetError(MalformedPdu):
@@ -157,6 +166,9 @@ class _Inspector:
         self._cmd_cid: int | None = None
         self._data_cid: int | None = None
         self._data_pass = True
+        #: with audit.include_phi: ``capture(fragment, last) -> want_more`` sees the passed
+        #: data-set fragments of the current message (gateway/audit.py, PHI)
+        self.capture: Callable[[bytes, bool], bool] | None = None
 
     def feed(self, pdu: bytes) -> list[bytes]:
         """One P-DATA-TF in; the PDUs to send on out (``[pdu]`` itself when nothing changed).
@@ -218,10 +230,14 @@ class _Inspector:
                         out.append(_wrap(pdu[pos:item_end]))
                     else:
                         passed.append((pos, item_end))
+                    if self.capture is not None and not self.capture(
+                            pdu[pos + 6 : item_end], bool(hdr & 0x02)):
+                        self.capture = None
                 else:
                     changed = True
                 if hdr & 0x02:
                     self._data_cid = None
+                    self.capture = None
             pos = item_end
         if not changed:
             return [pdu]
@@ -235,7 +251,8 @@ class _Inspector:
         context (the state is advanced as :meth:`feed` would); anything else, including every
         protocol error, returns False so that :meth:`feed` handles and reports it.
         """
-        if hdr & 0x01 or self._held or cid != self._data_cid or not self._data_pass:
+        if (hdr & 0x01 or self._held or cid != self._data_cid or not self._data_pass
+                or self.capture is not None):
             return False
         if hdr & 0x02:
             self._data_cid = None
@@ -299,6 +316,11 @@ class _Pipe(asyncio.Protocol):
         self.pdu_start: int | None = None
         self.consuming = False  # inside _consume: writes of the relay's own queue behind parts
         self.closed = False
+        #: when the first byte of the PDU in progress arrived, and its announced length (0
+        #: until its header is in): the watchdog's per-PDU deadline (Limits.pdu_timeout)
+        self.pdu_since = 0.0
+        self.pdu_length = 0
+        self.held_back = False  # reading paused by back-pressure from the other socket
         self._stream_protocol: asyncio.BaseProtocol | None = None
         self._leftover = b""
         self._eof = False
@@ -361,10 +383,25 @@ class _Pipe(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.other is not None and self.other.transport is not None:
             self.other.transport.pause_reading()
+            self.other.held_back = True
 
     def resume_writing(self) -> None:
         if self.other is not None and self.other.transport is not None:
             self.other.transport.resume_reading()
+            self.other.held_back = False
+            # time spent paused by back-pressure is not the sender's: its PDU clock restarts
+            self.other.pdu_since = time.monotonic()
+
+    def pdu_overdue(self, now: float, base: float, rate: float) -> str | None:
+        """Why the PDU in progress is past its deadline (``base + length / rate`` seconds from
+        its first byte), or None when there is none or it still has time."""
+        if not (self.buf or self.stream_left) or self.closed or self.held_back:
+            return None
+        allowed = base + self.pdu_length / rate
+        if now - self.pdu_since <= allowed:
+            return None
+        return (f"{self.direction}: PDU of {self.pdu_length} bytes not complete within "
+                f"{allowed:g}s")
 
     # -- parsing ------------------------------------------------------------------------------
     def _fail(self, exc: BaseException) -> None:
@@ -397,6 +434,8 @@ class _Pipe(asyncio.Protocol):
                     continue
                 if not self.buf:
                     self.pdu_start = pos
+                    self.pdu_since = self.relay.last_activity  # this arrival's time
+                    self.pdu_length = 0
                 need = self.want - len(self.buf)
                 if need > n - pos:
                     self.buf += memoryview(data)[pos:]
@@ -448,6 +487,7 @@ class _Pipe(asyncio.Protocol):
 
     def _header(self, pos: int) -> None:
         pdu_type, _, length = _HEADER.unpack(self.buf)
+        self.pdu_length = length
         if pdu_type not in P.PDU_NAMES:
             raise RelayAbort(f"{self.direction}: not a PDU (type 0x{pdu_type:02x})")
         bound = self.max_len if pdu_type == P.P_DATA_TF else P.MAX_ASSOCIATION_PDU
@@ -543,53 +583,143 @@ class Relay:
         #: accepted presentation context ID -> abstract syntax (set when the AC is relayed)
         self.proposed: dict[int, str] = {}
         self.accepted: dict[int, str] = {}
+        #: accepted transfer syntax by presentation context ID (only with audit.include_phi)
+        self.transfer_syntaxes: dict[int, str] = {}
         self.last_activity = time.monotonic()
         self._pipes: dict[str, _Pipe] = {}  # the data phase's two directions
         self.stopping = False
         self._started = time.monotonic()
+        self._in_setup = False
+        self._admitted = False
+        self._evicted = False
+        self._task: asyncio.Task[None] | None = None
 
-    # -- association --------------------------------------------------------------------------
+    # -- association setup --------------------------------------------------------------------
     async def run(self) -> None:
         shared = self.shared
-        shared.active.add(self)
-        shared.metrics.active.inc()
+        self._task = asyncio.current_task()
         try:
-            await self._run()
-        except (DulError, OSError, TimeoutError, ssl.SSLError):
-            pass
+            if self._enter_setup():
+                await self._run()
+        except (DulError, OSError, TimeoutError, ssl.SSLError) as exc:
+            if self._in_setup and isinstance(exc, TimeoutError | PeerTimeout):
+                shared.metrics.setup_closed.inc(reason="timeout")
+                log.debug("connection %d from %s: association setup timed out",
+                          self.id, self.peer_address)
+        except asyncio.CancelledError:
+            if not self._evicted:
+                raise
         except Exception:  # a bug must cost one association, never the listener
             log.exception("association %d: unexpected failure", self.id)
             self.shared.metrics.aborts.inc(reason="internal")
             self._abort_both()
         finally:
-            shared.active.discard(self)
-            shared.metrics.active.dec()
+            self._leave_setup()
+            if self._admitted:
+                shared.active.discard(self)
+                shared.metrics.active.dec()
             await self._close_all()
+
+    def _enter_setup(self) -> bool:
+        """Count this connection as in setup; False (closed at once) when its source is at
+        ``limits.max_setup_per_source``. At ``limits.max_setup``, the oldest connection in
+        setup of the source that holds the most is closed to make room: an attacker holding
+        half-open connections, even from many addresses, cannot keep a client out."""
+        shared = self.shared
+        lim = self.config.limits
+        source = self.peer_address
+        if shared.setup_by_source.get(source, 0) >= lim.max_setup_per_source:
+            shared.metrics.setup_closed.inc(reason="per-source-limit")
+            shared.audit.setup_refused(source, "per-source-limit")
+            return False
+        while len(shared.setup) >= lim.max_setup:
+            # the oldest connection of the source holding the most: a client with one
+            # connection in setup is evicted only when every source holds just one
+            crowded = max(shared.setup_by_source.items(), key=lambda item: item[1])[0]
+            next(r for r in shared.setup if r.peer_address == crowded)._evict()
+        shared.setup[self] = None
+        shared.setup_by_source[source] = shared.setup_by_source.get(source, 0) + 1
+        shared.metrics.setup.inc()
+        self._in_setup = True
+        return True
+
+    def _leave_setup(self) -> None:
+        if not self._in_setup:
+            return
+        self._in_setup = False
+        shared = self.shared
+        shared.setup.pop(self, None)
+        left = shared.setup_by_source.get(self.peer_address, 1) - 1
+        if left > 0:
+            shared.setup_by_source[self.peer_address] = left
+        else:
+            shared.setup_by_source.pop(self.peer_address, None)
+        shared.metrics.setup.dec()
+
+    def _evict(self) -> None:
+        """Close this connection, still in setup, to make room for a newer one."""
+        self.shared.metrics.setup_closed.inc(reason="evicted")
+        self.shared.audit.setup_refused(self.peer_address, "evicted")
+        self.close_setup()
+
+    def close_setup(self) -> None:
+        """Close this connection if it is still in setup (no association yet: a stop does not
+        wait for it)."""
+        if not self._in_setup:
+            return
+        self._leave_setup()
+        self._evicted = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _read_request(self) -> tuple[P.RawPdu, dict[str, Any] | None]:
+        """TLS handshake (on a TLS listener) and the A-ASSOCIATE-RQ, both within
+        ``limits.associate_timeout`` in total."""
+        lim = self.config.limits
+        peer_cert = None
+        async with asyncio.timeout(lim.associate_timeout):
+            if self.listener.tls:
+                context = self.shared.tls_context
+                if context is None:
+                    raise PeerClosed("TLS listener without a TLS context")
+                try:
+                    await start_tls(self.writer, context, lim.associate_timeout)
+                except (ssl.SSLError, OSError) as exc:
+                    self._tls_refused(exc)
+                    raise
+                peer_cert = self.writer.get_extra_info("peercert") or None
+            raw = await P.read_pdu(self.reader, timeout=lim.associate_timeout)
+        return raw, peer_cert
+
+    def _tls_refused(self, exc: BaseException) -> None:
+        """A refused TLS handshake: counted, audited (Security Alert, Node Authentication)
+        and logged in one line."""
+        failure = handshake_failure(exc)
+        self.shared.metrics.tls_failures.inc(reason=failure.reason)
+        if failure.reason == "closed":  # a probe or health check that hung up: not a refusal
+            return
+        self.shared.audit.tls_refused(self.peer_address, failure)
+        log.info("connection %d from %s: TLS handshake refused: %s",
+                 self.id, self.peer_address, failure.describe())
 
     async def _run(self) -> None:
         cfg = self.config
-        peer_cert = None
-        if self.listener.tls:
-            if self.shared.tls_context is None:
-                return
-            await self.writer.start_tls(
-                self.shared.tls_context, ssl_handshake_timeout=cfg.limits.associate_timeout
-            )
-            peer_cert = self.writer.get_extra_info("peercert") or None
-        raw = await P.read_pdu(self.reader, timeout=cfg.limits.associate_timeout)
+        raw, peer_cert = await self._read_request()
         if raw.pdu_type != P.A_ASSOCIATE_RQ:
             self.writer.write(P.abort_pdu(2, 2))  # unexpected PDU
             return
         try:
             rq = parse_associate(raw.data)
         except MalformedPdu:
-            self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
+            # Counted before the reply: a peer that has its A-ABORT finds it in the metrics.
             self.shared.metrics.associations.inc(result="malformed")
+            self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
             return
+        self._leave_setup()
         self.called_aet = rq.called_ae_title
         self.calling_aet = rq.calling_ae_title
         peer = Peer(self.peer_address, self.listener.tls, peer_cert)
-        if len(self.shared.active) > cfg.limits.max_associations:
+        if len(self.shared.active) >= cfg.limits.max_associations:
             await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
             return
         decision = self.shared.policy.decide(peer, rq)
@@ -597,6 +727,9 @@ class Relay:
             await self._refuse(decision)
             return
         self.admission = decision
+        self._admitted = True
+        self.shared.active.add(self)
+        self.shared.metrics.active.inc()
         if not await self._forward_request(raw.data, rq, decision):
             return
         await self._relay()
@@ -681,6 +814,12 @@ class Relay:
         ac = parse_associate(raw.data)
         self.accepted = {cid: self.proposed[cid] for cid, result in ac.contexts.items()
                          if result == "0" and cid in self.proposed}
+        if self.config.audit.include_phi:  # the audit names the transfer syntax of each query
+            with contextlib.suppress(DulError):
+                self.transfer_syntaxes = {
+                    item.context_id: str(item.transfer_syntax)
+                    for item in P.decode(raw).presentation_context  # type: ignore[attr-defined]
+                    if item.result == 0 and item.transfer_syntax}
         strip = adm.route.user_identity == "strip"
         ui = adm.user_identity
         return rewrite_associate(
@@ -774,13 +913,23 @@ class Relay:
             done.set_result(reason)
 
     async def _watchdog(self) -> None:
-        """Abort an association idle for longer than ``limits.idle_timeout`` (checked coarsely
-        so the data path pays no timer per PDU)."""
-        idle = self.config.limits.idle_timeout
+        """Abort an association idle for longer than ``limits.idle_timeout``, or whose PDU in
+        progress (either direction) is past its deadline (``limits.pdu_timeout`` plus its
+        length at ``limits.min_pdu_rate``). Checked coarsely, so the data path pays no timer
+        per PDU: a deadline is enforced within a quarter of ``pdu_timeout`` (at most 5 s)."""
+        lim = self.config.limits
+        idle = lim.idle_timeout
         while True:
-            await asyncio.sleep(min(5.0, idle / 2))
-            if time.monotonic() - self.last_activity > idle:
+            await asyncio.sleep(min(5.0, idle / 2, lim.pdu_timeout / 4))
+            now = time.monotonic()
+            if now - self.last_activity > idle:
                 raise RelayAbort(f"idle for more than {idle:g}s")
+            for pipe in self._pipes.values():
+                late = pipe.pdu_overdue(now, lim.pdu_timeout, lim.min_pdu_rate)
+                if late is not None:
+                    self.shared.metrics.aborts.inc(reason="pdu-deadline")
+                    self.shared.audit.protocol_violation(self, late)
+                    raise RelayAbort(late)
 
     # -- policy on commands -------------------------------------------------------------------
     def _check_context(self, cid: int, command: CommandSet) -> None:
@@ -859,7 +1008,23 @@ class Relay:
         if operation == "FIND":
             op.find_cap = self.admission.policy.find_max_results
         self.ops[msg_id] = op
+        if self.config.audit.include_phi and command.has_dataset and operation in (
+                "FIND", "MOVE", "GET", "STORE"):
+            self._capture_phi(cid, op)
         return True
+
+    def _capture_phi(self, cid: int, op: _Op) -> None:
+        """Keep the start of this request's data set for the audit record (include_phi)."""
+        kept = bytearray()
+
+        def take(fragment: bytes, last: bool) -> bool:
+            kept.extend(fragment[: PHI_CAPTURE_BYTES - len(kept)])
+            if last or len(kept) >= PHI_CAPTURE_BYTES:
+                op.phi = read_phi(op.operation, bytes(kept), self.transfer_syntaxes.get(cid, ""))
+                return False
+            return True
+
+        self._pipes["up"].inspector.capture = take
 
     def _on_response(self, cid: int, command: CommandSet) -> bool:
         """Backend → client command set: count C-FIND matches by the request they answer,
