@@ -92,9 +92,10 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         dest="input_files",
         action="append",
         default=[],
-        type=Path,
+        type=_input_file_arg,
         metavar="FILE",
-        help="read targets (or masscan/zmap/nmap output) from FILE",
+        help="read targets from FILE (- = stdin; gzip too): lists, host:port, ip,port CSV, "
+        "masscan, zmap, nmap, Shodan and Censys output",
     )
     p.add_argument(
         "--exclude",
@@ -258,6 +259,163 @@ def _fail_on(args: argparse.Namespace, db: Any) -> int:
     return code
 
 
+def _input_file_arg(text: str) -> Path | str:
+    """-iL value: a path, or "-" (stdin) kept as a string so it is never made absolute."""
+    return "-" if text == "-" else Path(text)
+
+
+def _add_geoip_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--geoip",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE.mmdb",
+        help="add country/asn/as_org to each record from a MaxMind-format database "
+        "(repeat for a country and an ASN database)",
+    )
+
+
+def _add_survey_args(p: argparse.ArgumentParser) -> None:
+    """Options for surveys: shards across machines, names from files, geo enrichment."""
+    p.add_argument(
+        "--shard",
+        metavar="K/N|auto",
+        help="scan only part K of N (K from 0) of the targets, whole hosts, as zmap's --shard;"
+        " auto: from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, DICOMGUARD_SHARDS) or a "
+        "Slurm array (SLURM_ARRAY_TASK_ID/_MIN/_COUNT); join the parts with dicomguard merge",
+    )
+    p.add_argument(
+        "--resolve-names",
+        action="store_true",
+        help="look up host names read from -iL files (off: a word in a file is an error)",
+    )
+    _add_geoip_arg(p)
+
+
+def _add_merge_parser(sub: Any) -> None:
+    merge = sub.add_parser(
+        "merge", help="join the databases of a sharded scan (--shard) into one scan database"
+    )
+    merge.add_argument("dbs", nargs="+", type=Path, metavar="SHARD.db")
+    merge.add_argument("-o", "--output", required=True, type=Path, metavar="ALL.db")
+    merge.add_argument(
+        "--jsonl", metavar="FILE", help="also write the merged records as JSON Lines (- = stdout)"
+    )
+    merge.add_argument(
+        "--partial",
+        action="store_true",
+        help="merge even when shards are missing or unfinished (the result says which)",
+    )
+
+
+def _names_policy(args: argparse.Namespace) -> dict[str, Any]:
+    """Names typed on the command line are looked up up front (each failure reported); names
+    read from files only with --resolve-names."""
+    from .scan.targets import resolve_names
+
+    return {
+        "resolve_file_names": bool(getattr(args, "resolve_names", False)),
+        "resolver": resolve_names,
+    }
+
+
+def _survey_targets(args: argparse.Namespace, targets: Any) -> Any:
+    """Report unresolvable names (one line each, then a count) and cut this run's shard."""
+    from .scan.shard import ShardError, parse_shard
+
+    for u in targets.unresolved:
+        print(f"dicomguard: cannot resolve {u.name!r} ({u.origin}): {u.reason}", file=sys.stderr)
+    if targets.unresolved:
+        print(
+            f"dicomguard: {len(targets.unresolved)} name(s) could not be resolved and are not "
+            "scanned",
+            file=sys.stderr,
+        )
+    if getattr(args, "geoip", None):  # a bad database fails before the scan database exists
+        from .geoip import GeoIP, GeoIPError
+
+        try:
+            GeoIP(args.geoip).close()
+        except GeoIPError as exc:
+            raise UsageError(str(exc)) from None
+    shard = getattr(args, "shard", None)
+    if not shard:
+        return targets
+    try:
+        k, n = parse_shard(shard)
+    except ShardError as exc:
+        raise UsageError(str(exc)) from None
+    args.shard = f"{k}/{n}"  # stored resolved: a resumed shard stays the same shard
+    return targets.shard(k, n)
+
+
+def _survey_store(args: argparse.Namespace, config: Any, store: Any) -> None:
+    """Record the target space and shard in the database (what merge checks); on resume,
+    refuse a changed target space; with --geoip, enrich every record before it is stored."""
+    targets = config.targets
+    digest = targets.space_digest()
+    stored = dict(store.conn.execute("SELECT key, value FROM meta"))
+    if args.resume and stored.get("targets_digest") not in (None, digest):
+        store.close()
+        raise UsageError(
+            "the targets changed since the scan started (input files or name lookups differ):"
+            " resume would skip the wrong ones"
+        )
+    k, n = targets.shard_of
+    store.conn.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [
+            ("targets_digest", digest),
+            ("shard", f"{k}/{n}"),
+            ("unresolved_names", str(len(targets.unresolved))),
+        ],
+    )
+    if getattr(args, "geoip", None):
+        from .geoip import GeoIP, GeoIPError
+
+        try:
+            geo = GeoIP(args.geoip)
+        except GeoIPError as exc:
+            store.close()
+            raise UsageError(str(exc)) from None
+        add = store.add
+
+        def add_enriched(record: dict[str, Any]) -> None:
+            add(geo.enrich(record) if record.get("state", "open") == "open" else record)
+
+        store.add = add_enriched
+
+
+def run_merge(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """``dicomguard merge A.db B.db ... -o ALL.db``: shard databases of one scan into one."""
+    from .store import StoreError
+    from .store.merge import merge_scans
+
+    try:
+        result = merge_scans(
+            list(args.dbs), args.output, partial=args.partial, argv=list(argv or [])
+        )
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if args.jsonl:
+        from .scan.output import JsonlWriter
+        from .store import load_scan
+
+        if args.jsonl != "-":
+            Path(args.jsonl).write_text("", encoding="utf-8")
+        with JsonlWriter(args.jsonl) as writer:
+            for rec in load_scan(result.path).records:
+                writer.write(rec)
+    note = f"; missing shard(s) {result.missing}" if result.missing else ""
+    print(
+        f"merged {len(result.shards)} of {result.of} shard(s), {result.endpoints} endpoint(s)"
+        f" -> {result.path}{note}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="dicomguard",
@@ -268,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="scan targets for DICOM services")
     _add_scan_args(scan)
+    _add_survey_args(scan)
     sub.add_parser(
         "lab", help="run the simulated DICOM fleet (options: dicomguard lab -h)", add_help=False
     )
@@ -282,12 +441,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="turn a scan database into HTML, CSV, SARIF or JSON")
     report.add_argument("db", type=Path, metavar="DB")
     report.add_argument(
-        "--format", choices=("html", "csv", "sarif", "json", "defectdojo"), default="html"
+        "--format",
+        choices=("html", "csv", "sarif", "json", "defectdojo", "parquet"),
+        default="html",
     )
+    _add_geoip_arg(report)
     report.add_argument(
         "-o", "--output", metavar="FILE", help="output file (default DB name + format; - = stdout)"
     )
     _add_fail_on(report)
+    _add_merge_parser(sub)
     diff = sub.add_parser("diff", help="what appeared, disappeared or changed between two scans")
     diff.add_argument("old", type=Path, metavar="OLD.db")
     diff.add_argument("new", type=Path, metavar="NEW.db")
@@ -321,7 +484,9 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
             input_files=args.input_files,
             excludes=args.exclude,
             exclude_files=args.exclude_file,
+            **_names_policy(args),
         )
+        targets = _survey_targets(args, targets)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
@@ -529,6 +694,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from .scan.output import JsonlWriter
 
     args, config, store = _open_store(args, argv)
+    _survey_store(args, config, store)
     summary_console = Console(stderr=args.jsonl == "-")
     writer = None
     if args.jsonl:
@@ -686,20 +852,30 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """``dicomguard report DB``: one of the report formats, to a file or stdout."""
+    from .geoip import GeoIPError
     from .report import render
     from .store import StoreError
 
     try:
-        text = render(args.db, args.format)
-    except StoreError as exc:
+        text = render(args.db, args.format, geoip=args.geoip or ())
+    except (StoreError, GeoIPError) as exc:
         raise UsageError(str(exc)) from None
     from .report import EXTENSIONS
 
     out = args.output or str(args.db.with_suffix(EXTENSIONS[args.format]))
-    if out == "-":
-        sys.stdout.write(text)
-    else:
-        Path(out).write_text(text, encoding="utf-8")
+    try:
+        if isinstance(text, bytes):
+            if out == "-":
+                sys.stdout.buffer.write(text)
+            else:
+                Path(out).write_bytes(text)
+        elif out == "-":
+            sys.stdout.write(text)
+        else:
+            Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    if out != "-":
         print(f"{args.format} report: {out}", file=sys.stderr)
     return _fail_on(args, args.db)
 
@@ -747,6 +923,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_report(args)
         if args.command == "diff":
             return run_diff(args)
+        if args.command == "merge":
+            return run_merge(args, argv)
     except UsageError as exc:
         print(f"dicomguard: error: {exc}", file=sys.stderr)
         return 2
