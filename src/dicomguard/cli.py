@@ -770,6 +770,14 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             )
         store.finish(_stats_dict(stats))
         finished = True
+        if writer and args.jsonl != "-":
+            # finish() wrote signals only the whole scan shows into some records (honeypot
+            # clusters, Orthanc named from its REST port): the file gets the final records
+            writer.close()
+            writer = None
+            with JsonlWriter(_truncate(args.jsonl)) as rewrite:
+                for rec in store.records():
+                    rewrite.write(rec)
         records = store.summary_records()
         meta = store.metadata()
     except KeyboardInterrupt:
