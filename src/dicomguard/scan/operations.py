@@ -289,6 +289,26 @@ async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str
     return record(FAILED, None, f"C-GET: more than {max_responses} responses")
 
 
+def from_intrusive_store(store: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``storage`` operation record from the --intrusive C-STORE check, when it ran.
+
+    Success or a warning status is answered (the object was stored); an A-ABORT, a dropped
+    connection or 0x0124/0x0122 is a refusal (Orthanc 1.10 with ``DicomAlwaysAllowStore``
+    false aborts); any other status (0xA7xx out of resources, 0xA9xx, 0xCxxx) is ``failed``:
+    the server judged the request but did not store, which proves neither access nor refusal.
+    """
+    if not store:
+        return None
+    if "error" in store:
+        return record(REFUSED, None, f"C-STORE: {store['error']}")
+    status = store.get("status")
+    if status in REFUSAL_STATUSES:
+        return record(REFUSED, status, f"C-STORE status 0x{status:04X}")
+    if store.get("accepted"):
+        return record(ANSWERED, status, f"C-STORE of a test object: status 0x{status:04X}")
+    return record(FAILED, status, f"C-STORE status 0x{status:04X}")
+
+
 def from_intrusive_move(move: dict[str, Any] | None) -> dict[str, Any] | None:
     """The ``move`` operation record from the --intrusive C-MOVE check, when it ran.
 

@@ -107,6 +107,30 @@ PRESETS: dict[str, dict[str, Any]] = {
                              "find_study_root": True, "move": True, "get": True,
                              "worklist": False, "storage": True},
     },
+    # Orthanc's defaults hardened the way DG-008's remediation says: DicomAlwaysAllowStore
+    # false too. Measured with DCMTK (scan/tests/test_orthanc_hardened.py): echoscu Success,
+    # storescu, findscu, movescu and getscu "Peer aborted Association".
+    "nostore": {
+        "aet": "DGNOSTORE",
+        "check_called_aet": False,
+        "always_allow": {"Echo": True},
+        "modalities": {},
+        "expected": {"called_aet_enforced": False, "calling_aet_enforced": False, **_SERVICES},
+        "reject_reasons": {},
+        "open_to_stranger": {"verification": True, "find_patient_root": False,
+                             "find_study_root": False, "move": False, "get": False,
+                             "worklist": False, "storage": False},
+    },
+    # DicomCheckCalledAet true but every operation allowed to anyone: the called AE title is
+    # the only lock, and the REST API's GET /system names it (DicomAet) to whoever can reach it
+    "calledcheck": {
+        "aet": "DGCALLED",
+        "check_called_aet": True,
+        "always_allow": True,
+        "modalities": {},
+        "expected": {"called_aet_enforced": True, "calling_aet_enforced": False, **_SERVICES},
+        "reject_reasons": {"called_aet": REASON_CALLED_AET},
+    },
 }
 
 #: Debian's build of Orthanc's sample worklist plugin (package orthanc 1.10.1)
@@ -114,8 +138,8 @@ WORKLIST_PLUGIN = "/usr/share/orthanc/plugins/libModalityWorklists.so"
 
 
 class OrthancServer(ProcessServer):
-    """Orthanc with a preset (``open``, ``locked``, ``default``, ``modalities``, ``worklist``)
-    on ``host``; see :data:`PRESETS`.
+    """Orthanc with a preset (``open``, ``locked``, ``default``, ``modalities``, ``worklist``,
+    ``nostore``, ``calledcheck``) on ``host``; see :data:`PRESETS`.
 
     ``limit_find_results`` / ``limit_find_instances`` set Orthanc's C-FIND caps (0 = none),
     for testing how a scanner reports a capped answer.
