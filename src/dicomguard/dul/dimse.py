@@ -9,10 +9,13 @@ be able to see a command set without decoding the data set that follows it.
 
 from __future__ import annotations
 
+import contextlib
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 
+from pydicom import config as _pydicom_config
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
 from pynetdicom import pdu as _pdu
@@ -145,6 +148,25 @@ def encode_dataset(ds: Dataset, transfer_syntax: str) -> bytes:
     if data is None:
         raise ValueError("data set could not be encoded")
     return data
+
+
+@contextlib.contextmanager
+def values_unvalidated() -> Iterator[None]:
+    """Read element values of a peer's data set without pydicom's value validation.
+
+    pydicom validates a value when it is first read and quotes an invalid one in a warning
+    and in its log (pydicom 3.0: ``Invalid value for VR UI: '<the value>'``, on stderr even
+    without ``-v``): a stranger's Study Instance UID, or whatever a broken server puts in its
+    place, would reach the console (PHI rule). Synchronous use only: the setting is global to
+    the process, so no ``await`` may run inside the block.
+    """
+    settings = _pydicom_config.settings
+    saved = settings.reading_validation_mode
+    settings.reading_validation_mode = _pydicom_config.IGNORE
+    try:
+        yield
+    finally:
+        settings.reading_validation_mode = saved
 
 
 def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
