@@ -158,8 +158,11 @@ class OrthancServer(ProcessServer):
         limit_find_results: int = 0,
         limit_find_instances: int = 0,
         dicom_tls: str = "none",
+        unknown_sop_class_accepted: bool = False,
     ) -> None:
         p = PRESETS[preset]
+        #: Orthanc's ``UnknownSopClassAccepted`` (default false): accept storage of any SOP class
+        self.unknown_sop_class_accepted = unknown_sop_class_accepted
         if dicom_tls not in ("none", "tls", "mutual"):
             raise ValueError(f"dicom_tls must be none, tls or mutual, not {dicom_tls!r}")
         #: DICOM inside TLS (``DicomTlsEnabled``); ``mutual`` adds
@@ -225,7 +228,7 @@ class OrthancServer(ProcessServer):
             "DicomModalitiesInDatabase": False,
             "DicomThreadsCount": 4,
             "DicomScpTimeout": 10,
-            "UnknownSopClassAccepted": False,
+            "UnknownSopClassAccepted": self.unknown_sop_class_accepted,
             "HttpServerEnabled": True,
             "HttpPort": self.http_port,
             "RemoteAccessAllowed": False,
