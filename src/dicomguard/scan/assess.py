@@ -285,7 +285,11 @@ async def _identify_embedding_product(
     """
     named = " ".join(x for x in (toolkit, r.product_version) if x) or None
     rest = await p.rest_identity()
-    if rest is not None:
+    # Orthanc has one DICOM port: a /system whose DicomPort is another port describes another
+    # service of the host (a dcmqrscp beside an Orthanc named it "Orthanc 1.10.1"); a port
+    # mapping (Docker -p 104:4242) is left to the host-level join (web.join_host_identity),
+    # which sees whether the named port answered DICOM itself
+    if rest is not None and rest.get("same_instance") is not False:
         r.toolkit = named
         r.product, r.product_version = "Orthanc", rest["version"]
         r.product_evidence = {
