@@ -151,3 +151,37 @@ async def test_invalid_values_are_not_quoted_on_the_console(caplog, recwarn) -> 
     said = caplog.text + " ".join(str(w.message) for w in recwarn)
     assert "DGSYNLEAK" not in said
     assert "DGSYNLEAK" not in str(r.to_dict())
+
+
+async def test_a_server_slow_on_every_query_costs_the_time_budget_not_the_scan() -> None:
+    """A peer answering every query, whatever its keys, with more matches than we take per
+    query (cut: the count splits the range, again and again) and slowly: the time budget
+    ends the count as a flagged lower bound (measured before it: 465 s for one such peer)."""
+    import asyncio
+    import time
+
+    from dicomguard.scan.exposure import ExposureOptions
+
+    items = [_study(i) for i in range(60)]
+
+    async def slow(request: FindRequest) -> AsyncIterator[tuple[int, bytes | None]]:
+        await asyncio.sleep(0.3)
+        for item in items:
+            yield 0xFF00, item
+        yield 0x0000, None
+
+    policy = AcceptorPolicy(abstract_syntaxes=SOP)
+    server = await start_acceptor(HOST, 0, policy, Handlers(find=slow))
+    port = server.sockets[0].getsockname()[1]
+    started = time.monotonic()
+    try:
+        exposure = ExposureOptions(time_budget=2.0, max_results_per_query=50)
+        opts = ProbeOptions(timeouts=Timeouts(1.0, 2.0, 5.0, 0.5), try_tls=False, web=None,
+                            exposure=exposure)
+        r = await assess(HOST, port, opts)
+    finally:
+        server.close()
+    assert time.monotonic() - started < 15
+    exp = r.exposure
+    assert exp.get("time_budget_spent") is True and exp["complete"] is False, str(exp)
+    assert exp["queries"] < 30 and exp["studies"] >= 50
