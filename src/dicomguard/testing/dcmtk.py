@@ -287,6 +287,8 @@ class WlmscpfsServer(ProcessServer):
         aet: str = "OFFIS",
         patients: Sequence[SyntheticPatient] | None = None,
         seed: int = 6,
+        incomplete: int = 0,
+        reject_incomplete: bool = True,
     ) -> None:
         super().__init__(
             host,
@@ -296,6 +298,11 @@ class WlmscpfsServer(ProcessServer):
             expected=WLMSCPFS_EXPECTED,
             reject_reasons={"called_aet": REASON_CALLED_AET},
         )
+        #: extra worklist files of the first patient's first study lacking the step's
+        #: Modality (type 1 in the Modality Worklist return keys): "incomplete" to wlmscpfs
+        self.incomplete = incomplete
+        #: False runs ``-dfr`` (--disable-file-reject): incomplete files are served too
+        self.reject_incomplete = reject_incomplete
 
     def _start(self) -> None:
         binary = _require("wlmscpfs")
@@ -308,5 +315,13 @@ class WlmscpfsServer(ProcessServer):
             for i in range(len(p.studies)):
                 dcmwrite(db / f"dg{n:05d}.wl", worklist_dataset(p, i), enforce_file_format=True)
                 n += 1
+        for k in range(self.incomplete if self.patients else 0):
+            ds = worklist_dataset(self.patients[0], 0)
+            del ds.ScheduledProcedureStepSequence[0].Modality
+            ds.AccessionNumber = f"DGINC{k}"
+            ds.file_meta.MediaStorageSOPInstanceUID += f".{k}"
+            dcmwrite(db / f"dginc{k:05d}.wl", ds, enforce_file_format=True)
         argv = [binary, "-dfp", str(work / "wlistdb"), "-ta", "10", "-td", "30", str(self.port)]
+        if not self.reject_incomplete:
+            argv.insert(1, "-dfr")
         self._spawn(argv, cwd=work, wait_ports=[self.port])
