@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
@@ -173,7 +174,12 @@ def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
     implicit = transfer_syntax == "1.2.840.10008.1.2"
     big = transfer_syntax == "1.2.840.10008.1.2.2"
     try:
-        return _decode_ds(BytesIO(data), implicit, not big)
+        # a peer's encoding slips ("Expected explicit VR, but found implicit VR") are pydicom
+        # UserWarnings that would land on the scan's console between its results; pydicom
+        # still logs them on its own logger (visible with -v)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return _decode_ds(BytesIO(data), implicit, not big)
     except Exception as exc:  # pydicom raises many kinds on junk
         # the type only: pydicom's messages may quote element values (identifiers)
         raise MalformedPdu(f"undecodable data set ({type(exc).__name__})") from None

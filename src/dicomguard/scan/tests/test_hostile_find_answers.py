@@ -185,3 +185,11 @@ async def test_a_server_slow_on_every_query_costs_the_time_budget_not_the_scan()
     exp = r.exposure
     assert exp.get("time_budget_spent") is True and exp["complete"] is False, str(exp)
     assert exp["queries"] < 30 and exp["studies"] >= 50
+
+
+async def test_a_peers_encoding_slips_raise_no_warning_on_the_console(recwarn) -> None:
+    """Implicit VR data sets on an Explicit VR context: pydicom warns and reads on; the
+    warning is not the scan user's business (it printed between the scan's results)."""
+    r = await _assess([_study(i, after=_el(0x0008, 0x0060, b"\xff\xfe")) for i in range(3)])
+    assert r.exposure is not None and r.exposure["studies"] == 3
+    assert not [w for w in recwarn if "VR" in str(w.message)], [str(w.message) for w in recwarn]
