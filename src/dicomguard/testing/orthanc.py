@@ -9,6 +9,7 @@ The DICOM port is random and the server lives only as long as a test session.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.request
 from collections.abc import Sequence
@@ -159,8 +160,12 @@ class OrthancServer(ProcessServer):
         limit_find_instances: int = 0,
         dicom_tls: str = "none",
         unknown_sop_class_accepted: bool = False,
+        rest_users: dict[str, str] | None = None,
     ) -> None:
         p = PRESETS[preset]
+        #: ``AuthenticationEnabled`` with these ``RegisteredUsers`` (user -> password) on the
+        #: REST API; the launcher loads its data as the first user (HTTP Basic)
+        self.rest_users = dict(rest_users or {})
         #: Orthanc's ``UnknownSopClassAccepted`` (default false): accept storage of any SOP class
         self.unknown_sop_class_accepted = unknown_sop_class_accepted
         if dicom_tls not in ("none", "tls", "mutual"):
@@ -232,7 +237,8 @@ class OrthancServer(ProcessServer):
             "HttpServerEnabled": True,
             "HttpPort": self.http_port,
             "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
+            "AuthenticationEnabled": bool(self.rest_users),
+            "RegisteredUsers": self.rest_users,
             "SslEnabled": False,
             "DicomTlsEnabled": False,
             "HttpsVerifyPeers": True,
@@ -283,6 +289,10 @@ class OrthancServer(ProcessServer):
         req = urllib.request.Request(self.http_url + path, data=body, method=method)
         if body is not None:
             req.add_header("Content-Type", "application/dicom")
+        if self.rest_users:
+            user, password = next(iter(self.rest_users.items()))
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read() or b"null")
 
