@@ -518,6 +518,9 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
 
         exposure = ExposureOptions(
             query_budget=args.query_budget,
+            # half the endpoint's budget: the count ends as a flagged lower bound before the
+            # engine would cut the whole endpoint off (and with it the partial count)
+            time_budget=min(ExposureOptions.time_budget, args.endpoint_budget / 2),
             collect_identifiers=args.collect_identifiers,
             salt=secrets.token_bytes(16),  # per scan: hashes link within a scan, not across
         )
