@@ -1,0 +1,61 @@
+"""-iL files as spreadsheets and Windows tools write them: BOM, CRLF, UTF-16, TSV, ';' CSV,
+cells bigger than the csv module's default field limit. Found by a fresh tester: a BOM before
+a header-less ``ip,port`` file silently dropped its first endpoint, a 200 KB banner cell in a
+Censys CSV export ended the scan with a traceback. Nothing connects here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dicomguard.scan.targets import TargetError, read_input_file
+
+
+def pairs(path: Path) -> list[tuple[str, tuple[int, ...] | None]]:
+    return [(t.spec, t.ports) for t in read_input_file(path)]
+
+
+def test_bom_before_a_headerless_ip_port_csv_keeps_the_first_endpoint(tmp_path: Path) -> None:
+    path = tmp_path / "hits.csv"
+    path.write_bytes("\ufeff127.0.0.1,104\r\n127.0.0.2,104\r\n".encode())
+    assert pairs(path) == [("127.0.0.1", (104,)), ("127.0.0.2", (104,))]
+
+
+def test_bom_before_a_plain_list_and_host_port_lines(tmp_path: Path) -> None:
+    plain = tmp_path / "list.txt"
+    plain.write_bytes("\ufeff127.0.0.1\r\n127.0.0.2\r\n".encode())
+    assert pairs(plain) == [("127.0.0.1", None), ("127.0.0.2", None)]
+    hp = tmp_path / "hp.txt"
+    hp.write_bytes("\ufeff127.0.0.1:104\r\n".encode())
+    assert pairs(hp) == [("127.0.0.1", (104,))]
+
+
+def test_utf16_export_with_bom_is_read(tmp_path: Path) -> None:
+    """PowerShell's Out-File / Excel 'Unicode text' write UTF-16 with a byte order mark."""
+    path = tmp_path / "hits.csv"
+    path.write_bytes("ip,port\r\n127.0.0.1,104\r\n".encode("utf-16"))
+    assert pairs(path) == [("127.0.0.1", (104,))]
+
+
+def test_tab_and_semicolon_separated_exports_with_a_header(tmp_path: Path) -> None:
+    tsv = tmp_path / "hits.tsv"
+    tsv.write_text("ip\tport\n127.0.0.1\t104\n")
+    assert pairs(tsv) == [("127.0.0.1", (104,))]
+    semi = tmp_path / "hits.csv"
+    semi.write_text("ip;port\n127.0.0.1;104\n")
+    assert pairs(semi) == [("127.0.0.1", (104,))]
+
+
+def test_a_huge_banner_cell_is_read_not_a_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "censys.csv"
+    path.write_text("ip,services.port,banner\n127.0.0.1,104," + "A" * 200_000 + "\n")
+    assert pairs(path) == [("127.0.0.1", (104,))]
+
+
+def test_a_csv_the_csv_module_cannot_read_is_one_target_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text('ip,port\n127.0.0.1,"104\n')  # unterminated quote at end of file
+    try:
+        read_input_file(path)
+    except TargetError as exc:
+        assert "\n" not in str(exc)
