@@ -601,6 +601,12 @@ def _check_output_paths(args: argparse.Namespace) -> None:
             raise UsageError(f"{option} {value}: folder {folder} is not writable")
         if path.exists() and not os.access(path, os.W_OK):
             raise UsageError(f"{option} {value}: not writable")
+        if option == "--jsonl" and path.exists():
+            # os.access says yes to root for everything: open it (append, nothing written)
+            try:
+                path.open("a", encoding="utf-8").close()
+            except OSError as exc:
+                raise UsageError(f"{option} {value}: cannot write ({exc.strerror})") from None
     evidence = getattr(args, "evidence", None)
     if evidence is not None and Path(evidence).exists() and not Path(evidence).is_dir():
         raise UsageError(f"--evidence {evidence}: not a folder")
