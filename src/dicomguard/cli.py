@@ -332,6 +332,13 @@ def _survey_targets(args: argparse.Namespace, targets: Any) -> Any:
             "scanned",
             file=sys.stderr,
         )
+    never = getattr(targets, "never_servers", 0)
+    if never:
+        print(
+            f"dicomguard: {never:,} address(es) left out: never a server's (0.0.0.0/8, "
+            "multicast 224.0.0.0/4, reserved 240.0.0.0/4; RFC 6890)",
+            file=sys.stderr,
+        )
     if getattr(args, "geoip", None):  # a bad database fails before the scan database exists
         from .geoip import GeoIP, GeoIPError
 

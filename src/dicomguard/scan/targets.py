@@ -118,6 +118,16 @@ def _check_ports(ports: Sequence[int]) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------- intervals
 
 
+#: IPv4 destinations no TCP server can have (RFC 6890 / RFC 1122): 0.0.0.0/8 "this host on
+#: this network" (Linux delivers a connect to 0.0.0.0 to the local machine), 224.0.0.0/4
+#: multicast, 240.0.0.0/4 reserved and the limited broadcast. Always left out of a scan, as
+#: zmap's and masscan's default blocklists do; the targets say how many (``never_servers``).
+NEVER_SERVERS_V4: tuple[tuple[int, int], ...] = (
+    (0, (1 << 24) - 1),
+    (224 << 24, (1 << 32) - 1),
+)
+
+
 class _Intervals:
     """Sorted, disjoint, non-adjacent closed integer intervals, with prefix counts.
 
@@ -539,6 +549,8 @@ class TargetSet:
         self.shard_of: tuple[int, int] = (0, 1)
         #: names that could not be resolved while building: (name, origin, reason)
         self.unresolved: tuple[Unresolved, ...] = ()
+        #: IPv4 addresses asked for but left out: never a server's (NEVER_SERVERS_V4)
+        self.never_servers = 0
 
     def shard(self, k: int, n: int) -> TargetSet:
         """Shard ``k`` of ``n`` (0 <= k < n): the hosts whose rank is k modulo n, every port.
@@ -580,6 +592,7 @@ class TargetSet:
         part._whole = self
         part.shard_of = (k, n)
         part.unresolved = self.unresolved
+        part.never_servers = self.never_servers
         return part
 
     def space_digest(self) -> str:
@@ -771,6 +784,7 @@ def build_targets(
             excl_names.add(_name_key(parsed.name))
         else:
             excl_pairs[parsed.family].extend(parsed.intervals)
+    excl_pairs[4].extend(NEVER_SERVERS_V4)
     excluded = {fam: _Intervals(pairs) for fam, pairs in excl_pairs.items()}
 
     # Groups in first-seen order; key ("a", family, ports) or ("n", ports). Specs are parsed
@@ -802,6 +816,9 @@ def build_targets(
         fam: _Intervals(groups.get(("a", fam, main_ports), ())).subtract(excluded[fam])  # type: ignore[arg-type]
         for fam in (4, 6)
     }
+    asked_v4 = _Intervals(groups.get(("a", 4, main_ports), ()))  # type: ignore[arg-type]
+    never = _Intervals(NEVER_SERVERS_V4)
+    never_servers = asked_v4.size - asked_v4.subtract(never).size
     # Scanner-output hosts: ports unioned per host across files; ports the -p scan of that host
     # already covers are dropped so no endpoint is probed twice.
     per_host: dict[tuple[int, int], dict[int, None]] = {}
@@ -810,6 +827,9 @@ def build_targets(
         assert isinstance(parsed, _Addr) and ft.ports is not None  # _PortCollector gives IPs
         n = parsed.intervals[0][0]
         if excluded[parsed.family].contains(n):
+            if parsed.family == 4 and never.contains(n) and (4, n) not in per_host:
+                never_servers += 1
+                per_host[(4, n)] = {}  # counted once, scanned never
             continue
         entry = per_host.setdefault((parsed.family, n), {})
         for p in ft.ports:
@@ -829,6 +849,7 @@ def build_targets(
             blocks.append(_AddrBlock(fam, hosts, block_ports))  # type: ignore[arg-type]
     result = TargetSet(blocks, excluded, frozenset(excl_names))
     result.unresolved = tuple(unresolved)
+    result.never_servers = never_servers
     return result
 
 
