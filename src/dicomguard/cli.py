@@ -399,6 +399,7 @@ def run_merge(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from .store import StoreError
     from .store.merge import merge_scans
 
+    _check_output_paths(args)  # an unwritable --jsonl fails before all.db is written
     try:
         result = merge_scans(
             list(args.dbs), args.output, partial=args.partial, argv=list(argv or [])
