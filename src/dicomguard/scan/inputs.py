@@ -346,7 +346,12 @@ def _pick(fields: list[str], candidates: Iterable[str]) -> str | None:
 def _ports_in(cell: str) -> list[str]:
     """A port cell: one number, or several (``"104;11112"``, ``[104, 11112]``) from exports."""
     cell = cell.strip()
-    return [cell] if cell.isdigit() or not cell else re.findall(r"\d+", cell)
+    if cell.isdigit() or not cell:
+        return [cell]
+    # list separators only; anything else ("1e3", "104.5", a NUL) stays a bad port for
+    # _PortCollector to name, never silently other ports
+    parts = [p for p in re.split(r"[\s,;|\[\]]+", cell) if p]
+    return [p[: -len("/tcp")] if p.lower().endswith("/tcp") else p for p in parts]
 
 
 def _read_csv(name: str, text: str, *, zmap: bool) -> list[FileTarget]:

@@ -59,3 +59,25 @@ def test_a_csv_the_csv_module_cannot_read_is_one_target_error(tmp_path: Path) ->
         read_input_file(path)
     except TargetError as exc:
         assert "\n" not in str(exc)
+
+
+def test_a_port_cell_that_is_not_a_list_of_numbers_is_an_error_not_other_ports(
+    tmp_path: Path,
+) -> None:
+    """'111<NUL>12' or '1e3' in a port column used to become ports 111 and 12 (1 and 3)."""
+    for cell in ("111\x0012", "1e3", "104.5"):
+        path = tmp_path / "hits.csv"
+        path.write_text(f"ip,port\n127.0.0.1,{cell}\n")
+        try:
+            got = pairs(path)
+        except TargetError as exc:
+            assert "port" in str(exc) and "\n" not in str(exc)
+        else:
+            raise AssertionError(f"{cell!r} gave {got}")
+    lists = tmp_path / "lists.csv"
+    lists.write_text('ip,ports\n127.0.0.1,"[104, 11112]"\n127.0.0.2,104;4242\n127.0.0.3,104/tcp\n')
+    assert pairs(lists) == [
+        ("127.0.0.1", (104, 11112)),
+        ("127.0.0.2", (104, 4242)),
+        ("127.0.0.3", (104,)),
+    ]
