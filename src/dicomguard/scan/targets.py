@@ -777,7 +777,8 @@ def build_targets(
         (s, None) for item in excludes for s in split_specs(item)
     ]
     for path in exclude_files:
-        excl_specs.extend((s, o) for o, s in _list_specs(Path(path), Path(path).read_text()))
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM must not hide line 1
+        excl_specs.extend((s, o) for o, s in _list_specs(Path(path), text))
     for spec, origin in excl_specs:
         parsed = _parse_located(spec, origin)
         if isinstance(parsed, _Name):

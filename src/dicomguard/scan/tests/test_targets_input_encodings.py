@@ -81,3 +81,12 @@ def test_a_port_cell_that_is_not_a_list_of_numbers_is_an_error_not_other_ports(
         ("127.0.0.2", (104, 4242)),
         ("127.0.0.3", (104,)),
     ]
+
+
+def test_an_exclude_file_saved_with_a_bom_excludes_its_first_line(tmp_path: Path) -> None:
+    from dicomguard.scan.targets import build_targets
+
+    never = tmp_path / "never.txt"
+    never.write_bytes("\ufeff127.0.0.2\r\n127.0.0.3  # the archive\r\n".encode())
+    ts = build_targets(["127.0.0.0/30"], ports=[104], exclude_files=[never])
+    assert [h for h, _p in ts] == ["127.0.0.0", "127.0.0.1"]
