@@ -10,6 +10,7 @@ import argparse
 import logging
 import math
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -699,6 +700,19 @@ def _open_store(args: argparse.Namespace, argv: list[str] | None) -> tuple[Any, 
         raise UsageError(str(exc)) from None
 
 
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread; returns the previous handler
+    (None when not on the main thread, where handlers cannot be set)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        return None
+
+
 def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Scan into the database; JSONL and the summary are written from what it stored."""
     from rich.console import Console
@@ -730,6 +744,9 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             )
 
     total = config.targets.count()
+    # SIGTERM is how Kubernetes evicts a pod and Slurm ends a job at its time limit: stop as
+    # Ctrl-C does (commit, print the --resume command) instead of dying without a word
+    previous_sigterm = _sigterm_as_interrupt()
     show_progress = not args.no_progress and sys.stderr.isatty()
     wanted = str(getattr(args, "workers", "auto"))
     workers = parallel.auto_workers(config) if wanted == "auto" else int(wanted)
@@ -793,6 +810,8 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         store.commit()
         raise ScanInterrupted(args.db, str(exc)) from None
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if not finished:
             store.commit()
         store.close()
