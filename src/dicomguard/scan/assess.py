@@ -468,7 +468,7 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
             await _drop_if_broken(assoc, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):
-                if not negotiated[name] or _went_silent(ops):
+                if not negotiated[name] or _silent(ops):
                     continue  # a peer that stopped answering is not asked again and again
                 current = await _live(p, current)
                 if current is None:
@@ -477,14 +477,14 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                 await _drop_if_broken(current, ops[name])
         # count where a query was answered, or failed without being refused (a failure
         # status or silence says nothing about access; the count's own queries will)
-        worth_counting = not _went_silent(ops) and any(
+        echo_silent = _silent(ops).get("verification")
+        worth_counting = echo_silent is None and any(
             ops.get(n, {}).get("state") in (operations.ANSWERED, operations.FAILED)
             for n in ("find_study_root", "find_patient_root", "worklist")
         )
-        silent = _went_silent(ops)
-        if silent is not None and r.error is None:
+        if echo_silent is not None and r.error is None:
             # an AC, then silence (issue 12's accept-then-silence): the record says so
-            note_error(r, PeerTimeout(silent), f"silent: {silent}")
+            note_error(r, PeerTimeout(echo_silent), f"silent: {echo_silent}")
         if p.opts.exposure is not None and not p.opts.discovery and worth_counting:
             current = await _live(p, current)
             if current is not None:
@@ -521,14 +521,19 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
         r.services, r.services_confidence = operations.open_services(negotiated, ops)
 
 
-def _went_silent(ops: dict[str, dict[str, Any]]) -> str | None:
-    """The detail of the first operation the peer never answered (state failed, no status, no
-    answers), or None. Each further probe of such a peer would cost a new association and a
-    full timeout, and the per-endpoint budget would end the endpoint instead."""
-    for op in ops.values():
-        if op["state"] == operations.FAILED and op["status"] is None:
-            return str(op["detail"])
-    return None
+def _silent(ops: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Operations the peer never answered (state failed, no status): name -> detail.
+
+    After one, no further service is probed: each probe of a peer that stopped answering costs
+    a new association and a full timeout, and the per-endpoint budget would end the endpoint
+    instead. The exposure count still runs unless the C-ECHO itself went unanswered (an AC,
+    then silence: issue 12's accept-then-silence), since a server may answer a real query with
+    records and stall only on the probe's (dicom-rs #434)."""
+    return {
+        name: str(op["detail"])
+        for name, op in ops.items()
+        if op["state"] == operations.FAILED and op["status"] is None
+    }
 
 
 def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -> None:
