@@ -519,6 +519,11 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
             raise UsageError(f"cannot read wordlist {args.wordlist}: {exc.strerror}") from None
     if not 1 <= len(args.calling_aet.strip()) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters")
+    if any(not (" " <= c <= "~") or c == "\\" for c in args.calling_aet):
+        # PS3.5 6.2 (AE): default character repertoire without backslash or control characters
+        raise UsageError(
+            f"--calling-aet {args.calling_aet!r}: an AE title is printable ASCII without '\\'"
+        )
     exposure = None
     if not args.no_exposure:
         import secrets

@@ -42,9 +42,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("option", "value"), [(o, v) for o, values in BAD.items() for v in values]
-)
+@pytest.mark.parametrize(("option", "value"), [(o, v) for o, values in BAD.items() for v in values])
 def test_bad_numeric_option_is_one_line_and_status_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, value: str
 ) -> None:
@@ -118,3 +116,18 @@ def test_resume_of_a_file_that_is_not_a_scan_database_is_one_line_and_status_2(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dicomguard: error:"), err
     assert bad.read_bytes() == content  # never rewritten
+
+
+@pytest.mark.parametrize(
+    "aet", ["A\\B", "\\", "ÄRZTE", "AE\tX"], ids=["backslash", "only-bs", "non-ascii", "tab"]
+)
+def test_a_calling_aet_outside_the_ae_repertoire_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, aet: str
+) -> None:
+    """PS3.5 6.2: an AE title has no backslash or control characters (found by a fresh
+    tester: --calling-aet '\\' was sent as is)."""
+    code, err = _run(capsys, "127.0.0.1", "--db", str(tmp_path / "x.db"), "--calling-aet", aet)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--calling-aet" in lines[0], err
+    assert not (tmp_path / "x.db").exists()
