@@ -249,7 +249,10 @@ class _PortCollector:
         if h.startswith("[") and h.endswith("]"):
             h = h[1:-1]
         try:
-            h = str(ipaddress.ip_address(h))
+            addr = ipaddress.ip_address(h)
+            # ::ffff:a.b.c.d reaches the IPv4 host: keep one name for one endpoint
+            mapped = getattr(addr, "ipv4_mapped", None)
+            h = str(mapped or addr)
         except ValueError:
             if not names:
                 raise TargetError(f"{origin}: {host!r} is not an IP address") from None

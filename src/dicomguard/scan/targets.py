@@ -232,7 +232,11 @@ def _parse_spec(spec: str) -> _Addr | _Name:
     if "/" in s:
         return _parse_cidr(spec, s)
     if ":" in s:
-        return _Addr(6, [(_parse_ipv6(spec, s),) * 2])
+        n6 = _parse_ipv6(spec, s)
+        mapped = ipaddress.IPv6Address(n6).ipv4_mapped
+        if mapped is not None:  # ::ffff:a.b.c.d is the IPv4 host: one endpoint, not two
+            return _Addr(4, [(int(mapped), int(mapped))])
+        return _Addr(6, [(n6, n6)])
     if _PLAIN_V4.fullmatch(s) and max(map(int, s.split("."))) <= 255:
         n = int.from_bytes(socket.inet_aton(s), "big")
         return _Addr(4, [(n, n)])
@@ -835,10 +839,19 @@ def build_targets(
         entry = per_host.setdefault((parsed.family, n), {})
         for p in ft.ports:
             entry.setdefault(p)
+    into_main: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     for (fam, n), host_ports in per_host.items():
         extra = tuple(p for p in host_ports if not (main[fam].contains(n) and p in main_ports))
-        if extra:
+        if extra == main_ports:
+            # the file names exactly the -p ports for a host -p does not cover: it joins the
+            # main block (the block of these ports), it must not vanish into it
+            into_main[fam].append((n, n))
+            groups.setdefault(("a", fam, main_ports), [])
+        elif extra:
             groups.setdefault(("a", fam, extra), []).append((n, n))
+    for fam, pairs in into_main.items():
+        if pairs:
+            main[fam] = _Intervals([*zip(main[fam].starts, main[fam].ends, strict=True), *pairs])
 
     blocks: list[_Block] = []
     for key, members in groups.items():

@@ -90,3 +90,31 @@ def test_an_exclude_file_saved_with_a_bom_excludes_its_first_line(tmp_path: Path
     never.write_bytes("\ufeff127.0.0.2\r\n127.0.0.3  # the archive\r\n".encode())
     ts = build_targets(["127.0.0.0/30"], ports=[104], exclude_files=[never])
     assert [h for h, _p in ts] == ["127.0.0.0", "127.0.0.1"]
+
+
+def test_an_ipv4_mapped_ipv6_address_is_the_ipv4_host_scanned_once(tmp_path: Path) -> None:
+    """'::ffff:127.0.0.1' (dual-stack logs, some exports) reaches 127.0.0.1: one endpoint,
+    one host for --per-host and the totals, never the same server twice."""
+    from dicomguard.scan.targets import build_targets
+
+    hp = tmp_path / "hits.txt"
+    hp.write_text("127.0.0.1:104\n[::ffff:127.0.0.1]:104\n[::ffff:127.0.0.2]:104\n")
+    ts = build_targets(["::ffff:127.0.0.1"], ports=[104], input_files=[hp])
+    assert sorted(ts) == [("127.0.0.1", 104), ("127.0.0.2", 104)]
+
+
+def test_a_file_endpoint_on_exactly_the_p_ports_is_scanned(tmp_path: Path) -> None:
+    """Found by a fresh tester: 'masscan -p104 ... -oL hits; dicomguard scan -iL hits -p 104'
+    silently scanned nothing - a host whose file ports equal -p fell into the -p block's
+    key and was then dropped from it."""
+    from dicomguard.scan.targets import build_targets
+
+    hits = tmp_path / "hits.txt"
+    hits.write_text("#masscan\nopen tcp 104 127.0.0.2 1700000000\nopen tcp 11112 127.0.0.3 1\n")
+    alone = build_targets([], ports=[104], input_files=[hits])
+    assert sorted(alone) == [("127.0.0.2", 104), ("127.0.0.3", 11112)]
+    assert alone.count() == 2
+    typed = build_targets(["127.0.0.1"], ports=[104], input_files=[hits])
+    assert sorted(typed) == [("127.0.0.1", 104), ("127.0.0.2", 104), ("127.0.0.3", 11112)]
+    assert typed.count() == 3
+    assert sorted(p for k in range(3) for p in typed.shard(k, 3)) == sorted(typed)
