@@ -10,6 +10,7 @@ import argparse
 import logging
 import math
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -332,6 +333,13 @@ def _survey_targets(args: argparse.Namespace, targets: Any) -> Any:
             "scanned",
             file=sys.stderr,
         )
+    never = getattr(targets, "never_servers", 0)
+    if never:
+        print(
+            f"dicomguard: {never:,} address(es) left out: never a server's (0.0.0.0/8, "
+            "multicast 224.0.0.0/4, reserved 240.0.0.0/4; RFC 6890)",
+            file=sys.stderr,
+        )
     if getattr(args, "geoip", None):  # a bad database fails before the scan database exists
         from .geoip import GeoIP, GeoIPError
 
@@ -392,6 +400,7 @@ def run_merge(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from .store import StoreError
     from .store.merge import merge_scans
 
+    _check_output_paths(args)  # an unwritable --jsonl fails before all.db is written
     try:
         result = merge_scans(
             list(args.dbs), args.output, partial=args.partial, argv=list(argv or [])
@@ -510,6 +519,11 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
             raise UsageError(f"cannot read wordlist {args.wordlist}: {exc.strerror}") from None
     if not 1 <= len(args.calling_aet.strip()) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters")
+    if any(not (" " <= c <= "~") or c == "\\" for c in args.calling_aet):
+        # PS3.5 6.2 (AE): default character repertoire without backslash or control characters
+        raise UsageError(
+            f"--calling-aet {args.calling_aet!r}: an AE title is printable ASCII without '\\'"
+        )
     exposure = None
     if not args.no_exposure:
         import secrets
@@ -604,6 +618,12 @@ def _check_output_paths(args: argparse.Namespace) -> None:
             raise UsageError(f"{option} {value}: folder {folder} is not writable")
         if path.exists() and not os.access(path, os.W_OK):
             raise UsageError(f"{option} {value}: not writable")
+        if option == "--jsonl" and path.exists():
+            # os.access says yes to root for everything: open it (append, nothing written)
+            try:
+                path.open("a", encoding="utf-8").close()
+            except OSError as exc:
+                raise UsageError(f"{option} {value}: cannot write ({exc.strerror})") from None
     evidence = getattr(args, "evidence", None)
     if evidence is not None and Path(evidence).exists() and not Path(evidence).is_dir():
         raise UsageError(f"--evidence {evidence}: not a folder")
@@ -688,6 +708,19 @@ def _open_store(args: argparse.Namespace, argv: list[str] | None) -> tuple[Any, 
         raise UsageError(str(exc)) from None
 
 
+def _sigterm_as_interrupt() -> Any:
+    """Make SIGTERM raise KeyboardInterrupt in the main thread; returns the previous handler
+    (None when not on the main thread, where handlers cannot be set)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:
+        return None
+
+
 def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Scan into the database; JSONL and the summary are written from what it stored."""
     from rich.console import Console
@@ -719,6 +752,9 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             )
 
     total = config.targets.count()
+    # SIGTERM is how Kubernetes evicts a pod and Slurm ends a job at its time limit: stop as
+    # Ctrl-C does (commit, print the --resume command) instead of dying without a word
+    previous_sigterm = _sigterm_as_interrupt()
     show_progress = not args.no_progress and sys.stderr.isatty()
     wanted = str(getattr(args, "workers", "auto"))
     workers = parallel.auto_workers(config) if wanted == "auto" else int(wanted)
@@ -790,6 +826,8 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         store.commit()
         raise ScanInterrupted(args.db, str(exc)) from None
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if not finished:
             store.commit()
         store.close()

@@ -18,6 +18,7 @@ vendor, and lookups happen offline on this machine.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -82,7 +83,17 @@ class GeoIP:
             except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
                 self.close()
                 raise GeoIPError(f"--geoip {path}: not a MaxMind DB file ({exc})") from None
+            # the metadata can be intact over a corrupt search tree: walk it now, so a damaged
+            # file is one line before the scan, not an exception at its first record
+            try:
+                for probe in ("127.0.0.1", "1.1.1.1", "::1"):
+                    with contextlib.suppress(ValueError):  # IPv6 in an IPv4-only database
+                        self._readers[-1].get(probe)
+            except maxminddb.InvalidDatabaseError as exc:
+                self.close()
+                raise GeoIPError(f"--geoip {path}: damaged MaxMind DB file ({exc})") from None
         self._cache: dict[str, dict[str, Any]] = {}
+        self._damaged: type[Exception] = maxminddb.InvalidDatabaseError
 
     def lookup(self, host: str) -> dict[str, Any]:
         """``{"country", "asn", "as_org"}`` for an address (all None for a name/unknown)."""
@@ -98,6 +109,8 @@ class GeoIP:
             try:
                 rec = reader.get(addr)
             except ValueError:  # an IPv6 address in an IPv4-only database
+                continue
+            except self._damaged:  # a corrupt branch the opening check missed: unknown here
                 continue
             if not isinstance(rec, dict):
                 continue

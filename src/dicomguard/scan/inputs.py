@@ -148,8 +148,8 @@ def detect_input_format(head: str) -> InputFormat:
         return "masscan-list"
     if first.startswith(("Host:", "Timestamp:")):
         return "grepable"
-    if "," in first or "\t" in first:
-        fields = _header_fields(first.replace("\t", ","))
+    if "," in first or "\t" in first or ";" in first:
+        fields = _header_fields(first.replace("\t", ",").replace(";", ","))
         if "saddr" in fields:
             return "zmap-csv"
         if any(f in ADDRESS_COLUMNS for f in fields):
@@ -182,12 +182,17 @@ def _read_bytes(path: Path | str) -> bytes:
 
 
 def _decode(path: Path | str, data: bytes) -> str:
+    """Bytes to text: gunzip by magic bytes; UTF-16 by its byte order mark (PowerShell's
+    Out-File, Excel "Unicode text"); else UTF-8 with any BOM dropped (Excel "CSV UTF-8"), so
+    that a BOM never glues itself to the first target or header name."""
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
         except (OSError, EOFError, zlib.error) as exc:
             raise TargetError(f"{_origin_name(path)}: gzip data is damaged ({exc})") from None
-    return data.decode("utf-8", errors="replace")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return data.decode("utf-16", errors="replace")
+    return data.decode("utf-8-sig", errors="replace")
 
 
 def read_input_file(path: Path | str) -> list[FileTarget]:
@@ -244,7 +249,10 @@ class _PortCollector:
         if h.startswith("[") and h.endswith("]"):
             h = h[1:-1]
         try:
-            h = str(ipaddress.ip_address(h))
+            addr = ipaddress.ip_address(h)
+            # ::ffff:a.b.c.d reaches the IPv4 host: keep one name for one endpoint
+            mapped = getattr(addr, "ipv4_mapped", None)
+            h = str(mapped or addr)
         except ValueError:
             if not names:
                 raise TargetError(f"{origin}: {host!r} is not an IP address") from None
@@ -341,7 +349,12 @@ def _pick(fields: list[str], candidates: Iterable[str]) -> str | None:
 def _ports_in(cell: str) -> list[str]:
     """A port cell: one number, or several (``"104;11112"``, ``[104, 11112]``) from exports."""
     cell = cell.strip()
-    return [cell] if cell.isdigit() or not cell else re.findall(r"\d+", cell)
+    if cell.isdigit() or not cell:
+        return [cell]
+    # list separators only; anything else ("1e3", "104.5", a NUL) stays a bad port for
+    # _PortCollector to name, never silently other ports
+    parts = [p for p in re.split(r"[\s,;|\[\]]+", cell) if p]
+    return [p[: -len("/tcp")] if p.lower().endswith("/tcp") else p for p in parts]
 
 
 def _read_csv(name: str, text: str, *, zmap: bool) -> list[FileTarget]:
@@ -351,7 +364,27 @@ def _read_csv(name: str, text: str, *, zmap: bool) -> list[FileTarget]:
     skip = 0
     while skip < len(lines) and (not lines[skip].strip() or lines[skip].startswith("#")):
         skip += 1
-    reader = csv.DictReader(io.StringIO("\n".join(lines[skip:])), skipinitialspace=True)
+    header = lines[skip] if skip < len(lines) else ""
+    # Excel writes ';' where ',' is the decimal mark, tab-separated exports use tabs
+    delimiter = next((d for d in (",", "\t", ";") if d in header), ",")
+    # a banner or certificate cell of a Censys/Shodan export easily passes the csv module's
+    # default field limit (128 KiB); the whole file is in memory already, so allow its size
+    old_limit = csv.field_size_limit()
+    csv.field_size_limit(max(old_limit, len(body) + 1))
+    try:
+        return _read_csv_rows(name, lines, skip, delimiter, zmap=zmap)
+    except csv.Error as exc:
+        raise TargetError(f"{name}: not readable as CSV ({exc})") from None
+    finally:
+        csv.field_size_limit(old_limit)
+
+
+def _read_csv_rows(
+    name: str, lines: list[str], skip: int, delimiter: str, *, zmap: bool
+) -> list[FileTarget]:
+    reader = csv.DictReader(
+        io.StringIO("\n".join(lines[skip:])), delimiter=delimiter, skipinitialspace=True
+    )
     fields = [f.strip().lower() for f in reader.fieldnames or ()]
     reader.fieldnames = fields
     addr = _pick(fields, ADDRESS_COLUMNS)

@@ -135,7 +135,17 @@ class SynSweep(Sweep):
             super()._start(seq, host, port)  # IPv6: connect sweep
             return
         self._probes[(host, port)] = (seq, host, time.monotonic() + self.timeout, 0)
-        self._send(host, port)
+        self._send_or_unreachable(seq, host, port)
+
+    def _send_or_unreachable(self, seq: int, host: str, port: int) -> None:
+        """Send a probe; a destination with no route (ENETUNREACH, EHOSTUNREACH from the route
+        lookup or sendto) is "unreachable" at once, as the connect sweep reports it, instead of
+        an exception out of an event-loop callback that would end the sweep."""
+        try:
+            self._send(host, port)
+        except OSError:
+            if self._probes.pop((host, port), None) is not None:
+                self.verdict(seq, host, port, "unreachable")
 
     def _on_packets(self) -> None:
         answered = False
@@ -173,7 +183,7 @@ class SynSweep(Sweep):
             seq, host, _deadline, tries = self._probes[key]
             if tries < self.retries:
                 self._probes[key] = (seq, host, now + self.timeout, tries + 1)
-                self._send(*key)
+                self._send_or_unreachable(seq, *key)
             else:
                 del self._probes[key]
                 self.verdict(seq, host, key[1], "filtered")

@@ -118,6 +118,16 @@ def _check_ports(ports: Sequence[int]) -> tuple[int, ...]:
 # ----------------------------------------------------------------------------------- intervals
 
 
+#: IPv4 destinations no TCP server can have (RFC 6890 / RFC 1122): 0.0.0.0/8 "this host on
+#: this network" (Linux delivers a connect to 0.0.0.0 to the local machine), 224.0.0.0/4
+#: multicast, 240.0.0.0/4 reserved and the limited broadcast. Always left out of a scan, as
+#: zmap's and masscan's default blocklists do; the targets say how many (``never_servers``).
+NEVER_SERVERS_V4: tuple[tuple[int, int], ...] = (
+    (0, (1 << 24) - 1),
+    (224 << 24, (1 << 32) - 1),
+)
+
+
 class _Intervals:
     """Sorted, disjoint, non-adjacent closed integer intervals, with prefix counts.
 
@@ -222,7 +232,11 @@ def _parse_spec(spec: str) -> _Addr | _Name:
     if "/" in s:
         return _parse_cidr(spec, s)
     if ":" in s:
-        return _Addr(6, [(_parse_ipv6(spec, s),) * 2])
+        n6 = _parse_ipv6(spec, s)
+        mapped = ipaddress.IPv6Address(n6).ipv4_mapped
+        if mapped is not None:  # ::ffff:a.b.c.d is the IPv4 host: one endpoint, not two
+            return _Addr(4, [(int(mapped), int(mapped))])
+        return _Addr(6, [(n6, n6)])
     if _PLAIN_V4.fullmatch(s) and max(map(int, s.split("."))) <= 255:
         n = int.from_bytes(socket.inet_aton(s), "big")
         return _Addr(4, [(n, n)])
@@ -539,6 +553,8 @@ class TargetSet:
         self.shard_of: tuple[int, int] = (0, 1)
         #: names that could not be resolved while building: (name, origin, reason)
         self.unresolved: tuple[Unresolved, ...] = ()
+        #: IPv4 addresses asked for but left out: never a server's (NEVER_SERVERS_V4)
+        self.never_servers = 0
 
     def shard(self, k: int, n: int) -> TargetSet:
         """Shard ``k`` of ``n`` (0 <= k < n): the hosts whose rank is k modulo n, every port.
@@ -580,6 +596,7 @@ class TargetSet:
         part._whole = self
         part.shard_of = (k, n)
         part.unresolved = self.unresolved
+        part.never_servers = self.never_servers
         return part
 
     def space_digest(self) -> str:
@@ -764,13 +781,15 @@ def build_targets(
         (s, None) for item in excludes for s in split_specs(item)
     ]
     for path in exclude_files:
-        excl_specs.extend((s, o) for o, s in _list_specs(Path(path), Path(path).read_text()))
+        text = Path(path).read_text(encoding="utf-8-sig")  # a BOM must not hide line 1
+        excl_specs.extend((s, o) for o, s in _list_specs(Path(path), text))
     for spec, origin in excl_specs:
         parsed = _parse_located(spec, origin)
         if isinstance(parsed, _Name):
             excl_names.add(_name_key(parsed.name))
         else:
             excl_pairs[parsed.family].extend(parsed.intervals)
+    excl_pairs[4].extend(NEVER_SERVERS_V4)
     excluded = {fam: _Intervals(pairs) for fam, pairs in excl_pairs.items()}
 
     # Groups in first-seen order; key ("a", family, ports) or ("n", ports). Specs are parsed
@@ -802,6 +821,9 @@ def build_targets(
         fam: _Intervals(groups.get(("a", fam, main_ports), ())).subtract(excluded[fam])  # type: ignore[arg-type]
         for fam in (4, 6)
     }
+    asked_v4 = _Intervals(groups.get(("a", 4, main_ports), ()))  # type: ignore[arg-type]
+    never = _Intervals(NEVER_SERVERS_V4)
+    never_servers = asked_v4.size - asked_v4.subtract(never).size
     # Scanner-output hosts: ports unioned per host across files; ports the -p scan of that host
     # already covers are dropped so no endpoint is probed twice.
     per_host: dict[tuple[int, int], dict[int, None]] = {}
@@ -810,14 +832,26 @@ def build_targets(
         assert isinstance(parsed, _Addr) and ft.ports is not None  # _PortCollector gives IPs
         n = parsed.intervals[0][0]
         if excluded[parsed.family].contains(n):
+            if parsed.family == 4 and never.contains(n) and (4, n) not in per_host:
+                never_servers += 1
+                per_host[(4, n)] = {}  # counted once, scanned never
             continue
         entry = per_host.setdefault((parsed.family, n), {})
         for p in ft.ports:
             entry.setdefault(p)
+    into_main: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
     for (fam, n), host_ports in per_host.items():
         extra = tuple(p for p in host_ports if not (main[fam].contains(n) and p in main_ports))
-        if extra:
+        if extra == main_ports:
+            # the file names exactly the -p ports for a host -p does not cover: it joins the
+            # main block (the block of these ports), it must not vanish into it
+            into_main[fam].append((n, n))
+            groups.setdefault(("a", fam, main_ports), [])
+        elif extra:
             groups.setdefault(("a", fam, extra), []).append((n, n))
+    for fam, pairs in into_main.items():
+        if pairs:
+            main[fam] = _Intervals([*zip(main[fam].starts, main[fam].ends, strict=True), *pairs])
 
     blocks: list[_Block] = []
     for key, members in groups.items():
@@ -829,6 +863,7 @@ def build_targets(
             blocks.append(_AddrBlock(fam, hosts, block_ports))  # type: ignore[arg-type]
     result = TargetSet(blocks, excluded, frozenset(excl_names))
     result.unresolved = tuple(unresolved)
+    result.never_servers = never_servers
     return result
 
 

@@ -46,12 +46,24 @@ def utc_now() -> str:
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
-    """Open (creating if needed) with the pragmas every writer and reader relies on."""
+    """Open (creating if needed) with the pragmas every writer and reader relies on.
+
+    Raises StoreError (one line) when the file cannot be opened or is not an SQLite database
+    (a text file, a damaged or truncated database): sqlite3 only notices at the first
+    statement, and its exception used to reach the user as a traceback.
+    """
     conn = sqlite3.connect(str(path), isolation_level=None)  # we issue BEGIN/COMMIT ourselves
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("PRAGMA busy_timeout=5000")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        raise StoreError(f"{path}: cannot open as a scan database ({exc})") from None
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise StoreError(f"{path}: not a dicomguard scan database ({exc})") from None
     return conn
 
 

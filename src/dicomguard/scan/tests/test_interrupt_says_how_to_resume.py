@@ -41,11 +41,20 @@ def _stored(db: Path) -> int:
         return 0
 
 
-def test_ctrl_c_prints_the_resume_command_and_it_works(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("sig", "network"),
+    [(signal.SIGINT, NETWORK), (signal.SIGTERM, "127.77.14.16/28")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_ctrl_c_prints_the_resume_command_and_it_works(
+    tmp_path: Path, sig: signal.Signals, network: str
+) -> None:
+    """SIGTERM too (found by a fresh tester: it killed the scan without a word): it is how
+    Kubernetes evicts a pod of an Indexed Job and how Slurm ends a job at its time limit."""
     db = tmp_path / "my scan.db"  # a space: the command must quote it
-    argv = [NETWORK, "-p", "11112", "--rate", "4", "--concurrency", "2", "--timeout", "2"]
+    argv = [network, "-p", "11112", "--rate", "4", "--concurrency", "2", "--timeout", "2"]
     argv += ["--query-budget", "4", "--no-progress", "-q", "--db", str(db)]
-    with FleetThread(NETWORK, {"open": 4, "echo-only": 4}, ports=(11112,), max_patients=20):
+    with FleetThread(network, {"open": 4, "echo-only": 4}, ports=(11112,), max_patients=20):
         scan = subprocess.Popen(
             [sys.executable, "-m", "dicomguard", "scan", *argv],
             cwd=tmp_path,
@@ -58,7 +67,7 @@ def test_ctrl_c_prints_the_resume_command_and_it_works(tmp_path: Path) -> None:
         while _stored(db) < 2:
             assert scan.poll() is None and time.monotonic() < deadline
             time.sleep(0.05)
-        scan.send_signal(signal.SIGINT)
+        scan.send_signal(sig)
         _, err = scan.communicate(timeout=60)
         assert scan.returncode == 130, err
         assert "Traceback" not in err

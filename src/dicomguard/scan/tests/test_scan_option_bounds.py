@@ -42,9 +42,7 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    ("option", "value"), [(o, v) for o, values in BAD.items() for v in values]
-)
+@pytest.mark.parametrize(("option", "value"), [(o, v) for o, values in BAD.items() for v in values])
 def test_bad_numeric_option_is_one_line_and_status_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, value: str
 ) -> None:
@@ -62,13 +60,25 @@ def test_bad_numeric_option_is_one_line_and_status_2(
         ["--jsonl", "{tmp}/no/such/folder/out.jsonl"],
         ["--db", "{tmp}/missing/scan.db"],
         ["--jsonl", "{tmp}"],  # a folder, not a file
+        # found by a fresh tester (as root, where os.access says yes to everything)
+        ["--jsonl", "/proc/version"],
+        ["--db", "/proc/version"],
+        ["--db", "{tmp}/text.db"],  # an existing file that is not a database
     ],
-    ids=["jsonl-missing-folder", "db-missing-folder", "jsonl-is-a-folder"],
+    ids=[
+        "jsonl-missing-folder",
+        "db-missing-folder",
+        "jsonl-is-a-folder",
+        "jsonl-unwritable-file",
+        "db-unwritable-file",
+        "db-not-a-database",
+    ],
 )
 def test_unwritable_output_is_one_line_and_status_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str]
 ) -> None:
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "text.db").write_text("not a database\n")
     if "--db" not in argv:
         argv += ["--db", str(tmp_path / "x.db")]
     code, err = _run(capsys, "127.0.0.1", *argv)
@@ -87,3 +97,37 @@ def test_good_values_at_the_bounds_are_accepted() -> None:
     config = scan_config_from_args(build_parser().parse_args(argv))
     assert config.rate == 0 and config.transient_retries == 0
     assert config.endpoint_budget == 30 and config.probe.timeouts.associate == 0.5
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not a database\n", b"SQLite format 3\x00" + b"\x00" * 100],
+    ids=["text-file", "truncated-sqlite"],
+)
+def test_resume_of_a_file_that_is_not_a_scan_database_is_one_line_and_status_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes
+) -> None:
+    """Found by a fresh tester: --resume of a text file or a damaged database was a
+    sqlite3.DatabaseError traceback."""
+    bad = tmp_path / "scan.db"
+    bad.write_bytes(content)
+    code, err = _run(capsys, "--resume", str(bad))
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dicomguard: error:"), err
+    assert bad.read_bytes() == content  # never rewritten
+
+
+@pytest.mark.parametrize(
+    "aet", ["A\\B", "\\", "ÄRZTE", "AE\tX"], ids=["backslash", "only-bs", "non-ascii", "tab"]
+)
+def test_a_calling_aet_outside_the_ae_repertoire_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, aet: str
+) -> None:
+    """PS3.5 6.2: an AE title has no backslash or control characters (found by a fresh
+    tester: --calling-aet '\\' was sent as is)."""
+    code, err = _run(capsys, "127.0.0.1", "--db", str(tmp_path / "x.db"), "--calling-aet", aet)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "--calling-aet" in lines[0], err
+    assert not (tmp_path / "x.db").exists()

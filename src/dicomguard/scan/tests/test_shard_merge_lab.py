@@ -204,6 +204,22 @@ def test_merge_refuses_a_missing_or_duplicate_shard(lab_scans: dict[str, Any]) -
     assert partial.returncode == 0 and "missing shard(s) [1]" in partial.stderr
 
 
+def test_merge_into_an_unwritable_jsonl_is_one_line_before_any_merge(
+    lab_scans: dict[str, Any],
+) -> None:
+    """Found by a fresh tester: merge --jsonl /proc/version wrote all.db, then ended with an
+    OSError traceback."""
+    shards, tmp = lab_scans["shards"], lab_scans["tmp"]
+    for jsonl in ("/proc/version", str(tmp / "no" / "such" / "all.jsonl"), str(tmp)):
+        out = dicomguard(
+            "merge", *[str(s) for s in shards], "-o", str(tmp / "j.db"), "--jsonl", jsonl
+        )
+        assert out.returncode == 2, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("dicomguard: error: --jsonl"), out.stderr
+        assert not (tmp / "j.db").exists()
+
+
 def test_merge_refuses_shards_of_different_targets_or_options(lab_scans: dict[str, Any]) -> None:
     shards, tmp = lab_scans["shards"], lab_scans["tmp"]
     # other scans of nothing listening (127.42.141.x): quick, and their shard 1/3 fits ours

@@ -65,3 +65,46 @@ def test_syn_sweep_agrees_with_connect_sweep(listeners):
     syn = asyncio.run(_sweep(SynSweep))
     connect = asyncio.run(_sweep(Sweep))
     assert syn == connect
+
+
+@pytest.fixture
+def unreachable_net():
+    """A loopback /24 the namespace has no route to (an 'unreachable' route in table local):
+    connects fail at once with EHOSTUNREACH, as for a blackholed prefix; no packet leaves."""
+    import subprocess
+
+    net = "127.42.199.0/24"
+    subprocess.run(["ip", "route", "add", "unreachable", net, "table", "local"], check=True)
+    yield [f"127.42.199.{i}" for i in (1, 2, 3)]
+    subprocess.run(["ip", "route", "del", "unreachable", net, "table", "local"], check=True)
+
+
+@pytest.mark.skipif(
+    not raw_sockets_available() and os.environ.get("CI") != "true",
+    reason="raw sockets need root (CI runs as root and must run this)",
+)
+@pytest.mark.parametrize("kind", [SynSweep, Sweep])
+def test_a_destination_without_a_route_is_unreachable_not_a_dead_sweep(
+    unreachable_net: list[str], listeners: list[tuple[str, int]], kind: type[Sweep]
+) -> None:
+    """Found by a fresh tester: the SYN sweep raised ENETUNREACH out of its route lookup in an
+    event-loop callback, the sweep never finished (a hang) and no endpoint got a verdict."""
+    endpoints = [(h, 104) for h in unreachable_net] + listeners
+    verdicts: dict[tuple[str, int], str] = {}
+
+    def verdict(seq: int, host: str, port: int, state: str) -> None:
+        assert (host, port) not in verdicts
+        verdicts[(host, port)] = state
+
+    async def run() -> None:
+        sweep = kind(iter([(i, h, p) for i, (h, p) in enumerate(endpoints)]), verdict, timeout=1.0)
+        try:
+            await asyncio.wait_for(sweep.run(), 20)
+        finally:
+            sweep.close()
+
+    asyncio.run(run())
+    assert {k: v for k, v in verdicts.items() if k[0] in unreachable_net} == {
+        (h, 104): "unreachable" for h in unreachable_net
+    }
+    assert {k for k, v in verdicts.items() if v == "open"} == set(listeners)
