@@ -14,7 +14,7 @@ from rich.text import Text
 from ..scan.findings import catalog, severity_rank
 from ..scan.honeypot import classify
 from . import verdict as V
-from .stats import counted_exposure, is_service, per_ip, share_text, worst
+from .stats import is_service, leaks, per_ip, share_text, worst
 
 #: endpoint rows printed at most (the worst first); the HTML report pages through every one
 MAX_ROWS = 200
@@ -118,10 +118,14 @@ def render_summary(
             )
             console.print(f"           [dim]fix:[/] {d.remediation}", highlight=False)
 
-    leaking = [r for r in dicom if (r.get("exposure") or {}).get("studies")]
-    patients = sum(counted_exposure(r).get("patients") or 0 for r in leaking)
-    studies = sum(counted_exposure(r).get("studies") or 0 for r in leaking)
-    complete = all((r.get("exposure") or {}).get("complete", True) for r in leaking)
+    # per port: the same "leaking" and honeypot classes as the HTML/JSON per-port figures
+    # (stats.analyse endpoints.leaking); patient/study totals only per IP, below
+    cls = {ep: V.honeypot_class(e) for ep, e in classify(dicom)["endpoints"].items()}
+    real = [
+        r for r in recs if is_service(r) and cls.get(f"{r['host']}:{r['port']}", V.REAL) == V.REAL
+    ]
+    leaking = sum(leaks(r) for r in real)
+    set_apart = sum(c != V.REAL for c in cls.values())
     console.print()
     states = stats.get("states", {})
     console.print(
@@ -130,9 +134,8 @@ def render_summary(
         f" ({stats.get('rate', 0):.0f}/s): {states.get('open', 0)} open, "
         f"{states.get('closed', 0)} closed, {states.get('filtered', 0)} filtered; "
         f"[bold]{len(dicom)}[/] DICOM ({sum(1 for r in dicom if r.get('tls'))} TLS), "
-        f"{len(leaking)} leaking {V.count_text(patients, complete)} patients / "
-        f"{V.count_text(studies, complete)} studies (per port; per-IP figures without "
-        "honeypots below)."
+        f"{leaking} real-looking port(s) leaking data, {set_apart} honeypot port(s) set "
+        "apart (per port; per-IP figures below)."
     )
     h = per_ip(recs, int(stats.get("endpoints", 0)))
     years = h["study_years"]
