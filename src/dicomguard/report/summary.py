@@ -105,22 +105,31 @@ def render_summary(
             highlight=False,
         )
 
-    counts: Counter[str] = Counter(f["id"] for r in recs for f in r.get("findings", []))
+    # the honeypot classes the HTML/JSON use: findings and per-port figures count real-looking
+    # endpoints (stats.analyse "findings", endpoints.leaking), honeypots said apart
+    cls = {ep: V.honeypot_class(e) for ep, e in classify(dicom)["endpoints"].items()}
+    counts: Counter[str] = Counter()
+    on_honeypots: Counter[str] = Counter()
+    for r in recs:
+        real_ep = cls.get(f"{r['host']}:{r['port']}", V.REAL) == V.REAL
+        for fid in {f["id"] for f in r.get("findings") or []}:
+            (counts if real_ep else on_honeypots)[fid] += 1
     cat = catalog()
-    if counts:
+    if counts or on_honeypots:
         console.print()
-        console.print("[bold]Findings[/] (endpoints affected, remediation)")
-        for fid in sorted(counts, key=lambda i: (-severity_rank(cat[i].severity), i)):
+        console.print("[bold]Findings[/] (real-looking endpoints affected, remediation)")
+        for fid in sorted(
+            counts | on_honeypots, key=lambda i: (-severity_rank(cat[i].severity), i)
+        ):
             d = cat[fid]
+            apart = f" (+{on_honeypots[fid]} on honeypots)" if on_honeypots[fid] else ""
             console.print(
-                f"  [{SEVERITY_STYLE[d.severity]}]{d.severity:>8}[/] {fid} x{counts[fid]}: "
+                f"  [{SEVERITY_STYLE[d.severity]}]{d.severity:>8}[/] {fid} x{counts[fid]}{apart}: "
                 f"[bold]{d.title}[/]"
             )
             console.print(f"           [dim]fix:[/] {d.remediation}", highlight=False)
 
-    # per port: the same "leaking" and honeypot classes as the HTML/JSON per-port figures
-    # (stats.analyse endpoints.leaking); patient/study totals only per IP, below
-    cls = {ep: V.honeypot_class(e) for ep, e in classify(dicom)["endpoints"].items()}
+    # per port: patient/study totals only per IP, below
     real = [
         r for r in recs if is_service(r) and cls.get(f"{r['host']}:{r['port']}", V.REAL) == V.REAL
     ]

@@ -141,3 +141,23 @@ def test_terminal_per_port_leaking_is_the_reports_figure(tmp_path: Path) -> None
     assert m, line
     assert int(m.group(1)) == data["endpoints"]["leaking"]
     assert "5,000" not in line and "1,710" not in line  # no honeypot studies/patients per port
+
+
+def test_terminal_finding_counts_are_the_reports(tmp_path: Path) -> None:
+    """'DG-005 xN' in the terminal is the HTML/JSON 'N endpoint(s)' (real-looking endpoints),
+    with the honeypots' share said apart, not a larger figure with honeypots mixed in."""
+    from rich.console import Console
+
+    from dicomguard.report.summary import render_summary
+
+    recs = _records()
+    db = write_db(tmp_path / "s.db", recs)
+    data = aggregate(load_scan(db))
+    console = Console(record=True, width=400, force_terminal=False)
+    render_summary(load_scan(db).records, {"endpoints": len(recs)}, console)
+    text = console.export_text()
+    for f in data["findings"]:
+        line = next(ln for ln in text.splitlines() if f" {f['id']} x" in ln)
+        assert f" {f['id']} x{f['endpoints']}" in line, line
+    dg005 = next(ln for ln in text.splitlines() if " DG-005 x" in ln)
+    assert "(+2 on honeypots)" in dg005, dg005
