@@ -79,9 +79,9 @@ def render_defectdojo(scan: StoredScan) -> str:
                 ],
             }
             if rec.get("product"):
-                item["component_name"] = str(rec["product"])
+                item["component_name"] = _clip(str(rec["product"]), 500)
                 if rec.get("product_version"):
-                    item["component_version"] = str(rec["product_version"])
+                    item["component_version"] = _clip(str(rec["product_version"]), 100)
             if date:
                 item["date"] = date
             findings.append(item)
@@ -94,3 +94,10 @@ def render_defectdojo(scan: StoredScan) -> str:
         "findings": findings,
     }
     return json.dumps(doc, indent=2) + "\n"
+
+
+def _clip(text: str, n: int) -> str:
+    """``text`` cut to ``n`` characters (``…`` last when cut): DefectDojo's Finding
+    component_name/component_version are CharField(max_length=500/100) (dojo/finding/models.py)
+    and a longer value, which a server chooses, fails the whole import on PostgreSQL."""
+    return text if len(text) <= n else text[: n - 1] + "…"

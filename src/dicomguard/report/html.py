@@ -50,12 +50,46 @@ MAX_CLUSTERS = 20
 MAX_PORTS = 40
 
 
+#: characters a server's string must not carry into the page as themselves: C0/C1 controls
+#: (a NUL is an HTML parse error) and the Unicode bidi controls (UAX #9) that reorder what a
+#: reader sees around them ("Trojan Source", CVE-2021-42574); each is shown as ``<U+XXXX>``
+_INVISIBLE = {
+    c: f"<U+{c:04X}>"
+    for c in (
+        *range(0x00, 0x09),
+        0x0B,
+        0x0C,
+        *range(0x0E, 0x20),
+        *range(0x7F, 0xA0),
+        0x061C,
+        0x200E,
+        0x200F,
+        *range(0x202A, 0x202F),
+        *range(0x2066, 0x206A),
+    )
+}
+
+
+def visible(value: Any) -> Any:
+    """``value`` with control and bidi characters in every string made visible (recursing into
+    dicts and lists); other values unchanged."""
+    if isinstance(value, str):
+        return value.translate(_INVISIBLE)
+    if isinstance(value, list):
+        return [visible(v) for v in value]
+    if isinstance(value, dict):
+        return {k: visible(v) for k, v in value.items()}
+    return value
+
+
 @cache
 def environment() -> jinja2.Environment:
-    """The template environment: package templates, autoescaping on, undefined names fatal."""
+    """The template environment: package templates, autoescaping on, undefined names fatal,
+    every printed string through :func:`visible`."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("dicomguard.report", "templates"),
         autoescape=True,
+        finalize=visible,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -471,7 +505,7 @@ def context(scan: StoredScan) -> dict[str, Any]:
         "ports": ports[:MAX_PORTS],
         "ports_more": max(0, len(ports) - MAX_PORTS),
         "page_size": PAGE_SIZE,
-        "endpoint_data": endpoint_data(a, when),
+        "endpoint_data": visible(endpoint_data(a, when)),
         "stats_json": _short_stats(d),
     }
 

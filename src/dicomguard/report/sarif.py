@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from .. import __version__
 from ..scan.findings import catalog, severity_rank
+from ..scan.honeypot import classify
 from ..store.read import StoredScan
 from . import verdict as V
 
@@ -60,11 +61,16 @@ def _rule(fid: str) -> dict[str, Any]:
     }
 
 
-def _result(rec: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
+def _result(rec: dict[str, Any], f: dict[str, Any], cls: str = V.REAL) -> dict[str, Any]:
+    """One result; ``cls`` is the endpoint's :func:`.verdict.honeypot_class`, said in the
+    message (as DefectDojo's description does) so an alert on a honeypot is not triaged as a
+    real server's."""
     endpoint = V.endpoint(rec)
     fid = f["id"]
     severity = f.get("severity", "info")
     text = f.get("title", fid) + (f" ({f['detail']})" if f.get("detail") else "")
+    if cls != V.REAL:
+        text += f". Classification: {cls}."
     return {
         "ruleId": fid,
         "level": LEVEL.get(severity, "note"),
@@ -94,6 +100,7 @@ def _result(rec: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
             "product": V.product(rec) if rec.get("product") else None,
             "transport": V.transport(rec),
             "called_aet": V.called_aet(rec) if rec.get("dicom") else None,
+            "honeypot_class": cls if rec.get("dicom") else None,
         },
     }
 
@@ -101,6 +108,8 @@ def _result(rec: dict[str, Any], f: dict[str, Any]) -> dict[str, Any]:
 def render_sarif(scan: StoredScan) -> str:
     """One SARIF 2.1.0 log with one run; rules are the findings catalog entries used."""
     meta = scan.meta
+    dicom = [r for r in scan.records if r.get("state", "open") == "open" and r.get("dicom")]
+    cls = {ep: V.honeypot_class(e) for ep, e in classify(dicom)["endpoints"].items()}
     pairs = [
         (rec, f)
         for rec in scan.records
@@ -119,7 +128,7 @@ def render_sarif(scan: StoredScan) -> str:
         if f["id"] not in index:
             index[f["id"]] = len(rules)
             rules.append(_rule(f["id"]))
-        res = _result(rec, f)
+        res = _result(rec, f, cls.get(f"{rec['host']}:{rec['port']}", V.REAL))
         res["ruleIndex"] = index[f["id"]]
         results.append(res)
     invocation: dict[str, Any] = {

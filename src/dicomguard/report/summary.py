@@ -14,7 +14,7 @@ from rich.text import Text
 from ..scan.findings import catalog, severity_rank
 from ..scan.honeypot import classify
 from . import verdict as V
-from .stats import counted_exposure, is_service, per_ip, share_text, worst
+from .stats import is_service, leaks, per_ip, share_text, worst
 
 #: endpoint rows printed at most (the worst first); the HTML report pages through every one
 MAX_ROWS = 200
@@ -105,23 +105,36 @@ def render_summary(
             highlight=False,
         )
 
-    counts: Counter[str] = Counter(f["id"] for r in recs for f in r.get("findings", []))
+    # the honeypot classes the HTML/JSON use: findings and per-port figures count real-looking
+    # endpoints (stats.analyse "findings", endpoints.leaking), honeypots said apart
+    cls = {ep: V.honeypot_class(e) for ep, e in classify(dicom)["endpoints"].items()}
+    counts: Counter[str] = Counter()
+    on_honeypots: Counter[str] = Counter()
+    for r in recs:
+        real_ep = cls.get(f"{r['host']}:{r['port']}", V.REAL) == V.REAL
+        for fid in {f["id"] for f in r.get("findings") or []}:
+            (counts if real_ep else on_honeypots)[fid] += 1
     cat = catalog()
-    if counts:
+    if counts or on_honeypots:
         console.print()
-        console.print("[bold]Findings[/] (endpoints affected, remediation)")
-        for fid in sorted(counts, key=lambda i: (-severity_rank(cat[i].severity), i)):
+        console.print("[bold]Findings[/] (real-looking endpoints affected, remediation)")
+        for fid in sorted(
+            counts | on_honeypots, key=lambda i: (-severity_rank(cat[i].severity), i)
+        ):
             d = cat[fid]
+            apart = f" (+{on_honeypots[fid]} on honeypots)" if on_honeypots[fid] else ""
             console.print(
-                f"  [{SEVERITY_STYLE[d.severity]}]{d.severity:>8}[/] {fid} x{counts[fid]}: "
+                f"  [{SEVERITY_STYLE[d.severity]}]{d.severity:>8}[/] {fid} x{counts[fid]}{apart}: "
                 f"[bold]{d.title}[/]"
             )
             console.print(f"           [dim]fix:[/] {d.remediation}", highlight=False)
 
-    leaking = [r for r in dicom if (r.get("exposure") or {}).get("studies")]
-    patients = sum(counted_exposure(r).get("patients") or 0 for r in leaking)
-    studies = sum(counted_exposure(r).get("studies") or 0 for r in leaking)
-    complete = all((r.get("exposure") or {}).get("complete", True) for r in leaking)
+    # per port: patient/study totals only per IP, below
+    real = [
+        r for r in recs if is_service(r) and cls.get(f"{r['host']}:{r['port']}", V.REAL) == V.REAL
+    ]
+    leaking = sum(leaks(r) for r in real)
+    set_apart = sum(c != V.REAL for c in cls.values())
     console.print()
     states = stats.get("states", {})
     console.print(
@@ -130,9 +143,8 @@ def render_summary(
         f" ({stats.get('rate', 0):.0f}/s): {states.get('open', 0)} open, "
         f"{states.get('closed', 0)} closed, {states.get('filtered', 0)} filtered; "
         f"[bold]{len(dicom)}[/] DICOM ({sum(1 for r in dicom if r.get('tls'))} TLS), "
-        f"{len(leaking)} leaking {V.count_text(patients, complete)} patients / "
-        f"{V.count_text(studies, complete)} studies (per port; per-IP figures without "
-        "honeypots below)."
+        f"{leaking} real-looking port(s) leaking data, {set_apart} honeypot port(s) set "
+        "apart (per port; per-IP figures below)."
     )
     h = per_ip(recs, int(stats.get("endpoints", 0)))
     years = h["study_years"]

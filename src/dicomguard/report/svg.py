@@ -8,6 +8,7 @@ from a CDN (forbidden: the report must make no network request) or pulls a heavy
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,7 +70,8 @@ def columns(
     left, bottom, plot_h = 50, height - 24, height - 60
     top = max((v for _, v in items), default=0) or 1
     step = (width - left - 10) / max(len(items), 1)
-    every = max(1, int(len(items) / ((width - left) / 36))) if items else 1
+    # shown labels at least 36 px apart (a 12 px "1996" is ~28 px): round the stride up
+    every = max(1, math.ceil(36 / step)) if items else 1
     cols = []
     for i, (label, value) in enumerate(items):
         h = plot_h * value / top

@@ -398,7 +398,7 @@ def check_schema(conn: sqlite3.Connection, path: str | Path) -> None:
         raise StoreError(f"{path}: not a dicomguard scan database") from None
     if row is None or not has_scan:
         raise StoreError(f"{path}: not a dicomguard scan database")
-    if int(row[0]) != SCHEMA_VERSION:
+    if str(row[0]) != str(SCHEMA_VERSION):  # not int(): a damaged value is not a ValueError
         raise StoreError(f"{path}: schema version {row[0]}, this dicomguard reads {SCHEMA_VERSION}")
 
 

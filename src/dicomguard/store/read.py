@@ -39,11 +39,20 @@ def load_scan(path: str | Path) -> StoredScan:
     conn = open_read_only(path)
     try:
         check_schema(conn, path)
-        meta = read_metadata(conn)
-        records = [
-            json.loads(r[0])
-            for r in conn.execute("SELECT record FROM endpoints ORDER BY seq, host, port")
-        ]
+        try:
+            meta = read_metadata(conn)
+        except (ValueError, TypeError) as exc:  # a scan-metadata column that is not JSON
+            raise StoreError(f"{path}: cannot read: scan metadata damaged ({exc})") from None
+        records = []
+        for host, port, rec in conn.execute(
+            "SELECT host, port, record FROM endpoints ORDER BY seq, host, port"
+        ):
+            try:
+                records.append(json.loads(rec))
+            except (ValueError, TypeError) as exc:
+                raise StoreError(
+                    f"{path}: cannot read: record of {host}:{port} damaged ({exc})"
+                ) from None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: cannot read: {exc}") from None
     finally:

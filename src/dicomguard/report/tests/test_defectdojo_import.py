@@ -36,6 +36,16 @@ ALLOWED = REQUIRED | {
 }  # fmt: skip
 ENDPOINT_FIELDS = {"protocol", "userinfo", "host", "port", "path", "query", "fragment"}
 SEVERITIES = {"Critical", "High", "Medium", "Low", "Info"}
+#: CharField max_length of dojo/finding/models.py Finding (PostgreSQL refuses longer values and
+#: the whole import fails; the generic parser does not truncate)
+MAX_LENGTH = {
+    "title": 511,
+    "component_name": 500,
+    "component_version": 100,
+    "unique_id_from_tool": 500,
+    "vuln_id_from_tool": 500,
+    "service": 200,
+}
 
 
 def defectdojo_problems(doc: dict[str, Any]) -> list[str]:
@@ -45,6 +55,9 @@ def defectdojo_problems(doc: dict[str, Any]) -> list[str]:
             out.append(f"{i}: missing {sorted(missing)}")
         if extra := f.keys() - ALLOWED:
             out.append(f"{i}: not allowed {sorted(extra)}")
+        for key, n in MAX_LENGTH.items():
+            if len(str(f.get(key) or "")) > n:
+                out.append(f"{i}: {key} longer than {n}")
         if f.get("severity") not in SEVERITIES:
             out.append(f"{i}: severity {f.get('severity')!r}")
         if "date" in f:

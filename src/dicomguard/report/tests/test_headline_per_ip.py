@@ -116,3 +116,48 @@ def test_html_shows_bounds_and_never_a_bound_of_zero(tmp_path: Path) -> None:
     only_capped = write_db(tmp_path / "c.db", [recs[5]])
     html = render(only_capped, "html")
     assert 'id="h-studies">unknown<' in html and "≥0" not in html
+
+
+def test_terminal_per_port_leaking_is_the_reports_figure(tmp_path: Path) -> None:
+    """The terminal's per-port 'leaking' count is the HTML/JSON one: real-looking ports that
+    listed data (worklist and web API included, honeypots set apart), not 'ports with studies'
+    with honeypots mixed in; and it gives no second, honeypot-inflated patient total."""
+    import re
+
+    from rich.console import Console
+
+    from dicomguard.report.summary import render_summary
+
+    recs = _records()
+    wl = _base("127.0.16.7", 104, 8)
+    wl["exposure"] = {"patients": None, "studies": None, "worklist_items": 5, "complete": True}
+    recs.append(wl)
+    db = write_db(tmp_path / "s.db", recs)
+    data = aggregate(load_scan(db))
+    console = Console(record=True, width=400, force_terminal=False)
+    render_summary(load_scan(db).records, {"endpoints": len(recs)}, console)
+    line = next(ln for ln in console.export_text().splitlines() if ln.startswith("Scanned"))
+    m = re.search(r"(\d+) real-looking port\(s\) leaking", line)
+    assert m, line
+    assert int(m.group(1)) == data["endpoints"]["leaking"]
+    assert "5,000" not in line and "1,710" not in line  # no honeypot studies/patients per port
+
+
+def test_terminal_finding_counts_are_the_reports(tmp_path: Path) -> None:
+    """'DG-005 xN' in the terminal is the HTML/JSON 'N endpoint(s)' (real-looking endpoints),
+    with the honeypots' share said apart, not a larger figure with honeypots mixed in."""
+    from rich.console import Console
+
+    from dicomguard.report.summary import render_summary
+
+    recs = _records()
+    db = write_db(tmp_path / "s.db", recs)
+    data = aggregate(load_scan(db))
+    console = Console(record=True, width=400, force_terminal=False)
+    render_summary(load_scan(db).records, {"endpoints": len(recs)}, console)
+    text = console.export_text()
+    for f in data["findings"]:
+        line = next(ln for ln in text.splitlines() if f" {f['id']} x" in ln)
+        assert f" {f['id']} x{f['endpoints']}" in line, line
+    dg005 = next(ln for ln in text.splitlines() if " DG-005 x" in ln)
+    assert "(+2 on honeypots)" in dg005, dg005

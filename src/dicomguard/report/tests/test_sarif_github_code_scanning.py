@@ -123,3 +123,23 @@ def test_more_results_than_github_accepts_keeps_the_most_severe(tmp_path: Path) 
     assert "GitHub code scanning accepts at most" in notes[0]["message"]["text"]
     assert github_problems(doc) == []
     assert _schema_errors({**doc, "runs": [{**run, "results": run["results"][:200]}]}) == []
+
+
+def test_alerts_on_honeypots_say_so_as_defectdojo_does(tmp_path: Path) -> None:
+    """GitHub shows the message and properties; an alert on a honeypot must say it is one,
+    worded as DefectDojo's description and the CSV's honeypot_class column."""
+    from .test_headline_per_ip import _records
+
+    db = write_db(tmp_path / "hp.db", _records())
+    results = json.loads(render(db, "sarif"))["runs"][0]["results"]
+    by_host = {r["properties"]["host"]: r for r in results if r["properties"]["port"] == 104}
+    assert by_host["127.0.16.2"]["properties"]["honeypot_class"] == "honeypot"
+    assert "Classification: honeypot." in by_host["127.0.16.2"]["message"]["text"]
+    assert by_host["127.0.16.3"]["properties"]["honeypot_class"] == "likely-honeypot"
+    assert by_host["127.0.16.1"]["properties"]["honeypot_class"] == "real"
+    assert "Classification" not in by_host["127.0.16.1"]["message"]["text"]
+    dojo = json.loads(render(db, "defectdojo"))["findings"]
+    assert any(
+        "127.0.16.2" in str(f["endpoints"]) and "Classification: honeypot." in f["description"]
+        for f in dojo
+    )
