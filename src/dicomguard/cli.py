@@ -340,6 +340,12 @@ def _survey_targets(args: argparse.Namespace, targets: Any) -> Any:
             "multicast 224.0.0.0/4, reserved 240.0.0.0/4; RFC 6890)",
             file=sys.stderr,
         )
+        if targets.count() == 0:
+            # nothing else was asked for: an empty scan with exit 0 would hide the mistake
+            raise UsageError(
+                f"no targets left: all {never:,} address(es) asked for are never a server's "
+                "(0.0.0.0/8, 224.0.0.0/4, 240.0.0.0/4)"
+            )
     if getattr(args, "geoip", None):  # a bad database fails before the scan database exists
         from .geoip import GeoIP, GeoIPError
 

@@ -767,11 +767,20 @@ def build_targets(
     """
     main_ports = _check_ports(ports)
     plain: list[tuple[str, str | None]] = [(s, None) for item in specs for s in split_specs(item)]
-    with_ports: list[FileTarget] = []
+    from .inputs import iter_input_file
+
+    # Scanner-output hosts with their ports, read one at a time and held compact: key n for
+    # IPv4, -(n + 1) for IPv6, ports unioned across files in first-seen order, equal port
+    # tuples shared (a million hosts that answered on 104 hold one tuple).
+    ported: dict[int, tuple[int, ...]] = {}
+    shared: dict[tuple[int, ...], tuple[int, ...]] = {}
+    with_ports: list[FileTarget] = []  # names with ports, for _resolve_phase
     for path in input_files:
-        for ft in read_input_file(path):
+        for ft in iter_input_file(path):
             if ft.ports is None:
                 plain.extend((s, ft.origin) for s in split_specs(ft.spec))
+            elif _is_address(ft.spec):
+                _merge_ported(ported, shared, ft)
             else:
                 with_ports.append(ft)
 
@@ -807,6 +816,9 @@ def build_targets(
     resolved, with_ports, unresolved = _resolve_phase(
         names, with_ports, excl_names, resolve_file_names, resolver
     )
+    for ft in with_ports:  # addresses of names, after those read as addresses
+        _merge_ported(ported, shared, ft)
+    del with_ports, shared
     seen_names: set[str] = set()
     for item, _origin in resolved:
         if isinstance(item, _Name):
@@ -826,21 +838,13 @@ def build_targets(
     never_servers = asked_v4.size - asked_v4.subtract(never).size
     # Scanner-output hosts: ports unioned per host across files; ports the -p scan of that host
     # already covers are dropped so no endpoint is probed twice.
-    per_host: dict[tuple[int, int], dict[int, None]] = {}
-    for ft in with_ports:
-        parsed = _parse_located(ft.spec, ft.origin)
-        assert isinstance(parsed, _Addr) and ft.ports is not None  # _PortCollector gives IPs
-        n = parsed.intervals[0][0]
-        if excluded[parsed.family].contains(n):
-            if parsed.family == 4 and never.contains(n) and (4, n) not in per_host:
-                never_servers += 1
-                per_host[(4, n)] = {}  # counted once, scanned never
-            continue
-        entry = per_host.setdefault((parsed.family, n), {})
-        for p in ft.ports:
-            entry.setdefault(p)
     into_main: dict[int, list[tuple[int, int]]] = {4: [], 6: []}
-    for (fam, n), host_ports in per_host.items():
+    for key, host_ports in ported.items():
+        fam, n = (4, key) if key >= 0 else (6, -key - 1)
+        if excluded[fam].contains(n):
+            if fam == 4 and never.contains(n):
+                never_servers += 1  # counted once (one key a host), scanned never
+            continue
         extra = tuple(p for p in host_ports if not (main[fam].contains(n) and p in main_ports))
         if extra == main_ports:
             # the file names exactly the -p ports for a host -p does not cover: it joins the
@@ -865,6 +869,21 @@ def build_targets(
     result.unresolved = tuple(unresolved)
     result.never_servers = never_servers
     return result
+
+
+def _merge_ported(
+    ported: dict[int, tuple[int, ...]],
+    shared: dict[tuple[int, ...], tuple[int, ...]],
+    ft: FileTarget,
+) -> None:
+    """Union ``ft``'s ports into ``ported`` (keys as in :func:`build_targets`)."""
+    parsed = _parse_located(ft.spec, ft.origin)
+    assert isinstance(parsed, _Addr) and ft.ports is not None  # _PortCollector gives IPs
+    n = parsed.intervals[0][0]
+    key = n if parsed.family == 4 else -n - 1
+    old = ported.get(key)
+    ports = ft.ports if old is None else tuple(dict.fromkeys((*old, *ft.ports)))
+    ported[key] = shared.setdefault(ports, ports)
 
 
 class Unresolved(NamedTuple):

@@ -57,3 +57,21 @@ def test_the_scan_says_how_many_it_left_out(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert "2 address(es) left out: never a server's" in err
     assert "Traceback" not in err and code in (0, 2)
+
+
+def test_only_never_server_addresses_exit_2_with_one_line(tmp_path, capsys) -> None:
+    """Targets that are all never-server addresses (here from an -iL file, host:port lines)
+    are a usage error: exit 2 and one clear line, never an empty scan with exit 0."""
+    from dicomguard.cli import main
+
+    targets = tmp_path / "t.txt"
+    targets.write_text("0.0.0.1:104\n224.0.0.1:104\n240.0.0.9\n")
+    try:
+        code = main(["scan", "-iL", str(targets), "--db", str(tmp_path / "x.db"), "--no-progress"])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "no targets left: all 3 address(es) asked for are never a server's" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "x.db").exists()
