@@ -21,6 +21,7 @@ from pydicom.dataset import Dataset
 
 from . import dimse
 from . import pdu as P
+from .accept_bytes import read_accept
 from .errors import ConnectFailed, DulError, PeerClosed, PeerTimeout, ProtocolViolation
 from .negotiation import Accept, AssociateRequest, Reject, decode_accept, decode_reject
 
@@ -87,6 +88,8 @@ async def open_stream(
     """TCP (optionally TLS) connect; failures are :class:`ConnectFailed` with a state."""
     sock = await tcp_connect(host, port, timeout=timeout)
     try:
+        if ssl_context is None:  # nothing to wait for on the network: no timer needed
+            return await asyncio.open_connection(sock=sock, limit=1 << 16)
         async with asyncio.timeout(timeout):
             return await asyncio.open_connection(
                 sock=sock,
@@ -169,7 +172,7 @@ class Association:
                 if self.recorder is not None:
                     self.recorder("out", data)
                 self.writer.write(data)
-            await asyncio.wait_for(self.writer.drain(), self.timeouts.dimse)
+            await drain(self.writer, self.timeouts.dimse)
         except TimeoutError:
             raise PeerTimeout("peer stopped reading") from None
         except (ConnectionError, OSError) as exc:
@@ -294,7 +297,7 @@ class Association:
             if self.recorder is not None:
                 self.recorder("out", P.abort_pdu())
             self.writer.write(P.abort_pdu())
-            await asyncio.wait_for(self.writer.drain(), 1.0)
+            await drain(self.writer, 1.0)
         await self.close()
 
     async def close(self) -> None:
@@ -376,11 +379,27 @@ class Association:
         raise ProtocolViolation(f"more than {max_responses} C-MOVE responses")
 
 
+async def drain(writer: asyncio.StreamWriter, timeout: float) -> None:
+    """``writer.drain()`` within ``timeout`` seconds (TimeoutError after).
+
+    Free when the transport holds nothing unsent and is open, which is almost every time for
+    the few hundred bytes of an association request or a C-ECHO: ``drain`` would return at once
+    (it only waits above the high-water mark, and only raises once the transport is closing),
+    and ``wait_for`` around it cost a Task and a timer per call.
+    """
+    transport = writer.transport
+    if transport.get_write_buffer_size() == 0 and not transport.is_closing():
+        return
+    async with asyncio.timeout(timeout):
+        await writer.drain()
+
+
 async def close_writer(writer: asyncio.StreamWriter) -> None:
     """Close a stream without letting a peer that never acknowledges stall us."""
     with contextlib.suppress(Exception):
         writer.close()
-        await asyncio.wait_for(writer.wait_closed(), 1.0)
+        async with asyncio.timeout(1.0):  # not wait_for: no Task per association
+            await writer.wait_closed()
     with contextlib.suppress(Exception):
         writer.transport.abort()
 
@@ -404,7 +423,7 @@ async def associate_on(
         if recorder is not None:
             recorder("out", encoded)
         writer.write(encoded)
-        await asyncio.wait_for(writer.drain(), timeouts.associate)
+        await drain(writer, timeouts.associate)
         raw = await P.read_pdu(reader, timeout=timeouts.associate, max_length=max_pdata)
         if recorder is not None:
             recorder("in", raw.data)
@@ -415,7 +434,8 @@ async def associate_on(
             return AssociateOutcome(None, reject)
         if raw.pdu_type != P.A_ASSOCIATE_AC:
             raise ProtocolViolation(f"answered A-ASSOCIATE-RQ with {raw.name}")
-        accept = decode_accept(P.decode(raw), request)  # type: ignore[arg-type]
+        # the byte reader takes every clean AC; pynetdicom decodes the rest (same record)
+        accept = read_accept(raw.data, request) or decode_accept(P.decode(raw), request)  # type: ignore[arg-type]
     except TimeoutError:
         await close_writer(writer)
         raise PeerTimeout("peer stopped reading the request") from None

@@ -13,8 +13,11 @@ endpoints that were in flight. Two mechanisms give that:
   "done" mark - so the database never holds half an index, and a resumed scan neither loses an
   endpoint nor stores (or probes) a finished one twice.
 
-Commits happen every ``batch_size`` results, every ``batch_seconds`` seconds, and whenever the
-watermark moves while results are waiting, whichever comes first.
+Commits happen every ``batch_size`` results, every ``batch_seconds`` seconds, and when the
+watermark moves while results are waiting, whichever comes first; watermark commits are at
+least ``watermark_seconds`` apart (50 ms). Without that spacing a scan where every endpoint
+answers (a zmap list of DICOM servers) committed every one or two endpoints, and a SQLite
+commit (~0.4 ms of CPU) cost more than the association it recorded.
 """
 
 from __future__ import annotations
@@ -70,12 +73,14 @@ class ScanStore:
         store_all: bool = False,
         batch_size: int = 200,
         batch_seconds: float = 1.0,
+        watermark_seconds: float = 0.05,
     ) -> None:
         self.conn = conn
         self.path = str(path)
         self.store_all = store_all
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
+        self.watermark_seconds = watermark_seconds
         self.listeners: list[CommitListener] = []
         row = conn.execute("SELECT watermark FROM scan WHERE id = 1").fetchone()
         self.watermark: int = row[0]
@@ -205,10 +210,11 @@ class ScanStore:
         self._maybe_commit()
 
     def _maybe_commit(self) -> None:
+        waited = time.monotonic() - self._last_commit
         if (
             len(self._batch) >= self.batch_size
-            or (self._moved and self._batch)
-            or time.monotonic() - self._last_commit >= self.batch_seconds
+            or (self._moved and self._batch and waited >= self.watermark_seconds)
+            or waited >= self.batch_seconds
         ):
             self.commit()
 

@@ -3,8 +3,8 @@
 Orthanc 1.10.1 has no option to choose the listening address: both its DICOM and HTTP servers
 bind all interfaces (``Orthanc --config=x.json`` lists every option; none binds). So it only
 starts inside a loopback-only network namespace (``testing/netns.py``; ``scripts/test`` runs
-the tests in one), where every interface is loopback, and ``RemoteAccessAllowed`` stays false. The DICOM port is
-random and the server lives only as long as a test session.
+the tests in one), where every interface is loopback, and ``RemoteAccessAllowed`` stays false.
+The DICOM port is random and the server lives only as long as a test session.
 """
 
 from __future__ import annotations
