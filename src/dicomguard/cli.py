@@ -375,7 +375,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                 for rec in store.records():
                     rewrite.write(rec)
         writer = JsonlWriter(args.jsonl)
-        store.listeners.append(lambda batch: [writer.write(rec) for rec in batch])
+        store.listeners.append(writer.write_many)
 
     def sink(result: Any) -> None:
         if result.state == "open" or args.all:
@@ -440,8 +440,9 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             )
         store.finish(_stats_dict(stats))
         finished = True
-        records = store.summary_records()
-        meta = store.metadata()
+        if not args.quiet:  # read back only for the summary (thousands of records in JSON)
+            records = store.summary_records()
+            meta = store.metadata()
     finally:
         if not finished:
             store.commit()  # interrupted: keep every finished index, resume does the rest

@@ -88,8 +88,6 @@ async def open_stream(
     """TCP (optionally TLS) connect; failures are :class:`ConnectFailed` with a state."""
     sock = await tcp_connect(host, port, timeout=timeout)
     try:
-        if ssl_context is None:  # nothing to wait for on the network: no timer needed
-            return await asyncio.open_connection(sock=sock, limit=1 << 16)
         async with asyncio.timeout(timeout):
             return await asyncio.open_connection(
                 sock=sock,
@@ -168,10 +166,11 @@ class Association:
 
     async def _send(self, pdus: list[bytes]) -> None:
         try:
-            for data in pdus:
-                if self.recorder is not None:
+            if self.recorder is not None:
+                for data in pdus:
                     self.recorder("out", data)
-                self.writer.write(data)
+            # one write (one segment, one send call) for a command and its data set
+            self.writer.write(pdus[0] if len(pdus) == 1 else b"".join(pdus))
             await drain(self.writer, self.timeouts.dimse)
         except TimeoutError:
             raise PeerTimeout("peer stopped reading") from None
@@ -245,7 +244,7 @@ class Association:
         cid, ts = self._context(sop_class)
         msg_id = self._next_id()
         self.last_status: int | None = None
-        data = dimse.encode_dataset(identifier, ts)
+        data = dimse.encode_identifier(identifier, ts)
         await self._send(dimse.find_pdus(msg_id, sop_class, cid, self.peer_max_pdu, data))
         count = 0
         cancelled = False
@@ -396,6 +395,13 @@ async def drain(writer: asyncio.StreamWriter, timeout: float) -> None:
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
     """Close a stream without letting a peer that never acknowledges stall us."""
+    transport = writer.transport
+    if transport.get_write_buffer_size() == 0 and transport.get_extra_info("ssl_object") is None:
+        # Plain TCP with nothing unsent: close() releases the socket on the loop's next pass
+        # whatever we do, so waiting for it (a wakeup and a timer per association) buys nothing.
+        with contextlib.suppress(Exception):
+            writer.close()
+        return
     with contextlib.suppress(Exception):
         writer.close()
         async with asyncio.timeout(1.0):  # not wait_for: no Task per association

@@ -147,6 +147,34 @@ def encode_dataset(ds: Dataset, transfer_syntax: str) -> bytes:
     return data
 
 
+#: encoded query identifiers by content: a scan sends the same few identifiers to every endpoint
+_QUERY_CACHE: dict[tuple[object, ...], bytes] = {}
+_QUERY_CACHE_SIZE = 512
+
+
+def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
+    """:func:`encode_dataset` for a small flat query identifier, remembered by content.
+
+    The exposure count sends the same handful of C-FIND identifiers to every endpoint, and
+    pydicom's writer cost ~0.3 ms each time (a quarter of the scanner's CPU in a full
+    assessment of the all-DICOM benchmark). The key is every element's tag, VR and value, so
+    a changed identifier is encoded afresh; identifiers holding sequences are not cached.
+    """
+    key: list[object] = [transfer_syntax]
+    for elem in ds:
+        if elem.VR == "SQ":
+            return encode_dataset(ds, transfer_syntax)
+        key.append((elem.tag, elem.VR, type(elem.value).__name__, str(elem.value)))
+    k = tuple(key)
+    data = _QUERY_CACHE.get(k)
+    if data is None:
+        data = encode_dataset(ds, transfer_syntax)
+        if len(_QUERY_CACHE) >= _QUERY_CACHE_SIZE:
+            _QUERY_CACHE.clear()
+        _QUERY_CACHE[k] = data
+    return data
+
+
 def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
     implicit = transfer_syntax == "1.2.840.10008.1.2"
     big = transfer_syntax == "1.2.840.10008.1.2.2"

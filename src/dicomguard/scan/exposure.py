@@ -14,6 +14,7 @@ result says ``complete: false`` when it is a lower bound.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import string
 from collections.abc import Callable
@@ -79,6 +80,22 @@ def _parse_date(text: str) -> date | None:
         return None
 
 
+@functools.lru_cache(maxsize=256)
+def _study_identifier(date_range: str, name: str | None, collect_identifiers: bool) -> Dataset:
+    """A STUDY-level identifier (shared and never modified: pydicom's attribute validation made
+    building one per query cost as much as encoding it)."""
+    q = Dataset()
+    q.QueryRetrieveLevel = "STUDY"
+    q.StudyInstanceUID = ""
+    q.StudyDate = date_range
+    q.ModalitiesInStudy = ""
+    if name is not None:
+        q.PatientName = name  # a matching key only: the value returned is never read
+    if collect_identifiers:
+        q.PatientID = ""
+    return q
+
+
 class ExposureMeter:
     """Counts what one association can list; one instance per endpoint."""
 
@@ -122,16 +139,7 @@ class ExposureMeter:
 
     # -- studies ------------------------------------------------------------------------------
     def _study_identifier(self, date_range: str = "", name: str | None = None) -> Dataset:
-        q = Dataset()
-        q.QueryRetrieveLevel = "STUDY"
-        q.StudyInstanceUID = ""
-        q.StudyDate = date_range
-        q.ModalitiesInStudy = ""
-        if name is not None:
-            q.PatientName = name  # a matching key only: the value returned is never read
-        if self.opts.collect_identifiers:
-            q.PatientID = ""
-        return q
+        return _study_identifier(date_range, name, self.opts.collect_identifiers)
 
     async def count_studies(self, sop_class: str) -> dict[str, Any]:
         """Studies, date span and modalities; partitions when the server caps its answers."""
