@@ -128,7 +128,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         "--workers",
         default="auto",
         type=_workers_arg,
-        help="processes sharing the scan (default auto: one per core above 20k endpoints)",
+        help="processes sharing the scan (default auto: one per core from 2,048 endpoints)",
     )
     p.add_argument(
         "--sweep",
