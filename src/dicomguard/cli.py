@@ -375,7 +375,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                 for rec in store.records():
                     rewrite.write(rec)
         writer = JsonlWriter(args.jsonl)
-        store.listeners.append(writer.write_many)
+        store.json_listeners.append(writer.write_lines)
 
     def sink(result: Any) -> None:
         if result.state == "open" or args.all:

@@ -24,13 +24,10 @@ class JsonlWriter:
         self._fh.write(json.dumps(record, sort_keys=False, separators=(",", ":")) + "\n")
         self._fh.flush()
 
-    def write_many(self, records: list[dict[str, Any]]) -> None:
-        """Several records, flushed once (a store commit's batch: one write, not one each)."""
-        if records:
-            dumps = json.dumps
-            self._fh.write(
-                "".join(dumps(r, sort_keys=False, separators=(",", ":")) + "\n" for r in records)
-            )
+    def write_lines(self, texts: list[str]) -> None:
+        """Records already encoded as compact JSON (a store commit's batch), flushed once."""
+        if texts:
+            self._fh.write("\n".join(texts) + "\n")
             self._fh.flush()
 
     def close(self) -> None:

@@ -37,6 +37,8 @@ from .schema import DDL, SCHEMA_VERSION
 Record = dict[str, Any]
 #: called after each commit with the records it made durable (JSONL is written from these)
 CommitListener = Callable[[list[Record]], None]
+#: the same, with each record as the compact JSON text stored in the database
+JsonListener = Callable[[list[str]], None]
 
 
 class StoreError(Exception):
@@ -82,6 +84,8 @@ class ScanStore:
         self.batch_seconds = batch_seconds
         self.watermark_seconds = watermark_seconds
         self.listeners: list[CommitListener] = []
+        #: JSON Lines writers: the text the database stores, not encoded a second time
+        self.json_listeners: list[JsonListener] = []
         row = conn.execute("SELECT watermark FROM scan WHERE id = 1").fetchone()
         self.watermark: int = row[0]
         self._done: set[int] = {r[0] for r in conn.execute("SELECT seq FROM done")}
@@ -226,10 +230,12 @@ class ScanStore:
         states, self._states = self._states, {}
         new_done, self._new_done = self._new_done, set()
         c = self.conn
+        dumps = json.dumps
+        texts = [dumps(rec, separators=(",", ":")) for rec in batch]
         c.execute("BEGIN IMMEDIATE")
         try:
-            for rec in batch:
-                self._insert(rec)
+            for rec, text in zip(batch, texts, strict=True):
+                self._insert(rec, text)
             c.executemany(
                 "INSERT INTO states (state, n) VALUES (?, ?)"
                 " ON CONFLICT (state) DO UPDATE SET n = n + excluded.n",
@@ -250,9 +256,11 @@ class ScanStore:
         self.commits += 1
         for listener in self.listeners:
             listener(batch)
+        for json_listener in self.json_listeners:
+            json_listener(texts)
         return batch
 
-    def _insert(self, rec: Record) -> None:
+    def _insert(self, rec: Record, text: str | None = None) -> None:
         exposure = rec.get("exposure") or {}
         if exposure.get("same_archive_as"):
             # another port of this host fronts the same archive: its counts are that port's,
@@ -280,7 +288,7 @@ class ScanStore:
                 exposure.get("patients"),
                 exposure.get("studies"),
                 worst_severity(findings),
-                json.dumps(rec, separators=(",", ":")),
+                text if text is not None else json.dumps(rec, separators=(",", ":")),
             ),
         ).fetchone()
         endpoint_id = row[0]
