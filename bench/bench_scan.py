@@ -390,6 +390,14 @@ def compare_dense(
             lambda: nmap_found(xml.read_text()),
         )
     ]
+    floor_out = tmp / f"floor{port}.txt"
+    runs.append(
+        (
+            "asyncio floor (no checks)",
+            [sys.executable, __file__, "--floor-probe", targets, str(port), str(floor_out)],
+            lambda: int(floor_out.read_text()),
+        )
+    )
     for label, extra in (("dicomguard --discovery", ("--discovery",)), ("dicomguard full", ())):
         tag = f"{port}-{len(runs)}"
         out, db = tmp / f"dense{tag}.jsonl", tmp / f"dense{tag}.db"
@@ -416,7 +424,7 @@ def compare_dense(
             f"{label:26} {r.secs:8.2f} {n / r.secs:8.0f} {found_n:6d} {r.peak / 1024:7.0f}MB"
             f" {r.cpu:6.2f} {r.cpu / n * 1000:7.3f} ms {srv}"
         )
-    ping, disc, full = (row[1] for row in rows)
+    ping, _floor, disc, full = (row[1] for row in rows)
     print(
         f"ratio discovery  (nmap dicom-ping / dicomguard --discovery): {ping.secs / disc.secs:.2f}x"
         "  (target >= 3x)"
@@ -490,7 +498,73 @@ def all_dicom(args: argparse.Namespace, nmap: str, tmp: Path) -> None:
             lab.wait(10)
 
 
+def floor_probe(targets: str, port: int, out: str) -> None:
+    """The cheapest asyncio client of the discovery exchange, for reference: per address one
+    connection, A-ASSOCIATE-RQ, C-ECHO-RQ, A-RELEASE-RQ, each sent from the callback that
+    received the previous answer (no task, stream, timeout or check of any kind). What is
+    left between it and dicomguard --discovery is dicomguard's own cost; what is left between
+    it and nmap is the server and the kernel. Writes how many exchanges completed."""
+    import asyncio
+
+    from dicomguard.dul import dimse
+    from dicomguard.dul.negotiation import AssociateRequest
+
+    rq = AssociateRequest(called_aet="ANY-SCP", abstract_syntaxes=("1.2.840.10008.1.1",)).encode()
+    echo = b"".join(dimse.echo_pdus(1, 1, 16384))
+    release = bytes([5, 0, 0, 0, 0, 4, 0, 0, 0, 0])
+
+    class Probe(asyncio.Protocol):
+        def __init__(self, done: asyncio.Future[int]) -> None:
+            self.buf = b""
+            self.step = 0
+            self.done = done
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            transport.write(rq)  # type: ignore[attr-defined]
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while len(self.buf) >= 6:
+                end = 6 + int.from_bytes(self.buf[2:6], "big")
+                if len(self.buf) < end:
+                    return
+                self.buf = self.buf[end:]
+                self.step += 1
+                if self.step == 1:
+                    self.transport.write(echo)  # type: ignore[attr-defined]
+                elif self.step == 2:
+                    self.transport.write(release)  # type: ignore[attr-defined]
+                else:
+                    self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.done.done():
+                self.done.set_result(self.step)
+
+    async def one(host: str, sem: asyncio.Semaphore) -> int:
+        loop = asyncio.get_running_loop()
+        async with sem:
+            done: asyncio.Future[int] = loop.create_future()
+            try:
+                await loop.create_connection(lambda: Probe(done), host, port)
+            except OSError:
+                return 0
+            return await done
+
+    async def probe_all() -> int:
+        sem = asyncio.Semaphore(256)
+        hosts = [str(h) for h in ipaddress.ip_network(targets)]
+        results = await asyncio.gather(*(one(h, sem) for h in hosts))
+        return sum(1 for r in results if r == 3)
+
+    Path(out).write_text(str(asyncio.run(probe_all())))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--floor-probe"]:
+        floor_probe(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        raise SystemExit(0)
     # storescp/Orthanc bind every interface: run in a loopback-only network namespace.
     from dicomguard.testing.netns import reexec_isolated
 
