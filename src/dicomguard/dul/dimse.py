@@ -9,6 +9,7 @@ be able to see a command set without decoding the data set that follows it.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from io import BytesIO
@@ -81,7 +82,12 @@ def encode_message(
 
 
 def echo_pdus(message_id: int, context_id: int, max_pdu: int) -> list[bytes]:
-    """A C-ECHO-RQ, ready for the wire."""
+    """A C-ECHO-RQ, ready for the wire (a fresh list; the bytes are shared)."""
+    return list(_echo_pdus(message_id, context_id, max_pdu))
+
+
+@functools.lru_cache(maxsize=64)  # every endpoint of a scan gets the same C-ECHO-RQ
+def _echo_pdus(message_id: int, context_id: int, max_pdu: int) -> tuple[bytes, ...]:
     command = encode_command(
         {
             "CommandField": C_ECHO_RQ,
@@ -90,7 +96,7 @@ def echo_pdus(message_id: int, context_id: int, max_pdu: int) -> list[bytes]:
             "CommandDataSetType": NO_DATASET,
         }
     )
-    return pdata_pdus(context_id, command, None, max_pdu)
+    return tuple(pdata_pdus(context_id, command, None, max_pdu))
 
 
 def find_pdus(
