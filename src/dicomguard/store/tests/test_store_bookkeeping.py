@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -136,3 +137,18 @@ def test_refuses_to_overwrite_or_resume_finished(tmp_path: Path) -> None:
     junk.write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(StoreError):
         load_scan(junk)
+
+
+def test_json_listeners_get_the_stored_text(tmp_path: Path) -> None:
+    """The JSON Lines file is written from the very text the database stores (one encoding)."""
+    store = _new(tmp_path / "j.db", batch_size=5, batch_seconds=3600)
+    lines: list[str] = []
+    store.json_listeners.append(lines.extend)
+    for s in range(12):
+        store.add(_rec(s))
+        store.mark_done(s)
+    store.finish({})
+    stored = [r[0] for r in store.conn.execute("SELECT record FROM endpoints ORDER BY seq")]
+    assert sorted(lines) == sorted(stored) and len(lines) == 12
+    assert [json.loads(x) for x in lines] == [json.loads(x) for x in stored]
+    store.close()
