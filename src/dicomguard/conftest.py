@@ -17,7 +17,9 @@ from dicomguard.testing.servers import (
     LoopbackServer,
     OrthancServer,
     PynetdicomFindServer,
+    PynetdicomQrscpServer,
     StorescpServer,
+    WlmscpfsServer,
     find_binary,
     lab_address,
 )
@@ -78,3 +80,16 @@ def storescp_big_pdu_server() -> Iterator[LoopbackServer]:
 def pynetdicom_scp() -> Iterator[LoopbackServer]:
     """In-process pynetdicom Verification + C-FIND SCP, no AE checks, on 127.0.10.5."""
     yield from _serve(lambda: PynetdicomFindServer(lab_address(5)))
+
+
+@pytest.fixture(scope="session")
+def wlmscpfs_server() -> Iterator[LoopbackServer]:
+    """DCMTK wlmscpfs with synthetic worklist files under its example title OFFIS, 127.0.10.8."""
+    _need("wlmscpfs")
+    yield from _serve(lambda: WlmscpfsServer(lab_address(8)))
+
+
+@pytest.fixture(scope="session")
+def pynetdicom_qrscp() -> Iterator[LoopbackServer]:
+    """``python -m pynetdicom qrscp`` (its Q/R archive app) on 127.0.10.9."""
+    yield from _serve(lambda: PynetdicomQrscpServer(lab_address(9)))

@@ -15,6 +15,7 @@ import os
 import select
 import socket
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -166,6 +167,12 @@ class Association:
         self.max_pdata = max_pdata
         self._message_id = 0
         self._closed = False
+        #: One assembler and one queue of completed messages for the whole association: a
+        #: P-DATA-TF PDU may carry PDVs of several messages (PS3.8 9.3.5: "one or more PDV
+        #: items"), e.g. DCMTK wlmscpfs or a busy archive packing every C-FIND-RSP in one PDU;
+        #: messages after the one an operation waits for must wait here, not be dropped.
+        self._assembler = dimse.MessageAssembler()
+        self._ready: deque[dimse.DimseMessage] = deque()
 
     # -- plumbing ---------------------------------------------------------------------------
     def _next_id(self) -> int:
@@ -189,8 +196,16 @@ class Association:
         except (ConnectionError, OSError) as exc:
             raise PeerClosed(f"connection lost while sending: {exc}") from None
 
-    async def _receive(self, assembler: dimse.MessageAssembler) -> dimse.DimseMessage:
-        while True:
+    async def _receive(self, max_bytes: int = 16 << 20) -> dimse.DimseMessage:
+        """The next complete DIMSE message of the association (queued ones first).
+
+        ``max_bytes`` bounds the data set of messages still being assembled (bytes); a larger
+        one raises :class:`MalformedPdu`. Raises :class:`ProtocolViolation` for a PDU other
+        than P-DATA-TF, :class:`PeerAborted`/:class:`PeerClosed`/:class:`PeerTimeout` as
+        :func:`pdu.read_pdu` does.
+        """
+        self._assembler.max_bytes = max_bytes
+        while not self._ready:
             raw = await P.read_pdu(
                 self.reader, timeout=self.timeouts.dimse, max_length=self.max_pdata
             )
@@ -201,9 +216,8 @@ class Association:
                 raise ProtocolViolation("peer asked to release in the middle of an operation")
             if raw.pdu_type != P.P_DATA_TF:
                 raise ProtocolViolation(f"unexpected {raw.name} during an operation")
-            messages = assembler.feed(raw.data)
-            if messages:
-                return messages[0]
+            self._ready.extend(self._assembler.feed(raw.data))
+        return self._ready.popleft()
 
     def _context(self, abstract_syntax: str) -> tuple[int, str]:
         found = self.accept.context_for(abstract_syntax)
@@ -217,7 +231,7 @@ class Association:
         cid, _ts = self._context("1.2.840.10008.1.1")
         msg_id = self._next_id()
         await self._send(dimse.echo_pdus(msg_id, cid, self.peer_max_pdu))
-        reply = await self._receive(dimse.MessageAssembler())
+        reply = await self._receive()
         if reply.command_field != dimse.C_ECHO_RSP:
             raise ProtocolViolation(f"expected C-ECHO-RSP, got command 0x{reply.command_field:04x}")
         return reply.status if reply.status is not None else -1
@@ -261,7 +275,7 @@ class Association:
         count = 0
         cancelled = False
         while True:
-            reply = await self._receive(dimse.MessageAssembler(max_result_bytes))
+            reply = await self._receive(max_result_bytes)
             if reply.command_field != dimse.C_FIND_RSP:
                 raise ProtocolViolation(
                     f"expected C-FIND-RSP, got command 0x{reply.command_field:04x}"
@@ -344,7 +358,7 @@ class Association:
         cs.Priority = dimse.PRIORITY_MEDIUM
         data = dimse.encode_dataset(dataset, ts)
         await self._send(dimse.encode_message(msg, cid, self.peer_max_pdu, data))
-        reply = await self._receive(dimse.MessageAssembler())
+        reply = await self._receive()
         if reply.command_field != dimse.C_STORE_RSP:
             raise ProtocolViolation(
                 f"expected C-STORE-RSP, got command 0x{reply.command_field:04x}"
@@ -373,7 +387,7 @@ class Association:
         await self._send(dimse.encode_message(msg, cid, self.peer_max_pdu, data))
         pending = 0
         for _ in range(max_responses):
-            reply = await self._receive(dimse.MessageAssembler(1 << 20))
+            reply = await self._receive(1 << 20)
             if reply.command_field != dimse.C_MOVE_RSP:
                 raise ProtocolViolation(
                     f"expected C-MOVE-RSP, got command 0x{reply.command_field:04x}"

@@ -187,7 +187,8 @@ def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
     try:
         return _decode_ds(BytesIO(data), implicit, not big)
     except Exception as exc:  # pydicom raises many kinds on junk
-        raise MalformedPdu(f"undecodable data set: {exc}") from None
+        # the type only: pydicom's messages may quote element values (identifiers)
+        raise MalformedPdu(f"undecodable data set ({type(exc).__name__})") from None
 
 
 def iter_pdvs(pdata: bytes) -> list[tuple[int, int, bytes]]:
@@ -209,6 +210,28 @@ def iter_pdvs(pdata: bytes) -> list[tuple[int, int, bytes]]:
         header = pdata[pos + 5]
         out.append((cid, header, pdata[pos + 6 : pos + 4 + length]))
         pos += 4 + length
+    return out
+
+
+def pack_pdata(pdus: list[bytes], max_pdu: int = 0) -> list[bytes]:
+    """Merge single-message P-DATA-TF PDUs into as few PDUs as the peer's maximum allows.
+
+    PS3.8 9.3.5: a P-DATA-TF carries "one or more" PDV items, and nothing ties a PDU to one
+    DIMSE message; servers that batch their output (all C-FIND-RSP of a query in one PDU) are
+    legal. ``max_pdu`` is the receiver's Maximum Length (bytes of PDV items per PDU, 0 = no
+    limit). A PDV longer than the limit on its own keeps its PDU. Used by the lab acceptor's
+    ``pack_find_responses`` and by tests of requestors.
+    """
+    out: list[bytes] = []
+    items = bytearray()
+    for pdu in pdus:
+        body = pdu[6:]
+        if items and max_pdu and len(items) + len(body) > max_pdu:
+            out.append(struct.pack(">BBL", 0x04, 0, len(items)) + bytes(items))
+            items = bytearray()
+        items += body
+    if items:
+        out.append(struct.pack(">BBL", 0x04, 0, len(items)) + bytes(items))
     return out
 
 

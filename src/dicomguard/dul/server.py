@@ -102,6 +102,12 @@ class AcceptorPolicy:
     max_message_bytes: int = 4 << 20
     #: seconds to wait before answering the A-ASSOCIATE-RQ (the lab's "slow" server)
     answer_delay: float = 0.0
+    #: how C-FIND-RSPs go on the wire: "" one PDU per PDV (as pynetdicom and DCMTK send them);
+    #: "message" each response's command and data set in one PDU; "query" every response of
+    #: the query at the end, packed into as few P-DATA-TF PDUs as the requestor's maximum
+    #: length allows (several DIMSE messages per PDU, PS3.8 9.3.5; a worklist server seen in
+    #: the field does this, dicom-rs PR #528)
+    pack_find_responses: str = ""
     active: int = field(default=0, init=False, compare=False)
     #: A-ASSOCIATE-RQ bytes -> negotiated outcome, for policies whose answer depends on the
     #: request alone (no identity callback): scanners send the same request to every port, and
@@ -432,6 +438,8 @@ class _Established:
         #: an operation is being answered: the peer's silence is expected, not idleness
         self.busy = False
         self.last_activity = asyncio.get_running_loop().time()
+        #: C-FIND responses held back to be sent packed (``pack_find_responses``)
+        self._held: list[bytes] | None = None
 
     async def run(self) -> None:
         task = asyncio.create_task(self._read_loop())
@@ -531,6 +539,11 @@ class _Established:
         values.update(extra or {})  # type: ignore[arg-type]
         command = encode_command(values)
         pdus = pdata_pdus(msg.context_id, command, dataset, self.info.peer_max_pdu)
+        if self._held is not None:
+            self._held.extend(pdus)
+            return
+        if self.policy.pack_find_responses == "message" and kind is dm.C_FIND_RSP:
+            pdus = dimse.pack_pdata(pdus, self.info.peer_max_pdu)
         await _send(self.writer, pdus, self.policy.write_timeout)
 
     async def _find(self, msg: dimse.DimseMessage, ctx: tuple[str, str]) -> None:
@@ -545,6 +558,9 @@ class _Established:
         message_id = int(msg.command.get("MessageID", 0))
         results = self.handlers.find(FindRequest(sop_class, identifier, self.info, ts))
         final = dimse.STATUS_SUCCESS
+        final_data: bytes | None = None
+        if self.policy.pack_find_responses == "query":
+            self._held = []
         try:
             async for status, ds in results:
                 if self._cancel_seen(message_id):
@@ -552,6 +568,8 @@ class _Established:
                     break
                 if status not in dimse.STATUS_PENDING:
                     final = status
+                    if ds is not None:  # a quirk some SCPs have (pynetdicom #571): kept
+                        final_data = ds if isinstance(ds, bytes) else dimse.encode_dataset(ds, ts)
                     break
                 # a handler may hand over bytes already encoded in this context's syntax
                 encoded = ds is None or isinstance(ds, bytes)
@@ -571,7 +589,11 @@ class _Established:
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
-        await self._respond(dm.C_FIND_RSP, msg, final)
+        await self._respond(dm.C_FIND_RSP, msg, final, final_data)
+        held, self._held = self._held, None
+        if held is not None:
+            packed = dimse.pack_pdata(held, self.info.peer_max_pdu)
+            await _send(self.writer, packed, self.policy.write_timeout)
 
     def _cancel_seen(self, message_id: int) -> bool:
         """Drain what the reader has queued; True if it holds a C-CANCEL for ``message_id``.

@@ -54,7 +54,7 @@ from .personas import (
     SERVICES,
     Persona,
 )
-from .query import Archive, QueryError
+from .query import WORKLIST_FIND, Archive, QueryError
 from .synthetic import SyntheticPatient, ground_truth, make_patients
 
 if TYPE_CHECKING:
@@ -70,6 +70,7 @@ TRUTH_FORMAT = "dicomguard-lab-truth/1"
 
 STATUS_PENDING = 0xFF00
 STATUS_OUT_OF_RESOURCES = 0xA700
+STATUS_UNABLE_TO_PROCESS = 0xC000
 
 
 class LabError(ValueError):
@@ -197,18 +198,35 @@ def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
     if p.credentials is not None:
         gates.append("user_identity")
     exposure = None
+    qr = bool(p.services & {"find_patient_root", "find_study_root"})
     if p.holds_patients:
-        gt = ground_truth(plan.patients())
+        patients = plan.patients()
+        gt = ground_truth(patients)
         capped = p.find_cap is not None and max(gt.patients, gt.studies) > p.find_cap
         exposure = {
-            "patients": gt.patients,
-            "studies": gt.studies,
-            "earliest_study_date": gt.earliest_study_date,
-            "latest_study_date": gt.latest_study_date,
-            "modalities": list(gt.modalities),
+            "patients": gt.patients if qr else None,
+            "studies": gt.studies if qr else None,
+            "earliest_study_date": gt.earliest_study_date if qr else None,
+            "latest_study_date": gt.latest_study_date if qr else None,
+            "modalities": list(gt.modalities) if qr else [],
             # false when a single universal query cannot reveal everything (result caps)
             "complete": not capped,
         }
+        if "worklist" in p.refused_queries:
+            exposure["worklist"] = {"items": None, "patients": None, "complete": False}
+        elif "worklist" in p.services:
+            # the lab's worklist mirrors its archive: one scheduled step per study
+            dates = sorted(st.study_date for pt in patients for st in pt.studies)
+            exposure["worklist"] = {
+                "items": gt.studies,
+                "patients": gt.patients,
+                "earliest_scheduled_date": dates[0] if dates else None,
+                "latest_scheduled_date": dates[-1] if dates else None,
+            }
+    elif p.find_answers == "placeholder":
+        # a stub's placeholder is not a record: nothing is exposed
+        exposure = {"patients": 0, "studies": 0, "earliest_study_date": None,
+                    "latest_study_date": None, "modalities": [], "complete": True}
     return {
         "host": plan.host,
         "port": port,
@@ -241,7 +259,17 @@ def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
         "services": {s: dicom and s in p.services for s in SERVICES},
         "exposure": exposure,
         "find_cap": p.find_cap,
-        "cap_mode": None if p.find_cap is None else ("refuse" if p.cap_refuses else "silent"),
+        "cap_mode": None
+        if p.find_cap is None
+        else "refuse"
+        if p.cap_refuses
+        else "refuse+silent"
+        if p.refuse_above is not None
+        else "silent",
+        "refuse_above": p.refuse_above,
+        "pack_find_responses": p.pack_find_responses or None,
+        "find_answers": p.find_answers,
+        "refused_queries": sorted(p.refused_queries),
         "answer_delay": p.answer_delay,
         "gated_by": gates,
         "honeypot": p.honeypot,
@@ -290,8 +318,24 @@ def write_truth(truth: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
 # --- behaviour ----------------------------------------------------------------------------------
 
 
-def _find_handler(archive: Archive, cap: int | None, refuses: bool) -> Any:
+def _find_handler(
+    archive: Archive | None,
+    cap: int | None,
+    refuses: bool,
+    refuse_above: int | None = None,
+    answers: str | None = None,
+    refused: frozenset[str] = frozenset(),
+) -> Any:
     async def find(request: FindRequest) -> AsyncIterator[tuple[int, Dataset | None]]:
+        level = str(request.identifier.get("QueryRetrieveLevel", "") or "")
+        if level in refused or ("worklist" in refused and request.sop_class == WORKLIST_FIND):
+            yield STATUS_UNABLE_TO_PROCESS, None
+            return
+        if answers is not None:
+            for ds in _not_records(answers, request.identifier):
+                yield STATUS_PENDING, ds
+            return
+        assert archive is not None
         try:
             matches = archive.find_encoded(
                 request.sop_class, request.identifier, request.transfer_syntax
@@ -299,9 +343,10 @@ def _find_handler(archive: Archive, cap: int | None, refuses: bool) -> Any:
         except QueryError as exc:
             yield exc.status, None
             return
-        if cap is not None and refuses:
-            head = list(itertools.islice(matches, cap + 1))
-            if len(head) > cap:
+        limit = cap if refuses else refuse_above
+        if limit is not None:
+            head = list(itertools.islice(matches, limit + 1))
+            if len(head) > limit:
                 yield STATUS_OUT_OF_RESOURCES, None
                 return
             matches = iter(head)
@@ -311,6 +356,27 @@ def _find_handler(archive: Archive, cap: int | None, refuses: bool) -> Any:
             yield STATUS_PENDING, ds
 
     return find
+
+
+def _not_records(kind: str, identifier: Dataset) -> list[Dataset]:
+    """Answers of decoys and stubs: made-up studies for any query, or one empty placeholder."""
+    level = str(identifier.get("QueryRetrieveLevel", "") or "STUDY")
+    if kind == "placeholder":
+        ds = Dataset()
+        ds.QueryRetrieveLevel = level
+        return [ds]
+    asked = str(identifier.get("StudyDate", "") or "").split("-")
+    # a day after the 28th: never a synthetic birth date (PHI checks stay meaningful)
+    day = next((d for d in asked if len(d) == 8), "20200130")
+    out = []
+    for i in range(5):
+        ds = Dataset()
+        ds.QueryRetrieveLevel = level
+        ds.StudyInstanceUID = f"2.25.4242.9.{random.getrandbits(64)}"
+        ds.StudyDate = day
+        ds.PatientID = f"DGSYNDECOY{i}"
+        out.append(ds)
+    return out
 
 
 def _identity_check(credentials: tuple[str, str]) -> Any:
@@ -499,6 +565,7 @@ class Fleet:
             max_associations=64,
             idle_timeout=self.idle_timeout,
             answer_delay=p.answer_delay,
+            pack_find_responses=p.pack_find_responses,
         )
         archive = Archive.from_patients(plan.patients()) if p.holds_patients else None
         host = plan.host
@@ -510,8 +577,14 @@ class Fleet:
         def moved(destination: str, info: object) -> None:
             self.moved[host] += 1
 
+        answers_find = archive is not None or p.find_answers is not None
         handlers = Handlers(
-            find=_find_handler(archive, p.find_cap, p.cap_refuses) if archive else None,
+            find=_find_handler(
+                archive, p.find_cap, p.cap_refuses, p.refuse_above, p.find_answers,
+                p.refused_queries,
+            )
+            if answers_find
+            else None,
             store=store,
             on_move=moved,
         )

@@ -78,6 +78,9 @@ ALLOWED_CALLING_AET = "VIEWER01"
 LAB_USERNAME = "dgadmin"
 LAB_PASSCODE = "dgadmin"
 DEFAULT_FIND_CAP = 50
+#: the capped-refusing persona: silent cap, and refusal above REFUSE_ABOVE
+SILENT_CAP = 40
+REFUSE_ABOVE = 200
 DEFAULT_SLOW_DELAY = 1.0
 TLS_PORT = 2762
 
@@ -105,6 +108,18 @@ class Persona:
     find_cap: int | None = None
     #: True: above the cap answer 0xA700 with no result; False: stop silently at the cap
     cap_refuses: bool = False
+    #: refuse (0xA700, no result) a C-FIND matching more than this, *besides* a silent
+    #: ``find_cap`` below it: the cap is never announced by the broad query (issue 10, item 6)
+    refuse_above: int | None = None
+    #: how C-FIND responses go on the wire (see ``AcceptorPolicy.pack_find_responses``):
+    #: "query" packs every response of a query into one P-DATA-TF (issue 10, item 4)
+    pack_find_responses: str = ""
+    #: queries failed with 0xC000 (Unable to process) although their context was accepted:
+    #: "PATIENT" (that Q/R level) and/or "worklist" (every Modality Worklist query)
+    refused_queries: frozenset[str] = frozenset()
+    #: C-FIND answers that are not records: "anything" (five made-up studies for any query,
+    #: dated as asked, fo-dicom #574) or "placeholder" (one match with no key and no data)
+    find_answers: str | None = None
     #: seconds before the A-ASSOCIATE-RQ is answered
     answer_delay: float = 0.0
     #: a non-DICOM behaviour from HOSTILE_BEHAVIOURS; None = a DICOM acceptor
@@ -125,7 +140,11 @@ class Persona:
 
     @property
     def holds_patients(self) -> bool:
-        return self.speaks_dicom and bool(self.services & QUERY_SERVICES)
+        return (
+            self.speaks_dicom
+            and bool(self.services & QUERY_SERVICES)
+            and self.find_answers is None
+        )
 
     def abstract_syntaxes(self) -> tuple[str, ...]:
         out: list[str] = []
@@ -206,6 +225,50 @@ PERSONAS: dict[str, Persona] = {
             find_cap=DEFAULT_FIND_CAP,
             cap_refuses=True,
             patients=(80, 200),
+        ),
+        Persona(
+            "capped-refuse-silent",
+            f"Refuses a C-FIND matching over {REFUSE_ABOVE} records (0xA700) and answers at"
+            f" most {SILENT_CAP} with Success below that: the cap is never announced",
+            product=DCMTK_367,
+            services=_ARCHIVE,
+            find_cap=SILENT_CAP,
+            refuse_above=REFUSE_ABOVE,
+            patients=(120, 200),
+        ),
+        Persona(
+            "worklist-packed",
+            "A Modality Worklist that sends every C-FIND-RSP of a query in one P-DATA-TF PDU",
+            product=DGLAB,
+            services=frozenset({"verification", "worklist"}),
+            pack_find_responses="query",
+            patients=(5, 30),
+        ),
+        Persona(
+            "patient-level-refused",
+            "Q/R open at STUDY level, but every PATIENT-level C-FIND fails (0xC000); the"
+            " worklist context is accepted and every worklist query fails too",
+            product=DCMTK_367,
+            services=_ARCHIVE | {"worklist"},
+            refused_queries=frozenset({"PATIENT", "worklist"}),
+            patients=(5, 40),
+        ),
+        Persona(
+            "stub-find",
+            "A stub C-FIND SCP: one placeholder match (no Study Instance UID, no data) per query",
+            product=PYNETDICOM_304,
+            services=frozenset({"verification", "find_patient_root", "find_study_root"}),
+            find_answers="placeholder",
+            patients=(0, 0),
+        ),
+        Persona(
+            "honeypot-answers-anything",
+            "Stock pynetdicom identity; answers any C-FIND with made-up studies dated as asked",
+            product=PYNETDICOM_304,
+            services=_ARCHIVE,
+            honeypot=True,
+            find_answers="anything",
+            patients=(0, 0),
         ),
         Persona("not-dicom", "An HTTP server on a DICOM port", product=None, hostile="http"),
         Persona("not-dicom-ssh", "An SSH banner on a DICOM port", product=None, hostile="ssh"),

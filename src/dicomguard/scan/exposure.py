@@ -1,14 +1,47 @@
-"""Exposure: how many patients and studies a stranger can list, without keeping what they are.
+"""Exposure: how many patients and studies a stranger can list, without keeping who they are.
 
-The queries ask only for what a count needs (study UIDs, dates, modalities); names are used as
-*matching* keys when a capped server forces partitioning, but what comes back is counted and
-dropped. Nothing identifying leaves this module unless ``collect_identifiers`` is set, and then
-only as salted SHA-256 hashes.
+Shape of the ``exposure`` record (output contract in /work/shared/scan-output.md)::
 
-Servers that cap results (Orthanc's LimitFindResults, vendor limits) or refuse universal queries
-are detected by comparing a universal query with a date split, then counted by partitioning the
-date range recursively (and a single day by patient-name initial) within a query budget; the
-result says ``complete: false`` when it is a lower bound.
+    {"patients": int | None, "studies": int | None, "earliest_study_date": "YYYYMMDD" | None,
+     "latest_study_date": ..., "modalities": [...], "studies_by_year": {...},
+     "complete": bool,                    # the Q/R counts are exact (False = lower bounds)
+     "result_cap": int | None, "refuses_broad_queries": bool,
+     "patient_level": {"state": "complete" | "capped" | "refused" | "not-offered" | ...,
+                       "status": int | None, "matches": int | None},
+     "placeholder_matches": int,          # matches without the level's unique key
+     "inconsistencies": [str, ...],       # impossible combinations, never reported complete
+     "answers_impossible_query": bool | None, "studies_all_on_scan_day": bool,
+     "worklist": {"items", "patients", "earliest_scheduled_date", "latest_scheduled_date",
+                  "complete", "status", "error"} | absent,
+     "queries": int, "error": str | absent}
+
+Identifiers (issue 10, item 3). Each query level is asked for its *unique key* (PS3.4 C.6.1.1:
+PatientID at PATIENT level, StudyInstanceUID at STUDY level), because servers answer a level
+without its unique key with nothing (DCMTK dcmqrscp) or with an error, and because counting
+distinct patients needs an identity to de-duplicate by. So PatientID *is* requested now (the
+earlier design asked for no identifying attribute and could then only sum, which over-counts
+overlapping partitions). What comes back is reduced at once to a keyed hash,
+``blake2b(value, key=K)``, where K is 32 random bytes drawn per :class:`ExposureMeter`, i.e.
+per endpoint and per scan, held in memory only and never stored, logged or written: the hashes
+cannot be reversed or linked across endpoints or scans, and they die with the meter. Only
+counts, date spans and modalities leave this module. The one exception is the explicit
+``collect_identifiers`` option, which adds salted SHA-256 hashes (``patient_id_hashes``).
+Patient names are sent as *matching* keys when a capped day has to be split by initial; the
+values returned are never read.
+
+Counting. Matches are de-duplicated by the keyed hash of their unique key across every query of
+the endpoint, so partitions that overlap (or a server repeating a match) never add up to more
+than the truth; a match without the key (a stub C-FIND SCP's placeholder answer) is not a
+record. Patients are the union of the PATIENT-level answers and the patients the study answers
+revealed. A refused level gives ``None`` for that level, never 0.
+
+Caps. Servers that cap results (Orthanc's LimitFindResults, vendor limits) or refuse broad
+queries ("more than N would match": 0xA700/0xC000 with no match) are counted by partitioning the
+date range recursively (a single day by patient-name initial) within a query budget. A silent
+cap is learnt from the universal answer (tails compared) or, when the universal query is
+refused, from a Success answer that a split shows to be short; a range whose answer reaches the
+cap is split, never taken as complete. What the budget does not reach leaves ``complete:
+false``: a lower bound.
 """
 
 from __future__ import annotations
@@ -16,8 +49,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import secrets
 import string
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -32,7 +65,23 @@ from . import sopclasses as sc
 
 SUCCESS = 0x0000
 CANCEL = 0xFE00
+
+
+def _finished(status: int | None) -> bool:
+    """The server says it sent every match: Success, or a Warning (0x0001, 0xBxxx).
+
+    PS3.4 C.4.1.1.4 allows no Warning for C-FIND, but servers send one (dcm4che #586:
+    0xB100 "relational behaviour not negotiated") after their last match; taking it as a cut
+    would split every range until the budget is gone.
+    """
+    return status is None or status in (SUCCESS, 0x0001) or 0xB000 <= status <= 0xBFFF
 FIRST_DAY = date(1900, 1, 1)
+#: a study-date range no real archive holds: a server that answers it answers anything
+IMPOSSIBLE_RANGE = "18000101-18000102"
+#: a Success answer at least this long that is the largest seen is checked for a silent cap
+MIN_CAP_GUESS = 5
+#: refused queries (none ever answered) after which a server is taken to refuse every query
+REFUSALS_BEFORE_GIVING_UP = 4
 
 
 @dataclass(frozen=True)
@@ -47,13 +96,31 @@ class ExposureOptions:
 
 @dataclass
 class _Query:
-    """One C-FIND outcome: matches counted, and whether the answer is known to be partial."""
+    """One C-FIND outcome: distinct records by the level's unique key, and how it ended."""
 
-    count: int
+    count: int  # new or old records with the level's unique key
     status: int | None
     truncated: bool  # we cancelled at our own cap, or the server ended with a non-success status
     dates: list[str] = field(default_factory=list)
     modalities: set[str] = field(default_factory=set)
+    #: matches received, keyed or not (what a silent cap limits)
+    answered: int = 0
+    #: matches without the level's unique key
+    keyless: int = 0
+    #: ... of which carried data (a date or a patient ID): a record with its key stripped
+    keyless_with_data: int = 0
+
+    @property
+    def refused(self) -> bool:
+        """Ended with a failure and no match at all (a refusal, e.g. too broad)."""
+        return not _finished(self.status) and self.status != CANCEL and self.answered == 0
+
+
+@dataclass
+class _Study:
+    date: str
+    modalities: tuple[str, ...]
+    patient: bytes | None
 
 
 class _Budget:
@@ -81,7 +148,7 @@ def _parse_date(text: str) -> date | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _study_identifier(date_range: str, name: str | None, collect_identifiers: bool) -> Dataset:
+def _study_identifier(date_range: str, name: str | None) -> Dataset:
     """A STUDY-level identifier (shared and never modified: pydicom's attribute validation made
     building one per query cost as much as encoding it)."""
     q = Dataset()
@@ -89,15 +156,14 @@ def _study_identifier(date_range: str, name: str | None, collect_identifiers: bo
     q.StudyInstanceUID = ""
     q.StudyDate = date_range
     q.ModalitiesInStudy = ""
+    q.PatientID = ""  # return key: reduced to a keyed hash on arrival (module docstring)
     if name is not None:
         q.PatientName = name  # a matching key only: the value returned is never read
-    if collect_identifiers:
-        q.PatientID = ""
     return q
 
 
 class ExposureMeter:
-    """Counts what one association can list; one instance per endpoint."""
+    """Counts what one association can list; one instance per endpoint (and its hash key)."""
 
     def __init__(self, assoc: Association, opts: ExposureOptions) -> None:
         self.assoc = assoc
@@ -106,40 +172,73 @@ class ExposureMeter:
         self.universal: _Query | None = None
         #: study dates of the measurement (all of them when it is complete)
         self.study_dates: list[str] = []
+        #: salted SHA-256 of patient IDs, only with ``collect_identifiers``
         self.hashes: set[str] = set()
+        # The per-endpoint key of the in-memory hashes: never stored, logged or returned.
+        self._key = secrets.token_bytes(32)
+        #: keyed hash of Study Instance UID -> what the count needs of that study
+        self.studies: dict[bytes, _Study] = {}
+        #: keyed hashes of patient IDs seen at PATIENT level
+        self.patients: set[bytes] = set()
+        self.keyless_studies = 0
+        self.keyless_with_data = 0
+
+    def _keyed(self, value: str) -> bytes:
+        data = value.encode("utf-8", "replace")
+        return hashlib.blake2b(data, key=self._key, digest_size=16).digest()
 
     # -- one query --------------------------------------------------------------------------
-    async def _find(self, sop_class: str, identifier: Dataset) -> _Query | None:
+    async def _find(
+        self, sop_class: str, identifier: Dataset, level: str = "STUDY"
+    ) -> _Query | None:
+        """One C-FIND; records are kept by their keyed unique key (``level``: STUDY, PATIENT)."""
         if not self.budget.take():
             return None
         cap = self.opts.max_results_per_query
-        count = 0
-        dates: list[str] = []
-        mods: set[str] = set()
-        seen: set[str] = set()
+        out = _Query(0, None, False)
+        seen: set[bytes] = set()
         _cid, ts = self.assoc._context(sop_class)
         async for data in self.assoc.find_raw(sop_class, identifier, max_results=cap):
+            out.answered += 1
             uid, date_, modalities, patient_id = _read_match(data, ts)
-            if uid:
-                if uid in seen:
-                    continue  # a server repeating a match must not inflate the count
-                seen.add(uid)
-            count += 1
-            if len(date_) >= 8:
-                dates.append(date_[:8])
-            mods.update(modalities)
-            if self.opts.collect_identifiers and patient_id:
+            patient = self._keyed(patient_id) if patient_id else None
+            if patient_id and self.opts.collect_identifiers:
                 self.hashes.add(self._hash(patient_id))
-        status = self.assoc.last_status
-        truncated = count >= cap or status not in (SUCCESS, None)
-        return _Query(count, status, truncated, dates, mods)
+            key = uid if level == "STUDY" else patient_id
+            if not key:
+                out.keyless += 1  # a placeholder answer, not a record
+                out.keyless_with_data += bool(date_.strip() or patient_id)
+                continue
+            k = self._keyed(key)
+            if k in seen:
+                continue  # a server repeating a match must not inflate the count
+            seen.add(k)
+            out.count += 1
+            if level == "STUDY":
+                self.studies.setdefault(k, _Study(date_[:8], tuple(modalities), patient))
+                if len(date_) >= 8:
+                    out.dates.append(date_[:8])
+                out.modalities.update(modalities)
+            else:
+                self.patients.add(k)
+        out.status = self.assoc.last_status
+        out.truncated = out.answered >= cap or not _finished(out.status)
+        if level == "STUDY":
+            self.keyless_studies += out.keyless
+            self.keyless_with_data += out.keyless_with_data
+        return out
 
     def _hash(self, value: str) -> str:
         return hashlib.sha256(self.opts.salt + value.encode("utf-8", "replace")).hexdigest()
 
     # -- studies ------------------------------------------------------------------------------
     def _study_identifier(self, date_range: str = "", name: str | None = None) -> Dataset:
-        return _study_identifier(date_range, name, self.opts.collect_identifiers)
+        return _study_identifier(date_range, name)
+
+    def _study_summary(self, complete: bool, cap: int | None) -> dict[str, Any]:
+        dates = [s.date for s in self.studies.values()]
+        mods = {m for s in self.studies.values() for m in s.modalities}
+        return _summary(len(self.studies), dates, mods, complete, cap)
 
     async def count_studies(self, sop_class: str) -> dict[str, Any]:
         """Studies, date span and modalities; partitions when the server caps its answers."""
@@ -150,56 +249,106 @@ class ExposureMeter:
         today = date.today()
         # A query that ends with a failure and no matches was refused as too broad (0xA700 and
         # the like): the cap is unknown, but narrower queries may pass.
-        cap: int | None = universal.count if universal.truncated and universal.count else None
+        cap: int | None = (
+            universal.answered if universal.truncated and universal.answered else None
+        )
         if (
             cap is None
-            and universal.count > 1
+            and universal.answered > 1
+            and not universal.truncated
             and await self._silently_capped(sop_class, universal)
         ):
-            cap = universal.count
+            cap = universal.answered
         if cap is None and not universal.truncated:
-            self.study_dates = universal.dates
-            return _summary(universal.count, universal.dates, universal.modalities, True, None)
+            summary = self._study_summary(True, None)
+            self.study_dates = [s.date for s in self.studies.values()]
+            summary["refuses_broad_queries"] = False
+            summary["refuses_every_query"] = False
+            return summary
 
-        def saturated(q: _Query) -> bool:
-            return q.truncated or (cap is not None and q.count >= cap)
-
-        # capped: count by recursive date partition
-        total = 0
-        dates: list[str] = []
-        mods: set[str] = set()
         complete = True
-        # The universal answer is the root's (saturated) result: split it straight away, at
-        # the median of the dates that came back, so the tree follows the data and empty
-        # decades cost one query instead of a cascade of calendar halves.
+        largest_ok = 0  # the longest Success answer not yet shown to be short
+        not_caps: set[int] = set()
+        # accepted leaves: (lo, hi, answered), re-split when a cap is learnt later
+        leaves: list[tuple[date, date, int]] = []
         stack = list(_split(FIRST_DAY, today, universal.dates))
+        refusals = int(universal.refused)
+        answered_once = not universal.refused
         while stack:
             lo, hi = stack.pop()
             rng = f"{_dicom_date(lo)}-{_dicom_date(hi)}" if lo != hi else _dicom_date(lo)
             part = await self._find(sop_class, self._study_identifier(rng))
             if part is None:
                 complete = False
+                stack.append((lo, hi))
                 break
-            if not saturated(part):
-                total += part.count
-                dates += part.dates
-                mods |= part.modalities
+            refusals += part.refused
+            answered_once = answered_once or not part.refused
+            if not answered_once and refusals >= REFUSALS_BEFORE_GIVING_UP:
+                # every query refused, even narrow ones: not "too broad", refused outright
+                # (per-operation access control); splitting further only burns the budget
+                return {"studies": None, "complete": False, "result_cap": None,
+                        "refuses_broad_queries": True, "refuses_every_query": True,
+                        "refusal_status": part.status}
+            saturated = part.truncated or (cap is not None and part.answered >= cap)
+            if (
+                not saturated
+                and cap is None
+                and lo != hi
+                and part.answered >= max(MIN_CAP_GUESS, largest_ok)
+                and part.answered not in not_caps
+            ):
+                # The largest Success answer so far: is it a silent cap? Split it once; the
+                # halves are partitions we need anyway if it is.
+                halves = _split(lo, hi, part.dates)
+                found = 0
+                sub: list[tuple[date, date, _Query]] = []
+                for a, b in halves:
+                    r2 = f"{_dicom_date(a)}-{_dicom_date(b)}" if a != b else _dicom_date(a)
+                    q2 = await self._find(sop_class, self._study_identifier(r2))
+                    if q2 is None:
+                        break
+                    sub.append((a, b, q2))
+                    found += q2.answered
+                if len(sub) < 2:
+                    complete = False
+                    stack.append((lo, hi))
+                    break
+                if found > part.answered:
+                    cap = part.answered  # the whole answered less than its halves: capped
+                    for a, b, n in leaves:
+                        if n >= cap:
+                            stack.append((a, b))
+                    leaves = [leaf for leaf in leaves if leaf[2] < cap]
+                elif all(q2.answered < part.answered for _a, _b, q2 in sub):
+                    not_caps.add(part.answered)
+                    largest_ok = max(largest_ok, part.answered)
+                # else one half holds the whole answer: undecided, that half is asked again
+                for a, b, q2 in sub:
+                    sat2 = q2.truncated or (cap is not None and q2.answered >= cap)
+                    undecided = cap is None and q2.answered == part.answered > 0
+                    if sat2 or (undecided and part.answered not in not_caps):
+                        stack.append((a, b))
+                    else:
+                        leaves.append((a, b, q2.answered))
+                continue
+            if not saturated:
+                largest_ok = max(largest_ok, part.answered)
+                leaves.append((lo, hi, part.answered))
                 continue
             if lo == hi:
-                by_name = await self._by_initial(sop_class, rng, saturated)
-                total += by_name.count
-                dates += by_name.dates
-                mods |= by_name.modalities
-                complete = complete and not by_name.truncated
+                done = await self._by_initial(sop_class, rng, cap)
+                complete = complete and done
                 if self.budget.left <= 0:
                     break
                 continue
             stack.extend(reversed(_split(lo, hi, part.dates)))
         if stack:
             complete = False
-        self.study_dates = dates
-        summary = _summary(total, dates, mods, complete, cap)
-        summary["refuses_broad_queries"] = cap is None
+        self.study_dates = [s.date for s in self.studies.values()]
+        summary = self._study_summary(complete, cap)
+        summary["refuses_broad_queries"] = universal.refused
+        summary["refuses_every_query"] = False
         return summary
 
     async def _silently_capped(self, sop_class: str, universal: _Query) -> bool:
@@ -225,64 +374,116 @@ class ExposureMeter:
                 return True
         return False
 
-    async def _by_initial(
-        self, sop_class: str, rng: str, saturated: Callable[[_Query], bool]
-    ) -> _Query:
-        """A capped single day: split by patient-name initial (a lower bound if still capped)."""
-        out = _Query(0, SUCCESS, False)
+    async def _by_initial(self, sop_class: str, rng: str, cap: int | None) -> bool:
+        """A capped single day, split by patient-name initial. Never complete: names starting
+        with digits or other characters are not reached (True only if nothing was cut)."""
         for letter in string.ascii_uppercase:
             part = await self._find(sop_class, self._study_identifier(rng, f"{letter}*"))
             if part is None:
-                out.truncated = True
-                break
-            out.count += part.count
-            out.dates += part.dates
-            out.modalities |= part.modalities
-            if saturated(part):
-                out.truncated = True
-        # names starting with digits or other characters are not reached: never claim complete
-        out.truncated = True
-        return out
+                return False
+        return False
 
     # -- patients -----------------------------------------------------------------------------
-    async def count_patients(self, cap: int | None = None) -> tuple[int | None, bool]:
-        """Patient count from a PATIENT-level query asking for no identifying attribute.
+    async def count_patients(
+        self, cap: int | None = None, studies_complete: bool = False
+    ) -> dict[str, Any]:
+        """Distinct patients: the PATIENT level's answers united with the study answers'.
 
-        ``cap`` is the silent result cap the study count found, if any: a patient count that
-        reaches it is a lower bound too.
+        Returns ``{"patients": int | None, "complete": bool, "patient_level": {...}}``. The
+        PATIENT level is asked for its unique key only (PatientID, reduced to a keyed hash).
+        ``cap`` is the silent result cap the study count found, if any. A refused level gives
+        no count of its own (``None``), never 0.
         """
         q = Dataset()
         q.QueryRetrieveLevel = "PATIENT"
-        q.NumberOfPatientRelatedStudies = ""
-        if self.opts.collect_identifiers:
-            q.PatientID = ""
-        res = await self._find(sc.PATIENT_ROOT_FIND, q)
-        if res is None:
-            return None, False
-        if not res.truncated and (cap is None or res.count < cap):
-            return res.count, True
-        # capped: by name initial, a lower bound
-        total = 0
+        q.PatientID = ""
+        res = await self._find(sc.PATIENT_ROOT_FIND, q, "PATIENT")
+        from_studies = {s.patient for s in self.studies.values() if s.patient is not None}
+        studies_know_patients = (
+            studies_complete
+            and self.keyless_studies == 0
+            and all(s.patient is not None for s in self.studies.values())
+        )
+        level: dict[str, Any] = {"state": "not-asked", "status": None, "matches": None}
+        level_complete = False
+        if res is not None:
+            level["status"] = res.status
+            level["matches"] = res.count
+            if res.refused:
+                level["state"] = "refused"
+            elif res.truncated or (cap is not None and res.answered >= cap):
+                level["state"] = "capped"
+            elif from_studies - self.patients:
+                level["state"] = "capped"  # the studies named patients this answer lacks
+            else:
+                level["state"] = "complete"
+                level_complete = True
+            if level["state"] == "capped" and not studies_know_patients:
+                await self._patients_by_initial(q)
+        union = self.patients | from_studies
+        complete = level_complete or studies_know_patients
+        if union:
+            patients: int | None = len(union)
+        elif level_complete or (studies_know_patients and not self.studies):
+            patients = 0
+        else:
+            patients = None
+        return {"patients": patients, "complete": complete, "patient_level": level}
+
+    async def _patients_by_initial(self, q: Dataset) -> None:
+        """A capped PATIENT level, partitioned by name initial; overlaps de-duplicate."""
         for letter in string.ascii_uppercase:
             q.PatientName = f"{letter}*"
-            part = await self._find(sc.PATIENT_ROOT_FIND, q)
-            if part is None:
-                break
-            total += part.count
-        return max(total, res.count), False
+            if await self._find(sc.PATIENT_ROOT_FIND, q, "PATIENT") is None:
+                return
 
-    async def count_worklist(self) -> tuple[int | None, bool]:
-        """Scheduled procedure steps a stranger can list from the Modality Worklist."""
+    # -- worklist -----------------------------------------------------------------------------
+    async def count_worklist(self) -> dict[str, Any]:
+        """Scheduled procedure steps a stranger can list from the Modality Worklist.
+
+        Returns ``{"items", "patients", "earliest_scheduled_date", "latest_scheduled_date",
+        "complete", "status"}``; patients are distinct keyed hashes of PatientID.
+        """
         q = Dataset()
         sps = Dataset()
         sps.Modality = ""
         sps.ScheduledProcedureStepStartDate = ""
         q.ScheduledProcedureStepSequence = [sps]
         q.AccessionNumber = ""
-        res = await self._find(sc.MODALITY_WORKLIST_FIND, q)
-        if res is None:
-            return None, False
-        return res.count, not res.truncated
+        q.PatientID = ""  # return key: reduced to a keyed hash on arrival
+        if not self.budget.take():
+            return {"items": None, "patients": None, "complete": False, "status": None,
+                    "earliest_scheduled_date": None, "latest_scheduled_date": None}
+        items = 0
+        patients: set[bytes] = set()
+        dates: list[str] = []
+        cap = self.opts.max_results_per_query
+        sop = sc.MODALITY_WORKLIST_FIND
+        async for ds in self.assoc.find(sop, q, max_results=cap):
+            items += 1
+            try:
+                pid = str(ds.get("PatientID", "") or "").strip()
+                steps = list(ds.get("ScheduledProcedureStepSequence", None) or [])
+                starts = [str(st.get("ScheduledProcedureStepStartDate", "") or "") for st in steps]
+            except Exception:  # a malformed item still counts; its text is never kept
+                continue
+            if pid:
+                patients.add(self._keyed(pid))
+                if self.opts.collect_identifiers:
+                    self.hashes.add(self._hash(pid))
+            dates.extend(d[:8] for d in starts if _parse_date(d))
+        status = self.assoc.last_status
+        ok = _finished(status) and items < cap
+        refused = not _finished(status) and status != CANCEL and items == 0
+        dates.sort()
+        return {
+            "items": None if refused else items,
+            "patients": None if refused else len(patients),
+            "earliest_scheduled_date": dates[0] if dates else None,
+            "latest_scheduled_date": dates[-1] if dates else None,
+            "complete": ok,
+            "status": status,
+        }
 
 
 _STUDY_UID = peek.tag(0x0020, 0x000D)
@@ -296,22 +497,22 @@ _WANTED = frozenset({_STUDY_UID, _STUDY_DATE, _MODALITIES, _MODALITY, _PATIENT_I
 def _read_match(data: bytes, ts: str) -> tuple[str, str, list[str], str]:
     """(study UID, study date, modalities, patient ID) of one match; fast path, then pydicom.
 
-    The patient ID is only read when the caller hashes it (``collect_identifiers``); it never
-    leaves this module otherwise.
+    The patient ID is turned into a keyed hash by the caller at once; it never leaves this
+    module.
     """
     values = peek.peek(data, ts, _WANTED)
     if values is not None:
         text = {t: v.decode("ascii", "replace") for t, v in values.items()}
         mods = text.get(_MODALITIES) or text.get(_MODALITY) or ""
         return (
-            text.get(_STUDY_UID, ""),
+            text.get(_STUDY_UID, "").strip(),
             text.get(_STUDY_DATE, ""),
             [m.strip() for m in mods.split("\\") if m.strip()],
             text.get(_PATIENT_ID, "").strip(),
         )
     ds = decode_dataset(data, ts)
     return (
-        str(ds.get("StudyInstanceUID", "") or ""),
+        str(ds.get("StudyInstanceUID", "") or "").strip(),
         str(ds.get("StudyDate", "") or ""),
         _modalities(ds),
         str(ds.get("PatientID", "") or "").strip(),
@@ -454,24 +655,88 @@ async def _measure(
         "earliest_study_date": None,
         "latest_study_date": None,
         "modalities": [],
-        "complete": True,
+        "complete": study_class is not None,
+        "placeholder_matches": 0,
+        "inconsistencies": [],
     }
     try:
         if study_class is not None:
             out.update(await meter.count_studies(study_class))
             studies_complete = bool(out["complete"])
+            out.update(await _honesty_checks(meter, study_class))
+            out["placeholder_matches"] = meter.keyless_studies
         if accept.accepts(sc.PATIENT_ROOT_FIND):
-            patients, complete = await meter.count_patients(out.get("result_cap"))
-            out["patients"] = patients
-            out["complete"] = out["complete"] and complete
-        if has_mwl:
-            items, complete = await meter.count_worklist()
-            out["worklist_items"] = items
-            out["complete"] = out["complete"] and complete
+            counted = await meter.count_patients(out.get("result_cap"), studies_complete)
+            out["patients"] = counted["patients"]
+            out["patient_level"] = counted["patient_level"]
+            out["complete"] = out["complete"] and counted["complete"]
+        elif study_class is not None:
+            out["patient_level"] = {"state": "not-offered", "status": None, "matches": None}
+            known = {s.patient for s in meter.studies.values() if s.patient is not None}
+            out["patients"] = len(known) if known else None
+            out["complete"] = out["complete"] and bool(known) and meter.keyless_studies == 0
     except DulError as exc:
         out["complete"] = False
         out["error"] = f"{type(exc).__name__}: {exc}"
+        if out["studies"] is None and meter.studies:
+            # what the answers held before the peer failed is a lower bound, not nothing
+            out.update(meter._study_summary(False, None))
+            out["placeholder_matches"] = meter.keyless_studies
+    out["inconsistencies"] = _inconsistencies(out, studies_complete)
+    if "no patients beside studies" in out["inconsistencies"]:
+        out["patients"] = None  # what the server said is impossible: unknown, never 0
+    if meter.keyless_with_data:
+        # PS3.4 C.4.1.2.1: every match holds the level's unique key; dated matches without
+        # one are records whose key was lost (a proxy, dcm4chee-arc-light #1263): uncounted
+        out["inconsistencies"].append("matches with data but no Study Instance UID")
+    if out["inconsistencies"]:
+        out["complete"] = False
+    if has_mwl:
+        # its own completeness and error: a refused worklist says nothing about Q/R counts
+        try:
+            wl = await meter.count_worklist()
+        except DulError as exc:
+            wl = {"items": None, "patients": None, "complete": False,
+                  "earliest_scheduled_date": None, "latest_scheduled_date": None,
+                  "status": None, "error": f"{type(exc).__name__}: {exc}"}
+        out["worklist"] = wl
+        out["worklist_items"] = wl["items"]
+        if study_class is None:
+            out["complete"] = bool(wl["complete"])
     out["queries"] = meter.budget.used
     if opts.collect_identifiers:
         out["patient_id_hashes"] = sorted(meter.hashes)
     return out, (meter.study_dates if studies_complete else None)
+
+
+async def _honesty_checks(meter: ExposureMeter, study_class: str) -> dict[str, Any]:
+    """Does the server answer *any* query? (issue 10, item 9: honeypots with canned data)
+
+    One query for an impossible date range (:data:`IMPOSSIBLE_RANGE`): a real archive has
+    nothing there; a decoy that ignores matching keys answers it. And: is every study dated the
+    day of the scan (a decoy stamping its canned studies with today's date)?
+    """
+    out: dict[str, Any] = {"answers_impossible_query": None}
+    q = meter._study_identifier(IMPOSSIBLE_RANGE)
+    saved = dict(meter.studies), meter.keyless_studies, meter.keyless_with_data
+    res = await meter._find(study_class, q)
+    if res is not None:
+        # records (with a Study Instance UID) where none can be; a stub's placeholder is not one
+        out["answers_impossible_query"] = res.count > 0
+        # what it answered is not a study of the archive's truth: forget it for the counts
+        meter.studies, meter.keyless_studies, meter.keyless_with_data = saved
+    dates = [s.date for s in meter.studies.values()]
+    today = _dicom_date(date.today())
+    out["studies_all_on_scan_day"] = len(dates) >= 3 and all(d == today for d in dates)
+    return out
+
+
+def _inconsistencies(out: dict[str, Any], studies_complete: bool) -> list[str]:
+    """Combinations no archive can hold; the counts are then never reported complete."""
+    found = []
+    patients, studies = out.get("patients"), out.get("studies")
+    if patients == 0 and studies:
+        found.append("no patients beside studies")
+    if patients is not None and studies is not None and patients > studies and studies_complete:
+        found.append("more patients than studies at study level")
+    return found

@@ -38,6 +38,7 @@ from .fingerprint import Fingerprint
 __all__ = [
     "SIGNALS",
     "SUSPECT_SCORE",
+    "annotate",
     "classify",
     "clusters",
     "endpoint_signals",
@@ -68,6 +69,15 @@ SIGNALS: dict[str, tuple[int, str]] = {
         2,
         "DCMTK's class UID with pynetdicom's default maximum PDU 16382 (DCMTK announces 16384):"
         " pynetdicom wearing DCMTK's identity, as older DICOMHawk releases",
+    ),
+    "answers-impossible-query": (
+        3,
+        "returned studies for an impossible date range (18000101-18000102): it answers any"
+        " query with made-up or canned records, whatever library it announces",
+    ),
+    "studies-dated-scan-day": (
+        3,
+        "every study is dated the day of the scan: canned records stamped with today's date",
     ),
     "canned-data": (
         2,
@@ -116,6 +126,12 @@ def endpoint_signals(rec: Record, fp: Fingerprint | None = None) -> list[dict[st
         out.append(_signal("orthanc-version-name"))
     if uid and uid.startswith(DCMTK_UID_PREFIX) and max_pdu == PYNETDICOM_DEFAULT_MAX_PDU:
         out.append(_signal("dcmtk-identity-pynetdicom-pdu", f"{uid} / {max_pdu}"))
+    # behaviour, not identity: decoys built on stock libraries announce nothing unusual
+    exp = rec.get("exposure") or {}
+    if exp.get("answers_impossible_query"):
+        out.append(_signal("answers-impossible-query"))
+    if exp.get("studies_all_on_scan_day"):
+        out.append(_signal("studies-dated-scan-day", f"{exp.get('studies')} studies"))
     return out
 
 
@@ -207,7 +223,9 @@ def classify(records: Iterable[Record]) -> dict[str, Any]:
     counts = dict.fromkeys(CATEGORIES, 0)
     for r in recs:
         ep = f"{r['host']}:{r['port']}"
-        signals = list((r.get("honeypot") or {}).get("signals") or [])
+        signals = [
+            s for s in (r.get("honeypot") or {}).get("signals") or [] if s["id"] != "canned-data"
+        ]
         if ep in canned:
             signals.append(_signal("canned-data", f"{size[ep]} endpoints alike"))
         hp = verdict(signals)
@@ -220,3 +238,21 @@ def classify(records: Iterable[Record]) -> dict[str, Any]:
         counts[category] += 1
         endpoints[ep] = {"category": category, "honeypot": hp}
     return {"endpoints": endpoints, "clusters": found, "counts": counts}
+
+
+def annotate(records: Iterable[Record]) -> list[Record]:
+    """The records whose ``honeypot`` field the whole scan changes, updated in a copy.
+
+    After a scan, the "identical data on several hosts" signal (:func:`clusters`) belongs in
+    each member's own record, not only in the report: the store calls this when the scan ends
+    and rewrites the records it returns. Idempotent (a second call changes nothing).
+    """
+    recs = list(records)
+    verdicts = classify(recs)["endpoints"]
+    changed = []
+    for r in recs:
+        v = verdicts.get(f"{r.get('host')}:{r.get('port')}")
+        if v is None or v["honeypot"] == r.get("honeypot"):
+            continue
+        changed.append({**r, "honeypot": v["honeypot"]})
+    return changed

@@ -310,14 +310,33 @@ class ScanStore:
         )
 
     def finish(self, stats: dict[str, Any] | None = None) -> None:
-        """The scan ran to its end: last commit, end time and statistics."""
+        """The scan ran to its end: last commit, cross-endpoint signals, end time, statistics.
+
+        Signals only the whole scan can see (identical data on several hosts, see
+        :func:`dicomguard.scan.honeypot.annotate`) are written into each member's record.
+        """
         self.commit()
+        self._annotate_clusters()
         self.conn.execute(
             "UPDATE scan SET finished_at = ?, stats = ? WHERE id = 1",
             (utc_now(), json.dumps(stats or {})),
         )
         # a finished scan is one self-contained file (no -wal/-shm beside it) to copy or archive
         self.conn.execute("PRAGMA journal_mode=DELETE")
+
+    def _annotate_clusters(self) -> None:
+        from ..scan.honeypot import annotate
+
+        rows = self.conn.execute("SELECT record FROM endpoints WHERE dicom = 1")
+        changed = annotate([json.loads(r[0]) for r in rows])
+        if not changed:
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany(
+            "UPDATE endpoints SET record = ? WHERE host = ? AND port = ?",
+            [(json.dumps(r, separators=(",", ":")), r["host"], r["port"]) for r in changed],
+        )
+        self.conn.execute("COMMIT")
 
     def records(self) -> list[Record]:
         """Every stored record in target order (what the JSONL holds)."""

@@ -1,5 +1,5 @@
-"""DCMTK 3.6.7 servers on loopback: ``dcmqrscp`` (a Q/R archive with an AE table) and
-``storescp`` (a store-only sink).
+"""DCMTK 3.6.7 servers on loopback: ``dcmqrscp`` (a Q/R archive with an AE table),
+``storescp`` (a store-only sink) and ``wlmscpfs`` (a Modality Worklist from files).
 
 Neither program can choose its listening address in 3.6.7 (no bind option in ``--help``), so
 they listen on all interfaces at a random port: they only start inside a loopback-only network
@@ -12,6 +12,8 @@ import subprocess
 from collections.abc import Sequence
 
 from pydicom import dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomguard.lab.synthetic import SyntheticPatient, all_instances
 from dicomguard.testing.base import (
@@ -170,4 +172,100 @@ class StorescpServer(ProcessServer):
                 "-od", self.output_dir, str(self.port)]
         if self.max_pdu:
             argv[1:1] = ["-pdu", str(self.max_pdu)]
+        self._spawn(argv, cwd=work, wait_ports=[self.port])
+
+
+WLMSCPFS_EXPECTED = {
+    "called_aet_enforced": True,
+    "calling_aet_enforced": False,
+    "verification": True,
+    "find_patient_root": False,
+    "find_study_root": False,
+    "move": False,
+    "get": False,
+    "worklist": True,
+    "storage": False,
+}
+
+
+def worklist_dataset(patient: SyntheticPatient, study_index: int) -> Dataset:
+    """One worklist file (a scheduled procedure step) for a synthetic patient's study.
+
+    The attributes of DCMTK's example worklist (examples/wlistdb/OFFIS/wklist1.dump), so that
+    wlmscpfs with its default ``--enable-file-reject`` accepts the file as complete.
+    """
+    study = patient.studies[study_index]
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 100"
+    ds.AccessionNumber = study.accession_number
+    ds.PatientName = patient.patient_name
+    ds.PatientID = patient.patient_id
+    ds.PatientBirthDate = patient.birth_date
+    ds.PatientSex = patient.sex
+    ds.StudyInstanceUID = study.study_instance_uid
+    ds.RequestingPhysician = "DGFAKE^DOCTOR"
+    ds.RequestedProcedureDescription = study.description
+    ds.RequestedProcedureID = f"DGRP{study_index}"
+    ds.RequestedProcedurePriority = "LOW"
+    step = Dataset()
+    step.Modality = study.modality
+    step.ScheduledStationAETitle = "DGMODALITY"
+    step.ScheduledProcedureStepStartDate = study.study_date
+    step.ScheduledProcedureStepStartTime = "120000"
+    step.ScheduledPerformingPhysicianName = "DGFAKE^TECH"
+    step.ScheduledProcedureStepDescription = study.description
+    step.ScheduledProcedureStepID = f"DGSPS{study_index}"
+    step.ScheduledStationName = "DGSTATION"
+    step.ScheduledProcedureStepLocation = "DGROOM"
+    step.PreMedication = ""
+    step.CommentsOnTheScheduledProcedureStep = ""
+    ds.ScheduledProcedureStepSequence = [step]
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.31"
+    meta.MediaStorageSOPInstanceUID = f"{study.study_instance_uid}.99"
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta = meta
+    return ds
+
+
+class WlmscpfsServer(ProcessServer):
+    """DCMTK wlmscpfs: Modality Worklist from ``.wl`` files, one worklist per study.
+
+    wlmscpfs answers only called AE titles that name a sub-directory of its data path (the
+    shipped example is ``OFFIS``); any calling AE title is accepted. Its responses go out one
+    DIMSE message per P-DATA-TF (measured with our requestor's recorder).
+    """
+
+    kind = "wlmscpfs"
+
+    def __init__(
+        self,
+        host: str,
+        port: int | None = None,
+        *,
+        aet: str = "OFFIS",
+        patients: Sequence[SyntheticPatient] | None = None,
+        seed: int = 6,
+    ) -> None:
+        super().__init__(
+            host,
+            port,
+            called_aets=[aet],
+            patients=default_patients(seed, 4) if patients is None else patients,
+            expected=WLMSCPFS_EXPECTED,
+            reject_reasons={"called_aet": REASON_CALLED_AET},
+        )
+
+    def _start(self) -> None:
+        binary = _require("wlmscpfs")
+        work = self._new_workdir()
+        db = work / "wlistdb" / self.aet
+        db.mkdir(parents=True)
+        (db / "lockfile").write_bytes(b"")
+        n = 0
+        for p in self.patients:
+            for i in range(len(p.studies)):
+                dcmwrite(db / f"dg{n:05d}.wl", worklist_dataset(p, i), enforce_file_format=True)
+                n += 1
+        argv = [binary, "-dfp", str(work / "wlistdb"), "-ta", "10", "-td", "30", str(self.port)]
         self._spawn(argv, cwd=work, wait_ports=[self.port])

@@ -40,6 +40,12 @@ class PynetdicomFindServer(LoopbackServer):
     """
 
     kind = "pynetdicom"
+    #: abstract syntaxes offered; subclasses (peer behaviours in tests) may add more
+    sop_classes: tuple[str, ...] = (
+        Verification,
+        PatientRootQueryRetrieveInformationModelFind,
+        StudyRootQueryRetrieveInformationModelFind,
+    )
 
     def __init__(
         self,
@@ -97,11 +103,7 @@ class PynetdicomFindServer(LoopbackServer):
         ae.require_called_aet = self._require_called
         ae.require_calling_aet = list(self.calling_aets)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
-        for uid in (
-            Verification,
-            PatientRootQueryRetrieveInformationModelFind,
-            StudyRootQueryRetrieveInformationModelFind,
-        ):
+        for uid in self.sop_classes:
             ae.add_supported_context(uid)
         try:
             self._server = ae.start_server(

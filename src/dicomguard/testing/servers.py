@@ -7,6 +7,8 @@ launcher                    what it is
 :class:`DcmqrscpServer`     DCMTK dcmqrscp with an AE table (preset ``aetable``)
 :class:`StorescpServer`     DCMTK storescp, store-only
 :class:`PynetdicomFindServer`  pynetdicom Verification + C-FIND, in-process
+:class:`PynetdicomQrscpServer` ``python -m pynetdicom qrscp`` (its archive app)
+:class:`WlmscpfsServer`     DCMTK wlmscpfs, Modality Worklist from files
 ==========================  ======================================================
 """
 
@@ -20,7 +22,7 @@ from dicomguard.testing.base import (
     ServerStartError,
     find_binary,
 )
-from dicomguard.testing.dcmtk import DcmqrscpServer, StorescpServer
+from dicomguard.testing.dcmtk import DcmqrscpServer, StorescpServer, WlmscpfsServer
 from dicomguard.testing.loopback import (
     LAB_NET,
     accepts,
@@ -30,6 +32,7 @@ from dicomguard.testing.loopback import (
     wait_until_accepting,
 )
 from dicomguard.testing.orthanc import KNOWN_VIEWER_AET, OrthancServer
+from dicomguard.testing.pynetdicom_qrscp import PynetdicomQrscpServer
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
 
 __all__ = [
@@ -42,8 +45,10 @@ __all__ = [
     "LoopbackServer",
     "OrthancServer",
     "PynetdicomFindServer",
+    "PynetdicomQrscpServer",
     "ServerStartError",
     "StorescpServer",
+    "WlmscpfsServer",
     "accepts",
     "assert_loopback",
     "find_binary",

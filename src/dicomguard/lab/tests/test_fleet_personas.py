@@ -21,6 +21,8 @@ from dicomguard.dul.negotiation import AssociateRequest, UserIdentity, UserIdent
 from dicomguard.lab.fleet import Fleet
 from dicomguard.lab.personas import PERSONA_ORDER, SERVICE_SOP_CLASSES
 
+WORKLIST_FIND = SERVICE_SOP_CLASSES["worklist"][0]
+
 # The fleet lives in the module's event loop, so the tests must run in that loop too.
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,7 +43,7 @@ FIND_MODEL = {
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def fleet() -> AsyncIterator[Fleet]:
-    async with Fleet(NETWORK, size=20, seed=5, slow_delay=SLOW, max_patients=40) as lab:
+    async with Fleet(NETWORK, size=26, seed=5, slow_delay=SLOW, max_patients=40) as lab:
         yield lab
 
 
@@ -133,13 +135,43 @@ async def check_endpoint(t: dict[str, Any]) -> None:
         exposure = t["exposure"]
         if exposure is None:
             return
+        if "worklist" in exposure:
+            wl = Dataset()
+            step = Dataset()
+            step.ScheduledProcedureStepStartDate = ""
+            wl.ScheduledProcedureStepSequence = [step]
+            wl.PatientID = ""
+            items = [ds async for ds in assoc.find(WORKLIST_FIND, wl)]
+            if exposure["worklist"]["items"] is None:  # refused per query
+                assert (items, assoc.last_status) == ([], 0xC000), where
+            else:
+                assert assoc.last_status == 0, where
+                assert len(items) == exposure["worklist"]["items"], where
+                assert len({ds.PatientID for ds in items}) == exposure["worklist"]["patients"]
+        if "PATIENT" in t["refused_queries"]:
+            pq = Dataset()
+            pq.QueryRetrieveLevel = "PATIENT"
+            pq.PatientID = ""
+            found = [ds async for ds in assoc.find(FIND_MODEL["find_patient_root"], pq)]
+            assert (found, assoc.last_status) == ([], 0xC000), where
+        if not (t["services"]["find_study_root"] or t["services"]["find_patient_root"]):
+            return
         model = (
             FIND_MODEL["find_study_root"]
             if t["services"]["find_study_root"]
             else FIND_MODEL["find_patient_root"]
         )
         found, status = await _study_query(assoc, model)
-        if t["cap_mode"] == "refuse":
+        if t["find_answers"] == "placeholder":  # one match, no key, no data
+            assert status == 0 and len(found) == 1, where
+            assert "StudyInstanceUID" not in found[0] and "PatientID" not in found[0], where
+            return
+        if t["cap_mode"] == "refuse+silent":
+            if len(found) == 0:
+                assert status == 0xA700 and exposure["studies"] > t["refuse_above"], where
+            else:
+                assert status == 0 and len(found) == t["find_cap"] < exposure["studies"]
+        elif t["cap_mode"] == "refuse":
             assert (found, status) == ([], 0xA700), where
         elif t["cap_mode"] == "silent":
             assert status == 0 and len(found) == t["find_cap"], where
@@ -161,7 +193,7 @@ async def check_endpoint(t: dict[str, Any]) -> None:
 async def test_fleet_layout_and_truth(fleet: Fleet) -> None:
     truth = fleet.truth
     assert [h["persona"] for h in truth["hosts"][: len(PERSONA_ORDER)]] == list(PERSONA_ORDER)
-    assert truth["size"] == 20 and truth["hosts"][0]["host"] == "127.42.235.1"
+    assert truth["size"] == 26 and truth["hosts"][0]["host"] == "127.42.235.1"
     assert all(key.startswith("127.42.235.") for key in truth["endpoints"])
     tls = fleet.host_of("tls-only")
     assert tls.ports == (11112, 2762)
@@ -209,6 +241,6 @@ async def test_storage_is_accepted_and_discarded(fleet: Fleet) -> None:
         await assoc._send(
             dimse.encode_message(msg, cid, assoc.peer_max_pdu, dimse.encode_dataset(ds, ts))
         )
-        reply = await assoc._receive(dimse.MessageAssembler())
+        reply = await assoc._receive()
         assert reply.command_field == dimse.C_STORE_RSP and reply.status == 0
     assert fleet.stored[plan.host] == 1

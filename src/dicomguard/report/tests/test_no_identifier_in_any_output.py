@@ -2,6 +2,10 @@
 
 The lab's patients are named DGFAKE... with IDs DGSYN...; the scanner counts them but must never
 store a name, ID or birth date unless asked to (``--collect-identifiers`` stores salted hashes).
+Since issue 10 the exposure count *requests* PatientID (the unique key of the PATIENT level,
+reduced to a keyed hash in memory at once), so the checks cover every file a scan can leave
+behind: JSONL, the database, each report format, the ``--evidence`` PDU files, and what the
+scan prints on stdout/stderr with debug logging on (``-v``).
 """
 
 from __future__ import annotations
@@ -18,23 +22,30 @@ from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX
 NETWORK = "127.42.220.0/28"
 
 
-def _run(*args: str) -> None:
-    subprocess.run(
+def _run(*args: str) -> bytes:
+    """Run the CLI; returns what it printed (stdout and stderr)."""
+    done = subprocess.run(
         [sys.executable, "-m", "dicomguard", *args],
         check=True,
         timeout=300,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
+    return done.stdout
 
 
 @pytest.mark.parametrize("collect", [False, True])
 def test_no_name_id_or_birth_date_in_any_output_file(tmp_path: Path, collect: bool) -> None:
-    personas = ["open", "capped", "open", "echo-only"]
+    # open: Q/R and worklist answers carry PatientID; capped: partitions by name initial;
+    # worklist-packed: every C-FIND-RSP in one PDU; honeypot-answers-anything: made-up IDs
+    personas = ["open", "capped", "worklist-packed", "honeypot-answers-anything", "echo-only"]
     with FleetThread(NETWORK, personas, max_patients=40) as lab:
         truth = lab.truth
         db, jsonl = tmp_path / "scan.db", tmp_path / "scan.jsonl"
+        evidence = tmp_path / "evidence"
         extra = ["--collect-identifiers"] if collect else []
-        _run(
+        printed = _run(
+            "-v",
             "scan",
             NETWORK,
             "-p",
@@ -47,11 +58,19 @@ def test_no_name_id_or_birth_date_in_any_output_file(tmp_path: Path, collect: bo
             str(db),
             "--jsonl",
             str(jsonl),
+            "--evidence",
+            str(evidence),
             *extra,
         )
         patients = [p for plan in lab.fleet.plan for p in plan.patients()]
     assert patients, truth
     outputs = {"jsonl": jsonl, "db": db}
+    console = tmp_path / "console.txt"
+    console.write_bytes(printed)
+    outputs["console"] = console
+    for path in sorted(evidence.glob("*.jsonl")):
+        outputs[f"evidence {path.name}"] = path
+    assert any(k.startswith("evidence") for k in outputs)
     for fmt, name in (
         ("html", "r.html"),
         ("csv", "r.csv"),

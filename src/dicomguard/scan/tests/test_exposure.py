@@ -61,11 +61,14 @@ async def test_silent_cap_is_detected_and_partitioned(capped_server):
     exp = r.exposure
     assert exp is not None
     assert exp["result_cap"] == CappedFindServer.cap
-    # date partitioning recovers every study; patients (no date key) stay a lower bound
+    # date partitioning recovers every study, every leaf below the cap: exact; the patients
+    # are those the study answers named (keyed hashes of PatientID), the capped PATIENT
+    # level's answers de-duplicated into them, never summed
     assert exp["studies"] == truth.studies
     assert exp["earliest_study_date"] == truth.earliest_study_date
-    assert exp["patients"] is not None and exp["patients"] <= truth.patients
-    assert exp["complete"] is False
+    assert exp["patients"] == truth.patients
+    assert exp["patient_level"]["state"] == "capped"
+    assert exp["complete"] is True
 
 
 async def test_budget_exhaustion_gives_lower_bound(capped_server):
@@ -99,10 +102,13 @@ async def test_collect_identifiers_stores_only_salted_hashes(full_server):
     assert ID_PREFIX not in json.dumps(r.to_dict())
 
 
-def test_queries_ask_for_no_identifying_attribute():
+def test_queries_ask_only_for_the_unique_key_of_the_patient():
+    """PatientID is requested (the level's unique key, hashed with a per-meter key on
+    arrival); names and birth dates never are."""
     from dicomguard.scan.exposure import ExposureMeter
 
     meter = ExposureMeter.__new__(ExposureMeter)
     meter.opts = ExposureOptions()
     q: Dataset = meter._study_identifier("20000101-20001231")
-    assert {"PatientName", "PatientID", "PatientBirthDate"}.isdisjoint(q.dir())
+    assert {"PatientName", "PatientBirthDate"}.isdisjoint(q.dir())
+    assert "PatientID" in q.dir() and q.PatientID == ""

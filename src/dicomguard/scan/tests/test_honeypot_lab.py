@@ -46,7 +46,7 @@ def test_every_honeypot_persona_is_suspected_and_nothing_else(scanned):
     truth, results = scanned
     flagged = {k for k, r in results.items() if (r.get("honeypot") or {}).get("suspected")}
     expected = {k for k, t in truth["endpoints"].items() if t.get("honeypot")}
-    assert len(expected) == 4
+    assert len(expected) == 5  # 2 DICOMHawk, 2 dicompot, 1 answering any query
     assert flagged == expected
 
 
@@ -60,6 +60,9 @@ def test_each_honeypot_shows_the_signals_its_source_predicts(scanned):
         elif t["persona"] == "honeypot-dicompot":
             assert {"accepts-unknown-sop-class", "no-implementation-class-uid"} <= ids
             assert results[key]["canary_result"] == 0
+        elif t["persona"] == "honeypot-answers-anything":
+            # a stock pynetdicom identity: only its behaviour gives it away
+            assert ids == {"answers-impossible-query"}, ids
         elif t["dicom"] and results[key].get("canary_result") is not None:
             assert results[key]["canary_result"] == 3, (key, t["persona"])
             assert not ids, (key, t["persona"], ids)
@@ -79,10 +82,11 @@ def test_clusters_and_categories(scanned):
             assert key not in cats
         elif t.get("honeypot"):
             assert cats[key]["category"] == "flagged"
-            assert any(s["id"] == "canned-data" for s in cats[key]["honeypot"]["signals"])
+            if t["persona"] != "honeypot-answers-anything":  # made-up data differs per query
+                assert any(s["id"] == "canned-data" for s in cats[key]["honeypot"]["signals"])
         else:
             assert cats[key]["category"] in ("confirmed", "likely"), (key, t["persona"])
-    assert out["counts"]["flagged"] == 4
+    assert out["counts"]["flagged"] == 5
     # personas a stranger gets into and that look ordinary are confirmed
     open_hosts = [k for k, t in truth["endpoints"].items() if t["persona"] == "open"]
     assert all(cats[k]["category"] == "confirmed" for k in open_hosts)

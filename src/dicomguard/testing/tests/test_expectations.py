@@ -14,7 +14,7 @@ from dicomguard.testing.base import EXPECTATION_KEYS, LoopbackServer
 from dicomguard.testing.tests.scu import associate, find, patient_query, study_query
 
 FIXTURES = ["orthanc_open", "orthanc_locked", "dcmqrscp_aetable", "storescp_server",
-            "pynetdicom_scp"]
+            "pynetdicom_scp", "wlmscpfs_server", "pynetdicom_qrscp"]
 
 
 @pytest.fixture(params=FIXTURES)
@@ -22,7 +22,10 @@ def server(request: pytest.FixtureRequest) -> LoopbackServer:
     return request.getfixturevalue(request.param)
 
 
-FIND_FIXTURES = [f for f in FIXTURES if f != "storescp_server"]
+# Q/R counts at both levels (wlmscpfs has no Q/R; qrscp's PATIENT level needs its unique
+# key, see scan/tests/test_patient_counts_real_servers.py)
+FIND_FIXTURES = [f for f in FIXTURES if f not in ("storescp_server", "wlmscpfs_server",
+                                                  "pynetdicom_qrscp")]
 
 
 @pytest.fixture(params=FIND_FIXTURES)
