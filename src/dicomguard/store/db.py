@@ -234,8 +234,28 @@ class ScanStore:
         texts = [dumps(rec, separators=(",", ":")) for rec in batch]
         c.execute("BEGIN IMMEDIATE")
         try:
+            # findings of the whole batch in two statements; an endpoint stored twice in one
+            # batch (a name and its address) keeps its latest record's findings, as before
+            findings: dict[int, list[tuple[Any, ...]]] = {}
             for rec, text in zip(batch, texts, strict=True):
-                self._insert(rec, text)
+                endpoint_id = self._insert(rec, text)
+                findings[endpoint_id] = [
+                    (
+                        endpoint_id,
+                        f["id"],
+                        f["severity"],
+                        f.get("title", ""),
+                        f.get("confidence"),
+                        f.get("detail"),
+                    )
+                    for f in rec.get("findings") or []
+                ]
+            c.executemany("DELETE FROM findings WHERE endpoint_id = ?", ((i,) for i in findings))
+            c.executemany(
+                "INSERT INTO findings (endpoint_id, finding, severity, title, confidence, detail)"
+                " VALUES (?,?,?,?,?,?)",
+                (row for rows in findings.values() for row in rows),
+            )
             c.executemany(
                 "INSERT INTO states (state, n) VALUES (?, ?)"
                 " ON CONFLICT (state) DO UPDATE SET n = n + excluded.n",
@@ -260,7 +280,8 @@ class ScanStore:
             json_listener(texts)
         return batch
 
-    def _insert(self, rec: Record, text: str | None = None) -> None:
+    def _insert(self, rec: Record, text: str | None = None) -> int:
+        """Upsert one endpoint row; returns its id (its findings are the caller's to write)."""
         exposure = rec.get("exposure") or {}
         if exposure.get("same_archive_as"):
             # another port of this host fronts the same archive: its counts are that port's,
@@ -291,23 +312,7 @@ class ScanStore:
                 text if text is not None else json.dumps(rec, separators=(",", ":")),
             ),
         ).fetchone()
-        endpoint_id = row[0]
-        self.conn.execute("DELETE FROM findings WHERE endpoint_id = ?", (endpoint_id,))
-        self.conn.executemany(
-            "INSERT INTO findings (endpoint_id, finding, severity, title, confidence, detail)"
-            " VALUES (?,?,?,?,?,?)",
-            (
-                (
-                    endpoint_id,
-                    f["id"],
-                    f["severity"],
-                    f.get("title", ""),
-                    f.get("confidence"),
-                    f.get("detail"),
-                )
-                for f in findings
-            ),
-        )
+        return int(row[0])
 
     def finish(self, stats: dict[str, Any] | None = None) -> None:
         """The scan ran to its end: last commit, cross-endpoint signals, end time, statistics.
