@@ -139,6 +139,27 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--order", choices=("sequential", "spread"), default="sequential")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    _add_fail_on(p)
+
+
+def _add_fail_on(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--fail-on",
+        choices=("info", "low", "medium", "high", "critical"),
+        metavar="SEVERITY",
+        help="exit 1 when a finding of SEVERITY or worse exists (info, low, medium, high, "
+        "critical); exit statuses: 0 ok, 1 findings, 2 usage error, 130 interrupted",
+    )
+
+
+def _fail_on(args: argparse.Namespace, db: Any) -> int:
+    """The exit status ``--fail-on`` asks for (report/gate.py), with one line on stderr."""
+    from .report.gate import exit_status
+
+    code, message = exit_status(db, getattr(args, "fail_on", None))
+    if message:
+        print(f"dicomguard: {message}", file=sys.stderr)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -164,10 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--size", type=int, default=32, help="lab servers (32)")
     report = sub.add_parser("report", help="turn a scan database into HTML, CSV, SARIF or JSON")
     report.add_argument("db", type=Path, metavar="DB")
-    report.add_argument("--format", choices=("html", "csv", "sarif", "json"), default="html")
+    report.add_argument(
+        "--format", choices=("html", "csv", "sarif", "json", "defectdojo"), default="html"
+    )
     report.add_argument(
         "-o", "--output", metavar="FILE", help="output file (default DB name + format; - = stdout)"
     )
+    _add_fail_on(report)
     diff = sub.add_parser("diff", help="what appeared, disappeared or changed between two scans")
     diff.add_argument("old", type=Path, metavar="OLD.db")
     diff.add_argument("new", type=Path, metavar="NEW.db")
@@ -280,7 +304,7 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
 
 
 #: options that only change what this run shows, not what it scans: not stored, not restored
-_DISPLAY_OPTIONS = ("no_progress", "quiet")
+_DISPLAY_OPTIONS = ("no_progress", "quiet", "fail_on")
 _PATH_OPTIONS = ("input_files", "exclude_file", "wordlist", "evidence")
 
 
@@ -461,7 +485,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         )
         render_summary(records, summary, summary_console)
         print(f"scan database: {args.db}", file=sys.stderr)
-    return 0
+    return _fail_on(args, args.db)
 
 
 def _truncate(path: str) -> str:
@@ -527,14 +551,15 @@ def run_report(args: argparse.Namespace) -> int:
         text = render(args.db, args.format)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
-    ext = {"html": ".html", "csv": ".csv", "sarif": ".sarif", "json": ".json"}[args.format]
-    out = args.output or str(args.db.with_suffix(ext))
+    from .report import EXTENSIONS
+
+    out = args.output or str(args.db.with_suffix(EXTENSIONS[args.format]))
     if out == "-":
         sys.stdout.write(text)
     else:
         Path(out).write_text(text, encoding="utf-8")
         print(f"{args.format} report: {out}", file=sys.stderr)
-    return 0
+    return _fail_on(args, args.db)
 
 
 def run_diff(args: argparse.Namespace) -> int:

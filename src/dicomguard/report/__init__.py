@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-FORMATS = ("html", "csv", "sarif", "json")
+FORMATS = ("html", "csv", "sarif", "json", "defectdojo")
+#: file name extension of each format
+EXTENSIONS = {
+    "html": ".html",
+    "csv": ".csv",
+    "sarif": ".sarif",
+    "json": ".json",
+    "defectdojo": ".defectdojo.json",
+}
 
 
 def render(db: str | Path, fmt: str) -> str:
@@ -24,6 +32,10 @@ def render(db: str | Path, fmt: str) -> str:
         from .sarif import render_sarif
 
         return render_sarif(scan)
+    if fmt == "defectdojo":
+        from .defectdojo import render_defectdojo
+
+        return render_defectdojo(scan)
     if fmt == "json":
         from .tabular import render_json
 

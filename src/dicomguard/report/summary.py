@@ -7,11 +7,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from ..scan.findings import catalog, severity_rank
 from ..scan.honeypot import classify
-from .stats import counted_exposure
+from . import verdict as V
+from .stats import counted_exposure, is_service, per_ip, share_text, worst
+
+#: endpoint rows printed at most (the worst first); the HTML report pages through every one
+MAX_ROWS = 200
 
 SEVERITY_STYLE = {
     "critical": "bold white on red",
@@ -20,26 +26,6 @@ SEVERITY_STYLE = {
     "low": "cyan",
     "info": "dim",
 }
-
-
-def _services(s: dict[str, bool]) -> str:
-    short = {
-        "verification": "echo",
-        "find_patient_root": "find-P",
-        "find_study_root": "find-S",
-        "move": "move",
-        "get": "get",
-        "worklist": "mwl",
-        "mpps": "mpps",
-        "storage_commitment": "commit",
-        "storage": "store",
-    }
-    return " ".join(v for k, v in short.items() if s.get(k)) or "-"
-
-
-def worst(findings: list[dict[str, Any]]) -> str | None:
-    sev = [f["severity"] for f in findings]
-    return max(sev, key=severity_rank) if sev else None
 
 
 def render_summary(
@@ -64,58 +50,54 @@ def render_summary(
         "worst",
     ):
         table.add_column(col)
-    for r in sorted(dicom, key=lambda r: (r["host"], r["port"])):
-        called = r["called_aet"]
-        called_txt = (
-            "any"
-            if not called.get("enforced") and called.get("verified")
-            else (
-                f"guessed {called['accepted']}"
-                if called.get("accepted")
-                else ("enforced" if called.get("enforced") else "?")
-            )
-        )
-        calling = r["calling_aet"]
-        calling_txt = (
-            "enforced" if calling.get("enforced") else ("any" if calling.get("verified") else "?")
-        )
-        ui = r["user_identity"]
-        ui_txt = (
-            "any " + ui["accepted_with"]
-            if ui.get("accepted_with")
-            else ("required" if ui.get("required") else "none")
-        )
+    shown = dicom
+    if len(dicom) > MAX_ROWS:
+        shown = sorted(dicom, key=lambda r: -severity_rank(worst(r) or "info"))
+        shown = shown[:MAX_ROWS]
+        table.caption = f"the {MAX_ROWS} worst of {len(dicom)}; every one is in the HTML report"
+    for r in sorted(shown, key=lambda r: (r["host"], r["port"])):
         exp = r.get("exposure") or {}
         exp_txt = "-"
         if exp.get("studies") is not None or exp.get("patients") is not None:
-            plus = "" if exp.get("complete", True) else "+"
-            exp_txt = f"{exp.get('patients') or 0}{plus} pat / {exp.get('studies') or 0}{plus} st"
-        w = worst(r.get("findings", []))
-        product = " ".join(x for x in (r.get("product"), r.get("product_version")) if x) or (
-            r.get("implementation_version_name") or "?"
-        )
+            complete = bool(exp.get("complete", True))
+            exp_txt = (
+                f"{V.count_text(exp.get('patients'), complete)} pat / "
+                f"{V.count_text(exp.get('studies'), complete)} st"
+            )
+        w = worst(r)
+        transport = V.transport(r)
         table.add_row(
-            f"{r['host']}:{r['port']}",
-            product,
-            "yes" if r.get("tls") else "[red]no[/]",
-            called_txt,
-            calling_txt,
-            ui_txt,
-            _services(r.get("services", {})),
+            # strings from the server (product, titles) never as rich markup
+            Text(V.endpoint(r)),
+            Text(V.product(r)),
+            "[red]no[/]" if transport == "plain" else transport,
+            Text(V.called_aet(r)),
+            Text(V.calling_aet(r)),
+            Text(V.user_identity(r)),
+            Text(V.services_text(r)),
             exp_txt,
             f"[{SEVERITY_STYLE[w]}]{w}[/]" if w else "-",
         )
     if dicom:
         console.print(table)
-    other = [r for r in recs if not r.get("dicom")]
+    web = [r for r in recs if not r.get("dicom") and V.web_service(r)]
+    if web:
+        console.print(
+            f"{len(web)} web port(s) identified as a DICOM web API: "
+            + ", ".join(escape(_web_text(r)) for r in web[:12])
+            + (" ..." if len(web) > 12 else ""),
+            highlight=False,
+        )
+    other = [r for r in recs if not is_service(r)]
     if other:
         console.print(
             f"[dim]{len(other)} open port(s) did not speak DICOM:[/] "
             + ", ".join(
-                f"{r['host']}:{r['port']} ({(r.get('error') or '?').split(':')[0]})"
+                escape(f"{V.endpoint(r)} ({(r.get('error') or '?').split(':')[0]})")
                 for r in other[:12]
             )
-            + (" ..." if len(other) > 12 else "")
+            + (" ..." if len(other) > 12 else ""),
+            highlight=False,
         )
 
     counts: Counter[str] = Counter(f["id"] for r in recs for f in r.get("findings", []))
@@ -134,6 +116,7 @@ def render_summary(
     leaking = [r for r in dicom if (r.get("exposure") or {}).get("studies")]
     patients = sum(counted_exposure(r).get("patients") or 0 for r in leaking)
     studies = sum(counted_exposure(r).get("studies") or 0 for r in leaking)
+    complete = all((r.get("exposure") or {}).get("complete", True) for r in leaking)
     console.print()
     states = stats.get("states", {})
     console.print(
@@ -142,7 +125,21 @@ def render_summary(
         f" ({stats.get('rate', 0):.0f}/s): {states.get('open', 0)} open, "
         f"{states.get('closed', 0)} closed, {states.get('filtered', 0)} filtered; "
         f"[bold]{len(dicom)}[/] DICOM ({sum(1 for r in dicom if r.get('tls'))} TLS), "
-        f"{len(leaking)} leaking {patients} patients / {studies} studies."
+        f"{len(leaking)} leaking {V.count_text(patients, complete)} patients / "
+        f"{V.count_text(studies, complete)} studies (per port; per-IP figures without "
+        "honeypots below)."
+    )
+    h = per_ip(recs, int(stats.get("endpoints", 0)))
+    years = h["study_years"]
+    console.print(
+        f"[bold]Per IP[/] (honeypots set apart): [bold]{h['servers']:,}[/] server(s); "
+        f"leaking {share_text(h['leaking'])}; TLS {share_text(h['tls'])}; "
+        f"validating AE titles {share_text(h['validating_ae'])}; "
+        f"{V.count_text(h['patients_exposed'], h['patients_complete'])} patients / "
+        f"{V.count_text(h['studies_exposed'], h['studies_complete'])} studies exposed"
+        + (f" from {years[0]}-{years[1]}" if years else "")
+        + f"; {h['honeypots']} honeypot(s), {h['likely_honeypots']} likely honeypot(s).",
+        highlight=False,
     )
     _print_classes(dicom, console)
 
@@ -158,7 +155,26 @@ def _print_classes(dicom: list[dict[str, Any]], console: Console) -> None:
         f"{counts['likely']} likely, [magenta]{counts['flagged']} flagged as honeypots[/]"
         + (f"; {len(c['clusters'])} cluster(s) of identical endpoints" if c["clusters"] else "")
     )
-    for ep, v in sorted(c["endpoints"].items()):
-        if v["category"] == "flagged":
-            ids = ", ".join(s["id"] for s in v["honeypot"]["signals"])
-            console.print(f"  [magenta]flagged[/] {ep} ({v['honeypot']['confidence']}): {ids}")
+    flagged = [(ep, v) for ep, v in sorted(c["endpoints"].items()) if v["category"] == "flagged"]
+    for ep, v in flagged[:20]:
+        ids = ", ".join(s["id"] for s in v["honeypot"]["signals"])
+        console.print(f"  [magenta]flagged[/] {ep} ({v['honeypot']['confidence']}): {ids}")
+    if len(flagged) > 20:
+        console.print(f"  ... and {len(flagged) - 20} more (HTML report)")
+
+
+def _web_text(rec: dict[str, Any]) -> str:
+    """``host:port Orthanc 1.10.1 (REST open, 12 studies)`` for a web API port."""
+    web = rec.get("web") or {}
+    exp = V.web_exposure(rec)
+    what = V.product(rec) if rec.get("product") else (web.get("server") or "HTTP")
+    bits = []
+    orthanc = web.get("orthanc") or {}
+    if orthanc:
+        bits.append("REST " + ("needs login" if orthanc.get("auth_required") else "open"))
+    qido = web.get("qido") or {}
+    if qido:
+        bits.append("QIDO-RS " + ("needs login" if qido.get("auth_required") else "open"))
+    if exp.get("studies") is not None:
+        bits.append(f"{V.count_text(exp.get('studies'), exp.get('complete', True))} studies")
+    return f"{V.endpoint(rec)} {what}" + (f" ({', '.join(bits)})" if bits else "")

@@ -1,16 +1,17 @@
-"""Bar charts as inline SVG text, for a report that must open offline with nothing fetched.
+"""Chart geometry for inline SVG, for a report that must open offline with nothing fetched.
 
 Hand-written instead of a charting library because every such library either needs JavaScript
 from a CDN (forbidden: the report must make no network request) or pulls a heavy dependency
-(matplotlib) for a few rectangles; two small functions draw what the report needs.
+(matplotlib) for a few rectangles. These functions only compute positions; the template
+``templates/charts.html.j2`` draws them, so every label goes through jinja2's autoescaping.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
+from typing import Any
 
-FONT = "font-family:system-ui,sans-serif;font-size:12px"
+ROW = 22
 
 
 def hbars(
@@ -21,32 +22,35 @@ def hbars(
     colors: Sequence[str] | None = None,
     width: int = 520,
     label_width: int = 190,
-) -> str:
-    """Horizontal bars, one row per (label, value); values printed at the end of each bar."""
-    row = 22
-    height = 30 + row * max(len(items), 1)
+) -> dict[str, Any]:
+    """Horizontal bars, one row per (label, value); the value printed at the end of each bar.
+
+    Returns ``{"kind": "hbars", "title", "width", "height", "label_x", "rows": [{"label",
+    "short", "value", "y", "x", "w", "fill"}]}`` (pixels).
+    """
     top = max((v for _, v in items), default=0) or 1
     span = width - label_width - 60
-    parts = [
-        f'<svg role="img" width="{width}" height="{height}"'
-        f' viewBox="0 0 {width} {height}" style="{FONT}"><title>{escape(title)}</title>',
-        f'<text x="0" y="16" font-weight="bold">{escape(title)}</text>',
-    ]
-    if not items:
-        parts.append('<text x="0" y="40" fill="#666">nothing to show</text>')
+    rows = []
     for i, (label, value) in enumerate(items):
-        y = 26 + i * row
-        w = span * value / top
-        fill = colors[i] if colors else color
-        parts.append(
-            f'<text x="{label_width - 6}" y="{y + 14}" text-anchor="end">'
-            f"{escape(_clip(label, 30))}</text>"
-            f'<rect x="{label_width}" y="{y + 3}" width="{w:.1f}" height="{row - 6}"'
-            f' fill="{fill}"><title>{escape(label)}: {_num(value)}</title></rect>'
-            f'<text x="{label_width + w + 4:.1f}" y="{y + 14}">{_num(value)}</text>'
+        rows.append(
+            {
+                "label": str(label),
+                "short": _clip(str(label), 30),
+                "value": num(value),
+                "y": 26 + i * ROW,
+                "x": label_width,
+                "w": round(span * value / top, 1),
+                "fill": colors[i] if colors else color,
+            }
         )
-    parts.append("</svg>")
-    return "".join(parts)
+    return {
+        "kind": "hbars",
+        "title": title,
+        "width": width,
+        "height": 30 + ROW * max(len(items), 1),
+        "label_x": label_width - 6,
+        "rows": rows,
+    }
 
 
 def columns(
@@ -56,41 +60,48 @@ def columns(
     color: str = "#c0392b",
     width: int = 520,
     height: int = 220,
-) -> str:
-    """Vertical columns over an ordered axis (years); labels thinned so they never overlap."""
-    parts = [
-        f'<svg role="img" width="{width}" height="{height}"'
-        f' viewBox="0 0 {width} {height}" style="{FONT}"><title>{escape(title)}</title>',
-        f'<text x="0" y="16" font-weight="bold">{escape(title)}</text>',
-    ]
-    if not items:
-        parts.append('<text x="0" y="40" fill="#666">nothing to show</text></svg>')
-        return "".join(parts)
-    top = max(v for _, v in items) or 1
-    left, bottom, plot_h = 30, height - 24, height - 60
-    step = (width - left - 10) / len(items)
-    every = max(1, int(len(items) / ((width - left) / 36)))
-    parts.append(
-        f'<text x="{left - 4}" y="{bottom - plot_h + 4}" text-anchor="end">{_num(top)}</text>'
-        f'<line x1="{left}" y1="{bottom}" x2="{width - 10}" y2="{bottom}" stroke="#999"/>'
-    )
+) -> dict[str, Any]:
+    """Vertical columns over an ordered axis (years); labels thinned so they never overlap.
+
+    Returns ``{"kind": "columns", "title", "width", "height", "left", "bottom", "top_y",
+    "top_text", "right", "cols": [{"label", "value", "x", "y", "w", "h", "cx", "show"}]}``.
+    """
+    left, bottom, plot_h = 50, height - 24, height - 60
+    top = max((v for _, v in items), default=0) or 1
+    step = (width - left - 10) / max(len(items), 1)
+    every = max(1, int(len(items) / ((width - left) / 36))) if items else 1
+    cols = []
     for i, (label, value) in enumerate(items):
         h = plot_h * value / top
         x = left + i * step
-        parts.append(
-            f'<rect x="{x + step * 0.1:.1f}" y="{bottom - h:.1f}" width="{step * 0.8:.1f}"'
-            f' height="{h:.1f}" fill="{color}"><title>{escape(label)}: {_num(value)}</title></rect>'
+        cols.append(
+            {
+                "label": str(label),
+                "value": num(value),
+                "x": round(x + step * 0.1, 1),
+                "y": round(bottom - h, 1),
+                "w": round(step * 0.8, 1),
+                "h": round(h, 1),
+                "cx": round(x + step / 2, 1),
+                "show": i % every == 0,
+            }
         )
-        if i % every == 0:
-            parts.append(
-                f'<text x="{x + step / 2:.1f}" y="{bottom + 14}" text-anchor="middle">'
-                f"{escape(label)}</text>"
-            )
-    parts.append("</svg>")
-    return "".join(parts)
+    return {
+        "kind": "columns",
+        "title": title,
+        "width": width,
+        "height": height,
+        "left": left,
+        "bottom": bottom,
+        "top_y": bottom - plot_h + 4,
+        "top_text": num(top),
+        "right": width - 10,
+        "color": color,
+        "cols": cols,
+    }
 
 
-def _num(v: float) -> str:
+def num(v: float) -> str:
     return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"
 
 

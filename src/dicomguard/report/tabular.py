@@ -1,4 +1,11 @@
-"""CSV (one row per endpoint, for spreadsheets) and JSON (aggregate statistics) reports."""
+"""CSV (one row per endpoint, for spreadsheets) and JSON (aggregate statistics) reports.
+
+CSV columns are added at the end, never renamed or removed, so spreadsheets built on them keep
+working. Verdict wordings (``called_aet`` ...) come from :mod:`.verdict`, the same functions the
+HTML and the terminal use; ``honeypot_class`` is ``real``, ``likely-honeypot`` or ``honeypot``
+(:func:`.verdict.honeypot_class`) and ``confidence_<verdict>`` says how each verdict was reached
+(observed / inferred / unknown, scan.confidence).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +13,11 @@ import csv
 import io
 import json
 
+from ..scan.confidence import VERDICTS
 from ..scan.fingerprint import load_database
 from ..store.read import StoredScan
-from .stats import aggregate, leaks, release_info, worst
+from . import verdict as V
+from .stats import aggregate, analyse, leaks, release_info, worst
 
 CSV_COLUMNS = (
     "host",
@@ -35,6 +44,21 @@ CSV_COLUMNS = (
     "exposure_complete",
     "worst_severity",
     "findings",
+    "called_aet",
+    "calling_aet",
+    "user_identity",
+    "transport",
+    "web_api",
+    "honeypot_class",
+    "honeypot_score",
+    "honeypot_signals",
+    *(f"confidence_{v}" for v in VERDICTS),
+    "inferred_findings",
+    "country",
+    "asn",
+    "as_org",
+    "measured_at",
+    "scan_id",
 )
 
 
@@ -43,6 +67,7 @@ def render_csv(scan: StoredScan) -> str:
     import datetime as dt
 
     fingerprints = load_database()
+    a = analyse(scan, fingerprints)
     when = dt.date.fromisoformat((scan.meta.get("started_at") or "1970-01-01")[:10])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -50,6 +75,10 @@ def render_csv(scan: StoredScan) -> str:
     for r in scan.records:
         exp = r.get("exposure") or {}
         rel = release_info(r, fingerprints, when) or {}
+        entry = a.entry.get(f"{r['host']}:{r['port']}") or {}
+        hp = entry.get("honeypot") or {}
+        conf = r.get("confidence") or {}
+        dicom = bool(r.get("dicom"))
         w.writerow(
             [
                 r["host"],
@@ -64,7 +93,11 @@ def render_csv(scan: StoredScan) -> str:
                 r.get("implementation_class_uid") or "",
                 r.get("implementation_version_name") or "",
                 int(bool((r.get("called_aet") or {}).get("enforced"))),
-                (r.get("called_aet") or {}).get("accepted") or "",
+                # the title that got in only where titles are checked; elsewhere "accepted" is
+                # the scanner's own random probe title and means nothing (verdict.called_aet)
+                (r.get("called_aet") or {}).get("accepted") or ""
+                if (r.get("called_aet") or {}).get("enforced")
+                else "",
                 int(bool((r.get("calling_aet") or {}).get("enforced"))),
                 int(bool((r.get("user_identity") or {}).get("required"))),
                 " ".join(k for k, v in (r.get("services") or {}).items() if v),
@@ -76,6 +109,25 @@ def render_csv(scan: StoredScan) -> str:
                 "" if not exp else int(bool(exp.get("complete", True))),
                 worst(r) or "",
                 " ".join(f["id"] for f in r.get("findings") or []),
+                V.called_aet(r) if dicom else "",
+                V.calling_aet(r) if dicom else "",
+                V.user_identity(r) if dicom else "",
+                V.transport(r) if dicom or r.get("web") else "",
+                int(V.web_service(r)),
+                a.class_of(r) if dicom else "",
+                hp.get("score", "") if dicom else "",
+                " ".join(s["id"] for s in hp.get("signals") or []),
+                *(conf.get(v, "") for v in VERDICTS),
+                " ".join(
+                    f["id"]
+                    for f in r.get("findings") or []
+                    if f.get("confidence", "confirmed") != "confirmed"
+                ),
+                r.get("country") or "",
+                "" if r.get("asn") is None else r["asn"],
+                r.get("as_org") or "",
+                r.get("measured_at") or "",
+                r.get("scan_id") or "",
             ]
         )
     return buf.getvalue()

@@ -63,7 +63,7 @@ def test_opens_offline_without_errors_and_shows_the_database_numbers(
         assert page.requested_urls() == [report.as_uri()], "the page fetched something"
         assert page.console_errors() == []
         shown = page.evaluate(
-            "Object.fromEntries([...document.querySelectorAll('#headline .num')].map("
+            "Object.fromEntries([...document.querySelectorAll('.cards .num')].map("
             "e => { const r = e.getBoundingClientRect();"
             " return [e.id, {text: e.textContent, top: r.top, h: r.height}]; }))"
         )
@@ -71,29 +71,67 @@ def test_opens_offline_without_errors_and_shows_the_database_numbers(
         (tmp_path / "report.png").write_bytes(png)
 
         def num(key: str) -> int:
-            return int(re.sub(r"[^0-9]", "", shown[f"h-{key}"]["text"]))
+            return int(re.sub(r"[^0-9]", "", shown[key]["text"]))
 
-        assert num("probed") == fig["probed"]
-        assert num("dicom") == fig["dicom"]
-        assert num("patients") == fig["patients"]
-        assert num("studies") == fig["studies"]
-        for item in shown.values():  # rendered, inside the 1400x2000 screenshot
+        # one lab server per address, no honeypot: per-IP and per-port figures coincide
+        assert num("p-probed") == fig["probed"]
+        assert num("p-dicom") == fig["dicom"] == num("h-servers")
+        assert num("h-patients") == fig["patients"]
+        assert num("h-studies") == fig["studies"]
+        for key in ("h-servers", "h-leaking", "h-patients", "h-studies", "p-probed"):
+            item = shown[key]  # rendered, inside the 1400x2000 screenshot
             assert item["h"] > 0 and 0 <= item["top"] < 2000
         assert _png_is_not_blank(png)
 
-        # the sortable table really sorts (the inline script runs)
+        # the endpoint table is drawn by the page's script, one row per DICOM endpoint
+        rows = page.evaluate("document.querySelectorAll('#ep-table tbody tr.row').length")
+        assert rows == fig["dicom"]
+        # it sorts: the patients heading once gives the largest count first
         first = page.evaluate(
-            "(() => { const th = document.querySelectorAll('#endpoints th')[7];"
-            " th.click(); th.click();"
-            " return document.querySelector('#endpoints tbody tr').cells[7].dataset.v; })()"
+            "(() => { document.querySelector('#ep-table th[data-sort=\"10\"]').click();"
+            " return document.querySelector('#ep-table tbody tr').cells[8].textContent; })()"
         )
-        assert int(first) == max(
-            int(c)
+        assert int(re.sub(r"[^0-9]", "", first)) == max(
+            int(re.sub(r"[^0-9]", "", c) or 0)
             for c in page.evaluate(
-                "[...document.querySelectorAll('#endpoints tbody tr')]"
-                ".map(r => r.cells[7].dataset.v)"
+                "[...document.querySelectorAll('#ep-table tbody tr.row')]"
+                ".map(r => r.cells[8].textContent)"
             )
         )
+
+
+def test_findings_link_to_their_remediation_and_filter_the_table(report: Path) -> None:
+    _need_chromium()
+    with chromium.Page(1400, 1000) as page:
+        page.open(report.as_uri())
+        links = page.evaluate(
+            "[...document.querySelectorAll('#ep-table a.fid')].map(a => a.getAttribute('href'))"
+        )
+        assert links and all(h.startswith("#fix-DG-") for h in links)
+        targets = page.evaluate(
+            "[...new Set([...document.querySelectorAll('a.fid')].map(a => a.hash))]"
+            ".map(h => [h, !!document.getElementById(h.slice(1)),"
+            " (document.getElementById(h.slice(1)) || {}).textContent || ''])"
+        )
+        for href, exists, text in targets:  # every link lands on a row with the fix
+            assert exists, href
+            assert "DG-" in text and len(text) > 60, href
+        # a finding's "list all" filters the endpoint table to the endpoints that have it
+        counts = page.evaluate(
+            "(() => { const a = document.querySelector('#findings-table a[data-show-finding]');"
+            " a.click(); const fid = a.dataset.showFinding;"
+            " const rows = [...document.querySelectorAll('#ep-table tbody tr.row')];"
+            " return [a.textContent, rows.length,"
+            " rows.every(r => [...r.querySelectorAll('a.fid')].some(x => x.textContent === fid))];"
+            " })()"
+        )
+        assert int(counts[0]) == counts[1] and counts[2]
+        # a row opens its details on click
+        detail = page.evaluate(
+            "(() => { document.querySelector('#ep-table tbody tr.row').click();"
+            " return document.querySelector('#ep-table tr.detail').textContent; })()"
+        )
+        assert "implementation class UID" in detail
 
 
 def test_detection_works_on_a_page_that_does_fetch(report: Path, tmp_path: Path) -> None:

@@ -76,6 +76,7 @@ def test_no_name_id_or_birth_date_in_any_output_file(tmp_path: Path, collect: bo
         ("csv", "r.csv"),
         ("sarif", "r.sarif"),
         ("json", "r.json"),
+        ("defectdojo", "r.defectdojo.json"),
     ):
         _run("report", str(db), "--format", fmt, "-o", str(tmp_path / name))
         outputs[fmt] = tmp_path / name

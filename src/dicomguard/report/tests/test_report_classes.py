@@ -40,10 +40,33 @@ def test_statistics_count_real_looking_and_flagged_separately(decoy_db: Path) ->
 def test_html_and_summary_show_the_three_classes(decoy_db: Path) -> None:
     html = render_html(load_scan(decoy_db))
     assert 'id="h-confirmed">2<' in html and 'id="h-flagged">3<' in html
-    assert "id='clusters'" in html and "accepts-unknown-sop-class" in html
+    assert 'id="clusters"' in html and "accepts-unknown-sop-class" in html
+    # none of the decoys adds to the per-IP headline
+    assert 'id="h-servers">2<' in html
     console = Console(record=True, width=160, force_terminal=False)
     records = load_scan(decoy_db).records
     render_summary(records, {"endpoints": 8, "states": {}}, console)
     text = console.export_text()
     assert "2 confirmed, 0 likely, 3 flagged as honeypots" in text
     assert "flagged 127.77.6.5:11112" in text
+
+
+def test_csv_has_honeypot_and_confidence_columns(decoy_db: Path) -> None:
+    import csv
+    import io
+
+    from dicomguard.report import render
+    from dicomguard.scan.confidence import VERDICTS
+
+    rows = list(csv.DictReader(io.StringIO(render(decoy_db, "csv"))))
+    by_host = {r["host"]: r for r in rows if r["dicom"] == "1"}
+    assert {h for h, r in by_host.items() if r["honeypot_class"] != "real"} == {
+        "127.77.6.3",
+        "127.77.6.4",
+        "127.77.6.5",
+    }
+    for h in ("127.77.6.3", "127.77.6.4", "127.77.6.5"):
+        assert int(by_host[h]["honeypot_score"]) >= 3 and by_host[h]["honeypot_signals"]
+    assert by_host["127.77.6.1"]["honeypot_class"] == "real"
+    for v in VERDICTS:  # how each verdict was reached, per endpoint
+        assert by_host["127.77.6.1"][f"confidence_{v}"] in ("observed", "inferred", "unknown")

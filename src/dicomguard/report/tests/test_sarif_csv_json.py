@@ -35,9 +35,12 @@ def test_sarif_is_valid_sarif_2_1_0(scan_db: Path, capsys: pytest.CaptureFixture
     for result in run["results"]:  # every result points at its rule, with remediation as help
         rule = rules[result["ruleIndex"]]
         assert rule["id"] == result["ruleId"] and rule["help"]["text"]
-        assert result["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].startswith(
-            "dicom://127.77.5."
+        loc = result["locations"][0]
+        assert loc["physicalLocation"]["artifactLocation"]["uri"].startswith(
+            "dicom-endpoints/127.77.5."
         )
+        assert loc["logicalLocations"][0]["fullyQualifiedName"].startswith("dicom://127.77.5.")
+        assert result["properties"]["host"].startswith("127.77.5.")
 
 
 def test_sarif_validation_catches_a_broken_document(
@@ -65,7 +68,8 @@ def test_json_headline_equals_database(scan_db: Path, capsys: pytest.CaptureFixt
     fig = db_figures(scan_db)
     h = data["headline"]
     assert h["endpoints_probed"] == fig["probed"] == 8  # a /29 on one port
-    assert h["dicom_services"] == fig["dicom"]
+    # one lab server per address and no honeypot: per-IP servers equal DICOM ports here
+    assert h["servers"] == data["endpoints"]["dicom_services"] == fig["dicom"]
     assert h["patients_exposed"] == fig["patients"]
     assert h["studies_exposed"] == fig["studies"]
     assert data["scan"]["complete"] is True
