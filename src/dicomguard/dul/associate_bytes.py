@@ -14,7 +14,7 @@ information sub-items of PS3.7 D.3.3.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pynetdicom import pdu_primitives as prim
 
@@ -58,6 +58,11 @@ class AssociateView:
     user_info_span: tuple[int, int] | None
     #: (start, end) of the user identity sub-item inside it, if any
     identity_span: tuple[int, int] | None
+    #: protocol-version field (PS3.8 9.3.2: bit 0 set, version 1, is the only one defined)
+    protocol_version: int = 1
+    #: presentation context ID -> abstract syntax (RQ) or -> result/reason as a string
+    #: ("0" acceptance, PS3.8 9.3.3.2) (AC); IDs are unique (a repeated one is malformed)
+    contexts: dict[int, str] = field(default_factory=dict)
 
 
 def _items(data: bytes, start: int, end: int, what: str) -> list[tuple[int, int, int]]:
@@ -103,8 +108,9 @@ def parse_associate(data: bytes) -> AssociateView:
     if length + 6 != len(data):
         raise MalformedPdu("A-ASSOCIATE length does not match its bytes")
     called, calling = _ae(data, 10), _ae(data, 26)
+    (version,) = _U16.unpack_from(data, 6)
     seen_app = False
-    contexts = 0
+    contexts: dict[int, str] = {}
     user_info_span = identity_span = None
     identities: list[prim.UserIdentityNegotiation] = []
     for kind, start, end in _items(data, _FIXED, len(data), "A-ASSOCIATE"):
@@ -116,8 +122,11 @@ def parse_associate(data: bytes) -> AssociateView:
             seen_app = True
             _check_uid(data, start, end, "application context name")
         elif kind in (CONTEXT_RQ, CONTEXT_AC):
-            contexts += 1
-            _check_context(data, start, end, kind)
+            cid = data[start] if end > start else 0
+            if cid in contexts:
+                # Two readings (first or last proposal) would give two abstract syntaxes
+                raise MalformedPdu(f"presentation context ID {cid} given twice")
+            contexts[cid] = _check_context(data, start, end, kind)
         else:
             if user_info_span is not None:
                 raise MalformedPdu("two user information items")
@@ -133,19 +142,23 @@ def parse_associate(data: bytes) -> AssociateView:
         raise MalformedPdu("no application context item")
     if pdu_type == A_ASSOCIATE_RQ and not contexts:
         raise MalformedPdu("no presentation context proposed")
-    return AssociateView(pdu_type, called, calling, identities, user_info_span, identity_span)
+    return AssociateView(pdu_type, called, calling, identities, user_info_span, identity_span,
+                         version, contexts)
 
 
-def _check_context(data: bytes, start: int, end: int, kind: int) -> None:
+def _check_context(data: bytes, start: int, end: int, kind: int) -> str:
+    """Check one presentation context item; its abstract syntax (RQ) or result (AC)."""
     if end - start < 4:
         raise MalformedPdu("presentation context item too short")
     # PS3.8 9.3.3.2: the transfer syntax of a context the acceptor refused is not significant
     checked = kind == CONTEXT_RQ or data[start + 2] == 0
     abstract = transfer = 0
+    name = ""
     for sub, s_start, s_end in _items(data, start + 4, end, "presentation context"):
         if sub == ABSTRACT_SYNTAX and kind == CONTEXT_RQ:
             abstract += 1
             _check_uid(data, s_start, s_end, "abstract syntax")
+            name = data[s_start:s_end].rstrip(b"\x00 ").decode("ascii")
         elif sub == TRANSFER_SYNTAX:
             transfer += 1
             if checked:
@@ -157,6 +170,7 @@ def _check_context(data: bytes, start: int, end: int, kind: int) -> None:
         raise MalformedPdu("presentation context without one abstract and a transfer syntax")
     if kind == CONTEXT_AC and result == 0 and transfer != 1:
         raise MalformedPdu("accepted presentation context without one transfer syntax")
+    return name if kind == CONTEXT_RQ else str(result)
 
 
 def _user_identity(data: bytes, start: int, end: int) -> prim.UserIdentityNegotiation:

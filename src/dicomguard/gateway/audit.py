@@ -1,20 +1,51 @@
 """Audit trail: every association and operation as a DICOM audit message (PS3.15 A.5).
 
-The XML follows the DICOM audit message schema (PS3.15 A.5.1, derived from RFC 3881): an
-``EventIdentification`` with a DCM-coded event, the requestor and the gateway as
-``ActiveParticipant``\\ s, an ``AuditSourceIdentification`` and the SOP class as a participant
-object. Which event stands for what:
+The XML follows the DICOM audit message schema (PS3.15 A.5.1, derived from RFC 3881; checked in
+the tests against the RELAX NG schema with lxml) and the message definitions of PS3.15 A.5.3:
+an ``EventIdentification`` with a DCM-coded event, the ``ActiveParticipant``\\ s each message
+requires (with their role codes), an ``AuditSourceIdentification`` and the participant objects.
+Which event stands for what:
 
-=================================  ===========================================================
-association accepted / ended       110114 User Authentication, type 110122 Login / 110123 Logout
-association refused (node checks)  110113 Security Alert, type 110126 Node Authentication
-association refused (identity)     110114 User Authentication, Login, outcome 4
-C-STORE                            110104 DICOM Instances Transferred
-C-FIND, C-ECHO                     110112 Query (C-ECHO: the Verification SOP class)
-C-MOVE, C-GET                      110102 Begin Transferring DICOM Instances
-refused operation, A-ABORT cause   110113 Security Alert, type 110132 Use of Restricted Function
-gateway start / stop               110100 Application Activity, 110120 / 110121
-=================================  ===========================================================
+===================================  =========================================================
+gateway start / stop                 110100 Application Activity, 110120 / 110121; the gateway
+                                     (110150 Application) and who started it (110151)
+association accepted / ended         110114 User Authentication, type 110122 Login / 110123
+                                     Logout; requestor and the gateway
+association refused (other checks),  110113 Security Alert, type 110126 Node Authentication;
+TLS handshake refused, connection    the Alert Subject (110182 Node ID: the peer's address,
+closed in setup (limits)             details: alert description, certificate subject/issuer)
+association refused (identity)       110114 User Authentication, Login, outcome 4
+C-STORE                              110104 DICOM Instances Transferred, 110153 Source = the
+                                     requestor, 110152 Destination = the backend
+C-FIND                               110112 Query; the SOP class queried (110181)
+C-MOVE, C-GET                        110102 Begin Transferring DICOM Instances; Source = the
+                                     backend, Destination = the move destination (C-GET: the
+                                     requestor)
+refused operation, A-ABORT cause     110113 Security Alert, type 110132 Use of Restricted
+                                     Function; the SOP class as the Alert Subject
+C-ECHO                               not audited (see below)
+===================================  =========================================================
+
+C-ECHO is not audited per operation: PS3.15 A.5.3 defines no event for Verification (110112
+Query is for queries of patient data, and a C-ECHO reads nothing), and the association that
+carries it is already audited at Login and Logout. It is counted in the metrics; a *refused*
+C-ECHO is a Security Alert like any refused operation.
+
+**PHI** (``audit.include_phi``, off by default). PS3.15 asks for patient data in some messages:
+the Query message carries the query keys (``ParticipantObjectQuery``), Instances Transferred and
+Begin Transferring carry the study (110180 Study Instance UID) and the patient (ID and name).
+An audit trail with names and IDs must be protected like the archive itself, so by default the
+gateway leaves them out and names the SOP class instead (``ParticipantObjectName``): the
+messages stay schema-valid but are not fully conformant. With ``include_phi = true`` the
+gateway reads the first fragment of each C-FIND/C-MOVE/C-GET identifier and C-STORE data set
+(a bounded copy, never the pixel data) and writes them.
+
+**Volume.** Refusals (refused associations, TLS handshakes, connections closed in setup,
+refused operations and protocol aborts) are aggregated per source address and reason: the
+first one in ``audit.aggregate_window`` seconds is written, the rest are counted and written as
+one message ("N more ...") when the window closes; at most ``MAX_AGGREGATE_KEYS`` sources are
+tracked and the others share one entry per reason. 10,000 refusals from one address cost two
+messages, not 10,000.
 
 Messages go to a file (one XML document per line, so ``grep`` and log shippers work) and to
 syslog as RFC 5424 (MSGID ``DICOM+RFC3881``, facility authpriv, as PS3.15 A.5 asks) over UDP or
@@ -35,25 +66,37 @@ import base64
 import contextlib
 import datetime as dt
 import functools
+import getpass
+import ipaddress
 import os
 import socket
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from xml.sax.saxutils import escape, quoteattr
+
+from pydicom.multival import MultiValue
+from pydicom.uid import UID
 
 from .config import AuditConfig, parse_syslog_url
 
 if TYPE_CHECKING:
     from .metrics import Metrics
+    from .tls import TlsFailure
 
 #: longest time a recorded audit event waits before it is written and flushed
 BATCH_SECONDS = 0.05
+#: sources (address, reason) whose refusals are aggregated separately; beyond, one shared entry
+MAX_AGGREGATE_KEYS = 4096
 _FACILITY_AUTHPRIV = 10
 _SEVERITY_NOTICE = 5
 _SEVERITY_WARNING = 4
 
-_EVENT = {
+Code = tuple[str, str]  # (DCM code value, meaning)
+
+_EVENT: dict[str, Code] = {
     "auth": ("110114", "User Authentication"),
     "alert": ("110113", "Security Alert"),
     "store": ("110104", "DICOM Instances Transferred"),
@@ -61,7 +104,7 @@ _EVENT = {
     "begin": ("110102", "Begin Transferring DICOM Instances"),
     "app": ("110100", "Application Activity"),
 }
-_TYPE = {
+_TYPE: dict[str, Code] = {
     "login": ("110122", "Login"),
     "logout": ("110123", "Logout"),
     "node": ("110126", "Node Authentication"),
@@ -69,10 +112,24 @@ _TYPE = {
     "start": ("110120", "Application Start"),
     "stop": ("110121", "Application Stop"),
 }
+_ROLE: dict[str, Code] = {
+    "source": ("110153", "Source Role ID"),
+    "destination": ("110152", "Destination Role ID"),
+    "application": ("110150", "Application"),
+    "launcher": ("110151", "Application Launcher"),
+}
+#: ParticipantObjectIDTypeCode values: (code, coding scheme, meaning)
+_SOP_CLASS = ("110181", "DCM", "SOP Class UID")
+_STUDY = ("110180", "DCM", "Study Instance UID")
+_NODE = ("110182", "DCM", "Node ID")
+_PATIENT = ("2", "RFC-3881", "Patient Number")
+#: ParticipantObjectTypeCode / ParticipantObjectTypeCodeRole (RFC 3881)
+_PERSON, _SYSTEM = 1, 2
+_ROLE_PATIENT, _ROLE_REPORT, _ROLE_SECURITY = 1, 3, 13
 #: one message per line in the file: line breaks inside text become character references
 _NEWLINES = {"\n": "&#10;", "\r": "&#13;"}
-_OP_EVENT = {"STORE": ("store", "C"), "FIND": ("query", "E"), "ECHO": ("query", "E"),
-             "MOVE": ("begin", "E"), "GET": ("begin", "E")}
+_OP_EVENT = {"STORE": ("store", "C"), "FIND": ("query", "E"), "MOVE": ("begin", "E"),
+             "GET": ("begin", "E")}
 
 
 class RelayInfo(Protocol):
@@ -82,24 +139,63 @@ class RelayInfo(Protocol):
     calling_aet: str
     called_aet: str
     admission: Any
+    listener: Any
+
+
+class Participant(NamedTuple):
+    """One ``ActiveParticipant``: ``address`` is its NetworkAccessPointID (IP or host name).
+
+    Named tuples rather than dataclasses: they are cache keys of every message, and a tuple
+    hashes and compares in C."""
+
+    user_id: str
+    requestor: bool
+    address: str = ""
+    user_name: str = ""
+    role: str = ""  # a key of _ROLE, or "" for none
+
+
+class ParticipantObject(NamedTuple):
+    """One ``ParticipantObjectIdentification``; ``name`` or ``query`` must be set (schema)."""
+
+    object_id: str
+    id_type: tuple[str, str, str]
+    type_code: int
+    role: int
+    name: str = ""
+    query: bytes = b""
+    details: tuple[tuple[str, str], ...] = ()
+    #: (SOP class UID, instance UIDs) for a ParticipantObjectDescription
+    sop_instances: tuple[str, tuple[str, ...]] | None = None
 
 
 @functools.lru_cache(maxsize=64)
-def _code(tag: str, code: tuple[str, str]) -> str:
+def _code(tag: str, code: Code) -> str:
     return (f'<{tag} csd-code="{code[0]}" codeSystemName="DCM" '
             f"originalText={quoteattr(code[1])}/>")
+
+
+@functools.lru_cache(maxsize=256)
+def _nap_type(address: str) -> str:
+    """NetworkAccessPointTypeCode: 2 = IP address, 1 = machine name."""
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return "1"
+    return "2"
 
 
 # The fragments below repeat for every operation of an association (same peer, same gateway,
 # a handful of SOP classes), so they are escaped once and cached rather than per message.
 @functools.lru_cache(maxsize=1024)
-def _participant(aet: str, address: str, user: str, requestor: bool) -> str:
-    name = f" UserName={quoteattr(user)}" if user else ""
-    role = ("110153", "Source Role ID") if requestor else ("110152", "Destination Role ID")
-    return (f"<ActiveParticipant UserID={quoteattr(aet or '-')}{name} "
-            f'UserIsRequestor="{"true" if requestor else "false"}" '
-            f'NetworkAccessPointID={quoteattr(address)} NetworkAccessPointTypeCode="2">'
-            + _code("RoleIDCode", role) + "</ActiveParticipant>")
+def _participant(p: Participant) -> str:
+    name = f" UserName={quoteattr(p.user_name)}" if p.user_name else ""
+    nap = (f" NetworkAccessPointID={quoteattr(p.address)} "
+           f'NetworkAccessPointTypeCode="{_nap_type(p.address)}"') if p.address else ""
+    role = _code("RoleIDCode", _ROLE[p.role]) if p.role else ""
+    return (f"<ActiveParticipant UserID={quoteattr(p.user_id or '-')}{name} "
+            f'UserIsRequestor="{"true" if p.requestor else "false"}"{nap}>'
+            + role + "</ActiveParticipant>")
 
 
 @functools.lru_cache(maxsize=16)
@@ -109,11 +205,49 @@ def _source(source_id: str) -> str:
             'originalText="Application Server Process"/></AuditSourceIdentification>')
 
 
+@functools.lru_cache(maxsize=512)
+def _object_head(object_id: str, id_type: tuple[str, str, str], type_code: int, role: int,
+                 name: str) -> str:
+    code, system, meaning = id_type
+    head = (f"<ParticipantObjectIdentification ParticipantObjectID={quoteattr(object_id or '-')} "
+            f'ParticipantObjectTypeCode="{type_code}" ParticipantObjectTypeCodeRole="{role}">'
+            f'<ParticipantObjectIDTypeCode csd-code="{code}" codeSystemName="{system}" '
+            f"originalText={quoteattr(meaning)}/>")
+    if name:
+        head += f"<ParticipantObjectName>{escape(name, _NEWLINES)}</ParticipantObjectName>"
+    return head
+
+
+def _object(obj: ParticipantObject) -> str:
+    parts = [_object_head(obj.object_id, obj.id_type, obj.type_code, obj.role,
+                          "" if obj.query else (obj.name or obj.object_id or "-"))]
+    if obj.query:
+        parts.append("<ParticipantObjectQuery>" + base64.b64encode(obj.query).decode()
+                     + "</ParticipantObjectQuery>")
+    for name, value in obj.details:
+        encoded = base64.b64encode(value.encode()).decode()
+        parts.append(f'<ParticipantObjectDetail type={_attr(name)} value="{encoded}"/>')
+    if obj.sop_instances is not None:
+        sop_class, instances = obj.sop_instances
+        parts.append(_description_head(sop_class, len(instances)))
+        parts.extend(f"<Instance UID={_uid_attr(uid)}/>" for uid in instances)
+        parts.append("</SOPClass></ParticipantObjectDescription>")
+    parts.append("</ParticipantObjectIdentification>")
+    return "".join(parts)
+
+
 @functools.lru_cache(maxsize=256)
-def _object(sop_class: str) -> str:
-    return (f"<ParticipantObjectIdentification ParticipantObjectID={quoteattr(sop_class)} "
-            'ParticipantObjectTypeCode="2" ParticipantObjectTypeCodeRole="3">'
-            + _code("ParticipantObjectIDTypeCode", ("110181", "SOP Class UID")))
+def _description_head(sop_class: str, count: int) -> str:
+    return (f"<ParticipantObjectDescription><SOPClass UID={quoteattr(sop_class)} "
+            f'NumberOfInstances="{max(1, count)}">')
+
+
+def _uid_attr(uid: str) -> str:
+    """A UID as an attribute value: digits and dots need no escaping (the common case, one per
+    C-STORE, too many to cache)."""
+    if uid.replace(".", "").isdigit() and uid.isascii():
+        return f'"{uid}"'
+    return quoteattr(uid)
 
 
 def build_message(
@@ -122,38 +256,28 @@ def build_message(
     action: str,
     outcome: int,
     source_id: str,
+    participants: tuple[Participant, ...],
     event_type: str | None = None,
     description: str = "",
-    requestor: tuple[str, str, str] | None = None,  # (AE title, address, user)
-    destination: tuple[str, str] | None = None,  # (AE title, address)
-    sop_class: str = "",
-    details: dict[str, str] | None = None,
+    objects: tuple[ParticipantObject, ...] = (),
     when: dt.datetime | float | None = None,
 ) -> str:
     """One audit message as an XML string (no declaration, no newlines).
 
     Assembled as text with escaped values rather than through ElementTree, which cost ~0.3 ms
     per message: the gateway writes one or two per C-STORE. Everything but the time and the
-    details repeats across the operations of an association and comes from a cache.
+    participant objects repeats across the operations of an association and comes from a cache.
+    ``participants`` must not be empty (the schema asks for at least one).
     """
     head = f'<AuditMessage><EventIdentification EventActionCode="{action}" EventDateTime="'
-    body = _body(outcome, event, event_type, description, requestor, destination, source_id,
-                 sop_class)
-    if not sop_class:
-        return head + _stamp(when) + body + "</AuditMessage>"
-    parts = [head, _stamp(when), body]
-    for name, value in (details or {}).items():
-        encoded = base64.b64encode(value.encode()).decode()
-        parts.append(f'<ParticipantObjectDetail type={_attr(name)} value="{encoded}"/>')
-    parts.append("</ParticipantObjectIdentification></AuditMessage>")
-    return "".join(parts)
+    body = _body(outcome, event, event_type, description, participants, source_id)
+    return "".join((head, _stamp(when), body, *(_object(o) for o in objects), "</AuditMessage>"))
 
 
 @functools.lru_cache(maxsize=4096)
 def _body(outcome: int, event: str, event_type: str | None, description: str,
-          requestor: tuple[str, str, str] | None, destination: tuple[str, str] | None,
-          source_id: str, sop_class: str) -> str:
-    """The message from after the time stamp up to the participant object's details."""
+          participants: tuple[Participant, ...], source_id: str) -> str:
+    """The message from after the time stamp up to the participant objects."""
     parts = [f'" EventOutcomeIndicator="{outcome}">', _code("EventID", _EVENT[event])]
     if event_type:
         parts.append(_code("EventTypeCode", _TYPE[event_type]))
@@ -161,21 +285,29 @@ def _body(outcome: int, event: str, event_type: str | None, description: str,
         text = escape(description, _NEWLINES)
         parts.append(f"<EventOutcomeDescription>{text}</EventOutcomeDescription>")
     parts.append("</EventIdentification>")
-    if requestor is not None:
-        aet, address, user = requestor
-        parts.append(_participant(aet, address, user, True))
-    if destination is not None:
-        aet, address = destination
-        parts.append(_participant(aet, address, "", False))
+    parts.extend(_participant(p) for p in participants)
     parts.append(_source(source_id))
-    if sop_class:
-        parts.append(_object(sop_class))
     return "".join(parts)
+
+
+#: the same few participants recur in every message of an association: one object each
+_participant_of = functools.lru_cache(maxsize=1024)(Participant)
 
 
 @functools.lru_cache(maxsize=64)
 def _attr(value: str) -> str:
     return quoteattr(value)
+
+
+@functools.lru_cache(maxsize=512)
+def _sop_name(uid: str) -> str:
+    """The SOP class's name from pydicom's UID dictionary (the UID itself when unknown)."""
+    if not uid:
+        return "-"
+    try:
+        return str(UID(uid).name) or uid
+    except Exception:
+        return uid
 
 
 @functools.lru_cache(maxsize=4)
@@ -212,6 +344,68 @@ class _UdpSender(asyncio.DatagramProtocol):
         pass
 
 
+@dataclass
+class _Repeats:
+    """Refusals of one (source, reason) inside the current aggregation window."""
+
+    started: float
+    failure: bool
+    message: dict[str, Any]
+    address: str
+    count: int = 0  # refusals after the first (which was written)
+
+
+@dataclass
+class PhiCapture:
+    """What the gateway read of an operation's data set, when ``audit.include_phi`` is on."""
+
+    transfer_syntax: str = ""
+    query: bytes = b""  # the C-FIND/C-MOVE/C-GET identifier as sent
+    study_uids: tuple[str, ...] = ()
+    patient_id: str = ""
+    patient_name: str = ""
+
+
+#: bytes of a data set kept for the audit with include_phi (identifiers are small; of a
+#: C-STORE only the start is read, where the patient and study modules are, never pixel data)
+PHI_CAPTURE_BYTES = 64 << 10
+_STOP_AFTER_STUDY = 0x0020FFFF
+
+
+def read_phi(operation: str, data: bytes, transfer_syntax: str) -> PhiCapture:
+    """Patient ID and name, study UIDs and (C-FIND) the query bytes from the start of a data
+    set in ``transfer_syntax`` (implicit VR little endian if unknown), which may be cut
+    anywhere after :data:`PHI_CAPTURE_BYTES`. Reading stops after group 0020 (the patient and
+    study modules); anything undecodable is left out: the audit must never fail an
+    operation."""
+    from io import BytesIO
+
+    from pydicom.filereader import read_dataset
+
+    ts = UID(transfer_syntax or "1.2.840.10008.1.2")
+    out = PhiCapture(transfer_syntax=str(ts))
+    if operation == "FIND":
+        out.query = data
+    values: dict[str, Any] = {}
+    try:
+        with warnings.catch_warnings():  # a peer's odd encoding is not the gateway's warning
+            warnings.simplefilter("ignore")
+            ds = read_dataset(BytesIO(data), ts.is_implicit_VR, ts.is_little_endian,
+                              stop_when=lambda tag, vr, length: tag > _STOP_AFTER_STUDY)
+            for keyword in ("PatientID", "PatientName", "StudyInstanceUID"):
+                with contextlib.suppress(Exception):
+                    values[keyword] = ds.get(keyword)
+    except Exception:
+        return out
+    out.patient_id = str(values.get("PatientID") or "")
+    out.patient_name = str(values.get("PatientName") or "")
+    study = values.get("StudyInstanceUID")
+    if study:
+        uids = list(study) if isinstance(study, MultiValue | list | tuple) else [study]
+        out.study_uids = tuple(str(u) for u in uids if str(u).strip() and "*" not in str(u))
+    return out
+
+
 class AuditTrail:
     """Writes audit messages to the configured file and syslog collector."""
 
@@ -223,6 +417,8 @@ class AuditTrail:
         self._tcp_queue: asyncio.Queue[bytes] | None = None
         self._tcp_task: asyncio.Task[None] | None = None
         self._pending: list[tuple[bool, dict[str, Any]]] = []
+        self._repeats: dict[tuple[str, ...], _Repeats] = {}
+        self._sweeper: asyncio.TimerHandle | None = None
         self.written = 0
 
     @property
@@ -245,6 +441,7 @@ class AuditTrail:
                 self._tcp_task = asyncio.create_task(self._tcp_sender(host, port))
 
     async def stop(self) -> None:
+        self.flush_repeats()
         self._write_pending()
         if self._tcp_task is not None and self._tcp_queue is not None:
             with contextlib.suppress(TimeoutError):
@@ -322,55 +519,221 @@ class AuditTrail:
         if self._file is not None and pending:
             self._file.flush()
 
-    @staticmethod
-    def _requestor(relay: RelayInfo) -> tuple[str, str, str]:
-        adm = relay.admission
-        user = f"{adm.auth.user} ({adm.auth.method}: {adm.auth.identity})" if adm else ""
-        return relay.calling_aet, relay.peer_address, user
+    # -- aggregation of repeated refusals -----------------------------------------------------
+    def _refusal(self, key: tuple[str, ...], address: str, failure: bool = True,
+                 **kwargs: Any) -> None:
+        """Write the first refusal of ``key`` in a window, count the rest (see the module
+        docstring); ``address`` is the source the aggregate message names."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        window = self.config.aggregate_window
+        entry = self._repeats.get(key)
+        if entry is not None and now - entry.started >= window:
+            self._flush_repeats(key, entry)
+            entry = None
+        if entry is None and len(self._repeats) >= MAX_AGGREGATE_KEYS:
+            key, address = (key[0], "*", *key[2:]), "several sources"  # (kind, source, why)
+            entry = self._repeats.get(key)
+        if entry is not None:
+            entry.count += 1
+            entry.message = kwargs
+            if self.metrics is not None:
+                self.metrics.audit_suppressed.inc()
+            return
+        self._repeats[key] = _Repeats(now, failure, kwargs, address)
+        self._emit(failure=failure, **kwargs)
+        if self._sweeper is None:
+            with contextlib.suppress(RuntimeError):
+                self._sweeper = asyncio.get_running_loop().call_later(window, self._sweep)
 
+    def _flush_repeats(self, key: tuple[str, ...], entry: _Repeats) -> None:
+        del self._repeats[key]
+        if not entry.count:
+            return
+        message = dict(entry.message)
+        window = self.config.aggregate_window
+        message["description"] = (
+            f"{entry.count} more like this from {entry.address} within {window:g}s "
+            f"(last: {message.get('description', '')})")
+        message["when"] = time.time()
+        self._emit(failure=entry.failure, **message)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = time.monotonic()
+        window = self.config.aggregate_window
+        for key, entry in list(self._repeats.items()):
+            if now - entry.started >= window:
+                self._flush_repeats(key, entry)
+        if self._repeats:
+            with contextlib.suppress(RuntimeError):
+                self._sweeper = asyncio.get_running_loop().call_later(window / 2, self._sweep)
+
+    def flush_repeats(self) -> None:
+        """Write every pending aggregate now (at stop, and for tests)."""
+        for key, entry in list(self._repeats.items()):
+            self._flush_repeats(key, entry)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    # -- who is who -----------------------------------------------------------------------------
+    @staticmethod
+    def _user(relay: RelayInfo) -> str:
+        adm = relay.admission
+        return f"{adm.auth.user} ({adm.auth.method}: {adm.auth.identity})" if adm else ""
+
+    def _requestor(self, relay: RelayInfo, role: str = "") -> Participant:
+        return _participant_of(relay.calling_aet, True, relay.peer_address, self._user(relay),
+                               role)
+
+    def _gateway(self, relay: RelayInfo | None = None, role: str = "") -> Participant:
+        if relay is None:
+            return Participant(self.config.source_id, False, _hostname(), "", role)
+        return _participant_of(relay.called_aet or self.config.source_id, False,
+                               relay.listener.address, "", role)
+
+    def _backend(self, relay: RelayInfo, role: str) -> Participant:
+        route = relay.admission.route if relay.admission else None
+        if route is None:
+            return self._gateway(relay, role)
+        return _participant_of(route.backend_aet, False, route.backend_host, "", role)
+
+    @staticmethod
+    def _alert_subject(address: str, name: str, details: tuple[tuple[str, str], ...]
+                       ) -> ParticipantObject:
+        return ParticipantObject(address or "-", _NODE, _SYSTEM, _ROLE_SECURITY,
+                                 name=name or address or "-", details=details)
+
+    # -- events the gateway records -------------------------------------------------------------
     def application(self, started: bool) -> None:
+        try:
+            launcher = getpass.getuser()
+        except Exception:
+            launcher = str(os.getuid())
         self._emit(event="app", action="E", outcome=0,
-                   event_type="start" if started else "stop")
+                   event_type="start" if started else "stop",
+                   participants=(self._gateway(role="application"),
+                                 Participant(launcher, True, "", "", "launcher")))
 
     def association(self, relay: RelayInfo, *, accepted: bool, why: str, check: str) -> None:
-        node_check = check in ("source", "called-aet", "calling-aet", "limit", "backend")
-        self._emit(
-            failure=not accepted,
-            event="alert" if (not accepted and node_check) else "auth",
-            event_type="node" if (not accepted and node_check) else "login",
-            action="E",
-            outcome=0 if accepted else 4,
-            description=why,
-            requestor=self._requestor(relay),
-            destination=(relay.called_aet, "gateway"),
-        )
+        participants = (self._requestor(relay), self._gateway(relay))
+        if accepted:
+            self._emit(event="auth", event_type="login", action="E", outcome=0,
+                       participants=participants)
+            return
+        # a user identity that failed is a User Authentication failure; every other check
+        # (source, AE titles, protocol version, limits, backend) judges the node
+        node_check = not check.startswith("identity")
+        key = ("association", relay.peer_address, check)
+        if node_check:
+            subject = self._alert_subject(relay.peer_address, relay.calling_aet,
+                                          (("Alert Description", why),))
+            self._refusal(key, relay.peer_address, event="alert", event_type="node",
+                          action="E", outcome=4, description=why, participants=participants,
+                          objects=(subject,))
+        else:
+            self._refusal(key, relay.peer_address, event="auth", event_type="login",
+                          action="E", outcome=4, description=why, participants=participants)
 
     def association_end(self, relay: RelayInfo, reason: str) -> None:
         self._emit(event="auth", event_type="logout", action="E",
                    outcome=0 if reason == "released" else 4, description=reason,
-                   requestor=self._requestor(relay), destination=(relay.called_aet, "gateway"))
+                   participants=(self._requestor(relay), self._gateway(relay)))
+
+    def tls_refused(self, address: str, failure: TlsFailure) -> None:
+        """A refused TLS handshake: Security Alert, Node Authentication, minor failure."""
+        details = [("Alert Description", f"TLS handshake refused: {failure.error}")]
+        if failure.verify_code is not None:
+            details.append(("Verify Error", str(failure.verify_code)))
+        if failure.subject:
+            details.append(("Certificate Subject", failure.subject))
+        if failure.issuer:
+            details.append(("Certificate Issuer", failure.issuer))
+        requestor = Participant(failure.subject or address, True, address)
+        self._refusal(("tls", address, failure.reason), address, event="alert",
+                      event_type="node", action="E", outcome=4,
+                      description=f"TLS handshake refused ({failure.reason}): {failure.error}",
+                      participants=(requestor, self._gateway()),
+                      objects=(self._alert_subject(address, failure.subject, tuple(details)),))
+
+    def setup_refused(self, address: str, reason: str) -> None:
+        """A connection closed during association setup by a limit (not a timeout)."""
+        why = {"per-source-limit": "too many connections in association setup from this "
+                                   "source",
+               "evicted": "closed to make room: connections in association setup at the "
+                          "limit"}.get(reason, reason)
+        self._refusal(("setup", address, reason), address, event="alert", event_type="node",
+                      action="E", outcome=4, description=why,
+                      participants=(Participant(address, True, address), self._gateway()),
+                      objects=(self._alert_subject(address, "", (("Alert Description", why),)),))
 
     def operation(self, relay: RelayInfo, op: Any, *, status: int | None,
                   refused: str | None = None) -> None:
-        details = {"Status": f"0x{status:04X}" if status is not None else "none"}
-        if op.sop_instance:
-            details["SOPInstanceUID"] = op.sop_instance
-        destination = (relay.called_aet, "gateway")
-        if op.destination:
-            details["MoveDestination"] = op.destination
+        status_text = f"0x{status:04X}" if status is not None else "none"
+        sop_class = op.sop_class or "-"
         if refused is not None:
-            self._emit(failure=True, event="alert", event_type="restricted", action="E",
-                       outcome=4, description=f"{op.operation} refused: {refused}",
-                       requestor=self._requestor(relay), destination=destination,
-                       sop_class=op.sop_class, details=details)
+            details = [("Alert Description", f"{op.operation} refused: {refused}"),
+                       ("Status", status_text)]
+            if op.destination:
+                details.append(("MoveDestination", op.destination))
+            subject = ParticipantObject(sop_class, _SOP_CLASS, _SYSTEM, _ROLE_SECURITY,
+                                        name=_sop_name(op.sop_class), details=tuple(details))
+            key = ("operation", relay.peer_address, f"{op.operation}: {refused}")
+            self._refusal(key, relay.peer_address, event="alert", event_type="restricted",
+                          action="E", outcome=4, description=f"{op.operation} refused: {refused}",
+                          participants=(self._requestor(relay), self._gateway(relay)),
+                          objects=(subject,))
             return
-        event, action = _OP_EVENT.get(op.operation, ("query", "E"))
+        if op.operation not in _OP_EVENT:
+            return  # C-ECHO and anything else that touches no patient data (module docstring)
+        event, action = _OP_EVENT[op.operation]
         ok = status is not None and (status in (0, 1) or 0xB000 <= status <= 0xBFFF)
+        phi: PhiCapture | None = getattr(op, "phi", None) if self.config.include_phi else None
+        if op.operation in ("STORE", "FIND"):  # the requestor sends data / the query
+            participants = (self._requestor(relay, "source"), self._backend(relay, "destination"))
+        elif op.operation == "GET":  # the backend sends to the requestor
+            participants = (self._backend(relay, "source"), self._requestor(relay, "destination"))
+        else:  # MOVE: the backend sends to the move destination, at the requestor's request
+            participants = (self._requestor(relay), self._backend(relay, "source"),
+                            Participant(op.destination or "-", False, "", "", "destination"))
+        objects = self._operation_objects(op, status_text, phi)
         self._emit(failure=not ok, event=event, action=action, outcome=0 if ok else 4,
-                   description=op.operation, requestor=self._requestor(relay),
-                   destination=destination, sop_class=op.sop_class, details=details)
+                   description=op.operation, participants=participants, objects=objects)
+
+    @staticmethod
+    def _operation_objects(op: Any, status_text: str, phi: PhiCapture | None
+                           ) -> tuple[ParticipantObject, ...]:
+        details: list[tuple[str, str]] = [("Status", status_text)]
+        if phi is not None and phi.transfer_syntax:
+            details.insert(0, ("TransferSyntax", phi.transfer_syntax))
+        if op.destination:
+            details.append(("MoveDestination", op.destination))
+        instances = (op.sop_instance,) if op.sop_instance else ()
+        if op.operation == "FIND" or phi is None or not phi.study_uids:
+            # the SOP class (queried, or of what was transferred), with the query keys if PHI
+            obj = ParticipantObject(
+                op.sop_class or "-", _SOP_CLASS, _SYSTEM, _ROLE_REPORT,
+                name=_sop_name(op.sop_class), query=phi.query if phi is not None else b"",
+                details=tuple(details),
+                sop_instances=(op.sop_class, instances) if op.operation == "STORE" else None)
+            objects: list[ParticipantObject] = [obj]
+        else:
+            objects = [ParticipantObject(uid, _STUDY, _SYSTEM, _ROLE_REPORT, name=uid,
+                                         details=tuple(details),
+                                         sop_instances=(op.sop_class, instances))
+                       for uid in phi.study_uids]
+        if phi is not None and phi.patient_id and op.operation != "FIND":
+            objects.append(ParticipantObject(phi.patient_id, _PATIENT, _PERSON, _ROLE_PATIENT,
+                                             name=phi.patient_name or phi.patient_id))
+        return tuple(objects)
 
     def protocol_violation(self, relay: RelayInfo, why: str) -> None:
-        self._emit(failure=True, event="alert", event_type="restricted", action="E", outcome=8,
-                   description=f"association aborted: {why}",
-                   requestor=self._requestor(relay), destination=(relay.called_aet, "gateway"))
+        subject = self._alert_subject(relay.peer_address, relay.calling_aet,
+                                      (("Alert Description", why),))
+        self._refusal(("abort", relay.peer_address, why.split(":", 1)[0]), relay.peer_address,
+                      event="alert", event_type="restricted", action="E", outcome=8,
+                      description=f"association aborted: {why}",
+                      participants=(self._requestor(relay), self._gateway(relay)),
+                      objects=(subject,))

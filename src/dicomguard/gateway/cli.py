@@ -59,6 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dicomguard gateway: configuration error: {exc}", file=sys.stderr)
         return 2
+    if config.tls is not None:
+        import ssl
+
+        from .tls import server_context
+
+        try:  # the profile against the key, and files that exist but do not load
+            server_context(config.tls)
+        except (ConfigError, ssl.SSLError, OSError) as exc:
+            print(f"dicomguard gateway: configuration error: tls: {exc}", file=sys.stderr)
+            return 2
     if args.check:
         print(f"{args.config}: ok ({len(config.listeners)} listeners, "
               f"{len(config.routes)} routes, {len(config.identities)} identities)")

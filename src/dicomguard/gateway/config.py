@@ -27,6 +27,10 @@ Example::
     key = "gw-key.pem"
     client_ca = "ca.pem"            # verify client certificates against this CA
     require_client_cert = false
+    profile = "bcp195"              # PS3.15 Annex B: bcp195, bcp195-rfc8996,
+                                    # bcp195-non-downgrading, bcp195-extended (these two need
+                                    # an RSA key), aes (retired B.3, for old devices)
+    dh_params = "dh.pem"            # optional, for the DHE suites (default RFC 7919 ffdhe2048)
 
     [sources]
     allow = ["127.0.0.0/8"]
@@ -73,13 +77,23 @@ Example::
     [audit]
     file = "/var/log/dicomguard/audit.xml"
     syslog = "udp://127.0.0.1:514"
+    include_phi = false             # true: patient ID/name, study UIDs and query keys in the
+                                    # audit trail, as full PS3.15 A.5.3 conformance needs; the
+                                    # trail then holds PHI and must be protected like the archive
+    aggregate_window = 60.0         # repeated refusals per source: one message per window
 
     [metrics]
     address = "127.0.0.1"
     port = 9464
 
     [limits]                        # all optional; defaults in Limits below
-    idle_timeout = 600.0
+    associate_timeout = 10.0        # accept -> A-ASSOCIATE-RQ judged, TLS handshake included
+    max_setup = 128                 # connections in association setup at once
+    max_setup_per_source = 16       # ... from one source address
+    max_associations = 64           # admitted associations
+    idle_timeout = 600.0            # silence between PDUs
+    pdu_timeout = 30.0              # a PDU must complete within pdu_timeout
+    min_pdu_rate = 16384            #   + its length / min_pdu_rate seconds
     max_pdu_bytes = 4194304
     busy_poll_us = 0                # > 0: spin this long before sleeping (busypoll.py)
 
@@ -100,6 +114,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+#: PS3.15 Annex B TLS profiles ``tls.profile`` can name (what each sets: gateway/tls.py)
+TLS_PROFILES = ("bcp195", "bcp195-rfc8996", "bcp195-non-downgrading", "bcp195-extended", "aes")
 
 #: Operation names a policy can allow (the DIMSE-C services the gateway inspects).
 OPERATIONS = ("ECHO", "STORE", "FIND", "MOVE", "GET")
@@ -130,6 +147,11 @@ class TlsConfig:
     client_ca: Path | None = None
     require_client_cert: bool = False
     min_version: str = "TLSv1.2"
+    #: PS3.15 Annex B profile (gateway/tls.py: bcp195, bcp195-rfc8996,
+    #: bcp195-non-downgrading, bcp195-extended, aes)
+    profile: str = "bcp195"
+    #: Diffie-Hellman parameters (PEM) for the DHE suites; None = RFC 7919 ffdhe2048
+    dh_params: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -205,6 +227,11 @@ class AuditConfig:
     file: Path | None = None
     syslog: str | None = None  # "udp://host:port" or "tcp://host:port"
     source_id: str = "dicomguard-gateway"
+    #: write patient data (query keys, patient ID and name, study UIDs) into audit messages,
+    #: as full PS3.15 conformance asks; off: the SOP class is named instead (gateway/audit.py)
+    include_phi: bool = False
+    #: seconds over which repeated refusals from one source are folded into one message
+    aggregate_window: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -215,10 +242,33 @@ class MetricsConfig:
 
 @dataclass(frozen=True)
 class Limits:
+    """Time limits (seconds), counts and sizes (bytes); every value must be positive.
+
+    Association setup (PS3.8 ARTIM): a connection is *in setup* from accept until its
+    A-ASSOCIATE-RQ has been read whole and judged, TLS handshake included. It must finish
+    within ``associate_timeout`` seconds in total (not per read: a peer trickling bytes gets no
+    more time). At most ``max_setup`` connections are in setup at once, and at most
+    ``max_setup_per_source`` from one source address (a connection beyond that is closed at
+    once, before a byte is read); when ``max_setup`` is reached, the oldest connection of the
+    source holding the most connections in setup is closed to make room, so half-open
+    connections cannot lock legitimate clients out. ``max_associations`` counts admitted
+    associations only.
+
+    Data phase: a PDU must complete within ``pdu_timeout + length / min_pdu_rate`` seconds of
+    its first byte (``length`` as announced in its header), whatever arrives in between;
+    ``idle_timeout`` bounds the silence between PDUs.
+    """
+
     associate_timeout: float = 10.0
     idle_timeout: float = 600.0
     connect_timeout: float = 5.0
     max_associations: int = 64
+    max_setup: int = 128
+    #: per source: room for a burst of TLS handshakes from many clients behind one NAT
+    max_setup_per_source: int = 16
+    pdu_timeout: float = 30.0
+    #: bytes per second a PDU must at least arrive at (16 KiB/s: a 4 MiB PDU gets 286 s)
+    min_pdu_rate: int = 16 << 10
     max_pdu_bytes: int = 4 << 20
     max_command_bytes: int = 16 << 10
     max_command_fragments: int = 4
@@ -393,7 +443,8 @@ def _tls(item: Any, base_dir: Path) -> TlsConfig:
     key = "tls"
     if not isinstance(item, dict):
         raise ConfigError(key, "expected a table")
-    _known(item, key, {"cert", "key", "client_ca", "require_client_cert", "min_version"})
+    _known(item, key, {"cert", "key", "client_ca", "require_client_cert", "min_version",
+                       "profile", "dh_params"})
     ca = _opt_str(item, "client_ca", key)
     require = _bool(item, "require_client_cert", key, False)
     if require and not ca:
@@ -401,7 +452,16 @@ def _tls(item: Any, base_dir: Path) -> TlsConfig:
     version = _opt_str(item, "min_version", key) or "TLSv1.2"
     if version not in ("TLSv1.2", "TLSv1.3"):
         raise ConfigError("tls.min_version", f"expected 'TLSv1.2' or 'TLSv1.3', got {version!r}")
+    profile = _opt_str(item, "profile", key) or "bcp195"
+    if profile not in TLS_PROFILES:
+        hint = (" (PS3.15 B.1 Basic TLS is retired and uses 3DES, which BCP 195 forbids)"
+                if profile == "basic" else "")
+        raise ConfigError("tls.profile", f"expected one of {', '.join(TLS_PROFILES)}, "
+                          f"got {profile!r}{hint}")
+    dh = _opt_str(item, "dh_params", key)
     return TlsConfig(
+        profile=profile,
+        dh_params=_file(base_dir, dh, "tls.dh_params") if dh else None,
         cert=_file(base_dir, _str(item, "cert", key), "tls.cert"),
         key=_file(base_dir, _str(item, "key", key), "tls.key"),
         client_ca=_file(base_dir, ca, "tls.client_ca") if ca else None,
@@ -488,7 +548,10 @@ def _jwt(item: Any, base_dir: Path) -> JwtConfig:
 
 
 def _audit(item: dict[str, Any], base_dir: Path) -> AuditConfig:
-    _known(item, "audit", {"file", "syslog", "source_id"})
+    _known(item, "audit", {"file", "syslog", "source_id", "include_phi", "aggregate_window"})
+    window = _number(item, "aggregate_window", "audit", 60.0)
+    if window <= 0:
+        raise ConfigError("audit.aggregate_window", "must be positive")
     file = _opt_str(item, "file", "audit")
     syslog = _opt_str(item, "syslog", "audit")
     if syslog is not None:
@@ -497,6 +560,8 @@ def _audit(item: dict[str, Any], base_dir: Path) -> AuditConfig:
         file=(base_dir / file) if file else None,
         syslog=syslog,
         source_id=_opt_str(item, "source_id", "audit") or "dicomguard-gateway",
+        include_phi=_bool(item, "include_phi", "audit", False),
+        aggregate_window=window,
     )
 
 

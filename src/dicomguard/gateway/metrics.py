@@ -96,11 +96,27 @@ class Metrics:
                                      "Audit messages that could not be delivered to syslog.")
         self.reloads = Counter("dicomguard_gateway_reloads_total",
                                "Configuration reloads by result (ok, failed).")
+        self.setup = Gauge("dicomguard_gateway_setup_connections",
+                           "Connections in association setup now (TLS handshake or "
+                           "A-ASSOCIATE-RQ not yet judged).")
+        self.setup_closed = Counter(
+            "dicomguard_gateway_setup_closed_total",
+            "Connections closed during association setup, by reason (timeout, "
+            "per-source-limit, evicted).")
+        self.tls_failures = Counter(
+            "dicomguard_gateway_tls_handshake_failures_total",
+            "Refused or failed TLS handshakes, by reason (untrusted, expired, not-yet-valid, "
+            "no-certificate, no-shared-cipher, protocol-version, handshake, closed).")
+        self.audit_suppressed = Counter(
+            "dicomguard_gateway_audit_suppressed_total",
+            "Repeated refusals folded into an aggregate audit message instead of one each.")
 
     def render(self) -> str:
         lines: list[str] = []
         for metric in (self.associations, self.active, self.operations, self.bytes,
-                       self.aborts, self.find_capped, self.audit_dropped, self.reloads):
+                       self.aborts, self.find_capped, self.audit_dropped, self.reloads,
+                       self.setup, self.setup_closed, self.tls_failures,
+                       self.audit_suppressed):
             lines.extend(metric.render())
         return "\n".join(lines) + "\n"
 

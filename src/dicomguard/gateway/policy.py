@@ -4,6 +4,8 @@ Pure functions of the configuration and what the peer sent, so every allow and d
 tested without a socket, and so the relay never has to think about policy. Association checks
 run in a fixed order, each with the A-ASSOCIATE-RJ reason PS3.8 9.3.4 defines for it:
 
+0. protocol-version other than 1 → (1, 2, 2) permanent, service provider (ACSE), protocol
+   version not supported (the backend would otherwise decide what it means);
 1. source address not allowed → (1, 1, 1) permanent, service user, no reason given;
 2. called AE title not routed → (1, 1, 7) called AE not recognized;
 3. calling AE title not allowed from this source → (1, 1, 3) calling AE not recognized;
@@ -25,6 +27,8 @@ from .auth import Authenticated, AuthError, JwtVerifier, PasscodeChecker
 from .config import GatewayConfig, IdentityPolicy, Route
 
 REASON_NO_REASON = 1
+SOURCE_PROVIDER_ACSE = 2
+REASON_PROTOCOL_VERSION = 2
 REASON_CALLING_AET = 3
 REASON_CALLED_AET = 7
 
@@ -104,6 +108,10 @@ class AssociationPolicy:
 
     def decide(self, peer: Peer, rq: AssociateView) -> Admission | Refusal:
         cfg = self.config
+        version = getattr(rq, "protocol_version", 1)
+        if version != 1:
+            return Refusal(1, SOURCE_PROVIDER_ACSE, REASON_PROTOCOL_VERSION,
+                           f"protocol version 0x{version:04x} not supported", "protocol-version")
         ip = ipaddress.ip_address(peer.address)
         if cfg.sources and not any(ip in net for net in cfg.sources):
             return Refusal(1, 1, REASON_NO_REASON, f"source {ip} not allowed", "source")

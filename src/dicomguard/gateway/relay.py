@@ -20,7 +20,7 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
@@ -28,8 +28,9 @@ from pynetdicom import dimse_messages as dm
 from ..dul import dimse
 from ..dul import pdu as P
 from ..dul.associate_bytes import AssociateView, parse_associate, rewrite_associate
-from ..dul.command import CommandSet, parse_command
-from ..dul.errors import DulError, MalformedPdu, ProtocolViolation
+from ..dul.command import CommandRefused, CommandSet, parse_command_strict
+from ..dul.errors import DulError, MalformedPdu, PeerClosed, PeerTimeout, ProtocolViolation
+from .audit import PHI_CAPTURE_BYTES, read_phi
 from .config import GatewayConfig, Listener
 from .policy import (
     REQUEST_OPERATIONS,
@@ -41,9 +42,10 @@ from .policy import (
     Refusal,
     decide_operation,
 )
+from .tls import handshake_failure, start_tls
 
 if TYPE_CHECKING:
-    from .audit import AuditTrail
+    from .audit import AuditTrail, PhiCapture
     from .metrics import Metrics
 
 log = logging.getLogger("dicomguard.gateway")
@@ -114,7 +116,12 @@ class Shared:
     audit: AuditTrail
     metrics: Metrics
     tls_context: ssl.SSLContext | None = None
+    #: admitted associations (counted against ``limits.max_associations``)
     active: set[Relay] = field(default_factory=set)
+    #: connections in association setup, oldest first (a dict keeps insertion order)
+    setup: dict[Relay, None] = field(default_factory=dict)
+    #: connections in setup by source address
+    setup_by_source: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -125,9 +132,13 @@ class _Op:
     sop_class: str
     sop_instance: str
     destination: str | None
+    #: the request's command field (a response must answer this command)
+    field: int = 0
     find_cap: int = 0
     results: int = 0
     capped: bool = False
+    #: what the audit may record of the data set (only with audit.include_phi)
+    phi: PhiCapture | None = None
 
 
 class CommandSetError(MalformedPdu):
@@ -139,7 +150,9 @@ class _Inspector:
 
     ``on_command(context_id, command) -> bool`` decides whether a completed message is passed
     on (True) or dropped with its data set (False); it is called synchronously so the decision
-    applies to fragments later in the same PDU.
+    applies to fragments later in the same PDU. Command sets are read by
+    :func:`parse_command_strict`: one the gateway could read otherwise than the peer behind it
+    raises :class:`CommandRefused` and ends the association.
     """
 
     def __init__(
@@ -153,6 +166,9 @@ class _Inspector:
         self._cmd_cid: int | None = None
         self._data_cid: int | None = None
         self._data_pass = True
+        #: with audit.include_phi: ``capture(fragment, last) -> want_more`` sees the passed
+        #: data-set fragments of the current message (gateway/audit.py, PHI)
+        self.capture: Callable[[bytes, bool], bool] | None = None
 
     def feed(self, pdu: bytes) -> list[bytes]:
         """One P-DATA-TF in; the PDUs to send on out (``[pdu]`` itself when nothing changed).
@@ -214,10 +230,14 @@ class _Inspector:
                         out.append(_wrap(pdu[pos:item_end]))
                     else:
                         passed.append((pos, item_end))
+                    if self.capture is not None and not self.capture(
+                            pdu[pos + 6 : item_end], bool(hdr & 0x02)):
+                        self.capture = None
                 else:
                     changed = True
                 if hdr & 0x02:
                     self._data_cid = None
+                    self.capture = None
             pos = item_end
         if not changed:
             return [pdu]
@@ -231,14 +251,15 @@ class _Inspector:
         context (the state is advanced as :meth:`feed` would); anything else, including every
         protocol error, returns False so that :meth:`feed` handles and reports it.
         """
-        if hdr & 0x01 or self._held or cid != self._data_cid or not self._data_pass:
+        if (hdr & 0x01 or self._held or cid != self._data_cid or not self._data_pass
+                or self.capture is not None):
             return False
         if hdr & 0x02:
             self._data_cid = None
         return True
 
     def _complete(self, cid: int) -> tuple[bool, bool]:
-        command = parse_command(bytes(self._cmd))
+        command = parse_command_strict(bytes(self._cmd))
         return self.on_command(cid, command), command.has_dataset
 
 
@@ -247,8 +268,19 @@ def _wrap(item: bytes) -> bytes:
 
 
 class RelayAbort(Exception):
-    """End the association with A-ABORT to both sides (the message says why)."""
+    """End the association with A-ABORT to both sides (the message says why).
 
+    ``abort_reason`` goes to the client in the A-ABORT (source 2, service provider; PS3.8
+    9.3.8): 0 reason not specified, 6 invalid PDU parameter value (a refused command set).
+    """
+
+    def __init__(self, message: str, abort_reason: int = 0) -> None:
+        super().__init__(message)
+        self.abort_reason = abort_reason
+
+
+#: how long an aborted client may take to close its end (the ARTIM timer, PS3.8 9.1.5)
+ARTIM_SECONDS = 1.0
 
 #: P-DATA PDUs at least this long are streamed through as they arrive when they hold one
 #: data-set PDV that passes; shorter ones are gathered whole (a copy too small to matter).
@@ -284,7 +316,14 @@ class _Pipe(asyncio.Protocol):
         self.pdu_start: int | None = None
         self.consuming = False  # inside _consume: writes of the relay's own queue behind parts
         self.closed = False
+        #: when the first byte of the PDU in progress arrived, and its announced length (0
+        #: until its header is in): the watchdog's per-PDU deadline (Limits.pdu_timeout)
+        self.pdu_since = 0.0
+        self.pdu_length = 0
+        self.held_back = False  # reading paused by back-pressure from the other socket
         self._stream_protocol: asyncio.BaseProtocol | None = None
+        self._leftover = b""
+        self._eof = False
 
     def attach(self, reader: asyncio.StreamReader, transport: asyncio.BaseTransport,
                other: _Pipe) -> None:
@@ -300,13 +339,23 @@ class _Pipe(asyncio.Protocol):
         transport.set_write_buffer_limits(high=_WRITE_HIGH_WATER)
         # StreamReader has no public "take what is buffered without waiting"; its buffer is
         # read once, here, so that bytes that came with the A-ASSOCIATE exchange are not lost.
-        leftover = bytes(reader._buffer)
+        # They are consumed by :meth:`start` once both pipes are attached, before the loop
+        # runs again: a read callback of this socket may already be queued in the loop, and
+        # bytes it delivers must come after these (with ``call_soon`` they came before them
+        # now and then, the PDU stream was misparsed and the association hung).
+        self._leftover = bytes(reader._buffer)
         reader._buffer.clear()
-        if reader.at_eof() and not leftover:
+        self._eof = reader.at_eof()
+
+    def start(self) -> None:
+        """Consume what the stream held, then let the socket deliver (both pipes attached)."""
+        assert self.transport is not None
+        leftover, self._leftover = self._leftover, b""
+        if leftover:
+            self.data_received(leftover)
+        if self._eof:
             self._fail(RelayAbort(f"{self.direction}: connection closed"))
-        elif leftover:
-            asyncio.get_running_loop().call_soon(self.data_received, leftover)
-        transport.resume_reading()
+        self.transport.resume_reading()
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
@@ -321,10 +370,12 @@ class _Pipe(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self._fail(RelayAbort(f"{self.direction}: connection closed"))
+        self.relay._peer_closed(self.direction)
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(RelayAbort(f"{self.direction}: {exc or 'connection closed'}"))
+        self.relay._peer_closed(self.direction)
         if self._stream_protocol is not None:  # so that StreamWriter.wait_closed() returns
             self._stream_protocol.connection_lost(exc)
             self._stream_protocol = None
@@ -332,10 +383,25 @@ class _Pipe(asyncio.Protocol):
     def pause_writing(self) -> None:
         if self.other is not None and self.other.transport is not None:
             self.other.transport.pause_reading()
+            self.other.held_back = True
 
     def resume_writing(self) -> None:
         if self.other is not None and self.other.transport is not None:
             self.other.transport.resume_reading()
+            self.other.held_back = False
+            # time spent paused by back-pressure is not the sender's: its PDU clock restarts
+            self.other.pdu_since = time.monotonic()
+
+    def pdu_overdue(self, now: float, base: float, rate: float) -> str | None:
+        """Why the PDU in progress is past its deadline (``base + length / rate`` seconds from
+        its first byte), or None when there is none or it still has time."""
+        if not (self.buf or self.stream_left) or self.closed or self.held_back:
+            return None
+        allowed = base + self.pdu_length / rate
+        if now - self.pdu_since <= allowed:
+            return None
+        return (f"{self.direction}: PDU of {self.pdu_length} bytes not complete within "
+                f"{allowed:g}s")
 
     # -- parsing ------------------------------------------------------------------------------
     def _fail(self, exc: BaseException) -> None:
@@ -368,6 +434,8 @@ class _Pipe(asyncio.Protocol):
                     continue
                 if not self.buf:
                     self.pdu_start = pos
+                    self.pdu_since = self.relay.last_activity  # this arrival's time
+                    self.pdu_length = 0
                 need = self.want - len(self.buf)
                 if need > n - pos:
                     self.buf += memoryview(data)[pos:]
@@ -419,6 +487,7 @@ class _Pipe(asyncio.Protocol):
 
     def _header(self, pos: int) -> None:
         pdu_type, _, length = _HEADER.unpack(self.buf)
+        self.pdu_length = length
         if pdu_type not in P.PDU_NAMES:
             raise RelayAbort(f"{self.direction}: not a PDU (type 0x{pdu_type:02x})")
         bound = self.max_len if pdu_type == P.P_DATA_TF else P.MAX_ASSOCIATION_PDU
@@ -450,10 +519,11 @@ class _Pipe(asyncio.Protocol):
             relay = self.relay
             try:
                 chunks = self.inspector.feed(data)
-            except CommandSetError as exc:
+            except (CommandSetError, CommandRefused) as exc:
                 relay.shared.metrics.aborts.inc(reason="command-set")
                 relay.shared.audit.protocol_violation(relay, f"{self.direction}: {exc}")
-                raise RelayAbort(f"{self.direction}: {exc}") from None
+                log.info("association %d: %s: %s", relay.id, self.direction, exc)
+                raise RelayAbort(f"{self.direction}: {exc}", 6) from None
             except (MalformedPdu, ProtocolViolation) as exc:
                 relay.shared.metrics.aborts.inc(reason="protocol")
                 relay.shared.audit.protocol_violation(relay, f"{self.direction}: {exc}")
@@ -501,56 +571,155 @@ class Relay:
         self.admission: Admission | None = None
         self.calling_aet = ""
         self.called_aet = ""
-        #: requests in progress by (message ID, request command field): peers reuse IDs
-        #: across operation types (pynetdicom numbers each service from 1), responses name both
-        self.ops: dict[tuple[int, int], _Op] = {}
+        #: the client's requests outstanding at the backend, by MessageID (PS3.7 9.1.1.1: an ID
+        #: is unique among a requestor's outstanding requests); a response is matched to its
+        #: request by MessageIDBeingRespondedTo, never by order
+        self.ops: dict[int, _Op] = {}
+        #: C-FINDs past their cap: the client has its final status (and may use the ID again),
+        #: the backend's late responses to them are swallowed until its own final one
+        self.capped: dict[int, _Op] = {}
+        #: the backend's requests outstanding at the client (C-GET's C-STORE sub-operations)
+        self.backend_requests: dict[int, int] = {}
+        #: accepted presentation context ID -> abstract syntax (set when the AC is relayed)
+        self.proposed: dict[int, str] = {}
+        self.accepted: dict[int, str] = {}
+        #: accepted transfer syntax by presentation context ID (only with audit.include_phi)
+        self.transfer_syntaxes: dict[int, str] = {}
         self.last_activity = time.monotonic()
         self._pipes: dict[str, _Pipe] = {}  # the data phase's two directions
         self.stopping = False
         self._started = time.monotonic()
+        self._in_setup = False
+        self._admitted = False
+        self._evicted = False
+        self._task: asyncio.Task[None] | None = None
 
-    # -- association --------------------------------------------------------------------------
+    # -- association setup --------------------------------------------------------------------
     async def run(self) -> None:
         shared = self.shared
-        shared.active.add(self)
-        shared.metrics.active.inc()
+        self._task = asyncio.current_task()
         try:
-            await self._run()
-        except (DulError, OSError, TimeoutError, ssl.SSLError):
-            pass
+            if self._enter_setup():
+                await self._run()
+        except (DulError, OSError, TimeoutError, ssl.SSLError) as exc:
+            if self._in_setup and isinstance(exc, TimeoutError | PeerTimeout):
+                shared.metrics.setup_closed.inc(reason="timeout")
+                log.debug("connection %d from %s: association setup timed out",
+                          self.id, self.peer_address)
+        except asyncio.CancelledError:
+            if not self._evicted:
+                raise
         except Exception:  # a bug must cost one association, never the listener
             log.exception("association %d: unexpected failure", self.id)
             self.shared.metrics.aborts.inc(reason="internal")
             self._abort_both()
         finally:
-            shared.active.discard(self)
-            shared.metrics.active.dec()
+            self._leave_setup()
+            if self._admitted:
+                shared.active.discard(self)
+                shared.metrics.active.dec()
             await self._close_all()
+
+    def _enter_setup(self) -> bool:
+        """Count this connection as in setup; False (closed at once) when its source is at
+        ``limits.max_setup_per_source``. At ``limits.max_setup``, the oldest connection in
+        setup of the source that holds the most is closed to make room: an attacker holding
+        half-open connections, even from many addresses, cannot keep a client out."""
+        shared = self.shared
+        lim = self.config.limits
+        source = self.peer_address
+        if shared.setup_by_source.get(source, 0) >= lim.max_setup_per_source:
+            shared.metrics.setup_closed.inc(reason="per-source-limit")
+            shared.audit.setup_refused(source, "per-source-limit")
+            return False
+        while len(shared.setup) >= lim.max_setup:
+            # the oldest connection of the source holding the most: a client with one
+            # connection in setup is evicted only when every source holds just one
+            crowded = max(shared.setup_by_source.items(), key=lambda item: item[1])[0]
+            next(r for r in shared.setup if r.peer_address == crowded)._evict()
+        shared.setup[self] = None
+        shared.setup_by_source[source] = shared.setup_by_source.get(source, 0) + 1
+        shared.metrics.setup.inc()
+        self._in_setup = True
+        return True
+
+    def _leave_setup(self) -> None:
+        if not self._in_setup:
+            return
+        self._in_setup = False
+        shared = self.shared
+        shared.setup.pop(self, None)
+        left = shared.setup_by_source.get(self.peer_address, 1) - 1
+        if left > 0:
+            shared.setup_by_source[self.peer_address] = left
+        else:
+            shared.setup_by_source.pop(self.peer_address, None)
+        shared.metrics.setup.dec()
+
+    def _evict(self) -> None:
+        """Close this connection, still in setup, to make room for a newer one."""
+        self.shared.metrics.setup_closed.inc(reason="evicted")
+        self.shared.audit.setup_refused(self.peer_address, "evicted")
+        self.close_setup()
+
+    def close_setup(self) -> None:
+        """Close this connection if it is still in setup (no association yet: a stop does not
+        wait for it)."""
+        if not self._in_setup:
+            return
+        self._leave_setup()
+        self._evicted = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _read_request(self) -> tuple[P.RawPdu, dict[str, Any] | None]:
+        """TLS handshake (on a TLS listener) and the A-ASSOCIATE-RQ, both within
+        ``limits.associate_timeout`` in total."""
+        lim = self.config.limits
+        peer_cert = None
+        async with asyncio.timeout(lim.associate_timeout):
+            if self.listener.tls:
+                context = self.shared.tls_context
+                if context is None:
+                    raise PeerClosed("TLS listener without a TLS context")
+                try:
+                    await start_tls(self.writer, context, lim.associate_timeout)
+                except (ssl.SSLError, OSError) as exc:
+                    self._tls_refused(exc)
+                    raise
+                peer_cert = self.writer.get_extra_info("peercert") or None
+            raw = await P.read_pdu(self.reader, timeout=lim.associate_timeout)
+        return raw, peer_cert
+
+    def _tls_refused(self, exc: BaseException) -> None:
+        """A refused TLS handshake: counted, audited (Security Alert, Node Authentication)
+        and logged in one line."""
+        failure = handshake_failure(exc)
+        self.shared.metrics.tls_failures.inc(reason=failure.reason)
+        if failure.reason == "closed":  # a probe or health check that hung up: not a refusal
+            return
+        self.shared.audit.tls_refused(self.peer_address, failure)
+        log.info("connection %d from %s: TLS handshake refused: %s",
+                 self.id, self.peer_address, failure.describe())
 
     async def _run(self) -> None:
         cfg = self.config
-        peer_cert = None
-        if self.listener.tls:
-            if self.shared.tls_context is None:
-                return
-            await self.writer.start_tls(
-                self.shared.tls_context, ssl_handshake_timeout=cfg.limits.associate_timeout
-            )
-            peer_cert = self.writer.get_extra_info("peercert") or None
-        raw = await P.read_pdu(self.reader, timeout=cfg.limits.associate_timeout)
+        raw, peer_cert = await self._read_request()
         if raw.pdu_type != P.A_ASSOCIATE_RQ:
             self.writer.write(P.abort_pdu(2, 2))  # unexpected PDU
             return
         try:
             rq = parse_associate(raw.data)
         except MalformedPdu:
-            self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
+            # Counted before the reply: a peer that has its A-ABORT finds it in the metrics.
             self.shared.metrics.associations.inc(result="malformed")
+            self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
             return
+        self._leave_setup()
         self.called_aet = rq.called_ae_title
         self.calling_aet = rq.calling_ae_title
         peer = Peer(self.peer_address, self.listener.tls, peer_cert)
-        if len(self.shared.active) > cfg.limits.max_associations:
+        if len(self.shared.active) >= cfg.limits.max_associations:
             await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
             return
         decision = self.shared.policy.decide(peer, rq)
@@ -558,6 +727,9 @@ class Relay:
             await self._refuse(decision)
             return
         self.admission = decision
+        self._admitted = True
+        self.shared.active.add(self)
+        self.shared.metrics.active.inc()
         if not await self._forward_request(raw.data, rq, decision):
             return
         await self._relay()
@@ -584,6 +756,7 @@ class Relay:
     async def _forward_request(self, data: bytes, rq: AssociateView, adm: Admission) -> bool:
         cfg = self.config
         route = adm.route
+        self.proposed = rq.contexts
         out = rewrite_associate(
             data,
             rq,
@@ -639,6 +812,14 @@ class Relay:
         D.3.3.7.2: an empty server response for username/passcode; a JWT is not echoed).
         """
         ac = parse_associate(raw.data)
+        self.accepted = {cid: self.proposed[cid] for cid, result in ac.contexts.items()
+                         if result == "0" and cid in self.proposed}
+        if self.config.audit.include_phi:  # the audit names the transfer syntax of each query
+            with contextlib.suppress(DulError):
+                self.transfer_syntaxes = {
+                    item.context_id: str(item.transfer_syntax)
+                    for item in P.decode(raw).presentation_context  # type: ignore[attr-defined]
+                    if item.result == 0 and item.transfer_syntax}
         strip = adm.route.user_identity == "strip"
         ui = adm.user_identity
         return rewrite_associate(
@@ -664,6 +845,7 @@ class Relay:
         lim = self.config.limits
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        self._client_gone: asyncio.Future[None] = loop.create_future()
         up = _Pipe(self, "up", _Inspector(
             lim.max_command_bytes, lim.max_command_fragments, self._on_request))
         down = _Pipe(self, "down", _Inspector(
@@ -671,6 +853,8 @@ class Relay:
         self._pipes = {"up": up, "down": down}
         up.attach(self.reader, self.writer.transport, down)
         down.attach(self.backend_reader, self.backend_writer.transport, up)
+        up.start()
+        down.start()
         watchdog = asyncio.create_task(self._watchdog())
         try:
             await asyncio.wait([self._done, watchdog], return_when=asyncio.FIRST_COMPLETED)
@@ -682,11 +866,13 @@ class Relay:
                 reason = str(self._done.result())
             elif isinstance(exc, RelayAbort | DulError):
                 reason = str(exc) or type(exc).__name__
-                self._abort_both()
+                self._abort_both(getattr(exc, "abort_reason", 0))
+                await self._linger()
             else:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.error("association %d: relay failed", self.id, exc_info=exc)
                 self._abort_both()
+                await self._linger()
         finally:
             up.closed = down.closed = True
             watchdog.cancel()
@@ -700,6 +886,22 @@ class Relay:
         )
         self.shared.audit.association_end(self, reason)
 
+    def _peer_closed(self, direction: str) -> None:
+        gone = getattr(self, "_client_gone", None)
+        if direction == "up" and gone is not None and not gone.done():
+            gone.set_result(None)
+
+    async def _linger(self) -> None:
+        """After an A-ABORT, give the client up to ``ARTIM_SECONDS`` to close (PS3.8 9.1.5, the
+        ARTIM timer, run in state Sta13 of 9.2), reading and dropping what it still sends.
+        Closing with unread bytes makes the kernel reset the connection, and the reset could
+        destroy the A-ABORT before the client read it ("connection dropped without an
+        A-ABORT")."""
+        with contextlib.suppress(Exception):
+            self.writer.transport.resume_reading()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._client_gone), ARTIM_SECONDS)
+
     def _end(self, reason: str | BaseException) -> None:
         """Called by a pipe: the association is over (released, aborted or failed)."""
         done = getattr(self, "_done", None)
@@ -711,26 +913,72 @@ class Relay:
             done.set_result(reason)
 
     async def _watchdog(self) -> None:
-        """Abort an association idle for longer than ``limits.idle_timeout`` (checked coarsely
-        so the data path pays no timer per PDU)."""
-        idle = self.config.limits.idle_timeout
+        """Abort an association idle for longer than ``limits.idle_timeout``, or whose PDU in
+        progress (either direction) is past its deadline (``limits.pdu_timeout`` plus its
+        length at ``limits.min_pdu_rate``). Checked coarsely, so the data path pays no timer
+        per PDU: a deadline is enforced within a quarter of ``pdu_timeout`` (at most 5 s)."""
+        lim = self.config.limits
+        idle = lim.idle_timeout
         while True:
-            await asyncio.sleep(min(5.0, idle / 2))
-            if time.monotonic() - self.last_activity > idle:
+            await asyncio.sleep(min(5.0, idle / 2, lim.pdu_timeout / 4))
+            now = time.monotonic()
+            if now - self.last_activity > idle:
                 raise RelayAbort(f"idle for more than {idle:g}s")
+            for pipe in self._pipes.values():
+                late = pipe.pdu_overdue(now, lim.pdu_timeout, lim.min_pdu_rate)
+                if late is not None:
+                    self.shared.metrics.aborts.inc(reason="pdu-deadline")
+                    self.shared.audit.protocol_violation(self, late)
+                    raise RelayAbort(late)
 
     # -- policy on commands -------------------------------------------------------------------
+    def _check_context(self, cid: int, command: CommandSet) -> None:
+        """A command must arrive on an accepted presentation context, and a request naming a
+        SOP class must name that context's abstract syntax (PS3.7 9.1.1, 10.1.1; PS3.8 7.1.1.13):
+        otherwise the backend, not the gateway, would decide which service it is."""
+        syntax = self.accepted.get(cid)
+        if syntax is None:
+            raise CommandRefused(f"command on presentation context {cid}, which was not accepted")
+        if command.command_field & 0x8000:
+            return
+        sop_class = command.get("AffectedSOPClassUID") or command.get("RequestedSOPClassUID")
+        if sop_class is not None and sop_class != syntax:
+            raise CommandRefused(f"SOP class {sop_class} on presentation context {cid} "
+                                 f"({syntax})")
+
+    def _drop_response(self, command: CommandSet, why: str) -> bool:
+        """A response that answers no outstanding request: dropped, counted and audited."""
+        field_ = command.command_field
+        op = _Op(f"response 0x{field_:04x}", str(command.get("AffectedSOPClassUID", "")), "",
+                 None)
+        raw_status = command.get("Status")
+        status = int(raw_status) if raw_status is not None else None
+        self.shared.metrics.operations.inc(operation="response", result="dropped")
+        self.shared.audit.operation(self, op, status=status, refused=why)
+        log.info("association %d: %s dropped: %s", self.id, op.operation, why)
+        return False
+
     def _on_request(self, cid: int, command: CommandSet) -> bool:
         """Client → backend command set: apply the identity's operation policy."""
         assert self.admission is not None
+        self._check_context(cid, command)
         field_ = command.command_field
         if field_ & 0x8000:
-            return True  # a response (e.g. C-STORE-RSP to a C-GET sub-operation)
+            # a response, e.g. a C-STORE-RSP to a C-GET sub-operation: it must answer one
+            answered = int(command.get("MessageIDBeingRespondedTo", -1))
+            if self.backend_requests.get(answered) != field_ & 0x7FFF:
+                return self._drop_response(
+                    command, f"answers message ID {answered}, which the backend has not sent")
+            del self.backend_requests[answered]
+            return True
         if field_ == dimse.C_CANCEL_RQ:
-            op = self.ops.get(
-                (int(command.get("MessageIDBeingRespondedTo", -1) or 0), dimse.C_FIND_RQ)
-            )
-            return not (op is not None and op.capped)
+            # a cancel for nothing outstanding is a normal race (PS3.7 9.3.2.3: ignored); a
+            # capped C-FIND was cancelled by the gateway already
+            return int(command.get("MessageIDBeingRespondedTo", -1)) in self.ops
+        msg_id = int(command.MessageID)
+        if msg_id in self.ops:
+            # its responses could not be told apart from the outstanding request's
+            raise CommandRefused(f"MessageID {msg_id} is already outstanding")
         operation = REQUEST_OPERATIONS.get(field_)
         destination = str(command.get("MoveDestination", "")) if field_ == dimse.C_MOVE_RQ else None
         verdict = decide_operation(
@@ -741,44 +989,65 @@ class Relay:
             str(command.get("AffectedSOPClassUID", "")),
             str(command.get("AffectedSOPInstanceUID", "")),
             destination,
+            field_,
         )
         if not verdict.allowed:
             self.shared.metrics.operations.inc(operation=op.operation, result="refused")
             self.shared.audit.operation(self, op, status=verdict.status, refused=verdict.why)
             self._answer_client(cid, command.dataset(), verdict.status, verdict.why)
             return False
+        old = self.capped.get(msg_id)
+        if old is not None and old.field == field_:
+            # the backend still answers the capped C-FIND with this ID: the answers to a
+            # second one could not be told apart from those
+            why = "message ID still in use"
+            self.shared.metrics.operations.inc(operation=op.operation, result="refused")
+            self.shared.audit.operation(self, op, status=STATUS_OUT_OF_RESOURCES, refused=why)
+            self._answer_client(cid, command.dataset(), STATUS_OUT_OF_RESOURCES, why)
+            return False
         if operation == "FIND":
             op.find_cap = self.admission.policy.find_max_results
-        key = (int(command.get("MessageID", 0)), field_)
-        old = self.ops.get(key)
-        if old is not None and old.capped:
-            # Its backend responses are still being swallowed; a second request with the same
-            # ID could not be told apart from them.
-            self.shared.metrics.operations.inc(operation=op.operation, result="refused")
-            self._answer_client(
-                cid,
-                command.dataset(),
-                STATUS_OUT_OF_RESOURCES if operation == "FIND" else 0x0210,
-                "message ID still in use",
-            )
-            return False
-        self.ops[key] = op
+        self.ops[msg_id] = op
+        if self.config.audit.include_phi and command.has_dataset and operation in (
+                "FIND", "MOVE", "GET", "STORE"):
+            self._capture_phi(cid, op)
         return True
 
+    def _capture_phi(self, cid: int, op: _Op) -> None:
+        """Keep the start of this request's data set for the audit record (include_phi)."""
+        kept = bytearray()
+
+        def take(fragment: bytes, last: bool) -> bool:
+            kept.extend(fragment[: PHI_CAPTURE_BYTES - len(kept)])
+            if last or len(kept) >= PHI_CAPTURE_BYTES:
+                op.phi = read_phi(op.operation, bytes(kept), self.transfer_syntaxes.get(cid, ""))
+                return False
+            return True
+
+        self._pipes["up"].inspector.capture = take
+
     def _on_response(self, cid: int, command: CommandSet) -> bool:
-        """Backend → client command set: count C-FIND matches, audit final statuses."""
+        """Backend → client command set: count C-FIND matches by the request they answer,
+        audit final statuses, drop responses to nothing outstanding."""
+        self._check_context(cid, command)
         field_ = command.command_field
         if not field_ & 0x8000:
-            return True  # a request from the backend (C-GET's C-STORE sub-operations)
-        key = (int(command.get("MessageIDBeingRespondedTo", -1) or 0), field_ & 0x7FFF)
+            # a request from the backend (C-GET's C-STORE sub-operations)
+            self.backend_requests[int(command.MessageID)] = field_
+            return True
+        key = int(command.get("MessageIDBeingRespondedTo", -1))
         raw_status = command.get("Status")
         status = int(raw_status) if raw_status is not None else None
         op = self.ops.get(key)
-        if op is None:
-            return True
-        if not is_final_status(status):
-            if op.capped:
+        if op is None or op.field != field_ & 0x7FFF:
+            capped = self.capped.get(key)
+            if capped is not None and capped.field == field_ & 0x7FFF:
+                if is_final_status(status):
+                    del self.capped[key]  # the client already has its final status
                 return False
+            return self._drop_response(
+                command, f"answers message ID {key}, which is not outstanding")
+        if not is_final_status(status):
             if field_ == dimse.C_FIND_RSP and op.find_cap:
                 op.results += 1
                 if op.results > op.find_cap:
@@ -786,8 +1055,6 @@ class Relay:
                     return False
             return True
         del self.ops[key]
-        if op.capped:
-            return False  # the client already has its final status
         result = "ok" if is_success_status(status) else "failed"
         self.shared.metrics.operations.inc(operation=op.operation, result=result)
         self.shared.audit.operation(self, op, status=status)
@@ -797,7 +1064,8 @@ class Relay:
         """More matches than the identity may see: cancel at the backend, close at the client."""
         assert self.backend_writer is not None
         op.capped = True
-        msg_id = int(response.get("MessageIDBeingRespondedTo", 0) or 0)
+        msg_id = int(response.MessageIDBeingRespondedTo)
+        self.capped[msg_id] = self.ops.pop(msg_id)
         for chunk in dimse.cancel_pdus(msg_id, cid, 0):
             self._send("up", chunk)
         request = Dataset()
@@ -828,14 +1096,15 @@ class Relay:
             writer.write(data)
 
     # -- ending -------------------------------------------------------------------------------
-    def _abort_both(self) -> None:
+    def _abort_both(self, client_reason: int = 0) -> None:
         """A-ABORT to both sides; written straight to the transports, which flush it before
-        they close (a stream's drain would wait on a protocol the data phase replaced)."""
-        for w in (self.writer, self.backend_writer):
+        they close (a stream's drain would wait on a protocol the data phase replaced).
+        ``client_reason`` is the reason the client gets (PS3.8 9.3.8, source 2)."""
+        for w, reason in ((self.writer, client_reason), (self.backend_writer, 0)):
             if w is None:
                 continue
             with contextlib.suppress(Exception):
-                w.transport.write(P.abort_pdu(2, 0))
+                w.transport.write(P.abort_pdu(2, reason))
 
     async def abort(self) -> None:
         """Used by a stop past its grace period: A-ABORT both sides and close."""

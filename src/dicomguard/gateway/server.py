@@ -5,8 +5,9 @@ A :class:`Gateway` owns one :class:`relay.Shared` state. Each accepted connectio
 :meth:`Gateway.reload` (SIGHUP) only changes what *new* associations get: listeners that are in
 both configurations keep their sockets, new ones are opened, removed ones are closed, and live
 associations run on with the policy they were admitted under. :meth:`Gateway.stop` (SIGTERM)
-closes the listeners, waits up to ``limits.stop_grace`` seconds for live associations to
-finish, then aborts the rest with A-ABORT to both sides.
+closes the listeners and the connections still in association setup, waits up to
+``limits.stop_grace`` seconds for live associations to finish, then aborts the rest with
+A-ABORT to both sides.
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ class Gateway:
         for server in self._servers.values():
             server.close()
         self._servers.clear()
+        for relay in list(self.shared.setup):  # no association yet: nothing to finish
+            relay.close_setup()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
             if pending:
@@ -152,6 +155,7 @@ class Gateway:
                 await asyncio.gather(*pending, return_exceptions=True)
         if self._metrics_server is not None:
             await self._metrics_server.stop()
+        self.shared.audit.flush_repeats()  # aggregated refusals before the stop message
         self.shared.audit.application(started=False)
         await self.shared.audit.stop()
         self._stopped.set()

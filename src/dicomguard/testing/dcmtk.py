@@ -87,7 +87,10 @@ class DcmqrscpServer(ProcessServer):
         calling_aets: Sequence[str] = ("DGVIEWER",),
         patients: Sequence[SyntheticPatient] | None = None,
         seed: int = 2,
+        move_destinations: Sequence[tuple[str, int]] = (),
     ) -> None:
+        #: (AE title, port on 127.0.0.1) of C-MOVE destinations, added to the peers
+        self.move_destinations = tuple(move_destinations)
         super().__init__(
             host,
             port,
@@ -99,9 +102,11 @@ class DcmqrscpServer(ProcessServer):
         )
 
     def config_text(self) -> str:
-        """dcmqrscp.cfg: one storage AE whose peers are exactly :attr:`calling_aets`."""
-        peers = [f"dgpeer{i} = ({aet}, 127.0.0.1, 0)" for i, aet in enumerate(self.calling_aets)]
-        group = "dgpeers = " + ", ".join(f"dgpeer{i}" for i in range(len(self.calling_aets)))
+        """dcmqrscp.cfg: one storage AE whose peers are exactly :attr:`calling_aets` (and the
+        C-MOVE destinations, which may also call it)."""
+        hosts = [(aet, 0) for aet in self.calling_aets] + list(self.move_destinations)
+        peers = [f"dgpeer{i} = ({aet}, 127.0.0.1, {port})" for i, (aet, port) in enumerate(hosts)]
+        group = "dgpeers = " + ", ".join(f"dgpeer{i}" for i in range(len(hosts)))
         storage = self.workdir / self.aet
         return "\n".join(
             [

@@ -119,3 +119,24 @@ def test_random_corruption_is_malformed_or_parsed_never_a_crash() -> None:
         except MalformedPdu:
             continue
         rewrite_associate(bytes(mutated), view, called="A", calling="B", strip_identity=True)
+
+
+def test_contexts_and_protocol_version_are_read() -> None:
+    data = bytearray(_request(syntaxes=(Verification, CTImageStorage)))
+    view = parse_associate(bytes(data))
+    assert view.contexts == {1: Verification, 3: CTImageStorage}
+    assert view.protocol_version == 1
+    data[6:8] = (2).to_bytes(2, "big")
+    assert parse_associate(bytes(data)).protocol_version == 2
+
+
+def test_a_context_id_proposed_twice_is_malformed() -> None:
+    """Which abstract syntax context 1 has would depend on the reader (first or last)."""
+    data = bytearray(_request(identity=False, syntaxes=(Verification, CTImageStorage)))
+    first = 74 + 4 + 21  # after the header and the application context item
+    assert data[first] == 0x20
+    second = data.index(bytes([0x20, 0]), first + 1)
+    assert data[second + 4] == 3
+    data[second + 4] = 1
+    with pytest.raises(MalformedPdu, match="given twice"):
+        parse_associate(bytes(data))

@@ -208,6 +208,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "modality": ca.issue("ct-scanner-1", server=False),
         "unknown": ca.issue("someone-else", server=False),
         "rogue": rogue.issue("ct-scanner-1", server=False),
+        "server_rsa": ca.issue("gateway-rsa", server=True, hosts=(GATEWAY_HOST, "127.0.0.1"),
+                               rsa_key=True),
+        "expired": ca.issue("ct-expired", server=False, valid_from_days=-10, valid_days=5),
+        "not_yet_valid": ca.issue("ct-future", server=False, valid_from_days=5),
     }
 
 
@@ -263,3 +267,16 @@ def gateway_factory() -> Iterator[Any]:
 
 
 __all__ = ["Issued"]
+
+
+@pytest.fixture
+def no_tracebacks(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test if the gateway (or asyncio under it) logged an error or a traceback."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        yield
+    bad = [r for r in caplog.records
+           if (r.name.startswith(("dicomguard", "asyncio")) and r.levelno >= logging.ERROR)
+           or r.exc_info]
+    assert not bad, [f"{r.name}: {r.getMessage()}" for r in bad]

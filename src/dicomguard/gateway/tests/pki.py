@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -24,7 +24,7 @@ class Issued:
     key: Path
 
 
-def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+def _write_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, path: Path) -> None:
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
                                        serialization.PrivateFormat.TraditionalOpenSSL,
                                        serialization.NoEncryption()))
@@ -56,17 +56,24 @@ class TestCA:
         self.ca_file = directory / f"{slug}.pem"
         self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, common_name: str, *, server: bool, hosts: tuple[str, ...] = ()) -> Issued:
-        key = ec.generate_private_key(ec.SECP256R1())
+    def issue(self, common_name: str, *, server: bool, hosts: tuple[str, ...] = (),
+              rsa_key: bool = False, valid_from_days: float = 0.0,
+              valid_days: float = 2.0, file_name: str = "") -> Issued:
+        """A leaf certificate valid from ``valid_from_days`` (negative: in the past) for
+        ``valid_days``; EC P-256 unless ``rsa_key`` (2048 bits)."""
+        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+            rsa.generate_private_key(public_exponent=65537, key_size=2048) if rsa_key
+            else ec.generate_private_key(ec.SECP256R1()))
         now = dt.datetime.now(dt.UTC)
+        start = now + dt.timedelta(days=valid_from_days) - dt.timedelta(minutes=5)
         builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
             .issuer_name(self.name)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=valid_days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
@@ -76,8 +83,9 @@ class TestCA:
             builder = builder.add_extension(x509.SubjectAlternativeName(
                 [x509.IPAddress(ipaddress.ip_address(h)) for h in hosts]), critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
-        cert_path = self.dir / f"{common_name}.pem"
-        key_path = self.dir / f"{common_name}.key"
+        stem = file_name or common_name
+        cert_path = self.dir / f"{stem}.pem"
+        key_path = self.dir / f"{stem}.key"
         cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key, key_path)
         return Issued(cert_path, key_path)

@@ -70,8 +70,36 @@ def associate(
         # closes (its DUL thread ends before the ACSE reads the queue) and reports an abort
         # instead; the RJ was on the wire, so ask again rather than misread the gateway.
         if assoc.is_established or assoc.is_rejected:
-            return assoc
+            break
+    if assoc.is_established:
+        _keep_responses(assoc)
     return assoc
+
+
+def _keep_responses(assoc: Association) -> None:
+    """Close pynetdicom's race between its reactor thread and a ``send_c_*`` call.
+
+    ``send_c_find`` (and the others) pause the association's reactor by clearing an event and
+    waiting for an ``_is_paused`` flag, which is still True for a moment after the reactor has
+    passed the event: under load the reactor can then take the *response* off the DIMSE queue,
+    log "Received unexpected C-FIND service message", drop it, and the caller times out
+    (pynetdicom issue #875). The gateway answers a refused request within microseconds, which
+    makes the race show. A response the reactor takes is put back at the head of the queue,
+    where the waiting ``send_c_*`` gets it, in order.
+    """
+    serve = assoc._serve_request
+    queue = assoc.dimse.msg_queue
+
+    def serve_requests_only(msg: Any, context_id: int) -> None:
+        if msg.is_valid_request:
+            serve(msg, context_id)
+            return
+        with queue.mutex:
+            queue.queue.appendleft((context_id, msg))
+            queue.unfinished_tasks += 1
+            queue.not_empty.notify()
+
+    assoc._serve_request = serve_requests_only  # type: ignore[method-assign]
 
 
 def reject_reason(assoc: Association) -> tuple[int, int, int] | None:

@@ -26,7 +26,14 @@ class TcpCollector:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.frames: list[bytes] = []
+        self._arrived = threading.Condition()
         threading.Thread(target=self._run, daemon=True).start()
+
+    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
+        """Whether a frame satisfying ``predicate`` arrives within ``timeout`` seconds (the
+        collector reads in its own thread: frames the gateway sent may not be parsed yet)."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: any(map(predicate, self.frames)), timeout)
 
     def _run(self) -> None:
         conn, _ = self.sock.accept()
@@ -37,7 +44,9 @@ class TcpCollector:
                 size, rest = buf.split(b" ", 1)
                 if len(rest) < int(size):
                     break
-                self.frames.append(rest[: int(size)])
+                with self._arrived:
+                    self.frames.append(rest[: int(size)])
+                    self._arrived.notify_all()
                 buf = rest[int(size):]
 
 
@@ -112,7 +121,7 @@ def test_tcp_syslog_and_metrics_endpoint(
     assert 'dicomguard_gateway_reloads_total{result="ok"} 1' in text
     assert "# TYPE dicomguard_gateway_active_associations gauge" in text
     gw.stop()
-    assert any(b"DICOM+RFC3881" in f and b"110114" in f for f in collector.frames)
+    assert collector.wait_for(lambda f: b"DICOM+RFC3881" in f and b"110114" in f)
 
 
 def _free_port() -> int:

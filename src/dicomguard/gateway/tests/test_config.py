@@ -196,3 +196,25 @@ def test_yaml_mistakes_get_clear_errors(tmp_path: Path, text: str, message: str)
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    (_with("audit.include_phi", "yes"), "audit.include_phi"),
+    (_with("audit.aggregate_window", 0), "audit.aggregate_window"),
+    (_with("limits.max_setup_per_source", 0), "limits.max_setup_per_source"),
+    (_with("limits.min_pdu_rate", -5), "limits.min_pdu_rate"),
+    (_with("limits.pdu_timeout", "fast"), "limits.pdu_timeout"),
+])
+def test_audit_and_setup_limit_errors_name_their_key(raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert err.value.key == key
+
+
+def test_phi_is_off_and_setup_limits_are_on_by_default() -> None:
+    cfg = parse_config(deepcopy(MINIMAL))
+    assert cfg.audit.include_phi is False
+    assert cfg.audit.aggregate_window == 60.0
+    lim = cfg.limits
+    assert lim.max_setup_per_source < lim.max_setup
+    assert lim.pdu_timeout < lim.idle_timeout
