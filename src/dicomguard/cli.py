@@ -71,6 +71,14 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=5.0, help="seconds allowed for each protocol step (5)"
     )
     p.add_argument("--connect-timeout", type=float, default=3.0)
+    p.add_argument(
+        "--slow-greeting",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="a port silent through --timeout is asked once more with this longer wait before"
+        " TLS (slow A-ASSOCIATE-AC, e.g. reverse DNS); 0 = no retry (20)",
+    )
     p.add_argument("--calling-aet", default="DICOMGUARD", help="our calling AE title")
     p.add_argument(
         "--impersonate",
@@ -277,6 +285,7 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         timeouts=Timeouts(
             connect=args.connect_timeout, associate=t, dimse=t * 2, release=min(t, 2.0)
         ),
+        slow_greeting_timeout=args.slow_greeting,
         try_tls=not args.no_tls,
         discovery=args.discovery,
         tls_probe=TlsProbeOptions(timeout=max(args.connect_timeout, t)),

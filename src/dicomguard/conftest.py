@@ -83,6 +83,60 @@ def pynetdicom_scp() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture(scope="session")
+def orthanc_default() -> Iterator[OrthancServer]:
+    """Orthanc at its own defaults (preset ``default``: no DicomModalities, Find/Move/Get not
+    always allowed) on 127.0.10.20: contexts accepted, a stranger's operations aborted."""
+    _need("Orthanc")
+    yield from _serve(lambda: OrthancServer(lab_address(20), preset="default"))
+
+
+@pytest.fixture(scope="session")
+def orthanc_modalities() -> Iterator[OrthancServer]:
+    """Orthanc with DicomAlwaysAllowFind false and one DicomModalities entry (DGVIEWER)."""
+    _need("Orthanc")
+    yield from _serve(lambda: OrthancServer(lab_address(21), preset="modalities"))
+
+
+@pytest.fixture(scope="session")
+def orthanc_worklist() -> Iterator[OrthancServer]:
+    """Orthanc with the worklist plugin, Q/R open, DicomAlwaysAllowFindWorklist false."""
+    _need("Orthanc")
+    yield from _serve(lambda: OrthancServer(lab_address(22), preset="worklist"))
+
+
+@pytest.fixture(scope="session")
+def storescp_tls() -> Iterator[StorescpServer]:
+    """DCMTK storescp speaking DICOM only inside TLS (``+tls key crt -ic``) on 127.0.10.23."""
+    _need("storescp")
+    yield from _serve(lambda: StorescpServer(lab_address(23), tls="tls"))
+
+
+@pytest.fixture(scope="session")
+def storescp_mutual_tls() -> Iterator[StorescpServer]:
+    """DCMTK storescp requiring a client certificate (``+tls key crt +cf ca -rc``), 127.0.10.24."""
+    _need("storescp")
+    yield from _serve(lambda: StorescpServer(lab_address(24), tls="mutual"))
+
+
+@pytest.fixture(scope="session")
+def orthanc_mutual_tls() -> Iterator[OrthancServer]:
+    """Orthanc with DicomTlsEnabled and DicomTlsRemoteCertificateRequired, on 127.0.10.25."""
+    _need("Orthanc")
+    yield from _serve(
+        lambda: OrthancServer(lab_address(25), preset="open", dicom_tls="mutual")
+    )
+
+
+@pytest.fixture(scope="session")
+def storescp_mutual_tls12() -> Iterator[StorescpServer]:
+    """storescp requiring a client certificate over TLS 1.2 only (``+pa``), on 127.0.10.28."""
+    _need("storescp")
+    yield from _serve(
+        lambda: StorescpServer(lab_address(28), tls="mutual", tls_profile="+pa")
+    )
+
+
+@pytest.fixture(scope="session")
 def wlmscpfs_server() -> Iterator[LoopbackServer]:
     """DCMTK wlmscpfs with synthetic worklist files under its example title OFFIS, 127.0.10.8."""
     _need("wlmscpfs")

@@ -180,6 +180,10 @@ class Handlers:
     on_associated: Callable[[AssociationInfo], None] | None = None
     #: called with the destination AE of every C-MOVE request (the lab counts them)
     on_move: Callable[[str, AssociationInfo], None] | None = None
+    #: per-operation access check: ("find" | "move" | "get", association) -> True to refuse
+    #: the request with an A-ABORT, as Orthanc 1.10 does for a calling AE it does not know
+    #: (contexts accepted, then "DICOM authorization rejected" and the association aborted)
+    refuse: Callable[[str, AssociationInfo], bool] | None = None
 
 
 class _Abort(Exception):
@@ -189,6 +193,9 @@ class _Abort(Exception):
         super().__init__(why)
         self.reason = reason
 
+
+#: DIMSE requests subject to :attr:`Handlers.refuse`
+_OPERATION_KINDS = {dimse.C_FIND_RQ: "find", dimse.C_MOVE_RQ: "move", dimse.C_GET_RQ: "get"}
 
 # Control events the reader task hands to the dispatcher besides DIMSE messages.
 _RELEASE = "release"
@@ -503,6 +510,9 @@ class _Established:
         if ctx is None:
             raise _Abort(ABORT_INVALID_PARAMETER, f"message on unaccepted context {msg.context_id}")
         field_ = msg.command_field
+        kind = _OPERATION_KINDS.get(field_)
+        if kind and self.handlers.refuse is not None and self.handlers.refuse(kind, self.info):
+            raise _Abort(ABORT_NOT_SPECIFIED, f"{kind} refused for {self.info.calling_aet}")
         if field_ == dimse.C_ECHO_RQ:
             await self._respond(dm.C_ECHO_RSP, msg, dimse.STATUS_SUCCESS)
         elif field_ == dimse.C_FIND_RQ:

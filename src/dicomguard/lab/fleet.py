@@ -48,6 +48,7 @@ from .decoy import serve_accept_everything
 from .personas import (
     DEFAULT_FIND_CAP,
     DEFAULT_SLOW_DELAY,
+    DEFAULT_SLOW_GREETING,
     FILL_CYCLE,
     PERSONA_ORDER,
     PERSONAS,
@@ -148,6 +149,7 @@ def plan_fleet(
     slow_delay: float = DEFAULT_SLOW_DELAY,
     find_cap: int = DEFAULT_FIND_CAP,
     max_patients: int | None = None,
+    slow_greeting_delay: float = DEFAULT_SLOW_GREETING,
 ) -> list[HostPlan]:
     """Assign personas to hosts .1, .2, ... of ``network``; deterministic for the arguments.
 
@@ -165,7 +167,8 @@ def plan_fleet(
     for index, (host, name) in enumerate(zip(hosts, names, strict=True), start=1):
         persona = PERSONAS[name]
         if persona.answer_delay:
-            persona = dataclasses.replace(persona, answer_delay=slow_delay)
+            delay = slow_greeting_delay if persona.slow_greeting else slow_delay
+            persona = dataclasses.replace(persona, answer_delay=delay)
         if persona.find_cap is not None:
             persona = dataclasses.replace(persona, find_cap=find_cap)
         host_ports = tuple(dict.fromkeys([*ports, *persona.extra_ports]))
@@ -197,9 +200,14 @@ def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
         gates.append("calling_aet")
     if p.credentials is not None:
         gates.append("user_identity")
+    if p.mutual_tls:
+        gates.append("client_certificate")
+    refused = p.refuses_operations
     exposure = None
-    qr = bool(p.services & {"find_patient_root", "find_study_root"})
-    if p.holds_patients:
+    # what a stranger can query: services offered and not refused per operation
+    qr = bool({"find_patient_root", "find_study_root"} & (p.services - refused))
+    stranger_queries = qr or ("worklist" in p.services and "worklist" not in refused)
+    if p.holds_patients and stranger_queries and not p.mutual_tls:
         patients = plan.patients()
         gt = ground_truth(patients)
         capped = p.find_cap is not None and max(gt.patients, gt.studies) > p.find_cap
@@ -239,8 +247,14 @@ def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
         "implementation_class_uid": product.implementation_class_uid if product else None,
         "implementation_version_name": product.implementation_version_name if product else None,
         "max_pdu": product.max_pdu if product else None,
-        "product": product.name if product else None,
-        "product_version": product.version if product else None,
+        "product": (p.claimed_product[0] if p.claimed_product else product.name)
+        if product
+        else None,
+        "product_version": (p.claimed_product[1] if p.claimed_product else product.version)
+        if product
+        else None,
+        #: the toolkit whose identity the AC carries when the product embeds it
+        "toolkit": f"{product.name} {product.version}" if product and p.claimed_product else None,
         "called_aet": {
             "enforced": plan.called_aet is not None,
             "accepted": plan.called_aet,
@@ -256,7 +270,18 @@ def _endpoint_truth(plan: HostPlan, port: int) -> dict[str, Any]:
             "username": p.credentials[0] if p.credentials else None,
             "passcode": p.credentials[1] if p.credentials else None,
         },
-        "services": {s: dicom and s in p.services for s in SERVICES},
+        # open to a stranger (an operation answered); negotiated = context accepted
+        "services": {
+            s: dicom
+            and s in p.services
+            and s not in refused
+            and s not in p.refused_queries  # every query of it fails (e.g. the worklist)
+            and not p.mutual_tls
+            for s in SERVICES
+        },
+        "services_negotiated": {s: dicom and s in p.services for s in SERVICES},
+        "access_enforced_per_operation": bool(refused),
+        "tls_client_certificate_required": p.mutual_tls,
         "exposure": exposure,
         "find_cap": p.find_cap,
         "cap_mode": None
@@ -411,6 +436,7 @@ class Fleet:
         find_cap: int = DEFAULT_FIND_CAP,
         max_patients: int | None = None,
         idle_timeout: float = 60.0,
+        slow_greeting_delay: float = DEFAULT_SLOW_GREETING,
     ) -> None:
         self.network = network
         self.seed = seed
@@ -425,6 +451,7 @@ class Fleet:
             slow_delay=slow_delay,
             find_cap=find_cap,
             max_patients=max_patients,
+            slow_greeting_delay=slow_greeting_delay,
         )
         self.certs: LabCertificates | None = None
         self.truth = fleet_truth(self.plan, network=network, seed=seed, ports=self.ports)
@@ -465,11 +492,12 @@ class Fleet:
             ssl_ctx = None
             if tls_hosts:
                 # imported here: `cryptography` is only needed by fleets with TLS personas
-                from .tls import make_certificates, server_context
+                from .tls import make_certificates, mutual_server_context, server_context
 
                 self._tmp = tempfile.TemporaryDirectory(prefix="dicomguard-lab-tls-")
-                self.certs = make_certificates(Path(self._tmp.name), tls_hosts)
+                self.certs = make_certificates(Path(self._tmp.name), tls_hosts, client=True)
                 ssl_ctx = server_context(self.certs)
+                mutual_ctx = mutual_server_context(self.certs)
                 self.truth["tls"] = {
                     "ca_pem": self.certs.ca_pem,
                     "cert_sha256": self.certs.cert_sha256,
@@ -479,7 +507,8 @@ class Fleet:
                 for port in plan.ports:
                     kwargs: dict[str, Any] = {"reuse_address": True, "backlog": 128}
                     if plan.persona.tls:
-                        kwargs.update(ssl=ssl_ctx, ssl_handshake_timeout=5.0)
+                        ctx = mutual_ctx if plan.persona.mutual_tls else ssl_ctx
+                        kwargs.update(ssl=ctx, ssl_handshake_timeout=5.0)
                     try:
                         server = await asyncio.start_server(
                             self._tracked(callback, f"{plan.host}:{port}"),
@@ -588,6 +617,19 @@ class Fleet:
         def moved(destination: str, info: object) -> None:
             self.moved[host] += 1
 
+        refused_kinds = {
+            kind
+            for kind, services in (
+                ("find", {"find_patient_root", "find_study_root", "worklist"}),
+                ("move", {"move"}),
+                ("get", {"get"}),
+            )
+            if services & p.refuses_operations
+        }
+
+        def refuse(kind: str, info: object) -> bool:
+            return kind in refused_kinds  # every caller is a stranger to this persona
+
         answers_find = archive is not None or p.find_answers is not None
         handlers = Handlers(
             find=_find_handler(
@@ -598,6 +640,7 @@ class Fleet:
             else None,
             store=store,
             on_move=moved,
+            refuse=refuse if refused_kinds else None,
         )
 
         async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -757,6 +800,14 @@ def build_parser(prog: str = "dicomguard lab") -> argparse.ArgumentParser:
         help=f"answer delay of 'slow' hosts (default {DEFAULT_SLOW_DELAY}s)",
     )
     parser.add_argument(
+        "--slow-greeting",
+        type=float,
+        default=DEFAULT_SLOW_GREETING,
+        metavar="SECONDS",
+        help="answer delay of 'slow-greeting' hosts, past a scanner's first associate timeout"
+        f" (default {DEFAULT_SLOW_GREETING:g}s)",
+    )
+    parser.add_argument(
         "--find-cap",
         type=int,
         default=DEFAULT_FIND_CAP,
@@ -814,6 +865,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             duration=args.duration,
             stop=stop,
             slow_delay=args.slow_delay,
+            slow_greeting_delay=args.slow_greeting,
             find_cap=args.find_cap,
             max_patients=args.max_patients,
             ready=ready,

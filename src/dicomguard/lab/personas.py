@@ -82,6 +82,9 @@ DEFAULT_FIND_CAP = 50
 SILENT_CAP = 40
 REFUSE_ABOVE = 200
 DEFAULT_SLOW_DELAY = 1.0
+#: the slow-greeting persona's delay: longer than a scanner's first associate timeout (5 s),
+#: as an archive resolving the caller's name with a dead resolver (issue 10, item 5)
+DEFAULT_SLOW_GREETING = 7.0
 TLS_PORT = 2762
 
 
@@ -132,6 +135,15 @@ class Persona:
     accepts_everything: bool = False
     #: fixed synthetic data seed: every host of the persona serves the same canned patients
     canned_seed: int | None = None
+    #: services whose operations a stranger gets refused with an A-ABORT although their
+    #: presentation contexts are accepted (Orthanc at its defaults)
+    refuses_operations: frozenset[str] = frozenset()
+    #: TLS that requires a client certificate signed by the lab CA
+    mutual_tls: bool = False
+    #: answer_delay is the fleet's slow-greeting delay (not its short "slow" delay)
+    slow_greeting: bool = False
+    #: (name, version) a correct scan names when the AC carries an embedded toolkit's identity
+    claimed_product: tuple[str, str | None] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -305,6 +317,32 @@ PERSONAS: dict[str, Persona] = {
             accepts_everything=True,
             canned_seed=4343,
             patients=(9, 9),
+        ),
+        Persona(
+            "orthanc-default",
+            "Orthanc at its defaults: contexts accepted, a stranger's C-FIND/C-MOVE/C-GET "
+            "aborted, C-ECHO and C-STORE allowed; its AC says DCMTK",
+            product=DCMTK_367,
+            services=_ARCHIVE,
+            refuses_operations=frozenset({"find_patient_root", "find_study_root", "move", "get"}),
+            claimed_product=("Orthanc", None),
+            patients=(5, 40),
+        ),
+        Persona(
+            "mutual-tls",
+            "DICOM inside TLS that requires a client certificate of the lab CA",
+            services=_ARCHIVE,
+            tls=True,
+            mutual_tls=True,
+            extra_ports=(TLS_PORT,),
+        ),
+        Persona(
+            "slow-greeting",
+            f"Accepts TCP at once, answers the A-ASSOCIATE-RQ after {DEFAULT_SLOW_GREETING:g} s"
+            " (reverse DNS of the caller)",
+            services=frozenset({"verification", "find_study_root"}),
+            answer_delay=DEFAULT_SLOW_GREETING,
+            slow_greeting=True,
         ),
     )
 }

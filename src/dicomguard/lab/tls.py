@@ -7,6 +7,7 @@ test can check the chain when it wants to.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import ipaddress
@@ -17,7 +18,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
@@ -31,6 +32,9 @@ class LabCertificates:
     ca_pem: str
     #: SHA-256 of the server certificate (DER), as a TLS probe would report it
     cert_sha256: str
+    #: a client certificate signed by the same CA (``client=True``), for mutual TLS
+    client_cert: Path | None = None
+    client_key: Path | None = None
 
 
 def _name(common_name: str) -> x509.Name:
@@ -42,12 +46,27 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def make_certificates(directory: Path, hosts: Iterable[str], *, days: int = 7) -> LabCertificates:
+def make_certificates(
+    directory: Path,
+    hosts: Iterable[str],
+    *,
+    days: int = 7,
+    rsa_bits: int | None = None,
+    client: bool = False,
+) -> LabCertificates:
     """Write ca.pem, server.pem and server.key into ``directory`` for the given IP hosts.
 
-    EC P-256 keys: generated in milliseconds, unlike RSA, which matters when every test
-    fleet makes its own.
+    EC P-256 keys by default: generated in milliseconds, unlike RSA, which matters when every
+    test fleet makes its own. ``rsa_bits`` makes the leaf keys RSA (DCMTK's default TLS profile,
+    Non-Downgrading BCP 195, only offers ECDHE-RSA/DHE-RSA suites). ``client`` adds client.pem
+    and client.key (clientAuth) signed by the same CA.
     """
+
+    def leaf_key() -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+        if rsa_bits:
+            return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+        return ec.generate_private_key(ec.SECP256R1())
+
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     start = now - dt.timedelta(minutes=5)
@@ -81,7 +100,7 @@ def make_certificates(directory: Path, hosts: Iterable[str], *, days: int = 7) -
         .sign(ca_key, hashes.SHA256())
     )
 
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = leaf_key()
     sans: list[x509.GeneralName] = [x509.DNSName("localhost")]
     sans += [x509.IPAddress(ipaddress.ip_address(h)) for h in sorted(set(hosts))]
     cert = (
@@ -117,6 +136,35 @@ def make_certificates(directory: Path, hosts: Iterable[str], *, days: int = 7) -
         )
     )
     paths.key.chmod(0o600)
+    if client:
+        ckey = leaf_key()
+        ccert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("dicomguard lab client"))
+            .issuer_name(ca_name)
+            .public_key(ckey.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(end)
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+            )
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .sign(ca_key, hashes.SHA256())
+        )
+        paths = dataclasses.replace(
+            paths, client_cert=directory / "client.pem", client_key=directory / "client.key"
+        )
+        assert paths.client_cert is not None and paths.client_key is not None
+        paths.client_cert.write_bytes(ccert.public_bytes(serialization.Encoding.PEM))
+        paths.client_key.write_bytes(
+            ckey.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        paths.client_key.chmod(0o600)
     return paths
 
 
@@ -125,6 +173,14 @@ def server_context(certs: LabCertificates) -> ssl.SSLContext:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certs.cert, certs.key)
+    return ctx
+
+
+def mutual_server_context(certs: LabCertificates) -> ssl.SSLContext:
+    """A server context that requires a client certificate signed by the lab CA (mutual TLS)."""
+    ctx = server_context(certs)
+    ctx.load_verify_locations(cafile=str(certs.ca_cert))
+    ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 

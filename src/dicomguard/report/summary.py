@@ -89,14 +89,19 @@ def render_summary(
             highlight=False,
         )
     other = [r for r in recs if not is_service(r)]
-    if other:
+    # silence is "DICOM unknown" (DG-016), never "not DICOM"
+    silent = [r for r in other if (r.get("error") or "").startswith("silent")]
+    spoke = [r for r in other if not (r.get("error") or "").startswith("silent")]
+    for group, label in ((spoke, "did not speak DICOM"), (silent, "stayed silent (DICOM unknown)")):
+        if not group:
+            continue
         console.print(
-            f"[dim]{len(other)} open port(s) did not speak DICOM:[/] "
+            f"[dim]{len(group)} open port(s) {label}:[/] "
             + ", ".join(
                 escape(f"{V.endpoint(r)} ({(r.get('error') or '?').split(':')[0]})")
-                for r in other[:12]
+                for r in group[:12]
             )
-            + (" ..." if len(other) > 12 else ""),
+            + (" ..." if len(group) > 12 else ""),
             highlight=False,
         )
 

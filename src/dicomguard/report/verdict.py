@@ -58,10 +58,14 @@ def called_aet(rec: Record) -> str:
 
 
 def calling_aet(rec: Record) -> str:
-    """Calling-AE policy: ``any`` | ``enforced`` | ``enforced, admitted <TITLE>`` | ``unknown``."""
+    """Calling-AE policy: ``any`` | ``enforced`` | ``enforced, admitted <TITLE>`` |
+    ``checked per operation`` | ``unknown``."""
     c = rec.get("calling_aet") or {}
     if c.get("enforced"):
         return f"enforced, admitted {c['accepted']}" if c.get("accepted") else "enforced"
+    if c.get("per_operation"):
+        # associations from any title, then a stranger's operations refused (Orthanc defaults)
+        return "checked per operation"
     if c.get("verified"):
         return "any"
     return "unknown"
@@ -108,8 +112,15 @@ def service_state(value: Any) -> str:
 
 
 def services(rec: Record) -> list[tuple[str, str]]:
-    """(short name, state) of every service not in state ``no``, in display order."""
-    s = rec.get("services") or {}
+    """(short name, state) of every service not in state ``no``, in display order.
+
+    ``services`` booleans mean open to a stranger; a service negotiated and then refused per
+    operation (``operations[name].state == "refused"``, scan.operations) shows as ``refused``.
+    """
+    s = dict(rec.get("services") or {})
+    for name, op in (rec.get("operations") or {}).items():
+        if isinstance(op, dict) and op.get("state") == "refused" and not s.get(name):
+            s[name] = "refused"
     out = [(SERVICE_LABELS.get(k, k), service_state(s.get(k))) for k in SERVICE_LABELS]
     out += [(k, service_state(v)) for k, v in s.items() if k not in SERVICE_LABELS]
     return [(name, st) for name, st in out if st != "no"]
@@ -117,11 +128,14 @@ def services(rec: Record) -> list[tuple[str, str]]:
 
 def services_text(rec: Record) -> str:
     """``echo find-S move`` with non-open states in brackets: ``find-S(refused)``; ``-``."""
-    s = rec.get("services") or {}
+    s = dict(rec.get("services") or {})
+    for name, op in (rec.get("operations") or {}).items():
+        if isinstance(op, dict) and op.get("state") == "refused" and not s.get(name):
+            s[name] = "refused"
     try:  # a survey has a handful of distinct service sets: word each once
         return _services_text(tuple(s.items()))
     except TypeError:  # an unhashable state (a dict)
-        return _services_text_of(rec)
+        return _services_text_of({"services": s})
 
 
 @lru_cache(maxsize=4096)

@@ -1,7 +1,8 @@
 """Assess one host:port: is it DICOM, who made it, and what may a stranger do with it.
 
-Read-only by default: the DIMSE operations sent are C-ECHO and the C-FINDs of the exposure count.
-C-STORE and C-MOVE (scan.intrusive) are sent only when ``ProbeOptions.intrusive`` is set
+Read-only by default: the DIMSE operations sent are C-ECHO, the C-FINDs that test each query
+service (scan.operations) and those of the exposure count. C-STORE, C-MOVE (scan.intrusive) and
+C-GET (scan.operations.probe_get) are sent only when ``ProbeOptions.intrusive`` is set
 (``--intrusive``). Every association, TLS handshake and HTTP request the assessment makes goes
 through ``pace`` first, so the engine's rate limit covers all of them, and the number of
 associations per endpoint is bounded by the AE-title guess budget.
@@ -12,11 +13,12 @@ handshake completes its versions, ciphers and certificate are assessed (scan.tls
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import ssl
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
@@ -34,7 +36,7 @@ from ..dul.negotiation import (
     UserIdentity,
     UserIdentityType,
 )
-from . import honeypot
+from . import honeypot, operations
 from . import sopclasses as sc
 from .aedefaults import load_ae_defaults, merge_titles
 from .confidence import confidence_map
@@ -46,7 +48,7 @@ from .identity import OWN, Identity
 from .intrusive import intrusive_findings, run_intrusive
 from .result import EndpointResult
 from .tls_probe import TlsProbeOptions, probe_tls, tls_findings
-from .web import WebOptions, probe_web, web_findings
+from .web import WebOptions, orthanc_rest_identity, probe_web, web_findings
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -97,6 +99,11 @@ class ProbeOptions:
     #: keep the PDUs of every endpoint, identifiers redacted, in this folder (--evidence)
     evidence_dir: str | None = None
     timeouts: Timeouts = field(default_factory=Timeouts)
+    #: seconds allowed for the A-ASSOCIATE answer when a port stayed silent through
+    #: ``timeouts.associate``: one retry with this longer wait before TLS is tried. Archives
+    #: that resolve the caller's name before answering (reverse DNS: 5 s per resolver try)
+    #: greet after 5-15 s; silence is "unknown", never "not DICOM". 0 disables the retry.
+    slow_greeting_timeout: float = 20.0
     try_tls: bool = True
     #: discovery only: one association (Verification) per endpoint, no policy tests
     discovery: bool = False
@@ -129,6 +136,8 @@ class _Prober:
         #: a calling title the server admitted, used for every later association
         self.calling: str | None = None
         self.evidence = EndpointEvidence(host, port) if opts.evidence_dir else None
+        #: the step timeouts in use (longer once the peer turned out to greet slowly)
+        self.timeouts = opts.timeouts
 
     async def attempt(
         self,
@@ -153,7 +162,7 @@ class _Prober:
             self.host,
             self.port,
             req,
-            timeouts=self.opts.timeouts,
+            timeouts=self.timeouts,
             ssl_context=ssl_context if ssl_context is not None else self.ssl,
             recorder=self.evidence,
         )
@@ -209,11 +218,18 @@ async def assess(
                 and (result.tls or prober.tls_only)
             ):
                 result.tls_details = await probe_tls(host, port, opts.tls_probe, pace=pace)
+                if not result.dicom:
+                    _judge_mutual_tls(result, opts)
     except ConnectFailed as exc:
         result.state = exc.state if not result.dicom else result.state
         result.error = result.error or exc.detail
     except DulError as exc:  # a peer that misbehaves half-way through the assessment
         result.error = describe_error(exc)
+    if operations.enforced_per_operation(result.operations):
+        # the calling AE (or the source) is judged per operation, not at association time:
+        # "any calling AE (verified)" would be false, and no association-level check was seen
+        result.access_enforced_per_operation = True
+        result.calling_aet.update(enforced=False, verified=False, per_operation=True)
     result.associations = prober.associations
     result.elapsed_ms = int((time.monotonic() - started) * 1000)
     fp = None
@@ -223,9 +239,16 @@ async def assess(
             result.implementation_class_uid, result.implementation_version_name, result.max_pdu
         )
         result.product, result.product_version = fp.product, fp.product_version
+        if result.dicom and "Orthanc" in fp.embedded_in and not opts.discovery:
+            await _identify_embedding_product(result, opts, fp.product, pace)
     if result.dicom:
         result.honeypot = honeypot.verdict(honeypot.endpoint_signals(result.__dict__, fp))
     result.confidence = confidence_map(result, fp.confidence if fp else None)
+    if result.product_evidence is not None:
+        result.confidence["product"] = result.product_evidence["confidence"]
+    if result.dicom_likelihood is not None:
+        result.confidence["dicom"] = "inferred"
+        result.confidence["tls"] = "observed"
     if result.state == "open":
         result.findings = derive_findings(result)
         if fp is not None and result.confidence["product"] != "observed":
@@ -235,6 +258,82 @@ async def assess(
     if prober.evidence is not None and opts.evidence_dir:
         prober.evidence.write(opts.evidence_dir)
     return result
+
+
+async def _identify_embedding_product(
+    r: EndpointResult, opts: ProbeOptions, toolkit: str | None, pace: Pace
+) -> None:
+    """The AC named a toolkit that products embed unchanged (DCMTK inside Orthanc): look for
+    the product itself, on the same host's REST API first, then in the behaviour seen.
+
+    Behaviour: Orthanc accepts every Q/R presentation context and then refuses a stranger's
+    C-FIND with an A-ABORT (testing/tests/test_orthanc_access.py); DCMTK's own dcmqrscp
+    judges peers at association time (A-ASSOCIATE-RJ) and never aborts an accepted FIND.
+    """
+    named = " ".join(x for x in (toolkit, r.product_version) if x) or None
+    rest = None
+    if opts.web is not None:
+        rest = await orthanc_rest_identity(r.host, r.port, opts.web, pace=pace)
+    if rest is not None:
+        r.toolkit = named
+        r.product, r.product_version = "Orthanc", rest["version"]
+        r.product_evidence = {
+            "source": f"Orthanc REST API /system on port {rest['port']}",
+            "confidence": "observed" if rest["same_instance"] else "inferred",
+            "rest": rest,
+        }
+        return
+    aborted = [
+        n
+        for n, o in r.operations.items()
+        if o["state"] == operations.REFUSED and str(o.get("detail", "")).startswith("A-ABORT")
+    ]
+    if aborted and r.services_negotiated.get("find_study_root"):
+        r.toolkit = named
+        r.product, r.product_version = "Orthanc", None
+        r.product_evidence = {
+            "source": "behaviour: DCMTK identity, Q/R contexts accepted from any calling AE,"
+            f" then {', '.join(sorted(aborted))} refused with A-ABORT",
+            "confidence": "inferred",
+        }
+
+
+#: ports where DICOM is registered (IANA: 104 dicom, 2761 dicom-iscl, 2762 dicom-tls, 11112
+#: dicom) or the default of a widespread server (Orthanc: 4242)
+DICOM_PORTS = frozenset({104, 2761, 2762, 4242, 11112})
+
+
+def _judge_mutual_tls(r: EndpointResult, opts: ProbeOptions) -> None:
+    """A TLS server that requires a client certificate before any byte of DICOM: likely DICOM.
+
+    Nothing inside TLS can be seen without a certificate the server trusts, so DICOM is
+    inferred, never observed: from the port, and from the plain A-ASSOCIATE-RQ being refused by
+    a TLS stack (DCMTK storescp ``+tls ... -rc`` and Orthanc ``DicomTlsRemoteCertificateRequired``
+    end the TLS 1.3 connection with alert 116, certificate required: openssl s_client). The
+    endpoint is a secured one: ``tls`` is true, ``dicom`` is true with confidence "inferred"
+    unless the port is an HTTP port (then DICOM stays unknown).
+    """
+    details = r.tls_details or {}
+    if (details.get("client_cert") or {}).get("required") is not True:
+        return
+    reasons = ["TLS handshake requires a client certificate"]
+    score = 0.5
+    if r.port in DICOM_PORTS:
+        score += 0.3
+        reasons.append(f"port {r.port} is a DICOM port")
+    web_ports = opts.web.ports if opts.web is not None else ()
+    if r.port in web_ports:
+        score -= 0.3
+        reasons.append(f"port {r.port} is an HTTP port")
+    likely = score >= 0.5
+    r.tls = True
+    r.dicom = likely
+    r.dicom_likelihood = {
+        "verdict": "likely" if likely else "unknown",
+        "confidence": round(score, 2),
+        "reasons": reasons,
+    }
+    r.error = None if likely else r.error
 
 
 async def _assess_web(p: _Prober, r: EndpointResult) -> bool:
@@ -256,7 +355,7 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
     opts = p.opts
     syntaxes = (sc.VERIFICATION,) if opts.discovery else sc.ALL_PROPOSED
     try:
-        first = await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+        first = await _first_plain_attempt(p, r, syntaxes)
     except ConnectFailed:
         raise
     except DulError as plain_error:
@@ -267,8 +366,12 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
             first = await p.attempt(
                 opts.probe_called_aet, syntaxes=syntaxes, ssl_context=scanner_tls_context()
             )
-        except ConnectFailed:
+        except ConnectFailed as tls_error:
             r.error = describe_error(plain_error)
+            # a TLS alert (not a timeout or a reset) is a TLS server refusing our handshake,
+            # e.g. a TLS 1.2 server that requires a client certificate (alert 40): the TLS
+            # probe tells which, and mutual TLS is then judged (_judge_mutual_tls)
+            p.tls_only = "ALERT" in (tls_error.detail or "").upper()
             return
         except DulError:
             p.tls_only = True  # the handshake completed; what followed was not DICOM
@@ -302,27 +405,138 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
         await _try_user_identity(p, r, opts.probe_called_aet)
 
 
+async def _first_plain_attempt(
+    p: _Prober, r: EndpointResult, syntaxes: tuple[str, ...]
+) -> AssociateOutcome:
+    """The first A-ASSOCIATE-RQ in clear; a silent peer gets one more try with a longer wait.
+
+    Raises what :meth:`_Prober.attempt` raises (the retry's error when it was retried).
+    """
+    opts = p.opts
+    try:
+        return await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+    except PeerTimeout:
+        if opts.slow_greeting_timeout <= opts.timeouts.associate:
+            raise
+    # silence: the A-ASSOCIATE-AC may just be late (reverse DNS of the caller, a busy archive)
+    p.timeouts = replace(opts.timeouts, associate=opts.slow_greeting_timeout)
+    started = time.monotonic()
+    outcome = await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+    r.slow_greeting_s = round(time.monotonic() - started, 1)
+    return outcome
+
+
 async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> None:
-    """Fingerprint and services from an A-ASSOCIATE-AC, then a C-ECHO if offered."""
+    """Fingerprint from an A-ASSOCIATE-AC, then one harmless operation per negotiated service
+    (scan.operations) to learn which are really open to a stranger, then exposure counting
+    where a C-FIND was answered.
+
+    A refused operation often ends the association (Orthanc aborts): the next probe then opens
+    a new association with the same AE titles and identity (each one paced and counted).
+    """
     ac = assoc.accept
     r.implementation_class_uid = ac.implementation_class_uid
     r.implementation_version_name = ac.implementation_version_name
     r.max_pdu = ac.max_pdu
-    r.services = sc.services_from_results(ac.results)
+    negotiated = sc.services_from_results(ac.results)
+    r.services_negotiated = dict(negotiated)
     r.canary_result = ac.results.get(sc.CANARY)
+    ops: dict[str, dict[str, Any]] = {
+        name: operations.record(operations.UNTESTED) for name, on in negotiated.items() if on
+    }
+    current: Association | None = assoc
     try:
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
-            status = await assoc.echo()
-            r.services["verification"] = status == 0
-        if p.opts.exposure is not None and not p.opts.discovery:
-            r.exposure = await measure(
-                assoc, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
-            )
+            ops["verification"] = await operations.probe_echo(assoc)
+            await _drop_if_broken(assoc, ops["verification"])
+        if not p.opts.discovery:
+            for name in ("find_study_root", "find_patient_root", "worklist"):
+                if not negotiated[name]:
+                    continue
+                current = await _live(p, current)
+                if current is None:
+                    break
+                ops[name] = await operations.probe_find(current, name)
+                await _drop_if_broken(current, ops[name])
+        # count where a query was answered, or failed without being refused (a failure
+        # status or silence says nothing about access; the count's own queries will)
+        worth_counting = any(
+            ops.get(n, {}).get("state") in (operations.ANSWERED, operations.FAILED)
+            for n in ("find_study_root", "find_patient_root", "worklist")
+        )
+        if p.opts.exposure is not None and not p.opts.discovery and worth_counting:
+            current = await _live(p, current)
+            if current is not None:
+                _hide_refused_contexts(current, ops)
+                r.exposure = await measure(
+                    current, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
+                )
+                if r.exposure is not None and r.exposure.get("error"):
+                    await current.abort()  # a query failed on the wire: the association is gone
+                operations.credit_exposure(ops, r.exposure, current.accept)
         if p.opts.intrusive and not p.opts.discovery:
-            r.intrusive = await run_intrusive(assoc)
-        await assoc.release()
+            current = await _live(p, current)
+            if current is not None:
+                r.intrusive = await run_intrusive(current)
+                move = operations.from_intrusive_move((r.intrusive or {}).get("move"))
+                if move is not None:
+                    ops["move"] = move
+                    await _drop_if_broken(current, move)
+            if negotiated["get"]:
+                current = await _live(p, current)
+                if current is not None:
+                    got = await operations.probe_get(current)
+                    if got is not None:
+                        ops["get"] = got
+                        await _drop_if_broken(current, got)
+        if current is not None:
+            await current.release()
     except DulError:
+        if current is not None:
+            await current.abort()
+    finally:
+        r.operations = ops
+        r.services, r.services_confidence = operations.open_services(negotiated, ops)
+
+
+def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -> None:
+    """Counting must not send the queries a stranger was refused (an Orthanc worklist with
+    DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
+    counts): their contexts are marked refused in this association's view of its AC. Failed
+    ones (a failure status, silence) are still counted: the count records how they fail."""
+    refused = {
+        uid
+        for name, op in ops.items()
+        if op["state"] == operations.REFUSED and name in ("find_study_root",
+                                                            "find_patient_root", "worklist")
+        for uid in sc.SERVICES[name]
+    }
+    if refused:
+        results = {u: (3 if u in refused else code) for u, code in assoc.accept.results.items()}
+        assoc.accept = dataclasses.replace(assoc.accept, results=results)
+
+
+async def _drop_if_broken(assoc: Association, op: dict[str, Any]) -> None:
+    """An operation refused by A-ABORT or a dropped connection leaves no association, and one
+    that got no answer leaves it in an unknown state: either way, a new one is opened."""
+    if op["state"] in (operations.REFUSED, operations.FAILED) and op["status"] is None:
         await assoc.abort()
+
+
+async def _live(p: _Prober, assoc: Association | None) -> Association | None:
+    """``assoc`` if still open, else a new association with the same request (None if the
+    server does not accept it again)."""
+    if assoc is None or operations.alive(assoc):
+        return assoc
+    await assoc.close()  # the peer's side is gone: release our socket too
+    req = assoc.request
+    outcome = await p.guess(
+        req.called_aet,
+        calling=req.calling_aet,
+        syntaxes=req.abstract_syntaxes,
+        user_identity=req.user_identity,
+    )
+    return None if outcome is None else outcome.association
 
 
 async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
@@ -426,7 +640,21 @@ def derive_findings(r: EndpointResult) -> list[dict]:
     if not r.dicom:
         if r.web is not None:
             return web_findings(r.web) + tls_findings(r.tls_details)
+        if r.dicom_likelihood is not None or (r.error or "").startswith("silent"):
+            # silence, or TLS that lets nobody in without a certificate: unknown, not "no"
+            out.append(finding("DG-016", detail=r.error))
+            return out + tls_findings(r.tls_details)
         out.append(finding("DG-014", detail=r.error))
+        return out + tls_findings(r.tls_details)
+    if r.dicom_likelihood is not None:
+        out.append(
+            finding(
+                "DG-013",
+                confidence="inferred",
+                detail="a client certificate is required; DICOM behind it is inferred "
+                f"(confidence {r.dicom_likelihood['confidence']})",
+            )
+        )
         return out + tls_findings(r.tls_details)
     out.append(finding("DG-013") if r.tls else finding("DG-004"))
     if r.called_aet.get("verified"):
@@ -445,10 +673,16 @@ def derive_findings(r: EndpointResult) -> list[dict]:
                 finding("DG-011", confidence="inferred" if not ui["verified"] else "confirmed")
             )
     s = r.services
+    if r.access_enforced_per_operation:
+        refused = sorted(n for n, o in r.operations.items() if o["state"] == "refused")
+        out.append(finding("DG-015", detail="refused: " + ", ".join(refused)))
     if s.get("find_patient_root") or s.get("find_study_root"):
         out.append(finding("DG-005"))
     if s.get("move") or s.get("get"):
-        out.append(finding("DG-006"))
+        observed = any(
+            r.services_confidence.get(n) == "observed" and s.get(n) for n in ("move", "get")
+        )
+        out.append(finding("DG-006", confidence="confirmed" if observed else "inferred"))
     if s.get("worklist"):
         out.append(finding("DG-007"))
     if s.get("storage"):

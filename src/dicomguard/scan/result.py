@@ -28,6 +28,12 @@ class EndpointResult:
     max_pdu: int | None = None
     product: str | None = None
     product_version: str | None = None
+    #: the toolkit the A-ASSOCIATE-AC names when the product embeds it unchanged (e.g.
+    #: "DCMTK 3.6.7" for an Orthanc), else None
+    toolkit: str | None = None
+    #: how the product was told apart from that toolkit: {"source", "confidence": "observed"
+    #: | "inferred", ...}; None when the AC alone named it
+    product_evidence: dict[str, Any] | None = None
     called_aet: dict[str, Any] = field(
         default_factory=lambda: {"enforced": False, "accepted": None, "verified": False}
     )
@@ -37,13 +43,31 @@ class EndpointResult:
     user_identity: dict[str, Any] = field(
         default_factory=lambda: {"required": False, "accepted_with": None, "verified": False}
     )
+    #: open to a stranger: an operation was answered (scan.operations), or, for services the
+    #: default scan does not exercise (storage, and move/get without --intrusive), negotiated
+    #: and not inferred closed by a per-operation refusal
     services: dict[str, bool] = field(default_factory=empty_services)
+    #: presentation context accepted in the A-ASSOCIATE-AC (what ``services`` meant before)
+    services_negotiated: dict[str, bool] = field(default_factory=empty_services)
+    #: per negotiated service: {"state": answered | refused | failed | untested, "status":
+    #: final DIMSE status or None, "detail"} of its probe operation (scan.operations)
+    operations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: per service: "observed" (probed) or "inferred" (from negotiation / other probes)
+    services_confidence: dict[str, str] = field(default_factory=dict)
+    #: the server accepts contexts but refuses a stranger's operations (e.g. Orthanc defaults)
+    access_enforced_per_operation: bool = False
     exposure: dict[str, Any] | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     #: decoded A-ASSOCIATE-RJ of the first (arbitrary AE) request, when there was one
     reject: dict[str, Any] | None = None
+    #: DICOM inferred, not observed (a TLS port requiring a client certificate):
+    #: {"verdict": "likely" | "unknown", "confidence": 0..1, "reasons": [...]}; None otherwise
+    dicom_likelihood: dict[str, Any] | None = None
     #: why DICOM could not be confirmed (timeout, garbage, abort...), when it could not
     error: str | None = None
+    #: seconds the A-ASSOCIATE answer took when it came only on the slow-greeting retry
+    #: (``ProbeOptions.slow_greeting_timeout``); None when the first request was answered
+    slow_greeting_s: float | None = None
     associations: int = 0
     elapsed_ms: int = 0
     #: index of the target in the scan's deterministic order (resume bookkeeping)

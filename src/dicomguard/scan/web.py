@@ -18,7 +18,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -269,6 +269,98 @@ async def _orthanc(c: _Client, system: HttpResponse) -> dict[str, Any] | None:
             "disk_size_mb": data.get("TotalDiskSizeMB"),
         }
     return out
+
+
+#: Orthanc's REST port is tried first when a DICOM port of the same host shows DCMTK's identity
+ORTHANC_HTTP_PORT = 8042
+
+
+async def orthanc_rest_identity(
+    host: str,
+    dicom_port: int,
+    opts: WebOptions | None = None,
+    *,
+    pace: Pace = _no_pace,
+    max_ports: int = 3,
+) -> dict[str, Any] | None:
+    """Is the DICOM service on ``host:dicom_port`` an Orthanc? Ask its REST API on the host.
+
+    Orthanc sends DCMTK's Implementation Class UID and Version Name in its A-ASSOCIATE-AC
+    (measured on Debian's 1.10.1: ``1.2.276.0.7230010.3.0.3.6.7`` / ``OFFIS_DCMTK_367``), so the
+    AC alone says "DCMTK". Its REST API answers ``GET /system`` with ``Version``, ``DicomAet``
+    and ``DicomPort`` (Orthanc REST API reference, /system). Up to ``max_ports`` of the scan's
+    web ports are tried (8042 first), one request each.
+
+    Returns ``{"port", "version" (None when authentication hides it), "dicom_port",
+    "dicom_aet", "auth_required", "same_instance"}`` (``same_instance``: its DicomPort is the
+    scanned port; None when unknown), or None when no Orthanc answered.
+    """
+    opts = opts or WebOptions()
+    ordered = sorted(set(opts.ports) - {dicom_port}, key=lambda p: p != ORTHANC_HTTP_PORT)
+    for port in ordered[:max_ports]:
+        c = _Client(host, port, replace(opts, request_budget=1), pace)
+        try:
+            first = await c.first_contact("/system")
+        except (ConnectFailed, DulError, NotHttp):
+            continue
+        if first is None:
+            continue
+        if first.status == 401 and ORTHANC_REALM in first.headers.get("www-authenticate", ""):
+            return {"port": port, "version": None, "dicom_port": None, "dicom_aet": None,
+                    "auth_required": True, "same_instance": None}
+        info = first.json() if first.status == 200 else None
+        if isinstance(info, dict) and "Version" in info and "ApiVersion" in info:
+            listed = info.get("DicomPort")
+            return {
+                "port": port,
+                "version": str(info["Version"]),
+                "dicom_port": listed,
+                "dicom_aet": info.get("DicomAet"),
+                "auth_required": False,
+                "same_instance": (listed == dicom_port) if isinstance(listed, int) else None,
+            }
+    return None
+
+
+def join_host_identity(records: list[dict[str, Any]]) -> int:
+    """Name the product of DICOM records from the web records of the same host, in place.
+
+    The per-endpoint check (:func:`orthanc_rest_identity`) only tries the usual web ports; a
+    scan that also reached the Orthanc REST API on another port holds a web record with
+    ``product: "Orthanc"`` beside DICOM records saying "DCMTK". Orthanc's ``/system`` names
+    its ``DicomPort``: a DICOM record on that port is the same instance (observed); with a
+    single Orthanc on the host, its other DCMTK-identified ports are taken as Orthanc too
+    (inferred). Returns how many records were changed.
+    """
+    orthancs: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        web = rec.get("web") or {}
+        if web.get("product") == "Orthanc":
+            orthancs.setdefault(str(rec.get("host")), []).append(rec)
+    changed = 0
+    for rec in records:
+        if not rec.get("dicom") or rec.get("product") != "DCMTK" or rec.get("toolkit"):
+            continue
+        webs = orthancs.get(str(rec.get("host")), [])
+        same = [
+            w for w in webs
+            if ((w.get("web") or {}).get("orthanc") or {}).get("dicom_port") == rec.get("port")
+        ]
+        if not same and len(webs) != 1:
+            continue
+        w = (same or webs)[0]
+        rec["toolkit"] = " ".join(x for x in ("DCMTK", rec.get("product_version")) if x)
+        rec["product"] = "Orthanc"
+        rec["product_version"] = (w.get("web") or {}).get("product_version")
+        rec["product_evidence"] = {
+            "source": f"joined with the Orthanc REST record {w.get('host')}:{w.get('port')}",
+            "confidence": "observed" if same else "inferred",
+        }
+        conf = rec.get("confidence")
+        if isinstance(conf, dict):
+            conf["product"] = "observed" if same else "inferred"
+        changed += 1
+    return changed
 
 
 def _qido_query(limit: int, offset: int) -> str:

@@ -43,4 +43,8 @@ def load_scan(path: str | Path) -> StoredScan:
         raise StoreError(f"{path}: cannot read: {exc}") from None
     finally:
         conn.close()
+    # one host's DICOM and web records name one product (Orthanc's AC says DCMTK)
+    from ..scan.web import join_host_identity
+
+    join_host_identity(records)
     return StoredScan(str(path), meta, records)

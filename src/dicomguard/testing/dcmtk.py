@@ -1,5 +1,6 @@
 """DCMTK 3.6.7 servers on loopback: ``dcmqrscp`` (a Q/R archive with an AE table),
-``storescp`` (a store-only sink) and ``wlmscpfs`` (a Modality Worklist from files).
+``storescp`` (a store-only sink, optionally inside TLS or mutual TLS) and ``wlmscpfs`` (a
+Modality Worklist from files).
 
 Neither program can choose its listening address in 3.6.7 (no bind option in ``--help``), so
 they listen on all interfaces at a random port: they only start inside a loopback-only network
@@ -16,6 +17,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
 from dicomguard.lab.synthetic import SyntheticPatient, all_instances
+from dicomguard.lab.tls import LabCertificates, make_certificates
 from dicomguard.testing.base import (
     REASON_CALLED_AET,
     ProcessServer,
@@ -160,9 +162,20 @@ class StorescpServer(ProcessServer):
     kind = "storescp"
 
     def __init__(self, host: str, port: int | None = None, *, aet: str = "DGSTORE",
-                 max_pdu: int | None = None) -> None:
+                 max_pdu: int | None = None, tls: str = "none",
+                 tls_profile: str | None = None) -> None:
         super().__init__(host, port, called_aets=[aet], patients=[], expected=STORESCP_EXPECTED)
         self.max_pdu = max_pdu
+        if tls not in ("none", "tls", "mutual"):
+            raise ValueError(f"tls must be none, tls or mutual, not {tls!r}")
+        #: ``tls``: DICOM inside TLS (``+tls key crt``, peer certificate ignored: ``-ic``);
+        #: ``mutual``: a client certificate signed by the test CA is required
+        #: (``+tls key crt +cf ca -rc``); RSA keys, DCMTK's default BCP 195 ND profile
+        self.tls = tls
+        #: a storescp security-profile option, e.g. ``+pa`` (the retired AES profile: TLS 1.2
+        #: only, so a missing client certificate fails the handshake itself, alert 40)
+        self.tls_profile = tls_profile
+        self.certs: LabCertificates | None = None
 
     @property
     def output_dir(self) -> str:
@@ -177,6 +190,16 @@ class StorescpServer(ProcessServer):
                 "-od", self.output_dir, str(self.port)]
         if self.max_pdu:
             argv[1:1] = ["-pdu", str(self.max_pdu)]
+        if self.tls != "none":
+            self.certs = make_certificates(work / "tls", [self.host], rsa_bits=2048, client=True)
+            tls_args = ["+tls", str(self.certs.key), str(self.certs.cert)]
+            if self.tls == "mutual":
+                tls_args += ["+cf", str(self.certs.ca_cert), "-rc"]
+            else:
+                tls_args += ["-ic"]
+            if self.tls_profile:
+                tls_args.append(self.tls_profile)
+            argv[1:1] = tls_args
         self._spawn(argv, cwd=work, wait_ports=[self.port])
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from pydicom import dcmwrite
 
 from dicomguard.lab.synthetic import SyntheticPatient, all_instances
+from dicomguard.lab.tls import LabCertificates, make_certificates
 from dicomguard.testing.base import (
     REASON_CALLED_AET,
     REASON_CALLING_AET,
@@ -63,11 +64,58 @@ PRESETS: dict[str, dict[str, Any]] = {
             "calling_aet": REASON_CALLING_AET,
         },
     },
+    # Orthanc's own defaults (1.10.1 OrthancServer/Resources/Configuration.json): any called
+    # AE, no DicomModalities, Echo and Store allowed for anyone, Find/Move/Get refused per
+    # operation. Measured with DCMTK (testing/tests/test_orthanc_access.py): echoscu status 0,
+    # findscu/movescu/getscu "Peer aborted Association", log "DICOM authorization rejected".
+    "default": {
+        "aet": "DGDEFAULT",
+        "check_called_aet": False,
+        "always_allow": {"Echo": True, "Store": True},
+        "modalities": {},
+        "expected": {"called_aet_enforced": False, "calling_aet_enforced": False, **_SERVICES},
+        "reject_reasons": {},
+        "open_to_stranger": {"verification": True, "find_patient_root": False,
+                             "find_study_root": False, "move": False, "get": False,
+                             "worklist": False, "storage": True},
+    },
+    # DicomAlwaysAllowFind false beside one declared modality: the modality may query, a
+    # stranger's C-FIND is aborted (the association itself is accepted)
+    "modalities": {
+        "aet": "DGMODS",
+        "check_called_aet": False,
+        "always_allow": {"Echo": True, "Store": True},
+        "modalities": {"viewer": KNOWN_VIEWER_AET},
+        "expected": {"called_aet_enforced": False, "calling_aet_enforced": False, **_SERVICES},
+        "reject_reasons": {},
+        "open_to_stranger": {"verification": True, "find_patient_root": False,
+                             "find_study_root": False, "move": False, "get": False,
+                             "worklist": False, "storage": True},
+    },
+    # the ModalityWorklists sample plugin loaded, Q/R FIND open to anyone but the worklist
+    # not (DicomAlwaysAllowFindWorklist false): only the worklist C-FIND is aborted
+    "worklist": {
+        "aet": "DGWORKLIST",
+        "check_called_aet": False,
+        "always_allow": {"Echo": True, "Store": True, "Find": True, "Move": True, "Get": True},
+        "modalities": {},
+        "worklist_plugin": True,
+        "expected": {"called_aet_enforced": False, "calling_aet_enforced": False,
+                     **_SERVICES, "worklist": True},
+        "reject_reasons": {},
+        "open_to_stranger": {"verification": True, "find_patient_root": True,
+                             "find_study_root": True, "move": True, "get": True,
+                             "worklist": False, "storage": True},
+    },
 }
+
+#: Debian's build of Orthanc's sample worklist plugin (package orthanc 1.10.1)
+WORKLIST_PLUGIN = "/usr/share/orthanc/plugins/libModalityWorklists.so"
 
 
 class OrthancServer(ProcessServer):
-    """Orthanc with a preset (``open`` or ``locked``) on ``host``; see :data:`PRESETS`.
+    """Orthanc with a preset (``open``, ``locked``, ``default``, ``modalities``, ``worklist``)
+    on ``host``; see :data:`PRESETS`.
 
     ``limit_find_results`` / ``limit_find_instances`` set Orthanc's C-FIND caps (0 = none),
     for testing how a scanner reports a capped answer.
@@ -85,8 +133,15 @@ class OrthancServer(ProcessServer):
         seed: int = 1,
         limit_find_results: int = 0,
         limit_find_instances: int = 0,
+        dicom_tls: str = "none",
     ) -> None:
         p = PRESETS[preset]
+        if dicom_tls not in ("none", "tls", "mutual"):
+            raise ValueError(f"dicom_tls must be none, tls or mutual, not {dicom_tls!r}")
+        #: DICOM inside TLS (``DicomTlsEnabled``); ``mutual`` adds
+        #: ``DicomTlsRemoteCertificateRequired`` with the test CA as the trusted list
+        self.dicom_tls = dicom_tls
+        self.certs: LabCertificates | None = None
         self.preset = preset
         self.http_port = 0
         self.limit_find_results = limit_find_results
@@ -102,7 +157,19 @@ class OrthancServer(ProcessServer):
             reject_reasons=p["reject_reasons"],
         )
         self._check_called = bool(p["check_called_aet"])
-        self._always_allow = bool(p["always_allow"])
+        allow = p["always_allow"]
+        kinds = ("Echo", "Find", "FindWorklist", "Get", "Move", "Store")
+        #: DicomAlwaysAllow<kind> options; a bool preset sets all of them
+        self._always_allow: dict[str, bool] = (
+            dict.fromkeys(kinds, allow) if isinstance(allow, bool)
+            else {k: bool(allow.get(k, False)) for k in kinds}
+        )
+        self._worklist_plugin = bool(p.get("worklist_plugin", False))
+        #: measured: which services a stranger's operations are answered for (the presets
+        #: built on per-operation checks); defaults to the negotiated services
+        self.open_to_stranger: dict[str, bool] = dict(
+            p.get("open_to_stranger") or {k: p["expected"][k] for k in _SERVICES}
+        )
 
     @property
     def http_url(self) -> str:
@@ -112,22 +179,22 @@ class OrthancServer(ProcessServer):
     def config(self) -> dict[str, Any]:
         """The Orthanc configuration this server runs with (option names as of 1.10.1)."""
         allow = self._always_allow
-        return {
+        cfg: dict[str, Any] = {
             "Name": f"dicomguard-{self.preset}",
             "StorageDirectory": str(self.workdir / "storage"),
             "IndexDirectory": str(self.workdir / "storage"),
-            "Plugins": [],
+            "Plugins": [WORKLIST_PLUGIN] if self._worklist_plugin else [],
             "DicomServerEnabled": True,
             "DicomAet": self.aet,
             "DicomPort": self.port,
             "DicomCheckCalledAet": self._check_called,
             "DicomCheckModalityHost": False,
-            "DicomAlwaysAllowEcho": allow,
-            "DicomAlwaysAllowFind": allow,
-            "DicomAlwaysAllowFindWorklist": allow,
-            "DicomAlwaysAllowGet": allow,
-            "DicomAlwaysAllowMove": allow,
-            "DicomAlwaysAllowStore": allow,
+            "DicomAlwaysAllowEcho": allow["Echo"],
+            "DicomAlwaysAllowFind": allow["Find"],
+            "DicomAlwaysAllowFindWorklist": allow["FindWorklist"],
+            "DicomAlwaysAllowGet": allow["Get"],
+            "DicomAlwaysAllowMove": allow["Move"],
+            "DicomAlwaysAllowStore": allow["Store"],
             "DicomModalities": {
                 name: [aet, "127.0.0.1", 104] for name, aet in self._modalities.items()
             },
@@ -150,6 +217,22 @@ class OrthancServer(ProcessServer):
             "StorageCompression": False,
             "DeidentifyLogs": True,
         }
+        if self.dicom_tls != "none":
+            if self.certs is None:
+                self.certs = make_certificates(
+                    self.workdir / "tls", [self.host], rsa_bits=2048, client=True
+                )
+            cfg.update(
+                DicomTlsEnabled=True,
+                DicomTlsCertificate=str(self.certs.cert),
+                DicomTlsPrivateKey=str(self.certs.key),
+                DicomTlsTrustedCertificates=str(self.certs.ca_cert),
+                DicomTlsRemoteCertificateRequired=self.dicom_tls == "mutual",
+            )
+        if self._worklist_plugin:
+            (self.workdir / "worklists").mkdir(exist_ok=True)
+            cfg["Worklists"] = {"Enable": True, "Database": str(self.workdir / "worklists")}
+        return cfg
 
     def _start(self) -> None:
         binary = find_binary("Orthanc")

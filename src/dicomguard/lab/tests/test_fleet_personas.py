@@ -7,6 +7,7 @@ also the first end-to-end proof that requestor and lab agree on every verdict fi
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,7 +44,9 @@ FIND_MODEL = {
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def fleet() -> AsyncIterator[Fleet]:
-    async with Fleet(NETWORK, size=26, seed=5, slow_delay=SLOW, max_patients=40) as lab:
+    async with Fleet(
+        NETWORK, size=29, seed=5, slow_delay=SLOW, slow_greeting_delay=SLOW, max_patients=40
+    ) as lab:
         yield lab
 
 
@@ -64,17 +67,28 @@ def _request(t: dict[str, Any], **overrides: Any) -> AssociateRequest:
     return AssociateRequest(**kwargs)
 
 
+#: the lab CA's client certificate, for mutual-TLS personas (set by the fleet fixture's user)
+CLIENT_CONTEXT: list[ssl.SSLContext] = []
+
+
+def _client_context(fleet: Fleet) -> ssl.SSLContext:
+    """A scanner context that presents the lab's client certificate."""
+    assert fleet.certs is not None and fleet.certs.client_cert and fleet.certs.client_key
+    ctx = scanner_tls_context()
+    ctx.load_cert_chain(fleet.certs.client_cert, fleet.certs.client_key)
+    return ctx
+
+
 async def _associate(
-    t: dict[str, Any], request: AssociateRequest, *, tls: bool | None = None
+    t: dict[str, Any], request: AssociateRequest, *, tls: bool | None = None,
+    client_cert: bool = True,
 ) -> AssociateOutcome:
     use_tls = t["tls"] if tls is None else tls
-    return await associate(
-        t["host"],
-        t["port"],
-        request,
-        timeouts=TIMEOUTS,
-        ssl_context=scanner_tls_context() if use_tls else None,
-    )
+    ctx = None
+    if use_tls:
+        mutual = t["tls_client_certificate_required"] and client_cert
+        ctx = CLIENT_CONTEXT[0] if mutual else scanner_tls_context()
+    return await associate(t["host"], t["port"], request, timeouts=TIMEOUTS, ssl_context=ctx)
 
 
 async def _study_query(
@@ -109,6 +123,9 @@ async def check_endpoint(t: dict[str, Any]) -> None:
     if t["tls"]:
         with pytest.raises(errors.DulError):
             await _associate(t, _request(t), tls=False)
+    if t["tls_client_certificate_required"]:
+        with pytest.raises(errors.DulError):  # TLS 1.3: the alert follows the handshake
+            await _associate(t, _request(t), client_cert=False)
     if t["called_aet"]["enforced"]:
         out = await _associate(t, _request(t, called_aet="NOT-IT"))
         assert out.reject and out.reject.called_aet_refused, where
@@ -129,9 +146,13 @@ async def check_endpoint(t: dict[str, Any]) -> None:
         assert accept.implementation_version_name == t["implementation_version_name"], where
         assert accept.max_pdu == t["max_pdu"]
         offered = {svc: accept.accepts(uid) for svc, uid in PROBE.items()}
-        assert offered == t["services"], where
+        assert offered == t["services_negotiated"], where
         if t["services"]["verification"]:
             assert await assoc.echo() == 0
+        if t["access_enforced_per_operation"]:  # contexts accepted, the C-FIND aborted
+            with pytest.raises(errors.PeerAborted):
+                await _study_query(assoc, FIND_MODEL["find_study_root"])
+            return
         exposure = t["exposure"]
         if exposure is None:
             return
@@ -193,7 +214,7 @@ async def check_endpoint(t: dict[str, Any]) -> None:
 async def test_fleet_layout_and_truth(fleet: Fleet) -> None:
     truth = fleet.truth
     assert [h["persona"] for h in truth["hosts"][: len(PERSONA_ORDER)]] == list(PERSONA_ORDER)
-    assert truth["size"] == 26 and truth["hosts"][0]["host"] == "127.42.235.1"
+    assert truth["size"] == 29 and truth["hosts"][0]["host"] == "127.42.235.1"
     assert all(key.startswith("127.42.235.") for key in truth["endpoints"])
     tls = fleet.host_of("tls-only")
     assert tls.ports == (11112, 2762)
@@ -209,6 +230,7 @@ async def test_fleet_layout_and_truth(fleet: Fleet) -> None:
 
 
 async def test_every_endpoint_behaves_as_its_truth_says(fleet: Fleet) -> None:
+    CLIENT_CONTEXT[:] = [_client_context(fleet)]
     entries = list(fleet.truth["endpoints"].values())
     results = await asyncio.gather(*(check_endpoint(t) for t in entries), return_exceptions=True)
     failures = [(t["persona"], t["port"], r) for t, r in zip(entries, results, strict=True) if r]

@@ -26,6 +26,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _no_matches(event: evt.Event) -> Iterator[tuple[int, None]]:
+    """A C-FIND handler answering Success with no match: the service is open, the archive
+    empty (without one pynetdicom fails every C-FIND with 0xC311, which is not "open")."""
+    yield from ()
+
+
 @contextmanager
 def scp(
     *,
@@ -40,7 +46,7 @@ def scp(
         ae.require_calling_aet = calling
     ae.add_supported_context(Verification)
     ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
-    handlers = []
+    handlers: list = [(evt.EVT_C_FIND, _no_matches)]
     if user_ok is not None:
         handlers.append((evt.EVT_USER_ID, lambda event, *a: (user_ok, None)))
     port = _free_port()

@@ -279,3 +279,27 @@ def test_product_metadata_section_is_parsed():
     assert release.released == 2020
     assert release.cves == ("CVE-2000-0001",)
     assert db.product("Y") is None
+
+
+@pytest.mark.parametrize(
+    ("uid", "name", "product", "version"),
+    [
+        # Enet4/dicom-rs ul/src/lib.rs (0.8.0) and object/src/lib.rs (0.8.1)
+        ("2.25.156227610253341005307660858504280353500", "DICOM-rs 0.8.0", "DICOM-rs", "0.8.0"),
+        ("2.25.137038125948464847900039011591283709926", "DICOM-rs 0.3", "DICOM-rs", "0.3"),
+        # PantelisGeorgiadis/dcmjs-dimse src/Constants.js
+        ("1.3.6.1.4.1.41293.8", "DCMJS-DIMSE-V0.1", "dcmjs-dimse", None),
+        # suyashkumar/dicom constants/constants.go (grailbio/go-netdicom)
+        ("1.2.826.0.1.3680043.9.7133.1.1", "GODICOM_1_1", "go-netdicom", None),
+        # fo-dicom/fo-dicom-samples#100 (a Sante server's AC in a public log)
+        ("1.2.300.0.7230010.3", "SANTESOFT/2.0.00", "Sante DICOM server", "2.0.00"),
+        # com/pixelmed/dicom/VersionAndConstants.java
+        ("1.3.6.1.4.1.5962.99.2", "PIXELMEDJAVA001", "PixelMed", None),
+        # kristianvalind/go-netdicom uid.go
+        ("1.2.826.0.1.3680043.10.786.1.1", "GONETDICOM_1_1", "go-netdicom (kristianvalind fork)",
+         None),
+    ],
+)
+def test_toolkits_with_public_source_are_named(uid, name, product, version) -> None:
+    fp = load_database().match(uid, name, 16384)
+    assert (fp.product, fp.product_version) == (product, version)

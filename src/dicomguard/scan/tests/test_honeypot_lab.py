@@ -28,14 +28,17 @@ PERSONAS = [*PERSONA_ORDER, "honeypot-dicomhawk", "honeypot-dicompot", "open"]
 @pytest.fixture(scope="module")
 def scanned() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     async def go() -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        async with Fleet(NETWORK, PERSONAS, slow_delay=0.3, max_patients=60) as fleet:
+        async with Fleet(
+            NETWORK, PERSONAS, slow_delay=0.3, slow_greeting_delay=2.5, max_patients=60
+        ) as fleet:
             targets = build_targets([NETWORK], ports=(11112, 2762))
             results: dict[str, dict[str, Any]] = {}
 
             def sink(r: EndpointResult) -> None:
                 results[f"{r.host}:{r.port}"] = r.to_dict()
 
-            config = ScanConfig(targets=targets, probe=ProbeOptions(timeouts=TIMEOUTS), rate=0)
+            probe = ProbeOptions(timeouts=TIMEOUTS, slow_greeting_timeout=4.0)
+            config = ScanConfig(targets=targets, probe=probe, rate=0)
             await Engine(config, sink).run()
             return fleet.truth, results
 

@@ -78,7 +78,9 @@ async def test_a_refused_worklist_leaves_the_qr_counts_complete():
     with WorklistRefused(lab_address(48), patients=make_patients(27, 6)) as s:
         r = await assess(s.host, s.port, ProbeOptions(timeouts=TIMEOUTS, try_tls=False))
     exp = r.exposure
-    assert r.services["worklist"] is True
+    # negotiated, but every worklist query fails: not open to a stranger (scan.operations)
+    assert r.services_negotiated["worklist"] is True and r.services["worklist"] is False
+    assert r.operations["worklist"]["state"] == "failed"
     assert exp["complete"] is True
     assert exp["studies"] == s.ground_truth.studies and exp["patients"] == s.ground_truth.patients
     assert exp["worklist"]["complete"] is False and exp["worklist"]["status"] == 0xC000
