@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,64 @@ from . import __version__
 
 class UsageError(Exception):
     """A user mistake: printed as one line, exit status 2, never a traceback."""
+
+
+class ScanInterrupted(Exception):
+    """Ctrl-C (or a failed worker process) during a scan: everything finished is stored; the
+    message says how to go on."""
+
+    def __init__(self, db: str, failure: str | None = None) -> None:
+        super().__init__(db)
+        self.db = db
+        #: None for Ctrl-C; what went wrong when a worker process failed
+        self.failure = failure
+
+    def resume_command(self) -> str:
+        return f"dicomguard scan --resume {shlex.quote(self.db)}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``dicomguard: error: ...`` and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"dicomguard: error: {message} (see {self.prog} -h)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _bounded(kind: type, low: float, high: float, *, low_open: bool = False, what: str = ""):
+    """An argparse ``type`` accepting a number in [low, high] ((low, high] if ``low_open``)."""
+
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        ok = (
+            value is not None
+            and math.isfinite(value)
+            and (value > low if low_open else value >= low)
+            and value <= high
+        )
+        if not ok:
+            side = "above" if low_open else "at least"
+            noun = "a whole number" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(
+                f"{noun}{' of ' + what if what else ''} {side} {low:g} and at most {high:g} "
+                f"is needed, not {text!r}"
+            )
+        return value  # type: ignore[return-value]
+
+    return parse
+
+
+#: bounds of every numeric scan option (issue 12: --timeout 0 made every server look silent)
+SECONDS = _bounded(float, 0, 3600, low_open=True, what="seconds")
+RATE = _bounded(float, 0, 10_000_000, what="connections per second (0 = unlimited)")
+COUNT = _bounded(int, 1, 1_000_000)
+GUESSES = _bounded(int, 0, 100_000)
+BUDGET = _bounded(float, 0, 86_400, low_open=True, what="seconds")
+RETRIES = _bounded(int, 0, 10)
+GREETING = _bounded(float, 0, 3600, what="seconds (0 = no retry)")
 
 
 def _workers_arg(text: str) -> str:
@@ -32,9 +92,10 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         dest="input_files",
         action="append",
         default=[],
-        type=Path,
+        type=_input_file_arg,
         metavar="FILE",
-        help="read targets (or masscan/zmap/nmap output) from FILE",
+        help="read targets from FILE (- = stdin; gzip too): lists, host:port, ip,port CSV, "
+        "masscan, zmap, nmap, Shodan and Censys output",
     )
     p.add_argument(
         "--exclude",
@@ -61,19 +122,47 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--rate",
-        type=float,
+        type=RATE,
         default=300.0,
-        help="new connections per second, 0 = unlimited (default 300)",
+        help="new connections per second, at most this many in every second, 0 = unlimited"
+        " (default 300)",
     )
-    p.add_argument("--concurrency", type=int, default=256, help="endpoints in flight (256)")
-    p.add_argument("--per-host", type=int, default=2, help="endpoints per host at once (2)")
+    p.add_argument("--concurrency", type=COUNT, default=256, help="endpoints in flight (256)")
     p.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds allowed for each protocol step (5)"
+        "--per-host",
+        type=COUNT,
+        default=2,
+        help="endpoints per host at once, across all workers (2)",
     )
-    p.add_argument("--connect-timeout", type=float, default=3.0)
+    p.add_argument(
+        "--timeout", type=SECONDS, default=5.0, help="seconds allowed for each protocol step (5)"
+    )
+    p.add_argument("--connect-timeout", type=SECONDS, default=3.0)
+    p.add_argument(
+        "--endpoint-budget",
+        type=BUDGET,
+        default=120.0,
+        metavar="SECONDS",
+        help="most seconds one endpoint's assessment may take, waits for --rate excluded;"
+        " then it is cut off and recorded with what was learned (120)",
+    )
+    p.add_argument(
+        "--endpoint-connections",
+        type=COUNT,
+        default=200,
+        metavar="N",
+        help="most connections (associations, TLS handshakes, HTTP requests) per endpoint (200)",
+    )
+    p.add_argument(
+        "--retries",
+        type=RETRIES,
+        default=2,
+        help="re-assessments of an endpoint that answered 'busy, try later' (A-ASSOCIATE-RJ"
+        " transient, congestion or local limit), 5 s then 10 s ... later in the scan (2)",
+    )
     p.add_argument(
         "--slow-greeting",
-        type=float,
+        type=GREETING,
         default=20.0,
         metavar="SECONDS",
         help="a port silent through --timeout is asked once more with this longer wait before"
@@ -94,7 +183,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         " (patient identifiers redacted)",
     )
     p.add_argument("--wordlist", type=Path, help="called AE titles to try when one is enforced")
-    p.add_argument("--max-aet-guesses", type=int, default=30)
+    p.add_argument("--max-aet-guesses", type=GUESSES, default=30)
     p.add_argument("--no-tls", action="store_true", help="do not try DICOM inside TLS")
     p.add_argument(
         "--discovery",
@@ -108,7 +197,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--query-budget",
-        type=int,
+        type=COUNT,
         default=100,
         help="C-FIND operations allowed per endpoint for counting (100)",
     )
@@ -170,8 +259,165 @@ def _fail_on(args: argparse.Namespace, db: Any) -> int:
     return code
 
 
+def _input_file_arg(text: str) -> Path | str:
+    """-iL value: a path, or "-" (stdin) kept as a string so it is never made absolute."""
+    return "-" if text == "-" else Path(text)
+
+
+def _add_geoip_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--geoip",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE.mmdb",
+        help="add country/asn/as_org to each record from a MaxMind-format database "
+        "(repeat for a country and an ASN database)",
+    )
+
+
+def _add_survey_args(p: argparse.ArgumentParser) -> None:
+    """Options for surveys: shards across machines, names from files, geo enrichment."""
+    p.add_argument(
+        "--shard",
+        metavar="K/N|auto",
+        help="scan only part K of N (K from 0) of the targets, whole hosts, as zmap's --shard;"
+        " auto: from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, DICOMGUARD_SHARDS) or a "
+        "Slurm array (SLURM_ARRAY_TASK_ID/_MIN/_COUNT); join the parts with dicomguard merge",
+    )
+    p.add_argument(
+        "--resolve-names",
+        action="store_true",
+        help="look up host names read from -iL files (off: a word in a file is an error)",
+    )
+    _add_geoip_arg(p)
+
+
+def _add_merge_parser(sub: Any) -> None:
+    merge = sub.add_parser(
+        "merge", help="join the databases of a sharded scan (--shard) into one scan database"
+    )
+    merge.add_argument("dbs", nargs="+", type=Path, metavar="SHARD.db")
+    merge.add_argument("-o", "--output", required=True, type=Path, metavar="ALL.db")
+    merge.add_argument(
+        "--jsonl", metavar="FILE", help="also write the merged records as JSON Lines (- = stdout)"
+    )
+    merge.add_argument(
+        "--partial",
+        action="store_true",
+        help="merge even when shards are missing or unfinished (the result says which)",
+    )
+
+
+def _names_policy(args: argparse.Namespace) -> dict[str, Any]:
+    """Names typed on the command line are looked up up front (each failure reported); names
+    read from files only with --resolve-names."""
+    from .scan.targets import resolve_names
+
+    return {
+        "resolve_file_names": bool(getattr(args, "resolve_names", False)),
+        "resolver": resolve_names,
+    }
+
+
+def _survey_targets(args: argparse.Namespace, targets: Any) -> Any:
+    """Report unresolvable names (one line each, then a count) and cut this run's shard."""
+    from .scan.shard import ShardError, parse_shard
+
+    for u in targets.unresolved:
+        print(f"dicomguard: cannot resolve {u.name!r} ({u.origin}): {u.reason}", file=sys.stderr)
+    if targets.unresolved:
+        print(
+            f"dicomguard: {len(targets.unresolved)} name(s) could not be resolved and are not "
+            "scanned",
+            file=sys.stderr,
+        )
+    if getattr(args, "geoip", None):  # a bad database fails before the scan database exists
+        from .geoip import GeoIP, GeoIPError
+
+        try:
+            GeoIP(args.geoip).close()
+        except GeoIPError as exc:
+            raise UsageError(str(exc)) from None
+    shard = getattr(args, "shard", None)
+    if not shard:
+        return targets
+    try:
+        k, n = parse_shard(shard)
+    except ShardError as exc:
+        raise UsageError(str(exc)) from None
+    args.shard = f"{k}/{n}"  # stored resolved: a resumed shard stays the same shard
+    return targets.shard(k, n)
+
+
+def _survey_store(args: argparse.Namespace, config: Any, store: Any) -> None:
+    """Record the target space and shard in the database (what merge checks); on resume,
+    refuse a changed target space; with --geoip, enrich every record before it is stored."""
+    targets = config.targets
+    digest = targets.space_digest()
+    stored = dict(store.conn.execute("SELECT key, value FROM meta"))
+    if args.resume and stored.get("targets_digest") not in (None, digest):
+        store.close()
+        raise UsageError(
+            "the targets changed since the scan started (input files or name lookups differ):"
+            " resume would skip the wrong ones"
+        )
+    k, n = targets.shard_of
+    store.conn.executemany(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+        [
+            ("targets_digest", digest),
+            ("shard", f"{k}/{n}"),
+            ("unresolved_names", str(len(targets.unresolved))),
+        ],
+    )
+    if getattr(args, "geoip", None):
+        from .geoip import GeoIP, GeoIPError
+
+        try:
+            geo = GeoIP(args.geoip)
+        except GeoIPError as exc:
+            store.close()
+            raise UsageError(str(exc)) from None
+        add = store.add
+
+        def add_enriched(record: dict[str, Any]) -> None:
+            add(geo.enrich(record) if record.get("state", "open") == "open" else record)
+
+        store.add = add_enriched
+
+
+def run_merge(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """``dicomguard merge A.db B.db ... -o ALL.db``: shard databases of one scan into one."""
+    from .store import StoreError
+    from .store.merge import merge_scans
+
+    try:
+        result = merge_scans(
+            list(args.dbs), args.output, partial=args.partial, argv=list(argv or [])
+        )
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    if args.jsonl:
+        from .scan.output import JsonlWriter
+        from .store import load_scan
+
+        if args.jsonl != "-":
+            Path(args.jsonl).write_text("", encoding="utf-8")
+        with JsonlWriter(args.jsonl) as writer:
+            for rec in load_scan(result.path).records:
+                writer.write(rec)
+    note = f"; missing shard(s) {result.missing}" if result.missing else ""
+    print(
+        f"merged {len(result.shards)} of {result.of} shard(s), {result.endpoints} endpoint(s)"
+        f" -> {result.path}{note}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="dicomguard",
         description="Find exposed DICOM services, measure what they leak, guard legacy devices.",
     )
@@ -180,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     scan = sub.add_parser("scan", help="scan targets for DICOM services")
     _add_scan_args(scan)
+    _add_survey_args(scan)
     sub.add_parser(
         "lab", help="run the simulated DICOM fleet (options: dicomguard lab -h)", add_help=False
     )
@@ -190,16 +437,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo = sub.add_parser("demo", help="start the lab, scan it, print the summary")
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (out/)")
-    demo.add_argument("--size", type=int, default=32, help="lab servers (32)")
+    demo.add_argument("--size", type=_bounded(int, 1, 254), default=32, help="lab servers (32)")
     report = sub.add_parser("report", help="turn a scan database into HTML, CSV, SARIF or JSON")
     report.add_argument("db", type=Path, metavar="DB")
     report.add_argument(
-        "--format", choices=("html", "csv", "sarif", "json", "defectdojo"), default="html"
+        "--format",
+        choices=("html", "csv", "sarif", "json", "defectdojo", "parquet"),
+        default="html",
     )
+    _add_geoip_arg(report)
     report.add_argument(
         "-o", "--output", metavar="FILE", help="output file (default DB name + format; - = stdout)"
     )
     _add_fail_on(report)
+    _add_merge_parser(sub)
     diff = sub.add_parser("diff", help="what appeared, disappeared or changed between two scans")
     diff.add_argument("old", type=Path, metavar="OLD.db")
     diff.add_argument("new", type=Path, metavar="NEW.db")
@@ -233,19 +484,24 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
             input_files=args.input_files,
             excludes=args.exclude,
             exclude_files=args.exclude_file,
+            **_names_policy(args),
         )
+        targets = _survey_targets(args, targets)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
     except OSError as exc:
         raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
     if not args.targets and not args.input_files:
         raise UsageError("no targets: name addresses, CIDRs or ranges, or use -iL FILE")
-    for name in ("rate", "timeout", "connect_timeout"):
-        if getattr(args, name) < 0:
-            raise UsageError(f"--{name.replace('_', '-')} must not be negative")
-    for name in ("concurrency", "per_host"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    # bounds are checked by argparse (SECONDS, COUNT...); a stored scan's options again here
+    for name, check in _NUMERIC.items():
+        value = getattr(args, name, None)
+        if value is not None:
+            try:
+                check(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise UsageError(f"--{name.replace('_', '-')}: {exc}") from None
+    _check_output_paths(args)
     wordlist = None
     if args.wordlist:
         try:
@@ -254,8 +510,6 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
             raise UsageError(f"cannot read wordlist {args.wordlist}: {exc.strerror}") from None
     if not 1 <= len(args.calling_aet.strip()) <= 16:
         raise UsageError("--calling-aet must be 1 to 16 characters")
-    if args.query_budget < 1:
-        raise UsageError("--query-budget must be at least 1")
     exposure = None
     if not args.no_exposure:
         import secrets
@@ -309,7 +563,47 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         per_host=args.per_host,
         rate=args.rate,
         order=args.order,
+        endpoint_budget=args.endpoint_budget,
+        endpoint_connections=args.endpoint_connections,
+        transient_retries=args.retries,
     )
+
+
+_NUMERIC = {
+    "rate": RATE,
+    "concurrency": COUNT,
+    "per_host": COUNT,
+    "timeout": SECONDS,
+    "connect_timeout": SECONDS,
+    "endpoint_budget": BUDGET,
+    "endpoint_connections": COUNT,
+    "retries": RETRIES,
+    "max_aet_guesses": GUESSES,
+    "query_budget": COUNT,
+}
+
+
+def _check_output_paths(args: argparse.Namespace) -> None:
+    """Files the scan will write must be writable before the first probe (issue 12: a
+    --jsonl into a missing folder used to end the scan with a traceback)."""
+    import os
+
+    for option, value in (("--jsonl", args.jsonl), ("--db", getattr(args, "db", None))):
+        if not value or value == "-":
+            continue
+        path = Path(value)
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise UsageError(f"{option} {value}: is a folder, not a file")
+        if not folder.is_dir():
+            raise UsageError(f"{option} {value}: folder {folder} does not exist")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"{option} {value}: folder {folder} is not writable")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise UsageError(f"{option} {value}: not writable")
+    evidence = getattr(args, "evidence", None)
+    if evidence is not None and Path(evidence).exists() and not Path(evidence).is_dir():
+        raise UsageError(f"--evidence {evidence}: not a folder")
 
 
 #: options that only change what this run shows, not what it scans: not stored, not restored
@@ -371,6 +665,7 @@ def _open_store(args: argparse.Namespace, argv: list[str] | None) -> tuple[Any, 
                         f"then, {config.targets.count()} now): resume would skip the wrong ones"
                     )
                 config.start, config.skip = store.resume_point()
+                config.scan_id = store.scan_id
             except BaseException:
                 store.close()
                 raise
@@ -384,6 +679,7 @@ def _open_store(args: argparse.Namespace, argv: list[str] | None) -> tuple[Any, 
             targets_total=config.targets.count(),
             store_all=args.all,
         )
+        config.scan_id = store.scan_id
         return args, config, store
     except StoreError as exc:
         raise UsageError(str(exc)) from None
@@ -395,6 +691,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from .scan.output import JsonlWriter
 
     args, config, store = _open_store(args, argv)
+    _survey_store(args, config, store)
     writer = None
     if args.jsonl:
         if args.resume and args.jsonl != "-":
@@ -473,9 +770,15 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         if not args.quiet:  # read back only for the summary (thousands of records in JSON)
             records = store.summary_records()
             meta = store.metadata()
+    except KeyboardInterrupt:
+        store.commit()  # interrupted: keep every finished index, resume does the rest
+        raise ScanInterrupted(args.db) from None
+    except parallel.WorkerFailed as exc:
+        store.commit()
+        raise ScanInterrupted(args.db, str(exc)) from None
     finally:
         if not finished:
-            store.commit()  # interrupted: keep every finished index, resume does the rest
+            store.commit()
         store.close()
         if writer:
             writer.close()
@@ -553,20 +856,30 @@ def run_demo(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     """``dicomguard report DB``: one of the report formats, to a file or stdout."""
+    from .geoip import GeoIPError
     from .report import render
     from .store import StoreError
 
     try:
-        text = render(args.db, args.format)
-    except StoreError as exc:
+        text = render(args.db, args.format, geoip=args.geoip or ())
+    except (StoreError, GeoIPError) as exc:
         raise UsageError(str(exc)) from None
     from .report import EXTENSIONS
 
     out = args.output or str(args.db.with_suffix(EXTENSIONS[args.format]))
-    if out == "-":
-        sys.stdout.write(text)
-    else:
-        Path(out).write_text(text, encoding="utf-8")
+    try:
+        if isinstance(text, bytes):
+            if out == "-":
+                sys.stdout.buffer.write(text)
+            else:
+                Path(out).write_bytes(text)
+        elif out == "-":
+            sys.stdout.write(text)
+        else:
+            Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
+    if out != "-":
         print(f"{args.format} report: {out}", file=sys.stderr)
     return _fail_on(args, args.db)
 
@@ -614,9 +927,19 @@ def main(argv: list[str] | None = None) -> int:
             return run_report(args)
         if args.command == "diff":
             return run_diff(args)
+        if args.command == "merge":
+            return run_merge(args, argv)
     except UsageError as exc:
         print(f"dicomguard: error: {exc}", file=sys.stderr)
         return 2
+    except ScanInterrupted as exc:
+        what = "interrupted" if exc.failure is None else f"error: {exc.failure}"
+        print(
+            f"dicomguard: {what}; finished endpoints are in {exc.db}; continue with:\n"
+            f"  {exc.resume_command()}",
+            file=sys.stderr,
+        )
+        return 130 if exc.failure is None else 1
     except KeyboardInterrupt:
         print("dicomguard: interrupted", file=sys.stderr)
         return 130

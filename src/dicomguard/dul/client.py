@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import errno
 import os
 import select
@@ -24,12 +25,24 @@ from pydicom.dataset import Dataset
 from . import dimse
 from . import pdu as P
 from .accept_bytes import read_accept
-from .errors import ConnectFailed, DulError, PeerClosed, PeerTimeout, ProtocolViolation
+from .errors import (
+    CancelIgnored,
+    ConnectFailed,
+    DulError,
+    PeerClosed,
+    PeerTimeout,
+    ProtocolViolation,
+)
 from .negotiation import Accept, AssociateRequest, Reject, decode_accept, decode_reject
 
 #: optional observer of every PDU of an association: ("out" | "in", the complete PDU bytes).
 #: Used by ``dicomguard scan --evidence``; None costs one comparison per PDU.
 Recorder = Callable[[str, bytes], None]
+
+
+#: Pending C-FIND responses read after our C-CANCEL-RQ before the peer counts as ignoring it
+#: (a server may have a few in its send buffer when the cancel arrives).
+MAX_RESPONSES_AFTER_CANCEL = 64
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,54 @@ async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
     raise ConnectFailed("unreachable", os.strerror(err))
 
 
+class Connections:
+    """Every stream :func:`open_stream` opened in one task (and the tasks it started), so the
+    scan engine can end them when an endpoint's budget runs out, whatever probe was using them.
+
+    ``associated`` marks the streams that carry an association: they get an A-ABORT first.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[asyncio.StreamWriter, bool] = {}
+
+    def add(self, writer: asyncio.StreamWriter) -> None:
+        self._open[writer] = False
+
+    def associated(self, writer: asyncio.StreamWriter) -> None:
+        if writer in self._open:
+            self._open[writer] = True
+
+    def __len__(self) -> int:
+        return sum(1 for w in self._open if not w.transport.is_closing())
+
+    def abort_all(self) -> int:
+        """A-ABORT (where associated) and close every stream still open; returns how many.
+
+        Synchronous, so it works from a cancelled task; a peer that does not read the A-ABORT
+        loses the connection one second later (``transport.abort``).
+        """
+        n = 0
+        loop = asyncio.get_running_loop()
+        for writer, associated in self._open.items():
+            transport = writer.transport
+            if transport.is_closing():
+                continue
+            n += 1
+            with contextlib.suppress(Exception):
+                if associated:
+                    writer.write(P.abort_pdu())
+                writer.close()
+            loop.call_later(1.0, transport.abort)
+        self._open.clear()
+        return n
+
+
+#: set by the scan engine around one endpoint's assessment (None: nothing is tracked)
+current_connections: contextvars.ContextVar[Connections | None] = contextvars.ContextVar(
+    "dicomguard_connections", default=None
+)
+
+
 async def open_stream(
     host: str, port: int, *, timeout: float, ssl_context: ssl.SSLContext | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -102,12 +163,16 @@ async def open_stream(
     sock = await tcp_connect(host, port, timeout=timeout)
     try:
         async with asyncio.timeout(timeout):
-            return await asyncio.open_connection(
+            reader, writer = await asyncio.open_connection(
                 sock=sock,
                 ssl=ssl_context,
                 server_hostname=None if ssl_context is None else "",
                 limit=1 << 16,
             )
+        tracker = current_connections.get()
+        if tracker is not None:
+            tracker.add(writer)
+        return reader, writer
     except TimeoutError:
         sock.close()
         raise ConnectFailed("tls-failed", f"no TLS handshake within {timeout:g}s") from None
@@ -167,6 +232,9 @@ class Association:
         self.max_pdata = max_pdata
         self._message_id = 0
         self._closed = False
+        tracker = current_connections.get()
+        if tracker is not None:
+            tracker.associated(writer)
         #: One assembler and one queue of completed messages for the whole association: a
         #: P-DATA-TF PDU may carry PDVs of several messages (PS3.8 9.3.5: "one or more PDV
         #: items"), e.g. DCMTK wlmscpfs or a busy archive packing every C-FIND-RSP in one PDU;
@@ -247,7 +315,9 @@ class Association:
         """C-FIND: yield each pending match; the final status is in :attr:`last_status`.
 
         After ``max_results`` matches a C-CANCEL is sent and the remaining responses drained,
-        so a huge archive costs a bounded amount of time and memory.
+        so a huge archive costs a bounded amount of time and memory: at most
+        :data:`MAX_RESPONSES_AFTER_CANCEL` responses or ``timeouts.dimse`` seconds after the
+        C-CANCEL-RQ, then A-ABORT and :class:`CancelIgnored`.
         """
         _cid, ts = self._context(sop_class)
         async for data in self.find_raw(
@@ -273,7 +343,9 @@ class Association:
         data = dimse.encode_identifier(identifier, ts)
         await self._send(dimse.find_pdus(msg_id, sop_class, cid, self.peer_max_pdu, data))
         count = 0
-        cancelled = False
+        cancelled_at: float | None = None
+        after_cancel = 0
+        loop = asyncio.get_running_loop()
         while True:
             reply = await self._receive(max_result_bytes)
             if reply.command_field != dimse.C_FIND_RSP:
@@ -282,13 +354,23 @@ class Association:
                 )
             status = reply.status
             if status in dimse.STATUS_PENDING:
-                if cancelled:
+                if cancelled_at is not None:
+                    # PS3.7 9.1.2.1.6: responses in flight may still come; an endless stream
+                    # must not hold the scan (issue 12): bounded in count and seconds
+                    after_cancel += 1
+                    spent = loop.time() - cancelled_at
+                    if after_cancel > MAX_RESPONSES_AFTER_CANCEL or spent > self.timeouts.dimse:
+                        await self.abort()
+                        raise CancelIgnored(
+                            f"C-FIND responses went on after C-CANCEL-RQ (bound: "
+                            f"{MAX_RESPONSES_AFTER_CANCEL} responses, {self.timeouts.dimse:g}s)"
+                        )
                     continue
                 if reply.dataset is not None:
                     count += 1
                     yield reply.dataset
                 if max_results is not None and count >= max_results:
-                    cancelled = True
+                    cancelled_at = loop.time()
                     await self._send(dimse.cancel_pdus(msg_id, cid, self.peer_max_pdu))
                 continue
             self.last_status = status
@@ -467,7 +549,9 @@ async def associate_on(
         if raw.pdu_type != P.A_ASSOCIATE_AC:
             raise ProtocolViolation(f"answered A-ASSOCIATE-RQ with {raw.name}")
         # the byte reader takes every clean AC; pynetdicom decodes the rest (same record)
-        accept = read_accept(raw.data, request) or decode_accept(P.decode(raw), request)  # type: ignore[arg-type]
+        accept = read_accept(raw.data, request) or decode_accept(
+            P.decode(raw), request, raw=raw.data
+        )  # type: ignore[arg-type]
     except TimeoutError:
         await close_writer(writer)
         raise PeerTimeout("peer stopped reading the request") from None

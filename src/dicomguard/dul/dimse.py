@@ -182,12 +182,24 @@ def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
 
 
 def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
+    """Decode a data set completely; raises only :class:`MalformedPdu` (no evidence kept).
+
+    pydicom converts element values lazily, on first access, and junk then raises there
+    (``struct.error``, ``OSError`` from a broken sequence item): every element, sequences
+    included, is converted here so no caller meets an untyped error later (issue 12, found by
+    ``dul/tests/test_decoders_raise_typed_errors.py``).
+    """
     implicit = transfer_syntax == "1.2.840.10008.1.2"
     big = transfer_syntax == "1.2.840.10008.1.2.2"
     try:
-        return _decode_ds(BytesIO(data), implicit, not big)
+        ds = _decode_ds(BytesIO(data), implicit, not big)
+        if ds is None:
+            raise ValueError("nothing decoded")
+        for _element in ds.iterall():  # converts every raw element, nested ones too
+            pass
+        return ds
     except Exception as exc:  # pydicom raises many kinds on junk
-        # the type only: pydicom's messages may quote element values (identifiers)
+        # the type only, and no evidence: pydicom's messages and the bytes may hold identifiers
         raise MalformedPdu(f"undecodable data set ({type(exc).__name__})") from None
 
 

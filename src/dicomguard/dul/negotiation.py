@@ -16,6 +16,7 @@ from pynetdicom import pdu_primitives as prim
 from pynetdicom.presentation import PresentationContext
 
 from .. import __version__
+from .errors import MalformedPdu
 
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
@@ -222,11 +223,38 @@ class Accept:
 
 
 def decode_reject(pdu: _pdu.A_ASSOCIATE_RJ) -> Reject:
-    return Reject(int(pdu.result or 0), int(pdu.source or 0), int(pdu.reason_diagnostic or 0))
+    """The result/source/reason triple of an A-ASSOCIATE-RJ (PS3.8 Table 9-21).
+
+    Raises :class:`MalformedPdu` if the fields are not numbers (never anything else).
+    """
+    try:
+        return Reject(int(pdu.result or 0), int(pdu.source or 0), int(pdu.reason_diagnostic or 0))
+    except (TypeError, ValueError) as exc:
+        raise MalformedPdu(f"undecodable A-ASSOCIATE-RJ: {exc}") from None
 
 
-def decode_accept(pdu: _pdu.A_ASSOCIATE_AC, request: AssociateRequest) -> Accept:
-    """Read an AC against the request it answers (the AC names contexts by ID only)."""
+def decode_accept(
+    pdu: _pdu.A_ASSOCIATE_AC, request: AssociateRequest, *, raw: bytes | None = None
+) -> Accept:
+    """Read an AC against the request it answers (the AC names contexts by ID only).
+
+    Raises :class:`MalformedPdu` (``evidence`` = ``raw``, the AC's first bytes) for an AC
+    pynetdicom decodes but cannot turn into a primitive: a presentation-context item with
+    context ID 0 or an even one (PS3.8 9.3.3.2 wants odd 1-255), a sub-item of the wrong
+    type (0x10, an application context item, inside a context item), a non-numeric result.
+    Servers seen doing so: none named; issue 12 reproduced both from a hostile peer.
+    """
+    try:
+        return _decode_accept(pdu, request)
+    except MalformedPdu:
+        raise
+    except Exception as exc:  # pynetdicom's primitives raise ValueError, AttributeError, ...
+        raise MalformedPdu(
+            f"malformed A-ASSOCIATE-AC: {type(exc).__name__}: {exc}", evidence=raw
+        ) from None
+
+
+def _decode_accept(pdu: _pdu.A_ASSOCIATE_AC, request: AssociateRequest) -> Accept:
     proposed = request.context_ids()
     primitive = pdu.to_primitive()
     accepted: dict[int, tuple[str, str]] = {}

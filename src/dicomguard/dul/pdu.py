@@ -78,11 +78,12 @@ async def read_pdu(
     header = await _read_exactly(reader, 6, timeout)
     pdu_type, _reserved, length = _HEADER.unpack(header)
     if pdu_type not in _PDU_CLASSES:
-        raise MalformedPdu(f"not a DICOM PDU: first bytes {header[:6].hex()}")
+        raise MalformedPdu(f"not a DICOM PDU: first bytes {header[:6].hex()}", evidence=header)
     bound = max_length if pdu_type == P_DATA_TF else MAX_ASSOCIATION_PDU
     if length > bound:
         raise PduTooLarge(
-            f"{PDU_NAMES[pdu_type]} announces {length} bytes, above the bound of {bound}"
+            f"{PDU_NAMES[pdu_type]} announces {length} bytes, above the bound of {bound}",
+            evidence=header,
         )
     body = await _read_exactly(reader, length, timeout)
     return RawPdu(pdu_type, header + body)
@@ -110,12 +111,18 @@ async def _read_exactly(reader: asyncio.StreamReader, n: int, timeout: float) ->
 
 
 def decode(raw: RawPdu) -> _pdu.PDU:
-    """Decode a raw PDU with pynetdicom's codec; any decoder failure becomes MalformedPdu."""
+    """Decode a raw PDU with pynetdicom's codec; any decoder failure becomes MalformedPdu
+    (its ``evidence`` is the PDU's first bytes)."""
     obj = _PDU_CLASSES[raw.pdu_type]()
     try:
         obj.decode(raw.data)
     except Exception as exc:  # the codec raises anything from IndexError to ValueError
-        raise MalformedPdu(f"undecodable {raw.name}: {type(exc).__name__}: {exc}") from None
+        # evidence only from association PDUs (AE titles, UIDs): a P-DATA-TF may carry
+        # patient identifiers, which never go into a record
+        evidence = raw.data if raw.pdu_type != P_DATA_TF else None
+        raise MalformedPdu(
+            f"undecodable {raw.name}: {type(exc).__name__}: {exc}", evidence=evidence
+        ) from None
     return obj
 
 

@@ -91,6 +91,7 @@ Example::
     max_setup = 128                 # connections in association setup at once
     max_setup_per_source = 16       # ... from one source address
     max_associations = 64           # admitted associations
+    max_associations_per_source = 32  # ... from one source address
     idle_timeout = 600.0            # silence between PDUs
     pdu_timeout = 30.0              # a PDU must complete within pdu_timeout
     min_pdu_rate = 16384            #   + its length / min_pdu_rate seconds
@@ -110,6 +111,7 @@ The same in YAML (``gateway.yaml``)::
 from __future__ import annotations
 
 import ipaddress
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -252,7 +254,8 @@ class Limits:
     once, before a byte is read); when ``max_setup`` is reached, the oldest connection of the
     source holding the most connections in setup is closed to make room, so half-open
     connections cannot lock legitimate clients out. ``max_associations`` counts admitted
-    associations only.
+    associations only, ``max_associations_per_source`` those from one source address (so that
+    one admitted peer holding associations open cannot take them all).
 
     Data phase: a PDU must complete within ``pdu_timeout + length / min_pdu_rate`` seconds of
     its first byte (``length`` as announced in its header), whatever arrives in between;
@@ -263,6 +266,7 @@ class Limits:
     idle_timeout: float = 600.0
     connect_timeout: float = 5.0
     max_associations: int = 64
+    max_associations_per_source: int = 32
     max_setup: int = 128
     #: per source: room for a burst of TLS handshakes from many clients behind one NAT
     max_setup_per_source: int = 16
@@ -328,7 +332,8 @@ def _load_yaml(text: str, path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), f"not valid YAML: {exc}") from None
+        # PyYAML's message spans lines (with a caret under the column): one line here
+        raise ConfigError(str(path), f"not valid YAML: {' '.join(str(exc).split())}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -502,6 +507,8 @@ def _identity(name: str, item: Any, key: str) -> IdentityPolicy:
             raise ConfigError(f"{key}.operations[{i}]",
                               f"unknown operation {op!r} (known: {', '.join(OPERATIONS)})")
     dests = item.get("move_destinations")
+    for i, dest in enumerate(_str_list(item, "move_destinations", key)):
+        _check_aet(dest, f"{key}.move_destinations[{i}]")
     rate = _number(item, "rate", key, 0.0)
     burst = _int(item, "burst", key, 0)
     if rate < 0 or burst < 0:
@@ -569,9 +576,16 @@ def parse_syslog_url(url: str, key: str = "audit.syslog") -> tuple[str, str, int
     """``udp://host:port`` → ("udp", host, port)."""
     scheme, sep, rest = url.partition("://")
     host, _, port = rest.rpartition(":")
-    if not sep or scheme not in ("udp", "tcp") or not host or not port.isdigit():
-        raise ConfigError(key, f"expected 'udp://HOST:PORT' or 'tcp://HOST:PORT', got {url!r}")
-    return scheme, host.strip("[]"), int(port)
+    bracketed = host.startswith("[") or host.endswith("]")
+    if bracketed:  # an IPv6 address: [::1]:514
+        if not (host.startswith("[") and host.endswith("]")) or "[" in host[1:-1]:
+            host = ""
+        host = host[1:-1]
+    if (not sep or scheme not in ("udp", "tcp") or not host or not port.isdigit()
+            or not 1 <= int(port) <= 65535):
+        raise ConfigError(key, f"expected 'udp://HOST:PORT' or 'tcp://HOST:PORT' (port "
+                          f"1..65535, IPv6 in brackets), got {url!r}")
+    return scheme, host, int(port)
 
 
 def _metrics(item: dict[str, Any]) -> MetricsConfig:
@@ -685,8 +699,9 @@ def _int(item: dict[str, Any], name: str, key: str, default: int) -> int:
 
 def _number(item: dict[str, Any], name: str, key: str, default: float) -> float:
     value = item.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(f"{key}.{name}", f"expected a number, got {value!r}")
+    # TOML and YAML both spell nan and inf: no timeout, rate or window means either
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{key}.{name}", f"expected a finite number, got {value!r}")
     return float(value)
 
 
@@ -715,8 +730,13 @@ def _network(value: str, key: str) -> Network:
 
 
 def _check_aet(value: str, key: str) -> str:
-    if not 1 <= len(value) <= 16 or not value.isascii() or "\\" in value or not value.strip():
-        raise ConfigError(key, f"expected an AE title of 1-16 ASCII characters, got {value!r}")
+    """An AE title as the gateway compares it: what a peer sends is read without its padding
+    spaces (PS3.5 6.2, AE), so a title with leading or trailing spaces, control characters or
+    a backslash in the file could never match."""
+    if (not 1 <= len(value) <= 16 or not value.isascii() or "\\" in value
+            or value != value.strip() or not value.isprintable()):
+        raise ConfigError(key, f"expected an AE title of 1-16 printable ASCII characters "
+                          f"without leading or trailing spaces, got {value!r}")
     return value
 
 

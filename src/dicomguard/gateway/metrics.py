@@ -106,7 +106,7 @@ class Metrics:
         self.tls_failures = Counter(
             "dicomguard_gateway_tls_handshake_failures_total",
             "Refused or failed TLS handshakes, by reason (untrusted, expired, not-yet-valid, "
-            "no-certificate, no-shared-cipher, protocol-version, handshake, closed).")
+            "no-certificate, no-shared-cipher, protocol-version, not-tls, handshake, closed).")
         self.audit_suppressed = Counter(
             "dicomguard_gateway_audit_suppressed_total",
             "Repeated refusals folded into an aggregate audit message instead of one each.")

@@ -76,14 +76,14 @@ class Peer:
 
 
 def certificate_common_name(cert: dict[str, Any] | None) -> str | None:
-    """Subject CN of a certificate as returned by ``getpeercert()``."""
+    """Subject CN of a certificate as returned by ``getpeercert()``; None when there is none
+    or more than one (which one counts differs between implementations: a subject
+    ``CN=someone, CN=ct-scanner-1`` must not map to the identity of either)."""
     if not cert:
         return None
-    for rdn in cert.get("subject", ()):
-        for name, value in rdn:
-            if name == "commonName":
-                return str(value)
-    return None
+    names = [str(value) for rdn in cert.get("subject", ()) for name, value in rdn
+             if name == "commonName"]
+    return names[0] if len(names) == 1 else None
 
 
 def _aet(value: str | bytes | None) -> str:

@@ -19,6 +19,7 @@ import ssl
 import struct
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -69,6 +70,15 @@ _RESPONSE_CLASSES: dict[int, type[dm.DIMSEMessage]] = {
 }
 
 _ids = itertools.count(1)
+_IDENTITY_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _identity_executor() -> ThreadPoolExecutor:
+    """The one thread user identities (passcode hashes, JWT signatures) are checked on."""
+    global _IDENTITY_EXECUTOR
+    if _IDENTITY_EXECUTOR is None:
+        _IDENTITY_EXECUTOR = ThreadPoolExecutor(1, thread_name_prefix="dicomguard-identity")
+    return _IDENTITY_EXECUTOR
 
 
 def reject_pdu(result: int, source: int, reason: int) -> bytes:
@@ -122,6 +132,8 @@ class Shared:
     setup: dict[Relay, None] = field(default_factory=dict)
     #: connections in setup by source address
     setup_by_source: dict[str, int] = field(default_factory=dict)
+    #: admitted associations by source address
+    active_by_source: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -166,6 +178,12 @@ class _Inspector:
         self._cmd_cid: int | None = None
         self._data_cid: int | None = None
         self._data_pass = True
+        #: PDUs of the gateway's own for this direction's output (a refusal's response, the
+        #: C-CANCEL of a capped C-FIND), held until the message in progress ends: written
+        #: inside a PDU or between the PDVs of one message, the peer would read them as part
+        #: of it (and the rest of the PDU as a PDU the gateway never judged). Shared with the
+        #: pipe (:meth:`_Pipe.send`).
+        self.pending: list[bytes] = []
         #: with audit.include_phi: ``capture(fragment, last) -> want_more`` sees the passed
         #: data-set fragments of the current message (gateway/audit.py, PHI)
         self.capture: Callable[[bytes, bool], bool] | None = None
@@ -239,10 +257,19 @@ class _Inspector:
                     self._data_cid = None
                     self.capture = None
             pos = item_end
+            if self.pending and self.at_boundary():
+                changed = True
+                out.extend(self.pending)
+                self.pending.clear()
         if not changed:
             return [pdu]
         # Something was held or dropped: what was passed before that point goes out first.
         return [_wrap(pdu[s:e]) for s, e in passed] + out
+
+    def at_boundary(self) -> bool:
+        """Whether the peer has been sent no part of a message in progress (PDUs of the
+        gateway's own may go out now)."""
+        return not self._held and (self._data_cid is None or not self._data_pass)
 
     def may_stream(self, cid: int, hdr: int) -> bool:
         """Whether a PDU holding one PDV with this header can go through untouched.
@@ -286,6 +313,10 @@ ARTIM_SECONDS = 1.0
 #: data-set PDV that passes; shorter ones are gathered whole (a copy too small to matter).
 STREAM_MIN = 8192
 
+#: PDUs of the gateway's own that may wait for the end of a message in progress (one per
+#: refused request of the peer on the other side: a bound on what a flood of them holds)
+MAX_PENDING = 256
+
 
 class _Pipe(asyncio.Protocol):
     """One direction of the data phase: the protocol of the socket it reads from.
@@ -320,7 +351,8 @@ class _Pipe(asyncio.Protocol):
         #: until its header is in): the watchdog's per-PDU deadline (Limits.pdu_timeout)
         self.pdu_since = 0.0
         self.pdu_length = 0
-        self.held_back = False  # reading paused by back-pressure from the other socket
+        self.held_back = False  # reading paused by back-pressure (:meth:`_hold`)
+        self._holds: set[str] = set()  # why: "other" and/or "own" socket's send buffer full
         self._stream_protocol: asyncio.BaseProtocol | None = None
         self._leftover = b""
         self._eof = False
@@ -381,16 +413,40 @@ class _Pipe(asyncio.Protocol):
             self._stream_protocol = None
 
     def pause_writing(self) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.pause_reading()
-            self.other.held_back = True
+        """This pipe's socket takes no more: stop reading what would be written to it. On the
+        client's socket that includes the client itself, whose refused requests the gateway
+        answers without the backend (and so without the back-pressure on the backend's
+        answers): a client that sends and never reads would otherwise fill memory with them."""
+        if self.other is not None:
+            self.other._hold("other", True)
+        if self.direction == "up":
+            self._hold("own", True)
 
     def resume_writing(self) -> None:
-        if self.other is not None and self.other.transport is not None:
-            self.other.transport.resume_reading()
-            self.other.held_back = False
+        if self.other is not None:
+            self.other._hold("other", False)
+        if self.direction == "up":
+            self._hold("own", False)
+
+    def _hold(self, why: str, hold: bool) -> None:
+        """Pause or resume reading this pipe's socket for one reason; it reads again when no
+        reason is left."""
+        if self.transport is None:
+            return
+        was = bool(self._holds)
+        if hold:
+            self._holds.add(why)
+        else:
+            self._holds.discard(why)
+        if bool(self._holds) == was:
+            return
+        self.held_back = bool(self._holds)
+        if self.held_back:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
             # time spent paused by back-pressure is not the sender's: its PDU clock restarts
-            self.other.pdu_since = time.monotonic()
+            self.pdu_since = time.monotonic()
 
     def pdu_overdue(self, now: float, base: float, rate: float) -> str | None:
         """Why the PDU in progress is past its deadline (``base + length / rate`` seconds from
@@ -431,6 +487,7 @@ class _Pipe(asyncio.Protocol):
                     self._range(pos, pos + take)
                     self.stream_left -= take
                     pos += take
+                    self._flush_pending()
                     continue
                 if not self.buf:
                     self.pdu_start = pos
@@ -449,6 +506,7 @@ class _Pipe(asyncio.Protocol):
                     self._try_stream(pos)
                 else:
                     self._whole(bytes(self.buf), pos)
+                    self._flush_pending()
         finally:
             self.consuming = False
             if self.buf:  # a PDU continues in the next arrival: its start is not in that one
@@ -464,11 +522,24 @@ class _Pipe(asyncio.Protocol):
                 parts.clear()
 
     def send(self, data: bytes) -> None:
-        """Write ``data`` after everything this pipe has let through so far."""
-        if self.consuming:
-            self.parts.append(data)
+        """Write ``data`` (whole PDUs of the gateway's own) after everything this pipe has let
+        through so far, at the first point between two messages: at once when the pipe is
+        there, else when the message in progress ends (:attr:`_Inspector.pending`)."""
+        pending = self.inspector.pending
+        if self.consuming or self.stream_left or pending or not self.inspector.at_boundary():
+            if len(pending) >= MAX_PENDING:
+                raise RelayAbort(f"{self.direction}: more than {MAX_PENDING} PDUs of the "
+                                 "gateway's own waiting for the end of a message")
+            pending.append(data)
         elif self.out is not None:
             self.out.write(data)
+
+    def _flush_pending(self) -> None:
+        """Between two PDUs: the gateway's own PDUs go out if no message is in progress."""
+        pending = self.inspector.pending
+        if pending and not self.stream_left and self.inspector.at_boundary():
+            self.parts.extend(pending)
+            pending.clear()
 
     def _range(self, start: int, end: int) -> None:
         parts = self.parts
@@ -533,6 +604,15 @@ class _Pipe(asyncio.Protocol):
             else:
                 self.parts.extend(chunks)
         elif pdu_type in (P.A_RELEASE_RQ, P.A_RELEASE_RP, P.A_ABORT):
+            if len(data) != 10:
+                # PS3.8 9.3.6-9.3.8: these PDUs are 10 bytes. DCMTK, pynetdicom and Orthanc
+                # read the announced length, but a device that reads the fixed 10 bytes would
+                # take the rest for a PDU the gateway never judged: nothing else goes through.
+                relay = self.relay
+                relay.shared.metrics.aborts.inc(reason="protocol")
+                why = f"{self.direction}: {P.PDU_NAMES[pdu_type]} of {len(data)} bytes"
+                relay.shared.audit.protocol_violation(relay, why)
+                raise RelayAbort(why)
             self._verbatim(pos)
             if pdu_type == P.A_RELEASE_RP:
                 self.closed = True
@@ -618,6 +698,11 @@ class Relay:
             if self._admitted:
                 shared.active.discard(self)
                 shared.metrics.active.dec()
+                left = shared.active_by_source.get(self.peer_address, 1) - 1
+                if left > 0:
+                    shared.active_by_source[self.peer_address] = left
+                else:
+                    shared.active_by_source.pop(self.peer_address, None)
             await self._close_all()
 
     def _enter_setup(self) -> bool:
@@ -715,20 +800,38 @@ class Relay:
             self.shared.metrics.associations.inc(result="malformed")
             self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
             return
-        self._leave_setup()
         self.called_aet = rq.called_ae_title
         self.calling_aet = rq.calling_ae_title
         peer = Peer(self.peer_address, self.listener.tls, peer_cert)
+        # A refused connection stays counted in setup until it is closed: _refuse waits for
+        # the peer to close first, and uncounted, those waits were a way to hold sockets
+        # without bound (a flood of refused requests that never close).
         if len(self.shared.active) >= cfg.limits.max_associations:
             await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
             return
-        decision = self.shared.policy.decide(peer, rq)
+        by_source = self.shared.active_by_source
+        if by_source.get(self.peer_address, 0) >= cfg.limits.max_associations_per_source:
+            await self._refuse(Refusal(2, 3, 2, "too many associations from this source",
+                                       "limit"))
+            return
+        if rq.user_information:
+            # A passcode costs ~70 ms of scrypt (measured here): on the event loop, every
+            # attempt with a wrong one froze every association of the gateway for that long.
+            # One worker thread: checks stay serial (the JWT replay cache is not shared
+            # between threads) and the connection stays counted in setup until judged, so
+            # what an attacker can queue is bounded by limits.max_setup(_per_source).
+            decision = await asyncio.get_running_loop().run_in_executor(
+                _identity_executor(), self.shared.policy.decide, peer, rq)
+        else:
+            decision = self.shared.policy.decide(peer, rq)
         if isinstance(decision, Refusal):
             await self._refuse(decision)
             return
+        self._leave_setup()
         self.admission = decision
         self._admitted = True
         self.shared.active.add(self)
+        by_source[self.peer_address] = by_source.get(self.peer_address, 0) + 1
         self.shared.metrics.active.inc()
         if not await self._forward_request(raw.data, rq, decision):
             return

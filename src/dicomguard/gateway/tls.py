@@ -288,7 +288,11 @@ def handshake_failure(exc: BaseException) -> TlsFailure:
             "PEER_DID_NOT_RETURN_A_CERTIFICATE": "no-certificate",
             "NO_SHARED_CIPHER": "no-shared-cipher",
             "UNSUPPORTED_PROTOCOL": "protocol-version",
-            "WRONG_VERSION_NUMBER": "protocol-version",
+            # bytes that are no TLS record at all: a client without TLS (a plain
+            # A-ASSOCIATE-RQ starts 01 00, which OpenSSL reads as a bad record version)
+            "WRONG_VERSION_NUMBER": "not-tls",
+            "HTTP_REQUEST": "not-tls",
+            "HTTPS_PROXY_REQUEST": "not-tls",
             "VERSION_TOO_LOW": "protocol-version",
         }.get(name, "handshake")
         error = (cause.reason or str(cause)).lower().replace("_", " ")

@@ -69,6 +69,17 @@ DICOMPOT = Product("dicompot", "0.1", None, None, 4 << 20)
 
 # --- hostile (non-DICOM) behaviours, implemented in dicomguard.lab.hostile ----------------------
 HOSTILE_BEHAVIOURS = ("http", "ssh", "silent", "abort", "garbage", "giant-length")
+#: issue 12's hostile peers (lab.hostile.behaviour); not in the default fleet, which keeps its
+#: personas: the scanner-integrity tests start them beside a fleet
+INTEGRITY_BEHAVIOURS = (
+    "accept-then-silence",
+    "endless-pending",
+    "slow-pending",
+    "malformed-ac-context-id-0",
+    "malformed-ac-sub-item-0x10",
+    "tls-junk",
+    "busy",
+)
 
 #: the guessable called AE title (present in every scanner's wordlist)
 GUESSABLE_CALLED_AET = "PACS"

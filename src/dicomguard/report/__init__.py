@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-FORMATS = ("html", "csv", "sarif", "json", "defectdojo")
+FORMATS = ("html", "csv", "sarif", "json", "defectdojo", "parquet")
 #: file name extension of each format
 EXTENSIONS = {
     "html": ".html",
@@ -12,14 +13,27 @@ EXTENSIONS = {
     "sarif": ".sarif",
     "json": ".json",
     "defectdojo": ".defectdojo.json",
+    "parquet": ".parquet",
 }
 
 
-def render(db: str | Path, fmt: str) -> str:
-    """The report of the scan in ``db`` in one of :data:`FORMATS`."""
+def render(db: str | Path, fmt: str, *, geoip: Sequence[str | Path] = ()) -> str | bytes:
+    """The report of the scan in ``db`` in one of :data:`FORMATS` (parquet: bytes).
+
+    ``geoip``: MaxMind DB files; records get ``country``/``asn``/``as_org`` from them first.
+    """
     from ..store.read import load_scan
 
     scan = load_scan(db)
+    if geoip:
+        from ..geoip import GeoIP
+
+        with GeoIP(geoip) as geo:
+            geo.enrich_all(scan.records)
+    if fmt == "parquet":
+        from .parquet import render_parquet
+
+        return render_parquet(scan)
     if fmt == "html":
         from .html import render_html
 

@@ -29,7 +29,14 @@ from ..dul.client import (
     associate,
     scanner_tls_context,
 )
-from ..dul.errors import ConnectFailed, DulError, PeerAborted, PeerTimeout
+from ..dul.errors import (
+    BudgetExhausted,
+    ConnectFailed,
+    DulError,
+    PeerAborted,
+    PeerTimeout,
+    error_fields,
+)
 from ..dul.negotiation import (
     AssociateRequest,
     Reject,
@@ -174,13 +181,20 @@ class _Prober:
         accepting connections (ConnectFailed) still ends the assessment."""
         try:
             return await self.attempt(called, **kwargs)
-        except ConnectFailed:
+        except (ConnectFailed, BudgetExhausted):
             raise
         except DulError:
             return None
 
     def budget_left(self) -> bool:
         return self.guesses < self.opts.max_aet_guesses
+
+
+def note_error(r: EndpointResult, exc: BaseException, text: str | None = None) -> None:
+    """Record a failure: ``error`` (text), ``error_kind`` and ``error_evidence`` (dul.errors)."""
+    r.error = text if text is not None else describe_error(exc)
+    fields = error_fields(exc)
+    r.error_kind, r.error_evidence = fields["error_kind"], fields["error_evidence"]
 
 
 def describe_error(exc: BaseException) -> str:
@@ -199,14 +213,16 @@ async def assess(
     pace: Pace = _no_pace,
     fingerprints: FingerprintDB | None = None,
     archives: ArchiveCache | None = None,
+    result: EndpointResult | None = None,
 ) -> EndpointResult:
     """Run every read-only check on one endpoint. Never raises for anything the peer does.
 
     ``archives`` (one per scan) lets a second port of a host that fronts the same archive
-    reuse its count after one confirming query.
+    reuse its count after one confirming query. ``result``, if given, is filled in place, so
+    the engine keeps what was learned when it cuts an endpoint off at its budget.
     """
     started = time.monotonic()
-    result = EndpointResult(host, port)
+    result = result if result is not None else EndpointResult(host, port)
     prober = _Prober(host, port, opts, pace)
     prober.archives = archives
     try:
@@ -222,9 +238,10 @@ async def assess(
                     _judge_mutual_tls(result, opts)
     except ConnectFailed as exc:
         result.state = exc.state if not result.dicom else result.state
-        result.error = result.error or exc.detail
+        if result.error is None:
+            note_error(result, exc, exc.detail)
     except DulError as exc:  # a peer that misbehaves half-way through the assessment
-        result.error = describe_error(exc)
+        note_error(result, exc)
     if operations.enforced_per_operation(result.operations):
         # the calling AE (or the source) is judged per operation, not at association time:
         # "any calling AE (verified)" would be false, and no association-level check was seen
@@ -360,14 +377,14 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
         raise
     except DulError as plain_error:
         if not opts.try_tls:
-            r.error = describe_error(plain_error)
+            note_error(r, plain_error)
             return
         try:
             first = await p.attempt(
                 opts.probe_called_aet, syntaxes=syntaxes, ssl_context=scanner_tls_context()
             )
         except ConnectFailed as tls_error:
-            r.error = describe_error(plain_error)
+            note_error(r, plain_error)
             # a TLS alert (not a timeout or a reset) is a TLS server refusing our handshake,
             # e.g. a TLS 1.2 server that requires a client certificate (alert 40): the TLS
             # probe tells which, and mutual TLS is then judged (_judge_mutual_tls)
@@ -375,7 +392,7 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
             return
         except DulError:
             p.tls_only = True  # the handshake completed; what followed was not DICOM
-            r.error = describe_error(plain_error)
+            note_error(r, plain_error)
             return
         p.ssl = scanner_tls_context()
         r.tls = True
@@ -451,8 +468,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
             await _drop_if_broken(assoc, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):
-                if not negotiated[name]:
-                    continue
+                if not negotiated[name] or _silent(ops):
+                    continue  # a peer that stopped answering is not asked again and again
                 current = await _live(p, current)
                 if current is None:
                     break
@@ -460,10 +477,14 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                 await _drop_if_broken(current, ops[name])
         # count where a query was answered, or failed without being refused (a failure
         # status or silence says nothing about access; the count's own queries will)
-        worth_counting = any(
+        echo_silent = _silent(ops).get("verification")
+        worth_counting = echo_silent is None and any(
             ops.get(n, {}).get("state") in (operations.ANSWERED, operations.FAILED)
             for n in ("find_study_root", "find_patient_root", "worklist")
         )
+        if echo_silent is not None and r.error is None:
+            # an AC, then silence (issue 12's accept-then-silence): the record says so
+            note_error(r, PeerTimeout(echo_silent), f"silent: {echo_silent}")
         if p.opts.exposure is not None and not p.opts.discovery and worth_counting:
             current = await _live(p, current)
             if current is not None:
@@ -491,12 +512,28 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                         await _drop_if_broken(current, got)
         if current is not None:
             await current.release()
-    except DulError:
+    except DulError as exc:  # e.g. an AC, then silence: say so in the record (issue 12)
+        note_error(r, exc)
         if current is not None:
             await current.abort()
     finally:
         r.operations = ops
         r.services, r.services_confidence = operations.open_services(negotiated, ops)
+
+
+def _silent(ops: dict[str, dict[str, Any]]) -> dict[str, str]:
+    """Operations the peer never answered (state failed, no status): name -> detail.
+
+    After one, no further service is probed: each probe of a peer that stopped answering costs
+    a new association and a full timeout, and the per-endpoint budget would end the endpoint
+    instead. The exposure count still runs unless the C-ECHO itself went unanswered (an AC,
+    then silence: issue 12's accept-then-silence), since a server may answer a real query with
+    records and stall only on the probe's (dicom-rs #434)."""
+    return {
+        name: str(op["detail"])
+        for name, op in ops.items()
+        if op["state"] == operations.FAILED and op["status"] is None
+    }
 
 
 def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -> None:

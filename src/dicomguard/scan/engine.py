@@ -5,19 +5,36 @@ number of TCP connects in flight, so memory depends on the concurrency, not on t
 address space. Endpoints that accept go to the assessment stage (:func:`.assess.assess`), with at
 most ``concurrency`` at once and ``per_host`` per machine. The token bucket bounds new
 connections per second over both stages.
+
+One endpoint never costs the rest (issue 12). The engine, not each probe, holds every
+assessment to a budget: ``endpoint_budget`` seconds of its own time (waits for the shared rate
+limiter do not count, so a slow ``--rate`` does not eat it) and ``endpoint_connections`` new
+connections (associations, TLS handshakes, HTTP requests). When either runs out, every stream
+the endpoint still holds is ended (A-ABORT where an association is up) and the record keeps
+what was learned, with ``error_kind`` "budget". An exception that is not the peer's doing
+(a bug) becomes that endpoint's ``error_kind`` "internal" record, never the scan's end. An
+A-ASSOCIATE-RJ that says "try later" (result 2 transient, source 3: congestion or local
+limit exceeded, PS3.8 Table 9-21) sends the endpoint back to the queue after a backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import heapq
+import logging
 import socket
 import time
+import zlib
 from collections import Counter, deque
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .assess import ProbeOptions, assess
+from ..dul.client import Connections, current_connections
+from ..dul.errors import BudgetExhausted
+from .assess import ProbeOptions, assess, derive_findings
 from .exposure import ArchiveCache
 from .fingerprint import load_database
 from .ratelimit import RateLimiter
@@ -30,6 +47,32 @@ Sink = Callable[[EndpointResult], None]
 Progress = Callable[[int, EndpointResult], None]
 #: called once per target index when everything for it is finished (for resume bookkeeping)
 Done = Callable[[int], None]
+
+log = logging.getLogger(__name__)
+
+
+def utc_timestamp() -> str:
+    """Now, ISO 8601 in UTC with milliseconds (a record's ``measured_at``)."""
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def shard_of(host: str, shards: int) -> int:
+    """The worker that scans every endpoint of ``host`` (issue 12: --per-host and the
+    same-archive link hold only if one process sees all of a host's ports). CRC-32, not
+    ``hash()``: it must not change between processes."""
+    return zlib.crc32(host.encode("utf-8", "replace")) % shards if shards > 1 else 0
+
+
+class Closed:
+    """What the progress callback sees for an endpoint that did not accept."""
+
+    dicom = False
+    tls = False
+
+    def __init__(self, state: str) -> None:
+        self.state = state
 
 
 @dataclass
@@ -45,11 +88,22 @@ class ScanConfig:
     connect_concurrency: int = 1024
     #: "syn" (raw half-open probes, needs root), "connect", or "auto" (syn when possible)
     sweep: str = "auto"
-    #: (k, n): scan only the target indices with seq % n == k (one worker of a parallel scan)
+    #: (k, n): scan only the hosts with shard_of(host, n) == k (one worker of a parallel scan)
     shard: tuple[int, int] = (0, 1)
     #: first target index to scan, and indices past it already done (resume)
     start: int = 0
     skip: frozenset[int] = frozenset()
+    #: seconds one endpoint's assessment may take, waits for the rate limiter excluded
+    #: (0 = no limit); a record cut off here says error_kind "budget"
+    endpoint_budget: float = 120.0
+    #: new connections (associations, TLS handshakes, HTTP requests) one endpoint may cost
+    endpoint_connections: int = 200
+    #: how often an endpoint answering with a transient reject is assessed again, and the
+    #: first wait (seconds, doubled each time)
+    transient_retries: int = 2
+    retry_backoff: float = 5.0
+    #: written into every record (``scan_id``): the id of the scan database
+    scan_id: str | None = None
 
 
 @dataclass
@@ -107,7 +161,9 @@ class _Endpoints:
     def __next__(self) -> tuple[int, str, int] | None:
         while True:
             if self.ready:
-                return self.ready.popleft()
+                item = self.ready.popleft()
+                self.engine._announce(item[0], item[1])
+                return item
             if self.exhausted:
                 if self.resolving:
                     return None
@@ -117,10 +173,13 @@ class _Endpoints:
             except StopIteration:
                 self.exhausted = True
                 continue
-            if seq % self.shards != self.shard or seq in self.engine.config.skip:
+            if seq in self.engine.config.skip:
+                continue
+            if self.shards > 1 and shard_of(host, self.shards) != self.shard:
                 continue
             if self.literals or _is_ip(host):
                 self.engine._pending[seq] = 1
+                self.engine._announce(seq, host)
                 return seq, host, port
             self.resolving += 1
             self.engine._spawn(self._resolve(seq, host, port))
@@ -138,6 +197,113 @@ class _Endpoints:
             self.ready.extend((seq, a, port) for a in addresses)
         if self.engine._sweep is not None:
             self.engine._sweep.refill()
+
+
+#: the target index and budget deadline of the assessment running in this task
+_current_seq: contextvars.ContextVar[int] = contextvars.ContextVar("dicomguard_seq", default=-1)
+_current_deadline: contextvars.ContextVar[asyncio.Timeout | None] = contextvars.ContextVar(
+    "dicomguard_deadline", default=None
+)
+
+
+@contextlib.asynccontextmanager
+async def _paused(deadline: asyncio.Timeout | None) -> AsyncIterator[None]:
+    """Stop an endpoint's budget clock for the duration of a wait that is not its own (the
+    shared rate limiter, a host's turn at the archive cache), then restart it with what was
+    left."""
+    when = deadline.when() if deadline is not None else None
+    if deadline is None or when is None or deadline.expired():
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    left = when - loop.time()
+    deadline.reschedule(None)
+    try:
+        yield
+    finally:
+        deadline.reschedule(loop.time() + max(left, 0.0))
+
+
+class _ArchiveTurns:
+    """Turns at the archive cache (exposure.ArchiveCache): the endpoints of one host measure
+    in target order, so which port is counted and which is marked ``same_archive_as`` does not
+    depend on which association happened to be faster (issue 12: records identical whatever
+    the timing or the number of workers).
+
+    A host's endpoint waits for its turn only while a lower index of the same host is being
+    assessed (it holds a per-host slot: it is expected from the start of its assessment) and
+    has not finished with the cache, so the wait cannot deadlock; the backlog releases a
+    host's endpoints lowest first, so the lower one is there first. The wait does not count
+    against the endpoint's budget.
+    """
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[int]] = {}
+        self._events: dict[str, asyncio.Event] = {}
+
+    def expect(self, host: str, seq: int) -> None:
+        self._waiting.setdefault(host, set()).add(seq)
+
+    def done(self, host: str, seq: int) -> None:
+        waiting = self._waiting.get(host)
+        if waiting is None or seq not in waiting:
+            return
+        waiting.discard(seq)
+        if not waiting:
+            del self._waiting[host]
+        event = self._events.pop(host, None)
+        if event is not None:
+            event.set()  # every waiter of the host looks again
+
+    @contextlib.asynccontextmanager
+    async def turn(self, host: str, lock: asyncio.Lock) -> AsyncIterator[None]:
+        seq = _current_seq.get()
+        async with _paused(_current_deadline.get()):  # waiting for a turn is not our time
+            while any(s < seq for s in self._waiting.get(host, ())):
+                await self._events.setdefault(host, asyncio.Event()).wait()
+        async with lock:
+            try:
+                yield
+            finally:
+                self.done(host, seq)
+
+    def view(self, archives: ArchiveCache) -> ArchiveCache:
+        return _TurnArchives(archives, self)
+
+
+class _TurnArchives(ArchiveCache):
+    """The scan's ArchiveCache, with :class:`_ArchiveTurns` in front of its per-host lock."""
+
+    def __init__(self, inner: ArchiveCache, turns: _ArchiveTurns) -> None:
+        self._inner = inner
+        self._turns = turns
+
+    def lock(self, host: str) -> Any:
+        return self._turns.turn(host, self._inner.lock(host))
+
+    def lookup(self, host: str, key: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], dict]]:
+        return self._inner.lookup(host, key)
+
+    def remember(
+        self, host: str, key: tuple[Any, ...], signature: tuple[Any, ...], exposure: dict
+    ) -> None:
+        self._inner.remember(host, key, signature, exposure)
+
+
+def is_transient(result: EndpointResult) -> bool:
+    """An A-ASSOCIATE-RJ that asks to come back later: result 2 (rejected-transient) from the
+    presentation service provider (source 3: temporary congestion, local limit exceeded).
+
+    Not (2, 2, 1): pynetdicom sends that for refused user identities, a permanent answer in
+    practice (negotiation.Reject.may_mean_authentication).
+    """
+    rej = result.reject
+    return (
+        bool(rej)
+        and rej.get("result") == 2
+        and rej.get("source") == 3
+        and not (result.services and any(result.services.values()))
+    )
 
 
 class Engine:
@@ -174,6 +340,14 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._assessing = 0
         self._backlog: deque[tuple[int, str, int]] = deque()
+        #: assessments already made of an endpoint sent back by a transient reject
+        self._attempts: dict[tuple[int, str, int], int] = {}
+        #: per host: target indices handed to the sweep and not yet answered, and open
+        #: endpoints held back until every lower index of their host is answered, so a host's
+        #: endpoints are assessed in target order (issue 12: records independent of timing)
+        self._sweeping: dict[str, set[int]] = {}
+        self._held: dict[str, list[tuple[int, str, int]]] = {}
+        self._archive_turns = _ArchiveTurns()
         self._errors: list[BaseException] = []
         self._sweep: Sweep | None = None
         self._all_done: asyncio.Event | None = None
@@ -235,20 +409,51 @@ class Engine:
         addrs = list(dict.fromkeys(str(i[4][0]) for i in infos))
         return [a for a in addrs if not self.config.targets.is_excluded(a)]
 
-    def _verdict(self, seq: int, host: str, port: int, state: str) -> None:
-        """The sweep's answer for one endpoint: assess it if open, else record it."""
-        if state != "open":
-            if self.on_closed is not None and not self.report_closed and not self.progress:
-                self.stats.endpoints += 1
-                self.stats.states[state] += 1
-                self._done += 1
-                self.on_closed(seq, state)
-                self._finish_seq(seq)
-            else:
-                self._emit(seq, EndpointResult(host, port, state=state))
+    def _announce(self, seq: int, host: str) -> None:
+        """The sweep is about to probe target ``seq`` on ``host``."""
+        self._sweeping.setdefault(host, set()).add(seq)
+
+    def _answered(self, seq: int, host: str, open_port: int | None) -> None:
+        """The sweep answered ``seq``; release the host's open endpoints whose lower indices
+        are all answered, lowest first, to the assessment backlog."""
+        sweeping = self._sweeping.get(host)
+        if sweeping is not None:
+            sweeping.discard(seq)
+            if not sweeping:
+                del self._sweeping[host]
+        held = self._held.get(host)
+        if open_port is not None:
+            if held is None:
+                held = self._held[host] = []
+            heapq.heappush(held, (seq, host, open_port))
+        if not held:
             return
-        self._backlog.append((seq, host, port))
+        lowest = min(sweeping) if sweeping else None
+        while held and (lowest is None or held[0][0] < lowest):
+            entry = heapq.heappop(held)
+            self._backlog.append(entry)
+        if not held:
+            del self._held[host]
         self._drain_backlog()
+
+    def _verdict(self, seq: int, host: str, port: int, state: str) -> None:
+        """The sweep's answer for one endpoint: assess it if open, else record it.
+
+        A closed endpoint is counted the same way whether or not a progress display is
+        attached (issue 12: the display used to decide what was stored)."""
+        self._answered(seq, host, port if state == "open" else None)
+        if state != "open":
+            if self.report_closed or self.on_closed is None:
+                self._emit(seq, EndpointResult(host, port, state=state))
+                return
+            self.stats.endpoints += 1
+            self.stats.states[state] += 1
+            self._done += 1
+            self.on_closed(seq, state)
+            if self.progress:
+                self.progress(self._done, Closed(state))  # type: ignore[arg-type]
+            self._finish_seq(seq)
+            return
 
     def _drain_backlog(self) -> None:
         while self._backlog and self._assessing < self.config.concurrency:
@@ -264,14 +469,7 @@ class Engine:
         self._hosts[host] = (sem, users + 1)
         try:
             async with sem:
-                result = await assess(
-                    host,
-                    port,
-                    self.config.probe,
-                    pace=self.limiter.acquire,
-                    fingerprints=self._fingerprints,
-                    archives=self._archives,
-                )
+                result = await self._assess_bounded(seq, host, port)
         finally:
             sem, users = self._hosts[host]
             if users == 1:
@@ -279,17 +477,99 @@ class Engine:
             else:
                 self._hosts[host] = (sem, users - 1)
             self._assessing -= 1
-        self._emit(seq, result)
+        key = (seq, host, port)
+        attempt = self._attempts.pop(key, 0) + 1
+        if is_transient(result) and attempt <= self.config.transient_retries:
+            self._attempts[key] = attempt
+            self._spawn(self._retry_later(key, self.config.retry_backoff * 2 ** (attempt - 1)))
+        else:
+            result.attempts = attempt
+            self._emit(seq, result)
         self._drain_backlog()
         if self._sweep is not None:
             self._sweep.refill()
 
+    async def _retry_later(self, key: tuple[int, str, int], delay: float) -> None:
+        """Back to the queue after ``delay`` seconds; the rate limiter and the per-host limit
+        apply to the retry as to any assessment."""
+        await asyncio.sleep(delay)
+        self._backlog.append(key)
+        self._drain_backlog()
+
+    async def _assess_bounded(self, seq: int, host: str, port: int) -> EndpointResult:
+        """One assessment within the endpoint budget (seconds and connections)."""
+        config = self.config
+        seq_token = seq
+        _current_seq.set(seq)
+        # expected at the cache only while assessing (holding a per-host slot): a waiter
+        # never waits for an endpoint that waits for a slot (no deadlock, retries included)
+        self._archive_turns.expect(host, seq)
+        result = EndpointResult(host, port)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        connections = 0
+        tracker = Connections()
+        token = current_connections.set(tracker)
+        budget = config.endpoint_budget if config.endpoint_budget > 0 else None
+        try:
+            async with asyncio.timeout(budget) as deadline:
+                _current_deadline.set(deadline)
+
+                async def pace() -> None:
+                    nonlocal connections
+                    if connections >= config.endpoint_connections:
+                        raise BudgetExhausted(
+                            f"endpoint budget of {config.endpoint_connections} connections spent"
+                        )
+                    connections += 1
+                    if self.limiter.try_take() == 0:
+                        return
+                    async with _paused(deadline):  # the limiter's wait is not ours
+                        await self.limiter.acquire()
+
+                await assess(
+                    host,
+                    port,
+                    config.probe,
+                    pace=pace,
+                    fingerprints=self._fingerprints,
+                    archives=self._archive_turns.view(self._archives),
+                    result=result,
+                )
+        except TimeoutError:
+            self._cut_off(result, f"endpoint budget of {config.endpoint_budget:g}s spent")
+            result.associations = result.associations or connections
+            result.elapsed_ms = int((loop.time() - started) * 1000)
+        except Exception as exc:  # a bug, not the peer: this endpoint's record, not the scan's end
+            log.exception("assessment of %s:%d failed", host, port)
+            result.error = f"internal error: {type(exc).__name__}: {exc}"
+            result.error_kind = "internal"
+            result.state = "open"
+        finally:
+            tracker.abort_all()
+            current_connections.reset(token)
+            self._archive_turns.done(host, seq_token)
+        return result
+
+    def _cut_off(self, result: EndpointResult, why: str) -> None:
+        result.error = why if result.error is None else f"{why}; before that: {result.error}"
+        result.error_kind = "budget"
+        if result.state == "open":
+            try:
+                result.findings = derive_findings(result)
+            except Exception:  # findings of a half-filled record: best effort
+                log.exception("findings of %s:%d", result.host, result.port)
+
     def _emit(self, seq: int, result: EndpointResult) -> None:
         result.seq = seq
+        result.measured_at = utc_timestamp()
+        result.scan_id = self.config.scan_id
         self.stats.add(result)
         self._done += 1
         if result.state == "open" or self.report_closed:
             self.sink(result)
+        elif self.on_closed is not None:
+            self.on_closed(seq, result.state)
         if self.progress:
             self.progress(self._done, result)
         self._finish_seq(seq)

@@ -154,7 +154,13 @@ async def _probe_find_once(assoc: Association, service: str, level: str | None) 
         async for _ in assoc.find_raw(sop_class, identifier, max_results=10):
             matches += 1
     except DulError as exc:
-        return _on_error(exc, "C-FIND")
+        if not matches:
+            return _on_error(exc, "C-FIND")
+        # answers came, then the query broke (a peer that answers Pending for ever and ignores
+        # C-CANCEL, issue 12): the operation was performed, and the answers are nonsense
+        out = record(ANSWERED, None, f"C-FIND: {matches} answers, then {_describe(exc)}")
+        out["nonsense_matches"] = matches
+        return out
     status = assoc.last_status
     state = classify_find(status)
     text = "none" if status is None else f"0x{status:04X}"

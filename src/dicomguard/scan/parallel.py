@@ -2,8 +2,13 @@
 
 A single Python process tops out at roughly 30 thousand probes per second, most of it spent in
 the interpreter, not in the kernel. Forked workers each run an ordinary :class:`Engine` on the
-indices ``seq % n == k`` and stream their results back; the parent stays the only writer of the
-store, so resume bookkeeping is exactly that of a single-process scan.
+hosts with ``engine.shard_of(host, n) == k`` and stream their results back; the parent stays
+the only writer of the store, so resume bookkeeping is exactly that of a single-process scan.
+
+Sharded by host, not by target index (issue 12): all ports of one host land in one worker, so
+``--per-host`` holds across workers and the link between two ports fronting one archive
+(exposure.ArchiveCache) is seen by the process that counts it. Each worker gets ``rate / n``,
+so the sum holds the ``--rate`` promise (ratelimit.py) in every second.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import fields, replace
 from typing import Any
 
-from .engine import Done, Engine, Progress, ScanConfig, ScanStats, Sink
+from .engine import Closed, Done, Engine, Progress, ScanConfig, ScanStats, Sink
 from .result import EndpointResult
 
 _RESULT_FIELDS = {f.name for f in fields(EndpointResult)}
@@ -27,14 +32,8 @@ BATCH = 2048
 FLUSH_SECONDS = 0.2
 
 
-class _Closed:
-    """What the progress callback sees for an endpoint that did not accept."""
-
-    dicom = False
-    tls = False
-
-    def __init__(self, state: str) -> None:
-        self.state = state
+class WorkerFailed(RuntimeError):
+    """A worker process failed or died; what the parent stored before stays resumable."""
 
 
 #: below this many endpoints one process does the whole scan. A worker costs a fork and a pipe
@@ -126,7 +125,7 @@ def run(
                                     on_done(seq)
                         done += len(seqs)
                         if progress is not None:
-                            progress(done, _Closed(state))  # type: ignore[arg-type]
+                            progress(done, Closed(state))  # type: ignore[arg-type]
                     elif kind == "r":
                         result = EndpointResult(
                             **{k: v for k, v in msg[1].items() if k in _RESULT_FIELDS}
@@ -142,7 +141,7 @@ def run(
                     elif kind == "end":
                         live.discard(conn)
                     elif kind == "error":
-                        raise RuntimeError(f"scan worker failed: {msg[1]}")
+                        raise WorkerFailed(f"scan worker failed: {msg[1]}")
     finally:
         for proc in procs:
             proc.join(timeout=5)
@@ -151,7 +150,7 @@ def run(
                 proc.join()
     failed = [p.name for p in procs if p.exitcode not in (0, None)]
     if failed:
-        raise RuntimeError(f"scan worker(s) {', '.join(failed)} died")
+        raise WorkerFailed(f"scan worker(s) {', '.join(failed)} died")
     stats.finished = time.time()
     return stats
 

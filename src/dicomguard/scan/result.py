@@ -86,6 +86,16 @@ class EndpointResult:
     web: dict[str, Any] | None = None
     #: only with --intrusive (scan.intrusive): C-STORE and C-MOVE results
     intrusive: dict[str, Any] | None = None
+    #: what kind of failure ``error`` is (dul.errors ``kind``: "malformed", "timeout",
+    #: "budget", ...), and the offending bytes (hex, at most 256 bytes) when there are some
+    error_kind: str | None = None
+    error_evidence: str | None = None
+    #: when the endpoint's measurement finished (ISO 8601, UTC) and the scan it belongs to
+    measured_at: str | None = None
+    scan_id: str | None = None
+    #: assessments of this endpoint: > 1 when transient rejects (A-ASSOCIATE-RJ result 2,
+    #: source 3: congestion, local limit) were retried later in the scan
+    attempts: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict of the record (shares the nested dicts: callers serialise, not mutate).

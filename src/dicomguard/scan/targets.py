@@ -14,16 +14,13 @@ sides as networks), O(1) resume, or masscan/zmap/nmap output import.
 from __future__ import annotations
 
 import bisect
-import csv
-import io
+import hashlib
 import ipaddress
 import itertools
-import json
 import math
 import re
 import socket
-import xml.etree.ElementTree as ET
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -33,12 +30,14 @@ __all__ = [
     "FileTarget",
     "TargetError",
     "TargetSet",
+    "Unresolved",
     "build_targets",
     "detect_input_format",
     "is_loopback",
     "only_loopback",
     "parse_ports",
     "read_input_file",
+    "resolve_names",
 ]
 
 #: DICOM's well-known port, the common unprivileged one, Orthanc's, and DICOM-TLS (2762) / ISCL.
@@ -382,205 +381,24 @@ class FileTarget(NamedTuple):
     origin: str
 
 
-InputFormat = Literal["nmap-xml", "masscan-json", "masscan-list", "grepable", "zmap-csv", "list"]
-
-_MASSCAN_LINE = re.compile(r"(open|closed|banner)\s+(\w+)\s+(\d+)\s+(\S+)(?:\s+.*)?")
-
-
-def detect_input_format(head: str) -> InputFormat:
-    """Guess a file's format from its first few KB (what -iL needs to autodetect)."""
-    stripped = head.lstrip("\ufeff \t\r\n")
-    if stripped.startswith("<"):
-        return "nmap-xml"
-    if stripped.startswith(("[", "{")):
-        return "masscan-json"
-    if stripped.startswith("#masscan"):
-        return "masscan-list"
-    for line in stripped.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if _MASSCAN_LINE.fullmatch(line):
-            return "masscan-list"
-        if line.startswith(("Host:", "Timestamp:")):
-            return "grepable"
-        if "," in line and "saddr" in (f.strip() for f in line.split(",")):
-            return "zmap-csv"
-        return "list"
-    return "list"
-
-
 def read_input_file(path: Path | str) -> list[FileTarget]:
-    """Read targets from ``path``, autodetecting the format.
+    """Read an -iL file (``"-"`` = stdin): see :func:`dicomguard.scan.inputs.read_input_file`."""
+    from .inputs import read_input_file as read
 
-    Plain lists (``-iL``, zmap's one-IP-per-line) give specs that take the ``-p`` ports.
-    Scanner output (masscan -oL/-oJ, nmap -oX, -oG, zmap CSV with a port column) gives one entry
-    per host with the open TCP ports found for it, which replace ``-p`` for that host: the
-    earlier scan already said where to look.
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8", errors="replace")
-    fmt = detect_input_format(text[:65536])
-    if fmt == "nmap-xml":
-        return _read_nmap_xml(path, text)
-    if fmt == "masscan-json":
-        return _read_masscan_json(path, text)
-    if fmt == "masscan-list":
-        return _read_masscan_list(path, text)
-    if fmt == "grepable":
-        return _read_grepable(path, text)
-    if fmt == "zmap-csv":
-        return _read_zmap_csv(path, text)
-    return [FileTarget(spec, None, origin) for origin, spec in _list_specs(path, text)]
+    return read(path)
+
+
+def detect_input_format(head: str) -> str:
+    """Guess an -iL file's format: see :func:`dicomguard.scan.inputs.detect_input_format`."""
+    from .inputs import detect_input_format as detect
+
+    return detect(head)
 
 
 def _list_specs(path: Path, text: str) -> Iterator[tuple[str, str]]:
     for lineno, line in enumerate(text.splitlines(), 1):
         for spec in split_specs(line.split("#", 1)[0]):
             yield f"{path}:{lineno}", spec
-
-
-class _PortCollector:
-    """Aggregates host:port pairs per host, in first-seen host order, validating as it goes."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.hosts: dict[str, tuple[dict[int, None], str]] = {}
-
-    def add(self, host: str, port: object, where: str) -> None:
-        origin = f"{self.path}:{where}"
-        try:
-            ip = str(ipaddress.ip_address(host.strip().strip("[]")))
-        except ValueError:
-            raise TargetError(f"{origin}: {host!r} is not an IP address") from None
-        try:
-            p = int(str(port))
-        except ValueError:
-            raise TargetError(f"{origin}: port {port!r} is not a number") from None
-        if not 1 <= p <= 65535:
-            raise TargetError(f"{origin}: port {p} is outside 1-65535")
-        entry = self.hosts.setdefault(ip, ({}, origin))
-        entry[0].setdefault(p)
-
-    def result(self) -> list[FileTarget]:
-        return [FileTarget(h, tuple(sorted(ports)), o) for h, (ports, o) in self.hosts.items()]
-
-
-def _read_masscan_list(path: Path, text: str) -> list[FileTarget]:
-    found = _PortCollector(path)
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = _MASSCAN_LINE.fullmatch(line)
-        if not m:
-            raise TargetError(f"{path}:{lineno}: not a masscan -oL line: {line[:80]!r}")
-        state, proto, port, ip = m.groups()
-        if state == "open" and proto == "tcp":
-            found.add(ip, port, str(lineno))
-    return found.result()
-
-
-def _read_masscan_json(path: Path, text: str) -> list[FileTarget]:
-    # masscan -oJ writes one record per line and, in many versions, a comma before the final
-    # "]" that makes the whole file invalid JSON; --ndjson writes bare lines. Try the whole
-    # document first, then fall back to one record per line.
-    records: list[tuple[str, object]] = []
-    try:
-        data = json.loads(re.sub(r",\s*\]\s*$", "]", text.strip()))
-        items = data if isinstance(data, list) else [data]
-        records = [(f"record {i}", r) for i, r in enumerate(items, 1)]
-    except json.JSONDecodeError:
-        for lineno, line in enumerate(text.splitlines(), 1):
-            line = line.strip().rstrip(",")
-            if line in ("", "[", "]"):
-                continue
-            try:
-                records.append((f"{lineno}", json.loads(line)))
-            except json.JSONDecodeError as exc:
-                raise TargetError(f"{path}:{lineno}: not masscan JSON ({exc.msg})") from None
-    found = _PortCollector(path)
-    for where, rec in records:
-        if not isinstance(rec, dict) or "ip" not in rec:
-            raise TargetError(f"{path}:{where}: masscan record without an 'ip' field")
-        for entry in rec.get("ports") or ():
-            if not isinstance(entry, dict) or "port" not in entry:
-                raise TargetError(f"{path}:{where}: masscan port entry without a 'port' field")
-            # banner records carry no status, but a banner means the port was open
-            if entry.get("proto", "tcp") == "tcp" and entry.get("status", "open") == "open":
-                found.add(str(rec["ip"]), entry["port"], where)
-    return found.result()
-
-
-def _read_grepable(path: Path, text: str) -> list[FileTarget]:
-    found = _PortCollector(path)
-    for lineno, line in enumerate(text.splitlines(), 1):
-        host = re.search(r"Host:\s+(\S+)", line)
-        ports = re.search(r"Ports:\s+([^\t]*)", line)
-        if not host or not ports:
-            continue  # comments, "Status: Up" lines
-        for entry in ports.group(1).split(","):
-            fields = entry.strip().split("/")
-            if len(fields) >= 3 and fields[1] == "open" and fields[2] == "tcp":
-                found.add(host.group(1), fields[0], str(lineno))
-    return found.result()
-
-
-def _read_zmap_csv(path: Path, text: str) -> list[FileTarget]:
-    reader = csv.DictReader(io.StringIO(text))
-    fields = [f.strip() for f in reader.fieldnames or ()]
-    reader.fieldnames = fields
-    # zmap's response fields: saddr answered, from sport (= the port probed). Without a sport
-    # column the rows are plain hosts and take -p.
-    has_port = "sport" in fields
-    found = _PortCollector(path)
-    plain: list[FileTarget] = []
-    for row in reader:
-        where = str(reader.line_num)
-        if "success" in row and str(row["success"]).strip().lower() not in ("1", "true"):
-            continue
-        saddr = (row.get("saddr") or "").strip()
-        if not saddr:
-            continue
-        if has_port:
-            found.add(saddr, (row.get("sport") or "").strip(), where)
-        else:
-            plain.append(FileTarget(saddr, None, f"{path}:{where}"))
-    return found.result() if has_port else plain
-
-
-def _read_nmap_xml(path: Path, text: str) -> list[FileTarget]:
-    # ElementTree never fetches external entities, and the bundled expat (>= 2.4.1) refuses
-    # billion-laughs expansion, so scanner files from elsewhere are safe to parse here.
-    found = _PortCollector(path)
-    hosts = 0
-    try:
-        for _, elem in ET.iterparse(io.StringIO(text), events=("end",)):
-            if elem.tag != "host":
-                continue
-            hosts += 1
-            addrs = [
-                a.get("addr", "")
-                for a in elem.iter("address")
-                if a.get("addrtype") in ("ipv4", "ipv6")
-            ]
-            if addrs:
-                for port in elem.iter("port"):
-                    state = port.find("state")
-                    if (
-                        port.get("protocol") == "tcp"
-                        and state is not None
-                        and state.get("state") == "open"
-                    ):
-                        found.add(addrs[0], port.get("portid", ""), f"host {hosts}")
-            elem.clear()
-    except ET.ParseError as exc:
-        # an interrupted nmap leaves the file unterminated; the hosts written so far are good
-        if "no element found" not in str(exc):
-            raise TargetError(f"{path}: not valid nmap XML ({exc})") from None
-    if "<nmaprun" not in text[:65536]:
-        raise TargetError(f"{path}: XML but not nmap -oX output (no <nmaprun>)")
-    return found.result()
 
 
 # ---------------------------------------------------------------------------------- target set
@@ -594,10 +412,50 @@ def _format_v6(n: int) -> str:
     return str(ipaddress.IPv6Address(n))
 
 
+class _Strided:
+    """Every ``step``-th member of an :class:`_Intervals`, by rank in a containing set.
+
+    A shard ``k`` of ``n`` keeps the hosts whose rank (position in the ascending union of all
+    hosts of the target set, plus ``offset``) is ``k`` modulo ``n``. Ranks are contiguous inside
+    each interval, so counting, ``nth`` and iteration stay arithmetic on intervals: a /8 split
+    in 10 costs no more than the /8.
+    """
+
+    __slots__ = ("_cum", "ends", "firsts", "size", "step")
+
+    def __init__(self, hosts: _Intervals, union: _Intervals, offset: int, k: int, n: int) -> None:
+        self.step = n
+        self.firsts: list[int] = []
+        self.ends: list[int] = []
+        counts: list[int] = []
+        for s, e in zip(hosts.starts, hosts.ends, strict=True):
+            i = bisect.bisect_right(union.starts, s) - 1
+            rank = offset + union._cum[i] + (s - union.starts[i])
+            first = s + (k - rank) % n
+            if first <= e:
+                self.firsts.append(first)
+                self.ends.append(e)
+                counts.append((e - first) // n + 1)
+        self._cum = list(itertools.accumulate(counts, initial=0))
+        self.size = self._cum[-1]
+
+    def nth(self, j: int) -> int:
+        i = bisect.bisect_right(self._cum, j) - 1
+        return self.firsts[i] + (j - self._cum[i]) * self.step
+
+    def iter_from(self, j: int) -> Iterator[int]:
+        if j >= self.size:
+            return
+        i = bisect.bisect_right(self._cum, j) - 1
+        yield from range(self.nth(j), self.ends[i] + 1, self.step)
+        for m in range(i + 1, len(self.firsts)):
+            yield from range(self.firsts[m], self.ends[m] + 1, self.step)
+
+
 @dataclass(frozen=True)
 class _AddrBlock:
     family: int
-    hosts: _Intervals
+    hosts: _Intervals | _Strided
     ports: tuple[int, ...]
 
     @property
@@ -675,6 +533,70 @@ class TargetSet:
         self._excluded_names = excluded_names
         self._has_names = any(isinstance(b, _NameBlock) for b in self._blocks)
         self._stride = _golden_stride(self._total)
+        #: the whole target space this set is a shard of (itself when unsharded)
+        self._whole: TargetSet = self
+        #: (k, n): this set is shard k of n of ``_whole``
+        self.shard_of: tuple[int, int] = (0, 1)
+        #: names that could not be resolved while building: (name, origin, reason)
+        self.unresolved: tuple[Unresolved, ...] = ()
+
+    def shard(self, k: int, n: int) -> TargetSet:
+        """Shard ``k`` of ``n`` (0 <= k < n): the hosts whose rank is k modulo n, every port.
+
+        zmap's sharding semantics: the same inputs give the same numbering on every machine,
+        the n shards are disjoint and together cover the set exactly once, and each is an
+        ordinary TargetSet with its own numbering (so its own database and resume). Whole
+        hosts, never single endpoints, go to a shard: all ports of one machine are scanned by
+        one run, so per-host politeness and "two ports front one archive" hold across shards.
+        Ranks interleave (host 0 to shard 0, host 1 to shard 1...) so a dense range spreads
+        evenly. Raises ValueError for k, n out of range.
+        """
+        if not (n >= 1 and 0 <= k < n):
+            raise ValueError(f"shard {k}/{n}: need 0 <= K < N")
+        if n == 1:
+            return self
+        unions = {
+            fam: _Intervals(
+                (s, e)
+                for b in self._blocks
+                if isinstance(b, _AddrBlock) and b.family == fam
+                for s, e in zip(b.hosts.starts, b.hosts.ends, strict=True)  # type: ignore[union-attr]
+            )
+            for fam in (4, 6)
+        }
+        offsets = {4: 0, 6: unions[4].size}
+        name_rank = unions[4].size + unions[6].size
+        blocks: list[_Block] = []
+        for b in self._blocks:
+            if isinstance(b, _NameBlock):
+                first = (k - name_rank) % n
+                blocks.append(_NameBlock(b.names[first::n], b.ports))
+                name_rank += len(b.names)
+            else:
+                assert isinstance(b.hosts, _Intervals)
+                hosts = _Strided(b.hosts, unions[b.family], offsets[b.family], k, n)
+                blocks.append(_AddrBlock(b.family, hosts, b.ports))
+        part = TargetSet(blocks, self._excluded, self._excluded_names)
+        part._whole = self
+        part.shard_of = (k, n)
+        part.unresolved = self.unresolved
+        return part
+
+    def space_digest(self) -> str:
+        """SHA-256 (hex) of the whole target space: hosts, ports and order, not the shard.
+
+        Equal for every shard of one scan; what ``dicomguard merge`` compares.
+        """
+        whole = self._whole
+        h = hashlib.sha256()
+        for b in whole._blocks:
+            if isinstance(b, _NameBlock):
+                h.update(b"names:" + "\n".join(b.names).encode())
+            else:
+                assert isinstance(b.hosts, _Intervals)
+                h.update(f"v{b.family}:{b.hosts.starts}:{b.hosts.ends}".encode())
+            h.update(f"ports:{b.ports};".encode())
+        return h.hexdigest()
 
     def __repr__(self) -> str:
         hosts = sum(b.host_count for b in self._blocks)
@@ -748,6 +670,8 @@ class TargetSet:
 
     def all_loopback(self) -> bool:
         """True if every target is loopback: 127.0.0.0/8, ::1 (or ::ffff:127/104), localhost."""
+        if self._whole is not self:
+            return self._whole.all_loopback()  # a shard of a loopback set is loopback
         for block in self._blocks:
             if isinstance(block, _NameBlock):
                 if any(_name_key(n) != "localhost" for n in block.names):
@@ -807,12 +731,22 @@ def build_targets(
     input_files: Sequence[Path] = (),
     excludes: Iterable[str] = (),
     exclude_files: Sequence[Path] = (),
+    resolve_file_names: bool = False,
+    resolver: Resolver | None = None,
 ) -> TargetSet:
     """Parse everything up front (so a typo fails before the first packet) into a TargetSet.
 
     ``specs`` items may hold several specs separated by whitespace or commas. Hosts listed more
     than once are scanned once. A host that comes from scanner output with its own ports and is
     also covered by a plain spec gets the -p ports plus the extra ports from the file.
+
+    Host names: a word in an input file is a TargetError unless ``resolve_file_names`` (a CSV
+    header or a typo must never turn into DNS queries). With a ``resolver`` (e.g.
+    :func:`resolve_names`) every name, typed or read, is looked up now: its addresses are
+    scanned like typed ones (excludes apply) and each name that does not resolve is left out
+    and listed in ``TargetSet.unresolved`` (name, where it came from, why), never dropped
+    silently. Without a resolver typed names stay unresolved in the set (the engine resolves
+    them as it goes).
     """
     main_ports = _check_ports(ports)
     plain: list[tuple[str, str | None]] = [(s, None) for item in specs for s in split_specs(item)]
@@ -839,18 +773,30 @@ def build_targets(
             excl_pairs[parsed.family].extend(parsed.intervals)
     excluded = {fam: _Intervals(pairs) for fam, pairs in excl_pairs.items()}
 
-    # Groups in first-seen order; key ("a", family, ports) or ("n", ports).
+    # Groups in first-seen order; key ("a", family, ports) or ("n", ports). Specs are parsed
+    # one at a time (a million-line list is never held parsed); names are set aside.
     groups: dict[tuple[object, ...], list[object]] = {}
-    seen_names: set[str] = set()
+    names: list[tuple[str, str | None]] = []
     for spec, origin in plain:
         parsed = _parse_located(spec, origin)
         if isinstance(parsed, _Name):
-            key = _name_key(parsed.name)
-            if key not in excl_names and key not in seen_names:
-                seen_names.add(key)
-                groups.setdefault(("n", main_ports), []).append(parsed.name)
+            names.append((parsed.name, origin))
+            if resolver is None:  # names stay a block of their own, in first-seen place
+                groups.setdefault(("n", main_ports), [])
         else:
             groups.setdefault(("a", parsed.family, main_ports), []).extend(parsed.intervals)
+    resolved, with_ports, unresolved = _resolve_phase(
+        names, with_ports, excl_names, resolve_file_names, resolver
+    )
+    seen_names: set[str] = set()
+    for item, _origin in resolved:
+        if isinstance(item, _Name):
+            key = _name_key(item.name)
+            if key not in excl_names and key not in seen_names:
+                seen_names.add(key)
+                groups.setdefault(("n", main_ports), []).append(item.name)
+        else:
+            groups.setdefault(("a", item.family, main_ports), []).extend(item.intervals)
 
     main = {
         fam: _Intervals(groups.get(("a", fam, main_ports), ())).subtract(excluded[fam])  # type: ignore[arg-type]
@@ -881,4 +827,103 @@ def build_targets(
             fam, block_ports = key[1], key[2]
             hosts = main[fam] if block_ports == main_ports else _Intervals(members)  # type: ignore[arg-type]
             blocks.append(_AddrBlock(fam, hosts, block_ports))  # type: ignore[arg-type]
-    return TargetSet(blocks, excluded, frozenset(excl_names))
+    result = TargetSet(blocks, excluded, frozenset(excl_names))
+    result.unresolved = tuple(unresolved)
+    return result
+
+
+class Unresolved(NamedTuple):
+    """A host name that did not resolve: the name, where it came from, the resolver's reason."""
+
+    name: str
+    origin: str
+    reason: str
+
+
+#: names -> {name: [addresses] or the reason it did not resolve}
+Resolver = Callable[[Sequence[str]], dict[str, "list[str] | str"]]
+
+
+def resolve_names(names: Sequence[str], *, threads: int = 16) -> dict[str, list[str] | str]:
+    """Look names up with the system resolver (getaddrinfo), ``threads`` at a time.
+
+    Returns each name's addresses (deduplicated, resolver order) or, for a name that does not
+    resolve, the resolver's message. Never raises for a name.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(name: str) -> list[str] | str:
+        try:
+            infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        addrs = list(dict.fromkeys(str(i[4][0]) for i in infos))
+        return addrs or "no address"
+
+    if not names:
+        return {}
+    with ThreadPoolExecutor(max_workers=max(1, min(threads, len(names)))) as pool:
+        return dict(zip(names, pool.map(one, names), strict=True))
+
+
+def _resolve_phase(
+    names: list[tuple[str, str | None]],
+    with_ports: list[FileTarget],
+    excl_names: set[str],
+    resolve_file_names: bool,
+    resolver: Resolver | None,
+) -> tuple[list[tuple[_Addr | _Name, str | None]], list[FileTarget], list[Unresolved]]:
+    """Refuse names from files unless allowed; with a resolver, turn names into addresses.
+
+    ``names``: (name, origin) of plain specs that are names (origin None: typed). Returns the
+    plain items to add (addresses, or names left for the engine without a resolver), the
+    ported targets with names replaced by their addresses, and the names that did not resolve.
+    """
+    ported_names = [ft for ft in with_ports if not _is_address(ft.spec)]
+    file_names = [(n, o) for n, o in names if o is not None]
+    file_names += [(ft.spec, ft.origin) for ft in ported_names]
+    if file_names and not resolve_file_names:
+        name, origin = file_names[0]
+        more = f" (and {len(file_names) - 1} more)" if len(file_names) > 1 else ""
+        raise TargetError(
+            f"{origin}: {name!r} is a host name{more}; names read from files are looked up "
+            "only with --resolve-names"
+        )
+    if resolver is None and ported_names:
+        ft = ported_names[0]
+        raise TargetError(f"{ft.origin}: {ft.spec!r} with a port needs its name looked up first")
+    if resolver is None or not (names or ported_names):
+        return [(_Name(n), o) for n, o in names], with_ports, []
+    wanted = [n for n, _ in names] + [ft.spec for ft in ported_names]
+    keys = list(dict.fromkeys(_name_key(n) for n in wanted if _name_key(n) not in excl_names))
+    answers = resolver(keys)
+    unresolved: dict[str, Unresolved] = {}
+
+    def addresses(name: str, origin: str | None) -> list[str]:
+        key = _name_key(name)
+        if key in excl_names:
+            return []
+        answer = answers.get(key, "not looked up")
+        if isinstance(answer, str):
+            unresolved.setdefault(key, Unresolved(name, origin or "command line", answer))
+            return []
+        return answer
+
+    plain_out: list[tuple[_Addr | _Name, str | None]] = [
+        (_parse_spec(a), o) for n, o in names for a in addresses(n, o)
+    ]
+    ported_out = [ft for ft in with_ports if _is_address(ft.spec)]
+    for ft in ported_names:
+        ported_out.extend(FileTarget(a, ft.ports, ft.origin) for a in addresses(ft.spec, ft.origin))
+    return plain_out, ported_out, list(unresolved.values())
+
+
+def _is_address(text: str) -> bool:
+    """An IPv4/IPv6 literal? (inet_pton: a few times cheaper than ipaddress per call.)"""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+        except OSError:
+            continue
+        return True
+    return False

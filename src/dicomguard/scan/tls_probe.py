@@ -46,7 +46,7 @@ from functools import cache
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
 from ..dul.client import close_writer, open_stream
@@ -199,6 +199,8 @@ def _first_certificate(data: bytes, *, tls13: bool) -> bytes | None:
     """The leaf certificate's DER from a Certificate handshake message (RFC 5246 / 8446 4.4.2)."""
     pos = 4
     if tls13:
+        if len(data) <= pos:
+            return None
         pos += 1 + data[pos]  # certificate_request_context
     pos += 3  # certificate_list length
     if len(data) < pos + 3:
@@ -253,8 +255,12 @@ async def _handshake(
 def _self_signed(cert: x509.Certificate) -> bool:
     if cert.subject != cert.issuer:
         return False
-    key = cert.public_key()
-    sig, tbs, hash_alg = cert.signature, cert.tbs_certificate_bytes, cert.signature_hash_algorithm
+    try:
+        key = cert.public_key()
+        hash_alg = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        return True  # same name, key type we cannot check: call it self-signed
+    sig, tbs = cert.signature, cert.tbs_certificate_bytes
     try:
         if isinstance(key, rsa.RSAPublicKey) and hash_alg is not None:
             key.verify(sig, tbs, padding.PKCS1v15(), hash_alg)
@@ -272,11 +278,24 @@ def _self_signed(cert: x509.Certificate) -> bool:
 
 
 def certificate_facts(der: bytes, now: datetime | None = None) -> dict[str, Any]:
-    """Subject, issuer, validity, key and signature of a DER certificate, for the output."""
+    """Subject, issuer, validity, key and signature of a DER certificate, for the output.
+
+    Raises ValueError for bytes that are not a certificate; a key or signature algorithm
+    cryptography does not know (GOST, a mangled OID) is reported by its OID, not raised
+    (issue 12: found by the fuzz test, UnsupportedAlgorithm escaped).
+    """
     now = now or datetime.now(UTC)
-    cert = x509.load_der_x509_certificate(der)
-    key = cert.public_key()
-    if isinstance(key, rsa.RSAPublicKey):
+    try:
+        cert = x509.load_der_x509_certificate(der)
+    except x509.InvalidVersion as exc:  # not a ValueError in cryptography: found by the fuzz
+        raise ValueError(f"certificate with unknown X.509 version {exc.parsed_version}") from exc
+    try:
+        key: Any = cert.public_key()
+    except UnsupportedAlgorithm as exc:
+        key = exc
+    if isinstance(key, UnsupportedAlgorithm):
+        key_type, key_size = f"unsupported ({key})", None
+    elif isinstance(key, rsa.RSAPublicKey):
         key_type, key_size = "RSA", key.key_size
     elif isinstance(key, ec.EllipticCurvePublicKey):
         key_type, key_size = f"EC {key.curve.name}", key.curve.key_size
@@ -288,7 +307,10 @@ def certificate_facts(der: bytes, now: datetime | None = None) -> dict[str, Any]
         key_type, key_size = "DSA", key.key_size
     else:
         key_type, key_size = type(key).__name__, None
-    hash_alg = cert.signature_hash_algorithm
+    try:
+        hash_alg = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:
+        hash_alg = None
     not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
     try:
         sig_name = cert.signature_algorithm_oid._name  # e.g. sha256WithRSAEncryption

@@ -44,8 +44,10 @@ STUDY_DATE_TAG = "00080020"
 ORTHANC_REALM = "Orthanc Secure Area"
 
 
-class NotHttp(Exception):
-    """The peer answered, but not with HTTP/1.x."""
+class NotHttp(DulError):
+    """The peer answered, but not with HTTP/1.x (a DulError: decoders raise only those)."""
+
+    kind = "not-http"
 
 
 async def _no_pace() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +97,8 @@ class ScanStore:
         self._moved = False
         self._last_commit = time.monotonic()
         self.commits = 0
+        #: the scan's id, written into every record (``scan_id``); kept across resumes
+        self.scan_id = scan_id(conn)
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -119,6 +122,7 @@ class ScanStore:
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('scan_id', ?)", (str(uuid.uuid4()),))
             conn.execute(
                 "INSERT INTO scan (id, version, argv, options, targets_total, started_at)"
                 " VALUES (1, ?, ?, ?, ?, ?)",
@@ -370,6 +374,17 @@ class ScanStore:
         self.close()
 
 
+def scan_id(conn: sqlite3.Connection) -> str:
+    """The scan's id (a UUID made when the database was created; a database from before
+    scan ids gets one the first time it is opened for writing)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'scan_id'").fetchone()
+    if row is not None:
+        return str(row[0])
+    new = str(uuid.uuid4())
+    conn.execute("INSERT INTO meta VALUES ('scan_id', ?)", (new,))
+    return new
+
+
 def check_schema(conn: sqlite3.Connection, path: str | Path) -> None:
     try:
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -402,4 +417,6 @@ def read_metadata(conn: sqlite3.Connection) -> dict[str, Any]:
     for k in ("argv", "options", "stats"):
         meta[k] = json.loads(meta[k]) if meta[k] else None
     meta["states"] = dict(conn.execute("SELECT state, n FROM states ORDER BY state"))
+    row = conn.execute("SELECT value FROM meta WHERE key = 'scan_id'").fetchone()
+    meta["scan_id"] = row[0] if row else None
     return meta

@@ -36,7 +36,8 @@ class PynetdicomFindServer(LoopbackServer):
     """Verification + Patient/Study Root C-FIND (PATIENT and STUDY levels) from memory.
 
     ``require_called_aet`` makes pynetdicom reject other called titles (reason 7);
-    ``calling_aets`` non-empty makes it reject other calling titles (reason 3).
+    ``calling_aets`` non-empty makes it reject other calling titles (reason 3);
+    ``max_associations`` makes it a busy archive (2, 3, 2) above that many at once.
     """
 
     kind = "pynetdicom"
@@ -57,6 +58,7 @@ class PynetdicomFindServer(LoopbackServer):
         calling_aets: Sequence[str] = (),
         patients: Sequence[SyntheticPatient] | None = None,
         seed: int = 3,
+        max_associations: int | None = None,
     ) -> None:
         reasons = {}
         if require_called_aet:
@@ -83,6 +85,9 @@ class PynetdicomFindServer(LoopbackServer):
             reject_reasons=reasons,
         )
         self._require_called = require_called_aet
+        #: above this many at once pynetdicom answers A-ASSOCIATE-RJ (2, 3, 2) "transient,
+        #: presentation provider, local limit exceeded" (pynetdicom acse.py)
+        self._max_associations = max_associations
         self._server: ThreadedAssociationServer | None = None
 
     def _on_find(self, event: Event) -> Iterator[tuple[int, Dataset | None]]:
@@ -103,6 +108,8 @@ class PynetdicomFindServer(LoopbackServer):
         ae.require_called_aet = self._require_called
         ae.require_calling_aet = list(self.calling_aets)
         ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
+        if self._max_associations is not None:
+            ae.maximum_associations = self._max_associations
         for uid in self.sop_classes:
             ae.add_supported_context(uid)
         try:

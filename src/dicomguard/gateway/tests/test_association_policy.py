@@ -290,3 +290,18 @@ def test_ipv6_loopback_listener_and_source_allow_list(
     assert assoc.send_c_echo().Status == 0
     assoc.release()
     assert backend.record.associations[-1]["calling"] == "DGGATEWAY"
+
+
+@pytest.mark.parametrize(("subject", "expected"), [
+    ((((("commonName", "ct-scanner-1"),),)), "ct-scanner-1"),
+    (((("organizationName", "Hospital"),), (("commonName", "ct-scanner-1"),)), "ct-scanner-1"),
+    # two CNs (found in review): implementations differ on which one is "the" CN
+    (((("commonName", "someone-else"),), (("commonName", "ct-scanner-1"),)), None),
+    (((("commonName", "ct-scanner-1"), ("commonName", "someone-else")),), None),
+    (((("organizationName", "Hospital"),),), None),
+])
+def test_client_certificate_maps_only_by_a_single_common_name(
+        subject: tuple[Any, ...], expected: str | None) -> None:
+    from dicomguard.gateway.policy import certificate_common_name
+
+    assert certificate_common_name({"subject": subject}) == expected

@@ -220,3 +220,65 @@ def test_stop_does_not_wait_for_connections_in_setup(
     gw.stop(grace=20.0)
     assert time.monotonic() - started < 5.0
     assert attack.closed_by_gateway() == 5
+
+
+async def test_refused_connections_that_never_close_stay_within_the_setup_limit(
+    raw_config: dict[str, Any], gateway_factory: Any
+) -> None:
+    """Found in review: after an A-ASSOCIATE-RJ the gateway waits (up to a second) for the
+    peer to close, and that wait was counted nowhere: a flood of refused requests whose
+    connections never close held sockets without bound. It is now counted in setup, so one
+    source holds at most ``max_setup_per_source`` of them."""
+    import asyncio
+
+    from dicomguard.dul import pdu as P
+    from dicomguard.dul.errors import DulError
+    from dicomguard.dul.negotiation import AssociateRequest
+
+    raw_config["limits"] = {"max_setup_per_source": 3}
+    gw = gateway_factory(raw_config)
+    host, port = gw.address()
+    rq = AssociateRequest(called_aet="PACS", calling_aet="NOBODY",
+                          abstract_syntaxes=("1.2.840.10008.1.1",)).encode()
+    held = []
+    try:
+        for _ in range(6):
+            reader, writer = await asyncio.open_connection(host, port)
+            held.append(writer)
+            writer.write(rq)
+            try:
+                raw = await P.read_pdu(reader, timeout=5)
+                assert raw.pdu_type == P.A_ASSOCIATE_RJ
+            except DulError:
+                pass  # closed at once: the source is at its limit
+        await asyncio.sleep(0.2)  # those closed at once are gone; the refused ones linger 1 s
+        tasks = len(gw.gateway._tasks)
+    finally:
+        for writer in held:
+            writer.close()
+    assert tasks <= 3, tasks
+
+
+def test_one_source_cannot_take_every_association(
+    raw_config: dict[str, Any], gateway_factory: Any
+) -> None:
+    """Found in review: ``max_associations`` was the only bound on admitted associations, so
+    one admitted peer (any device on an allowed address with a known calling AE) holding
+    associations open locked every other client out with (2,3,2)."""
+    from .conftest import OTHER_SOURCE
+    from .scu import reject_reason
+
+    raw_config["limits"] = {"max_associations": 4, "max_associations_per_source": 2}
+    gw = gateway_factory(raw_config)
+    held = [associate(gw.address(), calling="CT01") for _ in range(2)]
+    try:
+        assert all(a.is_established for a in held)
+        third = associate(gw.address(), calling="CT01")
+        assert reject_reason(third) == (2, 3, 2)
+        other = associate(gw.address(), calling="VIEWER1", bind=OTHER_SOURCE)
+        assert other.is_established
+        other.release()
+    finally:
+        for assoc in held:
+            assoc.release()
+    assert gw.gateway.metrics.associations.value(result="rejected-limit") == 1

@@ -218,3 +218,55 @@ def test_phi_is_off_and_setup_limits_are_on_by_default() -> None:
     lim = cfg.limits
     assert lim.max_setup_per_source < lim.max_setup
     assert lim.pdu_timeout < lim.idle_timeout
+
+
+# -- found in review: values that passed --check and then failed or never matched -------------
+@pytest.mark.parametrize(("raw", "key"), [
+    # TOML and YAML both have nan and inf: a rate of inf crashed --check with a traceback,
+    # a pdu_timeout of nan aborted every PDU in progress
+    (_with("identity.modality.rate", float("nan")), "identity.modality.rate"),
+    (_with("identity.modality.rate", float("inf")), "identity.modality.rate"),
+    (_with("limits.pdu_timeout", float("nan")), "limits.pdu_timeout"),
+    (_with("limits.associate_timeout", float("inf")), "limits.associate_timeout"),
+    (_with("audit.aggregate_window", float("nan")), "audit.aggregate_window"),
+    # a syslog port out of range crashed the start with a traceback
+    (_with("audit.syslog", "udp://127.0.0.1:99999999"), "audit.syslog"),
+    (_with("audit.syslog", "udp://[::1:514"), "audit.syslog"),
+    # AE titles are compared without their padding spaces (PS3.5 6.2): one written with them
+    # in the file could never match, silently
+    (_with("route.0.called_aet", "PACS "), "route[0].called_aet"),
+    (_with("route.0.backend_aet", " LEGACY"), "route[0].backend_aet"),
+    (_with("route.0.called_aet", "PA\tCS"), "route[0].called_aet"),
+    (_with("identity.modality.move_destinations", ["VIEWER1 "]),
+     "identity.modality.move_destinations[0]"),
+    (_with("identity.modality.move_destinations", [""]),
+     "identity.modality.move_destinations[0]"),
+])
+def test_values_that_can_never_work_are_refused_with_their_key(
+        raw: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw)
+    assert err.value.key == key, err.value
+
+
+@pytest.mark.parametrize("text", [
+    "rate = nan\n", "rate = inf\n",
+])
+def test_cli_check_never_shows_a_traceback(tmp_path: Path, text: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gw.toml"
+    path.write_text('[[listen]]\naddress = "127.0.0.1"\nport = 2762\n[[route]]\n'
+                    'called_aet = "PACS"\nbackend_host = "127.0.0.1"\nbackend_port = 104\n'
+                    '[identity.modality]\noperations = ["ECHO"]\n' + text)
+    assert main(["--config", str(path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "identity.modality.rate" in err, err
+
+
+def test_yaml_syntax_error_is_one_line(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "gw.yaml"
+    path.write_text("listen: !!python/object/apply:os.system ['true']\n")
+    assert main(["--config", str(path), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not valid YAML" in err and "line 1" in err, err

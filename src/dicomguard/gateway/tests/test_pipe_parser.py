@@ -100,3 +100,41 @@ def test_any_chunking_drops_exactly_the_refused_messages() -> None:
             pipe._consume(stream[pos : pos + step])
             pos += step
         assert bytes(recorder.out) == expected, f"trial {trial}"
+
+
+def test_own_pdus_sent_at_any_moment_land_between_messages() -> None:
+    """The gateway's own PDUs (the C-CANCEL of a capped C-FIND, a refusal's response) handed
+    to a pipe between any two arrivals come out whole and between two messages: the output
+    still reads as the input's messages, in order, with the injected ones somewhere between
+    them (found in review: written at once, a C-CANCEL landed inside a streamed PDU and the
+    backend read the PDU's end as a request the gateway never judged)."""
+    messages = [_message(1, size, room, message_id=i)
+                for i, (size, room) in enumerate(
+                    [(5_000, 16_000), (100_000, 30_000), (20_000, 9_000), (3_000, 1_000),
+                     (70_000, 65_000)], start=1)]
+    stream = b"".join(messages)
+    own = dimse.cancel_pdus(99, 1, 0)[0]
+    rng = random.Random(5)
+    for trial in range(200):
+        pipe, recorder = _pipe()
+        pos = sent = 0
+        while pos < len(stream):
+            step = rng.choice((1, 6, 7, 12, 13, 999, 8_192, 33_000, 70_000))
+            pipe._consume(stream[pos : pos + step])
+            pos += step
+            if rng.random() < 0.3:
+                pipe.send(own)
+                sent += 1
+        out = bytes(recorder.out)
+        assembler = dimse.MessageAssembler()
+        ids: list[int] = []
+        at = 0
+        while at < len(out):
+            length = struct.unpack_from(">L", out, at + 2)[0]
+            assert out[at] == 4, f"trial {trial}: PDU type {out[at]} at {at}"
+            for msg in assembler.feed(out[at : at + 6 + length]):
+                ids.append(int(msg.command.get("MessageID") or
+                               msg.command.get("MessageIDBeingRespondedTo")))
+            at += 6 + length
+        assert [i for i in ids if i != 99] == [1, 2, 3, 4, 5], f"trial {trial}: {ids}"
+        assert ids.count(99) == sent, f"trial {trial}: {ids}"

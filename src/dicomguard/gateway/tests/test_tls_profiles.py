@@ -319,3 +319,28 @@ def test_garbage_on_the_tls_listener_is_refused_without_a_traceback(
     # the gateway still works
     assert _negotiated(s_client(gw.address(), pki, "-tls1_2")) is not None
     assert backend.record.associations == []
+
+
+@pytest.mark.parametrize("payload", [
+    b"\x01\x00\x00\x00\x00\x44" + b"\x00" * 68,  # a plain A-ASSOCIATE-RQ on the TLS port
+    b"GET / HTTP/1.0\r\n\r\n",
+], ids=["plain-dicom", "http"])
+def test_plain_traffic_on_the_tls_listener_is_named_not_tls(
+    payload: bytes, raw_config: dict[str, Any], gateway_factory: Any, pki: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found in review: a DICOM client without TLS (echoscu with no +tls) was logged as
+    "TLS handshake refused: protocol-version: wrong version number", which reads as an old
+    TLS version; it is a client that does not speak TLS at all."""
+    import socket
+
+    gw = gateway_factory(_tls_config(raw_config, pki))
+    with caplog.at_level(logging.INFO, logger="dicomguard.gateway"), socket.create_connection(
+            gw.address(), timeout=5) as s:
+        s.sendall(payload)
+        with contextlib.suppress(OSError):
+            while s.recv(4096):
+                pass
+        _wait(lambda: gw.gateway.metrics.tls_failures.value(reason="not-tls") == 1)
+    assert gw.gateway.metrics.tls_failures.value(reason="protocol-version") == 0
+    assert any("not-tls" in r.getMessage() for r in caplog.records)

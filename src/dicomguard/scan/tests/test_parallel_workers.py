@@ -1,19 +1,31 @@
-"""A scan split over worker processes stores exactly what a one-process scan stores."""
+"""A scan split over worker processes stores exactly what a one-process scan stores.
+
+Issue 12 items 8 and 10: workers are sharded by host, so --per-host holds across them and the
+link between two ports fronting one archive survives; records (minus times) and every total
+are the same with --workers 1 and --workers 2.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from dicomguard.lab.fleet import FleetThread
+from dicomguard.report.stats import counted_exposure
+from dicomguard.scan.engine import shard_of
 
 NETWORK = "127.42.222.0/27"
+#: fields that measure time or name the run, not the endpoint
+VOLATILE = {"elapsed_ms", "measured_at", "scan_id"}
 
 
-def _scan(tmp: Path, name: str, workers: int) -> tuple[dict, list[dict]]:
+def _scan(tmp: Path, name: str, workers: int, *extra: str) -> tuple[dict, list[dict]]:
     db = tmp / f"{name}.db"
     subprocess.run(
         [
@@ -35,6 +47,7 @@ def _scan(tmp: Path, name: str, workers: int) -> tuple[dict, list[dict]]:
             "--timeout",
             "2",
             "--no-web",
+            *extra,
         ],
         check=True,
         timeout=300,
@@ -45,25 +58,24 @@ def _scan(tmp: Path, name: str, workers: int) -> tuple[dict, list[dict]]:
     return states, records
 
 
-def _comparable(rec: dict) -> tuple:
-    exp = rec.get("exposure") or {}
-    return (
-        rec["host"],
-        rec["port"],
-        rec["seq"],
-        rec["dicom"],
-        rec["tls"],
-        rec["product"],
-        json.dumps(rec["services"], sort_keys=True),
-        rec["called_aet"]["enforced"],
-        rec["calling_aet"]["enforced"],
-        exp.get("studies"),
-        exp.get("patients"),
-        tuple(sorted(f["id"] for f in rec["findings"])),
-    )
+def _comparable(rec: dict) -> str:
+    out = {k: v for k, v in rec.items() if k not in VOLATILE}
+    if not out["called_aet"]["enforced"]:
+        out["called_aet"] = {**out["called_aet"], "accepted": None}  # our random title
+    return json.dumps(out, sort_keys=True)
 
 
-def test_two_workers_store_the_same_endpoints_as_one(tmp_path: Path) -> None:
+def _totals(records: list[dict]) -> dict[str, int]:
+    counted = [counted_exposure(r) for r in records]
+    return {
+        "patients": sum(e.get("patients") or 0 for e in counted),
+        "studies": sum(e.get("studies") or 0 for e in counted),
+        "dicom": sum(bool(r["dicom"]) for r in records),
+        "findings": sum(len(r["findings"]) for r in records),
+    }
+
+
+def test_two_workers_store_the_same_records_and_totals_as_one(tmp_path: Path) -> None:
     personas = ["open", "echo-only", "called-aet-guessable", "not-dicom", "capped", "store-only"]
     with FleetThread(NETWORK, personas, ports=(104, 11112), max_patients=30):
         one_states, one = _scan(tmp_path, "one", 1)
@@ -71,4 +83,90 @@ def test_two_workers_store_the_same_endpoints_as_one(tmp_path: Path) -> None:
     assert one_states == two_states
     assert sum(one_states.values()) == 32 * 3
     assert sorted(map(_comparable, one)) == sorted(map(_comparable, two))
+    assert _totals(one) == _totals(two)
+    assert any((r.get("exposure") or {}).get("same_archive_as") for r in two)  # link kept
     assert len({r["seq"] for r in two}) == len(two)  # nothing stored twice
+
+
+def test_every_port_of_a_host_goes_to_one_worker() -> None:
+    hosts = [f"10.0.{i // 250}.{i % 250}" for i in range(2000)]
+    for n in (2, 3, 8):
+        shards = [shard_of(h, n) for h in hosts]
+        assert set(shards) == set(range(n))
+        assert all(shard_of(h, n) == s for h, s in zip(hosts, shards, strict=True))
+    assert {shard_of(h, 1) for h in hosts} == {0}
+
+
+class _Counter:
+    """Servers on several ports of one host that count assessment connections at once (a
+    connection counts once it sends bytes: the sweep's bare connects do not)."""
+
+    def __init__(self, host: str, ports: tuple[int, ...]) -> None:
+        self.host, self.ports = host, ports
+        self.active = self.peak = 0
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready = threading.Event()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            if await reader.read(1):
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+                try:
+                    await asyncio.sleep(0.3)
+                finally:
+                    self.active -= 1
+        finally:
+            writer.close()
+
+    async def _main(self) -> None:
+        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
+        servers = [await asyncio.start_server(self._handle, self.host, p) for p in self.ports]
+        self._ready.set()
+        await self._stop.wait()
+        for s in servers:
+            s.close()
+
+    def __enter__(self) -> _Counter:
+        threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True).start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        time.sleep(0.2)
+
+
+def test_per_host_holds_across_workers(tmp_path: Path) -> None:
+    host, ports = "127.42.223.1", (104, 11112, 4242, 2761, 2762, 2763)
+    with _Counter(host, ports) as counter:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dicomguard",
+                "scan",
+                host,
+                "-p",
+                ",".join(map(str, ports)),
+                "--workers",
+                "2",
+                "--per-host",
+                "2",
+                "--rate",
+                "0",
+                "--timeout",
+                "2",
+                "--no-web",
+                "--no-tls",
+                "--no-progress",
+                "-q",
+                "--db",
+                str(tmp_path / "p.db"),
+            ],
+            check=True,
+            timeout=120,
+        )
+    assert 1 <= counter.peak <= 2, counter.peak

@@ -97,7 +97,8 @@ def test_plain_list_with_comments_commas_and_blank_lines(tmp_path: Path) -> None
         FileTarget("127.0.2.1,3", None, f"{path}:6"),
         FileTarget("pacs.example.invalid", None, f"{path}:7"),
     ]
-    targets = build_targets([], ports=(104,), input_files=[path])
+    # a name read from a file is scanned only when names from files may be resolved
+    targets = build_targets([], ports=(104,), input_files=[path], resolve_file_names=True)
     hosts = [h for h, _ in targets.iter_endpoints()]
     assert len(hosts) == 2 + 4 + 2 + 1 + 1
     assert "127.0.2.3" in hosts

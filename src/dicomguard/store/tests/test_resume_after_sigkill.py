@@ -34,8 +34,8 @@ PERSONAS = {
     "not-dicom": 1,
 }
 SRC = str(Path(dicomguard.__file__).resolve().parents[1])
-#: fields that measure time, not what the endpoint is
-TIMING = {"elapsed_ms"}
+#: fields that measure time or name the run, not what the endpoint is
+TIMING = {"elapsed_ms", "measured_at", "scan_id"}
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +116,9 @@ def test_killed_and_resumed_scan_equals_uninterrupted(lab: FleetThread, tmp_path
     assert b.meta["finished_at"] and b.meta["resumed"] == 1
     assert _comparable(b.records) == _comparable(a.records)
     assert len(a.records) == sum(PERSONAS.values())  # every lab host, nothing else
+    # one scan id across the kill: records of both runs carry the killed scan's
+    assert {r["scan_id"] for r in b.records} == {b.meta["scan_id"]}
+    assert all(r["measured_at"].endswith("Z") for r in b.records)
     # every target counted exactly once: nothing lost, nothing assessed twice
     assert b.meta["states"] == a.meta["states"]
     assert sum(b.meta["states"].values()) == total
