@@ -518,6 +518,9 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
 
         exposure = ExposureOptions(
             query_budget=args.query_budget,
+            # half the endpoint's budget: the count ends as a flagged lower bound before the
+            # engine would cut the whole endpoint off (and with it the partial count)
+            time_budget=min(ExposureOptions.time_budget, args.endpoint_budget / 2),
             collect_identifiers=args.collect_identifiers,
             salt=secrets.token_bytes(16),  # per scan: hashes link within a scan, not across
         )
@@ -767,6 +770,14 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             )
         store.finish(_stats_dict(stats))
         finished = True
+        if writer and args.jsonl != "-":
+            # finish() wrote signals only the whole scan shows into some records (honeypot
+            # clusters, Orthanc named from its REST port): the file gets the final records
+            writer.close()
+            writer = None
+            with JsonlWriter(_truncate(args.jsonl)) as rewrite:
+                for rec in store.records():
+                    rewrite.write(rec)
         if not args.quiet:  # read back only for the summary (thousands of records in JSON)
             records = store.summary_records()
             meta = store.metadata()

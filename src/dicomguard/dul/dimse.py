@@ -9,11 +9,15 @@ be able to see a command set without decoding the data set that follows it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import struct
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from io import BytesIO
 
+from pydicom import config as _pydicom_config
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
 from pynetdicom import pdu as _pdu
@@ -181,6 +185,25 @@ def encode_identifier(ds: Dataset, transfer_syntax: str) -> bytes:
     return data
 
 
+@contextlib.contextmanager
+def values_unvalidated() -> Iterator[None]:
+    """Read element values of a peer's data set without pydicom's value validation.
+
+    pydicom validates a value when it is first read and quotes an invalid one in a warning
+    and in its log (pydicom 3.0: ``Invalid value for VR UI: '<the value>'``, on stderr even
+    without ``-v``): a stranger's Study Instance UID, or whatever a broken server puts in its
+    place, would reach the console (PHI rule). Synchronous use only: the setting is global to
+    the process, so no ``await`` may run inside the block.
+    """
+    settings = _pydicom_config.settings
+    saved = settings.reading_validation_mode
+    settings.reading_validation_mode = _pydicom_config.IGNORE
+    try:
+        yield
+    finally:
+        settings.reading_validation_mode = saved
+
+
 def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
     """Decode a data set completely; raises only :class:`MalformedPdu` (no evidence kept).
 
@@ -192,12 +215,18 @@ def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
     implicit = transfer_syntax == "1.2.840.10008.1.2"
     big = transfer_syntax == "1.2.840.10008.1.2.2"
     try:
-        ds = _decode_ds(BytesIO(data), implicit, not big)
-        if ds is None:
-            raise ValueError("nothing decoded")
-        for _element in ds.iterall():  # converts every raw element, nested ones too
-            pass
-        return ds
+        # a peer's encoding slips ("Expected explicit VR, but found implicit VR") are pydicom
+        # UserWarnings that would land on the scan's console between its results (pydicom
+        # still logs them on its own logger, visible with -v); values are converted here, so
+        # here too they must not be validated (pydicom would quote invalid ones)
+        with warnings.catch_warnings(), values_unvalidated():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = _decode_ds(BytesIO(data), implicit, not big)
+            if ds is None:
+                raise ValueError("nothing decoded")
+            for _element in ds.iterall():  # converts every raw element, nested ones too
+                pass
+            return ds
     except Exception as exc:  # pydicom raises many kinds on junk
         # the type only, and no evidence: pydicom's messages and the bytes may hold identifiers
         raise MalformedPdu(f"undecodable data set ({type(exc).__name__})") from None

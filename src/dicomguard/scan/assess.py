@@ -52,7 +52,7 @@ from .exposure import ArchiveCache, ExposureOptions, measure
 from .findings import finding
 from .fingerprint import FingerprintDB, load_database
 from .identity import OWN, Identity
-from .intrusive import intrusive_findings, run_intrusive
+from .intrusive import intrusive_findings, run_check
 from .result import EndpointResult
 from .tls_probe import TlsProbeOptions, probe_tls, tls_findings
 from .web import WebOptions, orthanc_rest_identity, probe_web, web_findings
@@ -145,6 +145,19 @@ class _Prober:
         self.evidence = EndpointEvidence(host, port) if opts.evidence_dir else None
         #: the step timeouts in use (longer once the peer turned out to greet slowly)
         self.timeouts = opts.timeouts
+        #: the Orthanc REST identity of the host (web.orthanc_rest_identity), once asked
+        self.rest: dict[str, Any] | None = None
+        self.rest_asked = False
+
+    async def rest_identity(self) -> dict[str, Any] | None:
+        """The host's Orthanc REST ``/system`` answer (asked once per endpoint; None without
+        web checks or when no Orthanc answered)."""
+        if not self.rest_asked and self.opts.web is not None:
+            self.rest_asked = True
+            self.rest = await orthanc_rest_identity(
+                self.host, self.port, self.opts.web, pace=self.pace
+            )
+        return self.rest
 
     async def attempt(
         self,
@@ -257,7 +270,7 @@ async def assess(
         )
         result.product, result.product_version = fp.product, fp.product_version
         if result.dicom and "Orthanc" in fp.embedded_in and not opts.discovery:
-            await _identify_embedding_product(result, opts, fp.product, pace)
+            await _identify_embedding_product(result, fp.product, prober)
     if result.dicom:
         result.honeypot = honeypot.verdict(honeypot.endpoint_signals(result.__dict__, fp))
     result.confidence = confidence_map(result, fp.confidence if fp else None)
@@ -278,7 +291,7 @@ async def assess(
 
 
 async def _identify_embedding_product(
-    r: EndpointResult, opts: ProbeOptions, toolkit: str | None, pace: Pace
+    r: EndpointResult, toolkit: str | None, p: _Prober
 ) -> None:
     """The AC named a toolkit that products embed unchanged (DCMTK inside Orthanc): look for
     the product itself, on the same host's REST API first, then in the behaviour seen.
@@ -288,10 +301,12 @@ async def _identify_embedding_product(
     judges peers at association time (A-ASSOCIATE-RJ) and never aborts an accepted FIND.
     """
     named = " ".join(x for x in (toolkit, r.product_version) if x) or None
-    rest = None
-    if opts.web is not None:
-        rest = await orthanc_rest_identity(r.host, r.port, opts.web, pace=pace)
-    if rest is not None:
+    rest = await p.rest_identity()
+    # Orthanc has one DICOM port: a /system whose DicomPort is another port describes another
+    # service of the host (a dcmqrscp beside an Orthanc named it "Orthanc 1.10.1"); a port
+    # mapping (Docker -p 104:4242) is left to the host-level join (web.join_host_identity),
+    # which sees whether the named port answered DICOM itself
+    if rest is not None and rest.get("same_instance") is not False:
         r.toolkit = named
         r.product, r.product_version = "Orthanc", rest["version"]
         r.product_evidence = {
@@ -496,13 +511,21 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                     await current.abort()  # a query failed on the wire: the association is gone
                 operations.credit_exposure(ops, r.exposure, current.accept)
         if p.opts.intrusive and not p.opts.discovery:
-            current = await _live(p, current)
-            if current is not None:
-                r.intrusive = await run_intrusive(current)
-                move = operations.from_intrusive_move((r.intrusive or {}).get("move"))
-                if move is not None:
-                    ops["move"] = move
-                    await _drop_if_broken(current, move)
+            # each check on a live association: a refused C-STORE (Orthanc aborts) must not
+            # leave the C-MOVE (and the C-GET) writing into a dead connection
+            r.intrusive = {"store": None, "move": None}
+            for check, service, judge in (
+                ("store", "storage", operations.from_intrusive_store),
+                ("move", "move", operations.from_intrusive_move),
+            ):
+                current = await _live(p, current)
+                if current is None:
+                    break
+                r.intrusive[check] = await run_check(current, check)
+                op = judge(r.intrusive[check])
+                if op is not None:
+                    ops[service] = op
+                    await _drop_if_broken(current, op)
             if negotiated["get"]:
                 current = await _live(p, current)
                 if current is not None:
@@ -576,9 +599,29 @@ async def _live(p: _Prober, assoc: Association | None) -> Association | None:
     return None if outcome is None else outcome.association
 
 
+async def _called_titles(p: _Prober) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The called titles to try, and the source of any not taken from the wordlist.
+
+    Orthanc's REST API answers ``GET /system`` with its ``DicomAet`` (Orthanc REST API
+    reference); where that API is open on the same host (and its ``DicomPort`` is not another
+    port), the title is no secret: it is tried first, with ``DicomCheckCalledAet`` true it is
+    the only lock (measured: Orthanc 1.10.1, scan/tests/test_orthanc_hardened.py).
+    """
+    words = p.opts.wordlist
+    rest = await p.rest_identity()
+    aet = (rest or {}).get("dicom_aet")
+    if not isinstance(aet, str) or not aet.strip() or (rest or {}).get("same_instance") is False:
+        return words, {}
+    aet = aet.strip()
+    source = f"Orthanc REST API /system on port {rest['port']}" if rest else ""
+    return (aet, *(w for w in words if w != aet)), {aet: source}
+
+
 async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
-    """Try vendor defaults, then common words, until a title is not refused for reason 7."""
-    for word in p.opts.wordlist:
+    """Try the title the host's Orthanc REST API names, vendor defaults, then common words,
+    until a title is not refused for reason 7."""
+    words, sources = await _called_titles(p)
+    for word in words:
         if not p.budget_left():
             return
         p.guesses += 1
@@ -587,6 +630,8 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
             continue
         if outcome.association is not None:
             r.called_aet["accepted"] = word
+            if word in sources:
+                r.called_aet["source"] = sources[word]
             if p.calling is None:  # else the calling title had to be guessed: enforced
                 r.calling_aet.update(enforced=False, verified=True)
             r.user_identity.update(required=False, verified=True)
@@ -597,6 +642,8 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         if rej.called_aet_refused:
             continue
         r.called_aet["accepted"] = word
+        if word in sources:
+            r.called_aet["source"] = sources[word]
         if rej.calling_aet_refused:
             r.calling_aet.update(enforced=True, verified=True)
             await _guess_calling_aet(p, r, word)
@@ -698,7 +745,10 @@ def derive_findings(r: EndpointResult) -> list[dict]:
         if not r.called_aet["enforced"]:
             out.append(finding("DG-001"))
         elif r.called_aet.get("accepted"):
-            out.append(finding("DG-002", detail=f"accepted: {r.called_aet['accepted']}"))
+            source = r.called_aet.get("source")
+            detail = f"accepted: {r.called_aet['accepted']}" + (f" (named by {source})"
+                                                                 if source else "")
+            out.append(finding("DG-002", detail=detail))
     if r.calling_aet.get("verified") and not r.calling_aet["enforced"]:
         out.append(finding("DG-003"))
     ui = r.user_identity
@@ -723,7 +773,9 @@ def derive_findings(r: EndpointResult) -> list[dict]:
     if s.get("worklist"):
         out.append(finding("DG-007"))
     if s.get("storage"):
-        out.append(finding("DG-008"))
+        # inferred from the negotiated context unless a C-STORE was answered (--intrusive)
+        observed = r.services_confidence.get("storage") == "observed"
+        out.append(finding("DG-008", confidence="confirmed" if observed else "inferred"))
     if s.get("verification"):
         out.append(finding("DG-009"))
     if r.implementation_class_uid:

@@ -51,6 +51,7 @@ import functools
 import hashlib
 import secrets
 import string
+import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -59,7 +60,7 @@ from pydicom.dataset import Dataset
 
 from ..dul import peek
 from ..dul.client import Association
-from ..dul.dimse import decode_dataset
+from ..dul.dimse import decode_dataset, values_unvalidated
 from ..dul.errors import DulError
 from . import sopclasses as sc
 
@@ -88,6 +89,11 @@ REFUSALS_BEFORE_GIVING_UP = 4
 class ExposureOptions:
     #: at most this many C-FIND operations per endpoint
     query_budget: int = 100
+    #: seconds the count may take per endpoint; a server answering every query with tens of
+    #: thousands of matches (100 queries x 20000 matches: measured 465 s against one hostile
+    #: loopback peer) is then left as a flagged lower bound instead of holding the scan; the
+    #: CLI uses at most half of ``--endpoint-budget`` (120 s) so the count ends first
+    time_budget: float = 300.0
     #: a single query never returns more than this many matches to us (C-CANCEL after)
     max_results_per_query: int = 20000
     collect_identifiers: bool = False
@@ -124,11 +130,19 @@ class _Study:
 
 
 class _Budget:
-    def __init__(self, n: int) -> None:
+    """C-FIND operations left, and the time: ``take`` fails once either is spent."""
+
+    def __init__(self, n: int, seconds: float | None = None) -> None:
         self.left = n
         self.used = 0
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        #: the time ran out before the queries did
+        self.timed_out = False
 
     def take(self) -> bool:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            self.timed_out = True
+            self.left = 0
         if self.left <= 0:
             return False
         self.left -= 1
@@ -141,10 +155,32 @@ def _dicom_date(d: date) -> str:
 
 
 def _parse_date(text: str) -> date | None:
-    try:
-        return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-    except (ValueError, IndexError):
+    """A study date as PS3.5 6.2 DA ``YYYYMMDD``, within [FIRST_DAY, tomorrow]; else None.
+
+    Servers send anything: "20231341", "", a range "19000101-" where one date belongs, the
+    placeholder "99991231" or "00000000". None of them is a study year: such studies are
+    counted, their dates are not (no year, no earliest/latest date).
+    """
+    return _parse_da(text, date.today() + timedelta(days=1))
+
+
+def _parse_da(text: str, last: date) -> date | None:
+    """A PS3.5 DA value ``YYYYMMDD`` (surrounding spaces allowed) within [FIRST_DAY, last]."""
+    text = text.strip()
+    if len(text) != 8 or not text.isascii() or not text.isdigit():
         return None
+    try:
+        d = date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+    except ValueError:
+        return None
+    return d if FIRST_DAY <= d <= last else None
+
+
+def _scheduled_date(text: str) -> date | None:
+    """A worklist's scheduled start date: in the future by nature, but not the placeholders
+    ("99991231") a study date may not be either; up to five years ahead."""
+    today = date.today()
+    return _parse_da(text, today.replace(year=today.year + 5, day=min(today.day, 28)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -168,7 +204,7 @@ class ExposureMeter:
     def __init__(self, assoc: Association, opts: ExposureOptions) -> None:
         self.assoc = assoc
         self.opts = opts
-        self.budget = _Budget(opts.query_budget)
+        self.budget = _Budget(opts.query_budget, opts.time_budget)
         self.universal: _Query | None = None
         #: study dates of the measurement (all of them when it is complete)
         self.study_dates: list[str] = []
@@ -215,9 +251,10 @@ class ExposureMeter:
             seen.add(k)
             out.count += 1
             if level == "STUDY":
-                self.studies.setdefault(k, _Study(date_[:8], tuple(modalities), patient))
-                if len(date_) >= 8:
-                    out.dates.append(date_[:8])
+                valid = date_.strip() if _parse_date(date_) else ""
+                self.studies.setdefault(k, _Study(valid, tuple(modalities), patient))
+                if valid:
+                    out.dates.append(valid)
                 out.modalities.update(modalities)
             else:
                 self.patients.add(k)
@@ -462,16 +499,19 @@ class ExposureMeter:
         async for ds in self.assoc.find(sop, q, max_results=cap):
             items += 1
             try:
-                pid = str(ds.get("PatientID", "") or "").strip()
-                steps = list(ds.get("ScheduledProcedureStepSequence", None) or [])
-                starts = [str(st.get("ScheduledProcedureStepStartDate", "") or "") for st in steps]
+                with values_unvalidated():  # pydicom would quote invalid values on stderr
+                    pid = str(ds.get("PatientID", "") or "").strip()
+                    steps = list(ds.get("ScheduledProcedureStepSequence", None) or [])
+                    starts = [
+                        str(st.get("ScheduledProcedureStepStartDate", "") or "") for st in steps
+                    ]
             except Exception:  # a malformed item still counts; its text is never kept
                 continue
             if pid:
                 patients.add(self._keyed(pid))
                 if self.opts.collect_identifiers:
                     self.hashes.add(self._hash(pid))
-            dates.extend(d[:8] for d in starts if _parse_date(d))
+            dates.extend(d.strip() for d in starts if _scheduled_date(d))
         status = self.assoc.last_status
         ok = _finished(status) and items < cap
         refused = not _finished(status) and status != CANCEL and items == 0
@@ -511,12 +551,13 @@ def _read_match(data: bytes, ts: str) -> tuple[str, str, list[str], str]:
             text.get(_PATIENT_ID, "").strip(),
         )
     ds = decode_dataset(data, ts)
-    return (
-        str(ds.get("StudyInstanceUID", "") or "").strip(),
-        str(ds.get("StudyDate", "") or ""),
-        _modalities(ds),
-        str(ds.get("PatientID", "") or "").strip(),
-    )
+    with values_unvalidated():  # pydicom would quote invalid values on stderr
+        return (
+            str(ds.get("StudyInstanceUID", "") or "").strip(),
+            str(ds.get("StudyDate", "") or ""),
+            _modalities(ds),
+            str(ds.get("PatientID", "") or "").strip(),
+        )
 
 
 def _split(lo: date, hi: date, sample: list[str]) -> tuple[tuple[date, date], ...]:
@@ -704,6 +745,9 @@ async def _measure(
         if study_class is None:
             out["complete"] = bool(wl["complete"])
     out["queries"] = meter.budget.used
+    if meter.budget.timed_out:
+        out["time_budget_spent"] = True
+        out["complete"] = False
     if opts.collect_identifiers:
         out["patient_id_hashes"] = sorted(meter.hashes)
     return out, (meter.study_dates if studies_complete else None)

@@ -51,9 +51,14 @@ Record = dict[str, Any]
 #: 1 = weak hint (only together with others).
 SIGNALS: dict[str, tuple[int, str]] = {
     "fingerprint": (3, "implementation identity of a known honeypot (fingerprints.toml)"),
+    # weak alone: real archives do it when told to (Orthanc "UnknownSopClassAccepted": true,
+    # DCMTK storescp --promiscuous: both accept the canary, measured in
+    # scan/tests/test_real_servers_accepting_unknown_sop_classes.py); with go-netdicom's
+    # missing Implementation Class UID (dicompot) or DICOMHawk's identity it still flags
     "accepts-unknown-sop-class": (
-        3,
-        "accepted a made-up SOP class (dicomguard's canary); real servers answer result 3",
+        1,
+        "accepted a made-up SOP class (dicomguard's canary): most servers answer result 3;"
+        " Orthanc with UnknownSopClassAccepted and storescp --promiscuous accept it too",
     ),
     "no-implementation-class-uid": (
         2,

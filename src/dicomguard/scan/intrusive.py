@@ -116,16 +116,21 @@ async def check_move(assoc: Association) -> dict[str, Any] | None:
     }
 
 
-async def run_intrusive(assoc: Association) -> dict[str, Any]:
-    """Both checks on an accepted association; a peer failing one leaves the other's result."""
-    out: dict[str, Any] = {"store": None, "move": None}
-    for name, check in (("store", check_store), ("move", check_move)):
-        try:
-            out[name] = await check(assoc)
-        except DulError as exc:
-            out[name] = {"error": f"{type(exc).__name__}: {exc}", "accepted": None}
-            break  # the association is likely gone
-    return out
+async def run_check(assoc: Association, name: str) -> dict[str, Any] | None:
+    """One intrusive check (``"store"`` or ``"move"``) on an accepted association.
+
+    A peer that refuses it by A-ABORT or by dropping the connection (Orthanc 1.10 with
+    ``DicomAlwaysAllowStore`` false aborts a stranger's C-STORE: measured with DCMTK storescu,
+    "Peer aborted Association") gives ``{"error", "accepted": None}``, and the association is
+    closed on our side too, so the caller opens a new one for the next check instead of
+    writing into a dead connection.
+    """
+    check = check_store if name == "store" else check_move
+    try:
+        return await check(assoc)
+    except DulError as exc:
+        await assoc.abort()
+        return {"error": f"{type(exc).__name__}: {exc}", "accepted": None}
 
 
 def intrusive_findings(intrusive: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -24,7 +24,8 @@ nothing, gets silence, while the count's universal query gets matches before the
 
 Any other final status (``0xA900``, ``0xCxxx``...) is ``failed``: the server processed the
 request but did not answer it, so it is neither proof of access nor of a refusal; so is
-silence (no response within the DIMSE timeout). An A-ABORT, a closed connection, ``0x0124`` or
+silence (no response within the DIMSE timeout), and so is an answer we cannot read (a malformed
+PDU, a data set above our size bound). An A-ABORT, a closed connection, ``0x0124`` or
 ``0x0122`` is ``refused``. C-MOVE, C-GET and C-STORE are
 retrieve/write operations, sent only with ``--intrusive`` (scan.intrusive): in a default scan
 their state is ``untested`` and whether they are open is inferred from the services that were
@@ -43,7 +44,7 @@ from pydicom.dataset import Dataset
 
 from ..dul.client import Association
 from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
-from ..dul.errors import DulError, PeerAborted, PeerTimeout
+from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
 from . import sopclasses as sc
 
 ANSWERED = "answered"
@@ -110,9 +111,14 @@ def probe_identifier(service: str, level: str | None = None) -> tuple[str, Datas
 def _on_error(exc: DulError, what: str) -> dict[str, Any]:
     """An operation that ended without a DIMSE answer: an abort or a dropped connection is a
     refusal; silence is not (a server that never answers its C-FIND, fo-dicom-samples#100:
-    SANTESOFT/2.0.00 holds the C-FIND forever) and stays ``failed``."""
+    SANTESOFT/2.0.00 holds the C-FIND forever) and stays ``failed``. Neither is an answer we
+    could not read (a malformed PDU, a data set above our size bound, a protocol violation):
+    the server went ahead and answered, so it is ``failed`` too, never a refusal that would
+    report a server answering with data as one enforcing access (DG-015)."""
     if isinstance(exc, PeerTimeout):
         return record(FAILED, None, f"{what}: no answer ({exc})")
+    if isinstance(exc, (MalformedPdu, ProtocolViolation)):
+        return record(FAILED, None, f"{what}: unreadable answer ({_describe(exc)})")
     return record(REFUSED, None, _describe(exc))
 
 
@@ -293,6 +299,26 @@ async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str
     except DulError as exc:
         return _on_error(exc, "C-GET")
     return record(FAILED, None, f"C-GET: more than {max_responses} responses")
+
+
+def from_intrusive_store(store: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The ``storage`` operation record from the --intrusive C-STORE check, when it ran.
+
+    Success or a warning status is answered (the object was stored); an A-ABORT, a dropped
+    connection or 0x0124/0x0122 is a refusal (Orthanc 1.10 with ``DicomAlwaysAllowStore``
+    false aborts); any other status (0xA7xx out of resources, 0xA9xx, 0xCxxx) is ``failed``:
+    the server judged the request but did not store, which proves neither access nor refusal.
+    """
+    if not store:
+        return None
+    if "error" in store:
+        return record(REFUSED, None, f"C-STORE: {store['error']}")
+    status = store.get("status")
+    if status in REFUSAL_STATUSES:
+        return record(REFUSED, status, f"C-STORE status 0x{status:04X}")
+    if store.get("accepted"):
+        return record(ANSWERED, status, f"C-STORE of a test object: status 0x{status:04X}")
+    return record(FAILED, status, f"C-STORE status 0x{status:04X}")
 
 
 def from_intrusive_move(move: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -331,9 +331,15 @@ def join_host_identity(records: list[dict[str, Any]]) -> int:
     scan that also reached the Orthanc REST API on another port holds a web record with
     ``product: "Orthanc"`` beside DICOM records saying "DCMTK". Orthanc's ``/system`` names
     its ``DicomPort``: a DICOM record on that port is the same instance (observed); with a
-    single Orthanc on the host, its other DCMTK-identified ports are taken as Orthanc too
-    (inferred). Returns how many records were changed.
+    single Orthanc on the host whose ``DicomPort`` did not answer DICOM in this scan (a port
+    mapping: Docker ``-p 104:4242``), its other DCMTK-identified ports are taken as Orthanc too
+    (inferred). Orthanc has one DICOM port, so when its ``DicomPort`` is a DICOM record of the
+    scan, the host's other DCMTK ports are other services (a dcmqrscp beside it) and keep their
+    name. Returns how many records were changed.
     """
+    dicom_ports = {
+        (str(rec.get("host")), rec.get("port")) for rec in records if rec.get("dicom")
+    }
     orthancs: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         web = rec.get("web") or {}
@@ -350,6 +356,11 @@ def join_host_identity(records: list[dict[str, Any]]) -> int:
         ]
         if not same and len(webs) != 1:
             continue
+        if not same and (
+            (str(rec.get("host")), ((webs[0].get("web") or {}).get("orthanc") or {})
+             .get("dicom_port")) in dicom_ports
+        ):
+            continue  # that Orthanc's DICOM port is another record: this is something else
         w = (same or webs)[0]
         rec["toolkit"] = " ".join(x for x in ("DCMTK", rec.get("product_version")) if x)
         rec["product"] = "Orthanc"

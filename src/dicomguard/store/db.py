@@ -325,7 +325,7 @@ class ScanStore:
         :func:`dicomguard.scan.honeypot.annotate`) are written into each member's record.
         """
         self.commit()
-        self._annotate_clusters()
+        self._cross_record_signals()
         self.conn.execute(
             "UPDATE scan SET finished_at = ?, stats = ? WHERE id = 1",
             (utc_now(), json.dumps(stats or {})),
@@ -333,11 +333,23 @@ class ScanStore:
         # a finished scan is one self-contained file (no -wal/-shm beside it) to copy or archive
         self.conn.execute("PRAGMA journal_mode=DELETE")
 
-    def _annotate_clusters(self) -> None:
+    def _cross_record_signals(self) -> None:
+        """Write into the stored records what only several records together show: identical
+        data on several hosts (honeypot clusters) and one host's DICOM ports named from its
+        Orthanc REST record (Orthanc's AC says DCMTK). Runs once, when the scan ends."""
         from ..scan.honeypot import annotate
+        from ..scan.web import join_host_identity
 
-        rows = self.conn.execute("SELECT record FROM endpoints WHERE dicom = 1")
-        changed = annotate([json.loads(r[0]) for r in rows])
+        rows = self.conn.execute("SELECT record FROM endpoints WHERE state = 'open'")
+        records = [json.loads(r[0]) for r in rows]
+        before = {(r["host"], r["port"]): json.dumps(r, sort_keys=True) for r in records}
+        by_endpoint = {(r["host"], r["port"]): r for r in records}
+        for r in annotate([r for r in records if r.get("dicom")]):  # copies of the changed
+            by_endpoint[(r["host"], r["port"])]["honeypot"] = r["honeypot"]
+        join_host_identity(records)
+        changed = [
+            r for r in records if json.dumps(r, sort_keys=True) != before[(r["host"], r["port"])]
+        ]
         if not changed:
             return
         self.conn.execute("BEGIN IMMEDIATE")

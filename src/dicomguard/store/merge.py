@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .db import ScanStore, StoreError, check_schema, read_metadata
+from .read import open_read_only
 
 __all__ = ["IGNORED_OPTIONS", "MergeResult", "merge_scans"]
 
@@ -69,10 +70,7 @@ class _Part:
 
 
 def _read_part(path: str | Path) -> _Part:
-    p = Path(path)
-    if not p.is_file():
-        raise StoreError(f"{path}: no such scan database")
-    conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+    conn = open_read_only(path)
     try:
         check_schema(conn, path)
         meta = read_metadata(conn)

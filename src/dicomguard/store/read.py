@@ -25,13 +25,18 @@ class StoredScan:
         return sum(self.meta["states"].values())
 
 
-def load_scan(path: str | Path) -> StoredScan:
-    """Read a scan database without changing it (works while a scan is still writing to it)."""
+def open_read_only(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to the scan database at ``path`` (a report or a merge must never
+    modify the evidence it reads). Raises StoreError when there is no such file."""
     p = Path(path)
     if not p.is_file():
         raise StoreError(f"{path}: no such scan database")
-    # read-only URI: a report must never modify the evidence it reports on
-    conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+    return sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+
+
+def load_scan(path: str | Path) -> StoredScan:
+    """Read a scan database without changing it (works while a scan is still writing to it)."""
+    conn = open_read_only(path)
     try:
         check_schema(conn, path)
         meta = read_metadata(conn)

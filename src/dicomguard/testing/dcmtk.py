@@ -90,9 +90,14 @@ class DcmqrscpServer(ProcessServer):
         patients: Sequence[SyntheticPatient] | None = None,
         seed: int = 2,
         move_destinations: Sequence[tuple[str, int]] = (),
+        access: str = "RW",
     ) -> None:
         #: (AE title, port on 127.0.0.1) of C-MOVE destinations, added to the peers
         self.move_destinations = tuple(move_destinations)
+        if access not in ("R", "RW", "W"):
+            raise ValueError(f"access must be R, RW or W, not {access!r}")
+        #: the AETable access column: ``R`` read-only (C-STORE refused), ``RW``, ``W``
+        self.access = access
         super().__init__(
             host,
             port,
@@ -105,10 +110,13 @@ class DcmqrscpServer(ProcessServer):
 
     def config_text(self) -> str:
         """dcmqrscp.cfg: one storage AE whose peers are exactly :attr:`calling_aets` (and the
-        C-MOVE destinations, which may also call it)."""
+        C-MOVE destinations, which may also call it); no calling AEs and no destinations: peers
+        ``ANY`` (dcmqrscp.cfg's keyword for "any calling AE")."""
         hosts = [(aet, 0) for aet in self.calling_aets] + list(self.move_destinations)
         peers = [f"dgpeer{i} = ({aet}, 127.0.0.1, {port})" for i, (aet, port) in enumerate(hosts)]
         group = "dgpeers = " + ", ".join(f"dgpeer{i}" for i in range(len(hosts)))
+        if not hosts:
+            peers, group = [], ""
         storage = self.workdir / self.aet
         return "\n".join(
             [
@@ -122,7 +130,8 @@ class DcmqrscpServer(ProcessServer):
                 "VendorTable BEGIN",
                 "VendorTable END",
                 "AETable BEGIN",
-                f"{self.aet} {storage} RW (500, 1024mb) dgpeers",
+                f"{self.aet} {storage} {self.access} (500, 1024mb) "
+                + ("dgpeers" if hosts else "ANY"),
                 "AETable END",
                 "",
             ]
@@ -163,9 +172,11 @@ class StorescpServer(ProcessServer):
 
     def __init__(self, host: str, port: int | None = None, *, aet: str = "DGSTORE",
                  max_pdu: int | None = None, tls: str = "none",
-                 tls_profile: str | None = None) -> None:
+                 tls_profile: str | None = None, promiscuous: bool = False) -> None:
         super().__init__(host, port, called_aets=[aet], patients=[], expected=STORESCP_EXPECTED)
         self.max_pdu = max_pdu
+        #: ``--promiscuous``: accept presentation contexts of unknown SOP classes (storage)
+        self.promiscuous = promiscuous
         if tls not in ("none", "tls", "mutual"):
             raise ValueError(f"tls must be none, tls or mutual, not {tls!r}")
         #: ``tls``: DICOM inside TLS (``+tls key crt``, peer certificate ignored: ``-ic``);
@@ -190,6 +201,8 @@ class StorescpServer(ProcessServer):
                 "-od", self.output_dir, str(self.port)]
         if self.max_pdu:
             argv[1:1] = ["-pdu", str(self.max_pdu)]
+        if self.promiscuous:
+            argv[1:1] = ["--promiscuous"]
         if self.tls != "none":
             self.certs = make_certificates(work / "tls", [self.host], rsa_bits=2048, client=True)
             tls_args = ["+tls", str(self.certs.key), str(self.certs.cert)]
@@ -274,6 +287,8 @@ class WlmscpfsServer(ProcessServer):
         aet: str = "OFFIS",
         patients: Sequence[SyntheticPatient] | None = None,
         seed: int = 6,
+        incomplete: int = 0,
+        reject_incomplete: bool = True,
     ) -> None:
         super().__init__(
             host,
@@ -283,6 +298,11 @@ class WlmscpfsServer(ProcessServer):
             expected=WLMSCPFS_EXPECTED,
             reject_reasons={"called_aet": REASON_CALLED_AET},
         )
+        #: extra worklist files of the first patient's first study lacking the step's
+        #: Modality (type 1 in the Modality Worklist return keys): "incomplete" to wlmscpfs
+        self.incomplete = incomplete
+        #: False runs ``-dfr`` (--disable-file-reject): incomplete files are served too
+        self.reject_incomplete = reject_incomplete
 
     def _start(self) -> None:
         binary = _require("wlmscpfs")
@@ -295,5 +315,13 @@ class WlmscpfsServer(ProcessServer):
             for i in range(len(p.studies)):
                 dcmwrite(db / f"dg{n:05d}.wl", worklist_dataset(p, i), enforce_file_format=True)
                 n += 1
+        for k in range(self.incomplete if self.patients else 0):
+            ds = worklist_dataset(self.patients[0], 0)
+            del ds.ScheduledProcedureStepSequence[0].Modality
+            ds.AccessionNumber = f"DGINC{k}"
+            ds.file_meta.MediaStorageSOPInstanceUID += f".{k}"
+            dcmwrite(db / f"dginc{k:05d}.wl", ds, enforce_file_format=True)
         argv = [binary, "-dfp", str(work / "wlistdb"), "-ta", "10", "-td", "30", str(self.port)]
+        if not self.reject_incomplete:
+            argv.insert(1, "-dfr")
         self._spawn(argv, cwd=work, wait_ports=[self.port])

@@ -9,6 +9,7 @@ The DICOM port is random and the server lives only as long as a test session.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.request
 from collections.abc import Sequence
@@ -107,6 +108,30 @@ PRESETS: dict[str, dict[str, Any]] = {
                              "find_study_root": True, "move": True, "get": True,
                              "worklist": False, "storage": True},
     },
+    # Orthanc's defaults hardened the way DG-008's remediation says: DicomAlwaysAllowStore
+    # false too. Measured with DCMTK (scan/tests/test_orthanc_hardened.py): echoscu Success,
+    # storescu, findscu, movescu and getscu "Peer aborted Association".
+    "nostore": {
+        "aet": "DGNOSTORE",
+        "check_called_aet": False,
+        "always_allow": {"Echo": True},
+        "modalities": {},
+        "expected": {"called_aet_enforced": False, "calling_aet_enforced": False, **_SERVICES},
+        "reject_reasons": {},
+        "open_to_stranger": {"verification": True, "find_patient_root": False,
+                             "find_study_root": False, "move": False, "get": False,
+                             "worklist": False, "storage": False},
+    },
+    # DicomCheckCalledAet true but every operation allowed to anyone: the called AE title is
+    # the only lock, and the REST API's GET /system names it (DicomAet) to whoever can reach it
+    "calledcheck": {
+        "aet": "DGCALLED",
+        "check_called_aet": True,
+        "always_allow": True,
+        "modalities": {},
+        "expected": {"called_aet_enforced": True, "calling_aet_enforced": False, **_SERVICES},
+        "reject_reasons": {"called_aet": REASON_CALLED_AET},
+    },
 }
 
 #: Debian's build of Orthanc's sample worklist plugin (package orthanc 1.10.1)
@@ -114,8 +139,8 @@ WORKLIST_PLUGIN = "/usr/share/orthanc/plugins/libModalityWorklists.so"
 
 
 class OrthancServer(ProcessServer):
-    """Orthanc with a preset (``open``, ``locked``, ``default``, ``modalities``, ``worklist``)
-    on ``host``; see :data:`PRESETS`.
+    """Orthanc with a preset (``open``, ``locked``, ``default``, ``modalities``, ``worklist``,
+    ``nostore``, ``calledcheck``) on ``host``; see :data:`PRESETS`.
 
     ``limit_find_results`` / ``limit_find_instances`` set Orthanc's C-FIND caps (0 = none),
     for testing how a scanner reports a capped answer.
@@ -134,8 +159,15 @@ class OrthancServer(ProcessServer):
         limit_find_results: int = 0,
         limit_find_instances: int = 0,
         dicom_tls: str = "none",
+        unknown_sop_class_accepted: bool = False,
+        rest_users: dict[str, str] | None = None,
     ) -> None:
         p = PRESETS[preset]
+        #: ``AuthenticationEnabled`` with these ``RegisteredUsers`` (user -> password) on the
+        #: REST API; the launcher loads its data as the first user (HTTP Basic)
+        self.rest_users = dict(rest_users or {})
+        #: Orthanc's ``UnknownSopClassAccepted`` (default false): accept storage of any SOP class
+        self.unknown_sop_class_accepted = unknown_sop_class_accepted
         if dicom_tls not in ("none", "tls", "mutual"):
             raise ValueError(f"dicom_tls must be none, tls or mutual, not {dicom_tls!r}")
         #: DICOM inside TLS (``DicomTlsEnabled``); ``mutual`` adds
@@ -201,11 +233,12 @@ class OrthancServer(ProcessServer):
             "DicomModalitiesInDatabase": False,
             "DicomThreadsCount": 4,
             "DicomScpTimeout": 10,
-            "UnknownSopClassAccepted": False,
+            "UnknownSopClassAccepted": self.unknown_sop_class_accepted,
             "HttpServerEnabled": True,
             "HttpPort": self.http_port,
             "RemoteAccessAllowed": False,
-            "AuthenticationEnabled": False,
+            "AuthenticationEnabled": bool(self.rest_users),
+            "RegisteredUsers": self.rest_users,
             "SslEnabled": False,
             "DicomTlsEnabled": False,
             "HttpsVerifyPeers": True,
@@ -256,6 +289,10 @@ class OrthancServer(ProcessServer):
         req = urllib.request.Request(self.http_url + path, data=body, method=method)
         if body is not None:
             req.add_header("Content-Type", "application/dicom")
+        if self.rest_users:
+            user, password = next(iter(self.rest_users.items()))
+            token = base64.b64encode(f"{user}:{password}".encode()).decode()
+            req.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read() or b"null")
 

@@ -4,7 +4,8 @@
 launcher                    what it is
 ==========================  ======================================================
 :class:`OrthancServer`      Orthanc 1.10.1, presets ``open``, ``locked``, ``default``,
-                            ``modalities``, ``worklist``; DICOM TLS / mutual TLS
+                            ``modalities``, ``worklist``, ``nostore``, ``calledcheck``;
+                            DICOM TLS / mutual TLS
 :class:`DcmqrscpServer`     DCMTK dcmqrscp with an AE table (preset ``aetable``)
 :class:`StorescpServer`     DCMTK storescp, store-only; plain, TLS or mutual TLS
 :class:`PynetdicomFindServer`  pynetdicom Verification + C-FIND, in-process

@@ -111,3 +111,22 @@ async def test_wlmscpfs_sends_one_message_per_pdu(wlmscpfs):
     assembler = dimse.MessageAssembler()
     completed = [len(assembler.feed(p)) for p in seen if p[0] == 0x04]
     assert sum(completed) == len(items) + 1 and max(completed) == 1
+
+
+@pytest.mark.parametrize("reject_incomplete", [True, False])
+async def test_wlmscpfs_incomplete_files_counted_as_served(reject_incomplete: bool) -> None:
+    """wlmscpfs skips worklist files missing a type 1 return key (the step's Modality) unless
+    run with ``-dfr``; the scan counts what it serves. Truth, findscu -W: 8 items (4 patients'
+    studies) by default, 11 with -dfr and 3 incomplete files (observed 2026-11-29)."""
+    if find_binary("wlmscpfs") is None or find_binary("findscu") is None:
+        pytest.skip("DCMTK wlmscpfs/findscu not installed")
+    with WlmscpfsServer(lab_address(89), patients=make_patients(89, 4), incomplete=3,
+                        reject_incomplete=reject_incomplete) as s:
+        seen = findscu(s.host, s.port, ["PatientID", "AccessionNumber"], model=WORKLIST,
+                       called_aet=s.aet)
+        served = s.ground_truth.studies + (0 if reject_incomplete else 3)
+        assert seen.final == "Success" and len(seen.matches) == served
+        r = await assess(s.host, s.port, ProbeOptions(timeouts=TIMEOUTS, try_tls=False, web=None))
+        wl = r.exposure["worklist"]
+        assert wl["items"] == served and wl["complete"] is True
+        assert wl["patients"] == len(seen.distinct("0010,0020"))
