@@ -1,25 +1,38 @@
-"""Benchmark: dicomguard scan vs nmap --script dicom-ping on the same loopback lab, one run.
+"""Benchmark: dicomguard scan vs nmap --script dicom-ping on loopback, one run.
 
-Prints discovery and full-assessment rates beside nmap's, their ratios, what each found, and
-the peak memory of dicomguard as the target list grows from a /24 to a /8.
+Two workloads, each scanned by both tools in the same run:
 
-    python bench/bench_scan.py [--hosts 64] [--network 127.42.0.0/24]
+* sparse: a /16 x 5 ports around a 64-server lab (327,680 endpoints, 171 DICOM services): the
+  cost of the port sweep;
+* all-DICOM (issue 13, what a zmap/masscan list of open ports looks like): one real Orthanc
+  answering every address of a loopback /20 on one port (4,096 associations), and a lab fleet
+  where every host is a DICOM server: the cost of the association.
+
+Prints times, ratios, what each found, CPU per association (user + system of the scanner's
+process and its reaped children, from wait4: the same kernel accounting as /proc/<pid>/stat),
+and the peak memory of dicomguard as the target list grows from a /24 to a /8.
+
+    python bench/bench_scan.py [--workload both|sparse|all-dicom] [--hosts 64]
 
 Everything targets 127.0.0.0/8 only. The lab runs in its own process so the scanners do not
-share its event loop.
+share its event loop; Orthanc binds every interface, so the script re-executes itself in a
+loopback-only network namespace first.
 """
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
+import itertools
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 PORTS = "104,11112,4242,2761,2762"
@@ -56,39 +69,68 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
-def run(argv: list[str], *, timeout: float = 900) -> tuple[float, int, int, str]:
-    """Run a command; return (seconds, peak RSS of its process tree in KiB, exit code, out)."""
+@dataclass
+class Run:
+    """One command's outcome: wall seconds, peak RSS of its tree (KiB), exit code, stdout and
+    CPU seconds (user + system) of the process and every child it waited for."""
+
+    secs: float
+    peak: int
+    code: int
+    out: str
+    cpu: float
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds (utime + stime + children's) of a live process, from /proc/<pid>/stat."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def run(argv: list[str], *, timeout: float = 900) -> Run:
+    """Run a command; measure its wall time, peak RSS and CPU time."""
     # output goes to files, not pipes: a pipe nobody reads blocks the child once it is full
     with tempfile.TemporaryFile("w+") as out_f, tempfile.TemporaryFile("w+") as err_f:
         start = time.monotonic()
         proc = subprocess.Popen(argv, stdout=out_f, stderr=err_f, text=True)
         peak = 0
-        while proc.poll() is None:
+        while True:
+            # wait4 reaps the child and returns its rusage, reaped grandchildren included
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
             peak = max(peak, _tree_rss_kib(proc.pid))
-            time.sleep(0.05)
+            time.sleep(0.02)
         elapsed = time.monotonic() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
         out_f.seek(0)
         err_f.seek(0)
         out, err = out_f.read(), err_f.read()
     code = proc.returncode
     if code not in (0, -9):
         print(f"command failed ({code}): {' '.join(argv)}\n{err[-2000:]}", file=sys.stderr)
-    return elapsed, peak, code, out
+    return Run(elapsed, peak, code, out, usage.ru_utime + usage.ru_stime)
 
 
-def start_lab(network: str, hosts: int, ports: str) -> subprocess.Popen[bytes]:
-    personas = [PERSONAS[i % len(PERSONAS)] for i in range(hosts)]
+def start_lab(
+    network: str, personas: list[str], ports: str, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "dicomguard", "lab", "--network", network, "--ports", ports]
     for p in personas:
         argv += ["--persona", p]
-    lab = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    first_host = str(next(ipaddress.ip_network(network).hosts()))
+    lab = subprocess.Popen([*argv, *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    hosts = list(itertools.islice(ipaddress.ip_network(network).hosts(), len(personas)))
+    port = int(ports.split(",")[0])
     import socket
 
     while time.monotonic() < deadline:
         try:
-            socket.create_connection((first_host, int(ports.split(",")[0])), 0.2).close()
+            for host in (hosts[0], hosts[-1]):  # the fleet binds in order: first and last
+                socket.create_connection((str(host), port), 0.2).close()
             time.sleep(0.5)
             return lab
         except OSError:
@@ -118,6 +160,12 @@ def nmap_found(xml: str) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "--workload",
+        choices=("both", "sparse", "all-dicom"),
+        default="both",
+        help="sparse /16 around the lab, all-DICOM /20 (Orthanc + lab fleet), or both",
+    )
     ap.add_argument("--network", default="127.42.0.0/24", help="where the lab servers live")
     ap.add_argument(
         "--targets",
@@ -126,28 +174,63 @@ def main() -> int:
     )
     ap.add_argument("--hosts", type=int, default=64, help="lab servers in the network")
     ap.add_argument(
+        "--dense-targets",
+        default="127.1.0.0/20",
+        help="all-DICOM workload: every address answered by one Orthanc",
+    )
+    ap.add_argument(
+        "--fleet-network",
+        default="127.44.0.0/20",
+        help="all-DICOM workload: where the lab fleet of DICOM servers lives",
+    )
+    ap.add_argument(
+        "--fleet-hosts",
+        type=int,
+        default=2048,
+        help="all-DICOM workload: lab servers, every one DICOM (0: skip the fleet)",
+    )
+    ap.add_argument(
+        "--workers",
+        default="auto",
+        help="dicomguard --workers for the scans compared with nmap (default auto)",
+    )
+    ap.add_argument(
         "--memory-seconds",
         type=float,
         default=20.0,
         help="how long the /8 memory run scans before it is stopped",
     )
     args = ap.parse_args()
-    net = ipaddress.ip_network(args.targets)
-    for n in (net, ipaddress.ip_network(args.network)):
-        if not n.subnet_of(ipaddress.ip_network("127.0.0.0/8")):
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    for text in (args.targets, args.network, args.dense_targets, args.fleet_network):
+        if not ipaddress.ip_network(text).subnet_of(loopback):  # type: ignore[arg-type]
             raise SystemExit("benchmarks target loopback only")
     nmap = shutil.which("nmap")
     if not nmap:
         raise SystemExit("nmap is not installed (scripts/bootstrap installs it)")
-    endpoints = net.num_addresses * len(PORTS.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="dg-bench-"))
-    lab = start_lab(args.network, args.hosts, "104,11112,4242")
+    if args.workload in ("both", "all-dicom"):
+        all_dicom(args, nmap, tmp)
+    if args.workload in ("both", "sparse"):
+        sparse(args, nmap, tmp)
+        memory(args, tmp)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+def sparse(args: argparse.Namespace, nmap: str, tmp: Path) -> None:
+    """The /16 x 5 ports around the lab: mostly closed ports, 171 DICOM services."""
+    net = ipaddress.ip_network(args.targets)
+    endpoints = net.num_addresses * len(PORTS.split(","))
+    lab = start_lab(
+        args.network, [PERSONAS[i % len(PERSONAS)] for i in range(args.hosts)], "104,11112,4242"
+    )
     rows = []
     try:
         # nmap: TCP scan + dicom-ping on open ports (its default timing, then -T4 as people use it)
         for label, extra in (("nmap dicom-ping", []), ("nmap dicom-ping -T4", ["-T4"])):
             xml = tmp / "nmap.xml"
-            secs, rss, _, _ = run(
+            r = run(
                 [
                     nmap,
                     "-n",
@@ -162,13 +245,13 @@ def main() -> int:
                     args.targets,
                 ]
             )
-            rows.append((label, secs, rss, nmap_found(xml.read_text())))
+            rows.append((label, r.secs, r.peak, nmap_found(xml.read_text())))
         for label, extra in (
             ("dicomguard --discovery", ["--discovery"]),
             ("dicomguard full assessment", []),
         ):
             out = tmp / f"dg{len(rows)}.jsonl"
-            secs, rss, _, _ = run(
+            r = run(
                 [
                     *dicomguard(),
                     "scan",
@@ -185,10 +268,12 @@ def main() -> int:
                     str(tmp / f"dg{len(rows)}.db"),
                     "--timeout",
                     "3",
+                    "--workers",
+                    args.workers,
                     *extra,
                 ]
             )
-            rows.append((label, secs, rss, count_jsonl(out)))
+            rows.append((label, r.secs, r.peak, count_jsonl(out)))
     finally:
         lab.terminate()
         lab.wait(10)
@@ -211,6 +296,9 @@ def main() -> int:
         f"{best_nmap / full[1]:.2f}x  (target >= 1x)"
     )
 
+
+def memory(args: argparse.Namespace, tmp: Path) -> None:
+    """Peak RSS of one scan process as the target list grows from a /24 to a /8."""
     # memory: /24 to /8, same closed port, stopped after the same time
     mem = []
     for target in ("127.43.0.0/24", "127.0.0.0/16", "127.0.0.0/8"):
@@ -253,11 +341,271 @@ def main() -> int:
     for target, peak in mem:
         print(f"  {target:16} {peak / 1024:7.1f} MB")
     print(f"  /8 vs /24: {mem[-1][1] / max(mem[0][1], 1):.2f}x")
-    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def scan_argv(targets: str, port: int, out: Path, db: Path, workers: str, *extra: str) -> list[str]:
+    return [
+        *dicomguard(),
+        "scan",
+        targets,
+        "-p",
+        str(port),
+        "--rate",
+        "0",
+        "--no-progress",
+        "-q",
+        "--jsonl",
+        str(out),
+        "--db",
+        str(db),
+        "--workers",
+        workers,
+        *extra,
+    ]
+
+
+def compare_dense(
+    title: str,
+    targets: str,
+    port: int,
+    nmap: str,
+    tmp: Path,
+    workers: str,
+    server_pid: int | None,
+    startup: float,
+    diagnose_concurrency: bool = False,
+) -> None:
+    """nmap dicom-ping, dicomguard --discovery and the full assessment on one all-DICOM target
+    set, one after the other; CPU per association for each (and for the server, if known)."""
+    n = ipaddress.ip_network(targets).num_addresses
+    rows = []
+    xml = tmp / f"nmap-dense{port}.xml"
+    runs = [
+        (
+            "nmap dicom-ping",
+            [
+                nmap,
+                "-n",
+                "-Pn",
+                "-p",
+                str(port),
+                "--script",
+                "+dicom-ping",
+                "-oX",
+                str(xml),
+                targets,
+            ],
+            lambda: nmap_found(xml.read_text()),
+        )
+    ]
+    floor_out = tmp / f"floor{port}.txt"
+    runs.append(
+        (
+            "asyncio floor (no checks)",
+            [sys.executable, __file__, "--floor-probe", targets, str(port), str(floor_out)],
+            lambda: int(floor_out.read_text()),
+        )
+    )
+    variants: list[tuple[str, tuple[str, ...]]] = [
+        ("dicomguard --discovery", ("--discovery",)),
+        ("dicomguard full", ()),
+    ]
+    if diagnose_concurrency:
+        # not a default: shows what the server's accept queue costs (see bench/README.md)
+        variants.append(("  (--discovery --conc. 32)", ("--discovery", "--concurrency", "32")))
+    for label, extra in variants:
+        tag = f"{port}-{len(runs)}"
+        out, db = tmp / f"dense{tag}.jsonl", tmp / f"dense{tag}.db"
+        runs.append(
+            (
+                label,
+                scan_argv(targets, port, out, db, workers, *extra),
+                lambda out=out: count_jsonl(out),  # type: ignore[misc]
+            )
+        )
+    for label, argv, found in runs:
+        before = _cpu_of(server_pid) if server_pid else 0.0
+        dropped = _listen_overflows()
+        r = run(argv)
+        server = _cpu_of(server_pid) - before if server_pid else None
+        rows.append((label, r, found(), server, _listen_overflows() - dropped))
+    print(f"\n{title}: {targets} on port {port} = {n} endpoints, every one DICOM")
+    print(
+        f"{'scanner':26} {'seconds':>8} {'assoc/s':>8} {'found':>6} {'peak RSS':>9}"
+        f" {'CPU s':>6} {'CPU/assoc':>10} {'server CPU/assoc':>17} {'SYNs dropped':>13}"
+    )
+    for label, r, found_n, server, dropped in rows:
+        srv = f"{server / n * 1000:14.3f} ms" if server is not None else f"{'':>17}"
+        print(
+            f"{label:26} {r.secs:8.2f} {n / r.secs:8.0f} {found_n:6d} {r.peak / 1024:7.0f}MB"
+            f" {r.cpu:6.2f} {r.cpu / n * 1000:7.3f} ms {srv} {dropped:13d}"
+        )
+    print(
+        "(SYNs dropped: the namespace's TcpExt ListenOverflows, connections refused by a full "
+        "accept queue; each costs its sender a 1 s SYN retransmission)"
+    )
+    ping, _floor, disc, full = (row[1] for row in rows[:4])
+    print(
+        f"ratio discovery  (nmap dicom-ping / dicomguard --discovery): {ping.secs / disc.secs:.2f}x"
+        "  (target >= 3x)"
+    )
+    print(
+        f"ratio assessment (nmap dicom-ping / dicomguard full):        {ping.secs / full.secs:.2f}x"
+        "  (target >= 1x)"
+    )
+    print(
+        f"CPU per association, discovery: {disc.cpu / n * 1000:.3f} ms, "
+        f"{(disc.cpu - startup) / n * 1000:.3f} ms without the start-up  (target <= 0.3 ms)"
+    )
+
+
+def _listen_overflows() -> int:
+    """TcpExt ListenOverflows of this network namespace (/proc/net/netstat): SYNs and
+    handshakes a listener dropped because its accept queue was full."""
+    try:
+        lines = Path("/proc/net/netstat").read_text().splitlines()
+    except OSError:
+        return 0
+    for head, values in zip(lines[::2], lines[1::2], strict=False):
+        if head.startswith("TcpExt:"):
+            fields = dict(zip(head.split()[1:], values.split()[1:], strict=False))
+            return int(fields.get("ListenOverflows", 0))
     return 0
 
 
+def startup_cpu(tmp: Path) -> float:
+    """CPU seconds of a scan of one closed endpoint: dicomguard's fixed start-up cost."""
+    return run(
+        [
+            *dicomguard(),
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "9",
+            "--discovery",
+            "--no-progress",
+            "-q",
+            "--db",
+            str(tmp / "startup.db"),
+            "--workers",
+            "1",
+        ]
+    ).cpu
+
+
+def all_dicom(args: argparse.Namespace, nmap: str, tmp: Path) -> None:
+    """Issue 13: every address is a DICOM server, so the association is the cost."""
+    from dicomguard.testing.base import default_patients
+    from dicomguard.testing.orthanc import OrthancServer
+
+    startup = startup_cpu(tmp)
+    print(f"dicomguard start-up (scan of one closed port): {startup:.2f} s of CPU")
+    # open preset: DicomCheckCalledAet false, every Q/R service allowed; 3 patients, 7 studies
+    with OrthancServer("127.0.0.1", patients=default_patients(1, 3)) as orthanc:
+        pid = orthanc._proc.pid if orthanc._proc is not None else None
+        compare_dense(
+            "All-DICOM, one real Orthanc 1.10.1",
+            args.dense_targets,
+            orthanc.port,
+            nmap,
+            tmp,
+            args.workers,
+            pid,
+            startup,
+            diagnose_concurrency=True,
+        )
+    if args.fleet_hosts:
+        net = ipaddress.ip_network(args.fleet_network)
+        prefix = 32 - (args.fleet_hosts - 1).bit_length()
+        targets = str(ipaddress.ip_network(f"{net.network_address}/{prefix}", strict=False))
+        # lab hosts are numbered from .1: the target /N holds one server per address but the
+        # first (network address, closed)
+        servers = ipaddress.ip_network(targets).num_addresses - 1
+        port = 11112
+        lab = start_lab(args.fleet_network, ["open"] * servers, str(port), ("--max-patients", "3"))
+        try:
+            compare_dense(
+                f"All-DICOM, lab fleet of {servers} 'open' servers",
+                targets,
+                port,
+                nmap,
+                tmp,
+                args.workers,
+                lab.pid,
+                startup,
+            )
+        finally:
+            lab.terminate()
+            lab.wait(10)
+
+
+def floor_probe(targets: str, port: int, out: str) -> None:
+    """The cheapest asyncio client of the discovery exchange, for reference: per address one
+    connection, A-ASSOCIATE-RQ, C-ECHO-RQ, A-RELEASE-RQ, each sent from the callback that
+    received the previous answer (no task, stream, timeout or check of any kind). What is
+    left between it and dicomguard --discovery is dicomguard's own cost; what is left between
+    it and nmap is the server and the kernel. Writes how many exchanges completed."""
+    import asyncio
+
+    from dicomguard.dul import dimse
+    from dicomguard.dul.negotiation import AssociateRequest
+
+    rq = AssociateRequest(called_aet="ANY-SCP", abstract_syntaxes=("1.2.840.10008.1.1",)).encode()
+    echo = b"".join(dimse.echo_pdus(1, 1, 16384))
+    release = bytes([5, 0, 0, 0, 0, 4, 0, 0, 0, 0])
+
+    class Probe(asyncio.Protocol):
+        def __init__(self, done: asyncio.Future[int]) -> None:
+            self.buf = b""
+            self.step = 0
+            self.done = done
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            transport.write(rq)  # type: ignore[attr-defined]
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while len(self.buf) >= 6:
+                end = 6 + int.from_bytes(self.buf[2:6], "big")
+                if len(self.buf) < end:
+                    return
+                self.buf = self.buf[end:]
+                self.step += 1
+                if self.step == 1:
+                    self.transport.write(echo)  # type: ignore[attr-defined]
+                elif self.step == 2:
+                    self.transport.write(release)  # type: ignore[attr-defined]
+                else:
+                    self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if not self.done.done():
+                self.done.set_result(self.step)
+
+    async def one(host: str, sem: asyncio.Semaphore) -> int:
+        loop = asyncio.get_running_loop()
+        async with sem:
+            done: asyncio.Future[int] = loop.create_future()
+            try:
+                await loop.create_connection(lambda: Probe(done), host, port)
+            except OSError:
+                return 0
+            return await done
+
+    async def probe_all() -> int:
+        sem = asyncio.Semaphore(256)
+        hosts = [str(h) for h in ipaddress.ip_network(targets)]
+        results = await asyncio.gather(*(one(h, sem) for h in hosts))
+        return sum(1 for r in results if r == 3)
+
+    Path(out).write_text(str(asyncio.run(probe_all())))
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--floor-probe"]:
+        floor_probe(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        raise SystemExit(0)
     # storescp/Orthanc bind every interface: run in a loopback-only network namespace.
     from dicomguard.testing.netns import reexec_isolated
 

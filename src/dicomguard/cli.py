@@ -226,7 +226,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         "--workers",
         default="auto",
         type=_workers_arg,
-        help="processes sharing the scan (default auto: one per core above 20k endpoints)",
+        help="processes sharing the scan (default auto: one per core from 2,048 endpoints)",
     )
     p.add_argument(
         "--sweep",
@@ -729,15 +729,11 @@ def _sigterm_as_interrupt() -> Any:
 
 def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Scan into the database; JSONL and the summary are written from what it stored."""
-    from rich.console import Console
-
-    from .report.summary import render_summary
     from .scan import parallel
     from .scan.output import JsonlWriter
 
     args, config, store = _open_store(args, argv)
     _survey_store(args, config, store)
-    summary_console = Console(stderr=args.jsonl == "-")
     writer = None
     if args.jsonl:
         if args.resume and args.jsonl != "-":
@@ -747,7 +743,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
                 for rec in store.records():
                     rewrite.write(rec)
         writer = JsonlWriter(args.jsonl)
-        store.listeners.append(lambda batch: [writer.write(rec) for rec in batch])
+        store.json_listeners.append(writer.write_lines)
 
     def sink(result: Any) -> None:
         if result.state == "open" or args.all:
@@ -767,6 +763,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     finished = False
     try:
         if show_progress:
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -823,8 +820,9 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
             with JsonlWriter(_truncate(args.jsonl)) as rewrite:
                 for rec in store.records():
                     rewrite.write(rec)
-        records = store.summary_records()
-        meta = store.metadata()
+        if not args.quiet:  # read back only for the summary (thousands of records in JSON)
+            records = store.summary_records()
+            meta = store.metadata()
     except KeyboardInterrupt:
         store.commit()  # interrupted: keep every finished index, resume does the rest
         raise ScanInterrupted(args.db) from None
@@ -840,6 +838,12 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         if writer:
             writer.close()
     if not args.quiet:
+        # imported here: rich and the report cost ~0.1 s of start-up a quiet scan need not pay
+        from rich.console import Console
+
+        from .report.summary import render_summary
+
+        summary_console = Console(stderr=args.jsonl == "-")
         summary = _stats_dict(stats)
         summary.update(
             endpoints=sum(meta["states"].values()),

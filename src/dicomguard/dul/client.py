@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import errno
 import os
+import select
 import socket
 import ssl
 from collections import deque
@@ -23,6 +24,7 @@ from pydicom.dataset import Dataset
 
 from . import dimse
 from . import pdu as P
+from .accept_bytes import read_accept
 from .errors import (
     CancelIgnored,
     ConnectFailed,
@@ -53,6 +55,13 @@ class Timeouts:
     release: float = 2.0
 
 
+def _writable_now(sock: socket.socket) -> bool:
+    """Connected (or failed) already? poll(2) with no wait: select() cannot take fds >= 1024."""
+    poller = select.poll()
+    poller.register(sock, select.POLLOUT)
+    return bool(poller.poll(0))
+
+
 async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
     """Connect a non-blocking TCP socket, with a port-scanner's view of failures.
 
@@ -66,7 +75,11 @@ async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
     sock.setblocking(False)
     try:
         err = sock.connect_ex((host, port))
-        if err in (errno.EINPROGRESS, errno.EAGAIN):
+        if err in (errno.EINPROGRESS, errno.EAGAIN) and _writable_now(sock):
+            # On loopback the handshake usually completes inside connect(): one poll with no
+            # wait tells, instead of a writer callback, a future and a timer per connection.
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        elif err in (errno.EINPROGRESS, errno.EAGAIN):
             loop = asyncio.get_running_loop()
             done = loop.create_future()
             loop.add_writer(sock.fileno(), lambda: done.done() or done.set_result(None))
@@ -240,11 +253,12 @@ class Association:
 
     async def _send(self, pdus: list[bytes]) -> None:
         try:
-            for data in pdus:
-                if self.recorder is not None:
+            if self.recorder is not None:
+                for data in pdus:
                     self.recorder("out", data)
-                self.writer.write(data)
-            await asyncio.wait_for(self.writer.drain(), self.timeouts.dimse)
+            # one write (one segment, one send call) for a command and its data set
+            self.writer.write(pdus[0] if len(pdus) == 1 else b"".join(pdus))
+            await drain(self.writer, self.timeouts.dimse)
         except TimeoutError:
             raise PeerTimeout("peer stopped reading") from None
         except (ConnectionError, OSError) as exc:
@@ -326,7 +340,7 @@ class Association:
         cid, ts = self._context(sop_class)
         msg_id = self._next_id()
         self.last_status: int | None = None
-        data = dimse.encode_dataset(identifier, ts)
+        data = dimse.encode_identifier(identifier, ts)
         await self._send(dimse.find_pdus(msg_id, sop_class, cid, self.peer_max_pdu, data))
         count = 0
         cancelled_at: float | None = None
@@ -390,7 +404,7 @@ class Association:
             if self.recorder is not None:
                 self.recorder("out", P.abort_pdu())
             self.writer.write(P.abort_pdu())
-            await asyncio.wait_for(self.writer.drain(), 1.0)
+            await drain(self.writer, 1.0)
         await self.close()
 
     async def close(self) -> None:
@@ -472,11 +486,34 @@ class Association:
         raise ProtocolViolation(f"more than {max_responses} C-MOVE responses")
 
 
+async def drain(writer: asyncio.StreamWriter, timeout: float) -> None:
+    """``writer.drain()`` within ``timeout`` seconds (TimeoutError after).
+
+    Free when the transport holds nothing unsent and is open, which is almost every time for
+    the few hundred bytes of an association request or a C-ECHO: ``drain`` would return at once
+    (it only waits above the high-water mark, and only raises once the transport is closing),
+    and ``wait_for`` around it cost a Task and a timer per call.
+    """
+    transport = writer.transport
+    if transport.get_write_buffer_size() == 0 and not transport.is_closing():
+        return
+    async with asyncio.timeout(timeout):
+        await writer.drain()
+
+
 async def close_writer(writer: asyncio.StreamWriter) -> None:
     """Close a stream without letting a peer that never acknowledges stall us."""
+    transport = writer.transport
+    if transport.get_write_buffer_size() == 0 and transport.get_extra_info("ssl_object") is None:
+        # Plain TCP with nothing unsent: close() releases the socket on the loop's next pass
+        # whatever we do, so waiting for it (a wakeup and a timer per association) buys nothing.
+        with contextlib.suppress(Exception):
+            writer.close()
+        return
     with contextlib.suppress(Exception):
         writer.close()
-        await asyncio.wait_for(writer.wait_closed(), 1.0)
+        async with asyncio.timeout(1.0):  # not wait_for: no Task per association
+            await writer.wait_closed()
     with contextlib.suppress(Exception):
         writer.transport.abort()
 
@@ -500,7 +537,7 @@ async def associate_on(
         if recorder is not None:
             recorder("out", encoded)
         writer.write(encoded)
-        await asyncio.wait_for(writer.drain(), timeouts.associate)
+        await drain(writer, timeouts.associate)
         raw = await P.read_pdu(reader, timeout=timeouts.associate, max_length=max_pdata)
         if recorder is not None:
             recorder("in", raw.data)
@@ -511,7 +548,10 @@ async def associate_on(
             return AssociateOutcome(None, reject)
         if raw.pdu_type != P.A_ASSOCIATE_AC:
             raise ProtocolViolation(f"answered A-ASSOCIATE-RQ with {raw.name}")
-        accept = decode_accept(P.decode(raw), request, raw=raw.data)  # type: ignore[arg-type]
+        # the byte reader takes every clean AC; pynetdicom decodes the rest (same record)
+        accept = read_accept(raw.data, request) or decode_accept(
+            P.decode(raw), request, raw=raw.data
+        )  # type: ignore[arg-type]
     except TimeoutError:
         await close_writer(writer)
         raise PeerTimeout("peer stopped reading the request") from None

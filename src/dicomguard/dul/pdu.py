@@ -91,6 +91,10 @@ async def read_pdu(
 
 async def _read_exactly(reader: asyncio.StreamReader, n: int, timeout: float) -> bytes:
     try:
+        if len(getattr(reader, "_buffer", b"")) >= n:
+            # already received (a PDU body after its header, usually): nothing to wait for,
+            # so no timer to arm and cancel; readexactly still raises a stored error
+            return await reader.readexactly(n)
         # asyncio.timeout, not wait_for: wait_for wraps every read in a new Task
         async with asyncio.timeout(timeout):
             return await reader.readexactly(n)

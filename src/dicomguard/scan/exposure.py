@@ -47,6 +47,7 @@ false``: a lower bound.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import secrets
 import string
@@ -182,6 +183,21 @@ def _scheduled_date(text: str) -> date | None:
     return _parse_da(text, today.replace(year=today.year + 5, day=min(today.day, 28)))
 
 
+@functools.lru_cache(maxsize=256)
+def _study_identifier(date_range: str, name: str | None) -> Dataset:
+    """A STUDY-level identifier (shared and never modified: pydicom's attribute validation made
+    building one per query cost as much as encoding it)."""
+    q = Dataset()
+    q.QueryRetrieveLevel = "STUDY"
+    q.StudyInstanceUID = ""
+    q.StudyDate = date_range
+    q.ModalitiesInStudy = ""
+    q.PatientID = ""  # return key: reduced to a keyed hash on arrival (module docstring)
+    if name is not None:
+        q.PatientName = name  # a matching key only: the value returned is never read
+    return q
+
+
 class ExposureMeter:
     """Counts what one association can list; one instance per endpoint (and its hash key)."""
 
@@ -254,15 +270,7 @@ class ExposureMeter:
 
     # -- studies ------------------------------------------------------------------------------
     def _study_identifier(self, date_range: str = "", name: str | None = None) -> Dataset:
-        q = Dataset()
-        q.QueryRetrieveLevel = "STUDY"
-        q.StudyInstanceUID = ""
-        q.StudyDate = date_range
-        q.ModalitiesInStudy = ""
-        q.PatientID = ""  # return key: reduced to a keyed hash on arrival (module docstring)
-        if name is not None:
-            q.PatientName = name  # a matching key only: the value returned is never read
-        return q
+        return _study_identifier(date_range, name)
 
     def _study_summary(self, complete: bool, cap: int | None) -> dict[str, Any]:
         dates = [s.date for s in self.studies.values()]

@@ -213,6 +213,10 @@ class FingerprintDB:
     rules: tuple[FingerprintRule, ...]
     products: dict[str, ProductInfo] = field(default_factory=dict)
     path: str = "<memory>"
+    #: answers already worked out: a scan meets the same few identities thousands of times
+    _memo: dict[tuple[Any, ...], Fingerprint] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def match(
         self,
@@ -221,6 +225,20 @@ class FingerprintDB:
         max_pdu: int | None = None,
     ) -> Fingerprint:
         """Best fingerprint for the values an acceptor announced; product None when unknown."""
+        key = (implementation_class_uid, implementation_version_name, max_pdu)
+        known = self._memo.get(key)
+        if known is None:
+            known = self._match(implementation_class_uid, implementation_version_name, max_pdu)
+            if len(self._memo) < 4096:  # bounded: a hostile fleet may announce anything
+                self._memo[key] = known
+        return known
+
+    def _match(
+        self,
+        implementation_class_uid: str | None,
+        implementation_version_name: str | None,
+        max_pdu: int | None,
+    ) -> Fingerprint:
         uid = _clean(implementation_class_uid)
         name = _clean(implementation_version_name)
         best: tuple[int, FingerprintRule, re.Match[str] | None] | None = None

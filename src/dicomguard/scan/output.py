@@ -24,6 +24,12 @@ class JsonlWriter:
         self._fh.write(json.dumps(record, sort_keys=False, separators=(",", ":")) + "\n")
         self._fh.flush()
 
+    def write_lines(self, texts: list[str]) -> None:
+        """Records already encoded as compact JSON (a store commit's batch), flushed once."""
+        if texts:
+            self._fh.write("\n".join(texts) + "\n")
+            self._fh.flush()
+
     def close(self) -> None:
         if self._own:
             self._fh.close()
