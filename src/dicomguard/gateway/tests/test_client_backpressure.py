@@ -41,6 +41,12 @@ async def test_refused_requests_from_a_client_that_never_reads_are_bounded(
                 await asyncio.wait_for(assoc.writer.drain(), 0.5)
             except TimeoutError:
                 break  # the gateway stopped reading: what the test wants
+            except ConnectionError:
+                # on a loaded machine the idle backend association (nothing reaches it: every
+                # request is refused by the gateway) may time out first and the gateway ends
+                # the client's association with it: the flood is over either way, and what
+                # was buffered until then is what the assertion bounds
+                break
             peak = max(peak, gw.call(_in_loop(buffered)))
         peak = max(peak, gw.call(_in_loop(buffered)))
     finally:
