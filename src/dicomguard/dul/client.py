@@ -422,24 +422,40 @@ class Association:
         else:
             await self.abort()
 
+    async def send_request(
+        self, kind: str, sop_class: str, dataset: Dataset, **command: str
+    ) -> int:
+        """Send a C-STORE-, C-MOVE- or C-GET-RQ (``kind``: pynetdicom's class name, e.g.
+        ``"C_GET_RQ"``) of ``sop_class`` with ``dataset`` on its presentation context, medium
+        priority, a new MessageID, and the extra command elements ``command`` (keyword ->
+        value). Returns the MessageID. Raises what sending raises (dul.errors).
+        """
+        from pynetdicom import dimse_messages as dm  # request classes dimse.py has no helper for
+
+        cid, ts = self._context(sop_class)
+        msg = getattr(dm, kind)()
+        cs = msg.command_set
+        cs.CommandField = getattr(dimse, kind)
+        cs.MessageID = message_id = self._next_id()
+        cs.AffectedSOPClassUID = sop_class
+        cs.Priority = dimse.PRIORITY_MEDIUM
+        for keyword, value in command.items():
+            setattr(cs, keyword, value)
+        data = dimse.encode_dataset(dataset, ts)
+        await self._send(dimse.encode_message(msg, cid, self.peer_max_pdu, data))
+        return message_id
+
     async def store(self, dataset: Dataset) -> int:
         """C-STORE of one instance (its SOP class/instance UIDs); returns the response status.
 
         Only the scanner's ``--intrusive`` check calls this (one harmless synthetic instance).
         """
-        from pynetdicom import dimse_messages as dm  # request classes dimse.py has no helper for
-
-        sop_class, sop_instance = str(dataset.SOPClassUID), str(dataset.SOPInstanceUID)
-        cid, ts = self._context(sop_class)
-        msg = dm.C_STORE_RQ()
-        cs = msg.command_set
-        cs.CommandField = dimse.C_STORE_RQ
-        cs.MessageID = self._next_id()
-        cs.AffectedSOPClassUID = sop_class
-        cs.AffectedSOPInstanceUID = sop_instance
-        cs.Priority = dimse.PRIORITY_MEDIUM
-        data = dimse.encode_dataset(dataset, ts)
-        await self._send(dimse.encode_message(msg, cid, self.peer_max_pdu, data))
+        await self.send_request(
+            "C_STORE_RQ",
+            str(dataset.SOPClassUID),
+            dataset,
+            AffectedSOPInstanceUID=str(dataset.SOPInstanceUID),
+        )
         reply = await self._receive()
         if reply.command_field != dimse.C_STORE_RSP:
             raise ProtocolViolation(
@@ -455,18 +471,7 @@ class Association:
         ``last_move`` holds how many pending responses came and the final sub-operation counts,
         which say whether the server tried to send anything.
         """
-        from pynetdicom import dimse_messages as dm  # request classes dimse.py has no helper for
-
-        cid, ts = self._context(sop_class)
-        msg = dm.C_MOVE_RQ()
-        cs = msg.command_set
-        cs.CommandField = dimse.C_MOVE_RQ
-        cs.MessageID = self._next_id()
-        cs.AffectedSOPClassUID = sop_class
-        cs.Priority = dimse.PRIORITY_MEDIUM
-        cs.MoveDestination = destination
-        data = dimse.encode_dataset(identifier, ts)
-        await self._send(dimse.encode_message(msg, cid, self.peer_max_pdu, data))
+        await self.send_request("C_MOVE_RQ", sop_class, identifier, MoveDestination=destination)
         pending = 0
         for _ in range(max_responses):
             reply = await self._receive(1 << 20)

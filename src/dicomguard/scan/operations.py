@@ -256,8 +256,6 @@ async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str
     to process" for no match, measured with getscu), except 0x0124/0x0122; an A-ABORT (Orthanc
     at its defaults) or a dropped connection is ``refused``.
     """
-    from pynetdicom import dimse_messages as dm  # request class dimse.py has no helper for
-
     from ..dul import dimse
 
     accept = assoc.accept
@@ -270,17 +268,8 @@ async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str
     if sop_class == sc.PATIENT_ROOT_GET:
         q.PatientID = "DGNOMATCH" + secrets.token_hex(6).upper()
     q.StudyInstanceUID = _random_uid()
-    cid, ts = assoc._context(sop_class)
-    msg = dm.C_GET_RQ()
-    cs = msg.command_set
-    cs.CommandField = dimse.C_GET_RQ
-    cs.MessageID = assoc._next_id()
-    cs.AffectedSOPClassUID = sop_class
-    cs.Priority = dimse.PRIORITY_MEDIUM
     try:
-        await assoc._send(
-            dimse.encode_message(msg, cid, assoc.peer_max_pdu, dimse.encode_dataset(q, ts))
-        )
+        await assoc.send_request("C_GET_RQ", sop_class, q)
         for _ in range(max_responses):
             reply = await assoc._receive(dimse.MessageAssembler(1 << 20))
             if reply.command_field == dimse.C_STORE_RQ:
