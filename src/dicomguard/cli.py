@@ -475,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def scan_config_from_args(args: argparse.Namespace) -> Any:
     """Turn parsed options into a ScanConfig, with clear errors for bad values."""
-    from .dul.client import Timeouts
+    from .dul.scu import Timeouts
     from .scan.assess import ProbeOptions, load_wordlist
     from .scan.engine import ScanConfig
     from .scan.targets import DEFAULT_PORTS, TargetError, build_targets, parse_ports

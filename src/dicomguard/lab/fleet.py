@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.negotiation import UserIdentityType
-from ..dul.server import (
+from ..dul.acse import UserIdentityType
+from ..dul.scp import (
     AcceptorPolicy,
     FindRequest,
     Handlers,

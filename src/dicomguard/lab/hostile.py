@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from ..dul import dimse
 from ..dul import pdu as P
-from ..dul import server as acceptor
+from ..dul import scp as acceptor
 from ..dul.command import encode_command, pdata_pdus
 from ..dul.errors import DulError
 

@@ -22,12 +22,11 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from typing import Any
 
-from ..dul.client import (
-    AssociateOutcome,
-    Association,
-    Timeouts,
-    associate,
-    scanner_tls_context,
+from ..dul.acse import (
+    AssociateRequest,
+    Reject,
+    UserIdentity,
+    UserIdentityType,
 )
 from ..dul.errors import (
     BudgetExhausted,
@@ -37,11 +36,12 @@ from ..dul.errors import (
     PeerTimeout,
     error_fields,
 )
-from ..dul.negotiation import (
-    AssociateRequest,
-    Reject,
-    UserIdentity,
-    UserIdentityType,
+from ..dul.scu import (
+    AssociateOutcome,
+    Association,
+    Timeouts,
+    associate,
+    scanner_tls_context,
 )
 from . import honeypot, operations
 from . import sopclasses as sc

@@ -32,8 +32,8 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dul.client import Connections, current_connections
 from ..dul.errors import BudgetExhausted
+from ..dul.scu import Connections, current_connections
 from .assess import ProbeOptions, assess, derive_findings
 from .exposure import ArchiveCache
 from .fingerprint import load_database
@@ -295,7 +295,7 @@ def is_transient(result: EndpointResult) -> bool:
     presentation service provider (source 3: temporary congestion, local limit exceeded).
 
     Not (2, 2, 1): pynetdicom sends that for refused user identities, a permanent answer in
-    practice (negotiation.Reject.may_mean_authentication).
+    practice (acse.Reject.may_mean_authentication).
     """
     rej = result.reject
     return (

@@ -59,9 +59,9 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from ..dul import peek
-from ..dul.client import Association
 from ..dul.dimse import decode_dataset, values_unvalidated
 from ..dul.errors import DulError
+from ..dul.scu import Association
 from . import sopclasses as sc
 
 SUCCESS = 0x0000

@@ -22,8 +22,8 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.client import Association
 from ..dul.errors import DulError
+from ..dul.scu import Association
 from ..lab.synthetic import UID_PREFIX, instance_dataset, make_patients
 from . import sopclasses as sc
 from .findings import finding

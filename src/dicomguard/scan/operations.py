@@ -42,9 +42,9 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.client import Association
 from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
+from ..dul.scu import Association
 from . import sopclasses as sc
 
 ANSWERED = "answered"

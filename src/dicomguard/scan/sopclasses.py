@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..dul.negotiation import IMPLEMENTATION_CLASS_UID
+from ..dul.acse import IMPLEMENTATION_CLASS_UID
 
 VERIFICATION = "1.2.840.10008.1.1"
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
@@ -39,7 +39,7 @@ SERVICES: dict[str, tuple[str, ...]] = {
 }
 
 #: A SOP class that does not exist: a UID under dicomguard's own 2.25 root (the root of
-#: dul.negotiation.IMPLEMENTATION_CLASS_UID), never registered anywhere. A real server answers
+#: dul.acse.IMPLEMENTATION_CLASS_UID), never registered anywhere. A real server answers
 #: its presentation context with result 3 (abstract syntax not supported); honeypots built to
 #: accept everything (dicompot, any go-netdicom SCP) accept it. Not a service: kept out of
 #: SERVICES, so it never shows up as one.

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from ..dul.client import close_writer, open_stream, scanner_tls_context
 from ..dul.errors import ConnectFailed, DulError
+from ..dul.scu import close_writer, open_stream, scanner_tls_context
 from .findings import finding
 
 Pace = Callable[[], Awaitable[None]]

@@ -272,7 +272,7 @@ def test_repeated_refusals_through_the_gateway_are_aggregated(
 ) -> None:
     import socket
 
-    from dicomguard.dul.negotiation import AssociateRequest
+    from dicomguard.dul.acse import AssociateRequest
 
     raw_config["audit"] = {"file": "audit.xml"}
     gw = gateway_factory(raw_config, tmp_path)

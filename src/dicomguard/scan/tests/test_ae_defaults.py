@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.dul.server import AcceptorPolicy, start_acceptor
+from dicomguard.dul.scp import AcceptorPolicy, start_acceptor
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.aedefaults import load_ae_defaults, parse_ae_defaults
 from dicomguard.scan.assess import ProbeOptions, assess, load_wordlist
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.synthetic import make_patients
 from dicomguard.scan import honeypot
 from dicomguard.scan.assess import ProbeOptions, assess

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.fleet import Fleet
 from dicomguard.lab.personas import PERSONA_ORDER
 from dicomguard.scan import honeypot

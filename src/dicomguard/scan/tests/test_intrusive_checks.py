@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.fleet import Fleet
 from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess

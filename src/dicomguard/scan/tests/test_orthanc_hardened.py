@@ -23,7 +23,7 @@ from io import BytesIO
 import pytest
 from pydicom import dcmwrite
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.synthetic import all_instances, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.web import WebOptions

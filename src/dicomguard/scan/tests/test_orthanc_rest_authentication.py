@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.synthetic import make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.web import WebOptions

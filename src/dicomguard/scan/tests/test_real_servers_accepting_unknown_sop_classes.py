@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from pynetdicom import AE
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.synthetic import make_patients
 from dicomguard.report.stats import per_ip
 from dicomguard.scan import sopclasses as sc

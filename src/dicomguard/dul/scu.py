@@ -25,6 +25,7 @@ from pydicom.dataset import Dataset
 from . import dimse
 from . import pdu as P
 from .accept_bytes import read_accept
+from .acse import Accept, AssociateRequest, Reject, decode_accept, decode_reject
 from .errors import (
     CancelIgnored,
     ConnectFailed,
@@ -33,7 +34,6 @@ from .errors import (
     PeerTimeout,
     ProtocolViolation,
 )
-from .negotiation import Accept, AssociateRequest, Reject, decode_accept, decode_reject
 
 #: optional observer of every PDU of an association: ("out" | "in", the complete PDU bytes).
 #: Used by ``dicomguard scan --evidence``; None costs one comparison per PDU.
