@@ -26,6 +26,7 @@ from . import dimse
 from . import pdu as P
 from .accept_bytes import read_accept
 from .acse import Accept, AssociateRequest, Reject, decode_accept, decode_reject
+from .codes import is_pending
 from .errors import (
     CancelIgnored,
     ConnectFailed,
@@ -295,8 +296,8 @@ class Association:
 
     # -- services ---------------------------------------------------------------------------
     async def echo(self) -> int:
-        """C-ECHO; returns the response status (0 = success)."""
-        cid, _ts = self._context("1.2.840.10008.1.1")
+        """C-ECHO; returns the response status (``codes.STATUS_SUCCESS`` = success)."""
+        cid, _ts = self._context(dimse.VERIFICATION)
         msg_id = self._next_id()
         await self._send(dimse.echo_pdus(msg_id, cid, self.peer_max_pdu))
         reply = await self._receive()
@@ -353,7 +354,7 @@ class Association:
                     f"expected C-FIND-RSP, got command 0x{reply.command_field:04x}"
                 )
             status = reply.status
-            if status in dimse.STATUS_PENDING:
+            if is_pending(status):
                 if cancelled_at is not None:
                     # PS3.7 9.1.2.1.6: responses in flight may still come; an endless stream
                     # must not hold the scan (issue 12): bounded in count and seconds
@@ -479,7 +480,7 @@ class Association:
                 raise ProtocolViolation(
                     f"expected C-MOVE-RSP, got command 0x{reply.command_field:04x}"
                 )
-            if reply.status in dimse.STATUS_PENDING:
+            if is_pending(reply.status):
                 pending += 1
                 continue
             counts = {

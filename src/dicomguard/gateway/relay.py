@@ -29,6 +29,7 @@ from pynetdicom import dimse_messages as dm
 from ..dul import dimse
 from ..dul import pdu as P
 from ..dul.associate_bytes import AssociateView, parse_associate, rewrite_associate
+from ..dul.codes import is_pending
 from ..dul.command import CommandRefused, CommandSet, parse_command_strict
 from ..dul.errors import DulError, MalformedPdu, PeerClosed, PeerTimeout, ProtocolViolation
 from .audit import PHI_CAPTURE_BYTES, read_phi
@@ -87,7 +88,7 @@ def reject_pdu(result: int, source: int, reason: int) -> bytes:
 
 
 def is_final_status(status: int | None) -> bool:
-    return status not in dimse.STATUS_PENDING
+    return not is_pending(status)
 
 
 def is_success_status(status: int | None) -> bool:

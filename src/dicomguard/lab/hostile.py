@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from ..dul import dimse
 from ..dul import pdu as P
 from ..dul import scp as acceptor
+from ..dul.codes import REJECT_LOCAL_LIMIT
 from ..dul.command import encode_command, pdata_pdus
 from ..dul.errors import DulError
 
@@ -224,7 +225,7 @@ def _response(
     values: dict[str, int | str] = {
         "CommandField": msg.command_field | 0x8000,
         "MessageIDBeingRespondedTo": int(msg.command.get("MessageID", 0) or 0),
-        "CommandDataSetType": 0x0001 if data is not None else dimse.NO_DATASET,
+        "CommandDataSetType": 0x0001 if data is not None else dimse.DATA_SET_ABSENT,
         "Status": status,
     }
     uid = msg.command.get("AffectedSOPClassUID")
@@ -301,7 +302,7 @@ def busy(rejections: int) -> RawHandler:
             left -= 1
             with contextlib.suppress(Exception):
                 await P.read_pdu(reader, timeout=_READ_TIMEOUT, max_length=P.MAX_ASSOCIATION_PDU)
-            await _finish(writer, acceptor._reject_pdu(2, 3, 2))
+            await _finish(writer, P.reject_pdu(REJECT_LOCAL_LIMIT))
             return
         await acceptor.serve_association(reader, writer, policy)
 

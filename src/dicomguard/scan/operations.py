@@ -42,7 +42,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
+from ..dul.codes import STATUS_CANCEL, STATUS_SUCCESS, is_pending
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
 from ..dul.scu import Association
 from . import sopclasses as sc
@@ -72,7 +72,7 @@ def classify_find(status: int | None) -> str:
     """State of a C-FIND (or C-ECHO) from its final status (PS3.4 C.4.1.1.4 categories)."""
     if status is None:
         return FAILED
-    if status in (STATUS_SUCCESS, STATUS_CANCEL) or status in STATUS_PENDING:
+    if status in (STATUS_SUCCESS, STATUS_CANCEL) or is_pending(status):
         return ANSWERED
     if status == 0x0001 or 0xB000 <= status <= 0xBFFF:
         # Warning category: processed and answered (dcm4che ends C-FINDs with 0xB100,
@@ -278,7 +278,7 @@ async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str
                 return record(ANSWERED, None, "C-GET: the server started a C-STORE")
             if reply.command_field != dimse.C_GET_RSP:
                 return record(FAILED, None, f"C-GET: got command 0x{reply.command_field:04x}")
-            if reply.status in STATUS_PENDING:
+            if is_pending(reply.status):
                 continue
             status = reply.status
             if status in REFUSAL_STATUSES:
