@@ -29,14 +29,33 @@ from pynetdicom import dimse_messages as dm
 from ..dul import dimse
 from ..dul import pdu as P
 from ..dul.associate_bytes import AssociateView, parse_associate, rewrite_associate
-from ..dul.codes import is_pending
+from ..dul.codes import (
+    C_ECHO_RQ,
+    C_FIND_RQ,
+    C_GET_RQ,
+    C_MOVE_RQ,
+    C_STORE_RQ,
+    CONTEXT_ACCEPTANCE,
+    N_ACTION_RQ,
+    N_CREATE_RQ,
+    N_DELETE_RQ,
+    N_EVENT_REPORT_RQ,
+    N_GET_RQ,
+    N_SET_RQ,
+    REJECT_LOCAL_LIMIT,
+    REJECT_TEMPORARY_CONGESTION,
+    RESPONSE_BIT,
+    STATUS_OUT_OF_RESOURCES,
+    AbortReason,
+    is_pending,
+    is_success_or_warning,
+)
 from ..dul.command import CommandRefused, CommandSet, parse_command_strict
 from ..dul.errors import DulError, MalformedPdu, PeerClosed, PeerTimeout, ProtocolViolation
 from .audit import PHI_CAPTURE_BYTES, read_phi
 from .config import GatewayConfig, Listener
 from .policy import (
     REQUEST_OPERATIONS,
-    STATUS_OUT_OF_RESOURCES,
     Admission,
     AssociationPolicy,
     Peer,
@@ -57,17 +76,17 @@ _HEADER = struct.Struct(">BBL")
 _WRITE_HIGH_WATER = 1 << 20
 
 _RESPONSE_CLASSES: dict[int, type[dm.DIMSEMessage]] = {
-    0x0001: dm.C_STORE_RSP,
-    0x0010: dm.C_GET_RSP,
-    0x0020: dm.C_FIND_RSP,
-    0x0021: dm.C_MOVE_RSP,
-    0x0030: dm.C_ECHO_RSP,
-    0x0100: dm.N_EVENT_REPORT_RSP,
-    0x0110: dm.N_GET_RSP,
-    0x0120: dm.N_SET_RSP,
-    0x0130: dm.N_ACTION_RSP,
-    0x0140: dm.N_CREATE_RSP,
-    0x0150: dm.N_DELETE_RSP,
+    C_STORE_RQ: dm.C_STORE_RSP,
+    C_GET_RQ: dm.C_GET_RSP,
+    C_FIND_RQ: dm.C_FIND_RSP,
+    C_MOVE_RQ: dm.C_MOVE_RSP,
+    C_ECHO_RQ: dm.C_ECHO_RSP,
+    N_EVENT_REPORT_RQ: dm.N_EVENT_REPORT_RSP,
+    N_GET_RQ: dm.N_GET_RSP,
+    N_SET_RQ: dm.N_SET_RSP,
+    N_ACTION_RQ: dm.N_ACTION_RSP,
+    N_CREATE_RQ: dm.N_CREATE_RSP,
+    N_DELETE_RQ: dm.N_DELETE_RSP,
 }
 
 _ids = itertools.count(1)
@@ -82,20 +101,13 @@ def _identity_executor() -> ThreadPoolExecutor:
     return _IDENTITY_EXECUTOR
 
 
-def reject_pdu(result: int, source: int, reason: int) -> bytes:
-    """An encoded A-ASSOCIATE-RJ (10 bytes: PS3.8 9.3.4; too small to need pynetdicom)."""
-    return bytes([P.A_ASSOCIATE_RJ, 0]) + _LEN.pack(4) + bytes([0, result, source, reason])
-
-
 def is_final_status(status: int | None) -> bool:
     return not is_pending(status)
 
 
 def is_success_status(status: int | None) -> bool:
     """Success or warning (PS3.7 C: 0x0001, 0x0107, 0x0116, 0xB000-0xBFFF) is not a failure."""
-    if status is None:
-        return False
-    return status in (0x0000, 0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF
+    return is_success_or_warning(status)
 
 
 def failure_response(request: Dataset, status: int, comment: str = "") -> dm.DIMSEMessage | None:
@@ -298,11 +310,11 @@ def _wrap(item: bytes) -> bytes:
 class RelayAbort(Exception):
     """End the association with A-ABORT to both sides (the message says why).
 
-    ``abort_reason`` goes to the client in the A-ABORT (source 2, service provider; PS3.8
-    9.3.8): 0 reason not specified, 6 invalid PDU parameter value (a refused command set).
+    ``abort_reason`` goes to the client in the A-ABORT (source service provider; PS3.8
+    9.3.8): NOT_SPECIFIED, or INVALID_PDU_PARAMETER_VALUE for a refused command set.
     """
 
-    def __init__(self, message: str, abort_reason: int = 0) -> None:
+    def __init__(self, message: str, abort_reason: int = AbortReason.NOT_SPECIFIED) -> None:
         super().__init__(message)
         self.abort_reason = abort_reason
 
@@ -595,7 +607,8 @@ class _Pipe(asyncio.Protocol):
                 relay.shared.metrics.aborts.inc(reason="command-set")
                 relay.shared.audit.protocol_violation(relay, f"{self.direction}: {exc}")
                 log.info("association %d: %s: %s", relay.id, self.direction, exc)
-                raise RelayAbort(f"{self.direction}: {exc}", 6) from None
+                raise RelayAbort(f"{self.direction}: {exc}",
+                                 AbortReason.INVALID_PDU_PARAMETER_VALUE) from None
             except (MalformedPdu, ProtocolViolation) as exc:
                 relay.shared.metrics.aborts.inc(reason="protocol")
                 relay.shared.audit.protocol_violation(relay, f"{self.direction}: {exc}")
@@ -792,14 +805,14 @@ class Relay:
         cfg = self.config
         raw, peer_cert = await self._read_request()
         if raw.pdu_type != P.A_ASSOCIATE_RQ:
-            self.writer.write(P.abort_pdu(2, 2))  # unexpected PDU
+            self.writer.write(P.provider_abort_pdu(AbortReason.UNEXPECTED_PDU))
             return
         try:
             rq = parse_associate(raw.data)
         except MalformedPdu:
             # Counted before the reply: a peer that has its A-ABORT finds it in the metrics.
             self.shared.metrics.associations.inc(result="malformed")
-            self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
+            self.writer.write(P.provider_abort_pdu(AbortReason.INVALID_PDU_PARAMETER_VALUE))
             return
         self.called_aet = rq.called_ae_title
         self.calling_aet = rq.calling_ae_title
@@ -808,12 +821,12 @@ class Relay:
         # the peer to close first, and uncounted, those waits were a way to hold sockets
         # without bound (a flood of refused requests that never close).
         if len(self.shared.active) >= cfg.limits.max_associations:
-            await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
+            await self._refuse(Refusal(REJECT_LOCAL_LIMIT, "too many associations", "limit"))
             return
         by_source = self.shared.active_by_source
         if by_source.get(self.peer_address, 0) >= cfg.limits.max_associations_per_source:
-            await self._refuse(Refusal(2, 3, 2, "too many associations from this source",
-                                       "limit"))
+            await self._refuse(Refusal(REJECT_LOCAL_LIMIT,
+                                       "too many associations from this source", "limit"))
             return
         if rq.user_information:
             # A passcode costs ~70 ms of scrypt (measured here): on the event loop, every
@@ -850,7 +863,7 @@ class Relay:
             self.called_aet,
             refusal.why,
         )
-        self.writer.write(reject_pdu(refusal.result, refusal.source, refusal.reason))
+        self.writer.write(P.reject_pdu(refusal.reject))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.drain(), 2.0)
         # PS3.8: after an RJ the requestor closes; give it a moment, then close ourselves.
@@ -874,14 +887,15 @@ class Relay:
                 cfg.limits.connect_timeout,
             )
         except (OSError, TimeoutError) as exc:
-            await self._refuse(Refusal(2, 3, 1, f"backend unreachable: {exc}", "backend"))
+            await self._refuse(Refusal(REJECT_TEMPORARY_CONGESTION, f"backend unreachable: {exc}",
+                                       "backend"))
             return False
         self.backend_writer.write(out)
         await self.backend_writer.drain()
         try:
             raw = await P.read_pdu(self.backend_reader, timeout=cfg.limits.associate_timeout)
         except DulError as exc:
-            self.writer.write(P.abort_pdu(2, 0))
+            self.writer.write(P.provider_abort_pdu())
             self.shared.metrics.associations.inc(result="backend-failed")
             self.shared.audit.association(
                 self, accepted=False, why=f"backend: {exc}", check="backend"
@@ -896,7 +910,7 @@ class Relay:
             )
             return False
         if raw.pdu_type != P.A_ASSOCIATE_AC:
-            self.writer.write(P.abort_pdu(2, 0))
+            self.writer.write(P.provider_abort_pdu())
             self.shared.metrics.associations.inc(result="backend-failed")
             self.shared.audit.association(
                 self, accepted=False, why=f"backend sent {raw.name}", check="backend"
@@ -917,13 +931,13 @@ class Relay:
         """
         ac = parse_associate(raw.data)
         self.accepted = {cid: self.proposed[cid] for cid, result in ac.contexts.items()
-                         if result == "0" and cid in self.proposed}
+                         if result == str(CONTEXT_ACCEPTANCE) and cid in self.proposed}
         if self.config.audit.include_phi:  # the audit names the transfer syntax of each query
             with contextlib.suppress(DulError):
                 self.transfer_syntaxes = {
                     item.context_id: str(item.transfer_syntax)
                     for item in P.decode(raw).presentation_context  # type: ignore[attr-defined]
-                    if item.result == 0 and item.transfer_syntax}
+                    if item.result == CONTEXT_ACCEPTANCE and item.transfer_syntax}
         strip = adm.route.user_identity == "strip"
         ui = adm.user_identity
         return rewrite_associate(
@@ -970,7 +984,7 @@ class Relay:
                 reason = str(self._done.result())
             elif isinstance(exc, RelayAbort | DulError):
                 reason = str(exc) or type(exc).__name__
-                self._abort_both(getattr(exc, "abort_reason", 0))
+                self._abort_both(getattr(exc, "abort_reason", AbortReason.NOT_SPECIFIED))
                 await self._linger()
             else:
                 reason = f"{type(exc).__name__}: {exc}"
@@ -1043,7 +1057,7 @@ class Relay:
         syntax = self.accepted.get(cid)
         if syntax is None:
             raise CommandRefused(f"command on presentation context {cid}, which was not accepted")
-        if command.command_field & 0x8000:
+        if command.command_field & RESPONSE_BIT:
             return
         sop_class = command.get("AffectedSOPClassUID") or command.get("RequestedSOPClassUID")
         if sop_class is not None and sop_class != syntax:
@@ -1067,10 +1081,10 @@ class Relay:
         assert self.admission is not None
         self._check_context(cid, command)
         field_ = command.command_field
-        if field_ & 0x8000:
+        if field_ & RESPONSE_BIT:
             # a response, e.g. a C-STORE-RSP to a C-GET sub-operation: it must answer one
             answered = int(command.get("MessageIDBeingRespondedTo", -1))
-            if self.backend_requests.get(answered) != field_ & 0x7FFF:
+            if self.backend_requests.get(answered) != field_ & ~RESPONSE_BIT:
                 return self._drop_response(
                     command, f"answers message ID {answered}, which the backend has not sent")
             del self.backend_requests[answered]
@@ -1135,7 +1149,7 @@ class Relay:
         audit final statuses, drop responses to nothing outstanding."""
         self._check_context(cid, command)
         field_ = command.command_field
-        if not field_ & 0x8000:
+        if not field_ & RESPONSE_BIT:
             # a request from the backend (C-GET's C-STORE sub-operations)
             self.backend_requests[int(command.MessageID)] = field_
             return True
@@ -1143,9 +1157,9 @@ class Relay:
         raw_status = command.get("Status")
         status = int(raw_status) if raw_status is not None else None
         op = self.ops.get(key)
-        if op is None or op.field != field_ & 0x7FFF:
+        if op is None or op.field != field_ & ~RESPONSE_BIT:
             capped = self.capped.get(key)
-            if capped is not None and capped.field == field_ & 0x7FFF:
+            if capped is not None and capped.field == field_ & ~RESPONSE_BIT:
                 if is_final_status(status):
                     del self.capped[key]  # the client already has its final status
                 return False
@@ -1200,15 +1214,17 @@ class Relay:
             writer.write(data)
 
     # -- ending -------------------------------------------------------------------------------
-    def _abort_both(self, client_reason: int = 0) -> None:
+    def _abort_both(self, client_reason: int = AbortReason.NOT_SPECIFIED) -> None:
         """A-ABORT to both sides; written straight to the transports, which flush it before
         they close (a stream's drain would wait on a protocol the data phase replaced).
-        ``client_reason`` is the reason the client gets (PS3.8 9.3.8, source 2)."""
-        for w, reason in ((self.writer, client_reason), (self.backend_writer, 0)):
+        ``client_reason`` is the reason the client gets (PS3.8 9.3.8, source service
+        provider)."""
+        for w, reason in ((self.writer, client_reason),
+                          (self.backend_writer, AbortReason.NOT_SPECIFIED)):
             if w is None:
                 continue
             with contextlib.suppress(Exception):
-                w.transport.write(P.abort_pdu(2, reason))
+                w.transport.write(P.provider_abort_pdu(reason))
 
     async def abort(self) -> None:
         """Used by a stop past its grace period: A-ABORT both sides and close."""
