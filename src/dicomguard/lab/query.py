@@ -20,7 +20,7 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from ..dul.dimse import encode_dataset
-from .synthetic import CT_IMAGE_STORAGE, SyntheticPatient, SyntheticStudy
+from ..knowledge.synthetic import CT_IMAGE_STORAGE, SyntheticPatient, SyntheticStudy
 
 PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"

@@ -13,8 +13,8 @@ import csv
 import io
 import json
 
+from ..knowledge.fingerprint import load_database
 from ..scan.confidence import VERDICTS
-from ..scan.fingerprint import load_database
 from ..store.read import StoredScan
 from . import verdict as V
 from .stats import aggregate, analyse, leaks, release_info, worst

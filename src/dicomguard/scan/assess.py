@@ -43,14 +43,15 @@ from ..dul.negotiation import (
     UserIdentity,
     UserIdentityType,
 )
-from . import honeypot, operations
-from . import sopclasses as sc
-from .aedefaults import load_ae_defaults, merge_titles
+from ..knowledge import honeypot
+from ..knowledge import sopclasses as sc
+from ..knowledge.aedefaults import load_ae_defaults, merge_titles
+from ..knowledge.findings import finding
+from ..knowledge.fingerprint import FingerprintDB, load_database
+from . import operations
 from .confidence import confidence_map
 from .evidence import EndpointEvidence
 from .exposure import ArchiveCache, ExposureOptions, measure
-from .findings import finding
-from .fingerprint import FingerprintDB, load_database
 from .identity import OWN, Identity
 from .intrusive import intrusive_findings, run_check
 from .result import EndpointResult

@@ -15,7 +15,7 @@ Verdict keys: dicom, tls, called_aet, calling_aet, user_identity, services, expo
 
 from __future__ import annotations
 
-from .fingerprint import CONFIDENCE_EXACT, CONFIDENCE_UNKNOWN
+from ..knowledge.fingerprint import CONFIDENCE_EXACT, CONFIDENCE_UNKNOWN
 from .result import EndpointResult
 
 OBSERVED = "observed"

@@ -34,9 +34,9 @@ from typing import Any
 
 from ..dul.client import Connections, current_connections
 from ..dul.errors import BudgetExhausted
+from ..knowledge.fingerprint import load_database
 from .assess import ProbeOptions, assess, derive_findings
 from .exposure import ArchiveCache
-from .fingerprint import load_database
 from .ratelimit import RateLimiter
 from .result import EndpointResult
 from .sweep import Sweep, raise_fd_limit

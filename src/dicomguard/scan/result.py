@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sopclasses import SERVICES
+from ..knowledge.sopclasses import SERVICES
 
 
 def empty_services() -> dict[str, bool]:
@@ -75,7 +75,7 @@ class EndpointResult:
     #: presentation-context result of the canary SOP class (sopclasses.CANARY): 0 accepted,
     #: 3 refused as a real server would; None when no AC was seen
     canary_result: int | None = None
-    #: honeypot/clone signals (scan.honeypot): {"suspected", "signals", "confidence"}
+    #: honeypot/clone signals (knowledge.honeypot): {"suspected", "signals", "confidence"}
     honeypot: dict[str, Any] | None = None
     #: how each verdict was reached: "observed" | "inferred" | "unknown" (scan.confidence)
     confidence: dict[str, str] = field(default_factory=dict)

@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 
 from ..dul.client import close_writer, open_stream
 from ..dul.errors import DulError
-from .findings import finding
+from ..knowledge.findings import finding
 
 Pace = Callable[[], Awaitable[None]]
 

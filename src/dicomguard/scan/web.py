@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from ..dul.client import close_writer, open_stream, scanner_tls_context
 from ..dul.errors import ConnectFailed, DulError
-from .findings import finding
+from ..knowledge.findings import finding
 
 Pace = Callable[[], Awaitable[None]]
 

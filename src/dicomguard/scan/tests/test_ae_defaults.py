@@ -6,7 +6,7 @@ import pytest
 
 from dicomguard.dul.client import Timeouts
 from dicomguard.dul.server import AcceptorPolicy, start_acceptor
-from dicomguard.scan.aedefaults import load_ae_defaults, parse_ae_defaults
+from dicomguard.knowledge.aedefaults import load_ae_defaults, parse_ae_defaults
 from dicomguard.scan.assess import ProbeOptions, assess, load_wordlist
 
 HOST = "127.0.0.1"

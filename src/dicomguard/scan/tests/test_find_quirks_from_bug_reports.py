@@ -28,9 +28,9 @@ from pydicom.dataset import Dataset
 
 from dicomguard.dul.client import Timeouts
 from dicomguard.dul.server import AcceptorPolicy, FindRequest, Handlers, start_acceptor
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.lab.personas import SERVICE_SOP_CLASSES
 from dicomguard.lab.query import Archive
-from dicomguard.lab.synthetic import make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 
 HOST = "127.0.0.1"

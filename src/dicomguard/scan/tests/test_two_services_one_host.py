@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.store.read import load_scan
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.dcmtk import DcmqrscpServer
