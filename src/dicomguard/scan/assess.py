@@ -305,7 +305,7 @@ async def _identify_embedding_product(
     rest = await p.rest_identity()
     # Orthanc has one DICOM port: a /system whose DicomPort is another port describes another
     # service of the host (a dcmqrscp beside an Orthanc named it "Orthanc 1.10.1"); a port
-    # mapping (Docker -p 104:4242) is left to the host-level join (web.join_host_identity),
+    # mapping (Docker -p 104:4242) is left to the host-level join (knowledge.host_identity),
     # which sees whether the named port answered DICOM itself
     if rest is not None and rest.get("same_instance") is not False:
         r.toolkit = named

@@ -77,7 +77,7 @@ class EndpointResult:
     canary_result: int | None = None
     #: honeypot/clone signals (knowledge.honeypot): {"suspected", "signals", "confidence"}
     honeypot: dict[str, Any] | None = None
-    #: how each verdict was reached: "observed" | "inferred" | "unknown" (scan.confidence)
+    #: how each verdict was reached: "observed" | "inferred" | "unknown" (knowledge.verdicts)
     confidence: dict[str, str] = field(default_factory=dict)
     #: TLS facts where a handshake completes (scan.tls_probe): versions, ciphers, certificate,
     #: client certificate, PS3.15 BCP 195 profile comparison; None when no TLS was seen

@@ -350,7 +350,7 @@ class ScanStore:
         data on several hosts (honeypot clusters) and one host's DICOM ports named from its
         Orthanc REST record (Orthanc's AC says DCMTK). Runs once, when the scan ends."""
         from ..knowledge.honeypot import annotate
-        from ..scan.web import join_host_identity
+        from ..knowledge.host_identity import join_host_identity
 
         rows = self.conn.execute("SELECT record FROM endpoints WHERE state = 'open'")
         records = [json.loads(r[0]) for r in rows]
