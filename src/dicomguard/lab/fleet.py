@@ -43,6 +43,7 @@ from ..dul.scp import (
     StoreRequest,
     serve_association,
 )
+from ..knowledge.synthetic import SyntheticPatient, ground_truth, make_patients
 from . import hostile
 from .decoy import serve_accept_everything
 from .personas import (
@@ -56,7 +57,6 @@ from .personas import (
     Persona,
 )
 from .query import WORKLIST_FIND, Archive, QueryError
-from .synthetic import SyntheticPatient, ground_truth, make_patients
 
 if TYPE_CHECKING:
     from .tls import LabCertificates

@@ -34,9 +34,9 @@ from typing import Any
 
 from ..dul.errors import BudgetExhausted
 from ..dul.scu import Connections, current_connections
+from ..knowledge.fingerprint import load_database
 from .assess import ProbeOptions, assess, derive_findings
 from .exposure import ArchiveCache
-from .fingerprint import load_database
 from .ratelimit import RateLimiter
 from .result import EndpointResult
 from .sweep import Sweep, raise_fd_limit
@@ -295,7 +295,7 @@ def is_transient(result: EndpointResult) -> bool:
     presentation service provider (source 3: temporary congestion, local limit exceeded).
 
     Not (2, 2, 1): pynetdicom sends that for refused user identities, a permanent answer in
-    practice (acse.Reject.may_mean_authentication).
+    practice (negotiation.Reject.may_mean_authentication).
     """
     rej = result.reject
     return (

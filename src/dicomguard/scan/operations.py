@@ -45,7 +45,7 @@ from pydicom.dataset import Dataset
 from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
 from ..dul.scu import Association
-from . import sopclasses as sc
+from ..knowledge import sopclasses as sc
 
 ANSWERED = "answered"
 REFUSED = "refused"
