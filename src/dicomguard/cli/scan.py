@@ -1,13 +1,11 @@
-"""The ``dicomguard`` command: scan, lab, demo.
+"""``dicomguard scan``: find DICOM services in targets, measure what they expose, store it.
 
-argparse rather than click because the nmap-style options (``-iL``, ``-p``) are single-dash
-multi-letter flags that argparse handles natively.
+Flags, their bounds, the scan database (new or resumed), workers, JSON Lines and the summary.
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
 import math
 import shlex
 import signal
@@ -15,11 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-
-
-class UsageError(Exception):
-    """A user mistake: printed as one line, exit status 2, never a traceback."""
+from .common import UsageError, add_fail_on, add_geoip_arg, check_output_paths, fail_on_status
 
 
 class ScanInterrupted(Exception):
@@ -36,15 +30,7 @@ class ScanInterrupted(Exception):
         return f"dicomguard scan --resume {shlex.quote(self.db)}"
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: ``dicomguard: error: ...`` and exit status 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"dicomguard: error: {message} (see {self.prog} -h)", file=sys.stderr)
-        raise SystemExit(2)
-
-
-def _bounded(kind: type, low: float, high: float, *, low_open: bool = False, what: str = ""):
+def bounded(kind: type, low: float, high: float, *, low_open: bool = False, what: str = ""):
     """An argparse ``type`` accepting a number in [low, high] ((low, high] if ``low_open``)."""
 
     def parse(text: str) -> float | int:
@@ -71,19 +57,26 @@ def _bounded(kind: type, low: float, high: float, *, low_open: bool = False, wha
 
 
 #: bounds of every numeric scan option (issue 12: --timeout 0 made every server look silent)
-SECONDS = _bounded(float, 0, 3600, low_open=True, what="seconds")
-RATE = _bounded(float, 0, 10_000_000, what="connections per second (0 = unlimited)")
-COUNT = _bounded(int, 1, 1_000_000)
-GUESSES = _bounded(int, 0, 100_000)
-BUDGET = _bounded(float, 0, 86_400, low_open=True, what="seconds")
-RETRIES = _bounded(int, 0, 10)
-GREETING = _bounded(float, 0, 3600, what="seconds (0 = no retry)")
+SECONDS = bounded(float, 0, 3600, low_open=True, what="seconds")
+RATE = bounded(float, 0, 10_000_000, what="connections per second (0 = unlimited)")
+COUNT = bounded(int, 1, 1_000_000)
+GUESSES = bounded(int, 0, 100_000)
+BUDGET = bounded(float, 0, 86_400, low_open=True, what="seconds")
+RETRIES = bounded(int, 0, 10)
+GREETING = bounded(float, 0, 3600, what="seconds (0 = no retry)")
 
 
 def _workers_arg(text: str) -> str:
     if text == "auto" or (text.isdigit() and 1 <= int(text) <= 64):
         return text
     raise argparse.ArgumentTypeError("--workers takes 'auto' or a number from 1 to 64")
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sub.add_parser("scan", help="scan targets for DICOM services")
+    _add_scan_args(p)
+    _add_survey_args(p)
+    return p
 
 
 def _add_scan_args(p: argparse.ArgumentParser) -> None:
@@ -237,44 +230,12 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--order", choices=("sequential", "spread"), default="sequential")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
-    _add_fail_on(p)
-
-
-def _add_fail_on(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--fail-on",
-        choices=("info", "low", "medium", "high", "critical"),
-        metavar="SEVERITY",
-        help="exit 1 when a finding of SEVERITY or worse exists (info, low, medium, high, "
-        "critical); exit statuses: 0 ok, 1 findings, 2 usage error, 130 interrupted",
-    )
-
-
-def _fail_on(args: argparse.Namespace, db: Any) -> int:
-    """The exit status ``--fail-on`` asks for (report/gate.py), with one line on stderr."""
-    from .report.gate import exit_status
-
-    code, message = exit_status(db, getattr(args, "fail_on", None))
-    if message:
-        print(f"dicomguard: {message}", file=sys.stderr)
-    return code
+    add_fail_on(p)
 
 
 def _input_file_arg(text: str) -> Path | str:
     """-iL value: a path, or "-" (stdin) kept as a string so it is never made absolute."""
     return "-" if text == "-" else Path(text)
-
-
-def _add_geoip_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--geoip",
-        action="append",
-        default=[],
-        type=Path,
-        metavar="FILE.mmdb",
-        help="add country/asn/as_org to each record from a MaxMind-format database "
-        "(repeat for a country and an ASN database)",
-    )
 
 
 def _add_survey_args(p: argparse.ArgumentParser) -> None:
@@ -291,29 +252,13 @@ def _add_survey_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="look up host names read from -iL files (off: a word in a file is an error)",
     )
-    _add_geoip_arg(p)
-
-
-def _add_merge_parser(sub: Any) -> None:
-    merge = sub.add_parser(
-        "merge", help="join the databases of a sharded scan (--shard) into one scan database"
-    )
-    merge.add_argument("dbs", nargs="+", type=Path, metavar="SHARD.db")
-    merge.add_argument("-o", "--output", required=True, type=Path, metavar="ALL.db")
-    merge.add_argument(
-        "--jsonl", metavar="FILE", help="also write the merged records as JSON Lines (- = stdout)"
-    )
-    merge.add_argument(
-        "--partial",
-        action="store_true",
-        help="merge even when shards are missing or unfinished (the result says which)",
-    )
+    add_geoip_arg(p)
 
 
 def _names_policy(args: argparse.Namespace) -> dict[str, Any]:
     """Names typed on the command line are looked up up front (each failure reported); names
     read from files only with --resolve-names."""
-    from .scan.targets import resolve_names
+    from ..scan.targets import resolve_names
 
     return {
         "resolve_file_names": bool(getattr(args, "resolve_names", False)),
@@ -323,7 +268,7 @@ def _names_policy(args: argparse.Namespace) -> dict[str, Any]:
 
 def _survey_targets(args: argparse.Namespace, targets: Any) -> Any:
     """Report unresolvable names (one line each, then a count) and cut this run's shard."""
-    from .scan.shard import ShardError, parse_shard
+    from ..scan.shard import ShardError, parse_shard
 
     for u in targets.unresolved:
         print(f"dicomguard: cannot resolve {u.name!r} ({u.origin}): {u.reason}", file=sys.stderr)
@@ -347,7 +292,7 @@ def _survey_targets(args: argparse.Namespace, targets: Any) -> Any:
                 "(0.0.0.0/8, 224.0.0.0/4, 240.0.0.0/4)"
             )
     if getattr(args, "geoip", None):  # a bad database fails before the scan database exists
-        from .geoip import GeoIP, GeoIPError
+        from ..geoip import GeoIP, GeoIPError
 
         try:
             GeoIP(args.geoip).close()
@@ -386,7 +331,7 @@ def _survey_store(args: argparse.Namespace, config: Any, store: Any) -> None:
         ],
     )
     if getattr(args, "geoip", None):
-        from .geoip import GeoIP, GeoIPError
+        from ..geoip import GeoIP, GeoIPError
 
         try:
             geo = GeoIP(args.geoip)
@@ -401,86 +346,14 @@ def _survey_store(args: argparse.Namespace, config: Any, store: Any) -> None:
         store.add = add_enriched
 
 
-def run_merge(args: argparse.Namespace, argv: list[str] | None = None) -> int:
-    """``dicomguard merge A.db B.db ... -o ALL.db``: shard databases of one scan into one."""
-    from .store import StoreError
-    from .store.merge import merge_scans
-
-    _check_output_paths(args)  # an unwritable --jsonl fails before all.db is written
-    try:
-        result = merge_scans(
-            list(args.dbs), args.output, partial=args.partial, argv=list(argv or [])
-        )
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
-    if args.jsonl:
-        from .scan.output import JsonlWriter
-        from .store import load_scan
-
-        if args.jsonl != "-":
-            Path(args.jsonl).write_text("", encoding="utf-8")
-        with JsonlWriter(args.jsonl) as writer:
-            for rec in load_scan(result.path).records:
-                writer.write(rec)
-    note = f"; missing shard(s) {result.missing}" if result.missing else ""
-    print(
-        f"merged {len(result.shards)} of {result.of} shard(s), {result.endpoints} endpoint(s)"
-        f" -> {result.path}{note}",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="dicomguard",
-        description="Find exposed DICOM services, measure what they leak, guard legacy devices.",
-    )
-    parser.add_argument("--version", action="version", version=f"dicomguard {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    scan = sub.add_parser("scan", help="scan targets for DICOM services")
-    _add_scan_args(scan)
-    _add_survey_args(scan)
-    sub.add_parser(
-        "lab", help="run the simulated DICOM fleet (options: dicomguard lab -h)", add_help=False
-    )
-    sub.add_parser(
-        "gateway",
-        help="run the secure gateway in front of a legacy device (dicomguard gateway -h)",
-        add_help=False,
-    )
-    demo = sub.add_parser("demo", help="start the lab, scan it, print the summary")
-    demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (out/)")
-    demo.add_argument("--size", type=_bounded(int, 1, 254), default=32, help="lab servers (32)")
-    report = sub.add_parser("report", help="turn a scan database into HTML, CSV, SARIF or JSON")
-    report.add_argument("db", type=Path, metavar="DB")
-    report.add_argument(
-        "--format",
-        choices=("html", "csv", "sarif", "json", "defectdojo", "parquet"),
-        default="html",
-    )
-    _add_geoip_arg(report)
-    report.add_argument(
-        "-o", "--output", metavar="FILE", help="output file (default DB name + format; - = stdout)"
-    )
-    _add_fail_on(report)
-    _add_merge_parser(sub)
-    diff = sub.add_parser("diff", help="what appeared, disappeared or changed between two scans")
-    diff.add_argument("old", type=Path, metavar="OLD.db")
-    diff.add_argument("new", type=Path, metavar="NEW.db")
-    diff.add_argument("--format", choices=("text", "json"), default="text")
-    return parser
-
-
 def scan_config_from_args(args: argparse.Namespace) -> Any:
     """Turn parsed options into a ScanConfig, with clear errors for bad values."""
-    from .dul.client import Timeouts
-    from .scan.assess import ProbeOptions, load_wordlist
-    from .scan.engine import ScanConfig
-    from .scan.targets import DEFAULT_PORTS, TargetError, build_targets, parse_ports
-    from .scan.tls_probe import TlsProbeOptions
-    from .scan.web import DEFAULT_WEB_PORTS, WebOptions
+    from ..dul.client import Timeouts
+    from ..scan.assess import ProbeOptions, load_wordlist
+    from ..scan.engine import ScanConfig
+    from ..scan.targets import DEFAULT_PORTS, TargetError, build_targets, parse_ports
+    from ..scan.tls_probe import TlsProbeOptions
+    from ..scan.web import DEFAULT_WEB_PORTS, WebOptions
 
     try:
         ports = parse_ports(args.ports) if args.ports else DEFAULT_PORTS
@@ -516,7 +389,10 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
                 check(str(value))
             except argparse.ArgumentTypeError as exc:
                 raise UsageError(f"--{name.replace('_', '-')}: {exc}") from None
-    _check_output_paths(args)
+    check_output_paths(
+        {"--jsonl": args.jsonl, "--db": getattr(args, "db", None)},
+        getattr(args, "evidence", None),
+    )
     wordlist = None
     if args.wordlist:
         try:
@@ -534,7 +410,7 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
     if not args.no_exposure:
         import secrets
 
-        from .scan.exposure import ExposureOptions
+        from ..scan.exposure import ExposureOptions
 
         exposure = ExposureOptions(
             query_budget=args.query_budget,
@@ -546,7 +422,7 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         )
     extra: dict[str, Any] = {}
     if getattr(args, "impersonate", None):
-        from .scan.identity import ImpersonationError, impersonation
+        from ..scan.identity import ImpersonationError, impersonation
 
         try:
             extra["identity"] = impersonation(args.impersonate)
@@ -574,7 +450,7 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
         **extra,
     )
     if getattr(args, "sweep", "auto") == "syn":
-        from .scan.synsweep import raw_sockets_available
+        from ..scan.synsweep import raw_sockets_available
 
         if not raw_sockets_available():
             raise UsageError("--sweep syn needs raw sockets (root or CAP_NET_RAW)")
@@ -606,35 +482,6 @@ _NUMERIC = {
 }
 
 
-def _check_output_paths(args: argparse.Namespace) -> None:
-    """Files the scan will write must be writable before the first probe (issue 12: a
-    --jsonl into a missing folder used to end the scan with a traceback)."""
-    import os
-
-    for option, value in (("--jsonl", args.jsonl), ("--db", getattr(args, "db", None))):
-        if not value or value == "-":
-            continue
-        path = Path(value)
-        folder = path.parent if str(path.parent) else Path(".")
-        if path.is_dir():
-            raise UsageError(f"{option} {value}: is a folder, not a file")
-        if not folder.is_dir():
-            raise UsageError(f"{option} {value}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise UsageError(f"{option} {value}: folder {folder} is not writable")
-        if path.exists() and not os.access(path, os.W_OK):
-            raise UsageError(f"{option} {value}: not writable")
-        if option == "--jsonl" and path.exists():
-            # os.access says yes to root for everything: open it (append, nothing written)
-            try:
-                path.open("a", encoding="utf-8").close()
-            except OSError as exc:
-                raise UsageError(f"{option} {value}: cannot write ({exc.strerror})") from None
-    evidence = getattr(args, "evidence", None)
-    if evidence is not None and Path(evidence).exists() and not Path(evidence).is_dir():
-        raise UsageError(f"--evidence {evidence}: not a folder")
-
-
 #: options that only change what this run shows, not what it scans: not stored, not restored
 _DISPLAY_OPTIONS = ("no_progress", "quiet", "fail_on")
 _PATH_OPTIONS = ("input_files", "exclude_file", "wordlist", "evidence")
@@ -656,6 +503,8 @@ def _options_to_json(args: argparse.Namespace) -> dict[str, Any]:
 
 def _options_from_json(options: dict[str, Any], current: argparse.Namespace) -> argparse.Namespace:
     """Rebuild the stored scan's options over today's defaults (new options get defaults)."""
+    from . import build_parser
+
     args = build_parser().parse_args(["scan"])
     for key, value in options.items():
         if key in _PATH_OPTIONS and value is not None:
@@ -676,7 +525,7 @@ def _default_db() -> str:
 
 def _open_store(args: argparse.Namespace, argv: list[str] | None) -> tuple[Any, Any, Any]:
     """(args, config, store): a new scan database, or the stored one with its resume point."""
-    from .store import ScanStore, StoreError
+    from ..store import ScanStore, StoreError
 
     try:
         if args.resume:
@@ -727,10 +576,10 @@ def _sigterm_as_interrupt() -> Any:
         return None
 
 
-def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Scan into the database; JSONL and the summary are written from what it stored."""
-    from .scan import parallel
-    from .scan.output import JsonlWriter
+    from ..scan import parallel
+    from ..scan.output import JsonlWriter
 
     args, config, store = _open_store(args, argv)
     _survey_store(args, config, store)
@@ -841,7 +690,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         # imported here: rich and the report cost ~0.1 s of start-up a quiet scan need not pay
         from rich.console import Console
 
-        from .report.summary import render_summary
+        from ..report.summary import render_summary
 
         summary_console = Console(stderr=args.jsonl == "-")
         summary = _stats_dict(stats)
@@ -852,7 +701,7 @@ def run_scan(args: argparse.Namespace, argv: list[str] | None = None) -> int:
         )
         render_summary(records, summary, summary_console)
         print(f"scan database: {args.db}", file=sys.stderr)
-    return _fail_on(args, args.db)
+    return fail_on_status(args.fail_on, args.db)
 
 
 def _truncate(path: str) -> str:
@@ -869,138 +718,3 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
         "elapsed": stats.elapsed,
         "rate": stats.endpoints / elapsed,
     }
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    """Start the lab in-process, scan it, leave JSONL and ground truth in ``--out``."""
-    from .lab.fleet import FleetThread
-
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    jsonl = out / "scan.jsonl"
-    jsonl.unlink(missing_ok=True)
-    db = out / "scan.db"
-    for stale in (db, db.with_name("scan.db-wal"), db.with_name("scan.db-shm")):
-        stale.unlink(missing_ok=True)
-    truth = out / "lab-truth.json"
-    with FleetThread(size=args.size) as lab:
-        fleet = lab.fleet
-        fleet.write_truth(truth)
-        print(f"lab: {args.size} simulated servers on {fleet.network}; truth in {truth}")
-        scan_argv = [
-            "scan",
-            fleet.network,
-            "-p",
-            ",".join(map(str, fleet.ports)),
-            "--jsonl",
-            str(jsonl),
-            "--db",
-            str(db),
-            "--rate",
-            "0",
-            "--timeout",
-            "2",
-        ]
-        code = run_scan(build_parser().parse_args(scan_argv), scan_argv)
-    from .report.html import write_html
-
-    html = write_html(db, out / "report.html")
-    print(f"\nresults: {jsonl}, {db}; report: {html}")
-    return code
-
-
-def run_report(args: argparse.Namespace) -> int:
-    """``dicomguard report DB``: one of the report formats, to a file or stdout."""
-    from .geoip import GeoIPError
-    from .report import render
-    from .store import StoreError
-
-    try:
-        text = render(args.db, args.format, geoip=args.geoip or ())
-    except (StoreError, GeoIPError) as exc:
-        raise UsageError(str(exc)) from None
-    from .report import EXTENSIONS
-
-    out = args.output or str(args.db.with_suffix(EXTENSIONS[args.format]))
-    try:
-        if isinstance(text, bytes):
-            if out == "-":
-                sys.stdout.buffer.write(text)
-            else:
-                Path(out).write_bytes(text)
-        elif out == "-":
-            sys.stdout.write(text)
-        else:
-            Path(out).write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {out}: {exc.strerror}") from None
-    if out != "-":
-        print(f"{args.format} report: {out}", file=sys.stderr)
-    return _fail_on(args, args.db)
-
-
-def run_diff(args: argparse.Namespace) -> int:
-    """``dicomguard diff OLD NEW``: appeared, disappeared and changed endpoints."""
-    import json
-
-    from .report.diff import diff_scans, format_diff
-    from .store import StoreError, load_scan
-
-    try:
-        result = diff_scans(load_scan(args.old), load_scan(args.new))
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
-    if args.format == "json":
-        print(json.dumps(result, indent=2))
-    else:
-        sys.stdout.write(format_diff(result))
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    # silence pynetdicom's per-association log lines; our own summary says what matters
-    logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
-    if argv[:1] == ["lab"]:
-        from .lab.fleet import main as lab_main
-
-        return int(lab_main(argv[1:]) or 0)
-    if argv[:1] == ["gateway"]:
-        from .gateway.cli import main as gateway_main
-
-        return int(gateway_main(argv[1:]) or 0)
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.DEBUG)
-    try:
-        if args.command == "scan":
-            return run_scan(args, argv)
-        if args.command == "demo":
-            return run_demo(args)
-        if args.command == "report":
-            return run_report(args)
-        if args.command == "diff":
-            return run_diff(args)
-        if args.command == "merge":
-            return run_merge(args, argv)
-    except UsageError as exc:
-        print(f"dicomguard: error: {exc}", file=sys.stderr)
-        return 2
-    except ScanInterrupted as exc:
-        what = "interrupted" if exc.failure is None else f"error: {exc.failure}"
-        print(
-            f"dicomguard: {what}; finished endpoints are in {exc.db}; continue with:\n"
-            f"  {exc.resume_command()}",
-            file=sys.stderr,
-        )
-        return 130 if exc.failure is None else 1
-    except KeyboardInterrupt:
-        print("dicomguard: interrupted", file=sys.stderr)
-        return 130
-    parser.error(f"unknown command {args.command}")
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
