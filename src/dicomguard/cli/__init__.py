@@ -16,9 +16,9 @@ import sys
 from types import ModuleType
 
 from .. import __version__
+from ..scan.session import ScanInterrupted
 from . import demo, diff, gateway, lab, merge, report, scan
 from .common import Parser, UsageError
-from .scan import ScanInterrupted
 
 __all__ = ["COMMANDS", "UsageError", "build_parser", "main"]
 

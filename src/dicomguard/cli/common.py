@@ -57,35 +57,3 @@ def add_geoip_arg(p: argparse.ArgumentParser) -> None:
         help="add country/asn/as_org to each record from a MaxMind-format database "
         "(repeat for a country and an ASN database)",
     )
-
-
-def check_output_paths(outputs: dict[str, str | None], evidence: str | None = None) -> None:
-    """Files a command will write must be writable before it starts (issue 12: a --jsonl into a
-    missing folder used to end the scan with a traceback).
-
-    ``outputs`` maps the option (``--jsonl``, ``--db``) to its value (None or ``-``: skipped);
-    ``evidence`` is a folder. Raises UsageError naming the option.
-    """
-    import os
-
-    for option, value in outputs.items():
-        if not value or value == "-":
-            continue
-        path = Path(value)
-        folder = path.parent if str(path.parent) else Path(".")
-        if path.is_dir():
-            raise UsageError(f"{option} {value}: is a folder, not a file")
-        if not folder.is_dir():
-            raise UsageError(f"{option} {value}: folder {folder} does not exist")
-        if not os.access(folder, os.W_OK):
-            raise UsageError(f"{option} {value}: folder {folder} is not writable")
-        if path.exists() and not os.access(path, os.W_OK):
-            raise UsageError(f"{option} {value}: not writable")
-        if option == "--jsonl" and path.exists():
-            # os.access says yes to root for everything: open it (append, nothing written)
-            try:
-                path.open("a", encoding="utf-8").close()
-            except OSError as exc:
-                raise UsageError(f"{option} {value}: cannot write ({exc.strerror})") from None
-    if evidence is not None and Path(evidence).exists() and not Path(evidence).is_dir():
-        raise UsageError(f"--evidence {evidence}: not a folder")

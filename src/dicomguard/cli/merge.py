@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import UsageError, check_output_paths
+from .common import UsageError
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -34,10 +34,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Merge ``args.dbs`` into ``args.output`` (and ``--jsonl``); exit status 0."""
+    from ..scan.session import ScanSetupError, check_output_paths
     from ..store import StoreError
     from ..store.merge import merge_scans
 
-    check_output_paths({"--jsonl": args.jsonl})  # fails before all.db is written
+    try:
+        check_output_paths({"--jsonl": args.jsonl})  # fails before all.db is written
+    except ScanSetupError as exc:
+        raise UsageError(str(exc)) from None
     try:
         result = merge_scans(
             list(args.dbs), args.output, partial=args.partial, argv=list(argv or [])
