@@ -4,13 +4,15 @@ argparse rather than click because the nmap-style options (``-iL``, ``-p``) are 
 multi-letter flags that argparse handles natively.
 
 Each command is a module here with the same two functions (see :mod:`.common`):
-``add_parser(sub)`` and ``run(args, argv) -> int``. ``main`` parses, dispatches and turns
+``add_parser(sub)`` and ``run(args, argv) -> int`` (and optionally ``configure_logging(args)``;
+the default is debug logging with ``-v``). ``main`` parses, dispatches and turns
 :class:`~.common.UsageError` into one line and exit status 2. ``python -m dicomguard.gateway``
 and ``python -m dicomguard.lab`` call ``main`` with their command name in front.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from types import ModuleType
@@ -47,16 +49,22 @@ def build_parser() -> Parser:
     return parser
 
 
+def _configure_logging(args: argparse.Namespace) -> None:
+    """``-v``: debug logging; a command may define its own ``configure_logging(args)``."""
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dicomguard`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     # silence pynetdicom's per-association log lines; our own summary says what matters
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
     args = build_parser().parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.DEBUG)
+    command = COMMANDS[args.command]
+    getattr(command, "configure_logging", _configure_logging)(args)
     try:
-        return COMMANDS[args.command].run(args, argv)
+        return command.run(args, argv)
     except UsageError as exc:
         print(f"dicomguard: error: {exc}", file=sys.stderr)
         return 2

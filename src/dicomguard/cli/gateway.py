@@ -41,11 +41,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
+def configure_logging(args: argparse.Namespace) -> None:
+    """The gateway logs at info level (debug with -v), timestamped: it is a service."""
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
 def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     """Hash a passcode, check a configuration, or serve until SIGTERM; the exit status."""
-    # force: the gateway's log format replaces the plain one `dicomguard -v` may have set
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
     if args.hash_passcode:
         if sys.stdin.isatty():
             passcode = getpass.getpass("passcode: ")
