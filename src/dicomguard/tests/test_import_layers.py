@@ -3,6 +3,7 @@
 ::
 
     cli, every part's __main__          entry points: may import any part but the test kit
+    runner                              use cases joining the parts: the scan session, merge
     testing                             test kit: any part but the entry points
     scan    report    gateway    lab    the four uses; none imports another of the four
       |       |  \\       |       |
@@ -39,10 +40,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "gateway": frozenset({"dul", "knowledge"}),
     "lab": frozenset({"dul", "knowledge"}),
     "testing": frozenset(
-        {"dul", "knowledge", "geoip", "store", "scan", "report", "gateway", "lab"}
+        {"dul", "knowledge", "geoip", "store", "scan", "report", "gateway", "lab", "runner"}
     ),
+    "runner": frozenset({"dul", "knowledge", "geoip", "store", "scan", "report"}),
     "cli": frozenset(
-        {"dul", "knowledge", "geoip", "store", "scan", "report", "gateway", "lab"}
+        {"dul", "knowledge", "geoip", "store", "scan", "report", "gateway", "lab", "runner"}
     ),
 }
 #: modules directly under dicomguard/ that are not parts
