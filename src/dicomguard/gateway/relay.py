@@ -665,6 +665,8 @@ class Relay:
         self.accepted: dict[int, str] = {}
         #: accepted transfer syntax by presentation context ID (only with audit.include_phi)
         self.transfer_syntaxes: dict[int, str] = {}
+        #: audit messages of this association's operations, rendered once (gateway/audit.py)
+        self.audit_cache: dict[tuple[Any, ...], tuple[bool, tuple[str, str, str]]] = {}
         self.last_activity = time.monotonic()
         self._pipes: dict[str, _Pipe] = {}  # the data phase's two directions
         self.stopping = False
