@@ -458,7 +458,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     current: Association | None = assoc
     try:
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
-            ops["verification"] = await operations.probe_echo(assoc)
+            # discovery: the C-ECHO is the last request, its A-RELEASE-RQ goes with it
+            ops["verification"] = await operations.probe_echo(assoc, release=p.opts.discovery)
             await _drop_if_broken(assoc, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):

@@ -128,10 +128,13 @@ def _describe(exc: DulError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def probe_echo(assoc: Association) -> dict[str, Any]:
-    """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``."""
+async def probe_echo(assoc: Association, *, release: bool = False) -> dict[str, Any]:
+    """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``.
+
+    ``release``: the C-ECHO is the last request; the A-RELEASE-RQ goes with it
+    (:meth:`Association.echo`)."""
     try:
-        status = await assoc.echo()
+        status = await assoc.echo(release=release)
     except DulError as exc:
         return _on_error(exc, "C-ECHO")
     state = ANSWERED if status == STATUS_SUCCESS else classify_find(status)
