@@ -315,6 +315,14 @@ CATEGORY_UNKNOWN = _status.STATUS_UNKNOWN
 C_WARNING_STATUSES = frozenset({STATUS_WARNING, *range(0xB000, 0xC000)})
 
 
+#: The members of the Pending category (pynetdicom's ``code_to_category``): 0xFF00, 0xFF01.
+#: A set for the relay's per-response test, where a function call would be measurable.
+PENDING_STATUSES = frozenset(
+    code for code in (STATUS_PENDING, STATUS_PENDING_WARNING)
+    if _status.code_to_category(code) == _status.STATUS_PENDING
+)
+
+
 @functools.lru_cache(maxsize=1 << 16)  # statuses are US (16 bits): bounded even for junk
 def status_category(status: int) -> str:
     """The category of a DIMSE status (``CATEGORY_*``): pynetdicom's ``code_to_category``.
@@ -326,7 +334,7 @@ def status_category(status: int) -> str:
 
 def is_pending(status: int | None) -> bool:
     """True for the two Pending statuses (0xFF00, 0xFF01): more responses follow."""
-    return status is not None and status_category(status) == CATEGORY_PENDING
+    return status in PENDING_STATUSES
 
 
 def is_success_or_warning(status: int | None) -> bool:

@@ -158,7 +158,7 @@ def malformed_accept(variant: str) -> RawHandler:
 
 
 def _accept_everything() -> acceptor.AcceptorPolicy:
-    from ..scan import sopclasses as sc
+    from ..knowledge import sopclasses as sc
 
     return acceptor.AcceptorPolicy(abstract_syntaxes=tuple(sc.ALL_PROPOSED), idle_timeout=MAX_HOLD)
 

@@ -62,7 +62,7 @@ from ..dul import peek
 from ..dul.dimse import decode_dataset, values_unvalidated
 from ..dul.errors import DulError
 from ..dul.scu import Association
-from . import sopclasses as sc
+from ..knowledge import sopclasses as sc
 
 SUCCESS = 0x0000
 CANCEL = 0xFE00

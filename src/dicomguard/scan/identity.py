@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from ..dul.acse import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from .fingerprint import FingerprintDB, FingerprintRule, load_database
+from ..knowledge.fingerprint import FingerprintDB, FingerprintRule, load_database
 
 __all__ = ["OWN", "Identity", "ImpersonationError", "impersonable", "impersonation"]
 

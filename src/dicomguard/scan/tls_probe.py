@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 
 from ..dul.errors import DulError
 from ..dul.scu import close_writer, open_stream
-from .findings import finding
+from ..knowledge.findings import finding
 
 Pace = Callable[[], Awaitable[None]]
 

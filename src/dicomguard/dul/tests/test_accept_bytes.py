@@ -1,7 +1,7 @@
 """The byte-level A-ASSOCIATE-AC reader agrees with pynetdicom's decoder, or steps aside.
 
 Differential: for every AC (clean ones encoded by pynetdicom, and seeded random mutations of
-them), whenever ``read_accept`` gives a record it equals what ``acse.decode_accept`` makes
+them), whenever ``read_accept`` gives a record it equals what ``negotiation.decode_accept`` makes
 of the same bytes; where pynetdicom's path fails, the fast reader has returned None.
 """
 
@@ -18,7 +18,7 @@ from pynetdicom.presentation import PresentationContext
 from dicomguard.dul import pdu as P
 from dicomguard.dul.accept_bytes import read_accept
 from dicomguard.dul.acse import AssociateRequest, decode_accept
-from dicomguard.scan import sopclasses as sc
+from dicomguard.knowledge import sopclasses as sc
 
 #: mutated UIDs make pydicom warn; the warnings are the slow path's business, not the test's
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -70,7 +70,7 @@ def encode_ac(
 
 
 def slow(data: bytes, request: AssociateRequest = REQUEST) -> object:
-    """pynetdicom's path, as scu.associate_on used it; an exception is a result too."""
+    """pynetdicom's path, as client.associate_on used it; an exception is a result too."""
     try:
         return decode_accept(P.decode(P.RawPdu(P.A_ASSOCIATE_AC, data)), request)  # type: ignore[arg-type]
     except Exception as exc:  # the comparison is "it failed"

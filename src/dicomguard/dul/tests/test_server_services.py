@@ -25,7 +25,7 @@ from dicomguard.dul.scp import (
     start_acceptor,
 )
 from dicomguard.dul.scu import associate
-from dicomguard.lab.synthetic import instance_dataset, make_patients
+from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 
 HOST = "127.0.0.1"
 STUDY_FIND = str(StudyRootQueryRetrieveInformationModelFind)

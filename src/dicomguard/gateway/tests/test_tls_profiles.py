@@ -212,7 +212,7 @@ def test_trusted_client_certificate_still_gets_in(
 
 def test_check_reports_a_profile_the_key_cannot_meet(pki: dict[str, Any], tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from dicomguard.gateway.cli import main
+    from dicomguard.cli.gateway import main
 
     config = tmp_path / "gw.toml"
     config.write_text(f"""

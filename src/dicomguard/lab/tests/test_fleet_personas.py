@@ -242,7 +242,7 @@ async def test_storage_is_accepted_and_discarded(fleet: Fleet) -> None:
     from pynetdicom import dimse_messages as dm
 
     from dicomguard.dul import dimse
-    from dicomguard.lab.synthetic import instance_dataset, make_patients
+    from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 
     plan = fleet.host_of("store-only")
     out = await associate(

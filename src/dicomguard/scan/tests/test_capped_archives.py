@@ -22,7 +22,7 @@ from __future__ import annotations
 import pytest
 
 from dicomguard.dul.scu import Timeouts
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.exposure import ExposureOptions
 from dicomguard.testing.loopback import lab_address

@@ -1,5 +1,5 @@
 """C-FIND quirks reported against public DICOM projects, each as a small loopback peer (the lab
-acceptor, ``dul/scp.py``, with a handler that behaves as reported). The exposure count must
+acceptor, ``dul/server.py``, with a handler that behaves as reported). The exposure count must
 stay exact where the quirk loses nothing, and be a flagged lower bound where it does.
 
 =====================================  =================================================
@@ -28,9 +28,9 @@ from pydicom.dataset import Dataset
 
 from dicomguard.dul.scp import AcceptorPolicy, FindRequest, Handlers, start_acceptor
 from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.lab.personas import SERVICE_SOP_CLASSES
 from dicomguard.lab.query import Archive
-from dicomguard.lab.synthetic import make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 
 HOST = "127.0.0.1"

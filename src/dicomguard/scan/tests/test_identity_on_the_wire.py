@@ -15,7 +15,7 @@ from pynetdicom import pdu_primitives as prim
 from dicomguard import __version__
 from dicomguard.dul.acse import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from dicomguard.dul.scu import Timeouts
-from dicomguard.scan import sopclasses as sc
+from dicomguard.knowledge import sopclasses as sc
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.identity import ImpersonationError, impersonation
 

@@ -24,7 +24,7 @@ import pytest
 from pydicom import dcmwrite
 
 from dicomguard.dul.scu import Timeouts
-from dicomguard.lab.synthetic import all_instances, make_patients
+from dicomguard.knowledge.synthetic import all_instances, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.web import WebOptions
 from dicomguard.testing.base import find_binary

@@ -17,9 +17,9 @@ import pytest
 from pynetdicom import AE
 
 from dicomguard.dul.scu import Timeouts
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.knowledge import sopclasses as sc
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.report.stats import per_ip
-from dicomguard.scan import sopclasses as sc
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import LoopbackServer, find_binary
 from dicomguard.testing.dcmtk import StorescpServer

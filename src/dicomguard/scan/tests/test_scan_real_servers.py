@@ -11,7 +11,7 @@ import json
 import pytest
 
 from dicomguard.dul.scu import Timeouts
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import EXPECTATION_KEYS, LoopbackServer
 

@@ -16,8 +16,8 @@ from pydicom.dataset import Dataset
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicomguard.dul.scu import Timeouts
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
-from dicomguard.scan.aedefaults import load_ae_defaults
+from dicomguard.knowledge.aedefaults import load_ae_defaults
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess, default_called_titles
 from dicomguard.testing.findscu import WORKLIST, findscu
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer

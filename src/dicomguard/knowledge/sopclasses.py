@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+from pynetdicom import sop_class as _sop
+
 from ..dul.acse import IMPLEMENTATION_CLASS_UID
 
-VERIFICATION = "1.2.840.10008.1.1"
-PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
-PATIENT_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
-PATIENT_ROOT_GET = "1.2.840.10008.5.1.4.1.2.1.3"
-STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-STUDY_ROOT_MOVE = "1.2.840.10008.5.1.4.1.2.2.2"
-STUDY_ROOT_GET = "1.2.840.10008.5.1.4.1.2.2.3"
-MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
-MPPS = "1.2.840.10008.3.1.2.3.3"
-STORAGE_COMMITMENT = "1.2.840.10008.1.20.1"
+# UIDs as pynetdicom names them (PS3.4 Annex B, C, F, J, K): plain ``str`` copies, so records,
+# pickles for the forked workers and JSON hold ordinary strings.
+VERIFICATION = str(_sop.Verification)
+PATIENT_ROOT_FIND = str(_sop.PatientRootQueryRetrieveInformationModelFind)
+PATIENT_ROOT_MOVE = str(_sop.PatientRootQueryRetrieveInformationModelMove)
+PATIENT_ROOT_GET = str(_sop.PatientRootQueryRetrieveInformationModelGet)
+STUDY_ROOT_FIND = str(_sop.StudyRootQueryRetrieveInformationModelFind)
+STUDY_ROOT_MOVE = str(_sop.StudyRootQueryRetrieveInformationModelMove)
+STUDY_ROOT_GET = str(_sop.StudyRootQueryRetrieveInformationModelGet)
+MODALITY_WORKLIST_FIND = str(_sop.ModalityWorklistInformationFind)
+MPPS = str(_sop.ModalityPerformedProcedureStep)
+STORAGE_COMMITMENT = str(_sop.StorageCommitmentPushModel)
+CT_IMAGE_STORAGE = str(_sop.CTImageStorage)
 
-STORAGE = {
-    "1.2.840.10008.5.1.4.1.1.2": "CT Image Storage",
-    "1.2.840.10008.5.1.4.1.1.4": "MR Image Storage",
-    "1.2.840.10008.5.1.4.1.1.1": "Computed Radiography Image Storage",
-    "1.2.840.10008.5.1.4.1.1.1.1": "Digital X-Ray Image Storage - For Presentation",
-    "1.2.840.10008.5.1.4.1.1.6.1": "Ultrasound Image Storage",
-    "1.2.840.10008.5.1.4.1.1.7": "Secondary Capture Image Storage",
-    "1.2.840.10008.5.1.4.1.1.88.11": "Basic Text SR Storage",
+#: the storage SOP classes a scan proposes (UID -> name): the common modalities' images and a
+#: text report, enough to learn whether a server stores anything at all
+STORAGE: dict[str, str] = {
+    str(uid): str(uid.name)
+    for uid in (
+        _sop.CTImageStorage,
+        _sop.MRImageStorage,
+        _sop.ComputedRadiographyImageStorage,
+        _sop.DigitalXRayImageStorageForPresentation,
+        _sop.UltrasoundImageStorage,
+        _sop.SecondaryCaptureImageStorage,
+        _sop.BasicTextSRStorage,
+    )
 }
 
 #: service name in the output contract -> the abstract syntaxes that prove it
