@@ -287,6 +287,9 @@ STATUS_IDENTIFIER_MISMATCH = 0xA900
 STATUS_UNABLE_TO_PROCESS = 0xC000
 #: Warning "Coercion of data elements" (C-STORE, PS3.4 B.2.3)
 STATUS_COERCION_OF_DATA_ELEMENTS = 0xB000
+#: Warning "Sub-operations complete - one or more failures or warnings" (C-MOVE, C-GET;
+#: PS3.4 C.4.2.1.5, C.4.3.1.4): the same code as C-STORE's coercion warning, another service
+STATUS_SUBOPERATIONS_COMPLETE_WITH_FAILURES = 0xB000
 #: Warning "Elements discarded" (C-STORE, PS3.4 B.2.3)
 STATUS_ELEMENTS_DISCARDED = 0xB006
 #: Warning "Data set does not match SOP class" (C-STORE, PS3.4 B.2.3)
@@ -340,6 +343,12 @@ def is_pending(status: int | None) -> bool:
 def is_success_or_warning(status: int | None) -> bool:
     """Success or Warning (PS3.7 C: 0000; 0001, 0107, 0116, Bxxx): the operation was done."""
     return status is not None and status_category(status) in (CATEGORY_SUCCESS, CATEGORY_WARNING)
+
+
+def is_service_failure(status: int | None) -> bool:
+    """A Failure of the service specific ranges, Axxx ("Refused: ...") or Cxxx ("Error: ...",
+    "Unable to process"; PS3.7 Annex C, PS3.4 C.4), not one of the general 01xx/02xx."""
+    return status is not None and (0xA000 <= status <= 0xAFFF or 0xC000 <= status <= 0xCFFF)
 
 
 def is_c_warning(status: int | None) -> bool:

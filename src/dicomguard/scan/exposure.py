@@ -59,13 +59,11 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from ..dul import peek
+from ..dul.codes import CONTEXT_ACCEPTANCE, STATUS_CANCEL, STATUS_SUCCESS, is_c_warning
 from ..dul.dimse import decode_dataset, values_unvalidated
 from ..dul.errors import DulError
 from ..dul.scu import Association
 from ..knowledge import sopclasses as sc
-
-SUCCESS = 0x0000
-CANCEL = 0xFE00
 
 
 def _finished(status: int | None) -> bool:
@@ -75,7 +73,7 @@ def _finished(status: int | None) -> bool:
     0xB100 "relational behaviour not negotiated") after their last match; taking it as a cut
     would split every range until the budget is gone.
     """
-    return status is None or status in (SUCCESS, 0x0001) or 0xB000 <= status <= 0xBFFF
+    return status is None or status == STATUS_SUCCESS or is_c_warning(status)
 FIRST_DAY = date(1900, 1, 1)
 #: a study-date range no real archive holds: a server that answers it answers anything
 IMPOSSIBLE_RANGE = "18000101-18000102"
@@ -119,7 +117,8 @@ class _Query:
     @property
     def refused(self) -> bool:
         """Ended with a failure and no match at all (a refusal, e.g. too broad)."""
-        return not _finished(self.status) and self.status != CANCEL and self.answered == 0
+        return (not _finished(self.status) and self.status != STATUS_CANCEL
+                and self.answered == 0)
 
 
 @dataclass
@@ -514,7 +513,7 @@ class ExposureMeter:
             dates.extend(d.strip() for d in starts if _scheduled_date(d))
         status = self.assoc.last_status
         ok = _finished(status) and items < cap
-        refused = not _finished(status) and status != CANCEL and items == 0
+        refused = not _finished(status) and status != STATUS_CANCEL and items == 0
         dates.sort()
         return {
             "items": None if refused else items,
@@ -638,7 +637,7 @@ async def measure(
     key = (
         accept.implementation_class_uid,
         accept.implementation_version_name,
-        tuple(sorted(u for u, code in accept.results.items() if code == 0)),
+        tuple(sorted(u for u, code in accept.results.items() if code == CONTEXT_ACCEPTANCE)),
     )
     host, port = where
     async with archives.lock(host):

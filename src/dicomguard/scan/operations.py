@@ -42,7 +42,14 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.codes import STATUS_CANCEL, STATUS_SUCCESS, is_pending
+from ..dul.codes import (
+    STATUS_CANCEL,
+    STATUS_NOT_AUTHORIZED,
+    STATUS_SOP_CLASS_NOT_SUPPORTED,
+    STATUS_SUCCESS,
+    is_c_warning,
+    is_pending,
+)
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
 from ..dul.scu import Association
 from ..knowledge import sopclasses as sc
@@ -53,9 +60,7 @@ FAILED = "failed"
 UNTESTED = "untested"
 
 #: PS3.7 C.4 general statuses a server uses to refuse an operation it will not perform.
-REFUSED_NOT_AUTHORIZED = 0x0124
-REFUSED_SOP_CLASS_NOT_SUPPORTED = 0x0122
-REFUSAL_STATUSES = frozenset({REFUSED_NOT_AUTHORIZED, REFUSED_SOP_CLASS_NOT_SUPPORTED})
+REFUSAL_STATUSES = frozenset({STATUS_NOT_AUTHORIZED, STATUS_SOP_CLASS_NOT_SUPPORTED})
 
 #: services whose operation the default scan sends (read-only)
 PROBED = ("verification", "find_study_root", "find_patient_root", "worklist")
@@ -74,7 +79,7 @@ def classify_find(status: int | None) -> str:
         return FAILED
     if status in (STATUS_SUCCESS, STATUS_CANCEL) or is_pending(status):
         return ANSWERED
-    if status == 0x0001 or 0xB000 <= status <= 0xBFFF:
+    if is_c_warning(status):
         # Warning category: processed and answered (dcm4che ends C-FINDs with 0xB100,
         # dcm4che/dcm4che#586)
         return ANSWERED
