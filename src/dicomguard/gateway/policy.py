@@ -21,7 +21,6 @@ run in a fixed order, each with the A-ASSOCIATE-RJ reason PS3.8 9.3.4 defines fo
 from __future__ import annotations
 
 import ipaddress
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +45,7 @@ from ..dul.codes import (
     Reject,
     UserIdentityType,
 )
+from ..tokenbucket import TokenBucket
 from .auth import Authenticated, AuthError, JwtVerifier, PasscodeChecker
 from .config import GatewayConfig, IdentityPolicy, Route
 
@@ -193,31 +193,13 @@ class AssociationPolicy:
 # --- operations ------------------------------------------------------------------------------
 
 
-class TokenBucket:
-    """Classic token bucket: ``rate`` tokens a second, at most ``burst`` saved up.
-
-    Shared by every association of one identity, so opening more associations does not buy a
-    harvester more throughput.
-    """
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = max(1, burst)
-        self.tokens = float(self.burst)
-        self.stamp = time.monotonic()
-
-    def take(self, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class RateLimits:
-    """One bucket per identity, kept across reloads as long as the identity's rate stays."""
+    """One bucket per identity, kept across reloads as long as the identity's rate stays.
+
+    A classic token bucket (:class:`dicomguard.tokenbucket.TokenBucket`): ``rate`` tokens a
+    second, at most ``burst`` saved up, starting full. Shared by every association of one
+    identity, so opening more associations does not buy a harvester more throughput.
+    """
 
     def __init__(self) -> None:
         self._buckets: dict[str, TokenBucket] = {}
@@ -226,8 +208,9 @@ class RateLimits:
         if policy.rate <= 0:
             return True
         bucket = self._buckets.get(policy.name)
-        if bucket is None or bucket.rate != policy.rate or bucket.burst != max(1, policy.burst):
-            bucket = self._buckets[policy.name] = TokenBucket(policy.rate, policy.burst)
+        burst = max(1, policy.burst)
+        if bucket is None or bucket.refill != policy.rate or bucket.burst != burst:
+            bucket = self._buckets[policy.name] = TokenBucket(policy.rate, burst, full=True)
         return bucket.take()
 
 
