@@ -18,7 +18,7 @@ import sys
 from types import ModuleType
 
 from .. import __version__
-from ..scan.session import ScanInterrupted
+from ..runner.session import ScanInterrupted
 from . import demo, diff, gateway, lab, merge, report, scan
 from .common import Parser, UsageError
 

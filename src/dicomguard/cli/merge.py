@@ -2,7 +2,7 @@
 
 Shards that do not belong together (different targets or options, duplicates, missing or
 unfinished shards without ``--partial``) and unwritable outputs are one line and exit status 2
-(:class:`~dicomguard.store.StoreError` from :mod:`dicomguard.store.merge`).
+(:class:`~dicomguard.store.StoreError` from :mod:`dicomguard.runner.merge`).
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Merge ``args.dbs`` into ``args.output`` (and ``--jsonl``); exit status 0."""
-    from ..scan.session import ScanSetupError, check_output_paths
+    from ..runner.merge import merge_scans
+    from ..runner.session import ScanSetupError, check_output_paths
     from ..store import StoreError
-    from ..store.merge import merge_scans
 
     try:
         check_output_paths({"--jsonl": args.jsonl})  # fails before all.db is written

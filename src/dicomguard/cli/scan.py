@@ -1,7 +1,7 @@
 """``dicomguard scan``: flags -> :class:`~dicomguard.scan.request.ScanRequest` -> session.
 
 This module only declares the flags (their defaults and bounds are the request's) and builds
-the request; :mod:`dicomguard.scan.session` runs it. ``--resume DB`` runs the request stored in
+the request; :mod:`dicomguard.runner.session` runs it. ``--resume DB`` runs the request stored in
 DB. Bad values are one line and exit status 2: argparse's for a flag's own syntax, the
 request's named errors (:mod:`dicomguard.scan.request`) and the session's setup errors for the
 rest.
@@ -322,7 +322,7 @@ def request_from_args(args: argparse.Namespace) -> ScanRequest:
 def scan_config_from_args(args: argparse.Namespace) -> Any:
     """The engine configuration the flags describe (tests and tools; ``run`` uses the
     session). Raises UsageError (one line)."""
-    from ..scan.session import ScanSetupError, build_config
+    from ..runner.session import ScanSetupError, build_config
 
     try:
         return build_config(request_from_args(args), db=args.db)
@@ -333,7 +333,7 @@ def scan_config_from_args(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """New scan (flags -> request -> session) or ``--resume``; the exit status (``--fail-on``
     decides between 0 and 1). Raises UsageError, or ScanInterrupted with the resume command."""
-    from ..scan.session import ScanSession, ScanSetupError
+    from ..runner.session import ScanSession, ScanSetupError
 
     progress, summary = not args.no_progress, not args.quiet
     try:

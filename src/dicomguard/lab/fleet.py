@@ -32,14 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.negotiation import UserIdentityType
-from ..dul.server import (
+from ..dul.acse import UserIdentityType
+from ..dul.scp import (
     AcceptorPolicy,
     FindRequest,
     Handlers,
     StoreRequest,
     serve_association,
 )
+from ..knowledge.synthetic import SyntheticPatient, ground_truth, make_patients
 from . import hostile
 from .decoy import serve_accept_everything
 from .personas import (
@@ -53,7 +54,6 @@ from .personas import (
     Persona,
 )
 from .query import WORKLIST_FIND, Archive, QueryError
-from .synthetic import SyntheticPatient, ground_truth, make_patients
 
 if TYPE_CHECKING:
     from .tls import LabCertificates

@@ -265,7 +265,7 @@ class ScanRequest:
 
         Raises the first :class:`ScanRequestError` found (order: ports, targets, numbers,
         choices, AE title). Files, name lookups and outputs are checked when the scan starts
-        (:mod:`dicomguard.scan.session`).
+        (:mod:`dicomguard.runner.session`).
         """
         from .targets import TargetError, parse_ports
 

@@ -253,7 +253,7 @@ def test_tls13_client_that_sends_its_request_at_once_still_reads_the_alert(
     import socket
     import ssl
 
-    from dicomguard.dul.negotiation import AssociateRequest
+    from dicomguard.dul.acse import AssociateRequest
 
     gw = gateway_factory(_tls_config(raw_config, pki, client_ca=str(pki["ca"]),
                                      require_client_cert=True))

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer

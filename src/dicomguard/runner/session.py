@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .request import ScanRequest
+from ..scan.request import ScanRequest
 
 __all__ = [
     "ScanInterrupted",
@@ -104,7 +104,7 @@ def resolve_shard(request: ScanRequest) -> ScanRequest:
     Raises ScanSetupError for a spec or environment that names no shard."""
     if not request.shard:
         return request
-    from .shard import ShardError, parse_shard
+    from ..scan.shard import ShardError, parse_shard
 
     try:
         k, n = parse_shard(request.shard)
@@ -116,8 +116,8 @@ def resolve_shard(request: ScanRequest) -> ScanRequest:
 def _targets(request: ScanRequest) -> tuple[Any, tuple[int, ...]]:
     """(TargetSet of this shard, web ports); unresolvable names and left-out addresses are
     reported on stderr, one line each."""
-    from .targets import DEFAULT_PORTS, TargetError, build_targets, parse_ports, resolve_names
-    from .web import DEFAULT_WEB_PORTS
+    from ..scan.targets import DEFAULT_PORTS, TargetError, build_targets, parse_ports, resolve_names
+    from ..scan.web import DEFAULT_WEB_PORTS
 
     try:
         ports = parse_ports(request.ports) if request.ports else DEFAULT_PORTS
@@ -173,7 +173,7 @@ def _targets(request: ScanRequest) -> tuple[Any, tuple[int, ...]]:
         except GeoIPError as exc:
             raise ScanSetupError(str(exc)) from None
     if request.shard:
-        from .shard import ShardError, parse_shard
+        from ..scan.shard import ShardError, parse_shard
 
         try:
             k, n = parse_shard(request.shard)
@@ -189,11 +189,11 @@ def build_config(request: ScanRequest, *, db: str | None = None) -> Any:
 
     Raises ScanRequestError (values) or ScanSetupError (what they point at).
     """
-    from ..dul.client import Timeouts
-    from .assess import ProbeOptions, load_wordlist
-    from .engine import ScanConfig
-    from .tls_probe import TlsProbeOptions
-    from .web import WebOptions
+    from ..dul.scu import Timeouts
+    from ..scan.assess import ProbeOptions, load_wordlist
+    from ..scan.engine import ScanConfig
+    from ..scan.tls_probe import TlsProbeOptions
+    from ..scan.web import WebOptions
 
     request.validate()
     targets, web_ports = _targets(request)
@@ -210,7 +210,7 @@ def build_config(request: ScanRequest, *, db: str | None = None) -> Any:
     if not request.no_exposure:
         import secrets
 
-        from .exposure import ExposureOptions
+        from ..scan.exposure import ExposureOptions
 
         exposure = ExposureOptions(
             query_budget=request.query_budget,
@@ -222,7 +222,7 @@ def build_config(request: ScanRequest, *, db: str | None = None) -> Any:
         )
     extra: dict[str, Any] = {}
     if request.impersonate:
-        from .identity import ImpersonationError, impersonation
+        from ..scan.identity import ImpersonationError, impersonation
 
         try:
             extra["identity"] = impersonation(request.impersonate)
@@ -250,7 +250,7 @@ def build_config(request: ScanRequest, *, db: str | None = None) -> Any:
         **extra,
     )
     if request.sweep == "syn":
-        from .synsweep import raw_sockets_available
+        from ..scan.synsweep import raw_sockets_available
 
         if not raw_sockets_available():
             raise ScanSetupError("--sweep syn needs raw sockets (root or CAP_NET_RAW)")
@@ -416,8 +416,8 @@ class ScanSession:
 
         Raises ScanInterrupted on Ctrl-C/SIGTERM or a failed worker (everything finished is
         committed; the database is closed either way)."""
-        from . import parallel
-        from .output import JsonlWriter
+        from ..scan import parallel
+        from ..scan.output import JsonlWriter
 
         request, config, store = self.request, self.config, self.store
         writer = None

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .db import ScanStore, StoreError, check_schema, read_metadata
-from .read import open_read_only
+from ..store.db import ScanStore, StoreError, check_schema, read_metadata
+from ..store.read import open_read_only
 
 __all__ = ["IGNORED_OPTIONS", "MergeResult", "merge_scans"]
 
