@@ -15,8 +15,8 @@ import pytest
 
 from dicomguard.cli import build_parser
 from dicomguard.cli.scan import request_from_args
+from dicomguard.runner.merge import _options
 from dicomguard.scan.request import ScanRequest
-from dicomguard.store.merge import _options
 
 CASES = json.loads((Path(__file__).parent / "data" / "namespace-options.json").read_text())
 
