@@ -234,28 +234,6 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     add_fail_on(p)
 
 
-def _input_file_arg(text: str) -> Path | str:
-    """-iL value: a path, or "-" (stdin) kept as a string so it is never made absolute."""
-    return "-" if text == "-" else Path(text)
-
-
-def _add_survey_args(p: argparse.ArgumentParser) -> None:
-    """Options for surveys: shards across machines, names from files, geo enrichment."""
-    p.add_argument(
-        "--shard",
-        metavar="K/N|auto",
-        help="scan only part K of N (K from 0) of the targets, whole hosts, as zmap's --shard;"
-        " auto: from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, DICOMGUARD_SHARDS) or a "
-        "Slurm array (SLURM_ARRAY_TASK_ID/_MIN/_COUNT); join the parts with dicomguard merge",
-    )
-    p.add_argument(
-        "--resolve-names",
-        action="store_true",
-        help="look up host names read from -iL files (off: a word in a file is an error)",
-    )
-    add_geoip_arg(p)
-
-
 def _add_survey_args(p: argparse.ArgumentParser) -> None:
     """Options for surveys: shards across machines, names from files, geo enrichment."""
     p.add_argument(

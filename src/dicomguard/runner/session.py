@@ -278,6 +278,7 @@ def default_db() -> str:
     return f"dicomguard-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.db"
 
 
+@dataclass
 class ScanSession:
     """One run of a scan into its database. Use :meth:`start` (a new scan) or :meth:`resume`
     (an interrupted one), then :meth:`run` once.
@@ -287,24 +288,19 @@ class ScanSession:
     database's name on stderr.
     """
 
-    def __init__(
-        self,
-        request: ScanRequest,
-        config: Any,
-        store: Any,
-        db: str,
-        *,
-        resumed: bool,
-        progress: bool = True,
-        summary: bool = True,
-    ) -> None:
-        self.request = request
-        self.config = config
-        self.store = store
-        self.db = db
-        self.resumed = resumed
-        self.progress = progress
-        self.summary = summary
+    #: what is scanned (shard resolved to K/N)
+    request: ScanRequest
+    #: the engine's ScanConfig built from it (start/skip set on resume)
+    config: Any
+    #: the open ScanStore; closed by :meth:`run`
+    store: Any
+    #: path of the scan database
+    db: str
+    _: dataclasses.KW_ONLY
+    #: True when continuing an interrupted scan
+    resumed: bool
+    progress: bool = True
+    summary: bool = True
 
     # --- opening -------------------------------------------------------------------------
 
