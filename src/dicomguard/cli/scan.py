@@ -112,25 +112,25 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         type=_arg(RATE),
         default=DEFAULTS.rate,
         help="new connections per second, at most this many in every second, 0 = unlimited"
-        " (default 300)",
+        f" (default {DEFAULTS.rate:g})",
     )
     p.add_argument(
         "--concurrency",
         type=_arg(COUNT),
         default=DEFAULTS.concurrency,
-        help="endpoints in flight (256)",
+        help=f"endpoints in flight ({DEFAULTS.concurrency})",
     )
     p.add_argument(
         "--per-host",
         type=_arg(COUNT),
         default=DEFAULTS.per_host,
-        help="endpoints per host at once, across all workers (2)",
+        help=f"endpoints per host at once, across all workers ({DEFAULTS.per_host})",
     )
     p.add_argument(
         "--timeout",
         type=_arg(SECONDS),
         default=DEFAULTS.timeout,
-        help="seconds allowed for each protocol step (5)",
+        help=f"seconds allowed for each protocol step ({DEFAULTS.timeout:g})",
     )
     p.add_argument("--connect-timeout", type=_arg(SECONDS), default=DEFAULTS.connect_timeout)
     p.add_argument(
@@ -139,21 +139,23 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULTS.endpoint_budget,
         metavar="SECONDS",
         help="most seconds one endpoint's assessment may take, waits for --rate excluded;"
-        " then it is cut off and recorded with what was learned (120)",
+        f" then it is cut off and recorded with what was learned ({DEFAULTS.endpoint_budget:g})",
     )
     p.add_argument(
         "--endpoint-connections",
         type=_arg(COUNT),
         default=DEFAULTS.endpoint_connections,
         metavar="N",
-        help="most connections (associations, TLS handshakes, HTTP requests) per endpoint (200)",
+        help="most connections (associations, TLS handshakes, HTTP requests) per endpoint"
+        f" ({DEFAULTS.endpoint_connections})",
     )
     p.add_argument(
         "--retries",
         type=_arg(RETRIES),
         default=DEFAULTS.retries,
         help="re-assessments of an endpoint that answered 'busy, try later' (A-ASSOCIATE-RJ"
-        " transient, congestion or local limit), 5 s then 10 s ... later in the scan (2)",
+        f" transient, congestion or local limit), 5 s then 10 s ... later in the scan"
+        f" ({DEFAULTS.retries})",
     )
     p.add_argument(
         "--slow-greeting",
@@ -161,7 +163,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULTS.slow_greeting,
         metavar="SECONDS",
         help="a port silent through --timeout is asked once more with this longer wait before"
-        " TLS (slow A-ASSOCIATE-AC, e.g. reverse DNS); 0 = no retry (20)",
+        f" TLS (slow A-ASSOCIATE-AC, e.g. reverse DNS); 0 = no retry ({DEFAULTS.slow_greeting:g})",
     )
     p.add_argument("--calling-aet", default=DEFAULTS.calling_aet, help="our calling AE title")
     p.add_argument(
@@ -194,7 +196,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         "--query-budget",
         type=_arg(COUNT),
         default=DEFAULTS.query_budget,
-        help="C-FIND operations allowed per endpoint for counting (100)",
+        help=f"C-FIND operations allowed per endpoint for counting ({DEFAULTS.query_budget})",
     )
     p.add_argument(
         "--collect-identifiers",

@@ -16,6 +16,7 @@ from dicomguard.scan.request import (
     REQUEST_VERSION,
     MalformedRequest,
     ScanRequest,
+    ScanRequestError,
     UnsupportedVersion,
 )
 
@@ -105,3 +106,29 @@ def test_stored_json_of_the_wrong_shape_is_malformed(change: dict) -> None:
 def test_stored_text_that_is_not_an_object_is_malformed(stored: str) -> None:
     with pytest.raises(MalformedRequest):
         ScanRequest.from_json(stored)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner,
+                                                                max_size=3),
+    max_leaves=6,
+)
+keys = st.sampled_from(
+    [f.name for f in dataclasses.fields(ScanRequest)] + ["request_version", "db", "verbose"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, json_values, max_size=10))
+def test_any_stored_object_is_a_request_or_a_named_error(stored: dict) -> None:
+    """A damaged database's options never reach the scan as a traceback."""
+    try:
+        request = ScanRequest.from_dict(stored)
+    except ScanRequestError as exc:
+        assert "\n" not in str(exc)
+        return
+    try:
+        request.validate()
+    except ScanRequestError as exc:
+        assert "\n" not in str(exc)
