@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from ..scan.request import ScanRequest, ScanRequestError
 from .common import UsageError
 from .scan import bounded
 
+HELP = "start the lab, scan it, print the summary"
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    demo: argparse.ArgumentParser = sub.add_parser(
-        "demo", help="start the lab, scan it, print the summary"
-    )
+
+def add_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--out", type=Path, default=Path("out"), help="output folder (out/)")
     demo.add_argument("--size", type=bounded(int, 1, 254), default=32, help="lab servers (32)")
-    return demo
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from .common import UsageError
 
+HELP = "join the databases of a sharded scan (--shard) into one scan database"
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    merge: argparse.ArgumentParser = sub.add_parser(
-        "merge", help="join the databases of a sharded scan (--shard) into one scan database"
-    )
+
+def add_arguments(merge: argparse.ArgumentParser) -> None:
     merge.add_argument("dbs", nargs="+", type=Path, metavar="SHARD.db")
     merge.add_argument("-o", "--output", required=True, type=Path, metavar="ALL.db")
     merge.add_argument(
@@ -29,7 +27,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="merge even when shards are missing or unfinished (the result says which)",
     )
-    return merge
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:

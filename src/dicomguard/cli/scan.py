@@ -65,11 +65,12 @@ def _input_file_arg(text: str) -> Path | str:
     return "-" if text == "-" else Path(text)
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser("scan", help="scan targets for DICOM services")
+HELP = "scan targets for DICOM services"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     _add_scan_args(p)
     _add_survey_args(p)
-    return p
 
 
 def _add_scan_args(p: argparse.ArgumentParser) -> None:

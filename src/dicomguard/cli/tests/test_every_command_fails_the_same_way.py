@@ -32,9 +32,22 @@ BAD = {
 }
 
 
-def test_every_command_module_has_the_same_two_functions() -> None:
+def test_every_command_module_has_the_same_shape() -> None:
     for name, module in COMMANDS.items():
-        assert callable(module.add_parser) and callable(module.run), name
+        assert isinstance(module.HELP, str) and module.HELP, name
+        assert callable(module.add_arguments) and callable(module.run), name
+
+
+def test_one_command_does_not_load_the_others() -> None:
+    """Start-up: ``dicomguard scan`` does not import the gateway or the lab (pynetdicom, JWT)."""
+    code = (
+        "import sys, dicomguard.cli as c; c.build_parser('scan').parse_args(['scan', 'x']);"
+        "print(sorted(m for m in sys.modules if m.startswith(('dicomguard.gateway',"
+        " 'dicomguard.lab', 'pynetdicom', 'jwt'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": SRC},
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.strip() == "[]"
 
 
 @pytest.mark.parametrize("argv", BAD.values(), ids=BAD.keys())
