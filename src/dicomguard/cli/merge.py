@@ -31,8 +31,9 @@ def add_arguments(merge: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Merge ``args.dbs`` into ``args.output`` (and ``--jsonl``); exit status 0."""
+    from ..runner.errors import ScanSetupError
     from ..runner.merge import merge_scans
-    from ..runner.session import ScanSetupError, check_output_paths
+    from ..runner.outputs import check_output_paths
     from ..store import StoreError
 
     try:

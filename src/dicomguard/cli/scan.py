@@ -303,7 +303,8 @@ def request_from_args(args: argparse.Namespace) -> ScanRequest:
 def scan_config_from_args(args: argparse.Namespace) -> Any:
     """The engine configuration the flags describe (tests and tools; ``run`` uses the
     session). Raises UsageError (one line)."""
-    from ..runner.session import ScanSetupError, build_config
+    from ..runner.config import build_config
+    from ..runner.errors import ScanSetupError
 
     try:
         return build_config(request_from_args(args), db=args.db)
