@@ -49,11 +49,10 @@ from .aedefaults import load_ae_defaults, merge_titles
 from .confidence import confidence_map
 from .evidence import EndpointEvidence
 from .exposure import ArchiveCache, ExposureOptions, measure
-from .findings import finding
 from .fingerprint import FingerprintDB, load_database
 from .identity import OWN, Identity
 from .intrusive import intrusive_findings, run_check
-from .result import EndpointResult
+from .result import EndpointResult, Finding, Operation, finding
 from .tls_probe import TlsProbeOptions, probe_tls, tls_findings
 from .web import WebOptions, orthanc_rest_identity, probe_web, web_findings
 
@@ -283,8 +282,8 @@ async def assess(
         result.findings = derive_findings(result)
         if fp is not None and result.confidence["product"] != "observed":
             for f in result.findings:
-                if f["id"] == "DG-010":
-                    f["confidence"] = "inferred"
+                if f.id == "DG-010":
+                    f.confidence = "inferred"
     if prober.evidence is not None and opts.evidence_dir:
         prober.evidence.write(opts.evidence_dir)
     return result
@@ -318,7 +317,7 @@ async def _identify_embedding_product(
     aborted = [
         n
         for n, o in r.operations.items()
-        if o["state"] == operations.REFUSED and str(o.get("detail", "")).startswith("A-ABORT")
+        if o.state == operations.REFUSED and o.detail.startswith("A-ABORT")
     ]
     if aborted and r.services_negotiated.get("find_study_root"):
         r.toolkit = named
@@ -473,7 +472,7 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     negotiated = sc.services_from_results(ac.results)
     r.services_negotiated = dict(negotiated)
     r.canary_result = ac.results.get(sc.CANARY)
-    ops: dict[str, dict[str, Any]] = {
+    ops: dict[str, Operation] = {
         name: operations.record(operations.UNTESTED) for name, on in negotiated.items() if on
     }
     current: Association | None = assoc
@@ -544,7 +543,7 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
         r.services, r.services_confidence = operations.open_services(negotiated, ops)
 
 
-def _silent(ops: dict[str, dict[str, Any]]) -> dict[str, str]:
+def _silent(ops: dict[str, Operation]) -> dict[str, str]:
     """Operations the peer never answered (state failed, no status): name -> detail.
 
     After one, no further service is probed: each probe of a peer that stopped answering costs
@@ -553,13 +552,13 @@ def _silent(ops: dict[str, dict[str, Any]]) -> dict[str, str]:
     then silence: issue 12's accept-then-silence), since a server may answer a real query with
     records and stall only on the probe's (dicom-rs #434)."""
     return {
-        name: str(op["detail"])
+        name: str(op.detail)
         for name, op in ops.items()
-        if op["state"] == operations.FAILED and op["status"] is None
+        if op.state == operations.FAILED and op.status is None
     }
 
 
-def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -> None:
+def _hide_refused_contexts(assoc: Association, ops: dict[str, Operation]) -> None:
     """Counting must not send the queries a stranger was refused (an Orthanc worklist with
     DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
     counts): their contexts are marked refused in this association's view of its AC. Failed
@@ -567,7 +566,7 @@ def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -
     refused = {
         uid
         for name, op in ops.items()
-        if op["state"] == operations.REFUSED and name in ("find_study_root",
+        if op.state == operations.REFUSED and name in ("find_study_root",
                                                             "find_patient_root", "worklist")
         for uid in sc.SERVICES[name]
     }
@@ -576,10 +575,10 @@ def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -
         assoc.accept = dataclasses.replace(assoc.accept, results=results)
 
 
-async def _drop_if_broken(assoc: Association, op: dict[str, Any]) -> None:
+async def _drop_if_broken(assoc: Association, op: Operation) -> None:
     """An operation refused by A-ABORT or a dropped connection leaves no association, and one
     that got no answer leaves it in an unknown state: either way, a new one is opened."""
-    if op["state"] in (operations.REFUSED, operations.FAILED) and op["status"] is None:
+    if op.state in (operations.REFUSED, operations.FAILED) and op.status is None:
         await assoc.abort()
 
 
@@ -629,9 +628,9 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         if outcome is None:
             continue
         if outcome.association is not None:
-            r.called_aet["accepted"] = word
+            r.called_aet.accepted = word
             if word in sources:
-                r.called_aet["source"] = sources[word]
+                r.called_aet.source = sources[word]
             if p.calling is None:  # else the calling title had to be guessed: enforced
                 r.calling_aet.update(enforced=False, verified=True)
             r.user_identity.update(required=False, verified=True)
@@ -641,9 +640,9 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         assert rej is not None
         if rej.called_aet_refused:
             continue
-        r.called_aet["accepted"] = word
+        r.called_aet.accepted = word
         if word in sources:
-            r.called_aet["source"] = sources[word]
+            r.called_aet.source = sources[word]
         if rej.calling_aet_refused:
             r.calling_aet.update(enforced=True, verified=True)
             await _guess_calling_aet(p, r, word)
@@ -672,7 +671,7 @@ async def _guess_calling_aet(p: _Prober, r: EndpointResult, called: str) -> None
         p.calling = calling
         r.calling_aet.update(enforced=True, accepted=calling, verified=True)
         if outcome.association is not None:
-            if r.called_aet.get("accepted") is None and not r.called_aet.get("enforced"):
+            if r.called_aet.accepted is None and not r.called_aet.enforced:
                 r.called_aet.update(enforced=False, accepted=called, verified=True)
             r.user_identity.update(required=False, verified=True)
             await _record_accept(p, r, outcome.association)
@@ -701,7 +700,7 @@ async def _try_user_identity(p: _Prober, r: EndpointResult, called: str) -> None
             r.user_identity.update(required=True, accepted_with=label, verified=True)
             if p.calling is None:
                 r.calling_aet.update(enforced=False, verified=True)
-            if r.called_aet["accepted"] is None:
+            if r.called_aet.accepted is None:
                 r.called_aet.update(accepted=called, verified=True)
             await _record_accept(p, r, outcome.association)
             return
@@ -718,9 +717,9 @@ def _reject_dict(rej: Reject) -> dict:
     }
 
 
-def derive_findings(r: EndpointResult) -> list[dict]:
+def derive_findings(r: EndpointResult) -> list[Finding]:
     """Findings from verdicts; confidence says whether a verdict was observed or inferred."""
-    out: list[dict] = []
+    out: list[Finding] = []
     if not r.dicom:
         if r.web is not None:
             return web_findings(r.web) + tls_findings(r.tls_details)
@@ -741,27 +740,27 @@ def derive_findings(r: EndpointResult) -> list[dict]:
         )
         return out + tls_findings(r.tls_details)
     out.append(finding("DG-013") if r.tls else finding("DG-004"))
-    if r.called_aet.get("verified"):
-        if not r.called_aet["enforced"]:
+    if r.called_aet.verified:
+        if not r.called_aet.enforced:
             out.append(finding("DG-001"))
-        elif r.called_aet.get("accepted"):
-            source = r.called_aet.get("source")
-            detail = f"accepted: {r.called_aet['accepted']}" + (f" (named by {source})"
+        elif r.called_aet.accepted:
+            source = r.called_aet.source
+            detail = f"accepted: {r.called_aet.accepted}" + (f" (named by {source})"
                                                                  if source else "")
             out.append(finding("DG-002", detail=detail))
-    if r.calling_aet.get("verified") and not r.calling_aet["enforced"]:
+    if r.calling_aet.verified and not r.calling_aet.enforced:
         out.append(finding("DG-003"))
     ui = r.user_identity
-    if ui["required"]:
-        if ui["accepted_with"]:
-            out.append(finding("DG-012", detail=f"accepted with any {ui['accepted_with']}"))
+    if ui.required:
+        if ui.accepted_with:
+            out.append(finding("DG-012", detail=f"accepted with any {ui.accepted_with}"))
         else:
             out.append(
-                finding("DG-011", confidence="inferred" if not ui["verified"] else "confirmed")
+                finding("DG-011", confidence="inferred" if not ui.verified else "confirmed")
             )
     s = r.services
     if r.access_enforced_per_operation:
-        refused = sorted(n for n, o in r.operations.items() if o["state"] == "refused")
+        refused = sorted(n for n, o in r.operations.items() if o.state == "refused")
         out.append(finding("DG-015", detail="refused: " + ", ".join(refused)))
     if s.get("find_patient_root") or s.get("find_study_root"):
         out.append(finding("DG-005"))

@@ -26,7 +26,7 @@ from ..dul.client import Association
 from ..dul.errors import DulError
 from ..lab.synthetic import UID_PREFIX, instance_dataset, make_patients
 from . import sopclasses as sc
-from .findings import finding
+from .result import Finding, finding
 
 TEST_DESCRIPTION = "dicomguard test object - synthetic, safe to delete"
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
@@ -133,10 +133,10 @@ async def run_check(assoc: Association, name: str) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}", "accepted": None}
 
 
-def intrusive_findings(intrusive: dict[str, Any] | None) -> list[dict[str, Any]]:
+def intrusive_findings(intrusive: dict[str, Any] | None) -> list[Finding]:
     if not intrusive:
         return []
-    out: list[dict[str, Any]] = []
+    out: list[Finding] = []
     store = intrusive.get("store") or {}
     if store.get("accepted"):
         out.append(

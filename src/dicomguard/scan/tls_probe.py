@@ -51,7 +51,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 
 from ..dul.client import close_writer, open_stream
 from ..dul.errors import DulError
-from .findings import finding
+from .result import Finding, finding
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -513,11 +513,11 @@ def compare_profiles(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def tls_findings(d: dict[str, Any] | None) -> list[dict[str, Any]]:
+def tls_findings(d: dict[str, Any] | None) -> list[Finding]:
     """Findings (with remediation in the catalog) from a ``tls_details`` record."""
     if not d:
         return []
-    out: list[dict[str, Any]] = []
+    out: list[Finding] = []
     v = d["versions"]
     old = [name for name in OLD_VERSIONS if v.get(name, {}).get("accepted")]
     if old:

@@ -24,7 +24,7 @@ from urllib.parse import urlencode
 
 from ..dul.client import close_writer, open_stream, scanner_tls_context
 from ..dul.errors import ConnectFailed, DulError
-from .findings import finding
+from .result import Finding, finding
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -478,11 +478,11 @@ async def _count_studies(c: _Client, path: str, accept: str) -> dict[str, Any]:
     }
 
 
-def web_findings(web: dict[str, Any] | None) -> list[dict[str, Any]]:
+def web_findings(web: dict[str, Any] | None) -> list[Finding]:
     """Findings (catalog IDs with remediation) from a ``web`` record."""
     if not web:
         return []
-    out: list[dict[str, Any]] = []
+    out: list[Finding] = []
     orthanc = web.get("orthanc") or {}
     if orthanc and not orthanc.get("auth_required"):
         counts = orthanc.get("counts")
