@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from ..dul.errors import ConnectFailed, DulError
 
 if TYPE_CHECKING:
-    from .result import EndpointResult, Finding
+    from .result import EndpointResult, Finding, Operation
 
 R = TypeVar("R")
 
@@ -148,10 +148,14 @@ class Session(Protocol):
     opts: Any
     #: the record being filled
     record: EndpointResult
+    #: the scan's fingerprint database (``scan.fingerprint.FingerprintDB``), None: the packaged
+    fingerprints: Any
     #: outcome of each probe that ran, by probe name
     outcomes: dict[str, ProbeResult[Any]]
     #: a TLS handshake completed but DICOM did not follow
     tls_only: bool
+    #: the operations of the association in progress, by service (ASSOCIATION stage)
+    operations: dict[str, Operation]
 
     async def pace(self) -> None:
         """Wait for the scan's rate limiter (before every connection, handshake, request)."""
@@ -159,6 +163,13 @@ class Session(Protocol):
     async def live_association(self) -> Any:
         """The assessment's association if still open, else a new one with the same request
         (``dul.client.Association``), None when the server does not accept it again."""
+
+    async def drop_if_broken(self, op: Operation) -> None:
+        """Abort the association when ``op`` ended it (A-ABORT, dropped) or left it unknown
+        (no answer): the next :meth:`live_association` opens a new one."""
+
+    async def rest_identity(self) -> dict[str, Any] | None:
+        """The host's Orthanc REST ``/system`` answer (asked once per endpoint)."""
 
 
 class Probe(Protocol[R]):
