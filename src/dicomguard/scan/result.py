@@ -295,6 +295,18 @@ class DicomLikelihood(Part):
     reasons: list[str]
 
 
+@dataclass(eq=False)
+class GeoIpFields(Part):
+    """Top-level fields ``--geoip`` adds to a record (dicomguard.geoip); absent without it."""
+
+    #: ISO 3166-1 alpha-2 code of the address, None when unknown or the host is a name
+    country: str | None = field(default=None, metadata=OMIT_NONE)
+    #: autonomous system number
+    asn: int | None = field(default=None, metadata=OMIT_NONE)
+    #: autonomous system organisation
+    as_org: str | None = field(default=None, metadata=OMIT_NONE)
+
+
 @dataclass
 class EndpointResult:
     """One endpoint's record: the JSON Lines object of ``dicomguard scan`` (one per line)."""
@@ -336,9 +348,13 @@ class EndpointResult:
     #: open to a stranger: an operation was answered (scan.operations), or, for services the
     #: default scan does not exercise (storage, and move/get without --intrusive), negotiated
     #: and not inferred closed by a per-operation refusal
-    services: dict[str, bool] = field(default_factory=empty_services)
+    services: dict[str, bool] = field(
+        default_factory=empty_services, metadata={"keys": tuple(SERVICES)}
+    )
     #: presentation context accepted in the A-ASSOCIATE-AC (what ``services`` meant before)
-    services_negotiated: dict[str, bool] = field(default_factory=empty_services)
+    services_negotiated: dict[str, bool] = field(
+        default_factory=empty_services, metadata={"keys": tuple(SERVICES)}
+    )
     #: per negotiated service: its probe operation (scan.operations)
     operations: dict[str, Operation] = field(default_factory=dict)
     #: per service: "observed" (probed) or "inferred" (from negotiation / other probes)
@@ -418,8 +434,10 @@ class EndpointResult:
     @classmethod
     def from_dict(cls, record: dict[str, Any]) -> EndpointResult:
         """The record from :meth:`to_dict`'s dict (a worker's result, a stored record); keys
-        that are not fields are ignored. Raises TypeError without host and port."""
+        that are not fields (a registered probe's own field) are kept as attributes, so
+        :meth:`to_dict` writes them again. Raises TypeError without host and port."""
         kwargs = {k: v for k, v in record.items() if k in _FIELD_NAMES}
+        extra = {k: v for k, v in record.items() if k not in _FIELD_NAMES}
         for key, part in (
             ("called_aet", CalledAet), ("calling_aet", CallingAet),
             ("user_identity", UserIdentityVerdict),
@@ -431,7 +449,9 @@ class EndpointResult:
                                     for k, v in kwargs["operations"].items()}
         if kwargs.get("findings"):
             kwargs["findings"] = [Finding.from_json(f) for f in kwargs["findings"]]
-        return cls(**kwargs)
+        out = cls(**kwargs)
+        out.__dict__.update(extra)
+        return out
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(EndpointResult))
