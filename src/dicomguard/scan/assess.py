@@ -19,15 +19,13 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from typing import Any
 
-from ..dul.client import (
-    AssociateOutcome,
-    Association,
-    Timeouts,
-    associate,
-    scanner_tls_context,
+from ..dul.acse import (
+    AssociateRequest,
+    Reject,
+    UserIdentity,
+    UserIdentityType,
 )
 from ..dul.errors import (
     BudgetExhausted,
@@ -37,19 +35,21 @@ from ..dul.errors import (
     PeerTimeout,
     error_fields,
 )
-from ..dul.negotiation import (
-    AssociateRequest,
-    Reject,
-    UserIdentity,
-    UserIdentityType,
+from ..dul.scu import (
+    AssociateOutcome,
+    Association,
+    Timeouts,
+    associate,
+    scanner_tls_context,
 )
-from . import honeypot, intrusive, operations, product, tls_probe, web
-from . import sopclasses as sc
-from .aedefaults import load_ae_defaults, merge_titles
+from ..knowledge import sopclasses as sc
+from ..knowledge.aedefaults import default_called_titles, default_calling_titles
+from ..knowledge.aedefaults import load_wordlist as load_wordlist  # the CLI's --wordlist reader
+from ..knowledge.fingerprint import Fingerprint, FingerprintDB
+from . import honeypot_probe, intrusive, operations, product, tls_probe, web
 from .confidence import confidence_map
 from .evidence import EndpointEvidence
 from .exposure import ArchiveCache, ExposureOptions, measure
-from .fingerprint import Fingerprint, FingerprintDB
 from .identity import OWN, Identity
 from .probe import Need, Probe, ProbeResult, Session, Stage, Status, Target, run_probe
 from .result import EndpointResult, Finding, Operation, finding
@@ -61,28 +61,6 @@ Pace = Callable[[], Awaitable[None]]
 
 async def _no_pace() -> None:
     return None
-
-
-def load_wordlist(text: str | None = None) -> tuple[str, ...]:
-    """Called-AE guesses: the packaged list, or the given file's text; comments dropped."""
-    if text is None:
-        text = resources.files("dicomguard").joinpath("data/aet_wordlist.txt").read_text()
-    words = []
-    for line in text.splitlines():
-        word = line.split("#", 1)[0].strip()
-        if word and len(word) <= 16 and word not in words:
-            words.append(word)
-    return tuple(words)
-
-
-def default_called_titles() -> tuple[str, ...]:
-    """Vendor defaults (data/ae_defaults.toml) first, then the generic wordlist."""
-    return merge_titles(load_ae_defaults().called_titles, load_wordlist())
-
-
-def default_calling_titles() -> tuple[str, ...]:
-    """Calling titles servers commonly admit (data/ae_defaults.toml), tried on reason 3."""
-    return load_ae_defaults().calling_titles
 
 
 def random_aet() -> str:
@@ -398,7 +376,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     current: Association | None = assoc
     try:
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
-            ops["verification"] = await operations.probe_echo(assoc)
+            # discovery: the C-ECHO is the last request, its A-RELEASE-RQ goes with it
+            ops["verification"] = await operations.probe_echo(assoc, release=p.opts.discovery)
             await _drop_if_broken(assoc, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):
@@ -751,5 +730,5 @@ PROBES: list[Probe[Any]] = [
     tls_probe.PROBE,
     intrusive.PROBE,
     product.PROBE,
-    honeypot.PROBE,
+    honeypot_probe.PROBE,
 ]

@@ -148,7 +148,7 @@ class Session(Protocol):
     opts: Any
     #: the record being filled
     record: EndpointResult
-    #: the scan's fingerprint database (``scan.fingerprint.FingerprintDB``), None: the packaged
+    #: the scan's fingerprint database (``knowledge.fingerprint.FingerprintDB``), None: the packaged
     fingerprints: Any
     #: outcome of each probe that ran, by probe name
     outcomes: dict[str, ProbeResult[Any]]
@@ -162,7 +162,7 @@ class Session(Protocol):
 
     async def live_association(self) -> Any:
         """The assessment's association if still open, else a new one with the same request
-        (``dul.client.Association``), None when the server does not accept it again."""
+        (``dul.scu.Association``), None when the server does not accept it again."""
 
     async def drop_if_broken(self, op: Operation) -> None:
         """Abort the association when ``op`` ended it (A-ABORT, dropped) or left it unknown

@@ -1,15 +1,15 @@
 """Which product an endpoint is: the fingerprint of its A-ASSOCIATE-AC, as a probe.
 
 The implementation class UID and version name (and the maximum PDU length: dicompot announces
-no UID and 4 MiB) are matched against the fingerprint database (scan.fingerprint). Where the
+no UID and 4 MiB) are matched against the fingerprint database (knowledge.fingerprint). Where the
 AC names a toolkit that products embed unchanged (DCMTK inside Orthanc), the product itself
 is looked for on the same host's Orthanc REST API first, then in the behaviour seen.
 """
 
 from __future__ import annotations
 
+from ..knowledge.fingerprint import Fingerprint, load_database
 from . import operations
-from .fingerprint import Fingerprint, load_database
 from .probe import Need, ProbeResult, Session, Stage, Target
 from .result import EndpointResult, Finding
 
@@ -28,7 +28,7 @@ async def identify_embedding_product(
     rest = await session.rest_identity()
     # Orthanc has one DICOM port: a /system whose DicomPort is another port describes another
     # service of the host (a dcmqrscp beside an Orthanc named it "Orthanc 1.10.1"); a port
-    # mapping (Docker -p 104:4242) is left to the host-level join (web.join_host_identity),
+    # mapping (Docker -p 104:4242) is left to the host-level join (knowledge.host_identity),
     # which sees whether the named port answered DICOM itself
     if rest is not None and rest.get("same_instance") is not False:
         r.toolkit = named
@@ -56,7 +56,7 @@ async def identify_embedding_product(
 
 class ProductProbe:
     """Product and version from the AC's identity (result: the matched
-    :class:`~dicomguard.scan.fingerprint.Fingerprint`, None when the AC carried nothing to
+    :class:`~dicomguard.knowledge.fingerprint.Fingerprint`, None when the AC carried nothing to
     match); fills ``product``, ``product_version``, ``toolkit``, ``product_evidence``."""
 
     name = "product"

@@ -26,8 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from .findings import catalog
-from .sopclasses import SERVICES
+from ..knowledge.findings import catalog
+from ..knowledge.sopclasses import SERVICES
 
 #: field metadata: the key is left out of the JSON when the value is None (keys a probe adds
 #: only when it has something to say; their absence is part of the contract's byte layout)
@@ -259,7 +259,7 @@ class IntrusiveChecks(Part):
 
 @dataclass(eq=False)
 class HoneypotVerdict(Part):
-    """Honeypot/clone signals of the endpoint (scan.honeypot)."""
+    """Honeypot/clone signals of the endpoint (knowledge.honeypot)."""
 
     OPEN = True
     #: the weighted score reached the suspect threshold
@@ -386,9 +386,9 @@ class EndpointResult:
     #: presentation-context result of the canary SOP class (sopclasses.CANARY): 0 accepted,
     #: 3 refused as a real server would; None when no AC was seen
     canary_result: int | None = None
-    #: honeypot/clone signals (scan.honeypot): {"suspected", "signals", "confidence"}
+    #: honeypot/clone signals (knowledge.honeypot): {"suspected", "signals", "confidence"}
     honeypot: dict[str, Any] | None = field(default=None, metadata={"schema": HoneypotVerdict})
-    #: how each verdict was reached: "observed" | "inferred" | "unknown" (scan.confidence)
+    #: how each verdict was reached: "observed" | "inferred" | "unknown" (knowledge.verdicts)
     confidence: dict[str, str] = field(default_factory=dict)
     #: TLS facts where a handshake completes (scan.tls_probe): versions, ciphers, certificate,
     #: client certificate, PS3.15 BCP 195 profile comparison; None when no TLS was seen

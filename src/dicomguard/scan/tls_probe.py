@@ -49,8 +49,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
-from ..dul.client import close_writer, open_stream
 from ..dul.errors import DulError
+from ..dul.scu import close_writer, open_stream
 from .probe import Need, ProbeResult, Session, Stage, Target
 from .result import EndpointResult, Finding, TlsDetails, finding
 

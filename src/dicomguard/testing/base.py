@@ -19,7 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from dicomguard.lab.synthetic import GroundTruth, SyntheticPatient, ground_truth, make_patients
+from dicomguard.knowledge.synthetic import (
+    GroundTruth,
+    SyntheticPatient,
+    ground_truth,
+    make_patients,
+)
 from dicomguard.testing.loopback import assert_loopback, free_port, wait_until_accepting
 from dicomguard.testing.netns import NotIsolatedError, assert_isolated
 

@@ -15,7 +15,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from dicomguard.lab.synthetic import make_patients, study_dataset
+from dicomguard.knowledge.synthetic import make_patients, study_dataset
 
 HOST = "127.0.0.1"
 

@@ -13,7 +13,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
 
 HOST = "127.0.0.1"

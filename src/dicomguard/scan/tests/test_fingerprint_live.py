@@ -25,7 +25,7 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from dicomguard.scan.fingerprint import load_database
+from dicomguard.knowledge.fingerprint import load_database
 
 LOOPBACK = "127.0.0.1"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 from jsonschema import Draft202012Validator
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.dul.errors import (
     BudgetExhausted,
     ConnectFailed,

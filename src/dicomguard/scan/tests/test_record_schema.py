@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.fleet import Fleet
 from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.engine import Engine, ScanConfig

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from dicomguard.scan.findings import catalog
+from dicomguard.knowledge.findings import catalog
 from dicomguard.scan.tls_probe import certificate_facts, probe_tls, tls_findings
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.loopback import free_port, wait_until_accepting

@@ -34,14 +34,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from .fingerprint import Fingerprint
-from .probe import Need, ProbeResult, Session, Stage, Target
-from .result import EndpointResult, Finding, HoneypotVerdict
 
 __all__ = [
-    "PROBE",
     "SIGNALS",
     "SUSPECT_SCORE",
-    "HoneypotProbe",
     "annotate",
     "classify",
     "clusters",
@@ -265,29 +261,3 @@ def annotate(records: Iterable[Record]) -> list[Record]:
             continue
         changed.append({**r, "honeypot": v["honeypot"]})
     return changed
-
-
-class HoneypotProbe:
-    """The per-endpoint honeypot signals as a probe (scan.probe): after the network checks,
-    on what the record holds and the fingerprint the product probe matched; sends nothing.
-    The signals only the whole scan shows (clusters) are added by :func:`annotate`."""
-
-    name = "honeypot"
-    stage = Stage.VERDICT
-    needs: frozenset[Need] = frozenset()
-    field = "honeypot"
-    result_type = HoneypotVerdict
-
-    def applies(self, session: Session) -> bool:
-        return session.record.dicom
-
-    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
-        product = session.outcomes.get("product")
-        fp = product.result if product is not None else None
-        return ProbeResult.ok(verdict(endpoint_signals(session.record.__dict__, fp)))
-
-    def findings(self, record: EndpointResult) -> list[Finding]:
-        return []
-
-
-PROBE = HoneypotProbe()
