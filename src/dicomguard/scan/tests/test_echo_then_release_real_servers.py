@@ -20,7 +20,7 @@ import pytest
 
 from dicomguard.dul import dimse
 from dicomguard.dul import pdu as P
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.scu import associate
 from dicomguard.scan import sopclasses as sc
 from dicomguard.scan.assess import ProbeOptions, assess

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import pytest
 from jsonschema import Draft202012Validator
 
-from dicomguard.dul.scu import Timeouts
 from dicomguard.dul.errors import (
     BudgetExhausted,
     ConnectFailed,
@@ -23,6 +22,7 @@ from dicomguard.dul.errors import (
     PeerClosed,
     PeerTimeout,
 )
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan import assess as assess_module
 from dicomguard.scan.assess import PROBES, ProbeOptions, assess
 from dicomguard.scan.probe import (
