@@ -25,10 +25,10 @@ from dicomguard.testing.base import (
     find_binary,
 )
 from dicomguard.testing.dcmtk import DcmqrscpServer, StorescpServer, WlmscpfsServer
+from dicomguard.testing.guard import assert_loopback
 from dicomguard.testing.loopback import (
     LAB_NET,
     accepts,
-    assert_loopback,
     free_port,
     lab_address,
     wait_until_accepting,

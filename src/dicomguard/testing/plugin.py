@@ -1,17 +1,37 @@
-"""Session-wide pytest fixtures: real DICOM servers on distinct loopback addresses.
+"""dicomguard's test kit as a pytest plugin (entry point ``pytest11``: ``dicomguard``).
 
-Each fixture starts its server once per test session and stops it at the end. When the server
-software is missing, tests that need it are skipped locally but FAIL under CI (``CI=true``),
-because CI must prove the integration tests ran, not quietly skip them.
+Loaded by every pytest run in an environment where dicomguard is installed (``scripts/test``,
+the bench); ``-p no:dicomguard`` turns it off. It gives:
+
+* **The loopback-only guard** (:mod:`dicomguard.testing.guard`), installed at configure time:
+  a socket aimed off loopback raises and fails the test that opened it; the report header says
+  whether the run is inside a loopback-only network namespace (``scripts/test``).
+* **Ports and peers**: ``loopback_port`` (a free TCP port on 127.0.0.1), ``reference_scp``
+  (start a pynetdicom SCP with your handlers, :mod:`dicomguard.testing.reference`),
+  ``raw_server`` (an asyncio TCP server with a given, often hostile, behaviour).
+* **Certificates**: ``test_ca`` (a session CA issuing server, client, expired and
+  not-yet-valid certificates, :mod:`dicomguard.testing.pki`).
+* **Real servers**, started once per session on distinct loopback addresses
+  (:mod:`dicomguard.testing.servers`): Orthanc presets, DCMTK dcmqrscp/storescp/wlmscpfs,
+  pynetdicom's qrscp app and an in-process pynetdicom SCP. When the server software is missing,
+  tests that need it are skipped locally but FAIL under CI (``CI=true``): CI must prove the
+  integration tests ran, not quietly skip them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dicomguard.testing import guard
+from dicomguard.testing.loopback import free_port
+from dicomguard.testing.pki import TestCA
+from dicomguard.testing.reference import start_scp
 from dicomguard.testing.servers import (
     DcmqrscpServer,
     LoopbackServer,
@@ -23,6 +43,84 @@ from dicomguard.testing.servers import (
     find_binary,
     lab_address,
 )
+
+LOCALHOST = "127.0.0.1"
+
+
+# -- the loopback-only guard -------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    guard.install_socket_guard()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    where = "yes" if guard.is_isolated() else "NO (Orthanc/DCMTK tests will refuse to start)"
+    return f"dicomguard: loopback-only network namespace: {where}; socket guard on"
+
+
+@pytest.fixture(autouse=True)
+def _loopback_only() -> Iterator[None]:
+    """Fail a test during which a socket was aimed off loopback (the guard refused it)."""
+    guard.violations.clear()
+    yield
+    seen, guard.violations[:] = list(guard.violations), []
+    if seen:
+        pytest.fail("; ".join(seen), pytrace=False)
+
+
+# -- ports, peers, certificates -----------------------------------------------------------------
+
+
+@pytest.fixture
+def loopback_port() -> int:
+    """A TCP port nobody listens on at 127.0.0.1 right now (see :func:`free_port` for the race)."""
+    return free_port(LOCALHOST)
+
+
+@pytest.fixture
+def reference_scp() -> Iterator[Callable[..., int]]:
+    """``reference_scp(**options) -> port``: a pynetdicom SCP on 127.0.0.1 with the options of
+    :func:`dicomguard.testing.reference.start_scp`; shut down after the test."""
+    running: list[Any] = []
+
+    def start(**options: Any) -> int:
+        server = start_scp(LOCALHOST, **options)
+        running.append(server)
+        return int(server.server_address[1])
+
+    yield start
+    for server in running:
+        server.shutdown()
+
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+@pytest.fixture
+async def raw_server() -> AsyncIterator[Callable[[Handler], Awaitable[int]]]:
+    """``await raw_server(handler) -> port``: an asyncio TCP server on 127.0.0.1 running
+    ``handler`` per connection (a hostile peer's behaviour); closed after the test."""
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler) -> int:
+        server = await asyncio.start_server(handler, LOCALHOST, 0)
+        servers.append(server)
+        return int(server.sockets[0].getsockname()[1])
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
+    """A session CA: ``test_ca.issue(cn, server=..., hosts=..., valid_from_days=...,
+    valid_days=...)``; its certificate is ``test_ca.ca_file``."""
+    return TestCA(Path(tmp_path_factory.mktemp("pki")))
+
+
+# -- real servers -------------------------------------------------------------------------------
 
 
 def _need(*binaries: str) -> None:
