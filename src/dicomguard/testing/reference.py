@@ -75,7 +75,7 @@ def start_scp(
 
 
 @contextmanager
-def reference_scp(host: str = "127.0.0.1", port: int | None = None,
+def running_scp(host: str = "127.0.0.1", port: int | None = None,
                   **options: Any) -> Iterator[int]:
     """:func:`start_scp` as a context manager yielding the port; shut down on exit."""
     server = start_scp(host, port, **options)

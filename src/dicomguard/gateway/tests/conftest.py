@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.events import Event
 from pynetdicom.pdu_primitives import UserIdentityNegotiation
 from pynetdicom.sop_class import (
@@ -36,8 +36,8 @@ from dicomguard.gateway.busypoll import event_loop
 from dicomguard.gateway.config import GatewayConfig, Listener, parse_config
 from dicomguard.gateway.server import Gateway
 from dicomguard.testing.loopback import free_port
-
-from .pki import Issued, TestCA
+from dicomguard.testing.pki import Issued, TestCA
+from dicomguard.testing.reference import start_scp
 
 GATEWAY_HOST = "127.0.20.1"
 BACKEND_HOST = "127.0.21.1"
@@ -120,14 +120,10 @@ class RecordingBackend:
         yield 0
 
     def start(self) -> RecordingBackend:
-        ae = AE(ae_title=self.aet)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
-        ae.maximum_pdu_size = 65536
-        for uid in (Verification, CTImageStorage, PatientRootQueryRetrieveInformationModelFind,
+        contexts = (Verification, CTImageStorage, PatientRootQueryRetrieveInformationModelFind,
                     StudyRootQueryRetrieveInformationModelFind,
-                    PatientRootQueryRetrieveInformationModelMove):
-            ae.add_supported_context(uid)
-        ae.add_supported_context(PatientRootQueryRetrieveInformationModelGet)
+                    PatientRootQueryRetrieveInformationModelMove,
+                    PatientRootQueryRetrieveInformationModelGet)
         handlers = [
             (evt.EVT_ACCEPTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
@@ -136,8 +132,8 @@ class RecordingBackend:
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_C_GET, self._on_get),
         ]
-        self._server = ae.start_server((self.host, self.port), block=False,
-                                       evt_handlers=handlers)
+        self._server = start_scp(self.host, self.port, ae_title=self.aet, contexts=contexts,
+                                 handlers=handlers, timeout=20, maximum_pdu_size=65536)
         return self
 
     def stop(self) -> None:
