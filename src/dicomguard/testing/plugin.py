@@ -21,7 +21,6 @@ the bench); ``-p no:dicomguard`` turns it off. It gives:
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from dicomguard.testing import guard
 from dicomguard.testing.loopback import free_port
 from dicomguard.testing.pki import TestCA
 from dicomguard.testing.reference import start_scp
+from dicomguard.testing.require import need_binaries
 from dicomguard.testing.servers import (
     DcmqrscpServer,
     LoopbackServer,
@@ -40,7 +40,6 @@ from dicomguard.testing.servers import (
     PynetdicomQrscpServer,
     StorescpServer,
     WlmscpfsServer,
-    find_binary,
     lab_address,
 )
 
@@ -123,14 +122,20 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory) -> TestCA:
 # -- real servers -------------------------------------------------------------------------------
 
 
-def _need(*binaries: str) -> None:
-    missing = [b for b in binaries if find_binary(b) is None]
-    if not missing:
-        return
-    msg = f"missing server binaries {missing}: run scripts/bootstrap (installs dcmtk, orthanc)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
+#: Fixture names of the real DICOM servers scanner behaviours are checked against.
+REAL_DICOM_SERVERS = (
+    "orthanc_open",
+    "orthanc_locked",
+    "dcmqrscp_aetable",
+    "storescp_server",
+    "pynetdicom_scp",
+)
+
+
+@pytest.fixture(params=REAL_DICOM_SERVERS)
+def real_dicom_server(request: pytest.FixtureRequest) -> LoopbackServer:
+    """Each server of :data:`REAL_DICOM_SERVERS` in turn: a test using it runs once per server."""
+    return request.getfixturevalue(request.param)
 
 
 def _serve(factory: Callable[[], LoopbackServer]) -> Iterator[LoopbackServer]:
@@ -142,35 +147,35 @@ def _serve(factory: Callable[[], LoopbackServer]) -> Iterator[LoopbackServer]:
 @pytest.fixture(scope="session")
 def orthanc_open() -> Iterator[LoopbackServer]:
     """Orthanc that lets anyone in with any called AE (preset ``open``) on 127.0.10.1."""
-    _need("Orthanc")
+    need_binaries("Orthanc")
     yield from _serve(lambda: OrthancServer(lab_address(1), preset="open"))
 
 
 @pytest.fixture(scope="session")
 def orthanc_locked() -> Iterator[LoopbackServer]:
     """Orthanc checking called AE and knowing only DGVIEWER (preset ``locked``) on 127.0.10.2."""
-    _need("Orthanc")
+    need_binaries("Orthanc")
     yield from _serve(lambda: OrthancServer(lab_address(2), preset="locked"))
 
 
 @pytest.fixture(scope="session")
 def dcmqrscp_aetable() -> Iterator[LoopbackServer]:
     """dcmqrscp: called AE DGQRSCP, calling AE DGVIEWER only, on 127.0.10.3."""
-    _need("dcmqrscp", "dcmqridx")
+    need_binaries("dcmqrscp", "dcmqridx")
     yield from _serve(lambda: DcmqrscpServer(lab_address(3)))
 
 
 @pytest.fixture(scope="session")
 def storescp_server() -> Iterator[LoopbackServer]:
     """DCMTK storescp (store-only, any AE titles) on 127.0.10.4."""
-    _need("storescp")
+    need_binaries("storescp")
     yield from _serve(lambda: StorescpServer(lab_address(4)))
 
 
 @pytest.fixture(scope="session")
 def storescp_big_pdu_server() -> Iterator[LoopbackServer]:
     """storescp accepting 128 KiB PDUs on 127.0.10.6 (large PDUs: the gateway's splice path)."""
-    _need("storescp")
+    need_binaries("storescp")
     yield from _serve(lambda: StorescpServer(lab_address(6), max_pdu=131072))
 
 
@@ -184,42 +189,42 @@ def pynetdicom_scp() -> Iterator[LoopbackServer]:
 def orthanc_default() -> Iterator[OrthancServer]:
     """Orthanc at its own defaults (preset ``default``: no DicomModalities, Find/Move/Get not
     always allowed) on 127.0.10.20: contexts accepted, a stranger's operations aborted."""
-    _need("Orthanc")
+    need_binaries("Orthanc")
     yield from _serve(lambda: OrthancServer(lab_address(20), preset="default"))
 
 
 @pytest.fixture(scope="session")
 def orthanc_modalities() -> Iterator[OrthancServer]:
     """Orthanc with DicomAlwaysAllowFind false and one DicomModalities entry (DGVIEWER)."""
-    _need("Orthanc")
+    need_binaries("Orthanc")
     yield from _serve(lambda: OrthancServer(lab_address(21), preset="modalities"))
 
 
 @pytest.fixture(scope="session")
 def orthanc_worklist() -> Iterator[OrthancServer]:
     """Orthanc with the worklist plugin, Q/R open, DicomAlwaysAllowFindWorklist false."""
-    _need("Orthanc")
+    need_binaries("Orthanc")
     yield from _serve(lambda: OrthancServer(lab_address(22), preset="worklist"))
 
 
 @pytest.fixture(scope="session")
 def storescp_tls() -> Iterator[StorescpServer]:
     """DCMTK storescp speaking DICOM only inside TLS (``+tls key crt -ic``) on 127.0.10.23."""
-    _need("storescp")
+    need_binaries("storescp")
     yield from _serve(lambda: StorescpServer(lab_address(23), tls="tls"))
 
 
 @pytest.fixture(scope="session")
 def storescp_mutual_tls() -> Iterator[StorescpServer]:
     """DCMTK storescp requiring a client certificate (``+tls key crt +cf ca -rc``), 127.0.10.24."""
-    _need("storescp")
+    need_binaries("storescp")
     yield from _serve(lambda: StorescpServer(lab_address(24), tls="mutual"))
 
 
 @pytest.fixture(scope="session")
 def orthanc_mutual_tls() -> Iterator[OrthancServer]:
     """Orthanc with DicomTlsEnabled and DicomTlsRemoteCertificateRequired, on 127.0.10.25."""
-    _need("Orthanc")
+    need_binaries("Orthanc")
     yield from _serve(
         lambda: OrthancServer(lab_address(25), preset="open", dicom_tls="mutual")
     )
@@ -228,7 +233,7 @@ def orthanc_mutual_tls() -> Iterator[OrthancServer]:
 @pytest.fixture(scope="session")
 def storescp_mutual_tls12() -> Iterator[StorescpServer]:
     """storescp requiring a client certificate over TLS 1.2 only (``+pa``), on 127.0.10.28."""
-    _need("storescp")
+    need_binaries("storescp")
     yield from _serve(
         lambda: StorescpServer(lab_address(28), tls="mutual", tls_profile="+pa")
     )
@@ -237,7 +242,7 @@ def storescp_mutual_tls12() -> Iterator[StorescpServer]:
 @pytest.fixture(scope="session")
 def wlmscpfs_server() -> Iterator[LoopbackServer]:
     """DCMTK wlmscpfs with synthetic worklist files under its example title OFFIS, 127.0.10.8."""
-    _need("wlmscpfs")
+    need_binaries("wlmscpfs")
     yield from _serve(lambda: WlmscpfsServer(lab_address(8)))
 
 

@@ -15,16 +15,11 @@ from pathlib import Path
 import pytest
 
 from dicomguard.testing.base import LoopbackServer
+from dicomguard.testing.plugin import REAL_DICOM_SERVERS
 
 from .test_shard_merge_lab import dicomguard, field_diffs, records, states
 
-SERVERS = [
-    "orthanc_open",
-    "orthanc_locked",
-    "dcmqrscp_aetable",
-    "storescp_server",
-    "pynetdicom_scp",
-]
+SERVERS = REAL_DICOM_SERVERS
 
 
 def scan(db: Path, targets: Path, *extra: str) -> None:
