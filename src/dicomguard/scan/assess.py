@@ -19,15 +19,13 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from typing import Any
 
-from ..dul.client import (
-    AssociateOutcome,
-    Association,
-    Timeouts,
-    associate,
-    scanner_tls_context,
+from ..dul.acse import (
+    AssociateRequest,
+    Reject,
+    UserIdentity,
+    UserIdentityType,
 )
 from ..dul.errors import (
     BudgetExhausted,
@@ -37,20 +35,23 @@ from ..dul.errors import (
     PeerTimeout,
     error_fields,
 )
-from ..dul.negotiation import (
-    AssociateRequest,
-    Reject,
-    UserIdentity,
-    UserIdentityType,
+from ..dul.scu import (
+    AssociateOutcome,
+    Association,
+    Timeouts,
+    associate,
+    scanner_tls_context,
 )
-from . import honeypot, operations
-from . import sopclasses as sc
-from .aedefaults import load_ae_defaults, merge_titles
+from ..knowledge import honeypot
+from ..knowledge import sopclasses as sc
+from ..knowledge.aedefaults import default_called_titles, default_calling_titles
+from ..knowledge.aedefaults import load_wordlist as load_wordlist  # the CLI's --wordlist reader
+from ..knowledge.findings import finding
+from ..knowledge.fingerprint import FingerprintDB, load_database
+from . import operations
 from .confidence import confidence_map
 from .evidence import EndpointEvidence
 from .exposure import ArchiveCache, ExposureOptions, measure
-from .findings import finding
-from .fingerprint import FingerprintDB, load_database
 from .identity import OWN, Identity
 from .intrusive import intrusive_findings, run_check
 from .result import EndpointResult
@@ -62,28 +63,6 @@ Pace = Callable[[], Awaitable[None]]
 
 async def _no_pace() -> None:
     return None
-
-
-def load_wordlist(text: str | None = None) -> tuple[str, ...]:
-    """Called-AE guesses: the packaged list, or the given file's text; comments dropped."""
-    if text is None:
-        text = resources.files("dicomguard").joinpath("data/aet_wordlist.txt").read_text()
-    words = []
-    for line in text.splitlines():
-        word = line.split("#", 1)[0].strip()
-        if word and len(word) <= 16 and word not in words:
-            words.append(word)
-    return tuple(words)
-
-
-def default_called_titles() -> tuple[str, ...]:
-    """Vendor defaults (data/ae_defaults.toml) first, then the generic wordlist."""
-    return merge_titles(load_ae_defaults().called_titles, load_wordlist())
-
-
-def default_calling_titles() -> tuple[str, ...]:
-    """Calling titles servers commonly admit (data/ae_defaults.toml), tried on reason 3."""
-    return load_ae_defaults().calling_titles
 
 
 def random_aet() -> str:
@@ -304,7 +283,7 @@ async def _identify_embedding_product(
     rest = await p.rest_identity()
     # Orthanc has one DICOM port: a /system whose DicomPort is another port describes another
     # service of the host (a dcmqrscp beside an Orthanc named it "Orthanc 1.10.1"); a port
-    # mapping (Docker -p 104:4242) is left to the host-level join (web.join_host_identity),
+    # mapping (Docker -p 104:4242) is left to the host-level join (knowledge.host_identity),
     # which sees whether the named port answered DICOM itself
     if rest is not None and rest.get("same_instance") is not False:
         r.toolkit = named
@@ -479,7 +458,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     current: Association | None = assoc
     try:
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
-            ops["verification"] = await operations.probe_echo(assoc)
+            # discovery: the C-ECHO is the last request, its A-RELEASE-RQ goes with it
+            ops["verification"] = await operations.probe_echo(assoc, release=p.opts.discovery)
             await _drop_if_broken(assoc, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):

@@ -32,11 +32,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dul.client import Connections, current_connections
 from ..dul.errors import BudgetExhausted
+from ..dul.scu import Connections, current_connections
+from ..knowledge.fingerprint import load_database
 from .assess import ProbeOptions, assess, derive_findings
+from .congestion import Window, group_of
 from .exposure import ArchiveCache
-from .fingerprint import load_database
 from .ratelimit import RateLimiter
 from .result import EndpointResult
 from .sweep import Sweep, raise_fd_limit
@@ -104,6 +105,10 @@ class ScanConfig:
     retry_backoff: float = 5.0
     #: written into every record (``scan_id``): the id of the scan database
     scan_id: str | None = None
+    #: congestion control of the assessment stage (scan.congestion): a window of assessments
+    #: in flight per port and address block, halved on a lost connection; False: only
+    #: ``concurrency`` and ``per_host`` bound it
+    congestion: bool = True
 
 
 @dataclass
@@ -348,6 +353,9 @@ class Engine:
         self._sweeping: dict[str, set[int]] = {}
         self._held: dict[str, list[tuple[int, str, int]]] = {}
         self._archive_turns = _ArchiveTurns()
+        #: congestion windows by group (scan.congestion.group_of); idle windows that never
+        #: saw a loss are dropped, so this holds the groups in flight and the fragile ones
+        self._windows: dict[tuple[int, str], Window] = {}
         self._errors: list[BaseException] = []
         self._sweep: Sweep | None = None
         self._all_done: asyncio.Event | None = None
@@ -455,21 +463,47 @@ class Engine:
             self._finish_seq(seq)
             return
 
-    def _drain_backlog(self) -> None:
-        while self._backlog and self._assessing < self.config.concurrency:
-            seq, host, port = self._backlog.popleft()
-            self._assessing += 1
-            self._spawn(self._assess(seq, host, port))
+    def _window(self, host: str, port: int) -> Window | None:
+        if not self.config.congestion:
+            return None
+        key = group_of(host, port)
+        window = self._windows.get(key)
+        if window is None:
+            window = self._windows[key] = Window(self.config.concurrency)
+        return window
 
-    async def _assess(self, seq: int, host: str, port: int) -> None:
+    def _drain_backlog(self) -> None:
+        """Start assessments from the backlog, in order, while the scan's concurrency and the
+        congestion window of the next endpoint's group allow. An endpoint whose group's window
+        is full holds the ones behind it (they stay in target order; a slot of that group
+        frees as soon as one of its assessments ends, which drains again)."""
+        while self._backlog and self._assessing < self.config.concurrency:
+            seq, host, port = self._backlog[0]
+            window = self._window(host, port)
+            if window is not None and not window.may_start():
+                break
+            self._backlog.popleft()
+            ticket = window.start() if window is not None else 0
+            self._assessing += 1
+            self._spawn(self._assess(seq, host, port, window, ticket))
+
+    def _window_done(self, window: Window, ticket: int, host: str, port: int, lost: bool) -> None:
+        window.finish(ticket, lost)
+        if window.in_flight == 0 and window.decreases == 0:
+            self._windows.pop(group_of(host, port), None)
+
+    async def _assess(
+        self, seq: int, host: str, port: int, window: Window | None = None, ticket: int = 0
+    ) -> None:
         # per-host politeness: at most per_host endpoints of one machine at a time
         sem, users = self._hosts.get(host, (None, 0))
         if sem is None:
             sem = asyncio.Semaphore(self.config.per_host)
         self._hosts[host] = (sem, users + 1)
+        result: EndpointResult | None = None
         try:
             async with sem:
-                result = await self._assess_bounded(seq, host, port)
+                result = await self._assess_bounded(seq, host, port, window, ticket)
         finally:
             sem, users = self._hosts[host]
             if users == 1:
@@ -477,6 +511,10 @@ class Engine:
             else:
                 self._hosts[host] = (sem, users - 1)
             self._assessing -= 1
+            if window is not None:
+                # the sweep saw it open: refused, reset or silent now is the server overrun
+                lost = result is not None and result.state in ("closed", "filtered")
+                self._window_done(window, ticket, host, port, lost)
         key = (seq, host, port)
         attempt = self._attempts.pop(key, 0) + 1
         if is_transient(result) and attempt <= self.config.transient_retries:
@@ -496,8 +534,11 @@ class Engine:
         self._backlog.append(key)
         self._drain_backlog()
 
-    async def _assess_bounded(self, seq: int, host: str, port: int) -> EndpointResult:
-        """One assessment within the endpoint budget (seconds and connections)."""
+    async def _assess_bounded(
+        self, seq: int, host: str, port: int, window: Window | None = None, ticket: int = 0
+    ) -> EndpointResult:
+        """One assessment within the endpoint budget (seconds and connections); ``window``
+        (with this assessment's ``ticket``) hears of every lost connection at once."""
         config = self.config
         seq_token = seq
         _current_seq.set(seq)
@@ -509,6 +550,10 @@ class Engine:
         started = loop.time()
         connections = 0
         tracker = Connections()
+        if window is not None:
+            tracker.on_loss = lambda: window.loss(ticket)  # type: ignore[assignment]
+            tracker.on_connected = window.connected  # type: ignore[assignment]
+            tracker.slow_connect = window.slow_connect  # type: ignore[assignment]
         token = current_connections.set(tracker)
         budget = config.endpoint_budget if config.endpoint_budget > 0 else None
         try:

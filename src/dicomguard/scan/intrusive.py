@@ -22,14 +22,14 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.client import Association
 from ..dul.errors import DulError
-from ..lab.synthetic import UID_PREFIX, instance_dataset, make_patients
-from . import sopclasses as sc
-from .findings import finding
+from ..dul.scu import Association
+from ..knowledge import sopclasses as sc
+from ..knowledge.findings import finding
+from ..knowledge.sopclasses import CT_IMAGE_STORAGE
+from ..knowledge.synthetic import UID_PREFIX, instance_dataset, make_patients
 
 TEST_DESCRIPTION = "dicomguard test object - synthetic, safe to delete"
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MOVE_DESTINATION_UNKNOWN = 0xA801
 #: statuses that mean the server went ahead with the sub-operations (and some failed)
 SUBOPERATIONS_FAILED = (0xA702, 0xB000)

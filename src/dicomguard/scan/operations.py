@@ -42,10 +42,10 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.client import Association
 from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
-from . import sopclasses as sc
+from ..dul.scu import Association
+from ..knowledge import sopclasses as sc
 
 ANSWERED = "answered"
 REFUSED = "refused"
@@ -128,10 +128,13 @@ def _describe(exc: DulError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def probe_echo(assoc: Association) -> dict[str, Any]:
-    """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``."""
+async def probe_echo(assoc: Association, *, release: bool = False) -> dict[str, Any]:
+    """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``.
+
+    ``release``: the C-ECHO is the last request; the A-RELEASE-RQ goes with it
+    (:meth:`Association.echo`)."""
     try:
-        status = await assoc.echo()
+        status = await assoc.echo(release=release)
     except DulError as exc:
         return _on_error(exc, "C-ECHO")
     state = ANSWERED if status == STATUS_SUCCESS else classify_find(status)

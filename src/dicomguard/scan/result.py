@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .sopclasses import SERVICES
+from ..knowledge.sopclasses import SERVICES
 
 
 def empty_services() -> dict[str, bool]:
@@ -75,9 +75,9 @@ class EndpointResult:
     #: presentation-context result of the canary SOP class (sopclasses.CANARY): 0 accepted,
     #: 3 refused as a real server would; None when no AC was seen
     canary_result: int | None = None
-    #: honeypot/clone signals (scan.honeypot): {"suspected", "signals", "confidence"}
+    #: honeypot/clone signals (knowledge.honeypot): {"suspected", "signals", "confidence"}
     honeypot: dict[str, Any] | None = None
-    #: how each verdict was reached: "observed" | "inferred" | "unknown" (scan.confidence)
+    #: how each verdict was reached: "observed" | "inferred" | "unknown" (knowledge.verdicts)
     confidence: dict[str, str] = field(default_factory=dict)
     #: TLS facts where a handshake completes (scan.tls_probe): versions, ciphers, certificate,
     #: client certificate, PS3.15 BCP 195 profile comparison; None when no TLS was seen

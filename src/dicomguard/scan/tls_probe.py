@@ -49,9 +49,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, padding, rsa
 
-from ..dul.client import close_writer, open_stream
 from ..dul.errors import DulError
-from .findings import finding
+from ..dul.scu import close_writer, open_stream
+from ..knowledge.findings import finding
 
 Pace = Callable[[], Awaitable[None]]
 

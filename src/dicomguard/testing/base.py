@@ -19,7 +19,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from dicomguard.lab.synthetic import GroundTruth, SyntheticPatient, ground_truth, make_patients
+from dicomguard.knowledge.synthetic import (
+    GroundTruth,
+    SyntheticPatient,
+    ground_truth,
+    make_patients,
+)
 from dicomguard.testing.guard import NotIsolatedError, assert_isolated, assert_loopback
 from dicomguard.testing.loopback import free_port, wait_until_accepting
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydicom import dcmwrite
 
-from dicomguard.lab.synthetic import SyntheticPatient, all_instances
+from dicomguard.knowledge.synthetic import SyntheticPatient, all_instances
 from dicomguard.lab.tls import LabCertificates, make_certificates
 from dicomguard.testing.base import (
     REASON_CALLED_AET,

@@ -18,7 +18,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import ThreadedAssociationServer
 
-from dicomguard.lab.synthetic import SyntheticPatient
+from dicomguard.knowledge.synthetic import SyntheticPatient
 from dicomguard.testing import matching
 from dicomguard.testing.base import (
     REASON_CALLED_AET,

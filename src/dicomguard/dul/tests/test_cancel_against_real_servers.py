@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 from pydicom.dataset import Dataset
 
-from dicomguard.dul.client import Association, Timeouts, associate
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.scu import Association, Timeouts, associate
 from dicomguard.testing.dcmtk import DcmqrscpServer
 from dicomguard.testing.loopback import lab_address
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer

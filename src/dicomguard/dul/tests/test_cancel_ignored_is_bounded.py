@@ -17,9 +17,9 @@ import pytest
 from pydicom.dataset import Dataset
 
 from dicomguard.dul import pdu as P
-from dicomguard.dul.client import MAX_RESPONSES_AFTER_CANCEL, Timeouts, associate
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import CancelIgnored
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.scu import MAX_RESPONSES_AFTER_CANCEL, Timeouts, associate
 from dicomguard.lab.hostile import endless_pending
 
 HOST = "127.0.0.1"

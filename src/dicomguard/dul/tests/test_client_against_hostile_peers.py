@@ -9,8 +9,8 @@ import time
 import pytest
 
 from dicomguard.dul import errors
-from dicomguard.dul.client import Timeouts, associate
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.scu import Timeouts, associate
 
 FAST = Timeouts(connect=1.0, associate=0.5, dimse=0.5, release=0.2)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
-from dicomguard.dul.client import associate
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.scu import associate
 
 VERIFICATION = "1.2.840.10008.1.1"
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from dicomguard.dul import dimse
 from dicomguard.dul import pdu as P
+from dicomguard.dul.acse import AssociateRequest, decode_accept, decode_reject
 from dicomguard.dul.command import parse_command
 from dicomguard.dul.errors import DulError, MalformedPdu
-from dicomguard.dul.negotiation import AssociateRequest, decode_accept, decode_reject
 from dicomguard.dul.peek import peek
 from dicomguard.testing import pdus
 from dicomguard.testing.pdus import item as _item

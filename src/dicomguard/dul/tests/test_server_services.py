@@ -15,9 +15,8 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from dicomguard.dul.client import associate
-from dicomguard.dul.negotiation import AssociateRequest
-from dicomguard.dul.server import (
+from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.scp import (
     VERIFICATION,
     AcceptorPolicy,
     FindRequest,
@@ -25,7 +24,8 @@ from dicomguard.dul.server import (
     StoreRequest,
     start_acceptor,
 )
-from dicomguard.lab.synthetic import instance_dataset, make_patients
+from dicomguard.dul.scu import associate
+from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 
 HOST = "127.0.0.1"
 STUDY_FIND = str(StudyRootQueryRetrieveInformationModelFind)

@@ -28,9 +28,9 @@ from pydicom.dataset import Dataset
 from pynetdicom.pdu import P_DATA_TF
 
 from dicomguard.dul import dimse
-from dicomguard.dul.client import Timeouts, associate
-from dicomguard.dul.negotiation import AssociateRequest
-from dicomguard.dul.server import AcceptorPolicy, FindRequest, Handlers, start_acceptor
+from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.scp import AcceptorPolicy, FindRequest, Handlers, start_acceptor
+from dicomguard.dul.scu import Timeouts, associate
 from dicomguard.testing.base import find_binary
 
 HOST = "127.0.0.1"

@@ -16,7 +16,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from dicomguard.lab.synthetic import instance_dataset, make_patients
+from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 
 CONTEXTS = (Verification, CTImageStorage, PatientRootQueryRetrieveInformationModelFind,
             PatientRootQueryRetrieveInformationModelMove,

@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 from pydicom.dataset import Dataset
 
-from dicomguard.dul import client, dimse
+from dicomguard.dul import dimse, scu
 from dicomguard.dul import pdu as P
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.command import encode_command
 from dicomguard.dul.errors import DulError, PeerAborted, PeerClosed
-from dicomguard.dul.negotiation import AssociateRequest
 from dicomguard.testing import pdus
 
 from .conftest import RecordingBackend
@@ -171,11 +171,11 @@ def gw(raw_config: dict[str, Any], gateway_factory: Any, real_backend: Backend,
 
 # -- client -----------------------------------------------------------------------------------
 async def _open(address: tuple[str, int], calling: str, called: str = "PACS"
-                ) -> client.Association:
+                ) -> scu.Association:
     rq = AssociateRequest(called_aet=called, calling_aet=calling,
                           abstract_syntaxes=(ECHO, FIND, MOVE, CT, UNKNOWN),
                           transfer_syntaxes=(IMPLICIT,))
-    outcome = await client.associate(address[0], address[1], rq)
+    outcome = await scu.associate(address[0], address[1], rq)
     assert outcome.association is not None, outcome.reject
     return outcome.association
 
@@ -189,7 +189,7 @@ class Outcome:
         return [m.status for m in self.messages]
 
 
-async def _collect(assoc: client.Association, *, until_final: int = 0,
+async def _collect(assoc: scu.Association, *, until_final: int = 0,
                    timeout: float = 5.0) -> Outcome:
     """DIMSE messages until an A-ABORT or close, or until ``until_final`` final responses."""
     messages: list[dimse.DimseMessage] = []
@@ -461,7 +461,7 @@ async def _lying_backend(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     """Accepts (through the lab acceptor's own negotiation), then answers each C-ECHO-RQ with
     a pending C-FIND-RSP for MessageID 99 (outstanding nowhere), a C-FIND-RSP naming the echo's
     own MessageID (the wrong command), and only then the C-ECHO-RSP."""
-    from dicomguard.dul.server import AcceptorPolicy, Handlers, _negotiate
+    from dicomguard.dul.scp import AcceptorPolicy, Handlers, _negotiate
 
     policy = AcceptorPolicy(abstract_syntaxes=(ECHO, FIND, MOVE, CT))
     info = await _negotiate(reader, writer, policy, Handlers())

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dicomguard.dul import client
 from dicomguard.dul import pdu as P
+from dicomguard.dul import scu
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import DulError
-from dicomguard.dul.negotiation import AssociateRequest
 from dicomguard.testing.pdus import p_data_tf
 
 from .conftest import RecordingBackend
@@ -38,7 +38,7 @@ async def _exchange(address: tuple[str, int], calling: str, pdu: bytes) -> str:
     rq = AssociateRequest(called_aet="PACS", calling_aet=calling,
                           abstract_syntaxes=(ECHO, FIND, MOVE, CT, MPPS),
                           transfer_syntaxes=("1.2.840.10008.1.2",))
-    outcome = await client.associate(address[0], address[1], rq)
+    outcome = await scu.associate(address[0], address[1], rq)
     assert outcome.association is not None
     assoc = outcome.association
     try:

@@ -73,7 +73,7 @@ class FramingBackend:
         self.finished = asyncio.Event()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        from dicomguard.dul.server import AcceptorPolicy, Handlers, _negotiate
+        from dicomguard.dul.scp import AcceptorPolicy, Handlers, _negotiate
 
         policy = AcceptorPolicy(abstract_syntaxes=(FIND, MOVE))
         info = await _negotiate(reader, writer, policy, Handlers())

@@ -14,7 +14,8 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
-from dicomguard.lab.fleet import Fleet, FleetThread, LabError, main, plan_fleet
+from dicomguard.cli.lab import main
+from dicomguard.lab.fleet import Fleet, FleetThread, LabError, plan_fleet
 from dicomguard.lab.personas import PERSONA_ORDER
 
 

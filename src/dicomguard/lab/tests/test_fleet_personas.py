@@ -1,6 +1,6 @@
 """A fleet of every persona on 127.42.x: each endpoint behaves exactly as its truth says.
 
-The checks use only our own requestor (dicomguard.dul.client), as the scanner will, so they are
+The checks use only our own requestor (dicomguard.dul.scu), as the scanner will, so they are
 also the first end-to-end proof that requestor and lab agree on every verdict field.
 """
 
@@ -17,8 +17,8 @@ import pytest_asyncio
 from pydicom.dataset import Dataset
 
 from dicomguard.dul import errors
-from dicomguard.dul.client import AssociateOutcome, Timeouts, associate, scanner_tls_context
-from dicomguard.dul.negotiation import AssociateRequest, UserIdentity, UserIdentityType
+from dicomguard.dul.acse import AssociateRequest, UserIdentity, UserIdentityType
+from dicomguard.dul.scu import AssociateOutcome, Timeouts, associate, scanner_tls_context
 from dicomguard.lab.fleet import Fleet
 from dicomguard.lab.personas import PERSONA_ORDER, SERVICE_SOP_CLASSES
 
@@ -242,7 +242,7 @@ async def test_storage_is_accepted_and_discarded(fleet: Fleet) -> None:
     from pynetdicom import dimse_messages as dm
 
     from dicomguard.dul import dimse
-    from dicomguard.lab.synthetic import instance_dataset, make_patients
+    from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 
     plan = fleet.host_of("store-only")
     out = await associate(

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX
 from dicomguard.lab.fleet import FleetThread
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX
 
 NETWORK = "127.42.220.0/28"
 

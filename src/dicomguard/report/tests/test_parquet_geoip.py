@@ -117,7 +117,7 @@ def test_parquet_holds_no_patient_identifier(tmp_path: Path) -> None:
     decode every cell and look there, with --collect-identifiers on (hashes only)."""
     import json
 
-    from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX
+    from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX
 
     network = "127.42.144.0/29"
     db = tmp_path / "ids.db"

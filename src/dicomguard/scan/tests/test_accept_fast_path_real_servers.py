@@ -16,8 +16,8 @@ import pytest
 
 from dicomguard.dul import pdu as P
 from dicomguard.dul.accept_bytes import read_accept
-from dicomguard.dul.negotiation import AssociateRequest, decode_accept
-from dicomguard.scan import sopclasses as sc
+from dicomguard.dul.acse import AssociateRequest, decode_accept
+from dicomguard.knowledge import sopclasses as sc
 from dicomguard.testing.base import LoopbackServer
 
 

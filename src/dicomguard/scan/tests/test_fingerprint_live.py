@@ -23,7 +23,7 @@ import pytest
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from dicomguard.scan.fingerprint import load_database
+from dicomguard.knowledge.fingerprint import load_database
 from dicomguard.testing.loopback import free_port, wait_until_accepting
 from dicomguard.testing.reference import running_scp
 

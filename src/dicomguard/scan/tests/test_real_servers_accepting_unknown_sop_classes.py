@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import pytest
 from pynetdicom import AE
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge import sopclasses as sc
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.report.stats import per_ip
-from dicomguard.scan import sopclasses as sc
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import LoopbackServer, find_binary
 from dicomguard.testing.dcmtk import StorescpServer

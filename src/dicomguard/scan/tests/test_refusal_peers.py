@@ -27,7 +27,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.reference import running_scp

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from dicomguard.knowledge.findings import catalog
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.lab.fleet import FleetThread
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
-from dicomguard.scan.findings import catalog
 from dicomguard.testing.orthanc import DicomWebOrthanc
 from dicomguard.testing.servers import lab_address
 

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import EXPECTATION_KEYS, LoopbackServer
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from dicomguard.scan.findings import catalog
+from dicomguard.knowledge.findings import catalog
 from dicomguard.scan.tls_probe import certificate_facts, probe_tls, tls_findings
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.loopback import free_port, wait_until_accepting

@@ -16,8 +16,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
-from dicomguard.scan.findings import catalog
+from dicomguard.knowledge.findings import catalog
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.scan.web import WebOptions, probe_web, web_findings
 from dicomguard.testing.orthanc import DicomWebOrthanc
 from dicomguard.testing.servers import lab_address

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pynetdicom import AE
 
-from dicomguard.lab.synthetic import instance_dataset, make_patients
+from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 from dicomguard.testing.require import need_binaries
 from dicomguard.testing.servers import (
     REASON_CALLED_AET,

@@ -16,6 +16,7 @@ import os
 import select
 import socket
 import ssl
+import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pydicom.dataset import Dataset
 from . import dimse
 from . import pdu as P
 from .accept_bytes import read_accept
+from .acse import Accept, AssociateRequest, Reject, decode_accept, decode_reject
 from .errors import (
     CancelIgnored,
     ConnectFailed,
@@ -33,7 +35,6 @@ from .errors import (
     PeerTimeout,
     ProtocolViolation,
 )
-from .negotiation import Accept, AssociateRequest, Reject, decode_accept, decode_reject
 
 #: optional observer of every PDU of an association: ("out" | "in", the complete PDU bytes).
 #: Used by ``dicomguard scan --evidence``; None costs one comparison per PDU.
@@ -83,12 +84,27 @@ async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
             loop = asyncio.get_running_loop()
             done = loop.create_future()
             loop.add_writer(sock.fileno(), lambda: done.done() or done.set_result(None))
+            tracker = current_connections.get()
+            slow = None
+            if tracker is not None and tracker.on_loss is not None and tracker.slow_connect:
+                # congestion signal for the scan engine: a SYN still unanswered long after a
+                # round trip was most likely dropped by a full accept queue
+                slow = loop.call_later(tracker.slow_connect(), tracker.on_loss)
+            started = loop.time()
             try:
                 async with asyncio.timeout(timeout):
                     await done
             finally:
                 loop.remove_writer(sock.fileno())
+                if slow is not None:
+                    slow.cancel()
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err == 0 and tracker is not None and tracker.on_loss is not None:
+                if _retransmitted(sock):
+                    tracker.on_loss()  # the SYN was resent
+                elif tracker.on_connected is not None:
+                    # Karn: a round-trip sample only from a SYN sent once
+                    tracker.on_connected(loop.time() - started)
     except TimeoutError:
         sock.close()
         raise ConnectFailed("filtered", f"no answer within {timeout:g}s") from None
@@ -114,6 +130,14 @@ class Connections:
 
     ``associated`` marks the streams that carry an association: they get an A-ABORT first.
     """
+
+    #: congestion observer (the scan engine's scan.congestion window for this endpoint), all
+    #: None when nobody watches: ``on_loss()`` when a connection needed a TCP retransmission
+    #: or its connect is still pending after ``slow_connect()`` seconds; ``on_connected(s)``
+    #: with the seconds an asynchronous connect took
+    on_loss: Callable[[], None] | None = None
+    on_connected: Callable[[float], None] | None = None
+    slow_connect: Callable[[], float] | None = None
 
     def __init__(self) -> None:
         self._open: dict[asyncio.StreamWriter, bool] = {}
@@ -294,14 +318,27 @@ class Association:
         return found
 
     # -- services ---------------------------------------------------------------------------
-    async def echo(self) -> int:
-        """C-ECHO; returns the response status (0 = success)."""
+    async def echo(self, *, release: bool = False) -> int:
+        """C-ECHO; returns the response status (0 = success).
+
+        ``release``: the C-ECHO is the association's last request, so the A-RELEASE-RQ goes out
+        in the same write, and the association is released (or closed, as :meth:`release`
+        does) once the C-ECHO-RSP has come: two round trips instead of three. PS3.8 allows it:
+        the acceptor may still issue P-DATA after the A-RELEASE indication (7.2.2), and a
+        requestor awaiting the A-RELEASE-RP takes P-DATA-TF (state Sta7, event Evt10: AR-6,
+        Table 9-10). Real servers answer the C-ECHO-RSP first (dul/tests/
+        test_echo_then_release_real_servers.py). Raises what :meth:`_receive` raises; the
+        association is then left to the caller (abort), as for any failed operation.
+        """
         cid, _ts = self._context("1.2.840.10008.1.1")
         msg_id = self._next_id()
-        await self._send(dimse.echo_pdus(msg_id, cid, self.peer_max_pdu))
+        pdus = dimse.echo_pdus(msg_id, cid, self.peer_max_pdu)
+        await self._send([*pdus, P.RELEASE_RQ] if release else pdus)
         reply = await self._receive()
         if reply.command_field != dimse.C_ECHO_RSP:
             raise ProtocolViolation(f"expected C-ECHO-RSP, got command 0x{reply.command_field:04x}")
+        if release:
+            await self._await_release_rp()
         return reply.status if reply.status is not None else -1
 
     async def find(
@@ -382,6 +419,15 @@ class Association:
             return
         try:
             await self._send([P.RELEASE_RQ])
+        except DulError:
+            await self.close()
+            return
+        await self._await_release_rp()
+
+    async def _await_release_rp(self) -> None:
+        """Read until the A-RELEASE-RP (or an A-ABORT), at most ``timeouts.release`` seconds,
+        then close: a peer that does not answer in time is simply disconnected."""
+        try:
             deadline = asyncio.get_running_loop().time() + self.timeouts.release
             while True:
                 left = deadline - asyncio.get_running_loop().time()
@@ -523,6 +569,24 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
         writer.transport.abort()
 
 
+#: struct tcp_info (linux/tcp.h): eight one-byte fields, then 32-bit ones; tcpi_total_retrans
+#: is the 24th of those (SYN retransmissions included)
+_TCP_INFO_LEN = 104
+_TOTAL_RETRANS = struct.Struct("=8x92xI")
+
+
+def _retransmitted(sock: socket.socket | None) -> bool:
+    """Did the connection need a TCP retransmission so far (the SYN or the request resent:
+    the peer's accept queue was full)? False where TCP_INFO is not available."""
+    if sock is None or not hasattr(socket, "TCP_INFO"):
+        return False
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_LEN)
+    except OSError:
+        return False
+    return len(info) >= _TCP_INFO_LEN and _TOTAL_RETRANS.unpack_from(info)[0] > 0
+
+
 async def associate_on(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
@@ -546,6 +610,11 @@ async def associate_on(
         raw = await P.read_pdu(reader, timeout=timeouts.associate, max_length=max_pdata)
         if recorder is not None:
             recorder("in", raw.data)
+        tracker = current_connections.get()
+        if tracker is not None and tracker.on_loss is not None and _retransmitted(
+            writer.get_extra_info("socket")
+        ):
+            tracker.on_loss()  # congestion signal for the scan engine (scan.congestion)
         P.raise_if_abort(raw)
         if raw.pdu_type == P.A_ASSOCIATE_RJ:
             reject = decode_reject(P.decode(raw))  # type: ignore[arg-type]

@@ -1,0 +1,114 @@
+"""Congestion control of the assessment stage: how many endpoints of one server group at once.
+
+Issue 13: one server often answers many addresses (an Orthanc bound to every interface, a
+load balancer, a NAT). Its accept queue is short (Orthanc: 50, pynetdicom's socketserver: 5,
+``ss -ltn``); with 256 associations in flight the kernel drops the SYNs it cannot queue (TcpExt
+ListenOverflows) and each dropped connection waits for its SYN retransmission, one second later.
+nmap avoids it by congestion control of its probes (a window that shrinks when probes are lost
+and grows back as they are answered, RFC 5681 style); this does the same for assessments.
+
+Endpoints are grouped by port and address block (IPv4 /16, IPv6 /48): "probably the same
+listening process" when many addresses of a block answer one port. Each group has a window of
+assessments in flight (:class:`Window`):
+
+* it starts at :data:`INITIAL_WINDOW` and grows by one per assessment finished without loss
+  while below its threshold (slow start), then by ``1/window`` (additive increase);
+* a **loss** halves it (multiplicative decrease), once per round: losses of assessments that
+  started before the last decrease belong to the same event. A loss is any of: a connect still
+  pending after :meth:`Window.slow_connect` seconds (a SYN the peer dropped: the answer would
+  otherwise take one round trip), a connection that needed a TCP retransmission (``TCP_INFO``
+  ``tcpi_total_retrans``: the SYN or the first request was resent), or an endpoint the sweep
+  found open that refused, reset or ignored the assessment's connection;
+* it never exceeds ``ceiling`` (``--concurrency``) nor falls below 1.
+
+Distinct servers never lose, so their windows open to the full concurrency within a few
+rounds; the cost for them is the slow start of each group.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+#: assessments in flight toward a new group before anything is known about it
+INITIAL_WINDOW = 8
+#: a connect pending longer than this plus four smoothed round trips is taken as a dropped SYN
+#: (the kernel resends it only after one second); a false alarm (a far peer before the first
+#: round-trip sample) costs one halving, and the sample it then gives sets the estimate
+MIN_SLOW_CONNECT = 0.05
+
+
+def group_of(host: str, port: int) -> tuple[int, str]:
+    """The congestion group of an endpoint: (port, /16 or /48 block); a host name (resolved
+    later) is its own group."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        return port, host
+    bits = 16 if addr.version == 4 else 48
+    net = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
+    return port, str(net.network_address)
+
+
+class Window:
+    """The AIMD window of one group (see the module docstring). Not thread-safe: one event
+    loop. ``ceiling`` is the most assessments in flight it may allow."""
+
+    def __init__(self, ceiling: int, initial: int = INITIAL_WINDOW) -> None:
+        self.ceiling = max(1, ceiling)
+        self.cwnd = float(min(max(1, initial), self.ceiling))
+        self.ssthresh = float(self.ceiling)
+        self.in_flight = 0
+        #: assessments started so far (a ticket clock), and the ticket of the last decrease
+        self.started = 0
+        self._recover = 0
+        #: multiplicative decreases so far (loss events)
+        self.decreases = 0
+        #: smoothed connect time, seconds (RFC 6298's alpha = 1/8)
+        self.srtt = 0.0
+        self._samples = 0
+
+    def may_start(self) -> bool:
+        return self.in_flight < int(self.cwnd)
+
+    def start(self) -> int:
+        """One assessment starts; returns its ticket (for :meth:`loss`)."""
+        self.in_flight += 1
+        self.started += 1
+        return self.started
+
+    def finish(self, ticket: int, lost: bool) -> None:
+        """The assessment of ``ticket`` ended; ``lost``: a loss was seen (see :meth:`loss`)."""
+        self.in_flight -= 1
+        if lost:
+            self.loss(ticket)
+        elif ticket > self._recover:
+            if self.cwnd < self.ssthresh:
+                self.cwnd += 1.0
+            else:
+                self.cwnd += 1.0 / self.cwnd
+            self.cwnd = min(self.cwnd, float(self.ceiling))
+
+    def loss(self, ticket: int) -> bool:
+        """A loss seen by the assessment of ``ticket``; halves the window unless it belongs to
+        the current event (the assessment started before the last decrease). Returns whether it
+        halved."""
+        if ticket <= self._recover:
+            return False
+        self.ssthresh = max(self.cwnd / 2.0, 1.0)
+        self.cwnd = self.ssthresh
+        self._recover = self.started
+        self.decreases += 1
+        return True
+
+    def connected(self, seconds: float) -> None:
+        """A connect of the group completed after ``seconds`` without retransmission: the
+        round-trip estimate (RFC 6298: the first sample is taken as it is)."""
+        if self._samples == 0:
+            self.srtt = seconds
+        else:
+            self.srtt += (seconds - self.srtt) / 8.0
+        self._samples += 1
+
+    def slow_connect(self) -> float:
+        """Seconds after which a pending connect counts as a dropped SYN."""
+        return MIN_SLOW_CONNECT + 4.0 * self.srtt
