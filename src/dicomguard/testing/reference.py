@@ -1,5 +1,5 @@
 """Reference peers: a pynetdicom SCP started in one call, for tests that need an independent
-acceptor with their own handlers.
+acceptor with their own handlers, and a pynetdicom SCU association in one ``with``.
 
 pynetdicom is independent of dicomguard's upper layer (``dul/``), which is the point of a
 reference peer: a behaviour both implementations agree on is the standard's, not ours. The SCP
@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from pynetdicom import AE
+from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
 from pynetdicom.transport import ThreadedAssociationServer
 
@@ -83,3 +84,35 @@ def running_scp(host: str = "127.0.0.1", port: int | None = None,
         yield int(server.server_address[1])
     finally:
         server.shutdown()
+
+
+@contextmanager
+def scu_association(
+    host: str,
+    port: int,
+    contexts: Sequence[str],
+    *,
+    calling: str = "DGREFSCU",
+    called: str = "ANY-SCP",
+    timeout: float | None = None,
+    **associate_options: Any,
+) -> Iterator[Association]:
+    """A pynetdicom SCU association proposing ``contexts`` (pynetdicom's default transfer
+    syntaxes), released on exit if it was established. The caller checks
+    ``assoc.is_established`` (or ``is_rejected``): a refused association is an answer too.
+
+    ``timeout``: ACSE, DIMSE and network timeouts in seconds (pynetdicom's when None);
+    ``associate_options`` go to :meth:`pynetdicom.AE.associate` (``ext_neg``, ``bind_address``...).
+    """
+    assert_loopback(host)
+    ae = AE(ae_title=calling)
+    if timeout is not None:
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    for uid in contexts:
+        ae.add_requested_context(uid)
+    assoc = ae.associate(host, port, ae_title=called, **associate_options)
+    try:
+        yield assoc
+    finally:
+        if assoc.is_established:
+            assoc.release()

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 from pydicom.dataset import Dataset
-from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
 from dicomguard.cli.lab import main
 from dicomguard.lab.fleet import Fleet, FleetThread, LabError, plan_fleet
 from dicomguard.lab.personas import PERSONA_ORDER
+from dicomguard.testing.reference import scu_association
 
 
 @pytest.mark.parametrize(
@@ -67,12 +67,9 @@ async def test_busy_port_is_a_clear_error_and_nothing_is_left_bound() -> None:
 
 
 def _pynetdicom_echo_and_count(host: str) -> tuple[int, int]:
-    ae = AE(ae_title="PYNDSCU")
-    ae.add_requested_context(Verification)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-    assoc = ae.associate(host, 11112)
-    assert assoc.is_established
-    try:
+    contexts = (Verification, StudyRootQueryRetrieveInformationModelFind)
+    with scu_association(host, 11112, contexts, calling="PYNDSCU") as assoc:
+        assert assoc.is_established
         echo = assoc.send_c_echo().Status
         q = Dataset()
         q.QueryRetrieveLevel = "STUDY"
@@ -82,8 +79,6 @@ def _pynetdicom_echo_and_count(host: str) -> tuple[int, int]:
             for st, ds in assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind)
             if ds is not None and st.Status == 0xFF00
         )
-    finally:
-        assoc.release()
     return echo, found
 
 

@@ -20,12 +20,11 @@ from typing import NamedTuple
 
 import pynetdicom
 import pytest
-from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from dicomguard.knowledge.fingerprint import load_database
 from dicomguard.testing.loopback import free_port, wait_until_accepting
-from dicomguard.testing.reference import running_scp
+from dicomguard.testing.reference import running_scp, scu_association
 
 LOOPBACK = "127.0.0.1"
 
@@ -38,21 +37,14 @@ class AcceptorIdentity(NamedTuple):
 
 def _read_acceptor(port: int, called_aet: str = "ANY-SCP") -> AcceptorIdentity:
     """Associate with pynetdicom as SCU and return what the acceptor announced."""
-    ae = AE(ae_title="DGFPTEST")
-    ae.add_requested_context(Verification)
-    ae.acse_timeout = ae.network_timeout = 10
-    assoc = ae.associate(LOOPBACK, port, ae_title=called_aet)
-    try:
+    with scu_association(LOOPBACK, port, (Verification,), calling="DGFPTEST",
+                         called=called_aet, timeout=10) as assoc:
         # Without an AC pynetdicom leaves its *own* defaults in assoc.acceptor: never read those.
         assert assoc.is_established, "association was not accepted"
         acc = assoc.acceptor
         return AcceptorIdentity(
             acc.implementation_class_uid, acc.implementation_version_name, acc.maximum_length
         )
-    finally:
-        if assoc.is_established:
-            assoc.release()
-        ae.shutdown()
 
 
 def _dcmtk_binary(name: str) -> tuple[str, str] | None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pynetdicom import AE
 
 from dicomguard.knowledge.synthetic import instance_dataset, make_patients
+from dicomguard.testing.reference import scu_association
 from dicomguard.testing.require import need_binaries
 from dicomguard.testing.servers import (
     REASON_CALLED_AET,
@@ -88,12 +88,10 @@ def test_storescp_stores_from_any_titles(storescp_server: LoopbackServer) -> Non
     s = storescp_server
     p = make_patients(99, 1)[0]
     ds = instance_dataset(p, p.studies[0])
-    ae = AE(ae_title="DGANYONE")
-    ae.add_requested_context(ds.SOPClassUID)
-    assoc = ae.associate(s.host, s.port, ae_title="NOTDGSTORE")
-    assert assoc.is_established
-    status = assoc.send_c_store(ds)
-    assoc.release()
+    with scu_association(s.host, s.port, (ds.SOPClassUID,), calling="DGANYONE",
+                         called="NOTDGSTORE") as assoc:
+        assert assoc.is_established
+        status = assoc.send_c_store(ds)
     assert status.Status == 0x0000
     received = list(Path(s.output_dir).iterdir())  # type: ignore[attr-defined]
     assert received
