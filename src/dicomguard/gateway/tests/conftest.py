@@ -7,11 +7,8 @@ Everything listens on 127.0.20.0/24 (gateways) and 127.0.21.0/24 (backends): loo
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +35,7 @@ from dicomguard.gateway.server import Gateway
 from dicomguard.testing.loopback import free_port
 from dicomguard.testing.pki import Issued, TestCA
 from dicomguard.testing.reference import start_scp
+from dicomguard.testing.threads import LoopThread
 
 GATEWAY_HOST = "127.0.20.1"
 BACKEND_HOST = "127.0.21.1"
@@ -142,23 +140,17 @@ class RecordingBackend:
             self._server = None
 
 
-class GatewayThread:
+class GatewayThread(LoopThread):
     """A :class:`Gateway` on its own event loop in a daemon thread."""
 
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
-        self.loop = event_loop(config.limits.busy_poll_us)  # as the CLI makes it
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        super().__init__(event_loop(config.limits.busy_poll_us))  # the loop as the CLI makes it
         self.gateway: Gateway = self.call(self._make(config, config_path))
 
     async def _make(self, config: GatewayConfig, path: Path | None) -> Gateway:
         gw = Gateway(config, path)
         await gw.start()
         return gw
-
-    def call(self, coro: Any, timeout: float = 30.0) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(timeout)
 
     def address(self, index: int = 0) -> tuple[str, int]:
         return self.gateway.bound(self.gateway.config.listeners[index])
@@ -175,9 +167,7 @@ class GatewayThread:
         try:
             self.call(self.gateway.stop(grace))
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
-            self.loop.close()
+            self.close()
 
 
 @pytest.fixture(scope="session")
