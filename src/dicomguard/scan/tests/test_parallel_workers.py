@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.report.stats import counted_exposure
 from dicomguard.scan.engine import shard_of
+from dicomguard.testing.scans import run_cli, scan_argv, stored_records, stored_states
 from dicomguard.testing.threads import LoopThread
 
 NETWORK = "127.42.222.0/27"
@@ -26,35 +26,9 @@ VOLATILE = {"elapsed_ms", "measured_at", "scan_id"}
 
 def _scan(tmp: Path, name: str, workers: int, *extra: str) -> tuple[dict, list[dict]]:
     db = tmp / f"{name}.db"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dicomguard",
-            "scan",
-            NETWORK,
-            "-p",
-            "104,11112,4242",
-            "--rate",
-            "0",
-            "--no-progress",
-            "-q",
-            "--db",
-            str(db),
-            "--workers",
-            str(workers),
-            "--timeout",
-            "2",
-            "--no-web",
-            *extra,
-        ],
-        check=True,
-        timeout=300,
-    )
-    with sqlite3.connect(db) as c:
-        states = dict(c.execute("SELECT state, n FROM states").fetchall())
-        records = [json.loads(r) for (r,) in c.execute("SELECT record FROM endpoints")]
-    return states, records
+    run_cli(*scan_argv(NETWORK, "104,11112,4242", db, "--workers", str(workers),
+                       "--timeout", "2", "--no-web", *extra))
+    return stored_states(db), stored_records(db)
 
 
 def _comparable(rec: dict) -> str:
