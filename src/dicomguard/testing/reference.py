@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from pydicom.dataset import Dataset
 from pynetdicom import AE
 from pynetdicom.association import Association
 from pynetdicom.sop_class import Verification
@@ -116,3 +117,13 @@ def scu_association(
     finally:
         if assoc.is_established:
             assoc.release()
+
+
+def identifier(level: str, **keys: str) -> Dataset:
+    """A C-FIND identifier: ``QueryRetrieveLevel`` then ``keys`` (keyword -> value; "" asks
+    for the value back, PS3.4 C.2.2.1.2 universal matching), in the order given."""
+    ds = Dataset()
+    ds.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(ds, keyword, value)
+    return ds

@@ -25,7 +25,7 @@ from dicomguard.dul.scp import (
 )
 from dicomguard.dul.scu import associate
 from dicomguard.knowledge.synthetic import instance_dataset, make_patients
-from dicomguard.testing.reference import scu_association
+from dicomguard.testing.reference import identifier, scu_association
 
 HOST = "127.0.0.1"
 STUDY_FIND = str(StudyRootQueryRetrieveInformationModelFind)
@@ -63,10 +63,7 @@ async def server() -> AsyncIterator[tuple[int, list[StoreRequest]]]:
 
 
 def study_query() -> Dataset:
-    q = Dataset()
-    q.QueryRetrieveLevel = "STUDY"
-    q.StudyInstanceUID = ""
-    return q
+    return identifier("STUDY", StudyInstanceUID="")
 
 
 async def test_find_streams_every_result_then_success(server) -> None:

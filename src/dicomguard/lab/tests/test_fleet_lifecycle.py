@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from pydicom.dataset import Dataset
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
 from dicomguard.cli.lab import main
 from dicomguard.lab.fleet import Fleet, FleetThread, LabError, plan_fleet
 from dicomguard.lab.personas import PERSONA_ORDER
-from dicomguard.testing.reference import scu_association
+from dicomguard.testing.reference import identifier, scu_association
 
 
 @pytest.mark.parametrize(
@@ -71,9 +70,7 @@ def _pynetdicom_echo_and_count(host: str) -> tuple[int, int]:
     with scu_association(host, 11112, contexts, calling="PYNDSCU") as assoc:
         assert assoc.is_established
         echo = assoc.send_c_echo().Status
-        q = Dataset()
-        q.QueryRetrieveLevel = "STUDY"
-        q.StudyInstanceUID = ""
+        q = identifier("STUDY", StudyInstanceUID="")
         found = sum(
             1
             for st, ds in assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind)
