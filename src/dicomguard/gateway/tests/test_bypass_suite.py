@@ -19,7 +19,7 @@ import contextlib
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.command import encode_command
 from dicomguard.dul.errors import DulError, PeerAborted, PeerClosed
 from dicomguard.testing import pdus
+from dicomguard.testing.scripted import scripted_scp
 
 from .conftest import RecordingBackend
 
@@ -457,38 +458,22 @@ async def test_control_backends_disagree_on_the_duplicate(
 
 
 # -- a backend that answers what nobody asked ---------------------------------------------------
-async def _lying_backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Accepts (through the lab acceptor's own negotiation), then answers each C-ECHO-RQ with
-    a pending C-FIND-RSP for MessageID 99 (outstanding nowhere), a C-FIND-RSP naming the echo's
-    own MessageID (the wrong command), and only then the C-ECHO-RSP."""
-    from dicomguard.dul.scp import AcceptorPolicy, Handlers, _negotiate
+def _lies(msg: dimse.DimseMessage) -> Iterator[bytes]:
+    """Answers each C-ECHO-RQ with a pending C-FIND-RSP for MessageID 99 (outstanding
+    nowhere), a C-FIND-RSP naming the echo's own MessageID (the wrong command), and only then
+    the C-ECHO-RSP."""
+    echo_id = int(msg.command.MessageID)
+    for answered, field_, status in ((99, 0x8020, 0xFF00), (echo_id, 0x8020, 0),
+                                     (echo_id, 0x8030, 0)):
+        command = encode_command({
+            "CommandField": field_, "MessageIDBeingRespondedTo": answered,
+            "AffectedSOPClassUID": ECHO if field_ == 0x8030 else FIND,
+            "CommandDataSetType": 0x0101, "Status": status})
+        yield _pdata(msg.context_id, command)
 
-    policy = AcceptorPolicy(abstract_syntaxes=(ECHO, FIND, MOVE, CT))
-    info = await _negotiate(reader, writer, policy, Handlers())
-    assert info is not None
-    assembler = dimse.MessageAssembler()
-    try:
-        while True:
-            raw = await P.read_pdu(reader, timeout=10)
-            if raw.pdu_type == P.A_RELEASE_RQ:
-                writer.write(P.RELEASE_RP)
-                break
-            if raw.pdu_type != P.P_DATA_TF:
-                break
-            for msg in assembler.feed(raw.data):
-                echo_id = int(msg.command.MessageID)
-                for answered, field_, status in ((99, 0x8020, 0xFF00), (echo_id, 0x8020, 0),
-                                                 (echo_id, 0x8030, 0)):
-                    command = encode_command({
-                        "CommandField": field_, "MessageIDBeingRespondedTo": answered,
-                        "AffectedSOPClassUID": ECHO if field_ == 0x8030 else FIND,
-                        "CommandDataSetType": 0x0101, "Status": status})
-                    writer.write(_pdata(msg.context_id, command))
-        await writer.drain()
-    except DulError:
-        pass
-    finally:
-        writer.close()
+
+#: Accepts (through the lab acceptor's own negotiation), then lies (:func:`_lies`).
+_lying_backend = scripted_scp((ECHO, FIND, MOVE, CT), _lies)
 
 
 async def test_backend_responses_to_nothing_outstanding_are_dropped(
