@@ -1,12 +1,15 @@
-"""DICOM's codes, named once: PDU types, A-ASSOCIATE-RJ and A-ABORT fields, DIMSE command
-fields, statuses and their categories, user identity types, priorities.
+"""DICOM's codes, named once: PDU and item types, A-ASSOCIATE-RJ and A-ABORT fields,
+presentation context results, DIMSE command fields, statuses and their categories, user identity
+types, priorities.
 
 Everything else in dicomguard spells these codes by the names below (a test,
 ``dul/tests/test_no_bare_dicom_codes.py``, fails on a bare one elsewhere in ``src/``). The
 standard's tables, so a reader can check every number:
 
 =====================================  ===========================================================
-PDU types                               PS3.8 9.3.1 (Table 9-11 ... 9-26, first byte of each PDU)
+PDU types                               PS3.8 9.3.2-9.3.8 (the first byte of each PDU)
+PDV message control header              PS3.8 E.2
+item and sub-item types                 PS3.8 9.3.2-9.3.3 and annex D, PS3.7 D.3.3
 A-ASSOCIATE-RJ result/source/reason     PS3.8 9.3.4, Table 9-21
 A-ABORT source/reason                   PS3.8 9.3.8, Table 9-26
 presentation context results            PS3.8 9.3.3.2, Table 9-18

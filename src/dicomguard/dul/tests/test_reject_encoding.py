@@ -14,6 +14,7 @@ from pynetdicom import pdu_primitives as prim
 from dicomguard.dul import codes
 from dicomguard.dul import pdu as P
 from dicomguard.dul.acse import decode_reject
+from dicomguard.testing import pdus
 
 SENT = [
     codes.REJECT_NO_REASON,
@@ -62,3 +63,20 @@ def test_user_abort_pdu_is_pynetdicoms_encoding() -> None:
     rq = _pdu.A_ABORT_RQ()
     rq.from_primitive(p)
     assert P.abort_pdu() == bytes(rq.encode())
+
+
+@pytest.mark.parametrize(
+    ("reject", "vector"),
+    [
+        (codes.REJECT_CALLED_AET, pdus.A_ASSOCIATE_RJ_CALLED_AET),
+        (codes.REJECT_CALLING_AET, pdus.A_ASSOCIATE_RJ_CALLING_AET),
+        (codes.REJECT_NO_REASON, pdus.A_ASSOCIATE_RJ_NO_REASON),
+        (codes.REJECT_LOCAL_LIMIT, pdus.A_ASSOCIATE_RJ_LOCAL_LIMIT),
+        (codes.REJECT_USER_IDENTITY, pdus.A_ASSOCIATE_RJ_USER_IDENTITY),
+    ],
+    ids=lambda v: v.reason_text if isinstance(v, codes.Reject) else "",
+)
+def test_reject_pdu_is_the_canonical_vector(reject: codes.Reject, vector: bytes) -> None:
+    """The test kit's canonical RJs, which Orthanc 1.10.1 sends byte for byte for (1, 1, 7)
+    (testing/tests/test_pdus_against_real_servers.py)."""
+    assert P.reject_pdu(reject) == vector
