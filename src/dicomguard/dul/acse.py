@@ -27,7 +27,6 @@ from .codes import (
 )
 from .errors import MalformedPdu
 
-APPLICATION_CONTEXT = APPLICATION_CONTEXT_NAME
 DEFAULT_TRANSFER_SYNTAXES = (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian))
 
 #: dicomguard's own identity (issue 6: honest by default). 2.25 root from a fixed UUID.
@@ -91,7 +90,7 @@ class AssociateRequest:
         if not 1 <= len(self.abstract_syntaxes) <= 128:
             raise ValueError("an association carries 1 to 128 presentation contexts")
         p = prim.A_ASSOCIATE()
-        p.application_context_name = APPLICATION_CONTEXT
+        p.application_context_name = APPLICATION_CONTEXT_NAME
         p.calling_ae_title = self.calling_aet
         p.called_ae_title = self.called_aet
         contexts = []

@@ -29,7 +29,6 @@ from pynetdicom import dimse_messages as dm
 from pynetdicom import pdu as _pdu
 from pynetdicom import pdu_primitives as prim
 from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
-from pynetdicom.sop_class import Verification
 
 from . import dimse
 from . import pdu as P
@@ -69,7 +68,7 @@ from .errors import DulError, MalformedPdu, PduTooLarge, PeerClosed, PeerTimeout
 
 LOG = logging.getLogger(__name__)
 
-VERIFICATION = str(Verification)
+VERIFICATION = dimse.VERIFICATION  # the Verification SOP Class UID (pynetdicom), as a str
 
 #: (type, primary, secondary) → True (accept; empty server response if one was requested),
 #: bytes (accept with this server response), False (reject), None (ignore the item, accept).
