@@ -42,7 +42,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.client import Association
+from ..dul.client import Association, ReleasedBeforeAnswer
 from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
 from . import sopclasses as sc
@@ -132,9 +132,12 @@ async def probe_echo(assoc: Association, *, release: bool = False) -> dict[str, 
     """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``.
 
     ``release``: the C-ECHO is the last request; the A-RELEASE-RQ goes with it
-    (:meth:`Association.echo`)."""
+    (:meth:`Association.echo`); a peer that answers the release first raises
+    :class:`ReleasedBeforeAnswer` (the C-ECHO is then unanswered, not refused)."""
     try:
         status = await assoc.echo(release=release)
+    except ReleasedBeforeAnswer:
+        raise
     except DulError as exc:
         return _on_error(exc, "C-ECHO")
     state = ANSWERED if status == STATUS_SUCCESS else classify_find(status)
