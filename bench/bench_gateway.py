@@ -12,7 +12,7 @@ Sender: DCMTK storescu (one association per run, all files of a size class). Rec
 storescp with ``--ignore`` (receives every byte, writes none), so the numbers measure the
 network path and not a disk. The gateway runs as its own process (``python -m
 dicomguard.gateway``) with audit to a file on tmpfs, as it would in production. Instances are
-synthetic (dicomguard.lab.synthetic, DGFAKE/DGSYN patients). Everything is on 127.0.0.1.
+synthetic (dicomguard.knowledge.synthetic, DGFAKE/DGSYN patients). Everything is on 127.0.0.1.
 
 DCMTK as built by Debian leaves Nagle's algorithm on unless ``TCP_NODELAY=1`` is in its
 environment, which costs ~40 ms of delayed-ACK stall per small instance; the benchmark sets it for
@@ -47,7 +47,7 @@ from pydicom import dcmwrite
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from dicomguard.lab.synthetic import instance_dataset, make_patients
+from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 from dicomguard.lab.tls import make_certificates
 from dicomguard.testing.loopback import free_port, wait_until_accepting
 

@@ -550,7 +550,7 @@ def floor_probe(targets: str, port: int, out: str) -> None:
     import asyncio
 
     from dicomguard.dul import dimse
-    from dicomguard.dul.negotiation import AssociateRequest
+    from dicomguard.dul.acse import AssociateRequest
 
     rq = AssociateRequest(called_aet="ANY-SCP", abstract_syntaxes=("1.2.840.10008.1.1",)).encode()
     echo = b"".join(dimse.echo_pdus(1, 1, 16384))

@@ -1,11 +1,11 @@
 """A-ASSOCIATE-AC read straight from its bytes, for the scanner's hot path.
 
 The scanner reads one A-ASSOCIATE-AC per DICOM endpoint. Through pynetdicom
-(``A_ASSOCIATE_AC.decode`` -> ``to_primitive`` -> :func:`.negotiation.decode_accept`) that builds an
+(``A_ASSOCIATE_AC.decode`` -> ``to_primitive`` -> :func:`.acse.decode_accept`) that builds an
 item object per sub-item and validates every UID through pydicom's regular expressions twice:
 about 0.35 ms of CPU per AC on the 2-core benchmark VM, a quarter of all the CPU a discovery scan
 spent per association (``bench/bench_scan.py``, all-DICOM workload). Here the PDU is walked once
-and the same :class:`.negotiation.Accept` is built directly: about 20 µs.
+and the same :class:`.acse.Accept` is built directly: about 20 µs.
 
 Only *clean* ACs take this path: every length adds up, the items are the ones PS3.8 9.3.3 lists
 (application context, presentation context results, user information with maximum length,
@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import struct
 
-from .negotiation import Accept, AssociateRequest
+from .acse import Accept, AssociateRequest
 
 A_ASSOCIATE_AC = 0x02
 APPLICATION_CONTEXT = 0x10
@@ -67,7 +67,7 @@ def read_accept(data: bytes, request: AssociateRequest) -> Accept | None:
     """The :class:`Accept` for a complete A-ASSOCIATE-AC PDU (header included), or None.
 
     None means "not clean enough for this reader": decode with pynetdicom instead
-    (:func:`.negotiation.decode_accept`), which gives the same record for every AC this reader
+    (:func:`.acse.decode_accept`), which gives the same record for every AC this reader
     accepts. Never raises for any input.
     """
     n = len(data)

@@ -218,30 +218,61 @@ RESPONSE_ELEMENTS = _RSP_REQUIRED | frozenset({
     "RequestedSOPInstanceUID"})
 
 
-def _text_value(raw: bytes, element: int, vr: str) -> str:
-    """A text value read the one way every implementation agrees on, else CommandRefused.
+#: how :func:`parse_command_strict` reads each kind of value (one small int per element, so the
+#: per-element branch is an int compare, not a VR string lookup)
+_K_US, _K_UL, _K_AT, _K_COMMENT, _K_UI, _K_TEXT = range(6)
+_TAG_LENGTH = struct.Struct("<LL")
+_UID_CHARS = bytes(sorted(_UID_BYTES))
+_TEXT_CHARS = bytes(sorted(_TEXT_BYTES))
 
-    Accepted: the VR's repertoire (digits and dots for UI; printable ASCII without backslash
-    otherwise), no leading space, trailing padding as PS3.5 6.2 defines it (one NUL after a
-    UI, spaces after other text) and trailing spaces after a UI (old devices; pydicom and
-    DCMTK both strip them). Leading spaces, embedded NULs, a backslash (a second value),
-    control or non-ASCII bytes are refused: the readers disagree on some of them (dcmdump
-    reads an AE " VIEWER1" with its space, pydicom without it).
+
+def _strict_entries() -> tuple[dict[int, tuple[str, int, int, int]], dict[str, int]]:
+    """tag as read by ``_TAG_LENGTH`` (element << 16) -> (keyword, kind, bit, maximum value
+    length), and keyword -> bit.
+
+    Every element of group 0000 gets one bit (in ascending element order): the reader collects
+    the elements present, and the ones with a value, as two ints, and a command's table is two
+    masks, so "an element the table does not have" and "a required element missing or empty"
+    are one ``&`` each instead of a set lookup per element.
     """
-    if len(raw) > _TEXT_MAX.get(vr, 64):
-        raise CommandRefused(f"command set: (0000,{element:04x}) {vr} of {len(raw)} bytes")
-    if vr == "UI":
-        # one NUL is the standard padding; trailing spaces are a quirk of old devices that
-        # pydicom and DCMTK both strip (checked with dcmdump)
-        raw = raw[:-1] if raw.endswith(b"\x00") else raw.rstrip(b" ")
-        if not _UID_BYTES.issuperset(raw):
-            raise CommandRefused(f"command set: (0000,{element:04x}) is not a UID")
-        return raw.decode("ascii")
-    text = raw.rstrip(b" ")
-    if not _TEXT_BYTES.issuperset(text) or text[:1] == b" ":
-        raise CommandRefused(f"command set: (0000,{element:04x}) {vr} value with bytes that "
-                             "implementations read differently")
-    return text.decode("ascii")
+    entries: dict[int, tuple[str, int, int, int]] = {}
+    bits: dict[str, int] = {}
+    for index, element in enumerate(sorted(_DICTIONARY)):
+        keyword, vr = _DICTIONARY[element]
+        bit = 1 << index
+        bits[keyword] = bit
+        if keyword == "ErrorComment":
+            kind, limit = _K_COMMENT, 64
+        elif vr in _FIXED_LENGTH:
+            kind, limit = (_K_US if vr == "US" else _K_UL), _FIXED_LENGTH[vr]
+        elif vr == "AT":
+            kind, limit = _K_AT, 0
+        else:
+            kind, limit = (_K_UI if vr == "UI" else _K_TEXT), _TEXT_MAX.get(vr, 64)
+        entries[element << 16] = (keyword, kind, bit, limit)
+    return entries, bits
+
+
+_ENTRIES, _BITS = _strict_entries()
+
+
+def _mask(keywords: frozenset[str]) -> int:
+    mask = 0
+    for keyword in keywords:
+        mask |= _BITS[keyword]
+    return mask
+
+
+#: command field -> (required mask, allowed mask, data set rule) of :data:`REQUEST_TABLES`
+_REQUEST_MASKS = {field_: (_mask(req), _mask(allowed), data)
+                  for field_, (req, allowed, data) in REQUEST_TABLES.items()}
+_RESPONSE_MASKS = (_mask(_RSP_REQUIRED), _mask(RESPONSE_ELEMENTS), None)
+
+
+def _first(mask: int) -> str:
+    """The keyword of the lowest element in ``mask`` (for the refusal's message)."""
+    lowest = mask & -mask
+    return next(keyword for keyword, bit in _BITS.items() if bit == lowest)
 
 
 def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandSet:
@@ -257,56 +288,95 @@ def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandS
     acts on: only its length is checked. ``request`` True/False asks for a request or a
     response; None takes what the command field says.
 
-    Cost, measured with ``timeit`` (best of 5 x 20,000 calls, this machine): a C-FIND-RQ
-    3.97 µs, a pending C-FIND-RSP 3.78 µs, against 2.04/2.09 µs for the tolerant
-    :func:`parse_command`; it runs once per command set, never per data-set byte.
+    Text values are read the one way every implementation agrees on: the VR's repertoire
+    (digits and dots for UI; printable ASCII without backslash otherwise), no leading space,
+    trailing padding as PS3.5 6.2 defines it (one NUL after a UI, spaces after other text) and
+    trailing spaces after a UI (old devices; pydicom and DCMTK both strip them). Leading spaces,
+    embedded NULs, a backslash (a second value), control or non-ASCII bytes are refused: the
+    readers disagree on some of them (dcmdump reads an AE " VIEWER1" with its space, pydicom
+    without it).
+
+    One pass over the bytes with a precomputed entry per element (:func:`_strict_entries`):
+    the table checks are mask operations, the repertoire checks ``bytes.translate``. Cost,
+    measured with ``timeit`` (best of 5 x 20,000 calls, this machine): a C-STORE-RQ 3.0 µs and
+    its C-STORE-RSP 2.9 µs against 5.4/5.3 µs for the per-element set lookups it replaced and
+    2.6 µs for the tolerant :func:`parse_command`; it runs once per command set, never per
+    data-set byte.
     """
     values: dict[str, int | str] = {}
-    present: list[str] = []
+    present = filled = 0
     pos, end = 0, len(raw)
     last = -1
-    unpack = _ELEMENT.unpack_from
+    unpack = _TAG_LENGTH.unpack_from
+    entries = _ENTRIES
     while pos < end:
         if pos + 8 > end:
             raise CommandRefused("command set: truncated element header")
-        group, element, length = unpack(raw, pos)
+        # the tag as one little-endian int: group in the low half, element in the high half,
+        # so within group 0000 ascending tags are ascending ints
+        tag, length = unpack(raw, pos)
         pos += 8
-        if group != 0x0000:
-            raise CommandRefused(f"command set: ({group:04x},{element:04x}) is not in group 0000")
-        if element <= last:
-            raise CommandRefused(
-                f"command set: (0000,{element:04x}) "
-                + ("repeated" if element == last else "out of ascending tag order"))
-        last = element
-        if length == 0xFFFFFFFF or pos + length > end:
+        if tag <= last or pos + length > end:  # (a length of 0xFFFFFFFF always overruns)
+            element = tag >> 16
+            if tag & 0xFFFF:
+                raise CommandRefused(f"command set: ({tag & 0xFFFF:04x},{element:04x}) is not "
+                                     "in group 0000")
+            if tag <= last:
+                raise CommandRefused(
+                    f"command set: (0000,{element:04x}) "
+                    + ("repeated" if tag == last else "out of ascending tag order"))
             raise CommandRefused(f"command set: (0000,{element:04x}) length {length} overruns it")
-        entry = _DICTIONARY.get(element)
+        last = tag
+        entry = entries.get(tag)
         if entry is None:
+            element = tag >> 16
+            if tag & 0xFFFF:
+                raise CommandRefused(f"command set: ({tag & 0xFFFF:04x},{element:04x}) is not "
+                                     "in group 0000")
             raise CommandRefused(f"command set: (0000,{element:04x}) is not a command element")
-        keyword, vr = entry
-        present.append(keyword)
-        value = raw[pos : pos + length]
-        pos += length
+        keyword, kind, bit, limit = entry
+        present |= bit
         if not length:
             continue  # empty: allowed only where the element is optional (checked below)
-        fixed = _FIXED_LENGTH.get(vr)
-        if fixed is not None:
-            if length != fixed:
-                raise CommandRefused(f"command set: {keyword} ({vr}) has length {length}")
-            if vr == "US":
-                values[keyword] = value[0] | value[1] << 8
-        elif vr == "AT":
+        if kind == _K_US:
+            if length != 2:
+                raise CommandRefused(f"command set: {keyword} (US) has length {length}")
+            values[keyword] = raw[pos] | raw[pos + 1] << 8
+            filled |= bit
+        elif kind == _K_UI:
+            if length > limit:
+                raise CommandRefused(f"command set: (0000,{tag >> 16:04x}) UI of {length} bytes")
+            value = raw[pos : pos + length]
+            # one NUL is the standard padding; trailing spaces are a quirk of old devices that
+            # pydicom and DCMTK both strip (checked with dcmdump)
+            value = value[:-1] if value[-1] == 0 else value.rstrip(b" ")
+            if value.translate(None, _UID_CHARS):
+                raise CommandRefused(f"command set: (0000,{tag >> 16:04x}) is not a UID")
+            if value:  # only padding: as empty as a zero length
+                values[keyword] = value.decode("ascii")
+                filled |= bit
+        elif kind == _K_TEXT:
+            if length > limit:
+                vr = _DICTIONARY[tag >> 16][1]
+                raise CommandRefused(f"command set: (0000,{tag >> 16:04x}) {vr} of {length} bytes")
+            value = raw[pos : pos + length].rstrip(b" ")
+            if value.translate(None, _TEXT_CHARS) or value[:1] == b" ":
+                vr = _DICTIONARY[tag >> 16][1]
+                raise CommandRefused(f"command set: (0000,{tag >> 16:04x}) {vr} value with bytes "
+                                     "that implementations read differently")
+            if value:
+                values[keyword] = value.decode("ascii")
+                filled |= bit
+        elif kind == _K_UL:
+            if length != 4:
+                raise CommandRefused(f"command set: {keyword} (UL) has length {length}")
+        elif kind == _K_AT:
             if length % 4:
                 raise CommandRefused(f"command set: {keyword} (AT) has length {length}")
-        elif keyword == "ErrorComment":
-            # free text of a response that nobody acts on: a backend's odd characters in it
-            # must not cost the association (its length is still bounded below)
-            if length > 64:
-                raise CommandRefused(f"command set: ErrorComment of {length} bytes")
-        else:
-            text = _text_value(value, element, vr)
-            if text:  # only padding: as empty as a zero length
-                values[keyword] = text
+        elif length > limit:  # ErrorComment: free text of a response that nobody acts on: a
+            # backend's odd characters in it must not cost the association (only its length)
+            raise CommandRefused(f"command set: ErrorComment of {length} bytes")
+        pos += length
     field_ = values.get("CommandField")
     if not isinstance(field_, int):
         raise CommandRefused("command set without CommandField")
@@ -317,19 +387,18 @@ def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandS
         wanted = "request" if request else "response"
         raise CommandRefused(f"command 0x{field_:04x} where a {wanted} was expected")
     if is_response:
-        required, allowed, data = _RSP_REQUIRED, RESPONSE_ELEMENTS, None
+        required, allowed, data = _RESPONSE_MASKS
     else:
-        table = REQUEST_TABLES.get(field_)
-        if table is None:
+        masks = _REQUEST_MASKS.get(field_)
+        if masks is None:
             raise CommandRefused(f"command set: unknown command field 0x{field_:04x}")
-        required, allowed, data = table
-    for keyword in present:
-        if keyword not in allowed:
-            raise CommandRefused(f"command set: {keyword} does not belong in command "
-                                 f"0x{field_:04x}")
-    for keyword in required:
-        if keyword not in values:
-            raise CommandRefused(f"command set: command 0x{field_:04x} without {keyword}")
+        required, allowed, data = masks
+    if present & ~allowed:
+        raise CommandRefused(f"command set: {_first(present & ~allowed)} does not belong in "
+                             f"command 0x{field_:04x}")
+    if required & ~filled:
+        raise CommandRefused(f"command set: command 0x{field_:04x} without "
+                             f"{_first(required & ~filled)}")
     if data is not None and (values["CommandDataSetType"] != 0x0101) != data:
         raise CommandRefused(f"command set: command 0x{field_:04x} "
                              + ("needs a data set" if data else "cannot have a data set"))

@@ -2,7 +2,7 @@
 
 Every failure a hostile or broken peer can cause maps to one of these, so callers (the scanner,
 the lab, the gateway) turn them into verdicts instead of tracebacks. Every decoder of peer bytes
-(``pdu.read_pdu``/``pdu.decode``, ``negotiation.decode_accept``/``decode_reject``,
+(``pdu.read_pdu``/``pdu.decode``, ``acse.decode_accept``/``decode_reject``,
 ``dimse.iter_pdvs``/``MessageAssembler``, ``command.parse_command``, ``dimse.decode_dataset``)
 raises nothing else; ``dul/tests/test_decoders_raise_typed_errors.py`` fuzzes each of them.
 

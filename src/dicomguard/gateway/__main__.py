@@ -1,7 +1,7 @@
-"""``python -m dicomguard.gateway --config FILE``."""
+"""``python -m dicomguard.gateway --config FILE``: the same as ``dicomguard gateway``."""
 
 import sys
 
-from .cli import main
+from ..cli.gateway import main
 
 sys.exit(main(sys.argv[1:]))

@@ -3,7 +3,7 @@
 dicompot (nsmfoo/dicompot, built on go-netdicom) accepts every proposed presentation context
 with the first transfer syntax offered, whatever the abstract syntax, and its A-ASSOCIATE-AC
 carries only a Maximum Length item of 4 MiB: no Implementation Class UID, no version name. The
-lab's regular acceptor (dul.server) is policy driven and always introduces itself properly, so
+lab's regular acceptor (dul.scp) is policy driven and always introduces itself properly, so
 this module wraps it instead of copying it: it reads the A-ASSOCIATE-RQ first, widens the policy
 to every abstract syntax the requestor proposed, replays the request into the acceptor, and
 strips the identity items from the AC it answers with. Everything after the AC (C-ECHO, C-FIND
@@ -22,7 +22,7 @@ from pynetdicom import pdu_items
 
 from ..dul import pdu as P
 from ..dul.errors import DulError
-from ..dul.server import AcceptorPolicy, Handlers, serve_association
+from ..dul.scp import AcceptorPolicy, Handlers, serve_association
 
 _IDENTITY_ITEMS = (
     pdu_items.ImplementationClassUIDSubItem,

@@ -7,12 +7,11 @@ no threads. The ground truth says, per ``host:port``, what an honest scan should
 the field names of the scan output contract.
 
 Use in-process (``async with Fleet(...) as fleet``), from sync code (``with FleetThread(...)``),
-or as a command (``dicomguard lab`` / ``python -m dicomguard.lab``).
+or as a command (``dicomguard lab`` / ``python -m dicomguard.lab``: :mod:`dicomguard.cli.lab`).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -22,9 +21,7 @@ import json
 import logging
 import os
 import random
-import signal
 import string
-import sys
 import tempfile
 import threading
 from collections import Counter
@@ -35,14 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.negotiation import UserIdentityType
-from ..dul.server import (
+from ..dul.acse import UserIdentityType
+from ..dul.scp import (
     AcceptorPolicy,
     FindRequest,
     Handlers,
     StoreRequest,
     serve_association,
 )
+from ..knowledge.synthetic import SyntheticPatient, ground_truth, make_patients
 from . import hostile
 from .decoy import serve_accept_everything
 from .personas import (
@@ -56,7 +54,6 @@ from .personas import (
     Persona,
 )
 from .query import WORKLIST_FIND, Archive, QueryError
-from .synthetic import SyntheticPatient, ground_truth, make_patients
 
 if TYPE_CHECKING:
     from .tls import LabCertificates
@@ -744,139 +741,3 @@ class FleetThread:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _ports(text: str) -> tuple[int, ...]:
-    try:
-        ports = tuple(int(p) for p in text.split(",") if p.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port list: {text!r}") from None
-    if not ports or any(not 1 <= p <= 65535 for p in ports):
-        raise argparse.ArgumentTypeError(f"ports must be 1..65535: {text!r}")
-    return ports
-
-
-def build_parser(prog: str = "dicomguard lab") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description="Run a fleet of simulated DICOM servers on loopback, with ground truth.",
-    )
-    parser.add_argument(
-        "--network",
-        default=DEFAULT_NETWORK,
-        help=f"loopback CIDR the hosts live in (default {DEFAULT_NETWORK})",
-    )
-    parser.add_argument(
-        "--size",
-        type=int,
-        help="number of hosts: one of each persona, then a mix (default "
-        f"{DEFAULT_CLI_SIZE}, or exactly the --persona list when one is given)",
-    )
-    parser.add_argument(
-        "--ports",
-        type=_ports,
-        default=DEFAULT_PORTS,
-        help="comma-separated ports every host listens on (default 11112; tls-only adds 2762)",
-    )
-    parser.add_argument(
-        "--persona",
-        action="append",
-        dest="personas",
-        metavar="NAME",
-        help="explicit persona per host, in order (repeatable)",
-    )
-    parser.add_argument("--truth", metavar="FILE", help="write the ground truth JSON here")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
-    parser.add_argument(
-        "--duration",
-        type=float,
-        metavar="SECONDS",
-        help="stop by itself after this long (default: until Ctrl-C/SIGTERM)",
-    )
-    parser.add_argument(
-        "--slow-delay",
-        type=float,
-        default=DEFAULT_SLOW_DELAY,
-        help=f"answer delay of 'slow' hosts (default {DEFAULT_SLOW_DELAY}s)",
-    )
-    parser.add_argument(
-        "--slow-greeting",
-        type=float,
-        default=DEFAULT_SLOW_GREETING,
-        metavar="SECONDS",
-        help="answer delay of 'slow-greeting' hosts, past a scanner's first associate timeout"
-        f" (default {DEFAULT_SLOW_GREETING:g}s)",
-    )
-    parser.add_argument(
-        "--find-cap",
-        type=int,
-        default=DEFAULT_FIND_CAP,
-        help=f"C-FIND cap of the capped personas (default {DEFAULT_FIND_CAP})",
-    )
-    parser.add_argument(
-        "--max-patients",
-        type=int,
-        metavar="N",
-        help="upper bound of synthetic patients per host (default: 200; capped hosts keep more)",
-    )
-    parser.add_argument(
-        "--list-personas", action="store_true", help="print the persona catalogue and exit"
-    )
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``dicomguard lab``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.list_personas:
-        for name in PERSONA_ORDER:
-            print(f"{name:24} {PERSONAS[name].description}")
-        return 0
-    if args.size is None and not args.personas:
-        args.size = DEFAULT_CLI_SIZE
-    try:
-        plan_fleet(args.network, args.personas, size=args.size, ports=args.ports, seed=args.seed)
-    except LabError as exc:
-        print(f"dicomguard lab: error: {exc}", file=sys.stderr)
-        return 2
-
-    def ready(fleet: Fleet) -> None:
-        where = f"; truth in {args.truth}" if args.truth else ""
-        print(
-            f"dicomguard lab: {len(fleet.plan)} hosts, {len(fleet.endpoints())} endpoints on "
-            f"{args.network} (seed {args.seed}){where}. Ctrl-C to stop.",
-            flush=True,
-        )
-
-    async def runner() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
-        await run_fleet(
-            args.network,
-            args.personas,
-            size=args.size,
-            ports=args.ports,
-            seed=args.seed,
-            truth_path=args.truth,
-            duration=args.duration,
-            stop=stop,
-            slow_delay=args.slow_delay,
-            slow_greeting_delay=args.slow_greeting,
-            find_cap=args.find_cap,
-            max_patients=args.max_patients,
-            ready=ready,
-        )
-
-    try:
-        asyncio.run(runner())
-    except LabError as exc:
-        print(f"dicomguard lab: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        pass
-    print("dicomguard lab: stopped", flush=True)
-    return 0

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from ..dul import dimse
 from ..dul import pdu as P
-from ..dul import server as acceptor
+from ..dul import scp as acceptor
 from ..dul.command import encode_command, pdata_pdus
 from ..dul.errors import DulError
 
@@ -157,7 +157,7 @@ def malformed_accept(variant: str) -> RawHandler:
 
 
 def _accept_everything() -> acceptor.AcceptorPolicy:
-    from ..scan import sopclasses as sc
+    from ..knowledge import sopclasses as sc
 
     return acceptor.AcceptorPolicy(abstract_syntaxes=tuple(sc.ALL_PROPOSED), idle_timeout=MAX_HOLD)
 

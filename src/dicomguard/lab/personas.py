@@ -12,17 +12,20 @@ from dataclasses import dataclass, field
 from pynetdicom.presentation import StoragePresentationContexts
 
 from .. import __version__
+from ..knowledge import sopclasses as sc
 
 # --- services: the names of the scan output contract and the SOP classes behind them ----------
 
-VERIFICATION = "1.2.840.10008.1.1"
+VERIFICATION = sc.VERIFICATION
+#: what the lab's servers offer: the scan's services (knowledge.sopclasses.SERVICES) without
+#: MPPS and storage commitment, and every storage SOP class pynetdicom knows
 SERVICE_SOP_CLASSES: dict[str, tuple[str, ...]] = {
-    "verification": (VERIFICATION,),
-    "find_patient_root": ("1.2.840.10008.5.1.4.1.2.1.1",),
-    "find_study_root": ("1.2.840.10008.5.1.4.1.2.2.1",),
-    "move": ("1.2.840.10008.5.1.4.1.2.1.2", "1.2.840.10008.5.1.4.1.2.2.2"),
-    "get": ("1.2.840.10008.5.1.4.1.2.1.3", "1.2.840.10008.5.1.4.1.2.2.3"),
-    "worklist": ("1.2.840.10008.5.1.4.31",),
+    "verification": sc.SERVICES["verification"],
+    "find_patient_root": sc.SERVICES["find_patient_root"],
+    "find_study_root": sc.SERVICES["find_study_root"],
+    "move": sc.SERVICES["move"],
+    "get": sc.SERVICES["get"],
+    "worklist": sc.SERVICES["worklist"],
     "storage": tuple(str(cx.abstract_syntax) for cx in StoragePresentationContexts),
 }
 SERVICES = tuple(SERVICE_SOP_CLASSES)

@@ -20,11 +20,13 @@ from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
 from ..dul.dimse import encode_dataset
-from .synthetic import CT_IMAGE_STORAGE, SyntheticPatient, SyntheticStudy
+from ..knowledge import sopclasses as sc
+from ..knowledge.sopclasses import CT_IMAGE_STORAGE
+from ..knowledge.synthetic import SyntheticPatient, SyntheticStudy
 
-PATIENT_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.1.1"
-STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
-WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+PATIENT_ROOT_FIND = sc.PATIENT_ROOT_FIND
+STUDY_ROOT_FIND = sc.STUDY_ROOT_FIND
+WORKLIST_FIND = sc.MODALITY_WORKLIST_FIND
 
 #: query levels each information model allows (PS3.4 C.6)
 LEVELS = {

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from .. import __version__
-from ..scan.findings import catalog
+from ..knowledge.findings import catalog
 from ..store.read import StoredScan
 from . import verdict as V
 from .stats import analyse

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ..scan.findings import SEVERITIES, severity_rank
+from ..knowledge.findings import SEVERITIES, severity_rank
 
 #: exit status when a finding at or above the threshold exists
 EXIT_FINDINGS = 1

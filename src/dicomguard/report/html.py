@@ -24,8 +24,8 @@ from typing import Any
 
 import jinja2
 
-from ..scan.findings import catalog, severity_rank
-from ..scan.fingerprint import load_database
+from ..knowledge.findings import catalog, severity_rank
+from ..knowledge.fingerprint import load_database
 from ..store.read import StoredScan, load_scan
 from . import svg
 from . import verdict as V

@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import quote
 
 from .. import __version__
-from ..scan.findings import catalog, severity_rank
-from ..scan.honeypot import classify
+from ..knowledge.findings import catalog, severity_rank
+from ..knowledge.honeypot import classify
 from ..store.read import StoredScan
 from . import verdict as V
 

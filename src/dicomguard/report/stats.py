@@ -19,9 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scan.findings import SEVERITIES, catalog, severity_rank
-from ..scan.fingerprint import FingerprintDB, load_database
-from ..scan.honeypot import classify
+from ..knowledge.findings import SEVERITIES, catalog, severity_rank
+from ..knowledge.fingerprint import FingerprintDB, load_database
+from ..knowledge.honeypot import classify
 from ..store.read import StoredScan
 from . import verdict as V
 

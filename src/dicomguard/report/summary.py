@@ -11,8 +11,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from ..scan.findings import catalog, severity_rank
-from ..scan.honeypot import classify
+from ..knowledge.findings import catalog, severity_rank
+from ..knowledge.honeypot import classify
 from . import verdict as V
 from .stats import is_service, leaks, per_ip, share_text, worst
 

@@ -4,7 +4,7 @@ CSV columns are added at the end, never renamed or removed, so spreadsheets buil
 working. Verdict wordings (``called_aet`` ...) come from :mod:`.verdict`, the same functions the
 HTML and the terminal use; ``honeypot_class`` is ``real``, ``likely-honeypot`` or ``honeypot``
 (:func:`.verdict.honeypot_class`) and ``confidence_<verdict>`` says how each verdict was reached
-(observed / inferred / unknown, scan.confidence).
+(observed / inferred / unknown, knowledge.verdicts).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import csv
 import io
 import json
 
-from ..scan.confidence import VERDICTS
-from ..scan.fingerprint import load_database
+from ..knowledge.fingerprint import load_database
+from ..knowledge.verdicts import VERDICTS
 from ..store.read import StoredScan
 from . import verdict as V
 from .stats import aggregate, analyse, leaks, release_info, worst

@@ -208,7 +208,7 @@ def web_service(rec: Record) -> bool:
 
 
 def honeypot_class(entry: dict[str, Any] | None) -> str:
-    """``honeypot`` | ``likely-honeypot`` | ``real`` from a :func:`~dicomguard.scan.honeypot.
+    """``honeypot`` | ``likely-honeypot`` | ``real`` from a :func:`~dicomguard.knowledge.honeypot.
     classify` entry: flagged with high confidence (score >= 5) is a honeypot, flagged with
     medium confidence (score 3-4) a likely honeypot; weaker hints stay real-looking."""
     if not entry or entry.get("category") != "flagged":

@@ -10,28 +10,18 @@ deduced. The ``confidence`` map of a result says, per verdict:
   or a heuristic, a port that stays silent read as "not DICOM");
 * ``unknown``: the assessment could not tell (a check that came first hid the next one, no AC).
 
-Verdict keys: dicom, tls, called_aet, calling_aet, user_identity, services, exposure, product.
+The verdict keys and the three levels are named in :mod:`dicomguard.knowledge.verdicts` (the
+report reads them from there); this module decides the level of each from a scan result.
 """
 
 from __future__ import annotations
 
-from .fingerprint import CONFIDENCE_EXACT, CONFIDENCE_UNKNOWN
+from ..knowledge.fingerprint import CONFIDENCE_EXACT, CONFIDENCE_UNKNOWN
+from ..knowledge.verdicts import INFERRED, OBSERVED, UNKNOWN, VERDICTS
 from .result import EndpointResult
 
-OBSERVED = "observed"
-INFERRED = "inferred"
-UNKNOWN = "unknown"
+__all__ = ["confidence_map"]
 
-VERDICTS = (
-    "dicom",
-    "tls",
-    "called_aet",
-    "calling_aet",
-    "user_identity",
-    "services",
-    "exposure",
-    "product",
-)
 
 
 def confidence_map(r: EndpointResult, fingerprint_confidence: str | None = None) -> dict[str, str]:

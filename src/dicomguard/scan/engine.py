@@ -32,12 +32,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..dul.client import Connections, current_connections
 from ..dul.errors import BudgetExhausted
+from ..dul.scu import Connections, current_connections
+from ..knowledge.fingerprint import load_database
 from .assess import ProbeOptions, assess, derive_findings
 from .congestion import Window, group_of
 from .exposure import ArchiveCache
-from .fingerprint import load_database
 from .ratelimit import RateLimiter
 from .result import EndpointResult
 from .sweep import Sweep, raise_fd_limit

@@ -104,7 +104,7 @@ def redaction_ranges(data: bytes, transfer_syntax: str) -> list[tuple[int, int]]
 
 
 class EndpointEvidence:
-    """A :data:`dicomguard.dul.client.Recorder` for one endpoint; :meth:`write` saves it."""
+    """A :data:`dicomguard.dul.scu.Recorder` for one endpoint; :meth:`write` saves it."""
 
     def __init__(self, host: str, port: int) -> None:
         self.host = host

@@ -59,10 +59,10 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from ..dul import peek
-from ..dul.client import Association
 from ..dul.dimse import decode_dataset, values_unvalidated
 from ..dul.errors import DulError
-from . import sopclasses as sc
+from ..dul.scu import Association
+from ..knowledge import sopclasses as sc
 
 SUCCESS = 0x0000
 CANCEL = 0xFE00

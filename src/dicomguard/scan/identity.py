@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..dul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from .fingerprint import FingerprintDB, FingerprintRule, load_database
+from ..dul.acse import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from ..knowledge.fingerprint import FingerprintDB, FingerprintRule, load_database
 
 __all__ = ["OWN", "Identity", "ImpersonationError", "impersonable", "impersonation"]
 

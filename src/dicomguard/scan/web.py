@@ -22,9 +22,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from ..dul.client import close_writer, open_stream, scanner_tls_context
 from ..dul.errors import ConnectFailed, DulError
-from .findings import finding
+from ..dul.scu import close_writer, open_stream, scanner_tls_context
+from .probe import Need, ProbeResult, Session, Stage, Target
+from .result import EndpointResult, Finding, WebExposure, finding
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -324,58 +325,6 @@ async def orthanc_rest_identity(
     return None
 
 
-def join_host_identity(records: list[dict[str, Any]]) -> int:
-    """Name the product of DICOM records from the web records of the same host, in place.
-
-    The per-endpoint check (:func:`orthanc_rest_identity`) only tries the usual web ports; a
-    scan that also reached the Orthanc REST API on another port holds a web record with
-    ``product: "Orthanc"`` beside DICOM records saying "DCMTK". Orthanc's ``/system`` names
-    its ``DicomPort``: a DICOM record on that port is the same instance (observed); with a
-    single Orthanc on the host whose ``DicomPort`` did not answer DICOM in this scan (a port
-    mapping: Docker ``-p 104:4242``), its other DCMTK-identified ports are taken as Orthanc too
-    (inferred). Orthanc has one DICOM port, so when its ``DicomPort`` is a DICOM record of the
-    scan, the host's other DCMTK ports are other services (a dcmqrscp beside it) and keep their
-    name. Returns how many records were changed.
-    """
-    dicom_ports = {
-        (str(rec.get("host")), rec.get("port")) for rec in records if rec.get("dicom")
-    }
-    orthancs: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
-        web = rec.get("web") or {}
-        if web.get("product") == "Orthanc":
-            orthancs.setdefault(str(rec.get("host")), []).append(rec)
-    changed = 0
-    for rec in records:
-        if not rec.get("dicom") or rec.get("product") != "DCMTK" or rec.get("toolkit"):
-            continue
-        webs = orthancs.get(str(rec.get("host")), [])
-        same = [
-            w for w in webs
-            if ((w.get("web") or {}).get("orthanc") or {}).get("dicom_port") == rec.get("port")
-        ]
-        if not same and len(webs) != 1:
-            continue
-        if not same and (
-            (str(rec.get("host")), ((webs[0].get("web") or {}).get("orthanc") or {})
-             .get("dicom_port")) in dicom_ports
-        ):
-            continue  # that Orthanc's DICOM port is another record: this is something else
-        w = (same or webs)[0]
-        rec["toolkit"] = " ".join(x for x in ("DCMTK", rec.get("product_version")) if x)
-        rec["product"] = "Orthanc"
-        rec["product_version"] = (w.get("web") or {}).get("product_version")
-        rec["product_evidence"] = {
-            "source": f"joined with the Orthanc REST record {w.get('host')}:{w.get('port')}",
-            "confidence": "observed" if same else "inferred",
-        }
-        conf = rec.get("confidence")
-        if isinstance(conf, dict):
-            conf["product"] = "observed" if same else "inferred"
-        changed += 1
-    return changed
-
-
 def _qido_query(limit: int, offset: int) -> str:
     return urlencode(
         [
@@ -478,11 +427,11 @@ async def _count_studies(c: _Client, path: str, accept: str) -> dict[str, Any]:
     }
 
 
-def web_findings(web: dict[str, Any] | None) -> list[dict[str, Any]]:
+def web_findings(web: dict[str, Any] | None) -> list[Finding]:
     """Findings (catalog IDs with remediation) from a ``web`` record."""
     if not web:
         return []
-    out: list[dict[str, Any]] = []
+    out: list[Finding] = []
     orthanc = web.get("orthanc") or {}
     if orthanc and not orthanc.get("auth_required"):
         counts = orthanc.get("counts")
@@ -511,3 +460,33 @@ def web_findings(web: dict[str, Any] | None) -> list[dict[str, Any]]:
         detail = " ".join(x for x in (web["product"], web.get("product_version")) if x)
         out.append(finding("DG-033", detail=detail))
     return out
+
+
+class WebProbe:
+    """The web checks as a probe (scan.probe): on the HTTP ports of ``WebOptions.ports``,
+    Orthanc REST and QIDO-RS exposure into the record's ``web``. An endpoint that answers
+    HTTP gets no DICOM checks (the association probe does not apply then)."""
+
+    name = "web"
+    stage = Stage.NETWORK
+    needs = frozenset({Need.HTTP, Need.TLS})
+    field = "web"
+    result_type = WebExposure
+
+    def applies(self, session: Session) -> bool:
+        web = session.opts.web
+        return web is not None and not session.opts.discovery and session.port in web.ports
+
+    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+        """Raises ConnectFailed when the port is closed or filtered."""
+        web = await probe_web(target.host, target.port, session.opts.web, pace=session.pace)
+        if web is not None:
+            session.record.product = web.get("product")
+            session.record.product_version = web.get("product_version")
+        return ProbeResult.ok(web)
+
+    def findings(self, record: EndpointResult) -> list[Finding]:
+        return web_findings(record.web)
+
+
+PROBE = WebProbe()

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import __version__
-from ..scan.findings import severity_rank
+from ..knowledge.findings import severity_rank
 from .schema import DDL, SCHEMA_VERSION
 
 Record = dict[str, Any]
@@ -334,7 +334,7 @@ class ScanStore:
         """The scan ran to its end: last commit, cross-endpoint signals, end time, statistics.
 
         Signals only the whole scan can see (identical data on several hosts, see
-        :func:`dicomguard.scan.honeypot.annotate`) are written into each member's record.
+        :func:`dicomguard.knowledge.honeypot.annotate`) are written into each member's record.
         """
         self.commit()
         self._cross_record_signals()
@@ -349,8 +349,8 @@ class ScanStore:
         """Write into the stored records what only several records together show: identical
         data on several hosts (honeypot clusters) and one host's DICOM ports named from its
         Orthanc REST record (Orthanc's AC says DCMTK). Runs once, when the scan ends."""
-        from ..scan.honeypot import annotate
-        from ..scan.web import join_host_identity
+        from ..knowledge.honeypot import annotate
+        from ..knowledge.host_identity import join_host_identity
 
         rows = self.conn.execute("SELECT record FROM endpoints WHERE state = 'open'")
         texts = [r[0] for r in rows]

@@ -58,7 +58,7 @@ def load_scan(path: str | Path) -> StoredScan:
     finally:
         conn.close()
     # one host's DICOM and web records name one product (Orthanc's AC says DCMTK)
-    from ..scan.web import join_host_identity
+    from ..knowledge.host_identity import join_host_identity
 
     join_host_identity(records)
     return StoredScan(str(path), meta, records)

@@ -19,9 +19,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from dicomguard.lab.synthetic import GroundTruth, SyntheticPatient, ground_truth, make_patients
-from dicomguard.testing.loopback import assert_loopback, free_port, wait_until_accepting
-from dicomguard.testing.netns import NotIsolatedError, assert_isolated
+from dicomguard.knowledge.synthetic import (
+    GroundTruth,
+    SyntheticPatient,
+    ground_truth,
+    make_patients,
+)
+from dicomguard.testing.guard import NotIsolatedError, assert_isolated, assert_loopback
+from dicomguard.testing.loopback import free_port, wait_until_accepting
 
 #: Keys of :attr:`LoopbackServer.expected`, in the order a report would list them.
 EXPECTATION_KEYS = (

@@ -16,7 +16,7 @@ from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
 
-from dicomguard.lab.synthetic import SyntheticPatient, all_instances
+from dicomguard.knowledge.synthetic import SyntheticPatient, all_instances
 from dicomguard.lab.tls import LabCertificates, make_certificates
 from dicomguard.testing.base import (
     REASON_CALLED_AET,

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 from pydicom.dataset import Dataset
 
-from dicomguard.lab.synthetic import SyntheticPatient, study_dataset
+from dicomguard.knowledge.synthetic import SyntheticPatient, study_dataset
 
 #: Keys that steer the query instead of matching (never compared with records).
 _CONTROL_KEYWORDS = {"QueryRetrieveLevel", "SpecificCharacterSet"}

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pynetdicom import AE
 from pynetdicom.presentation import StoragePresentationContexts
 
-from dicomguard.lab.synthetic import SyntheticPatient, all_instances
+from dicomguard.knowledge.synthetic import SyntheticPatient, all_instances
 from dicomguard.testing.base import ProcessServer, ServerStartError, default_patients
 
 #: What a stranger gets (measured): every Q/R model, worklist (always 0 items) and storage.

@@ -17,8 +17,8 @@ from pynetdicom.presentation import PresentationContext
 
 from dicomguard.dul import pdu as P
 from dicomguard.dul.accept_bytes import read_accept
-from dicomguard.dul.negotiation import AssociateRequest, decode_accept
-from dicomguard.scan import sopclasses as sc
+from dicomguard.dul.acse import AssociateRequest, decode_accept
+from dicomguard.knowledge import sopclasses as sc
 
 #: mutated UIDs make pydicom warn; the warnings are the slow path's business, not the test's
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

@@ -12,9 +12,9 @@ from pynetdicom import pdu_primitives as prim
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import CTImageStorage, Verification
 
+from dicomguard.dul.acse import AssociateRequest, UserIdentity, UserIdentityType
 from dicomguard.dul.associate_bytes import parse_associate, rewrite_associate
 from dicomguard.dul.errors import MalformedPdu
-from dicomguard.dul.negotiation import AssociateRequest, UserIdentity, UserIdentityType
 
 MANY = tuple(f"1.2.840.10008.5.1.4.1.1.{i}" for i in range(1, 121))
 

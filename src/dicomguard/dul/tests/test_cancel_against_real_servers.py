@@ -17,20 +17,18 @@ from collections.abc import Iterator
 import pytest
 from pydicom.dataset import Dataset
 
-from dicomguard.dul.client import Association, Timeouts, associate
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.scu import Association, Timeouts, associate
 from dicomguard.testing.dcmtk import DcmqrscpServer
 from dicomguard.testing.loopback import lab_address
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
+from dicomguard.testing.reference import identifier
 
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 
 
 def _query() -> Dataset:
-    q = Dataset()
-    q.QueryRetrieveLevel = "STUDY"
-    q.StudyInstanceUID = ""
-    return q
+    return identifier("STUDY", StudyInstanceUID="")
 
 
 @pytest.fixture(params=["dcmqrscp", "pynetdicom"])

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from dicomguard.dul import errors
-from dicomguard.dul.client import Timeouts, associate
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.scu import Timeouts, associate
 
 FAST = Timeouts(connect=1.0, associate=0.5, dimse=0.5, release=0.2)
 
@@ -78,7 +78,7 @@ async def test_hostile_peer_gives_typed_error_quickly(raw_server, behaviour, err
 
 async def test_closed_port_is_reported_closed(raw_server):
     port = await raw_server(silent)
-    from dicomguard.dul.tests.conftest import free_port
+    from dicomguard.testing.loopback import free_port
 
     closed = free_port()
     assert closed != port

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from dicomguard.dul import pdu as P
-from dicomguard.dul.client import associate
-from dicomguard.dul.negotiation import AssociateRequest
-from dicomguard.dul.server import AcceptorPolicy, start_acceptor
+from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.scp import AcceptorPolicy, start_acceptor
+from dicomguard.dul.scu import associate
 
 HOST = "127.0.0.1"
 

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from dicomguard.dul.client import associate
-from dicomguard.dul.negotiation import (
+from dicomguard.dul.acse import (
     AssociateRequest,
     UserIdentity,
     UserIdentityType,
 )
-from dicomguard.dul.server import VERIFICATION, AcceptorPolicy, Handlers, start_acceptor
+from dicomguard.dul.scp import VERIFICATION, AcceptorPolicy, Handlers, start_acceptor
+from dicomguard.dul.scu import associate
 
 HOST = "127.0.0.1"
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.acse import AssociateRequest
 
 from .conftest import GATEWAY_HOST
 from .scu import associate
@@ -232,8 +232,8 @@ async def test_refused_connections_that_never_close_stay_within_the_setup_limit(
     import asyncio
 
     from dicomguard.dul import pdu as P
+    from dicomguard.dul.acse import AssociateRequest
     from dicomguard.dul.errors import DulError
-    from dicomguard.dul.negotiation import AssociateRequest
 
     raw_config["limits"] = {"max_setup_per_source": 3}
     gw = gateway_factory(raw_config)

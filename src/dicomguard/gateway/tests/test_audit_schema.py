@@ -69,13 +69,18 @@ def _roles(message: etree._Element) -> list[tuple[str, str]]:
 # -- every message type, written by the audit trail itself --------------------------------------
 
 
-def _relay(admitted: bool = True) -> Any:
+def _relay(admitted: bool = True, cache: bool = True) -> Any:
+    """What the audit trail reads of a relay; with ``cache``, the per-association cache of
+    rendered operation messages a real relay has (without: every message built in full)."""
     route = SimpleNamespace(backend_aet="LEGACYPACS", backend_host="127.0.21.1")
     auth = SimpleNamespace(user="alice", method="passcode", identity="viewer")
-    return SimpleNamespace(
+    relay = SimpleNamespace(
         peer_address="127.0.0.1", calling_aet="CT01", called_aet="PACS",
         listener=SimpleNamespace(address="127.0.20.1"),
         admission=SimpleNamespace(route=route, auth=auth) if admitted else None)
+    if cache:
+        relay.audit_cache = {}
+    return relay
 
 
 def _op(operation: str, sop_class: str, instance: str = "", destination: str | None = None,
@@ -177,6 +182,36 @@ async def test_every_message_type_validates_against_the_schema(
     assert details["TransferSyntax"] == "1.2.840.10008.1.2"
 
 
+async def test_operation_messages_from_the_association_cache_equal_those_built_in_full(
+    tmp_path: Path,
+) -> None:
+    """The relay's audit records of operations come from fragments rendered once per
+    association (gateway/audit.py, ``AuditTrail.operation``): byte for byte the messages the
+    audit trail builds in full, but for the time stamp."""
+    texts = []
+    for cache in (True, False):
+        path = tmp_path / f"audit-{cache}.xml"
+        trail = AuditTrail(AuditConfig(file=path))
+        await trail.start()
+        relay = _relay(cache=cache)
+        for _ in range(2):  # the second round comes from the cache
+            trail.operation(relay, _op("STORE", CT, "1.2.3.4"), status=0)
+            trail.operation(relay, _op("STORE", CT, "1.2.3.5"), status=0xA700)
+            trail.operation(relay, _op("STORE", CT, "1.2.<3>&\"5"), status=0)
+            trail.operation(relay, _op("STORE", CT, ""), status=None)
+            trail.operation(relay, _op("FIND", FIND), status=0)
+            trail.operation(relay, _op("MOVE", MOVE, destination="VIEWER1"), status=0xB000)
+            trail.operation(relay, _op("GET", GET), status=0xA701)
+            trail.operation(relay, _op("ECHO", ECHO), status=0)  # not audited
+        await trail.stop()
+        assert len(getattr(relay, "audit_cache", {})) == (6 if cache else 0)
+        lines = path.read_text().splitlines()
+        assert len(lines) == 14
+        texts.append([line.split('EventDateTime="', 1)[0] + line.split('Z"', 1)[1]
+                      for line in lines])
+    assert texts[0] == texts[1]
+
+
 # -- bounded volume ----------------------------------------------------------------------------
 
 
@@ -272,7 +307,7 @@ def test_repeated_refusals_through_the_gateway_are_aggregated(
 ) -> None:
     import socket
 
-    from dicomguard.dul.negotiation import AssociateRequest
+    from dicomguard.dul.acse import AssociateRequest
 
     raw_config["audit"] = {"file": "audit.xml"}
     gw = gateway_factory(raw_config, tmp_path)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from dicomguard.cli.gateway import main
 from dicomguard.gateway.auth import hash_passcode, verify_passcode
-from dicomguard.gateway.cli import main
 from dicomguard.gateway.config import ConfigError, load_config, parse_config
 
 MINIMAL: dict[str, Any] = {

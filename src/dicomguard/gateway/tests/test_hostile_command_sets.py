@@ -4,26 +4,21 @@ command sets, sent by a hand-written client (dicomguard's own requestor) through
 from __future__ import annotations
 
 import asyncio
-import struct
 from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
 
-from dicomguard.dul import client, dimse
+from dicomguard.dul import dimse, scu
 from dicomguard.dul import pdu as P
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import PeerAborted, PeerClosed
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.testing.pdus import p_data_tf as _pdata
 
 from .conftest import RecordingBackend
 
 MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
 ECHO = "1.2.840.10008.1.1"
-
-
-def _pdata(*items: tuple[int, int, bytes]) -> bytes:
-    body = b"".join(struct.pack(">LBB", len(f) + 2, cid, hdr) + f for cid, hdr, f in items)
-    return struct.pack(">BBL", 4, 0, len(body)) + body
 
 
 def _command_bytes(msg: Any, cid: int, dataset: bytes | None = None) -> bytes:
@@ -49,20 +44,20 @@ def _identifier() -> bytes:
     return dimse.encode_dataset(ds, "1.2.840.10008.1.2")
 
 
-async def _open(gw: Any) -> client.Association:
+async def _open(gw: Any) -> scu.Association:
     host, port = gw.address()
     rq = AssociateRequest(called_aet="PACS", calling_aet="VIEWER1",
                           abstract_syntaxes=(ECHO, MOVE))
-    outcome = await client.associate(host, port, rq)
+    outcome = await scu.associate(host, port, rq)
     assert outcome.association is not None, outcome.reject
     return outcome.association
 
 
-async def _next_pdu(assoc: client.Association) -> P.RawPdu:
+async def _next_pdu(assoc: scu.Association) -> P.RawPdu:
     return await P.read_pdu(assoc.reader, timeout=5)
 
 
-async def _expect_abort(assoc: client.Association) -> None:
+async def _expect_abort(assoc: scu.Association) -> None:
     try:
         while True:
             raw = await _next_pdu(assoc)

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dicomguard.dul import client
 from dicomguard.dul import pdu as P
+from dicomguard.dul import scu
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import DulError
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.testing.pdus import p_data_tf
 
 from .conftest import RecordingBackend
 from .test_command_set_differential import command_sets
@@ -31,15 +31,14 @@ MPPS = "1.2.840.10008.3.1.2.3.3"  # proposed, refused by the recording backend
 
 
 def _pdata(items: list[tuple[int, int, bytes]]) -> bytes:
-    body = b"".join(struct.pack(">LBB", len(f) + 2, cid, hdr) + f for cid, hdr, f in items)
-    return struct.pack(">BBL", 4, 0, len(body)) + body
+    return p_data_tf(*items)
 
 
 async def _exchange(address: tuple[str, int], calling: str, pdu: bytes) -> str:
     rq = AssociateRequest(called_aet="PACS", calling_aet=calling,
                           abstract_syntaxes=(ECHO, FIND, MOVE, CT, MPPS),
                           transfer_syntaxes=("1.2.840.10008.1.2",))
-    outcome = await client.associate(address[0], address[1], rq)
+    outcome = await scu.associate(address[0], address[1], rq)
     assert outcome.association is not None
     assoc = outcome.association
     try:

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from dicomguard.dul import client, dimse
+from dicomguard.dul import dimse, scu
 from dicomguard.dul import pdu as P
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import PeerAborted, PeerClosed, PeerTimeout
-from dicomguard.dul.negotiation import AssociateRequest
 from dicomguard.gateway.config import Limits
 
 ECHO = "1.2.840.10008.1.1"
@@ -30,10 +30,10 @@ def _config(raw: dict[str, Any], server: Any, **limits: Any) -> dict[str, Any]:
     return raw
 
 
-async def _open(gw: Any) -> client.Association:
+async def _open(gw: Any) -> scu.Association:
     host, port = gw.address()
     rq = AssociateRequest(called_aet="PACS", calling_aet="CT01", abstract_syntaxes=(ECHO, CT))
-    outcome = await client.associate(host, port, rq)
+    outcome = await scu.associate(host, port, rq)
     assert outcome.association is not None, outcome.reject
     return outcome.association
 

@@ -12,10 +12,10 @@ import pytest
 from pynetdicom import dimse_messages as dm
 from pynetdicom.sop_class import CTImageStorage
 
-from dicomguard.dul import client, dimse
+from dicomguard.dul import dimse, scu
 from dicomguard.dul import pdu as P
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import PeerAborted
-from dicomguard.dul.negotiation import AssociateRequest
 
 from .conftest import RecordingBackend
 from .scu import ct_instance
@@ -55,11 +55,11 @@ def _cut(stream: bytes, pdus_of: bytes) -> list[tuple[bytes, bool]]:
             for a, b in zip([0, *edges], [*edges, len(stream)], strict=True)]
 
 
-async def _store_association(gw: Any) -> tuple[client.Association, int, str]:
+async def _store_association(gw: Any) -> tuple[scu.Association, int, str]:
     host, port = gw.address()
     rq = AssociateRequest(called_aet="PACS", calling_aet="CT01",
                           abstract_syntaxes=(CTImageStorage,))
-    outcome = await client.associate(host, port, rq)
+    outcome = await scu.associate(host, port, rq)
     assert outcome.association is not None, outcome.reject
     cid, ts = outcome.association.accept.context_for(CTImageStorage)  # type: ignore[misc]
     return outcome.association, cid, ts

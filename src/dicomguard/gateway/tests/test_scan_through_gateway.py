@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
 
 from .conftest import GATEWAY_HOST

@@ -212,7 +212,7 @@ def test_trusted_client_certificate_still_gets_in(
 
 def test_check_reports_a_profile_the_key_cannot_meet(pki: dict[str, Any], tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from dicomguard.gateway.cli import main
+    from dicomguard.cli.gateway import main
 
     config = tmp_path / "gw.toml"
     config.write_text(f"""
@@ -253,7 +253,7 @@ def test_tls13_client_that_sends_its_request_at_once_still_reads_the_alert(
     import socket
     import ssl
 
-    from dicomguard.dul.negotiation import AssociateRequest
+    from dicomguard.dul.acse import AssociateRequest
 
     gw = gateway_factory(_tls_config(raw_config, pki, client_ca=str(pki["ca"]),
                                      require_client_cert=True))

@@ -1,6 +1,6 @@
 """A fleet of every persona on 127.42.x: each endpoint behaves exactly as its truth says.
 
-The checks use only our own requestor (dicomguard.dul.client), as the scanner will, so they are
+The checks use only our own requestor (dicomguard.dul.scu), as the scanner will, so they are
 also the first end-to-end proof that requestor and lab agree on every verdict field.
 """
 
@@ -17,10 +17,11 @@ import pytest_asyncio
 from pydicom.dataset import Dataset
 
 from dicomguard.dul import errors
-from dicomguard.dul.client import AssociateOutcome, Timeouts, associate, scanner_tls_context
-from dicomguard.dul.negotiation import AssociateRequest, UserIdentity, UserIdentityType
+from dicomguard.dul.acse import AssociateRequest, UserIdentity, UserIdentityType
+from dicomguard.dul.scu import AssociateOutcome, Timeouts, associate, scanner_tls_context
 from dicomguard.lab.fleet import Fleet
 from dicomguard.lab.personas import PERSONA_ORDER, SERVICE_SOP_CLASSES
+from dicomguard.testing.reference import identifier
 
 WORKLIST_FIND = SERVICE_SOP_CLASSES["worklist"][0]
 
@@ -94,11 +95,7 @@ async def _associate(
 async def _study_query(
     assoc: Any, model: str, date_range: str = ""
 ) -> tuple[list[Dataset], int | None]:
-    q = Dataset()
-    q.QueryRetrieveLevel = "STUDY"
-    q.StudyInstanceUID = ""
-    q.PatientID = ""
-    q.StudyDate = date_range
+    q = identifier("STUDY", StudyInstanceUID="", PatientID="", StudyDate=date_range)
     found = [ds async for ds in assoc.find(model, q)]
     return found, assoc.last_status
 
@@ -242,7 +239,7 @@ async def test_storage_is_accepted_and_discarded(fleet: Fleet) -> None:
     from pynetdicom import dimse_messages as dm
 
     from dicomguard.dul import dimse
-    from dicomguard.lab.synthetic import instance_dataset, make_patients
+    from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 
     plan = fleet.host_of("store-only")
     out = await associate(

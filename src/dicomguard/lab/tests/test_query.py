@@ -6,6 +6,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from dicomguard.knowledge.synthetic import ground_truth, make_patients
 from dicomguard.lab.query import (
     PATIENT_ROOT_FIND,
     STUDY_ROOT_FIND,
@@ -13,7 +14,6 @@ from dicomguard.lab.query import (
     Archive,
     QueryError,
 )
-from dicomguard.lab.synthetic import ground_truth, make_patients
 
 PATIENTS = make_patients(11, 60)
 ARCHIVE = Archive.from_patients(PATIENTS)

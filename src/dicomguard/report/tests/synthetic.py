@@ -18,7 +18,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from dicomguard.scan.findings import finding
+from dicomguard.knowledge.findings import finding
 from dicomguard.store import ScanStore
 from dicomguard.store.db import worst_severity
 

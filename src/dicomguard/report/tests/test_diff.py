@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from dicomguard.cli import main
-from dicomguard.scan.findings import finding
+from dicomguard.knowledge.findings import finding
 from dicomguard.scan.result import EndpointResult
 from dicomguard.store import ScanStore
 

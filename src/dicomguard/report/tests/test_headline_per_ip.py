@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from dicomguard.knowledge.findings import finding
 from dicomguard.report import render
 from dicomguard.report.stats import aggregate
-from dicomguard.scan.findings import finding
 from dicomguard.store.read import load_scan
 
 from .synthetic import _base, _services, write_db

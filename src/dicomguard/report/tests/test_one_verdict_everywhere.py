@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from dicomguard.knowledge.findings import finding
 from dicomguard.report import render
 from dicomguard.report import verdict as V
 from dicomguard.report.html import context
 from dicomguard.report.summary import render_summary
-from dicomguard.scan.findings import finding
 from dicomguard.store.read import load_scan
 
 from .synthetic import _base, write_db

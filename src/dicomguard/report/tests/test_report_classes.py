@@ -55,8 +55,8 @@ def test_csv_has_honeypot_and_confidence_columns(decoy_db: Path) -> None:
     import csv
     import io
 
+    from dicomguard.knowledge.verdicts import VERDICTS
     from dicomguard.report import render
-    from dicomguard.scan.confidence import VERDICTS
 
     rows = list(csv.DictReader(io.StringIO(render(decoy_db, "csv"))))
     by_host = {r["host"]: r for r in rows if r["dicom"] == "1"}

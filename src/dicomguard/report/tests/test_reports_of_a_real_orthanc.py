@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from dicomguard.cli import main
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.report import render
 from dicomguard.report.html import context
 from dicomguard.report.stats import aggregate

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.dul.server import AcceptorPolicy, start_acceptor
-from dicomguard.scan.aedefaults import load_ae_defaults, parse_ae_defaults
-from dicomguard.scan.assess import ProbeOptions, assess, load_wordlist
+from dicomguard.dul.scp import AcceptorPolicy, start_acceptor
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.aedefaults import load_ae_defaults, load_wordlist, parse_ae_defaults
+from dicomguard.scan.assess import ProbeOptions, assess
 
 HOST = "127.0.0.1"
 TIMEOUTS = Timeouts(connect=1.0, associate=1.0, dimse=2.0, release=0.5)

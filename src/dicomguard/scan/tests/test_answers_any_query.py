@@ -21,9 +21,9 @@ from pathlib import Path
 
 from pydicom.dataset import Dataset
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import make_patients
-from dicomguard.scan import honeypot
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge import honeypot
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.store import ScanStore
 from dicomguard.testing.loopback import lab_address

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.exposure import ExposureOptions
 from dicomguard.testing.loopback import lab_address

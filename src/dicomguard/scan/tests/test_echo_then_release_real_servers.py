@@ -20,11 +20,11 @@ import pytest
 
 from dicomguard.dul import dimse
 from dicomguard.dul import pdu as P
-from dicomguard.dul.client import associate
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.command import encode_command, pdata_pdus
-from dicomguard.dul.negotiation import AssociateRequest
+from dicomguard.dul.scu import associate
 from dicomguard.dul.tests.test_accept_bytes import encode_ac
-from dicomguard.scan import sopclasses as sc
+from dicomguard.knowledge import sopclasses as sc
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.result import EndpointResult
 from dicomguard.testing.base import LoopbackServer

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.engine import Engine, ScanConfig

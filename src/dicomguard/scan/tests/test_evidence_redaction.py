@@ -8,10 +8,10 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
-from dicomguard.dul.client import Timeouts
 from dicomguard.dul.dimse import encode_dataset
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX
 from dicomguard.lab.fleet import Fleet
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.evidence import IMPLICIT_LE, redaction_ranges
 

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from pydicom.dataset import Dataset
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.exposure import ExposureOptions
 from dicomguard.testing.loopback import lab_address

@@ -26,11 +26,11 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from pydicom.dataset import Dataset
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.dul.server import AcceptorPolicy, FindRequest, Handlers, start_acceptor
+from dicomguard.dul.scp import AcceptorPolicy, FindRequest, Handlers, start_acceptor
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.lab.personas import SERVICE_SOP_CLASSES
 from dicomguard.lab.query import Archive
-from dicomguard.lab.synthetic import make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 
 HOST = "127.0.0.1"

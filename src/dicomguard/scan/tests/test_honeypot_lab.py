@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge import honeypot
 from dicomguard.lab.fleet import Fleet
 from dicomguard.lab.personas import PERSONA_ORDER
-from dicomguard.scan import honeypot
 from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.engine import Engine, ScanConfig
 from dicomguard.scan.result import EndpointResult

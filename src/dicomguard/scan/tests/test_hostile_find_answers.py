@@ -1,7 +1,7 @@
 """A hostile or broken C-FIND SCP: every answer gives a sane count or a typed error, never a
 traceback, and never a verdict the answer does not support.
 
-Each peer is the lab acceptor (``dul/server.py``) answering every C-FIND with the same hand-made
+Each peer is the lab acceptor (``dul/scp.py``) answering every C-FIND with the same hand-made
 data sets, encoded byte by byte in Implicit VR Little Endian (PS3.5 7.1.3) so that VRs, lengths
 and character sets can be wrong in ways pydicom would never write.
 """
@@ -14,8 +14,8 @@ from datetime import date
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.dul.server import AcceptorPolicy, FindRequest, Handlers, start_acceptor
+from dicomguard.dul.scp import AcceptorPolicy, FindRequest, Handlers, start_acceptor
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.personas import SERVICE_SOP_CLASSES
 from dicomguard.scan.assess import ProbeOptions, assess
 

@@ -13,9 +13,9 @@ from pynetdicom import pdu as _pdu
 from pynetdicom import pdu_primitives as prim
 
 from dicomguard import __version__
-from dicomguard.dul.client import Timeouts
-from dicomguard.dul.negotiation import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from dicomguard.scan import sopclasses as sc
+from dicomguard.dul.acse import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge import sopclasses as sc
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.identity import ImpersonationError, impersonation
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.lab.fleet import Fleet
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.engine import Engine, ScanConfig
 from dicomguard.scan.intrusive import TEST_DESCRIPTION

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.report.stats import aggregate
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.store.read import StoredScan

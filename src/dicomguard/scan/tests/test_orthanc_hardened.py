@@ -23,8 +23,8 @@ from io import BytesIO
 import pytest
 from pydicom import dcmwrite
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import all_instances, make_patients
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import all_instances, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.web import WebOptions
 from dicomguard.testing.base import find_binary

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.web import WebOptions
 from dicomguard.testing.base import find_binary

@@ -22,8 +22,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.findscu import PATIENT_ROOT, STUDY_ROOT, findscu
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer

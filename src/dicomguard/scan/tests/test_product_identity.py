@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.scan.web import WebOptions
 from dicomguard.testing.base import find_binary

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.loopback import lab_address

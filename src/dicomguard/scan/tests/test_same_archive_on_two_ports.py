@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.fleet import Fleet
 from dicomguard.report.stats import counted_exposure
 from dicomguard.scan.assess import ProbeOptions

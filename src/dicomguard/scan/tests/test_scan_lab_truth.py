@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.fleet import Fleet
 from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.engine import Engine, ScanConfig

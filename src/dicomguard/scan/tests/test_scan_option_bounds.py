@@ -89,7 +89,8 @@ def test_unwritable_output_is_one_line_and_status_2(
 
 
 def test_good_values_at_the_bounds_are_accepted() -> None:
-    from dicomguard.cli import build_parser, scan_config_from_args
+    from dicomguard.cli import build_parser
+    from dicomguard.cli.scan import scan_config_from_args
 
     argv = ["scan", "127.0.0.1"]
     for option, value in GOOD.items():

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
@@ -126,7 +126,8 @@ async def test_echoscu_sees_a_slow_but_real_dicom_server(slow_backend) -> None:
 
 
 def test_cli_slow_greeting_option_reaches_the_probe() -> None:
-    from dicomguard.cli import build_parser, scan_config_from_args
+    from dicomguard.cli import build_parser
+    from dicomguard.cli.scan import scan_config_from_args
 
     def probe(*extra: str) -> ProbeOptions:
         args = build_parser().parse_args(["scan", "127.0.0.1", "-p", "104", *extra])

@@ -16,7 +16,7 @@ import threading
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
-from dicomguard.dul.client import Timeouts
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.engine import Engine, ScanConfig, is_transient
 from dicomguard.scan.result import EndpointResult

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.store.read import load_scan
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.dcmtk import DcmqrscpServer
@@ -70,7 +70,7 @@ def test_the_other_dcmtk_service_is_not_named_orthanc(two_services, tmp_path) ->
 
 def test_a_port_mapped_orthanc_is_still_joined() -> None:
     """Docker ``-p 104:4242``: /system says 4242, the scan sees DICOM on 104 only."""
-    from dicomguard.scan.web import join_host_identity
+    from dicomguard.knowledge.host_identity import join_host_identity
 
     web = {"host": "h", "port": 8042, "dicom": False,
            "web": {"product": "Orthanc", "product_version": "1.10.1",

@@ -15,9 +15,9 @@ import pytest
 from pydicom.dataset import Dataset
 from pynetdicom.sop_class import ModalityWorklistInformationFind
 
-from dicomguard.dul.client import Timeouts
-from dicomguard.lab.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
-from dicomguard.scan.aedefaults import load_ae_defaults
+from dicomguard.dul.scu import Timeouts
+from dicomguard.knowledge.aedefaults import load_ae_defaults
+from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.scan.assess import ProbeOptions, assess, default_called_titles
 from dicomguard.testing.findscu import WORKLIST, findscu
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
@@ -92,8 +92,8 @@ async def test_wlmscpfs_sends_one_message_per_pdu(wlmscpfs):
     C-FIND-RSP ends in its own P-DATA-TF (the packed case is tested in
     dul/tests/test_several_messages_in_one_pdu.py)."""
     from dicomguard.dul import dimse
-    from dicomguard.dul.client import associate
-    from dicomguard.dul.negotiation import AssociateRequest
+    from dicomguard.dul.acse import AssociateRequest
+    from dicomguard.dul.scu import associate
 
     s = wlmscpfs
     seen: list[bytes] = []

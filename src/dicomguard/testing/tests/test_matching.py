@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydicom.dataset import Dataset
 
-from dicomguard.lab.synthetic import make_patients
+from dicomguard.knowledge.synthetic import make_patients
 from dicomguard.testing import matching
 
 PATIENTS = make_patients(5, 20)

@@ -29,9 +29,7 @@ from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 
 from . import dimse
 from . import pdu as P
-from .command import encode_command, pdata_pdus
-from .errors import DulError, MalformedPdu, PduTooLarge, PeerClosed, PeerTimeout
-from .negotiation import (
+from .acse import (
     APPLICATION_CONTEXT,
     DEFAULT_MAX_PDU,
     DEFAULT_TRANSFER_SYNTAXES,
@@ -40,6 +38,8 @@ from .negotiation import (
     UserIdentityType,
     identity_items,
 )
+from .command import encode_command, pdata_pdus
+from .errors import DulError, MalformedPdu, PduTooLarge, PeerClosed, PeerTimeout
 
 LOG = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from .sopclasses import CT_IMAGE_STORAGE
+
 #: UID root for everything the lab makes (2.25 = UUID-derived root, PS3.5 B.2).
 UID_PREFIX = "2.25.4242"
 
@@ -43,8 +45,6 @@ _GIVEN = [
 _FAMILY_INITIALS = "ABCDEFGHIJKLMNOPRSTW"
 _MODALITIES = ["CT", "MR", "CR", "US", "DX", "MG", "NM", "PT"]
 
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
-SECONDARY_CAPTURE_STORAGE = "1.2.840.10008.5.1.4.1.1.7"
 
 
 @dataclass(frozen=True)

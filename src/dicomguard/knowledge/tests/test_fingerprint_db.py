@@ -8,7 +8,7 @@ from pathlib import Path
 import pynetdicom
 import pytest
 
-from dicomguard.scan.fingerprint import (
+from dicomguard.knowledge.fingerprint import (
     FingerprintDBError,
     load_database,
     parse_database,

@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from . import dimse
 from . import pdu as P
 from .accept_bytes import read_accept
+from .acse import Accept, AssociateRequest, Reject, decode_accept, decode_reject
 from .errors import (
     CancelIgnored,
     ConnectFailed,
@@ -34,7 +35,6 @@ from .errors import (
     PeerTimeout,
     ProtocolViolation,
 )
-from .negotiation import Accept, AssociateRequest, Reject, decode_accept, decode_reject
 
 #: optional observer of every PDU of an association: ("out" | "in", the complete PDU bytes).
 #: Used by ``dicomguard scan --evidence``; None costs one comparison per PDU.
@@ -339,7 +339,7 @@ class Association:
         does) once the C-ECHO-RSP has come: two round trips instead of three. PS3.8 allows it:
         the acceptor may still issue P-DATA after the A-RELEASE indication (7.2.2), and a
         requestor awaiting the A-RELEASE-RP takes P-DATA-TF (state Sta7, event Evt10: AR-6,
-        Table 9-10). Real servers answer the C-ECHO-RSP first (dul/tests/
+        Table 9-10). Real servers answer the C-ECHO-RSP first (scan/tests/
         test_echo_then_release_real_servers.py). Raises what :meth:`_receive` raises
         (:class:`ReleasedBeforeAnswer` for a peer that releases first); the association is
         then left to the caller (abort), as for any failed operation.

@@ -9,7 +9,7 @@ only loads, validates and matches it.
 
 Usage::
 
-    from dicomguard.scan.fingerprint import load_database
+    from dicomguard.knowledge.fingerprint import load_database
     fp = load_database().match("1.2.276.0.7230010.3.0.3.6.7", "OFFIS_DCMTK_367", 16384)
     fp.product, fp.product_version, fp.confidence   # ("DCMTK", "3.6.7", "exact")
 """

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .db import ScanStore, StoreError, check_schema, read_metadata
-from .read import open_read_only
+from ..store.db import ScanStore, StoreError, check_schema, read_metadata
+from ..store.read import open_read_only
 
 __all__ = ["IGNORED_OPTIONS", "MergeResult", "merge_scans"]
 
@@ -86,6 +86,19 @@ def _read_part(path: str | Path) -> _Part:
     return _Part(str(path), meta, extra.get("targets_digest"), (int(k), int(n)))
 
 
+def _options(meta: dict[str, Any]) -> dict[str, Any]:
+    """A shard's stored scan request in today's shape (older databases stored the argparse
+    namespace: :meth:`ScanRequest.from_dict` migrates it), so shards scanned by different
+    dicomguard versions compare option by option; unreadable options are compared as stored."""
+    from ..scan.request import ScanRequest, ScanRequestError
+
+    stored = meta["options"] or {}
+    try:
+        return ScanRequest.from_dict(stored).to_dict()
+    except ScanRequestError:
+        return dict(stored)
+
+
 def _option_diff(a: dict[str, Any], b: dict[str, Any]) -> str | None:
     for key in sorted(set(a) | set(b)):
         if key in IGNORED_OPTIONS:
@@ -124,7 +137,7 @@ def _merge(
             raise StoreError(
                 f"refusing to merge: {first.path} and {part.path} scanned different targets"
             )
-        diff = _option_diff(first.meta["options"] or {}, part.meta["options"] or {})
+        diff = _option_diff(_options(first.meta), _options(part.meta))
         if diff:
             raise StoreError(
                 f"refusing to merge: {first.path} and {part.path} were scanned with different "
@@ -150,7 +163,7 @@ def _merge(
     if Path(output).exists():
         raise StoreError(f"{output} exists: choose another -o (merge never overwrites)")
 
-    options = dict(first.meta["options"] or {})
+    options = _options(first.meta)
     options["shard"] = None
     totals = [p.meta["targets_total"] for p in parts]
     store = ScanStore.create(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from dicomguard.scan.findings import SEVERITIES, catalog
+from dicomguard.knowledge.findings import SEVERITIES, catalog
 
 PACKAGE = Path(__file__).resolve().parents[2]
 FINDING_ID = re.compile(r"""["'](DG-\d{3})["']""")

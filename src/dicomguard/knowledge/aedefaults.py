@@ -14,7 +14,15 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-__all__ = ["AeDefault", "AeDefaults", "load_ae_defaults", "merge_titles"]
+__all__ = [
+    "AeDefault",
+    "AeDefaults",
+    "default_called_titles",
+    "default_calling_titles",
+    "load_ae_defaults",
+    "load_wordlist",
+    "merge_titles",
+]
 
 
 @dataclass(frozen=True)
@@ -70,3 +78,25 @@ def load_ae_defaults() -> AeDefaults:
 def merge_titles(first: tuple[str, ...], then: tuple[str, ...]) -> tuple[str, ...]:
     """``first`` in order, then the titles of ``then`` not already tried."""
     return tuple(dict.fromkeys((*first, *then)))
+
+
+def load_wordlist(text: str | None = None) -> tuple[str, ...]:
+    """Called-AE guesses: the packaged list, or the given file's text; comments dropped."""
+    if text is None:
+        text = resources.files("dicomguard").joinpath("data/aet_wordlist.txt").read_text()
+    words = []
+    for line in text.splitlines():
+        word = line.split("#", 1)[0].strip()
+        if word and len(word) <= 16 and word not in words:
+            words.append(word)
+    return tuple(words)
+
+
+def default_called_titles() -> tuple[str, ...]:
+    """Vendor defaults (data/ae_defaults.toml) first, then the generic wordlist."""
+    return merge_titles(load_ae_defaults().called_titles, load_wordlist())
+
+
+def default_calling_titles() -> tuple[str, ...]:
+    """Calling titles servers commonly admit (data/ae_defaults.toml), tried on reason 3."""
+    return load_ae_defaults().calling_titles
