@@ -125,6 +125,12 @@ async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
     raise ConnectFailed("unreachable", os.strerror(err))
 
 
+class ReleasedBeforeAnswer(ProtocolViolation):
+    """The peer sent its A-RELEASE-RP before answering the request that went out with our
+    A-RELEASE-RQ (:meth:`Association.echo` with ``release``): the request stays unanswered on
+    this association, which is over. No server tested does this (they answer in order)."""
+
+
 class Connections:
     """Every stream :func:`open_stream` opened in one task (and the tasks it started), so the
     scan engine can end them when an endpoint's budget runs out, whatever probe was using them.
@@ -259,6 +265,8 @@ class Association:
         self.max_pdata = max_pdata
         self._message_id = 0
         self._closed = False
+        #: our A-RELEASE-RQ went out (pipelined behind a request)
+        self._release_sent = False
         tracker = current_connections.get()
         if tracker is not None:
             tracker.associated(writer)
@@ -309,6 +317,9 @@ class Association:
             P.raise_if_abort(raw)
             if raw.pdu_type == P.A_RELEASE_RQ:
                 raise ProtocolViolation("peer asked to release in the middle of an operation")
+            if raw.pdu_type == P.A_RELEASE_RP and self._release_sent:
+                raise ReleasedBeforeAnswer("A-RELEASE-RP before the answer to the request sent"
+                                           " with the A-RELEASE-RQ")
             if raw.pdu_type != P.P_DATA_TF:
                 raise ProtocolViolation(f"unexpected {raw.name} during an operation")
             self._ready.extend(self._assembler.feed(raw.data))
@@ -329,13 +340,15 @@ class Association:
         does) once the C-ECHO-RSP has come: two round trips instead of three. PS3.8 allows it:
         the acceptor may still issue P-DATA after the A-RELEASE indication (7.2.2), and a
         requestor awaiting the A-RELEASE-RP takes P-DATA-TF (state Sta7, event Evt10: AR-6,
-        Table 9-10). Real servers answer the C-ECHO-RSP first (dul/tests/
-        test_echo_then_release_real_servers.py). Raises what :meth:`_receive` raises; the
-        association is then left to the caller (abort), as for any failed operation.
+        Table 9-10). Real servers answer the C-ECHO-RSP first (scan/tests/
+        test_echo_then_release_real_servers.py). Raises what :meth:`_receive` raises
+        (:class:`ReleasedBeforeAnswer` for a peer that releases first); the association is
+        then left to the caller (abort), as for any failed operation.
         """
         cid, _ts = self._context(dimse.VERIFICATION)
         msg_id = self._next_id()
         pdus = dimse.echo_pdus(msg_id, cid, self.peer_max_pdu)
+        self._release_sent = release
         await self._send([*pdus, P.RELEASE_RQ] if release else pdus)
         reply = await self._receive()
         if reply.command_field != dimse.C_ECHO_RSP:

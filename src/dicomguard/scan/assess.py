@@ -38,6 +38,7 @@ from ..dul.errors import (
 from ..dul.scu import (
     AssociateOutcome,
     Association,
+    ReleasedBeforeAnswer,
     Timeouts,
     associate,
     scanner_tls_context,
@@ -376,9 +377,12 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     current: Association | None = assoc
     try:
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
-            # discovery: the C-ECHO is the last request, its A-RELEASE-RQ goes with it
-            ops["verification"] = await operations.probe_echo(assoc, release=p.opts.discovery)
-            await _drop_if_broken(assoc, ops["verification"])
+            if p.opts.discovery:
+                ops["verification"], current = await _echo_and_release(p, assoc)
+            else:
+                ops["verification"] = await operations.probe_echo(assoc)
+            if current is not None:
+                await _drop_if_broken(current, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):
                 if not negotiated[name] or _silent(ops):
@@ -419,6 +423,26 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     finally:
         r.operations = ops
         r.services, r.services_confidence = operations.open_services(negotiated, ops)
+
+
+async def _echo_and_release(
+    p: _Prober, assoc: Association
+) -> tuple[Operation, Association | None]:
+    """Discovery's C-ECHO, the association's last request: its A-RELEASE-RQ goes in the same
+    write (two round trips, not three). Returns the operation record and the association it
+    was sent on (closed already once the release went through; None: no association).
+
+    A peer that answers the release before the C-ECHO (none seen: Orthanc, DCMTK and
+    pynetdicom answer in order) is asked again the unpipelined way on a new association, so
+    its record says what it does with a C-ECHO; that costs it one more association."""
+    try:
+        return await operations.probe_echo(assoc, release=True), assoc
+    except ReleasedBeforeAnswer as exc:
+        await assoc.close()
+        again = await _live(p, assoc)
+        if again is None:
+            return operations.record(operations.FAILED, None, f"C-ECHO: {exc}"), None
+        return await operations.probe_echo(again), again
 
 
 async def _association_stage(

@@ -51,7 +51,7 @@ from ..dul.codes import (
     is_pending,
 )
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
-from ..dul.scu import Association
+from ..dul.scu import Association, ReleasedBeforeAnswer
 from ..knowledge import sopclasses as sc
 from .result import Operation
 
@@ -139,9 +139,12 @@ async def probe_echo(assoc: Association, *, release: bool = False) -> Operation:
     """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``.
 
     ``release``: the C-ECHO is the last request; the A-RELEASE-RQ goes with it
-    (:meth:`Association.echo`)."""
+    (:meth:`Association.echo`); a peer that answers the release first raises
+    :class:`ReleasedBeforeAnswer` (the C-ECHO is then unanswered, not refused)."""
     try:
         status = await assoc.echo(release=release)
+    except ReleasedBeforeAnswer:
+        raise
     except DulError as exc:
         return _on_error(exc, "C-ECHO")
     state = ANSWERED if status == STATUS_SUCCESS else classify_find(status)
