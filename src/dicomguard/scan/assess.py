@@ -9,6 +9,9 @@ associations per endpoint is bounded by the AE-title guess budget.
 
 HTTP ports (``ProbeOptions.web.ports``) get the web checks (scan.web) instead, and where a TLS
 handshake completes its versions, ciphers and certificate are assessed (scan.tls_probe).
+
+Every check is a probe (scan.probe) in :data:`PROBES`, run in that order by :func:`assess`;
+this module holds the DICOM association probe (:class:`AssociationProbe`) itself.
 """
 
 from __future__ import annotations

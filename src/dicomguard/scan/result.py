@@ -23,6 +23,7 @@ signals, confidence, report tests) serves both without converting.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -66,6 +67,13 @@ class Part:
 
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)
+
+    def __contains__(self, key: object) -> bool:
+        """A key the JSON object has (a field left out when None is not there)."""
+        return isinstance(key, str) and key in self.to_json()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_json())
 
     def update(self, **changes: Any) -> None:
         """Set several fields at once. Raises TypeError for a name that is not a field."""
@@ -197,10 +205,41 @@ class AssociateReject(Part):
 
 
 @dataclass(eq=False)
+class PatientLevel(Part):
+    """What the PATIENT level of the Q/R model answered (scan.exposure)."""
+
+    #: "complete" | "capped" | "refused" | "not-offered" | "not-asked"
+    state: str
+    #: its final C-FIND status, None when none came
+    status: int | None
+    #: matches it returned, None when not asked
+    matches: int | None
+
+
+@dataclass(eq=False)
+class WorklistExposure(Part):
+    """What the Modality Worklist lists to a stranger (scan.exposure)."""
+
+    #: scheduled procedure steps listed, None when refused
+    items: int | None
+    #: distinct patients among them (keyed hashes of PatientID), None when refused
+    patients: int | None
+    #: earliest scheduled date seen, "YYYYMMDD"
+    earliest_scheduled_date: str | None = field(default=None, metadata=OMIT_NONE)
+    #: latest scheduled date seen, "YYYYMMDD"
+    latest_scheduled_date: str | None = field(default=None, metadata=OMIT_NONE)
+    #: the counts are exact (false: lower bounds or refused)
+    complete: bool = False
+    #: the final C-FIND status
+    status: int | None = field(default=None, metadata=OMIT_NONE)
+    #: the failure that ended the count, when one did
+    error: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(eq=False)
 class Exposure(Part):
     """What a stranger can list (scan.exposure): counts are keyed-hash de-duplicated."""
 
-    OPEN = True
     #: distinct patients listed, None when not known (refused, or impossible answers)
     patients: int | None
     #: distinct studies listed, None when not known
@@ -211,28 +250,76 @@ class Exposure(Part):
     latest_study_date: str | None
     #: false when the counts are lower bounds (result caps, budget, refusals, errors)
     complete: bool
+    #: modalities seen in the study answers
+    modalities: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    #: studies per study year ("YYYY" -> count), exact only when complete
+    studies_by_year: dict[str, int] | None = field(default=None, metadata=OMIT_NONE)
+    #: the silent result cap found, if any
+    result_cap: int | None = field(default=None, metadata=OMIT_NONE)
+    #: universal queries were refused (narrower ones may pass)
+    refuses_broad_queries: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: every C-FIND refused, narrow ones too (per-operation access control)
+    refuses_every_query: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: the failure status of those refusals
+    refusal_status: int | None = field(default=None, metadata=OMIT_NONE)
+    #: what the PATIENT level answered
+    patient_level: PatientLevel | None = field(default=None, metadata=OMIT_NONE)
+    #: matches without a Study Instance UID (stub placeholders): not studies
+    placeholder_matches: int | None = field(default=None, metadata=OMIT_NONE)
+    #: impossible combinations seen; complete is false when any is listed
+    inconsistencies: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    #: studies came back for the range 18000101-18000102 (decoy behaviour)
+    answers_impossible_query: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: every study is dated the day of the scan (decoy behaviour)
+    studies_all_on_scan_day: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: the worklist's own counts, when a worklist service was counted
+    worklist: WorklistExposure | None = field(default=None, metadata=OMIT_NONE)
+    #: scheduled procedure steps listed (same as worklist.items)
+    worklist_items: int | None = field(default=None, metadata=OMIT_NONE)
+    #: C-FIND operations used
+    queries: int | None = field(default=None, metadata=OMIT_NONE)
+    #: the count stopped at its time budget: the counts are lower bounds
+    time_budget_spent: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: host:port whose archive this port also fronts (its counts are that port's)
+    same_archive_as: str | None = field(default=None, metadata=OMIT_NONE)
+    #: only with --collect-identifiers: salted SHA-256 of patient IDs
+    patient_id_hashes: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    #: the failure that ended the count, when one did
+    error: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(eq=False)
 class TlsDetails(Part):
     """TLS facts where a handshake completed (scan.tls_probe)."""
 
-    OPEN = True
-    #: per protocol version ("TLSv1.0".."TLSv1.3"): {"accepted", "cipher", ...}
-    versions: dict[str, Any]
+    #: per protocol version ("TLSv1.0".."TLSv1.3"): {"accepted", "cipher", "note"?, "error"?}
+    versions: dict[str, dict[str, Any]]
     #: {"requested": bool | None, "required": bool | None}
-    client_cert: dict[str, Any]
+    client_cert: dict[str, bool | None]
     #: subject, issuer, validity, key and signature of the server certificate, or None
     certificate: dict[str, Any] | None
     #: how the probe was done (security levels, what was not tested)
     notes: list[str]
+    #: per PS3.15 profile: {"conformant": bool | None, "reasons", "untested"?, ...}
+    profiles: dict[str, dict[str, Any]]
+    #: TLS handshakes the probe made
+    handshakes: int
+    #: the version the cipher checks ran at (the best one <= TLS 1.2)
+    tested_at: str | None = field(default=None, metadata=OMIT_NONE)
+    #: weak suite groups: {"accepted", "cipher"} each
+    weak_ciphers: dict[str, dict[str, Any]] | None = field(default=None, metadata=OMIT_NONE)
+    #: the four suites PS3.15 B.10/B.11 require: accepted or not
+    bcp195_suites: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
+    #: a suite outside the B.11 extended profile: {"accepted", "cipher"}
+    suite_outside_extended_profile: dict[str, Any] | None = field(
+        default=None, metadata=OMIT_NONE
+    )
 
 
 @dataclass(eq=False)
 class WebExposure(Part):
     """Orthanc REST and QIDO-RS exposure of an HTTP(S) port (scan.web)."""
 
-    OPEN = True
     #: "http" | "https"
     scheme: str
     #: the Server header (at most 100 characters), or None
@@ -241,10 +328,15 @@ class WebExposure(Part):
     product: str | None
     #: its version, or None
     product_version: str | None
-    #: Orthanc REST facts (/system, authentication), None when no Orthanc answered
+    #: Orthanc REST facts (/system, /statistics counts, authentication), None when no Orthanc
+    #: answered
     orthanc: dict[str, Any] | None
     #: QIDO-RS study count where a DICOMweb path answered, else None
     qido: dict[str, Any] | None
+    #: HTTP requests made
+    requests: int | None = field(default=None, metadata=OMIT_NONE)
+    #: the failure that ended the checks, when one did
+    error: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(eq=False)
