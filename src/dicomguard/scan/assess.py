@@ -55,7 +55,7 @@ from .evidence import EndpointEvidence
 from .exposure import ArchiveCache, ExposureOptions, measure
 from .identity import OWN, Identity
 from .probe import Need, Probe, ProbeResult, Session, Stage, Status, Target, run_probe
-from .result import EndpointResult, Finding, Operation, finding
+from .result import AssociateReject, EndpointResult, Finding, Operation, finding
 from .tls_probe import TlsProbeOptions
 from .web import WebOptions, orthanc_rest_identity
 
@@ -268,7 +268,7 @@ async def assess(
     fp: Fingerprint | None = matched.result if matched is not None else None
     result.confidence = confidence_map(result, fp.confidence if fp else None)
     if result.product_evidence is not None:
-        result.confidence["product"] = result.product_evidence["confidence"]
+        result.confidence["product"] = result.product_evidence.confidence
     if result.dicom_likelihood is not None:
         result.confidence["dicom"] = "inferred"
         result.confidence["tls"] = "observed"
@@ -323,7 +323,7 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
 
     reject = first.reject
     assert reject is not None
-    r.reject = _reject_dict(reject)
+    r.reject = _reject_record(reject)
     if opts.discovery:
         return
     if reject.called_aet_refused:
@@ -615,13 +615,8 @@ async def _try_user_identity(p: _Prober, r: EndpointResult, called: str) -> None
     r.user_identity.update(required=True, accepted_with=None, verified=False)
 
 
-def _reject_dict(rej: Reject) -> dict:
-    return {
-        "result": rej.result,
-        "source": rej.source,
-        "reason": rej.reason,
-        "text": rej.describe(),
-    }
+def _reject_record(rej: Reject) -> AssociateReject:
+    return AssociateReject(rej.result, rej.source, rej.reason, rej.describe())
 
 
 def derive_findings(r: EndpointResult) -> list[Finding]:
@@ -649,7 +644,7 @@ def dicom_findings(r: EndpointResult) -> list[Finding]:
                 "DG-013",
                 confidence="inferred",
                 detail="a client certificate is required; DICOM behind it is inferred "
-                f"(confidence {r.dicom_likelihood['confidence']})",
+                f"(confidence {r.dicom_likelihood.confidence})",
             )
         )
         return out

@@ -9,12 +9,12 @@ by :mod:`dicomguard.scan.schema` into the JSON Schema ``docs/scan-record.schema.
 - :class:`EndpointResult` the record itself (one JSON Lines line);
 - verdicts the assessment fills in place and serialises with :meth:`Part.to_json`:
   :class:`CalledAet`, :class:`CallingAet`, :class:`UserIdentityVerdict`, :class:`Operation`,
-  :class:`Finding`;
+  :class:`Finding`, :class:`AssociateReject`, :class:`DicomLikelihood`,
+  :class:`ProductEvidence`;
 - parts still built as plain dicts by their probe, whose shape the schema takes from these
-  classes (``schema=`` in the field metadata): :class:`AssociateReject`, :class:`Exposure`,
-  :class:`TlsDetails`, :class:`WebExposure`, :class:`IntrusiveChecks`, :class:`HoneypotVerdict`,
-  :class:`ProductEvidence`, :class:`DicomLikelihood`. Classes marked ``OPEN`` allow keys not
-  listed (their probe adds detail beside the documented keys).
+  classes (``schema=`` in the field metadata): :class:`Exposure`, :class:`TlsDetails`,
+  :class:`WebExposure`, :class:`IntrusiveChecks`, :class:`HoneypotVerdict`. Classes marked
+  ``OPEN`` allow keys not listed (their probe adds detail beside the documented keys).
 
 Records read back from the store or a JSON Lines file are plain dicts; a :class:`Part` answers
 ``part["key"]`` and ``part.get("key")`` as well, so code that reads verdicts (honeypot
@@ -368,11 +368,12 @@ class HoneypotVerdict(Part):
 class ProductEvidence(Part):
     """How a product was told apart from the toolkit its A-ASSOCIATE-AC names."""
 
-    OPEN = True
     #: what named it (REST /system on a port, or the behaviour seen)
     source: str
     #: "observed" | "inferred"
     confidence: str
+    #: the host's Orthanc REST /system facts, when they named it
+    rest: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(eq=False)
@@ -428,9 +429,7 @@ class EndpointResult:
     toolkit: str | None = None
     #: how the product was told apart from that toolkit: {"source", "confidence": "observed"
     #: | "inferred", ...}; None when the AC alone named it
-    product_evidence: dict[str, Any] | None = field(
-        default=None, metadata={"schema": ProductEvidence}
-    )
+    product_evidence: ProductEvidence | None = None
     #: does it reject unknown called AE titles, and which title it accepted
     called_aet: CalledAet = field(default_factory=CalledAet)
     #: does it reject unknown calling AE titles (reason 3)
@@ -458,12 +457,10 @@ class EndpointResult:
     #: findings of the catalogue, in the order the probes produced them
     findings: list[Finding] = field(default_factory=list)
     #: decoded A-ASSOCIATE-RJ of the first (arbitrary AE) request, when there was one
-    reject: dict[str, Any] | None = field(default=None, metadata={"schema": AssociateReject})
+    reject: AssociateReject | None = None
     #: DICOM inferred, not observed (a TLS port requiring a client certificate):
     #: {"verdict": "likely" | "unknown", "confidence": 0..1, "reasons": [...]}; None otherwise
-    dicom_likelihood: dict[str, Any] | None = field(
-        default=None, metadata={"schema": DicomLikelihood}
-    )
+    dicom_likelihood: DicomLikelihood | None = None
     #: why DICOM could not be confirmed (timeout, garbage, abort...), when it could not
     error: str | None = None
     #: seconds the A-ASSOCIATE answer took when it came only on the slow-greeting retry
@@ -511,7 +508,7 @@ class EndpointResult:
         converted here (one small dict each).
         """
         d = dict(self.__dict__)
-        for key in ("called_aet", "calling_aet", "user_identity"):
+        for key in _PART_FIELDS:
             value = d[key]
             if isinstance(value, Part):
                 d[key] = value.to_json()
@@ -530,10 +527,7 @@ class EndpointResult:
         :meth:`to_dict` writes them again. Raises TypeError without host and port."""
         kwargs = {k: v for k, v in record.items() if k in _FIELD_NAMES}
         extra = {k: v for k, v in record.items() if k not in _FIELD_NAMES}
-        for key, part in (
-            ("called_aet", CalledAet), ("calling_aet", CallingAet),
-            ("user_identity", UserIdentityVerdict),
-        ):
+        for key, part in _PART_FIELDS.items():
             if key in kwargs:
                 kwargs[key] = part.from_json(kwargs[key])
         if kwargs.get("operations"):
@@ -547,3 +541,12 @@ class EndpointResult:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(EndpointResult))
+#: record fields holding one typed part (None or the part)
+_PART_FIELDS: dict[str, type[Part]] = {
+    "product_evidence": ProductEvidence,
+    "called_aet": CalledAet,
+    "calling_aet": CallingAet,
+    "user_identity": UserIdentityVerdict,
+    "reject": AssociateReject,
+    "dicom_likelihood": DicomLikelihood,
+}

@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from ..dul.errors import DulError
 from ..dul.scu import close_writer, open_stream
 from .probe import Need, ProbeResult, Session, Stage, Target
-from .result import EndpointResult, Finding, TlsDetails, finding
+from .result import DicomLikelihood, EndpointResult, Finding, TlsDetails, finding
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -592,11 +592,9 @@ def judge_mutual_tls(r: EndpointResult, web_ports: Collection[int]) -> None:
     likely = score >= 0.5
     r.tls = True
     r.dicom = likely
-    r.dicom_likelihood = {
-        "verdict": "likely" if likely else "unknown",
-        "confidence": round(score, 2),
-        "reasons": reasons,
-    }
+    r.dicom_likelihood = DicomLikelihood(
+        "likely" if likely else "unknown", round(score, 2), reasons
+    )
     r.error = None if likely else r.error
 
 
