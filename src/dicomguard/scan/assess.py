@@ -16,7 +16,6 @@ this module holds the DICOM association probe (:class:`AssociationProbe`) itself
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import ssl
 import time
@@ -49,10 +48,10 @@ from ..knowledge import sopclasses as sc
 from ..knowledge.aedefaults import default_called_titles, default_calling_titles
 from ..knowledge.aedefaults import load_wordlist as load_wordlist  # the CLI's --wordlist reader
 from ..knowledge.fingerprint import Fingerprint, FingerprintDB
-from . import honeypot_probe, intrusive, operations, product, tls_probe, web
+from . import exposure, honeypot_probe, intrusive, operations, product, tls_probe, web
 from .confidence import confidence_map
 from .evidence import EndpointEvidence
-from .exposure import ArchiveCache, ExposureOptions, measure
+from .exposure import ArchiveCache, ExposureOptions
 from .identity import OWN, Identity
 from .probe import Need, Probe, ProbeResult, Session, Stage, Status, Target, run_probe
 from .result import AssociateReject, EndpointResult, Finding, Operation, finding
@@ -384,34 +383,18 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
             await _drop_if_broken(assoc, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):
-                if not negotiated[name] or _silent(ops):
+                if not negotiated[name] or operations.silent(ops):
                     continue  # a peer that stopped answering is not asked again and again
                 current = await _live(p, current)
                 if current is None:
                     break
                 ops[name] = await operations.probe_find(current, name)
                 await _drop_if_broken(current, ops[name])
-        # count where a query was answered, or failed without being refused (a failure
-        # status or silence says nothing about access; the count's own queries will)
-        echo_silent = _silent(ops).get("verification")
-        worth_counting = echo_silent is None and any(
-            ops.get(n, {}).get("state") in (operations.ANSWERED, operations.FAILED)
-            for n in ("find_study_root", "find_patient_root", "worklist")
-        )
+        echo_silent = operations.silent(ops).get("verification")
         if echo_silent is not None and r.error is None:
             # an AC, then silence (issue 12's accept-then-silence): the record says so
             note_error(r, PeerTimeout(echo_silent), f"silent: {echo_silent}")
-        if p.opts.exposure is not None and not p.opts.discovery and worth_counting:
-            current = await _live(p, current)
-            if current is not None:
-                _hide_refused_contexts(current, ops)
-                r.exposure = await measure(
-                    current, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
-                )
-                if r.exposure is not None and r.exposure.get("error"):
-                    await current.abort()  # a query failed on the wire: the association is gone
-                operations.credit_exposure(ops, r.exposure, current.accept)
-        if not p.opts.discovery:
+        if not p.opts.discovery:  # the exposure count, then the --intrusive checks
             current = await _association_stage(p, current, ops)
         if current is not None:
             await current.release()
@@ -427,13 +410,15 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
 async def _association_stage(
     p: _Prober, current: Association | None, ops: dict[str, Operation]
 ) -> Association | None:
-    """The association-stage probes (scan.probe.Stage.ASSOCIATION: --intrusive checks) on
+    """The association-stage probes (scan.probe.Stage.ASSOCIATION: the exposure count, the
+    --intrusive checks) on
     ``current``; returns the association left open (None if none). A typed error that ended
     one is raised, as if the probe had run inline."""
+    p.association, p.operations = current, ops
     probes = [probe for probe in PROBES if probe.stage is Stage.ASSOCIATION]
     if not any(probe.applies(p) for probe in probes):
+        p.association = None
         return current
-    p.association, p.operations = current, ops
     target = Target(p.host, p.port)
     try:
         for probe in probes:
@@ -448,38 +433,6 @@ async def _association_stage(
     finally:
         current, p.association = p.association, None
     return current
-
-
-def _silent(ops: dict[str, Operation]) -> dict[str, str]:
-    """Operations the peer never answered (state failed, no status): name -> detail.
-
-    After one, no further service is probed: each probe of a peer that stopped answering costs
-    a new association and a full timeout, and the per-endpoint budget would end the endpoint
-    instead. The exposure count still runs unless the C-ECHO itself went unanswered (an AC,
-    then silence: issue 12's accept-then-silence), since a server may answer a real query with
-    records and stall only on the probe's (dicom-rs #434)."""
-    return {
-        name: str(op.detail)
-        for name, op in ops.items()
-        if op.state == operations.FAILED and op.status is None
-    }
-
-
-def _hide_refused_contexts(assoc: Association, ops: dict[str, Operation]) -> None:
-    """Counting must not send the queries a stranger was refused (an Orthanc worklist with
-    DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
-    counts): their contexts are marked refused in this association's view of its AC. Failed
-    ones (a failure status, silence) are still counted: the count records how they fail."""
-    refused = {
-        uid
-        for name, op in ops.items()
-        if op.state == operations.REFUSED and name in ("find_study_root",
-                                                            "find_patient_root", "worklist")
-        for uid in sc.SERVICES[name]
-    }
-    if refused:
-        results = {u: (3 if u in refused else code) for u, code in assoc.accept.results.items()}
-        assoc.accept = dataclasses.replace(assoc.accept, results=results)
 
 
 async def _drop_if_broken(assoc: Association, op: Operation) -> None:
@@ -726,6 +679,7 @@ PROBES: list[Probe[Any]] = [
     web.PROBE,
     AssociationProbe(),
     tls_probe.PROBE,
+    exposure.PROBE,
     intrusive.PROBE,
     product.PROBE,
     honeypot_probe.PROBE,
