@@ -10,11 +10,12 @@ by :mod:`dicomguard.scan.schema` into the JSON Schema ``docs/scan-record.schema.
 - verdicts the assessment fills in place and serialises with :meth:`Part.to_json`:
   :class:`CalledAet`, :class:`CallingAet`, :class:`UserIdentityVerdict`, :class:`Operation`,
   :class:`Finding`, :class:`AssociateReject`, :class:`DicomLikelihood`,
-  :class:`ProductEvidence`;
+  :class:`ProductEvidence`, :class:`TlsDetails`, :class:`WebExposure`,
+  :class:`IntrusiveChecks` (the nested objects of the last three are still dicts);
 - parts still built as plain dicts by their probe, whose shape the schema takes from these
-  classes (``schema=`` in the field metadata): :class:`Exposure`, :class:`TlsDetails`,
-  :class:`WebExposure`, :class:`IntrusiveChecks`, :class:`HoneypotVerdict`. Classes marked
-  ``OPEN`` allow keys not listed (their probe adds detail beside the documented keys).
+  classes (``schema=`` in the field metadata): :class:`Exposure`, :class:`HoneypotVerdict`.
+  Classes marked ``OPEN`` allow keys not listed (their probe adds detail beside the
+  documented keys).
 
 Records read back from the store or a JSON Lines file are plain dicts; a :class:`Part` answers
 ``part["key"]`` and ``part.get("key")`` as well, so code that reads verdicts (honeypot
@@ -290,7 +291,7 @@ class Exposure(Part):
 
 @dataclass(eq=False)
 class TlsDetails(Part):
-    """TLS facts where a handshake completed (scan.tls_probe)."""
+    """TLS facts where a handshake completed (scan.tls_probe); keys in the order written."""
 
     #: per protocol version ("TLSv1.0".."TLSv1.3"): {"accepted", "cipher", "note"?, "error"?}
     versions: dict[str, dict[str, Any]]
@@ -300,10 +301,6 @@ class TlsDetails(Part):
     certificate: dict[str, Any] | None
     #: how the probe was done (security levels, what was not tested)
     notes: list[str]
-    #: per PS3.15 profile: {"conformant": bool | None, "reasons", "untested"?, ...}
-    profiles: dict[str, dict[str, Any]]
-    #: TLS handshakes the probe made
-    handshakes: int
     #: the version the cipher checks ran at (the best one <= TLS 1.2)
     tested_at: str | None = field(default=None, metadata=OMIT_NONE)
     #: weak suite groups: {"accepted", "cipher"} each
@@ -314,11 +311,16 @@ class TlsDetails(Part):
     suite_outside_extended_profile: dict[str, Any] | None = field(
         default=None, metadata=OMIT_NONE
     )
+    #: per PS3.15 profile: {"conformant": bool | None, "reasons", "untested"?, ...}
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: TLS handshakes the probe made
+    handshakes: int = 0
 
 
 @dataclass(eq=False)
 class WebExposure(Part):
-    """Orthanc REST and QIDO-RS exposure of an HTTP(S) port (scan.web)."""
+    """Orthanc REST and QIDO-RS exposure of an HTTP(S) port (scan.web); keys in the order
+    written."""
 
     #: "http" | "https"
     scheme: str
@@ -333,10 +335,10 @@ class WebExposure(Part):
     orthanc: dict[str, Any] | None
     #: QIDO-RS study count where a DICOMweb path answered, else None
     qido: dict[str, Any] | None
-    #: HTTP requests made
-    requests: int | None = field(default=None, metadata=OMIT_NONE)
     #: the failure that ended the checks, when one did
     error: str | None = field(default=None, metadata=OMIT_NONE)
+    #: HTTP requests made
+    requests: int = 0
 
 
 @dataclass(eq=False)
@@ -481,11 +483,11 @@ class EndpointResult:
     confidence: dict[str, str] = field(default_factory=dict)
     #: TLS facts where a handshake completes (scan.tls_probe): versions, ciphers, certificate,
     #: client certificate, PS3.15 BCP 195 profile comparison; None when no TLS was seen
-    tls_details: dict[str, Any] | None = field(default=None, metadata={"schema": TlsDetails})
+    tls_details: TlsDetails | None = None
     #: HTTP(S) ports only (scan.web): Orthanc REST and QIDO-RS exposure; dicom is false then
-    web: dict[str, Any] | None = field(default=None, metadata={"schema": WebExposure})
+    web: WebExposure | None = None
     #: only with --intrusive (scan.intrusive): C-STORE and C-MOVE results
-    intrusive: dict[str, Any] | None = field(default=None, metadata={"schema": IntrusiveChecks})
+    intrusive: IntrusiveChecks | None = None
     #: what kind of failure ``error`` is (dul.errors ``kind``: "malformed", "timeout",
     #: "budget", ...)
     error_kind: str | None = None
@@ -549,4 +551,7 @@ _PART_FIELDS: dict[str, type[Part]] = {
     "user_identity": UserIdentityVerdict,
     "reject": AssociateReject,
     "dicom_likelihood": DicomLikelihood,
+    "tls_details": TlsDetails,
+    "web": WebExposure,
+    "intrusive": IntrusiveChecks,
 }

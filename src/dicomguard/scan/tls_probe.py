@@ -514,7 +514,7 @@ def compare_profiles(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def tls_findings(d: dict[str, Any] | None) -> list[Finding]:
+def tls_findings(d: TlsDetails | dict[str, Any] | None) -> list[Finding]:
     """Findings (with remediation in the catalog) from a ``tls_details`` record."""
     if not d:
         return []
@@ -619,10 +619,11 @@ class TlsProbe:
             return bool(r.web["scheme"] == "https")
         return not opts.discovery and (r.tls or session.tls_only)
 
-    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+    async def run(self, target: Target, session: Session) -> ProbeResult[TlsDetails]:
         r = session.record
-        details = await probe_tls(target.host, target.port, session.opts.tls_probe,
-                                  pace=session.pace)
+        found = await probe_tls(target.host, target.port, session.opts.tls_probe,
+                                pace=session.pace)
+        details = TlsDetails(**found) if found is not None else None
         r.tls_details = details  # before the judgement below reads it
         if r.web is None and not r.dicom:
             web = session.opts.web
