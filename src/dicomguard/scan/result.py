@@ -70,7 +70,8 @@ class Part:
         return getattr(self, key, default)
 
     def __contains__(self, key: object) -> bool:
-        """A key the JSON object has (a field left out when None is not there)."""
+        """``key in part``: the key is in the part's JSON, as it was in the dict (an omitted
+        None is absent); without this, ``in`` would iterate by integer index."""
         return isinstance(key, str) and key in self.to_json()
 
     def __iter__(self) -> Iterator[str]:
