@@ -64,6 +64,9 @@ from ..dul.dimse import decode_dataset, values_unvalidated
 from ..dul.errors import DulError
 from ..dul.scu import Association
 from ..knowledge import sopclasses as sc
+from . import operations
+from .probe import Need, ProbeResult, Session, Stage, Target
+from .result import EndpointResult, Exposure, Finding
 
 
 def _finished(status: int | None) -> bool:
@@ -783,3 +786,48 @@ def _inconsistencies(out: dict[str, Any], studies_complete: bool) -> list[str]:
     if patients is not None and studies is not None and patients > studies and studies_complete:
         found.append("more patients than studies at study level")
     return found
+
+
+class ExposureProbe:
+    """The exposure count as a probe (scan.probe) on the assessment association: where a probe
+    C-FIND was answered (or failed without a refusal) and the C-ECHO was not left unanswered,
+    count what a stranger can list (:func:`measure`) into the record's ``exposure``; refused
+    query contexts are hidden first (:func:`operations.hide_refused_contexts`), and a probe
+    operation that failed is credited when records came back
+    (:func:`operations.credit_exposure`)."""
+
+    name = "exposure"
+    stage = Stage.ASSOCIATION
+    needs = frozenset({Need.ASSOCIATION})
+    #: filled in place (what was counted stays in the record if a later step fails)
+    field = None
+    result_type = Exposure
+
+    def applies(self, session: Session) -> bool:
+        opts = session.opts
+        return (
+            opts.exposure is not None
+            and not opts.discovery
+            and operations.worth_counting(session.operations)
+        )
+
+    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+        current = await session.live_association()
+        if current is None:
+            return ProbeResult.ok(None)
+        ops, r = session.operations, session.record
+        operations.hide_refused_contexts(current, ops)
+        r.exposure = await measure(
+            current, session.opts.exposure, archives=session.archives,
+            where=(target.host, target.port),
+        )
+        if r.exposure is not None and r.exposure.get("error"):
+            await current.abort()  # a query failed on the wire: the association is gone
+        operations.credit_exposure(ops, r.exposure, current.accept)
+        return ProbeResult.ok(r.exposure)
+
+    def findings(self, record: EndpointResult) -> list[Finding]:
+        return []  # DG-005/DG-007 follow from the services the operations found open
+
+
+PROBE = ExposureProbe()

@@ -152,7 +152,7 @@ async def run_check(assoc: Association, name: str) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}", "accepted": None}
 
 
-def intrusive_findings(intrusive: dict[str, Any] | None) -> list[Finding]:
+def intrusive_findings(intrusive: IntrusiveChecks | dict[str, Any] | None) -> list[Finding]:
     if not intrusive:
         return []
     out: list[Finding] = []
@@ -193,10 +193,10 @@ class IntrusiveProbe:
     def applies(self, session: Session) -> bool:
         return bool(session.opts.intrusive) and not session.opts.discovery
 
-    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+    async def run(self, target: Target, session: Session) -> ProbeResult[IntrusiveChecks]:
         r = session.record
         ops = session.operations
-        r.intrusive = checks = {"store": None, "move": None}
+        r.intrusive = checks = IntrusiveChecks(store=None, move=None)
         for check, service, judge in (
             ("store", "storage", operations.from_intrusive_store),
             ("move", "move", operations.from_intrusive_move),
@@ -204,8 +204,9 @@ class IntrusiveProbe:
             current = await session.live_association()
             if current is None:
                 break
-            checks[check] = await run_check(current, check)
-            op = judge(checks[check])
+            result = await run_check(current, check)
+            setattr(checks, check, result)
+            op = judge(result)
             if op is not None:
                 ops[service] = op
                 await session.drop_if_broken(op)

@@ -38,6 +38,7 @@ States: ``answered`` | ``refused`` | ``failed`` | ``untested``. Each record is
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -341,3 +342,45 @@ def from_intrusive_move(move: dict[str, Any] | None) -> Operation | None:
     if status in REFUSAL_STATUSES:
         return record(REFUSED, status, f"C-MOVE status 0x{status:04X}")
     return record(ANSWERED, status, f"C-MOVE of nothing to an unknown AE: status 0x{status:04X}")
+
+
+def worth_counting(ops: dict[str, Operation]) -> bool:
+    """Count the exposure? Where a query was answered, or failed without being refused (a
+    failure status or silence says nothing about access; the count's own queries will), and
+    unless the C-ECHO went unanswered (an AC, then silence: issue 12)."""
+    return "verification" not in silent(ops) and any(
+        ops[n].state in (ANSWERED, FAILED)
+        for n in ("find_study_root", "find_patient_root", "worklist")
+        if n in ops
+    )
+
+
+def silent(ops: dict[str, Operation]) -> dict[str, str]:
+    """Operations the peer never answered (state failed, no status): name -> detail.
+
+    After one, no further service is probed: each probe of a peer that stopped answering costs
+    a new association and a full timeout, and the per-endpoint budget would end the endpoint
+    instead. The exposure count still runs unless the C-ECHO itself went unanswered (an AC,
+    then silence: issue 12's accept-then-silence), since a server may answer a real query with
+    records and stall only on the probe's (dicom-rs #434)."""
+    return {
+        name: str(op.detail)
+        for name, op in ops.items()
+        if op.state == FAILED and op.status is None
+    }
+
+
+def hide_refused_contexts(assoc: Association, ops: dict[str, Operation]) -> None:
+    """Counting must not send the queries a stranger was refused (an Orthanc worklist with
+    DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
+    counts): their contexts are marked refused in this association's view of its AC. Failed
+    ones (a failure status, silence) are still counted: the count records how they fail."""
+    refused = {
+        uid
+        for name, op in ops.items()
+        if op.state == REFUSED and name in ("find_study_root", "find_patient_root", "worklist")
+        for uid in sc.SERVICES[name]
+    }
+    if refused:
+        results = {u: (3 if u in refused else code) for u, code in assoc.accept.results.items()}
+        assoc.accept = replace(assoc.accept, results=results)
