@@ -9,7 +9,8 @@ and grows back as they are answered, RFC 5681 style); this does the same for ass
 
 Endpoints are grouped by port and address block (IPv4 /16, IPv6 /48): "probably the same
 listening process" when many addresses of a block answer one port. Each group has a window of
-assessments in flight (:class:`Window`):
+assessments in flight (:class:`Window`), shared with the connect sweep's connects toward the
+group (:mod:`.sweep`: its connects fill the same accept queue):
 
 * it starts at :data:`INITIAL_WINDOW` and grows by one per assessment finished without loss
   while below its threshold (slow start), then by ``1/window`` (additive increase);
@@ -71,6 +72,9 @@ class Window:
         #: smoothed connect time, seconds (RFC 6298's alpha = 1/8)
         self.srtt = 0.0
         self._samples = 0
+        #: a connect of the group was answered open (the connect sweep: something listens
+        #: here, so a pending connect may be a SYN its queue dropped; scan.sweep)
+        self.listening = False
 
     def may_start(self) -> bool:
         return self.in_flight < int(self.cwnd)

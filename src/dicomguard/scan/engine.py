@@ -376,6 +376,14 @@ class Engine:
             self.config.sweep == "auto" and raw_sockets_available()
         )
         self.sweep_kind = "syn" if use_syn else "connect"
+        # the connect sweep's connects fill the accept queues the assessments use: they take
+        # their slots from the same congestion windows (scan.sweep); a SYN probe leaves no
+        # connection in the queue (the kernel's RST answers the SYN-ACK)
+        windows: dict[str, Any] = (
+            {}
+            if use_syn or not self.config.congestion
+            else {"window_of": self._window, "window_done": self._sweep_window_done}
+        )
         self._sweep = (SynSweep if use_syn else Sweep)(
             _Endpoints(self, numbered),
             self._verdict,
@@ -383,6 +391,7 @@ class Engine:
             timeout=self.config.probe.timeouts.connect,
             limiter=self.limiter,
             may_start=lambda: len(self._backlog) < self.config.concurrency,
+            **windows,
         )
         try:
             await self._sweep.run()
@@ -478,24 +487,67 @@ class Engine:
         """Start assessments from the backlog, in order, while the scan's concurrency and the
         congestion window of the next endpoint's group allow. An endpoint whose group's window
         is full holds the ones behind it (they stay in target order; a slot of that group
-        frees as soon as one of its assessments ends, which drains again)."""
+        frees as soon as one of its assessments ends, which drains again), except those whose
+        connection the sweep kept open: they hold their slot already (scan.sweep.Sweep.kept),
+        so they start past a blocked head and cannot wait for each other."""
+        kept = self._sweep.kept if self._sweep is not None else {}
         while self._backlog and self._assessing < self.config.concurrency:
             seq, host, port = self._backlog[0]
+            handed = kept.pop((seq, host, port), None) if kept else None
+            if handed is not None:
+                self._backlog.popleft()
+                sock, window, ticket = handed
+                self._start_assessment(seq, host, port, window, ticket, sock)
+                continue
             window = self._window(host, port)
             if window is not None and not window.may_start():
+                if kept:
+                    self._start_kept(kept)
                 break
             self._backlog.popleft()
             ticket = window.start() if window is not None else 0
-            self._assessing += 1
-            self._spawn(self._assess(seq, host, port, window, ticket))
+            self._start_assessment(seq, host, port, window, ticket, None)
+
+    def _start_kept(self, kept: dict[tuple[int, str, int], tuple[socket.socket, Window, int]]
+                    ) -> None:
+        """Start the endpoints of the backlog whose connection the sweep kept (behind a head
+        that waits for its window), in order, while the concurrency allows."""
+        rest: deque[tuple[int, str, int]] = deque()
+        while self._backlog:
+            key = self._backlog.popleft()
+            handed = kept.pop(key, None) if self._assessing < self.config.concurrency else None
+            if handed is None:
+                rest.append(key)
+                continue
+            sock, window, ticket = handed
+            self._start_assessment(*key, window, ticket, sock)
+        self._backlog = rest
+
+    def _start_assessment(self, seq: int, host: str, port: int, window: Window | None,
+                          ticket: int, sock: socket.socket | None) -> None:
+        self._assessing += 1
+        self._spawn(self._assess(seq, host, port, window, ticket, sock))
 
     def _window_done(self, window: Window, ticket: int, host: str, port: int, lost: bool) -> None:
         window.finish(ticket, lost)
         if window.in_flight == 0 and window.decreases == 0:
             self._windows.pop(group_of(host, port), None)
 
+    def _sweep_window_done(
+        self, window: Window, ticket: int, host: str, port: int, lost: bool
+    ) -> None:
+        """A connect of the sweep left its group's window: assessments held by it may start."""
+        self._window_done(window, ticket, host, port, lost)
+        self._drain_backlog()
+
     async def _assess(
-        self, seq: int, host: str, port: int, window: Window | None = None, ticket: int = 0
+        self,
+        seq: int,
+        host: str,
+        port: int,
+        window: Window | None = None,
+        ticket: int = 0,
+        sock: socket.socket | None = None,
     ) -> None:
         # per-host politeness: at most per_host endpoints of one machine at a time
         sem, users = self._hosts.get(host, (None, 0))
@@ -505,7 +557,7 @@ class Engine:
         result: EndpointResult | None = None
         try:
             async with sem:
-                result = await self._assess_bounded(seq, host, port, window, ticket)
+                result = await self._assess_bounded(seq, host, port, window, ticket, sock)
         finally:
             sem, users = self._hosts[host]
             if users == 1:
@@ -514,8 +566,11 @@ class Engine:
                 self._hosts[host] = (sem, users - 1)
             self._assessing -= 1
             if window is not None:
-                # the sweep saw it open: refused, reset or silent now is the server overrun
-                lost = result is not None and result.state in ("closed", "filtered")
+                # the sweep saw it open: refused, reset or silent now is the server overrun;
+                # an A-ASSOCIATE-RJ "temporary congestion / local limit exceeded" says so
+                lost = result is not None and (
+                    result.state in ("closed", "filtered") or is_transient(result)
+                )
                 self._window_done(window, ticket, host, port, lost)
         key = (seq, host, port)
         attempt = self._attempts.pop(key, 0) + 1
@@ -537,10 +592,17 @@ class Engine:
         self._drain_backlog()
 
     async def _assess_bounded(
-        self, seq: int, host: str, port: int, window: Window | None = None, ticket: int = 0
+        self,
+        seq: int,
+        host: str,
+        port: int,
+        window: Window | None = None,
+        ticket: int = 0,
+        sock: socket.socket | None = None,
     ) -> EndpointResult:
         """One assessment within the endpoint budget (seconds and connections); ``window``
-        (with this assessment's ``ticket``) hears of every lost connection at once."""
+        (with this assessment's ``ticket``) hears of every lost connection at once; ``sock``:
+        the sweep's open connection to the endpoint, used by its first connect."""
         config = self.config
         seq_token = seq
         _current_seq.set(seq)
@@ -556,6 +618,8 @@ class Engine:
             tracker.on_loss = lambda: window.loss(ticket)  # type: ignore[assignment]
             tracker.on_connected = window.connected  # type: ignore[assignment]
             tracker.slow_connect = window.slow_connect  # type: ignore[assignment]
+        if sock is not None:
+            tracker.preconnected = {(host, port): sock}
         token = current_connections.set(tracker)
         budget = config.endpoint_budget if config.endpoint_budget > 0 else None
         try:
@@ -594,6 +658,9 @@ class Engine:
             result.state = "open"
         finally:
             tracker.abort_all()
+            if tracker.preconnected:  # not used: the assessment never connected to it
+                for unused in tracker.preconnected.values():
+                    unused.close()
             current_connections.reset(token)
             self._archive_turns.done(host, seq_token)
         return result

@@ -5,6 +5,24 @@ scan's speed. This stage keeps up to ``limit`` non-blocking connects in flight w
 callbacks on the event loop's selector (no Task, Future, stream or exception per endpoint), one
 timer for all deadlines, and an inline token bucket. Only endpoints that accept reach the
 assessment stage, which opens its own connection like nmap's scripts do after its port scan.
+
+Congestion control (issue 13): one server often answers many addresses, and its accept queue is
+short (pynetdicom's socketserver: 5). A thousand connects in flight toward it overflow the queue
+(TcpExt ListenOverflows); each dropped SYN waits a second for its retransmission, and the
+assessments running beside the sweep lose their connections too. With ``window_of`` the sweep
+takes its connects from the congestion window of the endpoint's group, the very window of the
+assessment stage (:mod:`.congestion`: one server, one queue). In the window's accounting:
+
+* a connect that completes is a finished transfer: open with a TCP retransmission (the SYN was
+  resent, ``TCP_INFO``) is a loss, anything else grows the window;
+* a connect still pending after :meth:`~.congestion.Window.slow_connect` in a group where no
+  connect was answered open yet leaves the window as if answered: nothing listens in that
+  group to overrun, and a silent network must not hold the window for the whole timeout.
+  In a group with a listener it stays until answered or expired: a dropped SYN holds its slot,
+  so an overrun queue throttles the sweep at once (self-clocking, the loss is confirmed a
+  second later by the retransmitted SYN);
+* a connect that expires unanswered in a group that has lost connections is tried once more
+  before it is called "filtered" (it was most likely dropped by the overrun queue).
 """
 
 from __future__ import annotations
@@ -17,11 +35,17 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 
+from ..dul.scu import _retransmitted
+from .congestion import Window
 from .ratelimit import RateLimiter
 
 #: (target index, host, port) -> called once per endpoint with "open" | "closed" | "filtered"
 #: | "unreachable"
 Verdict = Callable[[int, str, int, str], None]
+#: (host, port) -> the congestion window of the endpoint's group, or None (not controlled)
+WindowOf = Callable[[str, int], Window | None]
+#: (window, ticket, host, port, lost) -> called once when a connect leaves the window
+WindowDone = Callable[[Window, int, str, int, bool], None]
 
 _REFUSED = {errno.ECONNREFUSED, errno.ECONNRESET}
 #: probes started per event-loop callback before the sweep lets other work run
@@ -51,6 +75,8 @@ class Sweep:
         timeout: float = 3.0,
         limiter: RateLimiter | None = None,
         may_start: Callable[[], bool] = lambda: True,
+        window_of: WindowOf | None = None,
+        window_done: WindowDone | None = None,
     ) -> None:
         self.endpoints = endpoints
         self.verdict = verdict
@@ -60,6 +86,23 @@ class Sweep:
         #: back-pressure from the assessment stage: no new connects while it is saturated
         self.may_start = may_start
         self._inflight: dict[int, tuple[int, str, int, socket.socket, float]] = {}
+        #: congestion control (module docstring): the group's window and what it is told
+        self.window_of = window_of
+        self.window_done = window_done
+        #: fd -> [window, ticket, started (monotonic), still counted in the window]
+        self._windowed: dict[int, list] = {}
+        #: the next endpoint, held back while its group's window is full
+        self._held: tuple[int, str, int] | None = None
+        #: endpoints already tried twice (a second chance after an expiry in a lossy group)
+        self._retried: set[tuple[int, str, int]] = set()
+        #: open connections of controlled groups, kept for the assessment with their slot of
+        #: the window: (seq, host, port) -> (socket, window, ticket). A bare connection holds
+        #: a server's worker until its own timeout (pynetdicom's acceptor waits ``acse_timeout``
+        #: for the A-ASSOCIATE-RQ, 30 s in its apps, and counts it against its 10
+        #: associations): the assessment sends its A-ASSOCIATE-RQ on this one instead
+        self.kept: dict[tuple[int, str, int], tuple[socket.socket, Window, int]] = {}
+        #: the descriptor of the connect _start() left in flight (None: answered at once)
+        self._started_fd: int | None = None
         self._exhausted = False
         self._wakeup: asyncio.TimerHandle | None = None
         self._resume_scheduled = False
@@ -82,7 +125,7 @@ class Sweep:
 
     @property
     def done(self) -> bool:
-        return self._exhausted and not self.outstanding()
+        return self._exhausted and self._held is None and not self.outstanding()
 
     def refill(self) -> None:
         """Start connects until the limit, the rate or the assessment stage says stop."""
@@ -98,16 +141,30 @@ class Sweep:
                     self._loop.call_soon(self._resume)
                 break
             started += 1
+            if self._held is not None:
+                item: tuple[int, str, int] | None = self._held
+                self._held = None
+            else:
+                try:
+                    item = next(self.endpoints)
+                except StopIteration:
+                    self._exhausted = True
+                    break
+                if item is None:  # names still resolving: their task calls refill() again
+                    break
+            window = self.window_of(item[1], item[2]) if self.window_of is not None else None
+            if window is not None and not window.may_start():
+                # the group's window is full: wait for one of its connects or assessments
+                # to end (both call refill); the endpoints behind it keep their order
+                self._held = item
+                break
             if not self._take_token():
+                self._held = item
                 break
-            try:
-                item = next(self.endpoints)
-            except StopIteration:
-                self._exhausted = True
-                break
-            if item is None:  # names still resolving: their task calls refill() again
-                break
+            self._started_fd = None
             self._start(*item)
+            if window is not None:
+                self._track(window, item)
         if self.done:
             self._finish()
 
@@ -142,6 +199,7 @@ class Sweep:
         err = sock.connect_ex((host, port))
         if err in (errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY):
             fd = sock.fileno()
+            self._started_fd = fd
             self._inflight[fd] = (seq, host, port, sock, time.monotonic() + self.timeout)
             if self._epoll is not None:
                 self._epoll.register(fd, select.EPOLLOUT)
@@ -150,6 +208,63 @@ class Sweep:
             return
         sock.close()
         self.verdict(seq, host, port, state_of(err))
+
+    def _track(self, window: Window, item: tuple[int, str, int]) -> None:
+        """The connect of ``item`` just started takes a slot of ``window``; one answered at
+        once (refused, unreachable) gives it back at once."""
+        ticket = window.start()
+        fd = self._started_fd
+        if fd is None:
+            self._tell(window, ticket, item[1], item[2], False)
+            return
+        self._windowed[fd] = [window, ticket, time.monotonic(), True]
+
+    def _tell(self, window: Window, ticket: int, host: str, port: int, lost: bool) -> None:
+        if self.window_done is not None:
+            self.window_done(window, ticket, host, port, lost)
+        else:
+            window.finish(ticket, lost)
+
+    def _release(self, fd: int, seq: int, host: str, port: int, sock: socket.socket | None,
+                 state: str) -> bool:
+        """The connect of ``fd`` ended with ``state``; tell its window, if it still counts.
+        An open connection still counted is kept for the assessment (:attr:`kept`) with its
+        slot of the window; returns whether it was."""
+        entry = self._windowed.pop(fd, None)
+        if entry is None:
+            return False
+        window, ticket, started, counted = entry
+        if state == "open":
+            window.listening = True
+        if not counted:
+            return False
+        lost = False
+        if state == "open" and sock is not None:
+            if _retransmitted(sock):
+                lost = True  # the SYN was resent: the queue dropped it
+            else:
+                window.connected(time.monotonic() - started)
+            self.kept[(seq, host, port)] = (sock, window, ticket)
+            if lost:
+                window.loss(ticket)
+            return True
+        self._tell(window, ticket, host, port, lost)
+        return False
+
+    def _age(self, now: float) -> bool:
+        """Connects pending past their window's slow-connect time in groups where nothing
+        answered open leave the window (module docstring); returns whether any did."""
+        aged = False
+        for fd, entry in self._windowed.items():
+            window, ticket, started, counted = entry
+            if counted and not window.listening and now - started > window.slow_connect():
+                entry[3] = False
+                aged = True
+                item = self._inflight.get(fd)
+                if item is None:
+                    continue
+                self._tell(window, ticket, item[1], item[2], False)
+        return aged
 
     def _on_epoll(self) -> None:
         assert self._epoll is not None
@@ -176,8 +291,10 @@ class Sweep:
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if self._epoll is not None:
             self._epoll.unregister(fd)
-        sock.close()
-        self.verdict(seq, host, port, state_of(err))
+        state = state_of(err)
+        if not (self._windowed and self._release(fd, seq, host, port, sock, state)):
+            sock.close()
+        self.verdict(seq, host, port, state)
 
     def _tick(self) -> None:
         """Expire connects past their deadline (one timer for all of them)."""
@@ -186,13 +303,25 @@ class Sweep:
             self._loop.call_later(min(0.1, self.timeout / 4), self._tick)
 
     def _expire(self, now: float) -> None:
+        aged = self._age(now) if self._windowed else False
         expired = [fd for fd, entry in self._inflight.items() if entry[4] <= now]
         for fd in expired:
             seq, host, port, sock, _ = self._inflight.pop(fd)
             self._unwatch(fd)
             sock.close()
+            entry = self._windowed.get(fd)
+            if entry is not None:
+                self._release(fd, seq, host, port, None, "filtered")
+                key = (seq, host, port)
+                if entry[0].decreases and key not in self._retried:
+                    # silent in a group whose queue overflowed: most likely a SYN dropped
+                    # each time it was sent, not a filter; one more try before "filtered"
+                    self._retried.add(key)
+                    self.endpoints = _prepend(key, self.endpoints)
+                    self._exhausted = False
+                    continue
             self.verdict(seq, host, port, "filtered")
-        if expired:
+        if expired or aged:
             self.refill()
 
     def _finish(self) -> None:
@@ -204,6 +333,10 @@ class Sweep:
             self._unwatch(fd)
             entry[3].close()
         self._inflight.clear()
+        self._windowed.clear()
+        for sock, _window, _ticket in self.kept.values():
+            sock.close()
+        self.kept.clear()
         if self._epoll is not None:
             self._loop.remove_reader(self._epoll.fileno())
             self._epoll.close()

@@ -1,0 +1,93 @@
+"""One real server behind many addresses: the connect sweep does not overrun its accept queue.
+
+Issue 13: the connect sweep (used without root) kept up to ``connect_concurrency`` connects in
+flight whatever answered them. pynetdicom's ``echoscp`` (one process, a socketserver accept
+queue of 5) behind 192 loopback addresses at ``--concurrency 256``: 1,714 connections dropped
+(TcpExt ListenOverflows) and 2 of 192 records "silent" instead of answered. The sweep now takes
+its connects from the same congestion window (scan.congestion) as the assessments of the group.
+The scan is forced onto the connect sweep (``ScanConfig.sweep = "connect"``, what the engine
+picks without raw sockets); the kernel's count of dropped connections decides, not the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from collections.abc import Iterator
+
+from dicomguard.dul.scu import Timeouts
+from dicomguard.scan.assess import ProbeOptions
+from dicomguard.scan.engine import Engine, ScanConfig
+from dicomguard.scan.result import EndpointResult
+from dicomguard.scan.targets import build_targets
+from dicomguard.scan.tests.test_congestion_spares_small_accept_queues import (
+    HOSTS,
+    _listen_overflows,
+)
+from dicomguard.testing.loopback import free_port, wait_until_accepting
+
+
+@contextlib.contextmanager
+def _echoscp() -> Iterator[int]:
+    """A fresh pynetdicom ``echoscp`` per scan: every bare connection it accepted holds one of
+    its 10 association slots for its 30 s ACSE timeout, so a scan leaves it unfit for the next."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pynetdicom", "echoscp", str(port), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_accepting("127.66.0.1", port, timeout=30)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _connect_scan(congestion: bool) -> tuple[list[EndpointResult], int, str]:
+    with _echoscp() as port:
+        return _scan_of(port, congestion)
+
+
+def _scan_of(port: int, congestion: bool) -> tuple[list[EndpointResult], int, str]:
+    targets = build_targets([f"127.66.0.0-{HOSTS - 1}"], ports=(port,))
+    cfg = ScanConfig(
+        targets=targets,
+        # as in the assessment test: no second chance for a silent greeting, and connects get
+        # 10 s so a rare drop's SYN retransmissions (1 s, 3 s) do not race the 3 s default
+        probe=ProbeOptions(
+            discovery=True,
+            web=None,
+            try_tls=False,
+            slow_greeting_timeout=0,
+            timeouts=Timeouts(connect=10.0, associate=10.0),
+        ),
+        rate=0,
+        concurrency=256,
+        sweep="connect",
+        congestion=congestion,
+    )
+    records: list[EndpointResult] = []
+    before = _listen_overflows()
+    engine = Engine(cfg, records.append)
+    asyncio.run(engine.run())
+    return records, _listen_overflows() - before, engine.sweep_kind
+
+
+def test_connect_sweep_keeps_the_accept_queue_of_one_server_behind_many_addresses() -> None:
+    records_off, dropped_off, kind = _connect_scan(congestion=False)
+    assert kind == "connect"
+    records_on, dropped_on, _ = _connect_scan(congestion=True)
+    answered_off = sum(r.dicom for r in records_off)
+    print(f"connect sweep, ListenOverflows: {dropped_off} without the window "
+          f"({answered_off}/{len(records_off)} answered), {dropped_on} with it")
+    assert len(records_on) == HOSTS
+    unanswered = [r for r in records_on
+                  if not r.dicom
+                  or r.operations.get("verification", {}).get("state") != "answered"]
+    assert not unanswered, (len(unanswered), [(r.host, r.reject) for r in unanswered][:3])
+    assert dropped_off >= 40, f"the uncontrolled scan dropped only {dropped_off}: test too weak"
+    assert dropped_on * 4 <= dropped_off, (dropped_on, dropped_off)
