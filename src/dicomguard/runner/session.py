@@ -190,7 +190,8 @@ def build_config(request: ScanRequest, *, db: str | None = None) -> Any:
     Raises ScanRequestError (values) or ScanSetupError (what they point at).
     """
     from ..dul.scu import Timeouts
-    from ..scan.assess import ProbeOptions, load_wordlist
+    from ..knowledge.aedefaults import load_wordlist
+    from ..scan.assess import ProbeOptions
     from ..scan.engine import ScanConfig
     from ..scan.tls_probe import TlsProbeOptions
     from ..scan.web import WebOptions

@@ -45,7 +45,6 @@ from ..dul.scu import (
 from ..knowledge import honeypot
 from ..knowledge import sopclasses as sc
 from ..knowledge.aedefaults import default_called_titles, default_calling_titles
-from ..knowledge.aedefaults import load_wordlist as load_wordlist  # the CLI's --wordlist reader
 from ..knowledge.findings import finding
 from ..knowledge.fingerprint import FingerprintDB, load_database
 from . import operations

@@ -20,9 +20,9 @@ import pytest
 
 from dicomguard.dul import dimse
 from dicomguard.dul import pdu as P
+from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.scu import associate
-from dicomguard.dul.negotiation import AssociateRequest
-from dicomguard.scan import sopclasses as sc
+from dicomguard.knowledge import sopclasses as sc
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import LoopbackServer
 
