@@ -541,10 +541,12 @@ def all_dicom(args: argparse.Namespace, nmap: str, tmp: Path) -> None:
 
 def floor_probe(targets: str, port: int, out: str) -> None:
     """The cheapest asyncio client of the discovery exchange, for reference: per address one
-    connection, A-ASSOCIATE-RQ, C-ECHO-RQ, A-RELEASE-RQ, each sent from the callback that
-    received the previous answer (no task, stream, timeout or check of any kind). What is
-    left between it and dicomguard --discovery is dicomguard's own cost; what is left between
-    it and nmap is the server and the kernel. Writes how many exchanges completed."""
+    connection, A-ASSOCIATE-RQ, then C-ECHO-RQ and A-RELEASE-RQ in one write from the callback
+    that received the A-ASSOCIATE-AC (the two round trips dicomguard --discovery makes), then
+    close after the A-RELEASE-RP (no task, stream, timeout, congestion window or check of any
+    kind). What is left between it and dicomguard --discovery is dicomguard's own cost; what
+    is left between it and nmap is the server and the kernel. Writes how many exchanges
+    completed."""
     import asyncio
 
     from dicomguard.dul import dimse
@@ -573,10 +575,8 @@ def floor_probe(targets: str, port: int, out: str) -> None:
                 self.buf = self.buf[end:]
                 self.step += 1
                 if self.step == 1:
-                    self.transport.write(echo)  # type: ignore[attr-defined]
-                elif self.step == 2:
-                    self.transport.write(release)  # type: ignore[attr-defined]
-                else:
+                    self.transport.write(echo + release)  # type: ignore[attr-defined]
+                elif self.step == 3:
                     self.transport.close()
 
         def connection_lost(self, exc: Exception | None) -> None:

@@ -3,10 +3,12 @@
 argparse rather than click because the nmap-style options (``-iL``, ``-p``) are single-dash
 multi-letter flags that argparse handles natively.
 
-Each command is a module here with the same two functions (see :mod:`.common`):
-``add_parser(sub)`` and ``run(args, argv) -> int`` (and optionally ``configure_logging(args)``;
-the default is debug logging with ``-v``). ``main`` parses, dispatches and turns
-:class:`~.common.UsageError` into one line and exit status 2. ``python -m dicomguard.gateway``
+Each command is a module here with the same shape (see :mod:`.common`): ``HELP`` (and
+optionally ``DESCRIPTION``), ``add_arguments(parser)`` and ``run(args, argv) -> int`` (and
+optionally ``configure_logging(args)``; the default is debug logging with ``-v``). A module
+imports the part it drives inside its functions, so ``dicomguard scan`` never loads the gateway.
+``main`` parses, dispatches and turns :class:`~.common.UsageError` into one line and exit
+status 2. ``python -m dicomguard.gateway``
 and ``python -m dicomguard.lab`` call ``main`` with their command name in front.
 """
 
@@ -36,7 +38,10 @@ COMMANDS: dict[str, ModuleType] = {
 }
 
 
-def build_parser() -> Parser:
+def build_parser(command: str | None = None) -> Parser:
+    """The ``dicomguard`` parser; with ``command``, only that command's flags are declared
+    (the others are listed by name and help: what ``main`` needs, and it keeps the start-up of
+    one command free of every other's imports)."""
     parser = Parser(
         prog="dicomguard",
         description="Find exposed DICOM services, measure what they leak, guard legacy devices.",
@@ -44,9 +49,17 @@ def build_parser() -> Parser:
     parser.add_argument("--version", action="version", version=f"dicomguard {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    for module in COMMANDS.values():
-        module.add_parser(sub)
+    for name, module in COMMANDS.items():
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", None))
+        if command is None or command == name:
+            module.add_arguments(p)
     return parser
+
+
+def _command_in(argv: list[str]) -> str | None:
+    """The command ``argv`` names: its first word not an option (the top-level options take no
+    value); None if there is none (argparse then says what is missing)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
@@ -60,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # silence pynetdicom's per-association log lines; our own summary says what matters
     logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
-    args = build_parser().parse_args(argv)
+    args = build_parser(_command_in(argv)).parse_args(argv)
     command = COMMANDS[args.command]
     getattr(command, "configure_logging", _configure_logging)(args)
     try:

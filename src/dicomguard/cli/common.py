@@ -1,10 +1,11 @@
 """What every ``dicomguard`` command shares: the one-line error, the parser, shared flags.
 
-Every command module of this package has the same shape: ``add_parser(sub)`` declares its flags,
-``run(args, argv) -> int`` turns them into a request for the part that does the work and returns
-the exit status. Bad input raises :class:`UsageError` (or a named error the command converts to
-it); :func:`dicomguard.cli.main` prints it as one line and exits 2. Exit statuses: 0 ok,
-1 findings at or above ``--fail-on`` (or a runtime failure), 2 usage error, 130 interrupted.
+Every command module of this package has the same shape: ``HELP`` is its line in
+``dicomguard -h``, ``add_arguments(parser)`` declares its flags, ``run(args, argv) -> int`` turns
+them into a request for the part that does the work and returns the exit status. Bad input
+raises :class:`UsageError` (or a named error the command converts to it);
+:func:`dicomguard.cli.main` prints it as one line and exits 2. Exit statuses: 0 ok, 1 findings
+at or above ``--fail-on`` (or a runtime failure), 2 usage error, 130 interrupted.
 """
 
 from __future__ import annotations

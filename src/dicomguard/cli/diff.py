@@ -8,19 +8,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from .common import UsageError
 
+HELP = "what appeared, disappeared or changed between two scans"
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    diff: argparse.ArgumentParser = sub.add_parser(
-        "diff", help="what appeared, disappeared or changed between two scans"
-    )
+
+def add_arguments(diff: argparse.ArgumentParser) -> None:
     diff.add_argument("old", type=Path, metavar="OLD.db")
     diff.add_argument("new", type=Path, metavar="NEW.db")
     diff.add_argument("--format", choices=("text", "json"), default="text")
-    return diff
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:

@@ -9,26 +9,22 @@ that cannot bind is one line and exit status 1.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from ..gateway.auth import hash_passcode
-from ..gateway.config import ConfigError, load_config
 from .common import UsageError
 
+HELP = "run the secure gateway in front of a legacy device (dicomguard gateway -h)"
+DESCRIPTION = (
+    "Guard a legacy DICOM device: policy, TLS, identity and audit in front of it. SIGHUP "
+    "reloads the config, SIGTERM stops gracefully."
+)
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "gateway",
-        help="run the secure gateway in front of a legacy device (dicomguard gateway -h)",
-        description="Guard a legacy DICOM device: policy, TLS, identity and audit in front of "
-        "it. SIGHUP reloads the config, SIGTERM stops gracefully.",
-    )
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", type=Path,
                    help="gateway configuration (TOML, or YAML for .yaml/.yml)")
     p.add_argument("--check", action="store_true",
@@ -38,7 +34,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--method", choices=("scrypt", "pbkdf2_sha256"), default="scrypt",
                    help="hash method for --hash-passcode")
     p.add_argument("-v", "--verbose", action="store_true", help="log at debug level")
-    return p
 
 
 def configure_logging(args: argparse.Namespace) -> None:
@@ -49,6 +44,12 @@ def configure_logging(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     """Hash a passcode, check a configuration, or serve until SIGTERM; the exit status."""
+    import asyncio
+
+    # imported here: the gateway's parts (JWT, YAML) cost start-up other commands need not pay
+    from ..gateway.auth import hash_passcode
+    from ..gateway.config import ConfigError, load_config
+
     if args.hash_passcode:
         if sys.stdin.isatty():
             passcode = getpass.getpass("passcode: ")

@@ -7,29 +7,15 @@ Flags become the arguments of :func:`dicomguard.lab.fleet.run_fleet`; a plan the
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import signal
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ..lab.fleet import (
-    DEFAULT_CLI_SIZE,
-    DEFAULT_NETWORK,
-    DEFAULT_PORTS,
-    Fleet,
-    LabError,
-    plan_fleet,
-    run_fleet,
-)
-from ..lab.personas import (
-    DEFAULT_FIND_CAP,
-    DEFAULT_SLOW_DELAY,
-    DEFAULT_SLOW_GREETING,
-    PERSONA_ORDER,
-    PERSONAS,
-)
 from .common import UsageError
+
+if TYPE_CHECKING:
+    from ..lab.fleet import Fleet
 
 
 def _ports(text: str) -> tuple[int, ...]:
@@ -42,12 +28,15 @@ def _ports(text: str) -> tuple[int, ...]:
     return ports
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(
-        "lab",
-        help="run the simulated DICOM fleet (options: dicomguard lab -h)",
-        description="Run a fleet of simulated DICOM servers on loopback, with ground truth.",
-    )
+HELP = "run the simulated DICOM fleet (options: dicomguard lab -h)"
+DESCRIPTION = "Run a fleet of simulated DICOM servers on loopback, with ground truth."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # imported here: the lab (pynetdicom) costs ~0.15 s of start-up other commands need not pay
+    from ..lab.fleet import DEFAULT_CLI_SIZE, DEFAULT_NETWORK, DEFAULT_PORTS
+    from ..lab.personas import DEFAULT_FIND_CAP, DEFAULT_SLOW_DELAY, DEFAULT_SLOW_GREETING
+
     parser.add_argument(
         "--network",
         default=DEFAULT_NETWORK,
@@ -109,13 +98,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--list-personas", action="store_true", help="print the persona catalogue and exit"
     )
-    return parser
 
 
 
 
 def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     """Run the fleet until Ctrl-C/SIGTERM or ``--duration``; returns the exit status."""
+    import asyncio
+
+    from ..lab.fleet import DEFAULT_CLI_SIZE, LabError, plan_fleet, run_fleet
+    from ..lab.personas import PERSONA_ORDER, PERSONAS
+
     if args.list_personas:
         for name in PERSONA_ORDER:
             print(f"{name:24} {PERSONAS[name].description}")

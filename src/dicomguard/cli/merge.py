@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from .common import UsageError
 
+HELP = "join the databases of a sharded scan (--shard) into one scan database"
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    merge: argparse.ArgumentParser = sub.add_parser(
-        "merge", help="join the databases of a sharded scan (--shard) into one scan database"
-    )
+
+def add_arguments(merge: argparse.ArgumentParser) -> None:
     merge.add_argument("dbs", nargs="+", type=Path, metavar="SHARD.db")
     merge.add_argument("-o", "--output", required=True, type=Path, metavar="ALL.db")
     merge.add_argument(
@@ -29,13 +27,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="merge even when shards are missing or unfinished (the result says which)",
     )
-    return merge
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     """Merge ``args.dbs`` into ``args.output`` (and ``--jsonl``); exit status 0."""
+    from ..runner.errors import ScanSetupError
     from ..runner.merge import merge_scans
-    from ..runner.session import ScanSetupError, check_output_paths
+    from ..runner.outputs import check_output_paths
     from ..store import StoreError
 
     try:

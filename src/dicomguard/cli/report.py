@@ -9,15 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from .common import UsageError, add_fail_on, add_geoip_arg, fail_on_status
 
+HELP = "turn a scan database into HTML, CSV, SARIF or JSON"
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    report: argparse.ArgumentParser = sub.add_parser(
-        "report", help="turn a scan database into HTML, CSV, SARIF or JSON"
-    )
+
+def add_arguments(report: argparse.ArgumentParser) -> None:
     report.add_argument("db", type=Path, metavar="DB")
     report.add_argument(
         "--format",
@@ -29,7 +27,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "-o", "--output", metavar="FILE", help="output file (default DB name + format; - = stdout)"
     )
     add_fail_on(report)
-    return report
 
 
 def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:

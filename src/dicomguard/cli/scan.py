@@ -65,11 +65,12 @@ def _input_file_arg(text: str) -> Path | str:
     return "-" if text == "-" else Path(text)
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    p: argparse.ArgumentParser = sub.add_parser("scan", help="scan targets for DICOM services")
+HELP = "scan targets for DICOM services"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     _add_scan_args(p)
     _add_survey_args(p)
-    return p
 
 
 def _add_scan_args(p: argparse.ArgumentParser) -> None:
@@ -112,25 +113,25 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         type=_arg(RATE),
         default=DEFAULTS.rate,
         help="new connections per second, at most this many in every second, 0 = unlimited"
-        " (default 300)",
+        f" (default {DEFAULTS.rate:g})",
     )
     p.add_argument(
         "--concurrency",
         type=_arg(COUNT),
         default=DEFAULTS.concurrency,
-        help="endpoints in flight (256)",
+        help=f"endpoints in flight ({DEFAULTS.concurrency})",
     )
     p.add_argument(
         "--per-host",
         type=_arg(COUNT),
         default=DEFAULTS.per_host,
-        help="endpoints per host at once, across all workers (2)",
+        help=f"endpoints per host at once, across all workers ({DEFAULTS.per_host})",
     )
     p.add_argument(
         "--timeout",
         type=_arg(SECONDS),
         default=DEFAULTS.timeout,
-        help="seconds allowed for each protocol step (5)",
+        help=f"seconds allowed for each protocol step ({DEFAULTS.timeout:g})",
     )
     p.add_argument("--connect-timeout", type=_arg(SECONDS), default=DEFAULTS.connect_timeout)
     p.add_argument(
@@ -139,21 +140,23 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULTS.endpoint_budget,
         metavar="SECONDS",
         help="most seconds one endpoint's assessment may take, waits for --rate excluded;"
-        " then it is cut off and recorded with what was learned (120)",
+        f" then it is cut off and recorded with what was learned ({DEFAULTS.endpoint_budget:g})",
     )
     p.add_argument(
         "--endpoint-connections",
         type=_arg(COUNT),
         default=DEFAULTS.endpoint_connections,
         metavar="N",
-        help="most connections (associations, TLS handshakes, HTTP requests) per endpoint (200)",
+        help="most connections (associations, TLS handshakes, HTTP requests) per endpoint"
+        f" ({DEFAULTS.endpoint_connections})",
     )
     p.add_argument(
         "--retries",
         type=_arg(RETRIES),
         default=DEFAULTS.retries,
         help="re-assessments of an endpoint that answered 'busy, try later' (A-ASSOCIATE-RJ"
-        " transient, congestion or local limit), 5 s then 10 s ... later in the scan (2)",
+        f" transient, congestion or local limit), 5 s then 10 s ... later in the scan"
+        f" ({DEFAULTS.retries})",
     )
     p.add_argument(
         "--slow-greeting",
@@ -161,7 +164,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULTS.slow_greeting,
         metavar="SECONDS",
         help="a port silent through --timeout is asked once more with this longer wait before"
-        " TLS (slow A-ASSOCIATE-AC, e.g. reverse DNS); 0 = no retry (20)",
+        f" TLS (slow A-ASSOCIATE-AC, e.g. reverse DNS); 0 = no retry ({DEFAULTS.slow_greeting:g})",
     )
     p.add_argument("--calling-aet", default=DEFAULTS.calling_aet, help="our calling AE title")
     p.add_argument(
@@ -194,7 +197,7 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         "--query-budget",
         type=_arg(COUNT),
         default=DEFAULTS.query_budget,
-        help="C-FIND operations allowed per endpoint for counting (100)",
+        help=f"C-FIND operations allowed per endpoint for counting ({DEFAULTS.query_budget})",
     )
     p.add_argument(
         "--collect-identifiers",
@@ -232,28 +235,6 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary")
     add_fail_on(p)
-
-
-def _input_file_arg(text: str) -> Path | str:
-    """-iL value: a path, or "-" (stdin) kept as a string so it is never made absolute."""
-    return "-" if text == "-" else Path(text)
-
-
-def _add_survey_args(p: argparse.ArgumentParser) -> None:
-    """Options for surveys: shards across machines, names from files, geo enrichment."""
-    p.add_argument(
-        "--shard",
-        metavar="K/N|auto",
-        help="scan only part K of N (K from 0) of the targets, whole hosts, as zmap's --shard;"
-        " auto: from a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, DICOMGUARD_SHARDS) or a "
-        "Slurm array (SLURM_ARRAY_TASK_ID/_MIN/_COUNT); join the parts with dicomguard merge",
-    )
-    p.add_argument(
-        "--resolve-names",
-        action="store_true",
-        help="look up host names read from -iL files (off: a word in a file is an error)",
-    )
-    add_geoip_arg(p)
 
 
 def _add_survey_args(p: argparse.ArgumentParser) -> None:
@@ -322,7 +303,8 @@ def request_from_args(args: argparse.Namespace) -> ScanRequest:
 def scan_config_from_args(args: argparse.Namespace) -> Any:
     """The engine configuration the flags describe (tests and tools; ``run`` uses the
     session). Raises UsageError (one line)."""
-    from ..runner.session import ScanSetupError, build_config
+    from ..runner.config import build_config
+    from ..runner.errors import ScanSetupError
 
     try:
         return build_config(request_from_args(args), db=args.db)

@@ -186,13 +186,15 @@ async def open_stream(
     """TCP (optionally TLS) connect; failures are :class:`ConnectFailed` with a state."""
     sock = await tcp_connect(host, port, timeout=timeout)
     try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(
-                sock=sock,
-                ssl=ssl_context,
-                server_hostname=None if ssl_context is None else "",
-                limit=1 << 16,
-            )
+        if ssl_context is None:
+            # a connected plain socket: the transport is ready on the next loop pass, nothing
+            # to time out (a timer per association saved, issue 13)
+            reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+        else:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(
+                    sock=sock, ssl=ssl_context, server_hostname="", limit=1 << 16
+                )
         tracker = current_connections.get()
         if tracker is not None:
             tracker.add(writer)

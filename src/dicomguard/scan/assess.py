@@ -42,20 +42,18 @@ from ..dul.scu import (
     associate,
     scanner_tls_context,
 )
-from ..knowledge import honeypot
 from ..knowledge import sopclasses as sc
 from ..knowledge.aedefaults import default_called_titles, default_calling_titles
-from ..knowledge.findings import finding
-from ..knowledge.fingerprint import FingerprintDB, load_database
-from . import operations
+from ..knowledge.fingerprint import Fingerprint, FingerprintDB
+from . import honeypot_probe, intrusive, operations, product, tls_probe, web
 from .confidence import confidence_map
 from .evidence import EndpointEvidence
 from .exposure import ArchiveCache, ExposureOptions, measure
 from .identity import OWN, Identity
-from .intrusive import intrusive_findings, run_check
-from .result import EndpointResult
-from .tls_probe import TlsProbeOptions, probe_tls, tls_findings
-from .web import WebOptions, orthanc_rest_identity, probe_web, web_findings
+from .probe import Need, Probe, ProbeResult, Session, Stage, Status, Target, run_probe
+from .result import EndpointResult, Finding, Operation, finding
+from .tls_probe import TlsProbeOptions
+from .web import WebOptions, orthanc_rest_identity
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -106,11 +104,20 @@ class ProbeOptions:
 class _Prober:
     """State for one endpoint: which transport works and how many associations were used."""
 
-    def __init__(self, host: str, port: int, opts: ProbeOptions, pace: Pace) -> None:
+    def __init__(
+        self, host: str, port: int, opts: ProbeOptions, pace: Pace, record: EndpointResult
+    ) -> None:
         self.host = host
         self.port = port
         self.opts = opts
         self.pace = pace
+        #: the record being filled, and each probe's outcome (scan.probe.Session)
+        self.record = record
+        self.outcomes: dict[str, ProbeResult[Any]] = {}
+        self.fingerprints: FingerprintDB | None = None
+        #: the association of the association-stage probes, and its operations
+        self.association: Association | None = None
+        self.operations: dict[str, Operation] = {}
         self.archives: ArchiveCache | None = None
         self.ssl: ssl.SSLContext | None = None
         self.associations = 0
@@ -180,6 +187,16 @@ class _Prober:
     def budget_left(self) -> bool:
         return self.guesses < self.opts.max_aet_guesses
 
+    async def live_association(self) -> Association | None:
+        """The association if still open, else a new one with the same request (None if the
+        server does not accept it again)."""
+        self.association = await _live(self, self.association)
+        return self.association
+
+    async def drop_if_broken(self, op: Operation) -> None:
+        if self.association is not None:
+            await _drop_if_broken(self.association, op)
+
 
 def note_error(r: EndpointResult, exc: BaseException, text: str | None = None) -> None:
     """Record a failure: ``error`` (text), ``error_kind`` and ``error_evidence`` (dul.errors)."""
@@ -214,25 +231,23 @@ async def assess(
     """
     started = time.monotonic()
     result = result if result is not None else EndpointResult(host, port)
-    prober = _Prober(host, port, opts, pace)
+    prober = _Prober(host, port, opts, pace, result)
     prober.archives = archives
-    try:
-        if not await _assess_web(prober, result):
-            await _assess(prober, result)
-            if (
-                opts.tls_probe is not None
-                and not opts.discovery
-                and (result.tls or prober.tls_only)
-            ):
-                result.tls_details = await probe_tls(host, port, opts.tls_probe, pace=pace)
-                if not result.dicom:
-                    _judge_mutual_tls(result, opts)
-    except ConnectFailed as exc:
-        result.state = exc.state if not result.dicom else result.state
-        if result.error is None:
-            note_error(result, exc, exc.detail)
-    except DulError as exc:  # a peer that misbehaves half-way through the assessment
-        note_error(result, exc)
+    prober.fingerprints = fingerprints
+    target = Target(host, port)
+    for probe in PROBES:
+        if probe.stage is not Stage.NETWORK or not probe.applies(prober):
+            continue
+        outcome = await run_probe(probe, target, prober)
+        exc = outcome.error
+        if isinstance(exc, ConnectFailed):
+            result.state = exc.state if not result.dicom else result.state
+            if result.error is None:
+                note_error(result, exc, exc.detail)
+            break
+        if exc is not None:  # a peer that misbehaves half-way through the assessment
+            note_error(result, exc)
+            break
     if operations.enforced_per_operation(result.operations):
         # the calling AE (or the source) is judged per operation, not at association time:
         # "any calling AE (verified)" would be false, and no association-level check was seen
@@ -240,17 +255,13 @@ async def assess(
         result.calling_aet.update(enforced=False, verified=False, per_operation=True)
     result.associations = prober.associations
     result.elapsed_ms = int((time.monotonic() - started) * 1000)
-    fp = None
-    # an AC without any identity item still matches heuristics (dicompot: no UID, 4 MiB PDU)
-    if result.implementation_class_uid or result.implementation_version_name or result.max_pdu:
-        fp = (fingerprints or load_database()).match(
-            result.implementation_class_uid, result.implementation_version_name, result.max_pdu
-        )
-        result.product, result.product_version = fp.product, fp.product_version
-        if result.dicom and "Orthanc" in fp.embedded_in and not opts.discovery:
-            await _identify_embedding_product(result, fp.product, prober)
-    if result.dicom:
-        result.honeypot = honeypot.verdict(honeypot.endpoint_signals(result.__dict__, fp))
+    for probe in PROBES:
+        if probe.stage is Stage.VERDICT and probe.applies(prober):
+            outcome = await run_probe(probe, target, prober)
+            if outcome.error is not None:
+                raise outcome.error
+    matched = prober.outcomes.get("product")
+    fp: Fingerprint | None = matched.result if matched is not None else None
     result.confidence = confidence_map(result, fp.confidence if fp else None)
     if result.product_evidence is not None:
         result.confidence["product"] = result.product_evidence["confidence"]
@@ -261,104 +272,11 @@ async def assess(
         result.findings = derive_findings(result)
         if fp is not None and result.confidence["product"] != "observed":
             for f in result.findings:
-                if f["id"] == "DG-010":
-                    f["confidence"] = "inferred"
+                if f.id == "DG-010":
+                    f.confidence = "inferred"
     if prober.evidence is not None and opts.evidence_dir:
         prober.evidence.write(opts.evidence_dir)
     return result
-
-
-async def _identify_embedding_product(
-    r: EndpointResult, toolkit: str | None, p: _Prober
-) -> None:
-    """The AC named a toolkit that products embed unchanged (DCMTK inside Orthanc): look for
-    the product itself, on the same host's REST API first, then in the behaviour seen.
-
-    Behaviour: Orthanc accepts every Q/R presentation context and then refuses a stranger's
-    C-FIND with an A-ABORT (testing/tests/test_orthanc_access.py); DCMTK's own dcmqrscp
-    judges peers at association time (A-ASSOCIATE-RJ) and never aborts an accepted FIND.
-    """
-    named = " ".join(x for x in (toolkit, r.product_version) if x) or None
-    rest = await p.rest_identity()
-    # Orthanc has one DICOM port: a /system whose DicomPort is another port describes another
-    # service of the host (a dcmqrscp beside an Orthanc named it "Orthanc 1.10.1"); a port
-    # mapping (Docker -p 104:4242) is left to the host-level join (knowledge.host_identity),
-    # which sees whether the named port answered DICOM itself
-    if rest is not None and rest.get("same_instance") is not False:
-        r.toolkit = named
-        r.product, r.product_version = "Orthanc", rest["version"]
-        r.product_evidence = {
-            "source": f"Orthanc REST API /system on port {rest['port']}",
-            "confidence": "observed" if rest["same_instance"] else "inferred",
-            "rest": rest,
-        }
-        return
-    aborted = [
-        n
-        for n, o in r.operations.items()
-        if o["state"] == operations.REFUSED and str(o.get("detail", "")).startswith("A-ABORT")
-    ]
-    if aborted and r.services_negotiated.get("find_study_root"):
-        r.toolkit = named
-        r.product, r.product_version = "Orthanc", None
-        r.product_evidence = {
-            "source": "behaviour: DCMTK identity, Q/R contexts accepted from any calling AE,"
-            f" then {', '.join(sorted(aborted))} refused with A-ABORT",
-            "confidence": "inferred",
-        }
-
-
-#: ports where DICOM is registered (IANA: 104 dicom, 2761 dicom-iscl, 2762 dicom-tls, 11112
-#: dicom) or the default of a widespread server (Orthanc: 4242)
-DICOM_PORTS = frozenset({104, 2761, 2762, 4242, 11112})
-
-
-def _judge_mutual_tls(r: EndpointResult, opts: ProbeOptions) -> None:
-    """A TLS server that requires a client certificate before any byte of DICOM: likely DICOM.
-
-    Nothing inside TLS can be seen without a certificate the server trusts, so DICOM is
-    inferred, never observed: from the port, and from the plain A-ASSOCIATE-RQ being refused by
-    a TLS stack (DCMTK storescp ``+tls ... -rc`` and Orthanc ``DicomTlsRemoteCertificateRequired``
-    end the TLS 1.3 connection with alert 116, certificate required: openssl s_client). The
-    endpoint is a secured one: ``tls`` is true, ``dicom`` is true with confidence "inferred"
-    unless the port is an HTTP port (then DICOM stays unknown).
-    """
-    details = r.tls_details or {}
-    if (details.get("client_cert") or {}).get("required") is not True:
-        return
-    reasons = ["TLS handshake requires a client certificate"]
-    score = 0.5
-    if r.port in DICOM_PORTS:
-        score += 0.3
-        reasons.append(f"port {r.port} is a DICOM port")
-    web_ports = opts.web.ports if opts.web is not None else ()
-    if r.port in web_ports:
-        score -= 0.3
-        reasons.append(f"port {r.port} is an HTTP port")
-    likely = score >= 0.5
-    r.tls = True
-    r.dicom = likely
-    r.dicom_likelihood = {
-        "verdict": "likely" if likely else "unknown",
-        "confidence": round(score, 2),
-        "reasons": reasons,
-    }
-    r.error = None if likely else r.error
-
-
-async def _assess_web(p: _Prober, r: EndpointResult) -> bool:
-    """On an HTTP port: the web checks; True if it spoke HTTP(S) (no DICOM checks then)."""
-    web_opts = p.opts.web
-    if web_opts is None or p.opts.discovery or p.port not in web_opts.ports:
-        return False
-    web = await probe_web(p.host, p.port, web_opts, pace=p.pace)  # ConnectFailed if closed
-    if web is None:
-        return False  # not HTTP: maybe DICOM on an unusual port
-    r.web = web
-    r.product, r.product_version = web.get("product"), web.get("product_version")
-    if web["scheme"] == "https" and p.opts.tls_probe is not None:
-        r.tls_details = await probe_tls(p.host, p.port, p.opts.tls_probe, pace=p.pace)
-    return True
 
 
 async def _assess(p: _Prober, r: EndpointResult) -> None:
@@ -451,7 +369,7 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     negotiated = sc.services_from_results(ac.results)
     r.services_negotiated = dict(negotiated)
     r.canary_result = ac.results.get(sc.CANARY)
-    ops: dict[str, dict[str, Any]] = {
+    ops: dict[str, Operation] = {
         name: operations.record(operations.UNTESTED) for name, on in negotiated.items() if on
     }
     current: Association | None = assoc
@@ -489,29 +407,8 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
                 if r.exposure is not None and r.exposure.get("error"):
                     await current.abort()  # a query failed on the wire: the association is gone
                 operations.credit_exposure(ops, r.exposure, current.accept)
-        if p.opts.intrusive and not p.opts.discovery:
-            # each check on a live association: a refused C-STORE (Orthanc aborts) must not
-            # leave the C-MOVE (and the C-GET) writing into a dead connection
-            r.intrusive = {"store": None, "move": None}
-            for check, service, judge in (
-                ("store", "storage", operations.from_intrusive_store),
-                ("move", "move", operations.from_intrusive_move),
-            ):
-                current = await _live(p, current)
-                if current is None:
-                    break
-                r.intrusive[check] = await run_check(current, check)
-                op = judge(r.intrusive[check])
-                if op is not None:
-                    ops[service] = op
-                    await _drop_if_broken(current, op)
-            if negotiated["get"]:
-                current = await _live(p, current)
-                if current is not None:
-                    got = await operations.probe_get(current)
-                    if got is not None:
-                        ops["get"] = got
-                        await _drop_if_broken(current, got)
+        if not p.opts.discovery:
+            current = await _association_stage(p, current, ops)
         if current is not None:
             await current.release()
     except DulError as exc:  # e.g. an AC, then silence: say so in the record (issue 12)
@@ -523,7 +420,33 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
         r.services, r.services_confidence = operations.open_services(negotiated, ops)
 
 
-def _silent(ops: dict[str, dict[str, Any]]) -> dict[str, str]:
+async def _association_stage(
+    p: _Prober, current: Association | None, ops: dict[str, Operation]
+) -> Association | None:
+    """The association-stage probes (scan.probe.Stage.ASSOCIATION: --intrusive checks) on
+    ``current``; returns the association left open (None if none). A typed error that ended
+    one is raised, as if the probe had run inline."""
+    probes = [probe for probe in PROBES if probe.stage is Stage.ASSOCIATION]
+    if not any(probe.applies(p) for probe in probes):
+        return current
+    p.association, p.operations = current, ops
+    target = Target(p.host, p.port)
+    try:
+        for probe in probes:
+            if probe.applies(p):
+                outcome = await run_probe(probe, target, p)
+                if outcome.error is not None:
+                    raise outcome.error
+    except DulError:
+        if p.association is not None:
+            await p.association.abort()  # the latest one; the caller's may be an older one
+        raise
+    finally:
+        current, p.association = p.association, None
+    return current
+
+
+def _silent(ops: dict[str, Operation]) -> dict[str, str]:
     """Operations the peer never answered (state failed, no status): name -> detail.
 
     After one, no further service is probed: each probe of a peer that stopped answering costs
@@ -532,13 +455,13 @@ def _silent(ops: dict[str, dict[str, Any]]) -> dict[str, str]:
     then silence: issue 12's accept-then-silence), since a server may answer a real query with
     records and stall only on the probe's (dicom-rs #434)."""
     return {
-        name: str(op["detail"])
+        name: str(op.detail)
         for name, op in ops.items()
-        if op["state"] == operations.FAILED and op["status"] is None
+        if op.state == operations.FAILED and op.status is None
     }
 
 
-def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -> None:
+def _hide_refused_contexts(assoc: Association, ops: dict[str, Operation]) -> None:
     """Counting must not send the queries a stranger was refused (an Orthanc worklist with
     DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
     counts): their contexts are marked refused in this association's view of its AC. Failed
@@ -546,7 +469,7 @@ def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -
     refused = {
         uid
         for name, op in ops.items()
-        if op["state"] == operations.REFUSED and name in ("find_study_root",
+        if op.state == operations.REFUSED and name in ("find_study_root",
                                                             "find_patient_root", "worklist")
         for uid in sc.SERVICES[name]
     }
@@ -555,10 +478,10 @@ def _hide_refused_contexts(assoc: Association, ops: dict[str, dict[str, Any]]) -
         assoc.accept = dataclasses.replace(assoc.accept, results=results)
 
 
-async def _drop_if_broken(assoc: Association, op: dict[str, Any]) -> None:
+async def _drop_if_broken(assoc: Association, op: Operation) -> None:
     """An operation refused by A-ABORT or a dropped connection leaves no association, and one
     that got no answer leaves it in an unknown state: either way, a new one is opened."""
-    if op["state"] in (operations.REFUSED, operations.FAILED) and op["status"] is None:
+    if op.state in (operations.REFUSED, operations.FAILED) and op.status is None:
         await assoc.abort()
 
 
@@ -608,9 +531,9 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         if outcome is None:
             continue
         if outcome.association is not None:
-            r.called_aet["accepted"] = word
+            r.called_aet.accepted = word
             if word in sources:
-                r.called_aet["source"] = sources[word]
+                r.called_aet.source = sources[word]
             if p.calling is None:  # else the calling title had to be guessed: enforced
                 r.calling_aet.update(enforced=False, verified=True)
             r.user_identity.update(required=False, verified=True)
@@ -620,9 +543,9 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         assert rej is not None
         if rej.called_aet_refused:
             continue
-        r.called_aet["accepted"] = word
+        r.called_aet.accepted = word
         if word in sources:
-            r.called_aet["source"] = sources[word]
+            r.called_aet.source = sources[word]
         if rej.calling_aet_refused:
             r.calling_aet.update(enforced=True, verified=True)
             await _guess_calling_aet(p, r, word)
@@ -651,7 +574,7 @@ async def _guess_calling_aet(p: _Prober, r: EndpointResult, called: str) -> None
         p.calling = calling
         r.calling_aet.update(enforced=True, accepted=calling, verified=True)
         if outcome.association is not None:
-            if r.called_aet.get("accepted") is None and not r.called_aet.get("enforced"):
+            if r.called_aet.accepted is None and not r.called_aet.enforced:
                 r.called_aet.update(enforced=False, accepted=called, verified=True)
             r.user_identity.update(required=False, verified=True)
             await _record_accept(p, r, outcome.association)
@@ -680,7 +603,7 @@ async def _try_user_identity(p: _Prober, r: EndpointResult, called: str) -> None
             r.user_identity.update(required=True, accepted_with=label, verified=True)
             if p.calling is None:
                 r.calling_aet.update(enforced=False, verified=True)
-            if r.called_aet["accepted"] is None:
+            if r.called_aet.accepted is None:
                 r.called_aet.update(accepted=called, verified=True)
             await _record_accept(p, r, outcome.association)
             return
@@ -697,18 +620,25 @@ def _reject_dict(rej: Reject) -> dict:
     }
 
 
-def derive_findings(r: EndpointResult) -> list[dict]:
-    """Findings from verdicts; confidence says whether a verdict was observed or inferred."""
-    out: list[dict] = []
+def derive_findings(r: EndpointResult) -> list[Finding]:
+    """Findings from verdicts, each probe's in the order of :data:`PROBES`; confidence says
+    whether a verdict was observed or inferred."""
+    return [f for probe in PROBES for f in probe.findings(r)]
+
+
+def dicom_findings(r: EndpointResult) -> list[Finding]:
+    """The association probe's findings: DICOM or not, AE titles, identity, services, the
+    announced implementation."""
+    out: list[Finding] = []
     if not r.dicom:
         if r.web is not None:
-            return web_findings(r.web) + tls_findings(r.tls_details)
+            return out  # an HTTP port: the web probe's findings say it
         if r.dicom_likelihood is not None or (r.error or "").startswith("silent"):
             # silence, or TLS that lets nobody in without a certificate: unknown, not "no"
             out.append(finding("DG-016", detail=r.error))
-            return out + tls_findings(r.tls_details)
+            return out
         out.append(finding("DG-014", detail=r.error))
-        return out + tls_findings(r.tls_details)
+        return out
     if r.dicom_likelihood is not None:
         out.append(
             finding(
@@ -718,29 +648,29 @@ def derive_findings(r: EndpointResult) -> list[dict]:
                 f"(confidence {r.dicom_likelihood['confidence']})",
             )
         )
-        return out + tls_findings(r.tls_details)
+        return out
     out.append(finding("DG-013") if r.tls else finding("DG-004"))
-    if r.called_aet.get("verified"):
-        if not r.called_aet["enforced"]:
+    if r.called_aet.verified:
+        if not r.called_aet.enforced:
             out.append(finding("DG-001"))
-        elif r.called_aet.get("accepted"):
-            source = r.called_aet.get("source")
-            detail = f"accepted: {r.called_aet['accepted']}" + (f" (named by {source})"
+        elif r.called_aet.accepted:
+            source = r.called_aet.source
+            detail = f"accepted: {r.called_aet.accepted}" + (f" (named by {source})"
                                                                  if source else "")
             out.append(finding("DG-002", detail=detail))
-    if r.calling_aet.get("verified") and not r.calling_aet["enforced"]:
+    if r.calling_aet.verified and not r.calling_aet.enforced:
         out.append(finding("DG-003"))
     ui = r.user_identity
-    if ui["required"]:
-        if ui["accepted_with"]:
-            out.append(finding("DG-012", detail=f"accepted with any {ui['accepted_with']}"))
+    if ui.required:
+        if ui.accepted_with:
+            out.append(finding("DG-012", detail=f"accepted with any {ui.accepted_with}"))
         else:
             out.append(
-                finding("DG-011", confidence="inferred" if not ui["verified"] else "confirmed")
+                finding("DG-011", confidence="inferred" if not ui.verified else "confirmed")
             )
     s = r.services
     if r.access_enforced_per_operation:
-        refused = sorted(n for n, o in r.operations.items() if o["state"] == "refused")
+        refused = sorted(n for n, o in r.operations.items() if o.state == "refused")
         out.append(finding("DG-015", detail="refused: " + ", ".join(refused)))
     if s.get("find_patient_root") or s.get("find_study_root"):
         out.append(finding("DG-005"))
@@ -762,4 +692,42 @@ def derive_findings(r: EndpointResult) -> list[dict]:
             r.implementation_version_name or r.implementation_class_uid
         )
         out.append(finding("DG-010", detail=detail))
-    return out + tls_findings(r.tls_details) + intrusive_findings(r.intrusive)
+    return out
+
+
+class AssociationProbe:
+    """The DICOM checks as a probe (scan.probe): A-ASSOCIATE-RQ in clear (one slow-greeting
+    retry), else inside TLS; then the called and calling AE title, user identity, one
+    operation per negotiated service, the exposure count and the association-stage probes.
+    Fills the record's contract fields; result: whether the endpoint spoke DICOM."""
+
+    name = "association"
+    stage = Stage.NETWORK
+    needs = frozenset({Need.TCP, Need.TLS})
+    field = None
+    result_type = None
+
+    def applies(self, session: Session) -> bool:
+        return session.record.web is None  # an HTTP port got the web checks instead
+
+    async def run(self, target: Target, session: Session) -> ProbeResult[bool]:
+        assert isinstance(session, _Prober)
+        await _assess(session, session.record)
+        return ProbeResult.ok(True) if session.record.dicom else ProbeResult(
+            Status.NOT_APPLICABLE, False
+        )
+
+    def findings(self, record: EndpointResult) -> list[Finding]:
+        return dicom_findings(record)
+
+
+#: every check of an endpoint, in the order it runs (within its stage) and its findings are
+#: listed (scan.probe). A new check: a module with a probe object, and one entry here.
+PROBES: list[Probe[Any]] = [
+    web.PROBE,
+    AssociationProbe(),
+    tls_probe.PROBE,
+    intrusive.PROBE,
+    product.PROBE,
+    honeypot_probe.PROBE,
+]

@@ -27,7 +27,7 @@ rounds; the cost for them is the slow start of each group.
 
 from __future__ import annotations
 
-import ipaddress
+import socket
 
 #: assessments in flight toward a new group before anything is known about it
 INITIAL_WINDOW = 8
@@ -39,14 +39,19 @@ MIN_SLOW_CONNECT = 0.05
 
 def group_of(host: str, port: int) -> tuple[int, str]:
     """The congestion group of an endpoint: (port, /16 or /48 block); a host name (resolved
-    later) is its own group."""
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
+    later) is its own group. String and ``inet_pton`` work, not :mod:`ipaddress` (~10 µs a
+    call, twice per association)."""
+    if ":" not in host:
+        a, _, rest = host.partition(".")
+        b, _, rest = rest.partition(".")
+        if rest.count(".") == 1 and (a + b).isdigit():
+            return port, f"{a}.{b}"
         return port, host
-    bits = 16 if addr.version == 4 else 48
-    net = ipaddress.ip_network(f"{addr}/{bits}", strict=False)
-    return port, str(net.network_address)
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, host)
+    except OSError:
+        return port, host
+    return port, packed[:6].hex()
 
 
 class Window:

@@ -25,9 +25,11 @@ from pydicom.dataset import Dataset
 from ..dul.errors import DulError
 from ..dul.scu import Association
 from ..knowledge import sopclasses as sc
-from ..knowledge.findings import finding
 from ..knowledge.sopclasses import CT_IMAGE_STORAGE
 from ..knowledge.synthetic import UID_PREFIX, instance_dataset, make_patients
+from . import operations
+from .probe import Need, ProbeResult, Session, Stage, Target
+from .result import EndpointResult, Finding, IntrusiveChecks, finding
 
 TEST_DESCRIPTION = "dicomguard test object - synthetic, safe to delete"
 MOVE_DESTINATION_UNKNOWN = 0xA801
@@ -133,10 +135,10 @@ async def run_check(assoc: Association, name: str) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}", "accepted": None}
 
 
-def intrusive_findings(intrusive: dict[str, Any] | None) -> list[dict[str, Any]]:
+def intrusive_findings(intrusive: dict[str, Any] | None) -> list[Finding]:
     if not intrusive:
         return []
-    out: list[dict[str, Any]] = []
+    out: list[Finding] = []
     store = intrusive.get("store") or {}
     if store.get("accepted"):
         out.append(
@@ -155,3 +157,52 @@ def intrusive_findings(intrusive: dict[str, Any] | None) -> list[dict[str, Any]]
             )
         )
     return out
+
+
+class IntrusiveProbe:
+    """The --intrusive checks as a probe (scan.probe) on the assessment association: C-STORE
+    of the test object, C-MOVE of nothing to a random AE, then C-GET of nothing
+    (operations.probe_get), each on a live association (a refused C-STORE, often an A-ABORT,
+    must not leave the C-MOVE writing into a dead connection). Results go to the record's
+    ``intrusive`` and become the ``storage``, ``move`` and ``get`` operations."""
+
+    name = "intrusive"
+    stage = Stage.ASSOCIATION
+    needs = frozenset({Need.ASSOCIATION})
+    #: filled in place as the checks go (what ran before a failure stays in the record)
+    field = None
+    result_type = IntrusiveChecks
+
+    def applies(self, session: Session) -> bool:
+        return bool(session.opts.intrusive) and not session.opts.discovery
+
+    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+        r = session.record
+        ops = session.operations
+        r.intrusive = checks = {"store": None, "move": None}
+        for check, service, judge in (
+            ("store", "storage", operations.from_intrusive_store),
+            ("move", "move", operations.from_intrusive_move),
+        ):
+            current = await session.live_association()
+            if current is None:
+                break
+            checks[check] = await run_check(current, check)
+            op = judge(checks[check])
+            if op is not None:
+                ops[service] = op
+                await session.drop_if_broken(op)
+        if r.services_negotiated["get"]:
+            current = await session.live_association()
+            if current is not None:
+                got = await operations.probe_get(current)
+                if got is not None:
+                    ops["get"] = got
+                    await session.drop_if_broken(got)
+        return ProbeResult.ok(checks)
+
+    def findings(self, record: EndpointResult) -> list[Finding]:
+        return intrusive_findings(record.intrusive)
+
+
+PROBE = IntrusiveProbe()

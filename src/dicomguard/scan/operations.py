@@ -46,6 +46,7 @@ from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
 from ..dul.scu import Association
 from ..knowledge import sopclasses as sc
+from .result import Operation
 
 ANSWERED = "answered"
 REFUSED = "refused"
@@ -64,8 +65,9 @@ PROBED = ("verification", "find_study_root", "find_patient_root", "worklist")
 NOT_PROBED = ("move", "get", "storage", "mpps", "storage_commitment")
 
 
-def record(state: str, status: int | None = None, detail: str = "") -> dict[str, Any]:
-    return {"state": state, "status": status, "detail": detail}
+def record(state: str, status: int | None = None, detail: str = "") -> Operation:
+    """The outcome of a probe operation (one entry of the record's ``operations``)."""
+    return Operation(state, status, detail)
 
 
 def classify_find(status: int | None) -> str:
@@ -108,7 +110,7 @@ def probe_identifier(service: str, level: str | None = None) -> tuple[str, Datas
     return sc.STUDY_ROOT_FIND, q
 
 
-def _on_error(exc: DulError, what: str) -> dict[str, Any]:
+def _on_error(exc: DulError, what: str) -> Operation:
     """An operation that ended without a DIMSE answer: an abort or a dropped connection is a
     refusal; silence is not (a server that never answers its C-FIND, fo-dicom-samples#100:
     SANTESOFT/2.0.00 holds the C-FIND forever) and stays ``failed``. Neither is an answer we
@@ -128,7 +130,7 @@ def _describe(exc: DulError) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def probe_echo(assoc: Association, *, release: bool = False) -> dict[str, Any]:
+async def probe_echo(assoc: Association, *, release: bool = False) -> Operation:
     """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``.
 
     ``release``: the C-ECHO is the last request; the A-RELEASE-RQ goes with it
@@ -141,7 +143,7 @@ async def probe_echo(assoc: Association, *, release: bool = False) -> dict[str, 
     return record(state, status, f"C-ECHO status 0x{status & 0xFFFF:04X}")
 
 
-async def probe_find(assoc: Association, service: str) -> dict[str, Any]:
+async def probe_find(assoc: Association, service: str) -> Operation:
     """The probe C-FIND of ``service`` (see :func:`probe_identifier`); never raises.
 
     The Patient Root model is tried at PATIENT level, and when that level fails with a status
@@ -149,14 +151,16 @@ async def probe_find(assoc: Association, service: str) -> dict[str, Any]:
     more at STUDY level within the model.
     """
     out = await _probe_find_once(assoc, service, None)
-    if service == "find_patient_root" and out["state"] == FAILED and out["status"] is not None:
+    if service == "find_patient_root" and out.state == FAILED and out.status is not None:
         study = await _probe_find_once(assoc, service, "STUDY")
-        study["detail"] = f"PATIENT level: {out['detail']}; STUDY level: {study['detail']}"
+        study.detail = f"PATIENT level: {out.detail}; STUDY level: {study.detail}"
         return study
     return out
 
 
-async def _probe_find_once(assoc: Association, service: str, level: str | None) -> dict[str, Any]:
+async def _probe_find_once(
+    assoc: Association, service: str, level: str | None
+) -> Operation:
     sop_class, identifier = probe_identifier(service, level)
     matches = 0
     try:
@@ -168,7 +172,7 @@ async def _probe_find_once(assoc: Association, service: str, level: str | None) 
         # answers came, then the query broke (a peer that answers Pending for ever and ignores
         # C-CANCEL, issue 12): the operation was performed, and the answers are nonsense
         out = record(ANSWERED, None, f"C-FIND: {matches} answers, then {_describe(exc)}")
-        out["nonsense_matches"] = matches
+        out.nonsense_matches = matches
         return out
     status = assoc.last_status
     state = classify_find(status)
@@ -178,13 +182,13 @@ async def _probe_find_once(assoc: Association, service: str, level: str | None) 
     if matches:
         # a unique key no record holds was matched anyway: a stub or a decoy that answers
         # any query (issue 10, items 9 and 10), kept for whoever judges the answers
-        out["detail"] += f", {matches} answers to a key that matches nothing"
-        out["nonsense_matches"] = matches
+        out.detail += f", {matches} answers to a key that matches nothing"
+        out.nonsense_matches = matches
     return out
 
 
 def credit_exposure(
-    ops: dict[str, dict[str, Any]], exposure: dict[str, Any] | None, accept: Any
+    ops: dict[str, Operation], exposure: dict[str, Any] | None, accept: Any
 ) -> None:
     """A failed probe whose service then brought records back in the exposure count is
     answered after all (records are the strongest proof of access)."""
@@ -202,8 +206,8 @@ def credit_exposure(
     found["worklist"] = bool(items)
     for name, got in found.items():
         op = ops.get(name or "")
-        if name and got and op is not None and op["state"] == FAILED:
-            op.update(state=ANSWERED, detail=op["detail"] + "; records came back to the count")
+        if name and got and op is not None and op.state == FAILED:
+            op.update(state=ANSWERED, detail=op.detail + "; records came back to the count")
 
 
 def alive(assoc: Association | None) -> bool:
@@ -213,13 +217,13 @@ def alive(assoc: Association | None) -> bool:
     return not (assoc.writer.is_closing() or assoc.reader.at_eof())
 
 
-def enforced_per_operation(ops: dict[str, dict[str, Any]]) -> bool:
+def enforced_per_operation(ops: dict[str, Operation]) -> bool:
     """True when a negotiated service was refused per operation (see the module docstring)."""
-    return any(o["state"] == REFUSED for o in ops.values())
+    return any(o.state == REFUSED for o in ops.values())
 
 
 def open_services(
-    negotiated: dict[str, bool], ops: dict[str, dict[str, Any]]
+    negotiated: dict[str, bool], ops: dict[str, Operation]
 ) -> tuple[dict[str, bool], dict[str, str]]:
     """Service booleans of the output contract ("open to a stranger") and their confidence.
 
@@ -237,9 +241,9 @@ def open_services(
         if not offered:
             out[name] = False
             conf[name] = "observed"
-        elif op is not None and op["state"] != UNTESTED:
-            out[name] = op["state"] == ANSWERED
-            conf[name] = "observed" if op["state"] in (ANSWERED, REFUSED) else "inferred"
+        elif op is not None and op.state != UNTESTED:
+            out[name] = op.state == ANSWERED
+            conf[name] = "observed" if op.state in (ANSWERED, REFUSED) else "inferred"
         elif name in ("move", "get") and enforced:
             out[name] = False
             conf[name] = "inferred"
@@ -249,7 +253,7 @@ def open_services(
     return out, conf
 
 
-async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str, Any] | None:
+async def probe_get(assoc: Association, *, max_responses: int = 100) -> Operation | None:
     """C-GET of a study that does not exist (a fresh random UID); None without a GET context.
 
     Only with ``--intrusive`` (a retrieve request, even of nothing). Nothing can come back: no
@@ -293,7 +297,7 @@ async def probe_get(assoc: Association, *, max_responses: int = 100) -> dict[str
     return record(FAILED, None, f"C-GET: more than {max_responses} responses")
 
 
-def from_intrusive_store(store: dict[str, Any] | None) -> dict[str, Any] | None:
+def from_intrusive_store(store: dict[str, Any] | None) -> Operation | None:
     """The ``storage`` operation record from the --intrusive C-STORE check, when it ran.
 
     Success or a warning status is answered (the object was stored); an A-ABORT, a dropped
@@ -313,7 +317,7 @@ def from_intrusive_store(store: dict[str, Any] | None) -> dict[str, Any] | None:
     return record(FAILED, status, f"C-STORE status 0x{status:04X}")
 
 
-def from_intrusive_move(move: dict[str, Any] | None) -> dict[str, Any] | None:
+def from_intrusive_move(move: dict[str, Any] | None) -> Operation | None:
     """The ``move`` operation record from the --intrusive C-MOVE check, when it ran.
 
     Any DIMSE answer means the server processed the request (it passed the access check): a

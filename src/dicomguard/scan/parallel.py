@@ -20,13 +20,12 @@ import multiprocessing.connection
 import os
 import time
 from collections.abc import Callable
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 from .engine import Closed, Done, Engine, Progress, ScanConfig, ScanStats, Sink
 from .result import EndpointResult
 
-_RESULT_FIELDS = {f.name for f in fields(EndpointResult)}
 #: a worker sends at most this many messages at once, and at least every FLUSH_SECONDS
 BATCH = 2048
 FLUSH_SECONDS = 0.2
@@ -127,9 +126,7 @@ def run(
                         if progress is not None:
                             progress(done, Closed(state))  # type: ignore[arg-type]
                     elif kind == "r":
-                        result = EndpointResult(
-                            **{k: v for k, v in msg[1].items() if k in _RESULT_FIELDS}
-                        )
+                        result = EndpointResult.from_dict(msg[1])
                         stats.add(result)
                         done += 1
                         sink(result)

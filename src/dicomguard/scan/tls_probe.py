@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import ssl
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -51,7 +51,8 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 
 from ..dul.errors import DulError
 from ..dul.scu import close_writer, open_stream
-from ..knowledge.findings import finding
+from .probe import Need, ProbeResult, Session, Stage, Target
+from .result import EndpointResult, Finding, TlsDetails, finding
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -513,11 +514,11 @@ def compare_profiles(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def tls_findings(d: dict[str, Any] | None) -> list[dict[str, Any]]:
+def tls_findings(d: dict[str, Any] | None) -> list[Finding]:
     """Findings (with remediation in the catalog) from a ``tls_details`` record."""
     if not d:
         return []
-    out: list[dict[str, Any]] = []
+    out: list[Finding] = []
     v = d["versions"]
     old = [name for name in OLD_VERSIONS if v.get(name, {}).get("accepted")]
     if old:
@@ -560,3 +561,78 @@ def tls_findings(d: dict[str, Any] | None) -> list[dict[str, Any]]:
     if nd.get("conformant") is False:
         out.append(finding("DG-027", detail="; ".join(nd.get("reasons", []))))
     return out
+
+
+#: ports where DICOM is registered (IANA: 104 dicom, 2761 dicom-iscl, 2762 dicom-tls, 11112
+#: dicom) or the default of a widespread server (Orthanc: 4242)
+DICOM_PORTS = frozenset({104, 2761, 2762, 4242, 11112})
+
+
+def judge_mutual_tls(r: EndpointResult, web_ports: Collection[int]) -> None:
+    """A TLS server that requires a client certificate before any byte of DICOM: likely DICOM.
+
+    Nothing inside TLS can be seen without a certificate the server trusts, so DICOM is
+    inferred, never observed: from the port, and from the plain A-ASSOCIATE-RQ being refused by
+    a TLS stack (DCMTK storescp ``+tls ... -rc`` and Orthanc ``DicomTlsRemoteCertificateRequired``
+    end the TLS 1.3 connection with alert 116, certificate required: openssl s_client). The
+    endpoint is a secured one: ``tls`` is true, ``dicom`` is true with confidence "inferred"
+    unless the port is an HTTP port (``web_ports``; then DICOM stays unknown).
+    """
+    details = r.tls_details or {}
+    if (details.get("client_cert") or {}).get("required") is not True:
+        return
+    reasons = ["TLS handshake requires a client certificate"]
+    score = 0.5
+    if r.port in DICOM_PORTS:
+        score += 0.3
+        reasons.append(f"port {r.port} is a DICOM port")
+    if r.port in web_ports:
+        score -= 0.3
+        reasons.append(f"port {r.port} is an HTTP port")
+    likely = score >= 0.5
+    r.tls = True
+    r.dicom = likely
+    r.dicom_likelihood = {
+        "verdict": "likely" if likely else "unknown",
+        "confidence": round(score, 2),
+        "reasons": reasons,
+    }
+    r.error = None if likely else r.error
+
+
+class TlsProbe:
+    """The TLS checks as a probe (scan.probe): versions, ciphers and certificate into the
+    record's ``tls_details`` wherever a handshake completes: an HTTPS port of the web checks,
+    or a port where DICOM (or only a TLS handshake) was seen inside TLS. On a port that did not
+    turn out DICOM, a required client certificate then makes DICOM likely
+    (:func:`judge_mutual_tls`)."""
+
+    name = "tls"
+    stage = Stage.NETWORK
+    needs = frozenset({Need.TLS})
+    field = "tls_details"
+    result_type = TlsDetails
+
+    def applies(self, session: Session) -> bool:
+        opts, r = session.opts, session.record
+        if opts.tls_probe is None:
+            return False
+        if r.web is not None:
+            return bool(r.web["scheme"] == "https")
+        return not opts.discovery and (r.tls or session.tls_only)
+
+    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+        r = session.record
+        details = await probe_tls(target.host, target.port, session.opts.tls_probe,
+                                  pace=session.pace)
+        r.tls_details = details  # before the judgement below reads it
+        if r.web is None and not r.dicom:
+            web = session.opts.web
+            judge_mutual_tls(r, web.ports if web is not None else ())
+        return ProbeResult.ok(details)
+
+    def findings(self, record: EndpointResult) -> list[Finding]:
+        return tls_findings(record.tls_details)
+
+
+PROBE = TlsProbe()

@@ -24,7 +24,8 @@ from urllib.parse import urlencode
 
 from ..dul.errors import ConnectFailed, DulError
 from ..dul.scu import close_writer, open_stream, scanner_tls_context
-from ..knowledge.findings import finding
+from .probe import Need, ProbeResult, Session, Stage, Target
+from .result import EndpointResult, Finding, WebExposure, finding
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -426,11 +427,11 @@ async def _count_studies(c: _Client, path: str, accept: str) -> dict[str, Any]:
     }
 
 
-def web_findings(web: dict[str, Any] | None) -> list[dict[str, Any]]:
+def web_findings(web: dict[str, Any] | None) -> list[Finding]:
     """Findings (catalog IDs with remediation) from a ``web`` record."""
     if not web:
         return []
-    out: list[dict[str, Any]] = []
+    out: list[Finding] = []
     orthanc = web.get("orthanc") or {}
     if orthanc and not orthanc.get("auth_required"):
         counts = orthanc.get("counts")
@@ -459,3 +460,33 @@ def web_findings(web: dict[str, Any] | None) -> list[dict[str, Any]]:
         detail = " ".join(x for x in (web["product"], web.get("product_version")) if x)
         out.append(finding("DG-033", detail=detail))
     return out
+
+
+class WebProbe:
+    """The web checks as a probe (scan.probe): on the HTTP ports of ``WebOptions.ports``,
+    Orthanc REST and QIDO-RS exposure into the record's ``web``. An endpoint that answers
+    HTTP gets no DICOM checks (the association probe does not apply then)."""
+
+    name = "web"
+    stage = Stage.NETWORK
+    needs = frozenset({Need.HTTP, Need.TLS})
+    field = "web"
+    result_type = WebExposure
+
+    def applies(self, session: Session) -> bool:
+        web = session.opts.web
+        return web is not None and not session.opts.discovery and session.port in web.ports
+
+    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+        """Raises ConnectFailed when the port is closed or filtered."""
+        web = await probe_web(target.host, target.port, session.opts.web, pace=session.pace)
+        if web is not None:
+            session.record.product = web.get("product")
+            session.record.product_version = web.get("product_version")
+        return ProbeResult.ok(web)
+
+    def findings(self, record: EndpointResult) -> list[Finding]:
+        return web_findings(record.web)
+
+
+PROBE = WebProbe()

@@ -25,8 +25,8 @@ from dicomguard.knowledge.synthetic import (
     ground_truth,
     make_patients,
 )
-from dicomguard.testing.loopback import assert_loopback, free_port, wait_until_accepting
-from dicomguard.testing.netns import NotIsolatedError, assert_isolated
+from dicomguard.testing.guard import NotIsolatedError, assert_isolated, assert_loopback
+from dicomguard.testing.loopback import free_port, wait_until_accepting
 
 #: Keys of :attr:`LoopbackServer.expected`, in the order a report would list them.
 EXPECTATION_KEYS = (

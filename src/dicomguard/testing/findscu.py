@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dicomguard.testing.base import find_binary
-from dicomguard.testing.loopback import assert_loopback
+from dicomguard.testing.guard import assert_loopback
 
 #: findscu's information-model options
 PATIENT_ROOT, STUDY_ROOT, WORKLIST = "-P", "-S", "-W"

@@ -11,15 +11,10 @@ import socket
 import time
 from collections.abc import Callable
 
+from dicomguard.testing.guard import assert_loopback
+
 #: The block the test servers live in; 127.0.0.0/8 is all loopback on Linux without any setup.
 LAB_NET = "127.0.10.0/24"
-
-
-def assert_loopback(host: str) -> str:
-    """Return ``host`` if it is a loopback IP literal, else raise: the project never leaves lo."""
-    if not ipaddress.ip_address(host).is_loopback:
-        raise ValueError(f"{host} is not a loopback address; test servers stay on loopback")
-    return host
 
 
 def lab_address(index: int) -> str:

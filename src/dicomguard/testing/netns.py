@@ -8,7 +8,8 @@ interface is ``lo``, so "every interface" *is* loopback and no packet can leave 
 ``python -m dicomguard.testing.netns CMD ARGS...`` creates the namespace (``unshare --net``,
 with ``--map-root-user`` when not root), brings ``lo`` up and runs CMD in it. ``scripts/test``
 runs pytest this way; the benchmarks re-exec themselves through :func:`reexec_isolated`.
-Launchers of all-interface servers call :func:`assert_isolated` and refuse to start elsewhere.
+Launchers of all-interface servers call :func:`dicomguard.testing.guard.assert_isolated` and
+refuse to start elsewhere; the checks themselves live in :mod:`dicomguard.testing.guard`.
 """
 
 from __future__ import annotations
@@ -18,48 +19,15 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import NoReturn
+
+from dicomguard.testing.guard import NotIsolatedError, interfaces, is_isolated
 
 #: First argument of the module when it already runs inside the new namespace.
 _INSIDE = "--inside-new-netns"
 
 #: Set in the environment of the command run inside the namespace.
 ENV_FLAG = "DICOMGUARD_ISOLATED_NETNS"
-
-
-class NotIsolatedError(RuntimeError):
-    """The process is not in a loopback-only network namespace."""
-
-
-def interfaces() -> list[str]:
-    """Names of the network interfaces of this process's namespace (``/proc/self/net/dev``).
-
-    Not ``/sys/class/net``: sysfs shows the namespace of whoever mounted it.
-    """
-    try:
-        lines = Path("/proc/self/net/dev").read_text().splitlines()[2:]
-    except OSError:
-        return []
-    return sorted(line.split(":", 1)[0].strip() for line in lines if ":" in line)
-
-
-def is_isolated() -> bool:
-    """True when the only interface in this network namespace is ``lo``."""
-    return interfaces() == ["lo"]
-
-
-def assert_isolated(what: str) -> None:
-    """Raise :class:`NotIsolatedError` unless only loopback exists here.
-
-    ``what`` names the server that needs it, for the message.
-    """
-    if not is_isolated():
-        raise NotIsolatedError(
-            f"{what} binds every interface; run it in a loopback-only network namespace "
-            f"(scripts/test does; or: python -m dicomguard.testing.netns CMD). "
-            f"Interfaces here: {', '.join(interfaces()) or 'none'}"
-        )
 
 
 def unshare_argv(argv: Sequence[str]) -> list[str]:

@@ -14,6 +14,7 @@ import json
 import urllib.request
 from collections.abc import Sequence
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 from pydicom import dcmwrite
@@ -305,3 +306,22 @@ class OrthancServer(ProcessServer):
         stats = self.rest("/statistics")
         if stats["CountStudies"] != self.ground_truth.studies:
             raise ServerStartError(f"{self!r}: loaded {stats} but expected {self.ground_truth}")
+
+
+#: Debian's orthanc-dicomweb plugin (DICOMweb: QIDO-RS, WADO-RS, STOW-RS under /dicom-web/).
+DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
+
+
+class DicomWebOrthanc(OrthancServer):
+    """The ``open`` Orthanc preset with the DICOMweb plugin loaded (``/dicom-web/``)."""
+
+    @staticmethod
+    def installed() -> bool:
+        """True when Orthanc and its DICOMweb plugin are both installed."""
+        return find_binary("Orthanc") is not None and DICOMWEB_PLUGIN.exists()
+
+    def config(self) -> dict[str, Any]:
+        cfg = super().config()
+        cfg["Plugins"] = [str(DICOMWEB_PLUGIN)]
+        cfg["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
+        return cfg

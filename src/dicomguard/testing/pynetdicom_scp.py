@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.events import Event
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -27,6 +27,7 @@ from dicomguard.testing.base import (
     ServerStartError,
     default_patients,
 )
+from dicomguard.testing.reference import start_scp
 
 #: C-FIND status "Unable to process" (PS3.4 C.4.1.1.4), for levels we do not serve.
 STATUS_UNABLE_TO_PROCESS = 0xC000
@@ -104,19 +105,17 @@ class PynetdicomFindServer(LoopbackServer):
             yield 0xFF00, ds
 
     def _start(self) -> None:
-        ae = AE(ae_title=self.aet)
-        ae.require_called_aet = self._require_called
-        ae.require_calling_aet = list(self.calling_aets)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 30
-        if self._max_associations is not None:
-            ae.maximum_associations = self._max_associations
-        for uid in self.sop_classes:
-            ae.add_supported_context(uid)
         try:
-            self._server = ae.start_server(
-                (self.host, self.port),
-                block=False,
-                evt_handlers=[(evt.EVT_C_FIND, self._on_find)],
+            self._server = start_scp(
+                self.host,
+                self.port,
+                ae_title=self.aet,
+                contexts=self.sop_classes,
+                handlers=[(evt.EVT_C_FIND, self._on_find)],
+                require_called_aet=self._require_called,
+                require_calling_aet=self.calling_aets,
+                timeout=30,
+                maximum_associations=self._max_associations,
             )
         except OSError as e:
             raise ServerStartError(f"{self!r}: {e}") from e

@@ -6,6 +6,7 @@ launcher                    what it is
 :class:`OrthancServer`      Orthanc 1.10.1, presets ``open``, ``locked``, ``default``,
                             ``modalities``, ``worklist``, ``nostore``, ``calledcheck``;
                             DICOM TLS / mutual TLS
+:class:`DicomWebOrthanc`    Orthanc ``open`` with the orthanc-dicomweb plugin (``/dicom-web/``)
 :class:`DcmqrscpServer`     DCMTK dcmqrscp with an AE table (preset ``aetable``)
 :class:`StorescpServer`     DCMTK storescp, store-only; plain, TLS or mutual TLS
 :class:`PynetdicomFindServer`  pynetdicom Verification + C-FIND, in-process
@@ -25,15 +26,15 @@ from dicomguard.testing.base import (
     find_binary,
 )
 from dicomguard.testing.dcmtk import DcmqrscpServer, StorescpServer, WlmscpfsServer
+from dicomguard.testing.guard import assert_loopback
 from dicomguard.testing.loopback import (
     LAB_NET,
     accepts,
-    assert_loopback,
     free_port,
     lab_address,
     wait_until_accepting,
 )
-from dicomguard.testing.orthanc import KNOWN_VIEWER_AET, OrthancServer
+from dicomguard.testing.orthanc import KNOWN_VIEWER_AET, DicomWebOrthanc, OrthancServer
 from dicomguard.testing.pynetdicom_qrscp import PynetdicomQrscpServer
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
 
@@ -44,6 +45,7 @@ __all__ = [
     "REASON_CALLED_AET",
     "REASON_CALLING_AET",
     "DcmqrscpServer",
+    "DicomWebOrthanc",
     "LoopbackServer",
     "OrthancServer",
     "PynetdicomFindServer",

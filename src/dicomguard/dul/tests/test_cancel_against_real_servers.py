@@ -22,15 +22,13 @@ from dicomguard.dul.scu import Association, Timeouts, associate
 from dicomguard.testing.dcmtk import DcmqrscpServer
 from dicomguard.testing.loopback import lab_address
 from dicomguard.testing.pynetdicom_scp import PynetdicomFindServer
+from dicomguard.testing.reference import identifier
 
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 
 
 def _query() -> Dataset:
-    q = Dataset()
-    q.QueryRetrieveLevel = "STUDY"
-    q.StudyInstanceUID = ""
-    return q
+    return identifier("STUDY", StudyInstanceUID="")
 
 
 @pytest.fixture(params=["dcmqrscp", "pynetdicom"])

@@ -21,17 +21,14 @@ from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import CancelIgnored
 from dicomguard.dul.scu import MAX_RESPONSES_AFTER_CANCEL, Timeouts, associate
 from dicomguard.lab.hostile import endless_pending
+from dicomguard.testing.reference import identifier
 
 HOST = "127.0.0.1"
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 
 
 def _query() -> Dataset:
-    q = Dataset()
-    q.QueryRetrieveLevel = "STUDY"
-    q.StudyInstanceUID = ""
-    q.StudyDate = ""
-    return q
+    return identifier("STUDY", StudyInstanceUID="", StudyDate="")
 
 
 @pytest.mark.parametrize(("interval", "dimse"), [(0.0, 30.0), (0.3, 1.0)], ids=["fast", "drip"])

@@ -78,7 +78,7 @@ async def test_hostile_peer_gives_typed_error_quickly(raw_server, behaviour, err
 
 async def test_closed_port_is_reported_closed(raw_server):
     port = await raw_server(silent)
-    from dicomguard.dul.tests.conftest import free_port
+    from dicomguard.testing.loopback import free_port
 
     closed = free_port()
     assert closed != port

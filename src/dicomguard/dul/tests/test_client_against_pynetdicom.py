@@ -6,6 +6,7 @@ from pydicom.dataset import Dataset
 
 from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.scu import associate
+from dicomguard.testing.reference import identifier
 
 VERIFICATION = "1.2.840.10008.1.1"
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -13,11 +14,7 @@ MODALITY_WORKLIST = "1.2.840.10008.5.1.4.31"
 
 
 def study_query() -> Dataset:
-    q = Dataset()
-    q.QueryRetrieveLevel = "STUDY"
-    q.StudyInstanceUID = ""
-    q.StudyDate = ""
-    return q
+    return identifier("STUDY", StudyInstanceUID="", StudyDate="")
 
 
 async def test_echo_succeeds_and_fingerprint_is_read(pynetdicom_scp):

@@ -21,6 +21,9 @@ from dicomguard.dul.acse import AssociateRequest, decode_accept, decode_reject
 from dicomguard.dul.command import parse_command
 from dicomguard.dul.errors import DulError, MalformedPdu
 from dicomguard.dul.peek import peek
+from dicomguard.testing import pdus
+from dicomguard.testing.pdus import item as _item
+from dicomguard.testing.pdus import pdu as _pdu
 
 #: pydicom warns about every odd VR it meets in the junk: expected, not news
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -32,22 +35,14 @@ FUZZ = settings(
 )
 REQUEST = AssociateRequest(abstract_syntaxes=("1.2.840.10008.1.1", "1.2.840.10008.5.1.4.1.2.2.1"))
 TRANSFER_SYNTAXES = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
-APP_CONTEXT = b"\x10\x00" + struct.pack(">H", 21) + b"1.2.840.10008.3.1.1.1"
+APP_CONTEXT = pdus.A_ASSOCIATE_RQ[74:99]  # the Application Context item
 #: issue 12's context item: ID 0, result 0, a transfer syntax sub-item
 CONTEXT_ID_0 = bytes.fromhex("210000190000000040000011312e322e3834302e31303030382e312e32")
-
-
-def _pdu(pdu_type: int, body: bytes) -> bytes:
-    return bytes([pdu_type, 0]) + struct.pack(">L", len(body)) + body
 
 
 def _ac(items: bytes) -> bytes:
     fixed = b"\x00\x01\x00\x00" + b"ANY-SCP".ljust(16) + b"DICOMGUARD".ljust(16) + b"\x00" * 32
     return _pdu(P.A_ASSOCIATE_AC, fixed + items)
-
-
-def _item(item_type: int, body: bytes) -> bytes:
-    return bytes([item_type, 0]) + struct.pack(">H", len(body) & 0xFFFF) + body
 
 
 # an item whose type is one PS3.8 knows (or not) and whose body is random or nested items

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from pydicom.dataset import Dataset
-from pynetdicom import AE
 from pynetdicom.sop_class import (
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
@@ -28,6 +27,7 @@ from dicomguard.dul.scp import (
 )
 from dicomguard.dul.scu import associate
 from dicomguard.knowledge.synthetic import instance_dataset, make_patients
+from dicomguard.testing.reference import identifier, scu_association
 
 HOST = "127.0.0.1"
 STUDY_FIND = str(StudyRootQueryRetrieveInformationModelFind)
@@ -74,10 +74,7 @@ async def server() -> AsyncIterator[tuple[int, list[StoreRequest]]]:
 
 
 def study_query() -> Dataset:
-    q = Dataset()
-    q.QueryRetrieveLevel = "STUDY"
-    q.StudyInstanceUID = ""
-    return q
+    return identifier("STUDY", StudyInstanceUID="")
 
 
 async def test_find_streams_every_result_then_success(server) -> None:
@@ -103,14 +100,10 @@ async def test_cancel_stops_the_find_and_keeps_the_association(server) -> None:
 
 
 def _pynetdicom_echo_find_move_store(port: int) -> tuple[int, int, int, list[int], int]:
-    ae = AE(ae_title="PYNDSCU")
-    ae.add_requested_context(Verification)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    ae.add_requested_context(CTImageStorage)
-    assoc = ae.associate(HOST, port, ae_title="DGTEST")
-    assert assoc.is_established
-    try:
+    contexts = (Verification, StudyRootQueryRetrieveInformationModelFind,
+                StudyRootQueryRetrieveInformationModelMove, CTImageStorage)
+    with scu_association(HOST, port, contexts, calling="PYNDSCU", called="DGTEST") as assoc:
+        assert assoc.is_established
         echo = assoc.send_c_echo().Status
         statuses = [st.Status for st, _ in assoc.send_c_find(study_query(), STUDY_FIND)]
         pending = sum(1 for s in statuses if s == 0xFF00)
@@ -121,8 +114,6 @@ def _pynetdicom_echo_find_move_store(port: int) -> tuple[int, int, int, list[int
         ]
         patient = make_patients(3, 1)[0]
         store = assoc.send_c_store(instance_dataset(patient, patient.studies[0])).Status
-    finally:
-        assoc.release()
     return echo, pending, statuses[-1], moves, store
 
 
@@ -140,11 +131,9 @@ async def test_pynetdicom_scu_interoperates(server) -> None:
 
 
 def _pynetdicom_cancel(port: int) -> list[int]:
-    ae = AE(ae_title="PYNDSCU")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-    assoc = ae.associate(HOST, port)
     statuses = []
-    try:
+    with scu_association(HOST, port, (StudyRootQueryRetrieveInformationModelFind,),
+                         calling="PYNDSCU") as assoc:
         msg_id = 7
         for i, (status, _) in enumerate(
             assoc.send_c_find(study_query(), STUDY_FIND, msg_id=msg_id)
@@ -153,8 +142,6 @@ def _pynetdicom_cancel(port: int) -> list[int]:
             if i == 2:
                 cx = assoc._get_valid_context(STUDY_FIND, "", "scu")
                 assoc.send_c_cancel(msg_id, cx.context_id)
-    finally:
-        assoc.release()
     return statuses
 
 
@@ -166,19 +153,14 @@ async def test_pynetdicom_cancel_is_honoured(server) -> None:
 
 
 def _pynetdicom_store_move_get(port: int) -> tuple[int, list[int], list[int]]:
-    ae = AE(ae_title="PYNDSCU")
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
-    ae.add_requested_context(CTImageStorage)
-    assoc = ae.associate(HOST, port)
-    assert assoc.is_established
-    try:
+    contexts = (StudyRootQueryRetrieveInformationModelMove,
+                StudyRootQueryRetrieveInformationModelGet, CTImageStorage)
+    with scu_association(HOST, port, contexts, calling="PYNDSCU") as assoc:
+        assert assoc.is_established
         patient = make_patients(3, 1)[0]
         store = assoc.send_c_store(instance_dataset(patient, patient.studies[0])).Status
         move = [st.Status for st, _ in assoc.send_c_move(study_query(), "ANY", STUDY_MOVE)]
         get = [st.Status for st, _ in assoc.send_c_get(study_query(), STUDY_GET)]
-    finally:
-        assoc.release()
     return store, move, get
 
 

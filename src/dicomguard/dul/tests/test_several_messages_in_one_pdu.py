@@ -32,6 +32,7 @@ from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.scp import AcceptorPolicy, FindRequest, Handlers, start_acceptor
 from dicomguard.dul.scu import Timeouts, associate
 from dicomguard.testing.base import find_binary
+from dicomguard.testing.reference import identifier
 
 HOST = "127.0.0.1"
 STUDY_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
@@ -85,9 +86,7 @@ async def test_every_packed_response_reaches_the_requestor(packing_server):
     )
     assert out.association is not None
     async with out.association as assoc:
-        q = Dataset()
-        q.QueryRetrieveLevel = "STUDY"
-        q.StudyInstanceUID = ""
+        q = identifier("STUDY", StudyInstanceUID="")
         uids = [str(ds.StudyInstanceUID) async for ds in assoc.find(STUDY_FIND, q)]
         assert assoc.last_status == 0x0000
         # a second operation on the same association still works after the packed one

@@ -9,27 +9,15 @@ import struct
 import pytest
 
 from dicomguard.dul.command import CommandRefused, encode_command, parse_command_strict
+from dicomguard.testing import pdus
 
 FIND = "1.2.840.10008.5.1.4.1.2.1.1"
 ECHO = "1.2.840.10008.1.1"
 
-#: The command set of issue 11 (implicit VR LE, group 0000): CommandGroupLength 86,
-#: AffectedSOPClassUID Patient Root FIND (28 bytes), CommandField 0x0020 (C-FIND-RQ) and then a
-#: second CommandField 0x0030 (C-ECHO-RQ), MessageID 1, Priority 0, CommandDataSetType 0x0001.
+#: The command set of issue 11: CommandField C-FIND-RQ, then C-ECHO-RQ (decoded in testing/pdus.py).
 #: DCMTK acts on the first CommandField, pydicom (and the old gateway) on the last.
-ISSUE_11_DUPLICATE_FIELD = bytes.fromhex(
-    "000000000400000056000000000002001c000000312e322e3834302e31303030382e352e312e342e312e322e"
-    "312e31000000000102000000200000000001020000003000000010010200000001000000000702000000000000"
-    "000008020000000100"
-)
-
-
-def _el(element: int, value: bytes) -> bytes:
-    return struct.pack("<HHL", 0, element, len(value)) + value
-
-
-def _us(n: int) -> bytes:
-    return struct.pack("<H", n)
+ISSUE_11_DUPLICATE_FIELD = pdus.C_FIND_RQ_COMMAND_FIELD_TWICE
+_el, _us = pdus.element, pdus.us
 
 
 def _find(**changes: object) -> dict[str, object]:

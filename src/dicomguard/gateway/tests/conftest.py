@@ -7,11 +7,8 @@ Everything listens on 127.0.20.0/24 (gateways) and 127.0.21.0/24 (backends): loo
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future
 from copy import deepcopy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any
 
 import pytest
 from pydicom.dataset import Dataset
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.events import Event
 from pynetdicom.pdu_primitives import UserIdentityNegotiation
 from pynetdicom.sop_class import (
@@ -36,8 +33,9 @@ from dicomguard.gateway.busypoll import event_loop
 from dicomguard.gateway.config import GatewayConfig, Listener, parse_config
 from dicomguard.gateway.server import Gateway
 from dicomguard.testing.loopback import free_port
-
-from .pki import Issued, TestCA
+from dicomguard.testing.pki import Issued, TestCA
+from dicomguard.testing.reference import start_scp
+from dicomguard.testing.threads import LoopThread
 
 GATEWAY_HOST = "127.0.20.1"
 BACKEND_HOST = "127.0.21.1"
@@ -120,14 +118,10 @@ class RecordingBackend:
         yield 0
 
     def start(self) -> RecordingBackend:
-        ae = AE(ae_title=self.aet)
-        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
-        ae.maximum_pdu_size = 65536
-        for uid in (Verification, CTImageStorage, PatientRootQueryRetrieveInformationModelFind,
+        contexts = (Verification, CTImageStorage, PatientRootQueryRetrieveInformationModelFind,
                     StudyRootQueryRetrieveInformationModelFind,
-                    PatientRootQueryRetrieveInformationModelMove):
-            ae.add_supported_context(uid)
-        ae.add_supported_context(PatientRootQueryRetrieveInformationModelGet)
+                    PatientRootQueryRetrieveInformationModelMove,
+                    PatientRootQueryRetrieveInformationModelGet)
         handlers = [
             (evt.EVT_ACCEPTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
@@ -136,8 +130,8 @@ class RecordingBackend:
             (evt.EVT_C_MOVE, self._on_move),
             (evt.EVT_C_GET, self._on_get),
         ]
-        self._server = ae.start_server((self.host, self.port), block=False,
-                                       evt_handlers=handlers)
+        self._server = start_scp(self.host, self.port, ae_title=self.aet, contexts=contexts,
+                                 handlers=handlers, timeout=20, maximum_pdu_size=65536)
         return self
 
     def stop(self) -> None:
@@ -146,23 +140,17 @@ class RecordingBackend:
             self._server = None
 
 
-class GatewayThread:
+class GatewayThread(LoopThread):
     """A :class:`Gateway` on its own event loop in a daemon thread."""
 
     def __init__(self, config: GatewayConfig, config_path: Path | None = None) -> None:
-        self.loop = event_loop(config.limits.busy_poll_us)  # as the CLI makes it
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        super().__init__(event_loop(config.limits.busy_poll_us))  # the loop as the CLI makes it
         self.gateway: Gateway = self.call(self._make(config, config_path))
 
     async def _make(self, config: GatewayConfig, path: Path | None) -> Gateway:
         gw = Gateway(config, path)
         await gw.start()
         return gw
-
-    def call(self, coro: Any, timeout: float = 30.0) -> Any:
-        fut: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return fut.result(timeout)
 
     def address(self, index: int = 0) -> tuple[str, int]:
         return self.gateway.bound(self.gateway.config.listeners[index])
@@ -179,9 +167,7 @@ class GatewayThread:
         try:
             self.call(self.gateway.stop(grace))
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self.thread.join(5)
-            self.loop.close()
+            self.close()
 
 
 @pytest.fixture(scope="session")

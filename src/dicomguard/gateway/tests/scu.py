@@ -17,6 +17,7 @@ from pynetdicom.sop_class import (
 )
 
 from dicomguard.knowledge.synthetic import instance_dataset, make_patients
+from dicomguard.testing.reference import identifier
 
 CONTEXTS = (Verification, CTImageStorage, PatientRootQueryRetrieveInformationModelFind,
             PatientRootQueryRetrieveInformationModelMove,
@@ -119,11 +120,7 @@ def ct_instance(index: int = 0, rows: int = 16, columns: int = 16) -> Dataset:
 
 
 def patient_query() -> Dataset:
-    q = Dataset()
-    q.QueryRetrieveLevel = "PATIENT"
-    q.PatientID = "*"
-    q.PatientName = ""
-    return q
+    return identifier("PATIENT", PatientID="*", PatientName="")
 
 
 def find_all(assoc: Association) -> tuple[list[Dataset], int]:

@@ -12,6 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+from dicomguard.testing.loopback import free_port
+
 from .conftest import RecordingBackend
 from .scu import associate, ct_instance, find_all
 
@@ -112,7 +114,7 @@ def test_tcp_syslog_and_metrics_endpoint(
     assert assoc.send_c_echo().Status == 0
     assoc.release()
     assert gw.gateway.metrics_port is None  # port 0 = endpoint off
-    raw_config["metrics"]["port"] = _free_port()
+    raw_config["metrics"]["port"] = free_port()
     assert gw.reload(_parse(raw_config))
     url = f"http://127.0.0.1:{gw.gateway.metrics_port}/metrics"
     text = urllib.request.urlopen(url, timeout=5).read().decode()
@@ -122,12 +124,6 @@ def test_tcp_syslog_and_metrics_endpoint(
     assert "# TYPE dicomguard_gateway_active_associations gauge" in text
     gw.stop()
     assert collector.wait_for(lambda f: b"DICOM+RFC3881" in f and b"110114" in f)
-
-
-def _free_port() -> int:
-    from dicomguard.testing.loopback import free_port
-
-    return free_port("127.0.0.1")
 
 
 def _parse(raw: dict[str, Any]) -> Any:

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,8 @@ from dicomguard.dul import pdu as P
 from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.command import encode_command
 from dicomguard.dul.errors import DulError, PeerAborted, PeerClosed
+from dicomguard.testing import pdus
+from dicomguard.testing.scripted import scripted_scp
 
 from .conftest import RecordingBackend
 
@@ -46,20 +48,11 @@ UNKNOWN = "1.2.826.0.1.3680043.9.7.11.99"
 CID = {ECHO: 1, FIND: 3, MOVE: 5, CT: 7, UNKNOWN: 9}
 
 #: issue 11's command set: CommandField C-FIND-RQ (0x0020) and then C-ECHO-RQ (0x0030)
-ISSUE_11_HEX = (
-    "000000000400000056000000000002001c000000312e322e3834302e31303030382e352e312e342e312e322e"
-    "312e31000000000102000000200000000001020000003000000010010200000001000000000702000000000000"
-    "000008020000000100"
-)
+ISSUE_11 = pdus.C_FIND_RQ_COMMAND_FIELD_TWICE
 
 
 # -- bytes ------------------------------------------------------------------------------------
-def _el(element: int, value: bytes) -> bytes:
-    return struct.pack("<HHL", 0, element, len(value)) + value
-
-
-def _us(n: int) -> bytes:
-    return struct.pack("<H", n)
+_el, _us = pdus.element, pdus.us
 
 
 def _uid(uid: str) -> bytes:
@@ -77,18 +70,14 @@ def _with_group_length(body: bytes, value: int | None = None) -> bytes:
 
 
 def _pdata(cid: int, command: bytes, dataset: bytes | None = None) -> bytes:
-    items = struct.pack(">LBB", len(command) + 2, cid, 0x03) + command
-    if dataset is not None:
-        items += struct.pack(">LBB", len(dataset) + 2, cid, 0x02) + dataset
-    return struct.pack(">BBL", 4, 0, len(items)) + items
+    data = [] if dataset is None else [(cid, pdus.DATA_LAST, dataset)]
+    return pdus.p_data_tf((cid, pdus.COMMAND_LAST, command), *data)
 
 
 def _two_messages(*messages: tuple[int, bytes, bytes]) -> bytes:
     """One P-DATA-TF carrying whole messages (command set and data set each) back to back."""
-    items = b"".join(struct.pack(">LBB", len(c) + 2, cid, 0x03) + c
-                     + struct.pack(">LBB", len(d) + 2, cid, 0x02) + d
-                     for cid, c, d in messages)
-    return struct.pack(">BBL", 4, 0, len(items)) + items
+    return pdus.p_data_tf(*[pdv for cid, c, d in messages
+                            for pdv in ((cid, pdus.COMMAND_LAST, c), (cid, pdus.DATA_LAST, d))])
 
 
 def _identifier(level: str = "PATIENT", patient_id: str = "*") -> bytes:
@@ -247,7 +236,7 @@ Attack = Callable[[], list[bytes]]
 ATTACKS: dict[str, tuple[str, Attack]] = {
     # 1: the issue's hex command set, C-FIND hidden behind a second CommandField (C-ECHO)
     "duplicate-command-field-find-echo": ("CT01", lambda: [
-        _pdata(CID[FIND], bytes.fromhex(ISSUE_11_HEX), _identifier())]),
+        _pdata(CID[FIND], ISSUE_11, _identifier())]),
     # 1: C-MOVE hidden the same way
     "duplicate-command-field-move-echo": ("CT01", lambda: [_pdata(CID[MOVE], _with_group_length(
         _el(0x0002, _uid(MOVE)) + _el(0x0100, _us(0x0021)) + _el(0x0100, _us(0x0030))
@@ -303,9 +292,9 @@ def _fragments(command: bytes, n: int) -> bytes:
     """``command`` in ``n`` command PDVs of one P-DATA-TF, the last one flagged last."""
     size = -(-len(command) // n)
     pieces = [command[i : i + size] for i in range(0, len(command), size)]
-    items = b"".join(struct.pack(">LBB", len(p) + 2, CID[ECHO], 0x03 if i == len(pieces) - 1
-                                 else 0x01) + p for i, p in enumerate(pieces))
-    return struct.pack(">BBL", 4, 0, len(items)) + items
+    last = len(pieces) - 1
+    return pdus.p_data_tf(*[(CID[ECHO], pdus.COMMAND_LAST if i == last else pdus.COMMAND_MORE, p)
+                            for i, p in enumerate(pieces)])
 
 
 def _smuggle() -> bytes:
@@ -313,10 +302,9 @@ def _smuggle() -> bytes:
     hidden = encode_command({"CommandField": 0x0021, "MessageID": 2,
                              "AffectedSOPClassUID": MOVE, "Priority": 0,
                              "MoveDestination": "HARVESTER", "CommandDataSetType": 1})
-    items = (struct.pack(">LBB", len(allowed) + 2, CID[FIND], 0x03) + allowed
-             + struct.pack(">LBB", 6, CID[FIND], 0x00) + _identifier()[:4]
-             + struct.pack(">LBB", len(hidden) + 2, CID[FIND], 0x03) + hidden)
-    return struct.pack(">BBL", 4, 0, len(items)) + items
+    return pdus.p_data_tf((CID[FIND], pdus.COMMAND_LAST, allowed),
+                          (CID[FIND], pdus.DATA_MORE, _identifier()[:4]),
+                          (CID[FIND], pdus.COMMAND_LAST, hidden))
 
 
 @pytest.mark.parametrize("attack", list(ATTACKS))
@@ -454,7 +442,7 @@ async def test_control_backends_disagree_on_the_duplicate(
     server = request.getfixturevalue(_FIXTURES[kind])
     calling = "DGVIEWER" if kind == "dcmqrscp" else "CT01"
     if acts_on == dimse.C_FIND_RSP:
-        pdu = _pdata(CID[FIND], bytes.fromhex(ISSUE_11_HEX), _identifier())
+        pdu = _pdata(CID[FIND], ISSUE_11, _identifier())
     else:
         # the same pair of CommandFields on the Verification context, no data set
         # (pynetdicom aborts a C-ECHO with one, or one on the C-FIND context)
@@ -470,38 +458,22 @@ async def test_control_backends_disagree_on_the_duplicate(
 
 
 # -- a backend that answers what nobody asked ---------------------------------------------------
-async def _lying_backend(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Accepts (through the lab acceptor's own negotiation), then answers each C-ECHO-RQ with
-    a pending C-FIND-RSP for MessageID 99 (outstanding nowhere), a C-FIND-RSP naming the echo's
-    own MessageID (the wrong command), and only then the C-ECHO-RSP."""
-    from dicomguard.dul.scp import AcceptorPolicy, Handlers, _negotiate
+def _lies(msg: dimse.DimseMessage) -> Iterator[bytes]:
+    """Answers each C-ECHO-RQ with a pending C-FIND-RSP for MessageID 99 (outstanding
+    nowhere), a C-FIND-RSP naming the echo's own MessageID (the wrong command), and only then
+    the C-ECHO-RSP."""
+    echo_id = int(msg.command.MessageID)
+    for answered, field_, status in ((99, 0x8020, 0xFF00), (echo_id, 0x8020, 0),
+                                     (echo_id, 0x8030, 0)):
+        command = encode_command({
+            "CommandField": field_, "MessageIDBeingRespondedTo": answered,
+            "AffectedSOPClassUID": ECHO if field_ == 0x8030 else FIND,
+            "CommandDataSetType": 0x0101, "Status": status})
+        yield _pdata(msg.context_id, command)
 
-    policy = AcceptorPolicy(abstract_syntaxes=(ECHO, FIND, MOVE, CT))
-    info = await _negotiate(reader, writer, policy, Handlers())
-    assert info is not None
-    assembler = dimse.MessageAssembler()
-    try:
-        while True:
-            raw = await P.read_pdu(reader, timeout=10)
-            if raw.pdu_type == P.A_RELEASE_RQ:
-                writer.write(P.RELEASE_RP)
-                break
-            if raw.pdu_type != P.P_DATA_TF:
-                break
-            for msg in assembler.feed(raw.data):
-                echo_id = int(msg.command.MessageID)
-                for answered, field_, status in ((99, 0x8020, 0xFF00), (echo_id, 0x8020, 0),
-                                                 (echo_id, 0x8030, 0)):
-                    command = encode_command({
-                        "CommandField": field_, "MessageIDBeingRespondedTo": answered,
-                        "AffectedSOPClassUID": ECHO if field_ == 0x8030 else FIND,
-                        "CommandDataSetType": 0x0101, "Status": status})
-                    writer.write(_pdata(msg.context_id, command))
-        await writer.drain()
-    except DulError:
-        pass
-    finally:
-        writer.close()
+
+#: Accepts (through the lab acceptor's own negotiation), then lies (:func:`_lies`).
+_lying_backend = scripted_scp((ECHO, FIND, MOVE, CT), _lies)
 
 
 async def test_backend_responses_to_nothing_outstanding_are_dropped(

@@ -13,7 +13,7 @@ import asyncio
 import socket
 from typing import Any
 
-from dicomguard.gateway.relay import _WRITE_HIGH_WATER
+from dicomguard.gateway.pipe import WRITE_HIGH_WATER
 
 from .test_bypass_suite import CID, FIND, _find_rq, _identifier, _open, _pdata
 
@@ -52,7 +52,7 @@ async def test_refused_requests_from_a_client_that_never_reads_are_bounded(
     finally:
         assoc.writer.transport.abort()
     # the high-water mark plus what one arrival (at most 256 KiB of requests) is answered with
-    assert peak <= _WRITE_HIGH_WATER + (1 << 20), peak
+    assert peak <= WRITE_HIGH_WATER + (1 << 20), peak
 
 
 async def _in_loop(fn: Any) -> Any:

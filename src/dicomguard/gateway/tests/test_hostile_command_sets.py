@@ -4,7 +4,6 @@ command sets, sent by a hand-written client (dicomguard's own requestor) through
 from __future__ import annotations
 
 import asyncio
-import struct
 from typing import Any
 
 from pydicom.dataset import Dataset
@@ -14,16 +13,12 @@ from dicomguard.dul import dimse, scu
 from dicomguard.dul import pdu as P
 from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import PeerAborted, PeerClosed
+from dicomguard.testing.pdus import p_data_tf as _pdata
 
 from .conftest import RecordingBackend
 
 MOVE = "1.2.840.10008.5.1.4.1.2.1.2"
 ECHO = "1.2.840.10008.1.1"
-
-
-def _pdata(*items: tuple[int, int, bytes]) -> bytes:
-    body = b"".join(struct.pack(">LBB", len(f) + 2, cid, hdr) + f for cid, hdr, f in items)
-    return struct.pack(">BBL", 4, 0, len(body)) + body
 
 
 def _command_bytes(msg: Any, cid: int, dataset: bytes | None = None) -> bytes:

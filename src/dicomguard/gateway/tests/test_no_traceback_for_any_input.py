@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from dicomguard.dul import pdu as P
 from dicomguard.dul import scu
 from dicomguard.dul.acse import AssociateRequest
 from dicomguard.dul.errors import DulError
+from dicomguard.testing.pdus import p_data_tf
 
 from .conftest import RecordingBackend
 from .test_command_set_differential import command_sets
@@ -31,8 +31,7 @@ MPPS = "1.2.840.10008.3.1.2.3.3"  # proposed, refused by the recording backend
 
 
 def _pdata(items: list[tuple[int, int, bytes]]) -> bytes:
-    body = b"".join(struct.pack(">LBB", len(f) + 2, cid, hdr) + f for cid, hdr, f in items)
-    return struct.pack(">BBL", 4, 0, len(body)) + body
+    return p_data_tf(*items)
 
 
 async def _exchange(address: tuple[str, int], calling: str, pdu: bytes) -> str:

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 from dicomguard.dul import dimse
-from dicomguard.dul import pdu as P
 from dicomguard.dul.command import encode_command
-from dicomguard.dul.errors import DulError
+from dicomguard.testing.scripted import scripted_scp
 
 from .test_bypass_suite import CID, FIND, MOVE, _collect, _find_rq, _identifier, _open, _pdata
 
@@ -71,49 +70,34 @@ class FramingBackend:
         self.packed = packed
         self.commands: list[tuple[int, str]] = []
         self.finished = asyncio.Event()
+        self.handle = scripted_scp((FIND, MOVE), self._answer, answer_release=False,
+                                   finished=self.finished)
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        from dicomguard.dul.scp import AcceptorPolicy, Handlers, _negotiate
-
-        policy = AcceptorPolicy(abstract_syntaxes=(FIND, MOVE))
-        info = await _negotiate(reader, writer, policy, Handlers())
-        assert info is not None
-        assembler = dimse.MessageAssembler()
-        try:
-            while True:
-                raw = await P.read_pdu(reader, timeout=10)
-                if raw.pdu_type != P.P_DATA_TF:
-                    break
-                for msg in assembler.feed(raw.data):
-                    field_ = msg.command_field
-                    self.commands.append((field_, str(msg.command.get("MoveDestination", ""))))
-                    if field_ == 0x0020 and msg.command.MessageID == 1:
-                        matches = [_pdata(msg.context_id, encode_command({
-                            "CommandField": 0x8020, "MessageIDBeingRespondedTo": 1,
-                            "AffectedSOPClassUID": FIND, "CommandDataSetType": 1,
-                            "Status": 0xFF00}), _identifier(patient_id=f"DGSYN000{i}"))
-                            for i in range(5)]
-                        if self.packed:
-                            items = b"".join(m[6:] for m in matches)
-                            matches = [struct.pack(">BBL", 4, 0, len(items)) + items]
-                        writer.writelines(matches)
-                    elif field_ == 0x0FFF:
-                        writer.write(_pdata(msg.context_id, encode_command({
-                            "CommandField": 0x8020, "MessageIDBeingRespondedTo": 1,
-                            "AffectedSOPClassUID": FIND, "CommandDataSetType": 0x0101,
-                            "Status": 0xFE00})))
-                    elif field_ in (0x0020, 0x0021):
-                        writer.write(_pdata(msg.context_id, encode_command({
-                            "CommandField": field_ | 0x8000,
-                            "MessageIDBeingRespondedTo": msg.command.MessageID,
-                            "AffectedSOPClassUID": FIND if field_ == 0x0020 else MOVE,
-                            "CommandDataSetType": 0x0101, "Status": 0})))
-            await writer.drain()
-        except DulError:
-            pass
-        finally:
-            writer.close()
-            self.finished.set()
+    def _answer(self, msg: dimse.DimseMessage) -> list[bytes]:
+        field_ = msg.command_field
+        self.commands.append((field_, str(msg.command.get("MoveDestination", ""))))
+        if field_ == 0x0020 and msg.command.MessageID == 1:
+            matches = [_pdata(msg.context_id, encode_command({
+                "CommandField": 0x8020, "MessageIDBeingRespondedTo": 1,
+                "AffectedSOPClassUID": FIND, "CommandDataSetType": 1,
+                "Status": 0xFF00}), _identifier(patient_id=f"DGSYN000{i}"))
+                for i in range(5)]
+            if self.packed:
+                items = b"".join(m[6:] for m in matches)
+                matches = [struct.pack(">BBL", 4, 0, len(items)) + items]
+            return matches
+        if field_ == 0x0FFF:
+            return [_pdata(msg.context_id, encode_command({
+                "CommandField": 0x8020, "MessageIDBeingRespondedTo": 1,
+                "AffectedSOPClassUID": FIND, "CommandDataSetType": 0x0101,
+                "Status": 0xFE00}))]
+        if field_ in (0x0020, 0x0021):
+            return [_pdata(msg.context_id, encode_command({
+                "CommandField": field_ | 0x8000,
+                "MessageIDBeingRespondedTo": msg.command.MessageID,
+                "AffectedSOPClassUID": FIND if field_ == 0x0020 else MOVE,
+                "CommandDataSetType": 0x0101, "Status": 0}))]
+        return []
 
 
 async def test_cancel_of_a_capped_find_never_lands_inside_a_streamed_pdu(

@@ -1,22 +1,22 @@
-"""The relay's PDU parser (``_Pipe._consume``) against every way TCP can cut a stream.
+"""The data phase's PDU parser (``gateway/pipe.py``, ``Pipe._consume``) against every way TCP
+can cut a stream.
 
 The socket tests can only suggest where a stream is cut; here the same bytes are fed in
-thousands of random chunkings, straight into the parser, with a recording stand-in for the
-sending transport (the one part replaced: no real socket lets a test choose its segments).
-Everything passes the policy in this stream, so what comes out must be the input, byte for
-byte, in order.
+thousands of random chunkings, straight into a :class:`Pipe` and its :class:`PdvFilter`, with a
+recording stand-in for the sending transport (the one part replaced: no real socket lets a test
+choose its segments). Everything passes the policy in this stream, so what comes out must be
+the input, byte for byte, in order.
 """
 
 from __future__ import annotations
 
 import random
 import struct
-from types import SimpleNamespace
 from typing import Any
 
 from dicomguard.dul import dimse
 from dicomguard.dul.command import encode_command
-from dicomguard.gateway import relay as R
+from dicomguard.gateway.pipe import PdvFilter, Pipe
 
 
 class _Recorder:
@@ -30,16 +30,9 @@ class _Recorder:
         return 0
 
 
-def _pipe(on_command: Any = lambda cid, command: True) -> tuple[R._Pipe, _Recorder]:
-    counter = SimpleNamespace(add=lambda n: None)
-    fake_relay: Any = SimpleNamespace(
-        config=SimpleNamespace(limits=SimpleNamespace(max_pdu_bytes=4 << 20)),
-        shared=SimpleNamespace(metrics=SimpleNamespace(
-            bytes=SimpleNamespace(child=lambda **k: counter))),
-        last_activity=0.0,
-        _end=lambda reason: None,
-    )
-    pipe = R._Pipe(fake_relay, "up", R._Inspector(16384, 4, on_command))
+def _pipe(on_command: Any = lambda cid, command: True) -> tuple[Pipe, _Recorder]:
+    ended: list[object] = []
+    pipe = Pipe("up", PdvFilter(16384, 4, on_command), max_pdu=4 << 20, on_end=ended.append)
     recorder = _Recorder()
     pipe.out = recorder  # type: ignore[assignment]
     return pipe, recorder

@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from pydicom.dataset import Dataset
-from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind, Verification
 
 from dicomguard.cli.lab import main
 from dicomguard.lab.fleet import Fleet, FleetThread, LabError, plan_fleet
 from dicomguard.lab.personas import PERSONA_ORDER
+from dicomguard.testing.reference import identifier, scu_association
 
 
 @pytest.mark.parametrize(
@@ -67,23 +66,16 @@ async def test_busy_port_is_a_clear_error_and_nothing_is_left_bound() -> None:
 
 
 def _pynetdicom_echo_and_count(host: str) -> tuple[int, int]:
-    ae = AE(ae_title="PYNDSCU")
-    ae.add_requested_context(Verification)
-    ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
-    assoc = ae.associate(host, 11112)
-    assert assoc.is_established
-    try:
+    contexts = (Verification, StudyRootQueryRetrieveInformationModelFind)
+    with scu_association(host, 11112, contexts, calling="PYNDSCU") as assoc:
+        assert assoc.is_established
         echo = assoc.send_c_echo().Status
-        q = Dataset()
-        q.QueryRetrieveLevel = "STUDY"
-        q.StudyInstanceUID = ""
+        q = identifier("STUDY", StudyInstanceUID="")
         found = sum(
             1
             for st, ds in assoc.send_c_find(q, StudyRootQueryRetrieveInformationModelFind)
             if ds is not None and st.Status == 0xFF00
         )
-    finally:
-        assoc.release()
     return echo, found
 
 

@@ -21,6 +21,7 @@ from dicomguard.dul.acse import AssociateRequest, UserIdentity, UserIdentityType
 from dicomguard.dul.scu import AssociateOutcome, Timeouts, associate, scanner_tls_context
 from dicomguard.lab.fleet import Fleet
 from dicomguard.lab.personas import PERSONA_ORDER, SERVICE_SOP_CLASSES
+from dicomguard.testing.reference import identifier
 
 WORKLIST_FIND = SERVICE_SOP_CLASSES["worklist"][0]
 
@@ -94,11 +95,7 @@ async def _associate(
 async def _study_query(
     assoc: Any, model: str, date_range: str = ""
 ) -> tuple[list[Dataset], int | None]:
-    q = Dataset()
-    q.QueryRetrieveLevel = "STUDY"
-    q.StudyInstanceUID = ""
-    q.PatientID = ""
-    q.StudyDate = date_range
+    q = identifier("STUDY", StudyInstanceUID="", PatientID="", StudyDate=date_range)
     found = [ds async for ds in assoc.find(model, q)]
     return found, assoc.last_status
 

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 from pydicom.dataset import Dataset
-from pynetdicom import AE
 from pynetdicom.sop_class import (
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelGet,
@@ -22,6 +21,7 @@ from pynetdicom.sop_class import (
 from dicomguard.dul.scp import AcceptorPolicy, Handlers, StoreRequest, serve_association
 from dicomguard.knowledge.synthetic import instance_dataset, make_patients
 from dicomguard.lab.services import delayed, discarding_store, retrieving_nothing
+from dicomguard.testing.reference import scu_association
 
 HOST = "127.0.0.1"
 MOVE = str(StudyRootQueryRetrieveInformationModelMove)
@@ -63,12 +63,8 @@ async def archive() -> AsyncIterator[tuple[int, list[str], list[str]]]:
 
 
 def _store_move_get(port: int) -> tuple[int, list[tuple[int, tuple]], list[tuple[int, tuple]]]:
-    ae = AE(ae_title="PYNDSCU")
-    for cx in (MOVE, GET, CT):
-        ae.add_requested_context(cx)
-    assoc = ae.associate(HOST, port)
-    assert assoc.is_established
-    try:
+    with scu_association(HOST, port, (MOVE, GET, CT), calling="PYNDSCU") as assoc:
+        assert assoc.is_established
         patient = make_patients(3, 1)[0]
         store = int(assoc.send_c_store(instance_dataset(patient, patient.studies[0])).Status)
         moves = [
@@ -78,8 +74,6 @@ def _store_move_get(port: int) -> tuple[int, list[tuple[int, tuple]], list[tuple
         ]
         gets = [(int(st.Status), tuple(st.get(k) for k in SUBOPS))
                 for st, _ in assoc.send_c_get(_query(), GET)]
-    finally:
-        assoc.release()
     return store, moves, gets
 
 
@@ -94,16 +88,11 @@ async def test_store_discards_and_retrievals_move_nothing(archive) -> None:
 
 
 def _echo_after(port: int) -> tuple[float, int]:
-    ae = AE(ae_title="PYNDSCU")
-    ae.add_requested_context(Verification)
     started = time.monotonic()
-    assoc = ae.associate(HOST, port)
-    took = time.monotonic() - started
-    assert assoc.is_established
-    try:
+    with scu_association(HOST, port, (Verification,), calling="PYNDSCU") as assoc:
+        took = time.monotonic() - started
+        assert assoc.is_established
         return took, int(assoc.send_c_echo().Status)
-    finally:
-        assoc.release()
 
 
 async def test_a_delayed_server_answers_the_associate_request_late() -> None:

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from dicomguard.testing.require import unavailable
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 FLAGS = [
@@ -50,6 +52,12 @@ def _high(fd: int) -> int:
     new = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
     os.close(fd)
     return new
+
+
+def need() -> None:
+    """Go on only if chromium runs here (skipped locally, a failure under CI)."""
+    if not available():
+        unavailable("chromium missing: run scripts/bootstrap (apt-get install -y chromium)")
 
 
 def available() -> bool:

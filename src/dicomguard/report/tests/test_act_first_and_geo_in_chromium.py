@@ -6,11 +6,8 @@ A synthetic survey with geoip enrichment (``country``, ``asn``, ``as_org`` per r
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
-
-import pytest
 
 from dicomguard.report.html import ACT_FIRST, PER_FINDING, render_html
 from dicomguard.report.stats import aggregate, is_service
@@ -18,15 +15,6 @@ from dicomguard.store.read import load_scan
 
 from . import chromium
 from .synthetic import record, write_db
-
-
-def _need_chromium() -> None:
-    if chromium.available():
-        return
-    msg = "chromium missing: run scripts/bootstrap (apt-get install -y chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
 
 
 def _page(tmp_path: Path, geo: bool) -> tuple[Path, dict]:
@@ -40,7 +28,7 @@ def _page(tmp_path: Path, geo: bool) -> tuple[Path, dict]:
 
 
 def test_act_first_groups_endpoints_by_finding(tmp_path: Path) -> None:
-    _need_chromium()
+    chromium.need()
     html, data = _page(tmp_path, geo=False)
     with chromium.Page(1400, 1600) as page:
         page.open(html.as_uri())
@@ -75,7 +63,7 @@ def test_act_first_groups_endpoints_by_finding(tmp_path: Path) -> None:
 
 
 def test_geoip_fields_give_country_and_as_charts(tmp_path: Path) -> None:
-    _need_chromium()
+    chromium.need()
     html, data = _page(tmp_path, geo=True)
     geo = data["geo"]
     assert (

@@ -10,7 +10,6 @@ measured in bench/bench_report.py, not asserted here.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -29,11 +28,7 @@ MAX_ELEMENTS = 8_000
 
 @pytest.fixture(scope="module")
 def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    if not chromium.available():
-        msg = "chromium missing: run scripts/bootstrap (apt-get install -y chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
+    chromium.need()
     db = make_db(tmp_path_factory.mktemp("big") / "big.db", N, geo=True)
     scan = load_scan(db)
     out = db.with_suffix(".html")

@@ -9,7 +9,6 @@ none of them raw.
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 
@@ -50,15 +49,6 @@ FIELDS = {
 PAYLOAD = XSS[:20]  # '<img src=x onerror=' as text
 
 
-def _need_chromium() -> None:
-    if chromium.available():
-        return
-    msg = "chromium missing: run scripts/bootstrap (apt-get install -y chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
-
-
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = random.Random(7)
@@ -82,7 +72,7 @@ def test_file_holds_no_raw_payload(hostile: Path) -> None:
 
 
 def test_chromium_runs_nothing_and_shows_every_field_as_text(hostile: Path) -> None:
-    _need_chromium()
+    chromium.need()
     with chromium.Page(1400, 1600) as page:
         page.open(hostile.as_uri())
         assert page.console_errors() == []
@@ -112,7 +102,7 @@ def test_chromium_runs_nothing_and_shows_every_field_as_text(hostile: Path) -> N
 
 def test_detection_catches_a_raw_payload(hostile: Path, tmp_path: Path) -> None:
     """Negative control: the same page with one payload left raw must trip the checks."""
-    _need_chromium()
+    chromium.need()
     bad = tmp_path / "bad.html"
     bad.write_text(hostile.read_text().replace("<main>", f"<main>{XSS}", 1))
     with chromium.Page() as page:

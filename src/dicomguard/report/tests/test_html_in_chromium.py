@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import zlib
 from pathlib import Path
@@ -13,15 +12,6 @@ from dicomguard.cli import main
 
 from . import chromium
 from .conftest import db_figures
-
-
-def _need_chromium() -> None:
-    if chromium.available():
-        return
-    msg = "chromium missing: run scripts/bootstrap (apt-get install -y chromium)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(msg, pytrace=False)
-    pytest.skip(msg)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +45,7 @@ def _png_is_not_blank(png: bytes) -> bool:
 def test_opens_offline_without_errors_and_shows_the_database_numbers(
     report: Path, scan_db: Path, tmp_path: Path
 ) -> None:
-    _need_chromium()
+    chromium.need()
     fig = db_figures(scan_db)
     assert fig["dicom"] >= 5 and fig["patients"] > 0  # the lab was really scanned
     with chromium.Page(1400, 2000) as page:
@@ -101,7 +91,7 @@ def test_opens_offline_without_errors_and_shows_the_database_numbers(
 
 
 def test_findings_link_to_their_remediation_and_filter_the_table(report: Path) -> None:
-    _need_chromium()
+    chromium.need()
     with chromium.Page(1400, 1000) as page:
         page.open(report.as_uri())
         links = page.evaluate(
@@ -136,7 +126,7 @@ def test_findings_link_to_their_remediation_and_filter_the_table(report: Path) -
 
 def test_detection_works_on_a_page_that_does_fetch(report: Path, tmp_path: Path) -> None:
     """Negative control: the same page plus a loopback image must be caught by both checks."""
-    _need_chromium()
+    chromium.need()
     bad = tmp_path / "bad.html"
     html = report.read_text().replace("<main>", "<main><img src='http://127.0.0.1:9/x.png'>", 1)
     bad.write_text(html)

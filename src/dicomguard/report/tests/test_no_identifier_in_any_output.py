@@ -10,28 +10,15 @@ scan prints on stdout/stderr with debug logging on (``-v``).
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX
 from dicomguard.lab.fleet import FleetThread
+from dicomguard.testing.scans import run_cli, scan_argv
 
 NETWORK = "127.42.220.0/28"
-
-
-def _run(*args: str) -> bytes:
-    """Run the CLI; returns what it printed (stdout and stderr)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "dicomguard", *args],
-        check=True,
-        timeout=300,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    return done.stdout
 
 
 @pytest.mark.parametrize("collect", [False, True])
@@ -44,22 +31,9 @@ def test_no_name_id_or_birth_date_in_any_output_file(tmp_path: Path, collect: bo
         db, jsonl = tmp_path / "scan.db", tmp_path / "scan.jsonl"
         evidence = tmp_path / "evidence"
         extra = ["--collect-identifiers"] if collect else []
-        printed = _run(
+        printed = run_cli(
             "-v",
-            "scan",
-            NETWORK,
-            "-p",
-            "11112",
-            "--rate",
-            "0",
-            "--no-progress",
-            "-q",
-            "--db",
-            str(db),
-            "--jsonl",
-            str(jsonl),
-            "--evidence",
-            str(evidence),
+            *scan_argv(NETWORK, "11112", db, "--jsonl", str(jsonl), "--evidence", str(evidence)),
             *extra,
         )
         patients = [p for plan in lab.fleet.plan for p in plan.patients()]
@@ -78,7 +52,7 @@ def test_no_name_id_or_birth_date_in_any_output_file(tmp_path: Path, collect: bo
         ("json", "r.json"),
         ("defectdojo", "r.defectdojo.json"),
     ):
-        _run("report", str(db), "--format", fmt, "-o", str(tmp_path / name))
+        run_cli("report", str(db), "--format", fmt, "-o", str(tmp_path / name))
         outputs[fmt] = tmp_path / name
     exposed = 0
     for fmt, path in outputs.items():

@@ -7,7 +7,6 @@ documentation AS number (RFC 5398); dicomguard reads them with the maxminddb lib
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -17,6 +16,7 @@ from netaddr import IPSet
 
 from dicomguard.cli import main
 from dicomguard.lab.fleet import FleetThread
+from dicomguard.testing.scans import stored_records
 
 from .conftest import db_figures
 
@@ -87,13 +87,7 @@ def test_scan_geoip_stores_the_fields_in_each_record(tmp_path: Path) -> None:
         argv = ["scan", network, "-p", "11112", "--rate", "0", "--timeout", "2", "--no-progress"]
         argv += ["-q", "--db", str(db), "--geoip", str(country), "--geoip", str(asn)]
         assert main(argv) == 0
-    conn = sqlite3.connect(db)
-    try:
-        import json
-
-        records = [json.loads(r[0]) for r in conn.execute("SELECT record FROM endpoints")]
-    finally:
-        conn.close()
+    records = stored_records(db)
     assert len(records) == 4
     for r in records:
         last = int(r["host"].rsplit(".", 1)[1])

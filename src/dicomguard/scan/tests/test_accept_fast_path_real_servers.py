@@ -20,18 +20,11 @@ from dicomguard.dul.acse import AssociateRequest, decode_accept
 from dicomguard.knowledge import sopclasses as sc
 from dicomguard.testing.base import LoopbackServer
 
-SERVERS = [
-    "orthanc_open",
-    "orthanc_locked",
-    "dcmqrscp_aetable",
-    "storescp_server",
-    "pynetdicom_scp",
-]
 
-
-@pytest.fixture(params=SERVERS)
-def server(request: pytest.FixtureRequest) -> LoopbackServer:
-    return request.getfixturevalue(request.param)
+@pytest.fixture
+def server(real_dicom_server: LoopbackServer) -> LoopbackServer:
+    """Each of the test kit's real DICOM servers in turn."""
+    return real_dicom_server
 
 
 def _answer(server: LoopbackServer, request: AssociateRequest) -> bytes:

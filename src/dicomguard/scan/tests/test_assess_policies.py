@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     Verification,
@@ -15,15 +14,10 @@ from pynetdicom.sop_class import (
 
 from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
+from dicomguard.testing.reference import running_scp
 
 HOST = "127.0.0.1"
 FAST = Timeouts(connect=1.0, associate=2.0, dimse=2.0, release=0.5)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
 
 
 def _no_matches(event: evt.Event) -> Iterator[tuple[int, None]]:
@@ -40,21 +34,13 @@ def scp(
     calling: list[str] | None = None,
     user_ok: bool | None = None,
 ) -> Iterator[int]:
-    ae = AE(ae_title=title)
-    ae.require_called_aet = check_called
-    if calling:
-        ae.require_calling_aet = calling
-    ae.add_supported_context(Verification)
-    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
     handlers: list = [(evt.EVT_C_FIND, _no_matches)]
     if user_ok is not None:
         handlers.append((evt.EVT_USER_ID, lambda event, *a: (user_ok, None)))
-    port = _free_port()
-    server = ae.start_server((HOST, port), block=False, evt_handlers=handlers)
-    try:
+    with running_scp(HOST, ae_title=title, require_called_aet=check_called,
+                     require_calling_aet=calling or (), handlers=handlers,
+                     contexts=(Verification, StudyRootQueryRetrieveInformationModelFind)) as port:
         yield port
-    finally:
-        server.shutdown()
 
 
 def opts(**kw: object) -> ProbeOptions:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,10 +20,11 @@ from typing import NamedTuple
 
 import pynetdicom
 import pytest
-from pynetdicom import AE
 from pynetdicom.sop_class import Verification
 
 from dicomguard.knowledge.fingerprint import load_database
+from dicomguard.testing.loopback import free_port, wait_until_accepting
+from dicomguard.testing.reference import running_scp, scu_association
 
 LOOPBACK = "127.0.0.1"
 
@@ -36,42 +35,16 @@ class AcceptorIdentity(NamedTuple):
     max_pdu: int | None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
-
-
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"server exited early with code {proc.returncode}")
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError(f"nothing listening on {LOOPBACK}:{port} after {timeout}s")
-
-
 def _read_acceptor(port: int, called_aet: str = "ANY-SCP") -> AcceptorIdentity:
     """Associate with pynetdicom as SCU and return what the acceptor announced."""
-    ae = AE(ae_title="DGFPTEST")
-    ae.add_requested_context(Verification)
-    ae.acse_timeout = ae.network_timeout = 10
-    assoc = ae.associate(LOOPBACK, port, ae_title=called_aet)
-    try:
+    with scu_association(LOOPBACK, port, (Verification,), calling="DGFPTEST",
+                         called=called_aet, timeout=10) as assoc:
         # Without an AC pynetdicom leaves its *own* defaults in assoc.acceptor: never read those.
         assert assoc.is_established, "association was not accepted"
         acc = assoc.acceptor
         return AcceptorIdentity(
             acc.implementation_class_uid, acc.implementation_version_name, acc.maximum_length
         )
-    finally:
-        if assoc.is_established:
-            assoc.release()
-        ae.shutdown()
 
 
 def _dcmtk_binary(name: str) -> tuple[str, str] | None:
@@ -93,7 +66,7 @@ def _dcmtk_binary(name: str) -> tuple[str, str] | None:
 def _running(cmd: list[str], port: int, cwd: Path | None = None) -> Iterator[None]:
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for_port(port, proc)
+        wait_until_accepting(LOOPBACK, port, alive=lambda: proc.poll() is None)
         yield
     finally:
         proc.terminate()
@@ -114,7 +87,7 @@ ORTHANC = shutil.which("Orthanc")
 def test_real_storescp_is_dcmtk_with_installed_version(tmp_path: Path, max_pdu: int | None):
     assert STORESCP is not None
     binary, version = STORESCP
-    port = _free_port()
+    port = free_port(LOOPBACK)
     cmd = [binary, "--aetitle", "STORESCP", "--output-directory", str(tmp_path)]
     if max_pdu is not None:
         cmd += ["--max-pdu", str(max_pdu)]
@@ -137,7 +110,7 @@ def test_real_storescp_is_dcmtk_with_installed_version(tmp_path: Path, max_pdu: 
 def test_real_dcmqrscp_is_dcmtk_with_installed_version(tmp_path: Path):
     assert DCMQRSCP is not None
     binary, version = DCMQRSCP
-    port = _free_port()
+    port = free_port(LOOPBACK)
     (tmp_path / "db").mkdir()
     config = tmp_path / "dcmqrscp.cfg"
     config.write_text(
@@ -156,7 +129,7 @@ def test_real_orthanc_announces_its_dcmtk(tmp_path: Path):
     """Orthanc has no Implementation Class UID of its own: it answers with DCMTK's values
     (measured: Debian Orthanc 1.10.1 -> 1.2.276.0.7230010.3.0.3.6.7 / OFFIS_DCMTK_367)."""
     assert ORTHANC is not None
-    dicom_port, http_port = _free_port(), _free_port()
+    dicom_port, http_port = free_port(LOOPBACK), free_port(LOOPBACK)
     config = tmp_path / "orthanc.json"
     config.write_text(
         json.dumps(
@@ -187,14 +160,8 @@ def test_real_orthanc_announces_its_dcmtk(tmp_path: Path):
 
 
 def test_real_pynetdicom_scp_is_pynetdicom_with_installed_version():
-    port = _free_port()
-    ae = AE(ae_title="PYSCP")
-    ae.add_supported_context(Verification)
-    server = ae.start_server((LOOPBACK, port), block=False)
-    try:
+    with running_scp(LOOPBACK, ae_title="PYSCP") as port:
         seen = _read_acceptor(port, "PYSCP")
-    finally:
-        server.shutdown()
     installed = ".".join(pynetdicom.__version__.split(".")[:3])
     # Measured with pynetdicom 3.0.4: 1.2.826.0.1.3680043.9.3811.3.0.4 / PYNETDICOM_304 / 16382.
     assert seen.class_uid == f"1.2.826.0.1.3680043.9.3811.{installed}"

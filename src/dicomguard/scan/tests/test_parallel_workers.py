@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.report.stats import counted_exposure
 from dicomguard.scan.engine import shard_of
+from dicomguard.testing.scans import run_cli, scan_argv, stored_records, stored_states
+from dicomguard.testing.threads import LoopThread
 
 NETWORK = "127.42.222.0/27"
 #: fields that measure time or name the run, not the endpoint
@@ -27,35 +26,9 @@ VOLATILE = {"elapsed_ms", "measured_at", "scan_id"}
 
 def _scan(tmp: Path, name: str, workers: int, *extra: str) -> tuple[dict, list[dict]]:
     db = tmp / f"{name}.db"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dicomguard",
-            "scan",
-            NETWORK,
-            "-p",
-            "104,11112,4242",
-            "--rate",
-            "0",
-            "--no-progress",
-            "-q",
-            "--db",
-            str(db),
-            "--workers",
-            str(workers),
-            "--timeout",
-            "2",
-            "--no-web",
-            *extra,
-        ],
-        check=True,
-        timeout=300,
-    )
-    with sqlite3.connect(db) as c:
-        states = dict(c.execute("SELECT state, n FROM states").fetchall())
-        records = [json.loads(r) for (r,) in c.execute("SELECT record FROM endpoints")]
-    return states, records
+    run_cli(*scan_argv(NETWORK, "104,11112,4242", db, "--workers", str(workers),
+                       "--timeout", "2", "--no-web", *extra))
+    return stored_states(db), stored_records(db)
 
 
 def _comparable(rec: dict) -> str:
@@ -104,9 +77,8 @@ class _Counter:
     def __init__(self, host: str, ports: tuple[int, ...]) -> None:
         self.host, self.ports = host, ports
         self.active = self.peak = 0
-        self._stop: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
+        self._thread: LoopThread | None = None
+        self._servers: list[asyncio.Server] = []
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -120,23 +92,24 @@ class _Counter:
         finally:
             writer.close()
 
-    async def _main(self) -> None:
-        self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        servers = [await asyncio.start_server(self._handle, self.host, p) for p in self.ports]
-        self._ready.set()
-        await self._stop.wait()
-        for s in servers:
+    async def _start(self) -> None:
+        self._servers = [await asyncio.start_server(self._handle, self.host, p)
+                         for p in self.ports]
+
+    async def _close(self) -> None:
+        for s in self._servers:
             s.close()
+        await asyncio.sleep(0.2)
 
     def __enter__(self) -> _Counter:
-        threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True).start()
-        assert self._ready.wait(10)
+        self._thread = LoopThread()
+        self._thread.call(self._start(), timeout=10)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        assert self._loop is not None and self._stop is not None
-        self._loop.call_soon_threadsafe(self._stop.set)
-        time.sleep(0.2)
+        assert self._thread is not None
+        self._thread.call(self._close())
+        self._thread.close()
 
 
 def test_per_host_holds_across_workers(tmp_path: Path) -> None:

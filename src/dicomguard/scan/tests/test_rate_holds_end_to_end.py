@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import dicomguard
-from dicomguard.testing.netns import is_isolated
+from dicomguard.testing.guard import is_isolated
 
 SRC = str(Path(dicomguard.__file__).resolve().parents[1])
 PORT = 11190

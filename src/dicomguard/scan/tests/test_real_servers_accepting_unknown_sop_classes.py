@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from pynetdicom import AE
 
 from dicomguard.dul.scu import Timeouts
 from dicomguard.knowledge import sopclasses as sc
@@ -25,6 +24,7 @@ from dicomguard.testing.base import LoopbackServer, find_binary
 from dicomguard.testing.dcmtk import StorescpServer
 from dicomguard.testing.loopback import lab_address
 from dicomguard.testing.orthanc import OrthancServer
+from dicomguard.testing.reference import scu_association
 
 OPTS = ProbeOptions(timeouts=Timeouts(2.0, 5.0, 10.0, 1.0), web=None, try_tls=False)
 VERIFICATION = "1.2.840.10008.1.1"
@@ -49,18 +49,13 @@ def orthanc_unknown_sop() -> Iterator[OrthancServer]:
 
 def _canary_result(server: LoopbackServer) -> int | None:
     """pynetdicom proposes Verification and the canary; the canary context's result."""
-    ae = AE(ae_title="STRANGER")
-    ae.add_requested_context(VERIFICATION)
-    ae.add_requested_context(sc.CANARY)
-    assoc = ae.associate(server.host, server.port, ae_title=server.aet)
-    try:
+    with scu_association(server.host, server.port, (VERIFICATION, sc.CANARY),
+                         calling="STRANGER", called=server.aet) as assoc:
         assert assoc.is_established
         for cx in assoc.accepted_contexts + assoc.rejected_contexts:
             if cx.abstract_syntax == sc.CANARY:
                 return cx.result
         return None
-    finally:
-        assoc.release()
 
 
 @pytest.mark.parametrize("fixture", ["storescp_promiscuous", "orthanc_unknown_sop"])

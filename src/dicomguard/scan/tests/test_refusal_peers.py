@@ -16,13 +16,12 @@ released normally; against the silent peer findscu -td 1 gives up with a timeout
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from pynetdicom import AE, evt
+from pynetdicom import evt
 from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     Verification,
@@ -31,6 +30,7 @@ from pynetdicom.sop_class import (
 from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions, assess
 from dicomguard.testing.base import find_binary
+from dicomguard.testing.reference import running_scp
 
 HOST = "127.0.0.1"
 OPTS = ProbeOptions(timeouts=Timeouts(1.0, 2.0, 1.0, 0.5), try_tls=False, web=None)
@@ -47,17 +47,9 @@ def _hold(event: evt.Event) -> Iterator[tuple[int, None]]:
 
 @contextmanager
 def scp(handler) -> Iterator[int]:
-    ae = AE(ae_title="DGPEER")
-    ae.add_supported_context(Verification)
-    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        port = s.getsockname()[1]
-    server = ae.start_server((HOST, port), block=False, evt_handlers=[(evt.EVT_C_FIND, handler)])
-    try:
+    with running_scp(HOST, ae_title="DGPEER", handlers=[(evt.EVT_C_FIND, handler)],
+                     contexts=(Verification, StudyRootQueryRetrieveInformationModelFind)) as port:
         yield port
-    finally:
-        server.shutdown()
 
 
 async def test_not_authorized_status_is_a_per_operation_refusal() -> None:

@@ -17,12 +17,7 @@ from typing import Any
 import pytest
 
 from dicomguard.cli import main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from dicomguard.testing.loopback import free_port
 
 
 @pytest.fixture

@@ -21,17 +21,15 @@ import pytest
 from dicomguard.knowledge.findings import catalog
 from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.lab.fleet import FleetThread
-from dicomguard.testing.base import find_binary
+from dicomguard.testing.orthanc import DicomWebOrthanc
 from dicomguard.testing.servers import lab_address
-
-from .test_web_exposure import DICOMWEB_PLUGIN, DicomWebOrthanc
 
 TLS_NETWORK = "127.42.246.0/30"
 
 
 @pytest.fixture(scope="module")
 def orthanc() -> Iterator[DicomWebOrthanc]:
-    if find_binary("Orthanc") is None or not DICOMWEB_PLUGIN.exists():
+    if not DicomWebOrthanc.installed():
         pytest.skip("Orthanc or orthanc-dicomweb missing: run scripts/bootstrap")
     with DicomWebOrthanc(lab_address(45), preset="open", patients=make_patients(45, 12)) as s:
         yield s

@@ -17,18 +17,10 @@ from dicomguard.testing.base import EXPECTATION_KEYS, LoopbackServer
 
 OPTS = ProbeOptions(timeouts=Timeouts(2.0, 5.0, 10.0, 1.0))
 SERVICES = EXPECTATION_KEYS[2:]  # the service keys of the launchers' measured truth
-SERVERS = [
-    "orthanc_open",
-    "orthanc_locked",
-    "dcmqrscp_aetable",
-    "storescp_server",
-    "pynetdicom_scp",
-]
-
-
-@pytest.fixture(params=SERVERS)
-def server(request: pytest.FixtureRequest) -> LoopbackServer:
-    return request.getfixturevalue(request.param)
+@pytest.fixture
+def server(real_dicom_server: LoopbackServer) -> LoopbackServer:
+    """Each of the test kit's real DICOM servers in turn."""
+    return real_dicom_server
 
 
 async def test_verdicts_match_the_real_configuration(server: LoopbackServer):

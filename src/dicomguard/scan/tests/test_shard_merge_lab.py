@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from dicomguard.lab.fleet import FleetThread
+from dicomguard.testing.scans import stored_records, stored_states
 
 NETWORK = "127.42.140.0/27"
 PORTS = (11112, 2762)
@@ -60,11 +61,7 @@ def scan_argv(db: Path, *extra: str, targets: str = NETWORK) -> list[str]:
 
 
 def records(db: Path) -> dict[tuple[str, int], dict[str, Any]]:
-    conn = sqlite3.connect(db)
-    try:
-        rows = [json.loads(r[0]) for r in conn.execute("SELECT record FROM endpoints")]
-    finally:
-        conn.close()
+    rows = stored_records(db)
     out = {}
     for r in rows:
         rec = {k: v for k, v in r.items() if k not in VOLATILE}
@@ -121,12 +118,7 @@ def findings(db: Path) -> list[tuple[str, int, str, str]]:
         conn.close()
 
 
-def states(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(db)
-    try:
-        return dict(conn.execute("SELECT state, n FROM states"))
-    finally:
-        conn.close()
+states = stored_states
 
 
 @pytest.fixture(scope="module")

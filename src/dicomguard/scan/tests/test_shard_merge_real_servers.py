@@ -15,16 +15,12 @@ from pathlib import Path
 import pytest
 
 from dicomguard.testing.base import LoopbackServer
+from dicomguard.testing.plugin import REAL_DICOM_SERVERS
+from dicomguard.testing.scans import stored_records
 
 from .test_shard_merge_lab import dicomguard, field_diffs, records, states
 
-SERVERS = [
-    "orthanc_open",
-    "orthanc_locked",
-    "dcmqrscp_aetable",
-    "storescp_server",
-    "pynetdicom_scp",
-]
+SERVERS = REAL_DICOM_SERVERS
 
 
 def scan(db: Path, targets: Path, *extra: str) -> None:
@@ -74,12 +70,4 @@ def test_sharded_scan_of_real_servers_merges_into_the_unsharded_scan(
     assert checked >= 3
 
 
-def _raw(db: Path) -> list[dict[str, object]]:
-    import json
-    import sqlite3
-
-    conn = sqlite3.connect(db)
-    try:
-        return [json.loads(r[0]) for r in conn.execute("SELECT record FROM endpoints")]
-    finally:
-        conn.close()
+_raw = stored_records

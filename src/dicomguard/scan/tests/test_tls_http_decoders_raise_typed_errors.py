@@ -17,15 +17,13 @@ import contextlib
 import datetime
 import json
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dicomguard.dul.errors import DulError
 from dicomguard.scan import tls_probe, web
+from dicomguard.testing import pki
 
 HOST = "127.0.0.1"
 FUZZ = settings(
@@ -112,19 +110,9 @@ def test_probe_web_interprets_any_json_without_untyped_errors(value: object) -> 
 
 
 def _certificate() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dicomguard fuzz")])
     now = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    cert = pki.certificate(pki.common_name("dicomguard fuzz"), pki.new_key(), serial=7,
+                           not_before=now, not_after=now + datetime.timedelta(days=30))
     return cert.public_bytes(serialization.Encoding.DER)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import shutil
 import ssl
 import subprocess
@@ -17,48 +16,14 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from dicomguard.knowledge.findings import catalog
 from dicomguard.scan.tls_probe import certificate_facts, probe_tls, tls_findings
 from dicomguard.testing.base import find_binary
 from dicomguard.testing.loopback import free_port, wait_until_accepting
+from dicomguard.testing.pki import self_signed
 
 HOST = "127.0.10.51"
-NOW = dt.datetime.now(dt.UTC)
-
-
-def _cert(
-    directory: Path,
-    name: str,
-    *,
-    days: tuple[int, int] = (-1, 30),
-) -> tuple[Path, Path, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"dicomguard test {name}")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(NOW + dt.timedelta(days=days[0]))
-        .not_valid_after(NOW + dt.timedelta(days=days[1]))
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path, cert.public_bytes(serialization.Encoding.DER)
 
 
 async def _serve(ctx: ssl.SSLContext) -> tuple[asyncio.Server, int]:
@@ -75,7 +40,7 @@ async def _serve(ctx: ssl.SSLContext) -> tuple[asyncio.Server, int]:
 @pytest.fixture
 async def legacy_server(tmp_path: Path) -> AsyncIterator[int]:
     """TLS 1.0-1.3, every suite OpenSSL has at level 0 (anonymous, static RSA), self-signed."""
-    cert, key, _ = _cert(tmp_path, "legacy")
+    cert, key, _ = self_signed(tmp_path, "legacy")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     with warnings.catch_warnings():
@@ -90,8 +55,8 @@ async def legacy_server(tmp_path: Path) -> AsyncIterator[int]:
 @pytest.fixture
 async def strict_server(tmp_path: Path) -> AsyncIterator[int]:
     """TLS 1.2+ with ECDHE-RSA AES-GCM only, client certificate required, expired cert."""
-    cert, key, _ = _cert(tmp_path, "strict", days=(-60, -2))
-    client_ca, _ck, _ = _cert(tmp_path, "client-ca")
+    cert, key, _ = self_signed(tmp_path, "strict", days=(-60, -2))
+    client_ca, _ck, _ = self_signed(tmp_path, "client-ca")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -106,7 +71,7 @@ async def strict_server(tmp_path: Path) -> AsyncIterator[int]:
 @pytest.fixture
 async def tls13_client_cert_server(tmp_path: Path) -> AsyncIterator[int]:
     """TLS 1.3 only, client certificate required: refusal comes after the client's handshake."""
-    cert, key, _ = _cert(tmp_path, "tls13")
+    cert, key, _ = self_signed(tmp_path, "tls13")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3

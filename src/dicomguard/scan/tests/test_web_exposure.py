@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,27 +19,15 @@ import pytest
 from dicomguard.knowledge.findings import catalog
 from dicomguard.knowledge.synthetic import ID_PREFIX, NAME_PREFIX, make_patients
 from dicomguard.scan.web import WebOptions, probe_web, web_findings
-from dicomguard.testing.base import find_binary
-from dicomguard.testing.orthanc import OrthancServer
+from dicomguard.testing.orthanc import DicomWebOrthanc
 from dicomguard.testing.servers import lab_address
 
-DICOMWEB_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 HTTP_HOST = "127.0.10.52"
-
-
-class DicomWebOrthanc(OrthancServer):
-    """The ``open`` Orthanc preset with the DICOMweb plugin loaded (``/dicom-web/``)."""
-
-    def config(self) -> dict[str, Any]:
-        cfg = super().config()
-        cfg["Plugins"] = [str(DICOMWEB_PLUGIN)]
-        cfg["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
-        return cfg
 
 
 @pytest.fixture(scope="module")
 def dicomweb_orthanc() -> Iterator[DicomWebOrthanc]:
-    if find_binary("Orthanc") is None or not DICOMWEB_PLUGIN.exists():
+    if not DicomWebOrthanc.installed():
         pytest.skip("Orthanc or orthanc-dicomweb missing: run scripts/bootstrap")
     with DicomWebOrthanc(lab_address(43), preset="open", patients=make_patients(43, 25)) as s:
         yield s

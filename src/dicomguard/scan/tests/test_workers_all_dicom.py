@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.scan import parallel
 from dicomguard.scan.engine import ScanConfig
 from dicomguard.scan.targets import build_targets
+from dicomguard.testing.scans import run_cli, scan_argv, stored_records
 
 NETWORK = "127.42.223.0/26"
 PORT = 11112
@@ -31,31 +29,8 @@ RANDOM_AET = re.compile(r"DG[0-9A-F]{10}")
 
 def _records(tmp: Path, workers: int) -> list[str]:
     db = tmp / f"w{workers}.db"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dicomguard",
-            "scan",
-            NETWORK,
-            "-p",
-            str(PORT),
-            "--rate",
-            "0",
-            "--no-progress",
-            "-q",
-            "--db",
-            str(db),
-            "--workers",
-            str(workers),
-            "--timeout",
-            "3",
-        ],
-        check=True,
-        timeout=300,
-    )
-    with sqlite3.connect(db) as c:
-        rows = [json.loads(r) for (r,) in c.execute("SELECT record FROM endpoints")]
+    run_cli(*scan_argv(NETWORK, str(PORT), db, "--workers", str(workers), "--timeout", "3"))
+    rows = stored_records(db)
     out = []
     for rec in rows:
         for key in VOLATILE:

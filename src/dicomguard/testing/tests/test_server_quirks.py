@@ -6,13 +6,13 @@ rejects cleanly only until its first accepted association (see DcmqrscpServer).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from pynetdicom import AE
 
 from dicomguard.knowledge.synthetic import instance_dataset, make_patients
+from dicomguard.testing.reference import scu_association
+from dicomguard.testing.require import need_binaries
 from dicomguard.testing.servers import (
     REASON_CALLED_AET,
     REASON_CALLING_AET,
@@ -21,7 +21,6 @@ from dicomguard.testing.servers import (
     OrthancServer,
     PynetdicomFindServer,
     accepts,
-    find_binary,
     lab_address,
 )
 from dicomguard.testing.tests.scu import associate, find, study_query
@@ -45,12 +44,6 @@ def live_group_members(pgid: int) -> list[int]:
     return live
 
 
-def need(*names: str) -> None:
-    missing = [n for n in names if find_binary(n) is None]
-    if missing and os.environ.get("CI") != "true":
-        pytest.skip(f"missing {missing}")
-
-
 def test_orthanc_locked_reason_codes(orthanc_locked: LoopbackServer) -> None:
     s = orthanc_locked
     called = associate(s.host, s.port, "DGNOSUCHAE", "DGVIEWER", retries_on_abort=5)
@@ -71,7 +64,7 @@ def test_orthanc_open_answers_any_titles(orthanc_open: LoopbackServer) -> None:
 
 def test_orthanc_limit_find_results_ends_with_cancel_status() -> None:
     """With LimitFindResults=N Orthanc sends N matches, then status 0xFE00 (not Success)."""
-    need("Orthanc")
+    need_binaries("Orthanc")
     with OrthancServer(lab_address(6), limit_find_results=5) as s:
         studies, status = find(s.host, s.port, s.aet, "DGSCANNER", study_query())
     assert len(studies) == 5 < s.ground_truth.studies
@@ -80,7 +73,7 @@ def test_orthanc_limit_find_results_ends_with_cancel_status() -> None:
 
 def test_dcmqrscp_uses_reason_7_for_both_checks() -> None:
     """dcmqrscp rejects with reason 7 for both checks (when its reject does not fail)."""
-    need("dcmqrscp", "dcmqridx")
+    need_binaries("dcmqrscp", "dcmqridx")
     with DcmqrscpServer(lab_address(7), patients=[]) as s:
         called = associate(s.host, s.port, "DGNOSUCHAE", "DGVIEWER", retries_on_abort=5)
         calling = associate(s.host, s.port, s.aet, "DGSTRANGER", retries_on_abort=5)
@@ -95,12 +88,10 @@ def test_storescp_stores_from_any_titles(storescp_server: LoopbackServer) -> Non
     s = storescp_server
     p = make_patients(99, 1)[0]
     ds = instance_dataset(p, p.studies[0])
-    ae = AE(ae_title="DGANYONE")
-    ae.add_requested_context(ds.SOPClassUID)
-    assoc = ae.associate(s.host, s.port, ae_title="NOTDGSTORE")
-    assert assoc.is_established
-    status = assoc.send_c_store(ds)
-    assoc.release()
+    with scu_association(s.host, s.port, (ds.SOPClassUID,), calling="DGANYONE",
+                         called="NOTDGSTORE") as assoc:
+        assert assoc.is_established
+        status = assoc.send_c_store(ds)
     assert status.Status == 0x0000
     received = list(Path(s.output_dir).iterdir())  # type: ignore[attr-defined]
     assert received
@@ -111,13 +102,13 @@ def test_stop_leaves_nothing_behind(kind: str) -> None:
     host = lab_address(8)
     server: LoopbackServer
     if kind == "orthanc":
-        need("Orthanc")
+        need_binaries("Orthanc")
         server = OrthancServer(host, patients=[])
     elif kind == "dcmqrscp":
-        need("dcmqrscp")
+        need_binaries("dcmqrscp")
         server = DcmqrscpServer(host, patients=[])
     elif kind == "storescp":
-        need("storescp")
+        need_binaries("storescp")
         from dicomguard.testing.servers import StorescpServer
 
         server = StorescpServer(host)
