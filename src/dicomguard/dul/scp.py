@@ -238,7 +238,7 @@ async def serve_association(
     handlers = handlers or Handlers()
     counted = False
     try:
-        info = await _negotiate(reader, writer, policy, handlers)
+        info = await negotiate(reader, writer, policy, handlers)
         if info is None:
             return
         counted = True
@@ -270,13 +270,24 @@ async def serve_association(
         await _close(writer)
 
 
-async def _negotiate(
+async def negotiate(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     policy: AcceptorPolicy,
     handlers: Handlers,
 ) -> AssociationInfo | None:
-    """Read the RQ, send AC or RJ; return the association's facts when accepted."""
+    """Read the A-ASSOCIATE-RQ, send the A-ASSOCIATE-AC or -RJ ``policy`` decides; return the
+    association's facts when accepted, None when rejected, silent past the ARTIM time
+    (``policy.associate_timeout`` seconds) or aborted.
+
+    The first half of :func:`serve_association`, public for peers that negotiate properly and
+    then behave their own way (the lab's hostile peers, the test kit's scripted acceptor).
+    An accepted association counts in ``policy.active``: the caller decrements it when done, or
+    leaves it if ``policy.max_associations`` is None. Raises ``dul.errors.DulError`` for a
+    broken A-ASSOCIATE-RQ, or an internal exception asking for an A-ABORT when the first PDU
+    is not an A-ASSOCIATE-RQ; callers that are not :func:`serve_association` close the
+    connection on either.
+    """
     try:
         raw = await P.read_pdu(
             reader, timeout=policy.associate_timeout, max_length=P.MAX_ASSOCIATION_PDU
@@ -427,7 +438,7 @@ def _decide(
         reject = RJ_APP_CONTEXT
     if getattr(rq, "protocol_version", 1) != 1:
         reject = RJ_PROTOCOL_VERSION
-    # (the association limit is checked per connection in _negotiate: it changes over time)
+    # (the association limit is checked per connection in negotiate: it changes over time)
     return reject, (None if reject else response)
 
 
