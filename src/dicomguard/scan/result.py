@@ -67,6 +67,11 @@ class Part:
     def get(self, key: str, default: Any = None) -> Any:
         return getattr(self, key, default)
 
+    def __contains__(self, key: object) -> bool:
+        """``key in part``: the key is in the part's JSON, as it was in the dict (an omitted
+        None is absent); without this, ``in`` would iterate by integer index."""
+        return isinstance(key, str) and key in self.to_json()
+
     def update(self, **changes: Any) -> None:
         """Set several fields at once. Raises TypeError for a name that is not a field."""
         names = {name for name, _ in self._fields()}

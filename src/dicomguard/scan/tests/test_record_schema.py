@@ -22,6 +22,8 @@ from dicomguard.scan.schema import record_schema, render
 from dicomguard.scan.targets import build_targets
 from dicomguard.scan.web import DEFAULT_WEB_PORTS, WebOptions
 from dicomguard.testing.loopback import free_port
+from dicomguard.testing.orthanc import OrthancServer
+from dicomguard.testing.require import need_binaries
 
 ROOT = Path(__file__).resolve().parents[4]
 COMMITTED = ROOT / "docs" / "scan-record.schema.json"
@@ -121,8 +123,10 @@ def test_records_of_real_servers_are_valid(request, tmp_path, name):
     if http_port:  # Orthanc: its REST API too (the web probe)
         ports.append(http_port)
         web = WebOptions(ports=(*DEFAULT_WEB_PORTS, http_port))
-    records = asyncio.run(_scan(tmp_path, [server.host], tuple(ports), web=web,
-                                intrusive=name in ("orthanc_open", "dcmqrscp_aetable")))
+    # read-only: these servers are shared by the whole session and an --intrusive scan stores
+    # its test object (other tests count the servers' studies); intrusive records are checked on
+    # a private Orthanc below
+    records = asyncio.run(_scan(tmp_path, [server.host], tuple(ports), web=web))
     states = {r["port"]: r["state"] for r in records}
     assert states[server.port] == "open" and states[ports[1]] == "closed", states
     served = next(r for r in records if r["port"] == server.port)
@@ -131,6 +135,17 @@ def test_records_of_real_servers_are_valid(request, tmp_path, name):
         assert next(r for r in records if r["port"] == http_port)["web"] is not None
     if name.startswith("storescp") and "tls" in name:
         assert served["tls_details"] is not None
+    _assert_valid(records)
+
+
+def test_intrusive_records_of_a_private_orthanc_are_valid(tmp_path):
+    """--intrusive (C-STORE of the test object, retrieve checks) against an Orthanc of this test
+    alone, so that the object it stores reaches no other test's counts."""
+    need_binaries("Orthanc")
+    with OrthancServer("127.0.78.1", preset="open") as server:
+        records = asyncio.run(_scan(tmp_path, [server.host], (server.port,), intrusive=True))
+    served = next(r for r in records if r["port"] == server.port)
+    assert served["dicom"] is True
     _assert_valid(records)
 
 
