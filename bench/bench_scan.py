@@ -550,11 +550,12 @@ def floor_probe(targets: str, port: int, out: str) -> None:
     import asyncio
 
     from dicomguard.dul import dimse
+    from dicomguard.dul import pdu as P
     from dicomguard.dul.acse import AssociateRequest
 
-    rq = AssociateRequest(called_aet="ANY-SCP", abstract_syntaxes=("1.2.840.10008.1.1",)).encode()
+    rq = AssociateRequest(called_aet="ANY-SCP", abstract_syntaxes=(dimse.VERIFICATION,)).encode()
     echo = b"".join(dimse.echo_pdus(1, 1, 16384))
-    release = bytes([5, 0, 0, 0, 0, 4, 0, 0, 0, 0])
+    release = P.RELEASE_RQ
 
     class Probe(asyncio.Protocol):
         def __init__(self, done: asyncio.Future[int]) -> None:

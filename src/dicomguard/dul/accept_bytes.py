@@ -26,15 +26,18 @@ import functools
 import struct
 
 from .acse import Accept, AssociateRequest
-
-A_ASSOCIATE_AC = 0x02
-APPLICATION_CONTEXT = 0x10
-CONTEXT_AC = 0x21
-USER_INFORMATION = 0x50
-TRANSFER_SYNTAX = 0x40
-MAXIMUM_LENGTH = 0x51
-IMPLEMENTATION_CLASS_UID = 0x52
-IMPLEMENTATION_VERSION_NAME = 0x55
+from .codes import (
+    A_ASSOCIATE_AC,
+    CONTEXT_ACCEPTANCE,
+    CONTEXT_TRANSFER_SYNTAXES_NOT_SUPPORTED,
+)
+from .codes import ITEM_APPLICATION_CONTEXT as APPLICATION_CONTEXT
+from .codes import ITEM_PRESENTATION_CONTEXT_AC as CONTEXT_AC
+from .codes import ITEM_TRANSFER_SYNTAX as TRANSFER_SYNTAX
+from .codes import ITEM_USER_INFORMATION as USER_INFORMATION
+from .codes import SUBITEM_IMPLEMENTATION_CLASS_UID as IMPLEMENTATION_CLASS_UID
+from .codes import SUBITEM_IMPLEMENTATION_VERSION_NAME as IMPLEMENTATION_VERSION_NAME
+from .codes import SUBITEM_MAXIMUM_LENGTH as MAXIMUM_LENGTH
 
 _FIXED = 74  # header (6) + version (2) + reserved (2) + called (16) + calling (16) + reserved (32)
 _HEADER = struct.Struct(">BBL")
@@ -98,7 +101,7 @@ def read_accept(data: bytes, request: AssociateRequest) -> Accept | None:
             if length < 4:
                 return None
             cid, code = data[start], data[start + 2]
-            if cid % 2 == 0 or code > 4:
+            if cid % 2 == 0 or code > CONTEXT_TRANSFER_SYNTAXES_NOT_SUPPORTED:
                 return None
             ts: str | None = None
             sub = start + 4
@@ -110,15 +113,15 @@ def read_accept(data: bytes, request: AssociateRequest) -> Accept | None:
                     return None
                 value = data[sub + 4 : end]
                 ts = _clean_uid(value)
-                if ts is None and (code == 0 or value.strip(b"\x00")):
+                if ts is None and (code == CONTEXT_ACCEPTANCE or value.strip(b"\x00")):
                     return None  # a rejected context may carry an empty transfer syntax
-            if code == 0 and ts is None:
+            if code == CONTEXT_ACCEPTANCE and ts is None:
                 return None
             uid = proposed.get(cid)
             if uid is None:
                 continue  # a context we never proposed: ignored, as decode_accept does
             results[uid] = code
-            if code == 0:
+            if code == CONTEXT_ACCEPTANCE:
                 accepted[cid] = (uid, ts)  # type: ignore[assignment]
         elif kind == APPLICATION_CONTEXT:
             if seen_app or _clean_uid(data[start:end]) is None:

@@ -1,43 +1,39 @@
 """Association negotiation: build an A-ASSOCIATE-RQ, read the AC or RJ that answers it.
 
 pynetdicom's primitives and PDU classes do the encoding; this module keeps the result in a small
-frozen record the scanner can store, and names the reject reasons of PS3.8 9.3.4 so a verdict
-can say *why* a server refused.
+frozen record the scanner can store. A reject is a :class:`.codes.Reject` (PS3.8 9.3.4, its
+reasons named there) so a verdict can say *why* a server refused; ``Reject`` and
+``UserIdentityType`` are importable from here too, beside the request they answer.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from enum import IntEnum
 
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pynetdicom import pdu as _pdu
 from pynetdicom import pdu_primitives as prim
 from pynetdicom.presentation import PresentationContext
+from pynetdicom.sop_class import Verification
 
 from .. import __version__
+from .codes import (
+    APPLICATION_CONTEXT_NAME,
+    CONTEXT_ACCEPTANCE,
+    CONTEXT_NO_REASON,
+    Reject,
+    UserIdentityType,
+)
 from .errors import MalformedPdu
 
-APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
-DEFAULT_TRANSFER_SYNTAXES = (EXPLICIT_VR_LE, IMPLICIT_VR_LE)
+DEFAULT_TRANSFER_SYNTAXES = (str(ExplicitVRLittleEndian), str(ImplicitVRLittleEndian))
 
 #: dicomguard's own identity (issue 6: honest by default). 2.25 root from a fixed UUID.
 IMPLEMENTATION_CLASS_UID = "2.25.305828488182648779632024563416215404731"
 IMPLEMENTATION_VERSION_NAME = ("DICOMGUARD_" + __version__.replace(".", ""))[:16]
 
 DEFAULT_MAX_PDU = 65536
-
-
-class UserIdentityType(IntEnum):
-    """PS3.7 D.3.3.7 user identity types."""
-
-    USERNAME = 1
-    USERNAME_PASSCODE = 2
-    KERBEROS = 3
-    SAML = 4
-    JWT = 5
 
 
 @dataclass(frozen=True)
@@ -74,7 +70,7 @@ class AssociateRequest:
 
     called_aet: str = "ANY-SCP"
     calling_aet: str = "DICOMGUARD"
-    abstract_syntaxes: tuple[str, ...] = ("1.2.840.10008.1.1",)
+    abstract_syntaxes: tuple[str, ...] = (str(Verification),)
     transfer_syntaxes: tuple[str, ...] = DEFAULT_TRANSFER_SYNTAXES
     max_pdu: int = DEFAULT_MAX_PDU
     user_identity: UserIdentity | None = None
@@ -94,7 +90,7 @@ class AssociateRequest:
         if not 1 <= len(self.abstract_syntaxes) <= 128:
             raise ValueError("an association carries 1 to 128 presentation contexts")
         p = prim.A_ASSOCIATE()
-        p.application_context_name = APPLICATION_CONTEXT
+        p.application_context_name = APPLICATION_CONTEXT_NAME
         p.calling_ae_title = self.calling_aet
         p.called_ae_title = self.called_aet
         contexts = []
@@ -127,75 +123,6 @@ def _encode_request(request: AssociateRequest) -> bytes:
     return request._encode()
 
 
-# --- reject decoding (PS3.8 Table 9-21) -------------------------------------------------------
-
-REJECT_RESULT = {1: "rejected-permanent", 2: "rejected-transient"}
-REJECT_SOURCE = {
-    1: "service-user",
-    2: "service-provider (ACSE)",
-    3: "service-provider (presentation)",
-}
-REJECT_REASON = {
-    (1, 1): "no-reason-given",
-    (1, 2): "application-context-name-not-supported",
-    (1, 3): "calling-AE-title-not-recognized",
-    (1, 7): "called-AE-title-not-recognized",
-    (2, 1): "no-reason-given",
-    (2, 2): "protocol-version-not-supported",
-    (3, 1): "temporary-congestion",
-    (3, 2): "local-limit-exceeded",
-}
-
-CONTEXT_RESULT = {
-    0: "acceptance",
-    1: "user-rejection",
-    2: "no-reason",
-    3: "abstract-syntax-not-supported",
-    4: "transfer-syntaxes-not-supported",
-}
-
-
-@dataclass(frozen=True)
-class Reject:
-    """A decoded A-ASSOCIATE-RJ."""
-
-    result: int
-    source: int
-    reason: int
-
-    @property
-    def reason_text(self) -> str:
-        return REJECT_REASON.get((self.source, self.reason), f"reason-{self.reason}")
-
-    @property
-    def source_text(self) -> str:
-        return REJECT_SOURCE.get(self.source, f"source-{self.source}")
-
-    @property
-    def result_text(self) -> str:
-        return REJECT_RESULT.get(self.result, f"result-{self.result}")
-
-    @property
-    def calling_aet_refused(self) -> bool:
-        return (self.source, self.reason) == (1, 3)
-
-    @property
-    def called_aet_refused(self) -> bool:
-        return (self.source, self.reason) == (1, 7)
-
-    @property
-    def may_mean_authentication(self) -> bool:
-        """A reject that servers use for a missing or refused user identity.
-
-        PS3.8 has no reason code for it: DCMTK-based servers answer (1, 1, 1) "no reason
-        given", pynetdicom (2, 2, 1) "transient, ACSE provider, no reason given".
-        """
-        return (self.result, self.source, self.reason) in ((1, 1, 1), (2, 2, 1))
-
-    def describe(self) -> str:
-        return f"{self.result_text}, {self.source_text}: {self.reason_text}"
-
-
 @dataclass(frozen=True)
 class Accept:
     """A decoded A-ASSOCIATE-AC: what the peer said about itself and our contexts."""
@@ -212,7 +139,7 @@ class Accept:
     responding_aet: str | None = None
 
     def accepts(self, abstract_syntax: str) -> bool:
-        return self.results.get(abstract_syntax) == 0
+        return self.results.get(abstract_syntax) == CONTEXT_ACCEPTANCE
 
     def context_for(self, abstract_syntax: str) -> tuple[int, str] | None:
         """(context id, transfer syntax) of an accepted abstract syntax, or None."""
@@ -264,9 +191,9 @@ def _decode_accept(pdu: _pdu.A_ASSOCIATE_AC, request: AssociateRequest) -> Accep
         uid = proposed.get(cid or -1)
         if uid is None:
             continue  # a context we never proposed: ignore, a strict peer would abort
-        code = int(cx.result if cx.result is not None else 2)
+        code = int(cx.result if cx.result is not None else CONTEXT_NO_REASON)
         results[uid] = code
-        if code == 0 and cx.transfer_syntax:
+        if code == CONTEXT_ACCEPTANCE and cx.transfer_syntax:
             accepted[cid] = (uid, str(cx.transfer_syntax[0]))
     max_pdu = icu = ivn = None
     ui_resp: bytes | None = None

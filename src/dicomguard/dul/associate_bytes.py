@@ -18,23 +18,20 @@ from dataclasses import dataclass, field
 
 from pynetdicom import pdu_primitives as prim
 
+from .codes import A_ASSOCIATE_AC, A_ASSOCIATE_RQ, CONTEXT_ACCEPTANCE, UserIdentityType
+from .codes import ITEM_ABSTRACT_SYNTAX as ABSTRACT_SYNTAX
+from .codes import ITEM_APPLICATION_CONTEXT as APPLICATION_CONTEXT
+from .codes import ITEM_PRESENTATION_CONTEXT_AC as CONTEXT_AC
+from .codes import ITEM_PRESENTATION_CONTEXT_RQ as CONTEXT_RQ
+from .codes import ITEM_TRANSFER_SYNTAX as TRANSFER_SYNTAX
+from .codes import ITEM_USER_INFORMATION as USER_INFORMATION
+from .codes import SUBITEM_USER_IDENTITY_AC as USER_IDENTITY_AC
+from .codes import SUBITEM_USER_IDENTITY_RQ as USER_IDENTITY_RQ
 from .errors import MalformedPdu
-
-A_ASSOCIATE_RQ = 0x01
-A_ASSOCIATE_AC = 0x02
 
 _FIXED = 74  # header (6) + version (2) + reserved (2) + called (16) + calling (16) + reserved (32)
 _ITEM = struct.Struct(">BBH")
 _U16 = struct.Struct(">H")
-
-APPLICATION_CONTEXT = 0x10
-CONTEXT_RQ = 0x20
-CONTEXT_AC = 0x21
-USER_INFORMATION = 0x50
-ABSTRACT_SYNTAX = 0x30
-TRANSFER_SYNTAX = 0x40
-USER_IDENTITY_RQ = 0x58
-USER_IDENTITY_AC = 0x59
 
 _TOP_ITEMS = {
     A_ASSOCIATE_RQ: {APPLICATION_CONTEXT, CONTEXT_RQ, USER_INFORMATION},
@@ -43,6 +40,7 @@ _TOP_ITEMS = {
 #: UIDs are digits and dots, but old devices are known to send letters; what is refused is what
 #: cannot be a UID at all (empty, too long, control or non-ASCII bytes).
 _UID_CHARS = bytes(range(0x21, 0x7F))
+_IDENTITY_TYPES = frozenset(UserIdentityType)
 
 
 @dataclass
@@ -168,7 +166,7 @@ def _check_context(data: bytes, start: int, end: int, kind: int) -> str:
     result = data[start + 2]
     if kind == CONTEXT_RQ and (abstract != 1 or not transfer):
         raise MalformedPdu("presentation context without one abstract and a transfer syntax")
-    if kind == CONTEXT_AC and result == 0 and transfer != 1:
+    if kind == CONTEXT_AC and result == CONTEXT_ACCEPTANCE and transfer != 1:
         raise MalformedPdu("accepted presentation context without one transfer syntax")
     return name if kind == CONTEXT_RQ else str(result)
 
@@ -186,13 +184,13 @@ def _user_identity(data: bytes, start: int, end: int) -> prim.UserIdentityNegoti
     if pos + 2 + secondary_len != end:
         raise MalformedPdu("user identity secondary field does not fill its sub-item")
     secondary = data[pos + 2 : end]
-    if kind not in (1, 2, 3, 4, 5) or not primary:
+    if kind not in _IDENTITY_TYPES or not primary:
         raise MalformedPdu(f"user identity of type {kind} with an empty primary field")
     ui = prim.UserIdentityNegotiation()
     ui.user_identity_type = kind
     ui.positive_response_requested = bool(positive)
     ui.primary_field = primary
-    if kind == 2:
+    if kind == UserIdentityType.USERNAME_PASSCODE:
         ui.secondary_field = secondary
     return ui
 

@@ -15,6 +15,22 @@ from io import BytesIO
 from pydicom.dataset import Dataset
 from pynetdicom.dsutils import decode as _decode_ds
 
+from .codes import (
+    C_CANCEL_RQ,
+    C_ECHO_RQ,
+    C_FIND_RQ,
+    C_GET_RQ,
+    C_MOVE_RQ,
+    C_STORE_RQ,
+    DATA_SET_ABSENT,
+    N_ACTION_RQ,
+    N_CREATE_RQ,
+    N_DELETE_RQ,
+    N_EVENT_REPORT_RQ,
+    N_GET_RQ,
+    N_SET_RQ,
+    RESPONSE_BIT,
+)
 from .errors import MalformedPdu
 
 _ELEMENT = struct.Struct("<HHL")
@@ -70,7 +86,7 @@ class CommandSet:
 
     @property
     def has_dataset(self) -> bool:
-        return int(self.values["CommandDataSetType"]) != 0x0101
+        return int(self.values["CommandDataSetType"]) != DATA_SET_ABSENT
 
     def dataset(self) -> Dataset:
         """The whole command set as a pydicom Dataset (for building a response to it)."""
@@ -192,22 +208,22 @@ def _table(required: str, optional: str = "", *, data: bool | None) -> tuple[
 #: the elements up to the end of the command set whatever it says), so its absence or a wrong
 #: value is tolerated; a length other than 4 is not.
 REQUEST_TABLES: dict[int, tuple[frozenset[str], frozenset[str], bool | None]] = {
-    0x0001: _table("AffectedSOPClassUID MessageID Priority AffectedSOPInstanceUID",
+    C_STORE_RQ: _table("AffectedSOPClassUID MessageID Priority AffectedSOPInstanceUID",
                    "MoveOriginatorApplicationEntityTitle MoveOriginatorMessageID", data=True),
-    0x0010: _table("AffectedSOPClassUID MessageID Priority", data=True),
-    0x0020: _table("AffectedSOPClassUID MessageID Priority", data=True),
-    0x0021: _table("AffectedSOPClassUID MessageID Priority MoveDestination", data=True),
-    0x0030: _table("AffectedSOPClassUID MessageID", data=False),
-    0x0FFF: _table("MessageIDBeingRespondedTo", data=False),
-    0x0100: _table("AffectedSOPClassUID MessageID AffectedSOPInstanceUID EventTypeID",
+    C_GET_RQ: _table("AffectedSOPClassUID MessageID Priority", data=True),
+    C_FIND_RQ: _table("AffectedSOPClassUID MessageID Priority", data=True),
+    C_MOVE_RQ: _table("AffectedSOPClassUID MessageID Priority MoveDestination", data=True),
+    C_ECHO_RQ: _table("AffectedSOPClassUID MessageID", data=False),
+    C_CANCEL_RQ: _table("MessageIDBeingRespondedTo", data=False),
+    N_EVENT_REPORT_RQ: _table("AffectedSOPClassUID MessageID AffectedSOPInstanceUID EventTypeID",
                    data=None),
-    0x0110: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID",
+    N_GET_RQ: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID",
                    "AttributeIdentifierList", data=False),
-    0x0120: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID", data=True),
-    0x0130: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID ActionTypeID",
+    N_SET_RQ: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID", data=True),
+    N_ACTION_RQ: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID ActionTypeID",
                    data=None),
-    0x0140: _table("AffectedSOPClassUID MessageID", "AffectedSOPInstanceUID", data=None),
-    0x0150: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID", data=False),
+    N_CREATE_RQ: _table("AffectedSOPClassUID MessageID", "AffectedSOPInstanceUID", data=None),
+    N_DELETE_RQ: _table("RequestedSOPClassUID MessageID RequestedSOPInstanceUID", data=False),
 }
 #: elements a response may carry (PS3.7 9.3 and 10.3 response tables, all services together)
 RESPONSE_ELEMENTS = _RSP_REQUIRED | frozenset({
@@ -382,7 +398,7 @@ def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandS
         raise CommandRefused("command set without CommandField")
     if "CommandDataSetType" not in values:
         raise CommandRefused("command set without CommandDataSetType")
-    is_response = bool(field_ & 0x8000)
+    is_response = bool(field_ & RESPONSE_BIT)
     if request is not None and is_response == request:
         wanted = "request" if request else "response"
         raise CommandRefused(f"command 0x{field_:04x} where a {wanted} was expected")
@@ -399,7 +415,7 @@ def parse_command_strict(raw: bytes, *, request: bool | None = None) -> CommandS
     if required & ~filled:
         raise CommandRefused(f"command set: command 0x{field_:04x} without "
                              f"{_first(required & ~filled)}")
-    if data is not None and (values["CommandDataSetType"] != 0x0101) != data:
+    if data is not None and (values["CommandDataSetType"] != DATA_SET_ABSENT) != data:
         raise CommandRefused(f"command set: command 0x{field_:04x} "
                              + ("needs a data set" if data else "cannot have a data set"))
     return CommandSet(raw, values)

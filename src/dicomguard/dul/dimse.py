@@ -19,33 +19,35 @@ from io import BytesIO
 
 from pydicom import config as _pydicom_config
 from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 from pynetdicom import dimse_messages as dm
 from pynetdicom import pdu as _pdu
 from pynetdicom.dsutils import decode as _decode_ds
 from pynetdicom.dsutils import encode as _encode_ds
+from pynetdicom.sop_class import Verification
 
+# Command fields, data set types, priorities and statuses are named in .codes; the ones the
+# message helpers use are re-exported here (``dimse.C_FIND_RQ``): the same objects.
+from .codes import C_CANCEL_RQ as C_CANCEL_RQ
+from .codes import C_ECHO_RQ as C_ECHO_RQ
+from .codes import C_ECHO_RSP as C_ECHO_RSP
+from .codes import C_FIND_RQ as C_FIND_RQ
+from .codes import C_FIND_RSP as C_FIND_RSP
+from .codes import C_GET_RQ as C_GET_RQ
+from .codes import C_GET_RSP as C_GET_RSP
+from .codes import C_MOVE_RQ as C_MOVE_RQ
+from .codes import C_MOVE_RSP as C_MOVE_RSP
+from .codes import C_STORE_RQ as C_STORE_RQ
+from .codes import C_STORE_RSP as C_STORE_RSP
+from .codes import DATA_SET_ABSENT as DATA_SET_ABSENT
+from .codes import DATA_SET_PRESENT, P_DATA_TF, PDV_COMMAND, PDV_LAST, RESPONSE_BIT
+from .codes import PRIORITY_MEDIUM as PRIORITY_MEDIUM
+from .codes import STATUS_CANCEL as STATUS_CANCEL
+from .codes import STATUS_SUCCESS as STATUS_SUCCESS
 from .command import CommandSet, encode_command, parse_command, pdata_pdus
 from .errors import MalformedPdu, ProtocolViolation
 
-# Command field values (PS3.7 E.1)
-C_STORE_RQ = 0x0001
-C_STORE_RSP = 0x8001
-C_GET_RQ = 0x0010
-C_GET_RSP = 0x8010
-C_FIND_RQ = 0x0020
-C_FIND_RSP = 0x8020
-C_MOVE_RQ = 0x0021
-C_MOVE_RSP = 0x8021
-C_ECHO_RQ = 0x0030
-C_ECHO_RSP = 0x8030
-C_CANCEL_RQ = 0x0FFF
-
-NO_DATASET = 0x0101
-PRIORITY_MEDIUM = 0
-
-STATUS_SUCCESS = 0x0000
-STATUS_PENDING = (0xFF00, 0xFF01)
-STATUS_CANCEL = 0xFE00
+VERIFICATION = str(Verification)
 
 
 @dataclass
@@ -72,10 +74,10 @@ def encode_message(
     """Encode a pynetdicom DIMSE message (and an encoded data set) into P-DATA-TF PDUs."""
     if dataset is not None:
         msg.data_set = BytesIO(dataset)
-        msg.command_set.CommandDataSetType = 0x0001
+        msg.command_set.CommandDataSetType = DATA_SET_PRESENT
     else:
         msg.data_set = None
-        msg.command_set.CommandDataSetType = NO_DATASET
+        msg.command_set.CommandDataSetType = DATA_SET_ABSENT
     out = []
     # 0 means "no limit" on the wire; pynetdicom fragments by the value given.
     for primitive in msg.encode_msg(context_id, max_pdu or 0):
@@ -96,8 +98,8 @@ def _echo_pdus(message_id: int, context_id: int, max_pdu: int) -> tuple[bytes, .
         {
             "CommandField": C_ECHO_RQ,
             "MessageID": message_id,
-            "AffectedSOPClassUID": "1.2.840.10008.1.1",
-            "CommandDataSetType": NO_DATASET,
+            "AffectedSOPClassUID": VERIFICATION,
+            "CommandDataSetType": DATA_SET_ABSENT,
         }
     )
     return tuple(pdata_pdus(context_id, command, None, max_pdu))
@@ -113,7 +115,7 @@ def find_pdus(
             "MessageID": message_id,
             "AffectedSOPClassUID": sop_class,
             "Priority": PRIORITY_MEDIUM,
-            "CommandDataSetType": 0x0001,
+            "CommandDataSetType": DATA_SET_PRESENT,
         }
     )
     return pdata_pdus(context_id, command, identifier, max_pdu)
@@ -125,7 +127,7 @@ def cancel_pdus(message_id: int, context_id: int, max_pdu: int) -> list[bytes]:
         {
             "CommandField": C_CANCEL_RQ,
             "MessageIDBeingRespondedTo": message_id,
-            "CommandDataSetType": NO_DATASET,
+            "CommandDataSetType": DATA_SET_ABSENT,
         }
     )
     return pdata_pdus(context_id, command, None, max_pdu)
@@ -137,7 +139,7 @@ def response(
     """A response message (for the server side) echoing the request's IDs."""
     msg = kind()
     cs = msg.command_set
-    cs.CommandField = int(request.CommandField) | 0x8000
+    cs.CommandField = int(request.CommandField) | RESPONSE_BIT
     cs.MessageIDBeingRespondedTo = request.MessageID
     if "AffectedSOPClassUID" in cs:
         cs.AffectedSOPClassUID = request.get("AffectedSOPClassUID")
@@ -149,8 +151,8 @@ def response(
 
 def encode_dataset(ds: Dataset, transfer_syntax: str) -> bytes:
     """Encode a data set for a presentation context's transfer syntax."""
-    implicit = transfer_syntax == "1.2.840.10008.1.2"
-    big = transfer_syntax == "1.2.840.10008.1.2.2"
+    implicit = transfer_syntax == ImplicitVRLittleEndian
+    big = transfer_syntax == ExplicitVRBigEndian
     data = _encode_ds(ds, implicit, not big)
     if data is None:
         raise ValueError("data set could not be encoded")
@@ -212,8 +214,8 @@ def decode_dataset(data: bytes, transfer_syntax: str) -> Dataset:
     included, is converted here so no caller meets an untyped error later (issue 12, found by
     ``dul/tests/test_decoders_raise_typed_errors.py``).
     """
-    implicit = transfer_syntax == "1.2.840.10008.1.2"
-    big = transfer_syntax == "1.2.840.10008.1.2.2"
+    implicit = transfer_syntax == ImplicitVRLittleEndian
+    big = transfer_syntax == ExplicitVRBigEndian
     try:
         # a peer's encoding slips ("Expected explicit VR, but found implicit VR") are pydicom
         # UserWarnings that would land on the scan's console between its results (pydicom
@@ -268,11 +270,11 @@ def pack_pdata(pdus: list[bytes], max_pdu: int = 0) -> list[bytes]:
     for pdu in pdus:
         body = pdu[6:]
         if items and max_pdu and len(items) + len(body) > max_pdu:
-            out.append(struct.pack(">BBL", 0x04, 0, len(items)) + bytes(items))
+            out.append(struct.pack(">BBL", P_DATA_TF, 0, len(items)) + bytes(items))
             items = bytearray()
         items += body
     if items:
-        out.append(struct.pack(">BBL", 0x04, 0, len(items)) + bytes(items))
+        out.append(struct.pack(">BBL", P_DATA_TF, 0, len(items)) + bytes(items))
     return out
 
 
@@ -297,13 +299,13 @@ class MessageAssembler:
             if self._cid is not None and cid != self._cid:
                 raise ProtocolViolation("PDVs of one message on two presentation contexts")
             self._cid = cid
-            if header & 0x01:  # command fragment
+            if header & PDV_COMMAND:
                 if self._command is not None:
                     raise ProtocolViolation("command fragment after a complete command set")
                 self._cmd += fragment
                 if len(self._cmd) > self.max_command_bytes:
                     raise MalformedPdu(f"command set above {self.max_command_bytes} bytes")
-                if header & 0x02:
+                if header & PDV_LAST:
                     command = parse_command(bytes(self._cmd))
                     if not command.has_dataset:
                         done.append(DimseMessage(cid, command, None))
@@ -316,7 +318,7 @@ class MessageAssembler:
                 self._data += fragment
                 if len(self._data) > self.max_bytes:
                     raise MalformedPdu(f"data set above {self.max_bytes} bytes")
-                if header & 0x02:
+                if header & PDV_LAST:
                     done.append(DimseMessage(cid, self._command, bytes(self._data)))
                     self._reset()
         return done

@@ -14,25 +14,18 @@ from dataclasses import dataclass
 
 from pynetdicom import pdu as _pdu
 
+# The PDU types are named in .codes; imported here as well because every reader of a PDU
+# compares against them (``P.A_ABORT``): the same objects, one definition.
+from .codes import A_ABORT as A_ABORT
+from .codes import A_ASSOCIATE_AC as A_ASSOCIATE_AC
+from .codes import A_ASSOCIATE_RJ as A_ASSOCIATE_RJ
+from .codes import A_ASSOCIATE_RQ as A_ASSOCIATE_RQ
+from .codes import A_RELEASE_RP as A_RELEASE_RP
+from .codes import A_RELEASE_RQ as A_RELEASE_RQ
+from .codes import P_DATA_TF as P_DATA_TF
+from .codes import PDU_NAMES as PDU_NAMES
+from .codes import AbortReason, AbortSource, Reject
 from .errors import MalformedPdu, PduTooLarge, PeerAborted, PeerClosed, PeerTimeout
-
-A_ASSOCIATE_RQ = 0x01
-A_ASSOCIATE_AC = 0x02
-A_ASSOCIATE_RJ = 0x03
-P_DATA_TF = 0x04
-A_RELEASE_RQ = 0x05
-A_RELEASE_RP = 0x06
-A_ABORT = 0x07
-
-PDU_NAMES = {
-    A_ASSOCIATE_RQ: "A-ASSOCIATE-RQ",
-    A_ASSOCIATE_AC: "A-ASSOCIATE-AC",
-    A_ASSOCIATE_RJ: "A-ASSOCIATE-RJ",
-    P_DATA_TF: "P-DATA-TF",
-    A_RELEASE_RQ: "A-RELEASE-RQ",
-    A_RELEASE_RP: "A-RELEASE-RP",
-    A_ABORT: "A-ABORT",
-}
 
 #: Association PDUs are small (a few KiB even with 128 contexts); anything near 1 MiB is hostile.
 MAX_ASSOCIATION_PDU = 1 << 20
@@ -134,9 +127,26 @@ def raise_if_abort(raw: RawPdu) -> None:
         raise PeerAborted(source, reason)
 
 
-def abort_pdu(source: int = 0, reason: int = 0) -> bytes:
-    """An encoded A-ABORT (source 0 = service user, 2 = service provider)."""
+def abort_pdu(
+    source: int = AbortSource.SERVICE_USER, reason: int = AbortReason.NOT_SPECIFIED
+) -> bytes:
+    """An encoded A-ABORT, 10 bytes (PS3.8 9.3.8): ``source`` an :class:`.codes.AbortSource`,
+    ``reason`` an :class:`.codes.AbortReason` (not-specified when the service user aborts)."""
     return bytes([A_ABORT, 0]) + struct.pack(">L", 4) + bytes([0, 0, source, reason])
+
+
+def provider_abort_pdu(reason: int = AbortReason.NOT_SPECIFIED) -> bytes:
+    """An A-ABORT from the service provider (A-P-ABORT) with one of :class:`.codes.AbortReason`."""
+    return abort_pdu(AbortSource.SERVICE_PROVIDER, reason)
+
+
+def reject_pdu(reject: Reject) -> bytes:
+    """An encoded A-ASSOCIATE-RJ, 10 bytes (PS3.8 9.3.4, Table 9-21): header, a reserved byte,
+    result, source, reason/diag. Too small to need pynetdicom's encoder (which gives the same
+    bytes: ``dul/tests/test_reject_encoding.py``)."""
+    return bytes([A_ASSOCIATE_RJ, 0]) + struct.pack(">L", 4) + bytes(
+        [0, reject.result, reject.source, reject.reason]
+    )
 
 
 RELEASE_RQ = bytes([A_RELEASE_RQ, 0]) + struct.pack(">L", 4) + b"\x00" * 4

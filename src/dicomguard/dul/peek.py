@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import struct
 
-IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+from pydicom.uid import DeflatedExplicitVRLittleEndian, ExplicitVRBigEndian, ImplicitVRLittleEndian
+
+IMPLICIT_VR_LE = str(ImplicitVRLittleEndian)
+_NOT_READ_HERE = frozenset({str(ExplicitVRBigEndian), str(DeflatedExplicitVRLittleEndian)})
 _LONG_VRS = {
     b"OB",
     b"OD",
@@ -41,7 +44,7 @@ def peek(data: bytes, transfer_syntax: str, wanted: frozenset[int]) -> dict[int,
 
     Little endian only (implicit or explicit VR); big endian and deflate return None.
     """
-    if transfer_syntax in ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99"):
+    if transfer_syntax in _NOT_READ_HERE:
         return None
     implicit = transfer_syntax == IMPLICIT_VR_LE
     out: dict[int, bytes] = {}

@@ -15,8 +15,10 @@ lab's service behaviour (an archive that discards what it is sent, retrievals th
 slow greetings) lives in ``dicomguard.lab.services``.
 
 The reject conventions mirror pynetdicom's ACSE (``acse._negotiate_as_acceptor``): calling AE
-refused → (1, 1, 3); called AE refused → (1, 1, 7); user identity refused → (2, 2, 1), i.e.
-rejected-transient by the ACSE provider with no reason; association limit → (2, 3, 2).
+refused → :data:`.codes.REJECT_CALLING_AET` (1, 1, 3); called AE refused →
+:data:`.codes.REJECT_CALLED_AET` (1, 1, 7); user identity refused →
+:data:`.codes.REJECT_USER_IDENTITY` (2, 2, 1), i.e. rejected-transient by the ACSE provider with
+no reason; association limit → :data:`.codes.REJECT_LOCAL_LIMIT` (2, 3, 2).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.dataset import Dataset
+from pydicom.uid import ImplicitVRLittleEndian
 from pynetdicom import dimse_messages as dm
 from pynetdicom import pdu as _pdu
 from pynetdicom import pdu_primitives as prim
@@ -38,7 +41,6 @@ from pynetdicom.presentation import PresentationContext, negotiate_as_acceptor
 from . import dimse
 from . import pdu as P
 from .acse import (
-    APPLICATION_CONTEXT,
     DEFAULT_MAX_PDU,
     DEFAULT_TRANSFER_SYNTAXES,
     IMPLEMENTATION_CLASS_UID,
@@ -46,32 +48,34 @@ from .acse import (
     UserIdentityType,
     identity_items,
 )
+from .codes import (
+    APPLICATION_CONTEXT_NAME,
+    CONTEXT_ACCEPTANCE,
+    DATA_SET_ABSENT,
+    DATA_SET_PRESENT,
+    PROTOCOL_VERSION,
+    REJECT_APPLICATION_CONTEXT,
+    REJECT_CALLED_AET,
+    REJECT_CALLING_AET,
+    REJECT_LOCAL_LIMIT,
+    REJECT_PROTOCOL_VERSION,
+    REJECT_USER_IDENTITY,
+    RESPONSE_BIT,
+    STATUS_CANCEL,
+    STATUS_IDENTIFIER_MISMATCH,
+    STATUS_SOP_CLASS_NOT_SUPPORTED,
+    STATUS_SUCCESS,
+    STATUS_UNABLE_TO_PROCESS,
+    AbortReason,
+    Reject,
+    is_pending,
+)
 from .command import encode_command, pdata_pdus
 from .errors import DulError, MalformedPdu, PduTooLarge, PeerClosed, PeerTimeout
 
 LOG = logging.getLogger(__name__)
 
-VERIFICATION = "1.2.840.10008.1.1"
-
-# (result, source, reason) of A-ASSOCIATE-RJ, PS3.8 Table 9-21.
-RJ_CALLING_AET = (1, 1, 3)
-RJ_CALLED_AET = (1, 1, 7)
-RJ_APP_CONTEXT = (1, 1, 2)
-RJ_PROTOCOL_VERSION = (1, 2, 2)
-RJ_USER_IDENTITY = (2, 2, 1)  # what pynetdicom sends when EVT_USER_ID says no
-RJ_LOCAL_LIMIT = (2, 3, 2)
-
-# A-P-ABORT provider reasons (PS3.8 9.3.8).
-ABORT_NOT_SPECIFIED = 0
-ABORT_UNRECOGNIZED_PDU = 1
-ABORT_UNEXPECTED_PDU = 2
-ABORT_INVALID_PARAMETER = 6
-
-# DIMSE statuses used here (PS3.4 C.4, PS3.7 C).
-STATUS_UNABLE_TO_PROCESS = 0xC000
-STATUS_IDENTIFIER_MISMATCH = 0xA900
-STATUS_SOP_CLASS_NOT_SUPPORTED = 0x0122
-STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
+VERIFICATION = dimse.VERIFICATION  # the Verification SOP Class UID (pynetdicom), as a str
 
 #: (type, primary, secondary) → True (accept; empty server response if one was requested),
 #: bytes (accept with this server response), False (reject), None (ignore the item, accept).
@@ -152,7 +156,7 @@ class FindRequest:
     identifier: Dataset
     association: AssociationInfo
     #: the context's transfer syntax: a handler may yield matches already encoded in it
-    transfer_syntax: str = "1.2.840.10008.1.2"
+    transfer_syntax: str = str(ImplicitVRLittleEndian)
 
 
 @dataclass(frozen=True)
@@ -193,8 +197,8 @@ class Handlers:
     """What the acceptor does with DIMSE requests on accepted contexts.
 
     C-ECHO always succeeds. C-FIND, C-STORE, C-MOVE and C-GET without a handler answer
-    "SOP class not supported" (0x0122); a handler that raises answers 0xC000 (unable to
-    process) and costs that request only.
+    "SOP class not supported" (0x0122); a handler that raises answers "unable to process"
+    (0xC000) and costs that request only.
     """
 
     find: FindHandler | None = None
@@ -252,18 +256,18 @@ async def serve_association(
         LOG.debug("association ended: %s", exc)
     except PduTooLarge as exc:
         LOG.debug("oversized PDU: %s", exc)
-        await _send_abort(writer, ABORT_INVALID_PARAMETER)
+        await _send_abort(writer, AbortReason.INVALID_PDU_PARAMETER_VALUE)
     except MalformedPdu as exc:
         LOG.debug("malformed PDU: %s", exc)
-        await _send_abort(writer, ABORT_UNRECOGNIZED_PDU)
+        await _send_abort(writer, AbortReason.UNRECOGNIZED_PDU)
     except DulError as exc:
         LOG.debug("protocol error: %s", exc)
-        await _send_abort(writer, ABORT_UNEXPECTED_PDU)
+        await _send_abort(writer, AbortReason.UNEXPECTED_PDU)
     except asyncio.CancelledError:
         raise
     except Exception:  # a bug or a handler failure must cost one association, not the server
         LOG.exception("acceptor failed")
-        await _send_abort(writer, ABORT_NOT_SPECIFIED)
+        await _send_abort(writer, AbortReason.NOT_SPECIFIED)
     finally:
         if counted:
             policy.active -= 1
@@ -297,7 +301,7 @@ async def negotiate(
     if raw.pdu_type != P.A_ASSOCIATE_RQ:
         if raw.pdu_type == P.A_ABORT:
             return None
-        raise _Abort(ABORT_UNEXPECTED_PDU, f"{raw.name} before association")
+        raise _Abort(AbortReason.UNEXPECTED_PDU, f"{raw.name} before association")
     cacheable = policy.user_identity_check is None
     outcome = policy.outcomes.get(raw.data) if cacheable else None
     if outcome is None:
@@ -308,9 +312,9 @@ async def negotiate(
             policy.outcomes[raw.data] = outcome
     reject, ac_bytes, facts = outcome
     if policy.max_associations is not None and policy.active >= policy.max_associations:
-        reject = RJ_LOCAL_LIMIT
+        reject = REJECT_LOCAL_LIMIT
     if reject is not None:
-        await _send(writer, [_reject_pdu(*reject)], policy.write_timeout)
+        await _send(writer, [P.reject_pdu(reject)], policy.write_timeout)
         return None
     policy.active += 1
     try:
@@ -326,7 +330,7 @@ async def negotiate(
 
 def _negotiate_request(
     raw: P.RawPdu, policy: AcceptorPolicy
-) -> tuple[tuple[int, int, int] | None, bytes, dict[str, Any]]:
+) -> tuple[Reject | None, bytes, dict[str, Any]]:
     """(reject or None, encoded A-ASSOCIATE-AC, association facts) for one request."""
     rq = P.decode(raw)
     try:
@@ -364,10 +368,10 @@ def _negotiate_request(
     contexts = {
         int(cx.context_id): (str(cx.abstract_syntax), str(cx.transfer_syntax[0]))
         for cx in results
-        if cx.result == 0 and cx.context_id is not None and cx.transfer_syntax
+        if cx.result == CONTEXT_ACCEPTANCE and cx.context_id is not None and cx.transfer_syntax
     }
     ac = prim.A_ASSOCIATE()
-    ac.application_context_name = APPLICATION_CONTEXT
+    ac.application_context_name = APPLICATION_CONTEXT_NAME
     ac.calling_ae_title = calling or "UNKNOWN"
     ac.called_ae_title = called or policy.ae_title
     ac.result = 0
@@ -407,21 +411,21 @@ def _decide(
     calling: str,
     called: str,
     identity: prim.UserIdentityNegotiation | None,
-) -> tuple[tuple[int, int, int] | None, bytes | None]:
-    """(reject triple or None, user identity server response or None).
+) -> tuple[Reject | None, bytes | None]:
+    """(A-ASSOCIATE-RJ to send or None, user identity server response or None).
 
     Later checks override earlier ones, in pynetdicom's order, so a scanner sees the same reason
     from us as from a pynetdicom SCP configured the same way.
     """
-    reject: tuple[int, int, int] | None = None
+    reject: Reject | None = None
     response: bytes | None = None
     if policy.calling_aets is not None and calling not in policy.calling_aets:
-        reject = RJ_CALLING_AET
+        reject = REJECT_CALLING_AET
     if policy.called_aets is not None and called not in policy.called_aets:
-        reject = RJ_CALLED_AET
+        reject = REJECT_CALLED_AET
     if identity is None:
         if policy.require_user_identity:
-            reject = RJ_USER_IDENTITY
+            reject = REJECT_USER_IDENTITY
     elif policy.user_identity_check is not None:
         kind = int(identity.user_identity_type or 0)
         secondary = b""
@@ -429,27 +433,18 @@ def _decide(
             secondary = bytes(identity.secondary_field or b"")
         verdict = policy.user_identity_check(kind, bytes(identity.primary_field or b""), secondary)
         if verdict is False:
-            reject = RJ_USER_IDENTITY
+            reject = REJECT_USER_IDENTITY
         elif identity.positive_response_requested and verdict is not None:
             response = verdict if isinstance(verdict, bytes) else b""
     elif policy.require_user_identity:
-        reject = RJ_USER_IDENTITY  # required but nothing can verify it: refuse, never wave through
-    if str(primitive.application_context_name or "") != APPLICATION_CONTEXT:
-        reject = RJ_APP_CONTEXT
-    if getattr(rq, "protocol_version", 1) != 1:
-        reject = RJ_PROTOCOL_VERSION
+        # required but nothing can verify it: refuse, never wave through
+        reject = REJECT_USER_IDENTITY
+    if str(primitive.application_context_name or "") != APPLICATION_CONTEXT_NAME:
+        reject = REJECT_APPLICATION_CONTEXT
+    if getattr(rq, "protocol_version", PROTOCOL_VERSION) != PROTOCOL_VERSION:
+        reject = REJECT_PROTOCOL_VERSION
     # (the association limit is checked per connection in negotiate: it changes over time)
     return reject, (None if reject else response)
-
-
-def _reject_pdu(result: int, source: int, reason: int) -> bytes:
-    p = prim.A_ASSOCIATE()
-    p.result = result
-    p.result_source = source
-    p.diagnostic = reason
-    rj = _pdu.A_ASSOCIATE_RJ()
-    rj.from_primitive(p)
-    return bytes(rj.encode())
 
 
 class _Established:
@@ -530,7 +525,7 @@ class _Established:
                     self.queue.put_nowait(_PEER_ABORT)
                     return
                 else:
-                    raise _Abort(ABORT_UNEXPECTED_PDU, f"unexpected {raw.name}")
+                    raise _Abort(AbortReason.UNEXPECTED_PDU, f"unexpected {raw.name}")
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -540,13 +535,14 @@ class _Established:
     async def _dispatch(self, msg: dimse.DimseMessage) -> None:
         ctx = self.info.contexts.get(msg.context_id)
         if ctx is None:
-            raise _Abort(ABORT_INVALID_PARAMETER, f"message on unaccepted context {msg.context_id}")
+            raise _Abort(AbortReason.INVALID_PDU_PARAMETER_VALUE,
+                         f"message on unaccepted context {msg.context_id}")
         field_ = msg.command_field
         kind = _OPERATION_KINDS.get(field_)
         if kind and self.handlers.refuse is not None and self.handlers.refuse(kind, self.info):
-            raise _Abort(ABORT_NOT_SPECIFIED, f"{kind} refused for {self.info.calling_aet}")
+            raise _Abort(AbortReason.NOT_SPECIFIED, f"{kind} refused for {self.info.calling_aet}")
         if field_ == dimse.C_ECHO_RQ:
-            await self._respond(dm.C_ECHO_RSP, msg, dimse.STATUS_SUCCESS)
+            await self._respond(dm.C_ECHO_RSP, msg, STATUS_SUCCESS)
         elif field_ == dimse.C_FIND_RQ:
             await self._find(msg, ctx)
         elif field_ == dimse.C_STORE_RQ:
@@ -558,7 +554,7 @@ class _Established:
         elif field_ == dimse.C_CANCEL_RQ:
             return  # a cancel for an operation already finished: nothing to do
         else:
-            raise _Abort(ABORT_UNRECOGNIZED_PDU, f"unsupported DIMSE command 0x{field_:04x}")
+            raise _Abort(AbortReason.UNRECOGNIZED_PDU, f"unsupported DIMSE command 0x{field_:04x}")
 
     async def _respond(
         self,
@@ -570,9 +566,9 @@ class _Established:
     ) -> None:
         request = msg.command
         values: dict[str, int | str] = {
-            "CommandField": request.command_field | 0x8000,
+            "CommandField": request.command_field | RESPONSE_BIT,
             "MessageIDBeingRespondedTo": int(request.get("MessageID", 0) or 0),
-            "CommandDataSetType": 0x0001 if dataset is not None else dimse.NO_DATASET,
+            "CommandDataSetType": DATA_SET_PRESENT if dataset is not None else DATA_SET_ABSENT,
             "Status": status,
         }
         for keyword in ("AffectedSOPClassUID", "AffectedSOPInstanceUID"):
@@ -599,16 +595,16 @@ class _Established:
         identifier = dimse.decode_dataset(msg.dataset, ts)
         message_id = int(msg.command.get("MessageID", 0))
         results = self.handlers.find(FindRequest(sop_class, identifier, self.info, ts))
-        final = dimse.STATUS_SUCCESS
+        final = STATUS_SUCCESS
         final_data: bytes | None = None
         if self.policy.pack_find_responses == "query":
             self._held = []
         try:
             async for status, ds in results:
                 if self._cancel_seen(message_id):
-                    final = dimse.STATUS_CANCEL
+                    final = STATUS_CANCEL
                     break
-                if status not in dimse.STATUS_PENDING:
+                if not is_pending(status):
                     final = status
                     if ds is not None:  # a quirk some SCPs have (pynetdicom #571): kept
                         final_data = ds if isinstance(ds, bytes) else dimse.encode_dataset(ds, ts)
@@ -620,7 +616,7 @@ class _Established:
                 await asyncio.sleep(0)  # let the reader task see a C-CANCEL
             else:
                 if self._cancel_seen(message_id):
-                    final = dimse.STATUS_CANCEL
+                    final = STATUS_CANCEL
         except (DulError, _Abort):
             raise
         except Exception:
@@ -720,7 +716,7 @@ async def _send(writer: asyncio.StreamWriter, pdus: list[bytes], timeout: float)
 
 async def _send_abort(writer: asyncio.StreamWriter, reason: int) -> None:
     with contextlib.suppress(Exception):
-        writer.write(P.abort_pdu(source=2, reason=reason))
+        writer.write(P.provider_abort_pdu(reason))
         await asyncio.wait_for(writer.drain(), 1.0)
 
 

@@ -27,6 +27,7 @@ from . import dimse
 from . import pdu as P
 from .accept_bytes import read_accept
 from .acse import Accept, AssociateRequest, Reject, decode_accept, decode_reject
+from .codes import is_pending
 from .errors import (
     CancelIgnored,
     ConnectFailed,
@@ -122,6 +123,12 @@ async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
     if err in (errno.ETIMEDOUT,):
         raise ConnectFailed("filtered", os.strerror(err))
     raise ConnectFailed("unreachable", os.strerror(err))
+
+
+class ReleasedBeforeAnswer(ProtocolViolation):
+    """The peer sent its A-RELEASE-RP before answering the request that went out with our
+    A-RELEASE-RQ (:meth:`Association.echo` with ``release``): the request stays unanswered on
+    this association, which is over. No server tested does this (they answer in order)."""
 
 
 class Connections:
@@ -258,6 +265,8 @@ class Association:
         self.max_pdata = max_pdata
         self._message_id = 0
         self._closed = False
+        #: our A-RELEASE-RQ went out (pipelined behind a request)
+        self._release_sent = False
         tracker = current_connections.get()
         if tracker is not None:
             tracker.associated(writer)
@@ -308,6 +317,9 @@ class Association:
             P.raise_if_abort(raw)
             if raw.pdu_type == P.A_RELEASE_RQ:
                 raise ProtocolViolation("peer asked to release in the middle of an operation")
+            if raw.pdu_type == P.A_RELEASE_RP and self._release_sent:
+                raise ReleasedBeforeAnswer("A-RELEASE-RP before the answer to the request sent"
+                                           " with the A-RELEASE-RQ")
             if raw.pdu_type != P.P_DATA_TF:
                 raise ProtocolViolation(f"unexpected {raw.name} during an operation")
             self._ready.extend(self._assembler.feed(raw.data))
@@ -321,20 +333,22 @@ class Association:
 
     # -- services ---------------------------------------------------------------------------
     async def echo(self, *, release: bool = False) -> int:
-        """C-ECHO; returns the response status (0 = success).
+        """C-ECHO; returns the response status (``codes.STATUS_SUCCESS`` = success).
 
         ``release``: the C-ECHO is the association's last request, so the A-RELEASE-RQ goes out
         in the same write, and the association is released (or closed, as :meth:`release`
         does) once the C-ECHO-RSP has come: two round trips instead of three. PS3.8 allows it:
         the acceptor may still issue P-DATA after the A-RELEASE indication (7.2.2), and a
         requestor awaiting the A-RELEASE-RP takes P-DATA-TF (state Sta7, event Evt10: AR-6,
-        Table 9-10). Real servers answer the C-ECHO-RSP first (dul/tests/
-        test_echo_then_release_real_servers.py). Raises what :meth:`_receive` raises; the
-        association is then left to the caller (abort), as for any failed operation.
+        Table 9-10). Real servers answer the C-ECHO-RSP first (scan/tests/
+        test_echo_then_release_real_servers.py). Raises what :meth:`_receive` raises
+        (:class:`ReleasedBeforeAnswer` for a peer that releases first); the association is
+        then left to the caller (abort), as for any failed operation.
         """
-        cid, _ts = self._context("1.2.840.10008.1.1")
+        cid, _ts = self._context(dimse.VERIFICATION)
         msg_id = self._next_id()
         pdus = dimse.echo_pdus(msg_id, cid, self.peer_max_pdu)
+        self._release_sent = release
         await self._send([*pdus, P.RELEASE_RQ] if release else pdus)
         reply = await self._receive()
         if reply.command_field != dimse.C_ECHO_RSP:
@@ -392,7 +406,7 @@ class Association:
                     f"expected C-FIND-RSP, got command 0x{reply.command_field:04x}"
                 )
             status = reply.status
-            if status in dimse.STATUS_PENDING:
+            if is_pending(status):
                 if cancelled_at is not None:
                     # PS3.7 9.1.2.1.6: responses in flight may still come; an endless stream
                     # must not hold the scan (issue 12): bounded in count and seconds
@@ -527,7 +541,7 @@ class Association:
                 raise ProtocolViolation(
                     f"expected C-MOVE-RSP, got command 0x{reply.command_field:04x}"
                 )
-            if reply.status in dimse.STATUS_PENDING:
+            if is_pending(reply.status):
                 pending += 1
                 continue
             counts = {

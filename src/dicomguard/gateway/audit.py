@@ -78,8 +78,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from xml.sax.saxutils import escape, quoteattr
 
 from pydicom.multival import MultiValue
-from pydicom.uid import UID
+from pydicom.uid import UID, ImplicitVRLittleEndian
 
+from ..dul.codes import STATUS_SUCCESS, is_c_warning
 from .config import AuditConfig, parse_syslog_url
 
 if TYPE_CHECKING:
@@ -402,7 +403,7 @@ def read_phi(operation: str, data: bytes, transfer_syntax: str) -> PhiCapture:
 
     from pydicom.filereader import read_dataset
 
-    ts = UID(transfer_syntax or "1.2.840.10008.1.2")
+    ts = UID(transfer_syntax or ImplicitVRLittleEndian)
     out = PhiCapture(transfer_syntax=str(ts))
     if operation == "FIND":
         out.query = data
@@ -768,7 +769,7 @@ class AuditTrail:
         """(failure, :func:`build_message` keywords) of a completed operation."""
         status_text = f"0x{status:04X}" if status is not None else "none"
         event, action = _OP_EVENT[op.operation]
-        ok = status is not None and (status in (0, 1) or 0xB000 <= status <= 0xBFFF)
+        ok = status == STATUS_SUCCESS or is_c_warning(status)
         if op.operation in ("STORE", "FIND"):  # the requestor sends data / the query
             participants = (self._requestor(relay, "source"), self._backend(relay, "destination"))
         elif op.operation == "GET":  # the backend sends to the requestor

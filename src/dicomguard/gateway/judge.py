@@ -30,11 +30,22 @@ from pydicom.dataset import Dataset
 from pynetdicom import dimse_messages as dm
 
 from ..dul import dimse
+from ..dul.codes import (
+    N_ACTION_RQ,
+    N_CREATE_RQ,
+    N_DELETE_RQ,
+    N_EVENT_REPORT_RQ,
+    N_GET_RQ,
+    N_SET_RQ,
+    PENDING_STATUSES,
+    RESPONSE_BIT,
+    STATUS_OUT_OF_RESOURCES,
+    is_success_or_warning,
+)
 from ..dul.command import CommandRefused, CommandSet
 from .pipe import RelayAbort
 from .policy import (
     REQUEST_OPERATIONS,
-    STATUS_OUT_OF_RESOURCES,
     IdentityPolicy,
     RateLimits,
     decide_operation,
@@ -49,31 +60,27 @@ _RESPONSE_CLASSES: dict[int, type[dm.DIMSEMessage]] = {
     dimse.C_FIND_RQ: dm.C_FIND_RSP,
     dimse.C_MOVE_RQ: dm.C_MOVE_RSP,
     dimse.C_ECHO_RQ: dm.C_ECHO_RSP,
-    0x0100: dm.N_EVENT_REPORT_RSP,
-    0x0110: dm.N_GET_RSP,
-    0x0120: dm.N_SET_RSP,
-    0x0130: dm.N_ACTION_RSP,
-    0x0140: dm.N_CREATE_RSP,
-    0x0150: dm.N_DELETE_RSP,
+    N_EVENT_REPORT_RQ: dm.N_EVENT_REPORT_RSP,
+    N_GET_RQ: dm.N_GET_RSP,
+    N_SET_RQ: dm.N_SET_RSP,
+    N_ACTION_RQ: dm.N_ACTION_RSP,
+    N_CREATE_RQ: dm.N_CREATE_RSP,
+    N_DELETE_RQ: dm.N_DELETE_RSP,
 }
 
 #: the bit that makes a command field a response (PS3.7 E.1)
-_RESPONSE = 0x8000
-#: pending statuses (PS3.7 C.4: every other status is final)
-STATUS_PENDING = frozenset(dimse.STATUS_PENDING)
+_RESPONSE = RESPONSE_BIT
 #: PDUs of the gateway's own carry the whole message in one PDU each (no maximum announced)
 _UNBOUNDED = 0
 
 
 def is_final_status(status: int | None) -> bool:
-    return status not in STATUS_PENDING
+    return status not in PENDING_STATUSES
 
 
 def is_success_status(status: int | None) -> bool:
     """Success or warning (PS3.7 C: 0x0001, 0x0107, 0x0116, 0xB000-0xBFFF) is not a failure."""
-    if status is None:
-        return False
-    return status in (dimse.STATUS_SUCCESS, 0x0001, 0x0107, 0x0116) or 0xB000 <= status <= 0xBFFF
+    return is_success_or_warning(status)
 
 
 def failure_response(request: Dataset, status: int, comment: str = "") -> dm.DIMSEMessage | None:
@@ -276,11 +283,11 @@ class OperationJudge:
         if op is None or op.field != request_field:
             capped = self.capped.get(key)
             if capped is not None and capped.field == request_field:
-                if status not in STATUS_PENDING:
+                if status not in PENDING_STATUSES:
                     del self.capped[key]  # the client already has its final status
                 return DROP
             return self._dropped(command, f"answers message ID {key}, which is not outstanding")
-        if status in STATUS_PENDING:
+        if status in PENDING_STATUSES:
             if field_ == dimse.C_FIND_RSP and op.find_cap:
                 op.results += 1
                 if op.results > op.find_cap:

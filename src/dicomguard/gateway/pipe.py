@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import cast
 
 from ..dul import pdu as P
+from ..dul.codes import AbortReason
 from ..dul.command import CommandRefused, CommandSet, parse_command_strict
 from ..dul.errors import DulError, MalformedPdu, ProtocolViolation
 
@@ -184,15 +185,15 @@ def _wrap(item: bytes) -> bytes:
     return _HEADER.pack(P.P_DATA_TF, 0, len(item)) + item
 
 
-#: A-ABORT reasons the gateway gives (PS3.8 9.3.8, Table 9-26; source 2, service provider)
-ABORT_NOT_SPECIFIED = 0
-ABORT_INVALID_PDU_PARAMETER_VALUE = 6
+#: A-ABORT reasons the gateway gives (PS3.8 9.3.8, Table 9-26; source service provider)
+ABORT_NOT_SPECIFIED = AbortReason.NOT_SPECIFIED
+ABORT_INVALID_PDU_PARAMETER_VALUE = AbortReason.INVALID_PDU_PARAMETER_VALUE
 
 
 class RelayAbort(Exception):
     """End the association with A-ABORT to both sides (the message says why).
 
-    ``abort_reason`` goes to the client in the A-ABORT (source 2, service provider; PS3.8
+    ``abort_reason`` goes to the client in the A-ABORT (source service provider; PS3.8
     9.3.8): :data:`ABORT_NOT_SPECIFIED`, or :data:`ABORT_INVALID_PDU_PARAMETER_VALUE` for a
     refused command set.
     """
@@ -408,6 +409,19 @@ class Pipe(asyncio.Protocol):
                     if inspector.pending:
                         self._flush_pending()
                     continue
+                if not self.buf and pos + 6 <= n:
+                    # the common case: a whole PDU too small to stream in this arrival, judged
+                    # where it lies (no gathering: measured ~1 us per C-STORE exchange)
+                    pdu_type, _, length = _HEADER.unpack_from(data, pos)
+                    end = pos + 6 + length
+                    if end <= n and (length < STREAM_MIN or pdu_type != P.P_DATA_TF):
+                        self._check_header(pdu_type, length)
+                        self.pdu_start = pos
+                        self._whole(data[pos:end], end)
+                        pos = end
+                        if inspector.pending:
+                            self._flush_pending()
+                        continue
                 if not self.buf:
                     self.pdu_start = pos
                     self.pdu_since = self.last_activity  # this arrival's time

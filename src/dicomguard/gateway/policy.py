@@ -2,54 +2,63 @@
 
 Pure functions of the configuration and what the peer sent, so every allow and deny case can be
 tested without a socket, and so the relay never has to think about policy. Association checks
-run in a fixed order, each with the A-ASSOCIATE-RJ reason PS3.8 9.3.4 defines for it:
+run in a fixed order, each with the A-ASSOCIATE-RJ reason PS3.8 9.3.4 defines for it (the
+``REJECT_*`` constants of :mod:`dicomguard.dul.codes`):
 
-0. protocol-version other than 1 → (1, 2, 2) permanent, service provider (ACSE), protocol
-   version not supported (the backend would otherwise decide what it means);
-1. source address not allowed → (1, 1, 1) permanent, service user, no reason given;
-2. called AE title not routed → (1, 1, 7) called AE not recognized;
-3. calling AE title not allowed from this source → (1, 1, 3) calling AE not recognized;
-4. user identity bad, replayed, expired, or sent outside TLS when TLS is required → (1, 1, 1);
-5. no identity at all resolves to a configured policy → (1, 1, 1).
+0. protocol-version other than 1 → REJECT_PROTOCOL_VERSION (1, 2, 2) permanent, service
+   provider (ACSE), protocol version not supported (the backend would otherwise decide what it
+   means);
+1. source address not allowed → REJECT_NO_REASON (1, 1, 1) permanent, service user, no reason
+   given;
+2. called AE title not routed → REJECT_CALLED_AET (1, 1, 7) called AE not recognized;
+3. calling AE title not allowed from this source → REJECT_CALLING_AET (1, 1, 3) calling AE not
+   recognized;
+4. user identity bad, replayed, expired, or sent outside TLS when TLS is required →
+   REJECT_NO_REASON;
+5. no identity at all resolves to a configured policy → REJECT_NO_REASON.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from pynetdicom import pdu_primitives as prim
 
 from ..dul.associate_bytes import AssociateView
+from ..dul.codes import (
+    C_ECHO_RQ,
+    C_FIND_RQ,
+    C_GET_RQ,
+    C_MOVE_RQ,
+    C_STORE_RQ,
+    PROTOCOL_VERSION,
+    REJECT_CALLED_AET,
+    REJECT_CALLING_AET,
+    REJECT_NO_REASON,
+    REJECT_PROTOCOL_VERSION,
+    STATUS_MOVE_DESTINATION_UNKNOWN,
+    STATUS_NOT_AUTHORIZED,
+    STATUS_OUT_OF_RESOURCES,
+    STATUS_OUT_OF_RESOURCES_SUBOPERATIONS,
+    Reject,
+    UserIdentityType,
+)
+from ..tokenbucket import TokenBucket
 from .auth import Authenticated, AuthError, JwtVerifier, PasscodeChecker
 from .config import GatewayConfig, IdentityPolicy, Route
 
-REASON_NO_REASON = 1
-SOURCE_PROVIDER_ACSE = 2
-REASON_PROTOCOL_VERSION = 2
-REASON_CALLING_AET = 3
-REASON_CALLED_AET = 7
-
-# DIMSE statuses the gateway answers refused operations with (PS3.7 C, PS3.4 C.4).
-STATUS_NOT_AUTHORIZED = 0x0124  # "Refused: Not authorized"
-STATUS_OUT_OF_RESOURCES = 0xA700  # C-STORE/C-FIND "Refused: Out of resources"
-STATUS_OUT_OF_RESOURCES_SUBOPS = 0xA702  # C-MOVE/C-GET: "unable to perform sub-operations"
-STATUS_MOVE_DESTINATION_UNKNOWN = 0xA801
-
 # Command field → operation name (requests only; responses are always relayed).
-REQUEST_OPERATIONS = {0x0001: "STORE", 0x0010: "GET", 0x0020: "FIND", 0x0021: "MOVE",
-                      0x0030: "ECHO"}
+REQUEST_OPERATIONS = {C_STORE_RQ: "STORE", C_GET_RQ: "GET", C_FIND_RQ: "FIND", C_MOVE_RQ: "MOVE",
+                      C_ECHO_RQ: "ECHO"}
 
 
 @dataclass(frozen=True)
 class Refusal:
     """An A-ASSOCIATE-RJ to send, and the reason for the audit trail."""
 
-    result: int
-    source: int
-    reason: int
+    reject: Reject
     why: str
     #: what was being checked, for metrics and the audit event ("source", "called-aet", ...)
     check: str
@@ -108,17 +117,17 @@ class AssociationPolicy:
 
     def decide(self, peer: Peer, rq: AssociateView) -> Admission | Refusal:
         cfg = self.config
-        version = getattr(rq, "protocol_version", 1)
-        if version != 1:
-            return Refusal(1, SOURCE_PROVIDER_ACSE, REASON_PROTOCOL_VERSION,
+        version = getattr(rq, "protocol_version", PROTOCOL_VERSION)
+        if version != PROTOCOL_VERSION:
+            return Refusal(REJECT_PROTOCOL_VERSION,
                            f"protocol version 0x{version:04x} not supported", "protocol-version")
         ip = ipaddress.ip_address(peer.address)
         if cfg.sources and not any(ip in net for net in cfg.sources):
-            return Refusal(1, 1, REASON_NO_REASON, f"source {ip} not allowed", "source")
+            return Refusal(REJECT_NO_REASON, f"source {ip} not allowed", "source")
         called, calling = _aet(rq.called_ae_title), _aet(rq.calling_ae_title)
         route = cfg.route_for(called)
         if route is None:
-            return Refusal(1, 1, REASON_CALLED_AET, f"called AE {called!r} not routed",
+            return Refusal(REJECT_CALLED_AET, f"called AE {called!r} not routed",
                            "called-aet")
         client_identity: str | None = None
         if cfg.clients:
@@ -127,20 +136,20 @@ class AssociationPolicy:
             if not allowed:
                 why = (f"calling AE {calling!r} not allowed from {ip}" if matches
                        else f"calling AE {calling!r} unknown")
-                return Refusal(1, 1, REASON_CALLING_AET, why, "calling-aet")
+                return Refusal(REJECT_CALLING_AET, why, "calling-aet")
             client_identity = allowed[0].identity
         ui = find_user_identity(rq)
         auth: Authenticated | None = None
         if ui is not None:
             if cfg.auth.require_tls and not peer.tls:
-                return Refusal(1, 1, REASON_NO_REASON,
+                return Refusal(REJECT_NO_REASON,
                                "user identity sent without TLS (TLS required)", "identity-tls")
             try:
                 auth = self._check_user_identity(ui)
             except AuthError as exc:
-                return Refusal(1, 1, REASON_NO_REASON, str(exc), "identity")
+                return Refusal(REJECT_NO_REASON, str(exc), "identity")
         elif cfg.auth.required:
-            return Refusal(1, 1, REASON_NO_REASON, "user identity required", "identity")
+            return Refusal(REJECT_NO_REASON, "user identity required", "identity")
         if auth is None:
             cn = certificate_common_name(peer.certificate)
             for mapping in cfg.cert_identities:
@@ -152,21 +161,21 @@ class AssociationPolicy:
         if auth is None and cfg.auth.default_identity:
             auth = Authenticated(cfg.auth.default_identity, calling, "default")
         if auth is None:
-            return Refusal(1, 1, REASON_NO_REASON, "no identity for this association",
+            return Refusal(REJECT_NO_REASON, "no identity for this association",
                            "identity")
         policy = cfg.identities.get(auth.identity)
         if policy is None:
-            return Refusal(1, 1, REASON_NO_REASON, f"identity {auth.identity!r} has no policy",
+            return Refusal(REJECT_NO_REASON, f"identity {auth.identity!r} has no policy",
                            "identity")
         return Admission(route, auth, policy, ui)
 
     def _check_user_identity(self, ui: prim.UserIdentityNegotiation) -> Authenticated:
         kind = int(ui.user_identity_type or 0)
         primary = bytes(ui.primary_field or b"")
-        if kind == 2:
+        if kind == UserIdentityType.USERNAME_PASSCODE:
             username = primary.decode("utf-8", "replace")
             return self.passcodes.check(username, bytes(ui.secondary_field or b""))
-        if kind == 1:
+        if kind == UserIdentityType.USERNAME:
             if not self.config.auth.accept_username_only:
                 raise AuthError("username without passcode is not accepted")
             username = primary.decode("utf-8", "replace")
@@ -174,7 +183,7 @@ class AssociationPolicy:
             if user is None:
                 raise AuthError(f"unknown user {username!r}")
             return Authenticated(user.identity, username, "username")
-        if kind == 5:
+        if kind == UserIdentityType.JWT:
             if self.jwt is None:
                 raise AuthError("JWT user identity not configured")
             return self.jwt.check(primary)
@@ -184,31 +193,13 @@ class AssociationPolicy:
 # --- operations ------------------------------------------------------------------------------
 
 
-class TokenBucket:
-    """Classic token bucket: ``rate`` tokens a second, at most ``burst`` saved up.
-
-    Shared by every association of one identity, so opening more associations does not buy a
-    harvester more throughput.
-    """
-
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate = rate
-        self.burst = max(1, burst)
-        self.tokens = float(self.burst)
-        self.stamp = time.monotonic()
-
-    def take(self, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-        self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class RateLimits:
-    """One bucket per identity, kept across reloads as long as the identity's rate stays."""
+    """One bucket per identity, kept across reloads as long as the identity's rate stays.
+
+    A classic token bucket (:class:`dicomguard.tokenbucket.TokenBucket`): ``rate`` tokens a
+    second, at most ``burst`` saved up, starting full. Shared by every association of one
+    identity, so opening more associations does not buy a harvester more throughput.
+    """
 
     def __init__(self) -> None:
         self._buckets: dict[str, TokenBucket] = {}
@@ -217,8 +208,9 @@ class RateLimits:
         if policy.rate <= 0:
             return True
         bucket = self._buckets.get(policy.name)
-        if bucket is None or bucket.rate != policy.rate or bucket.burst != max(1, policy.burst):
-            bucket = self._buckets[policy.name] = TokenBucket(policy.rate, policy.burst)
+        burst = max(1, policy.burst)
+        if bucket is None or bucket.refill != policy.rate or bucket.burst != burst:
+            bucket = self._buckets[policy.name] = TokenBucket(policy.rate, burst, full=True)
         return bucket.take()
 
 
@@ -245,7 +237,7 @@ def _failure_status(operation: str, *, rate: bool) -> int:
     if not rate:
         return STATUS_NOT_AUTHORIZED
     if operation in ("MOVE", "GET"):
-        return STATUS_OUT_OF_RESOURCES_SUBOPS
+        return STATUS_OUT_OF_RESOURCES_SUBOPERATIONS
     return STATUS_OUT_OF_RESOURCES
 
 

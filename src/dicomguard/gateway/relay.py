@@ -16,7 +16,6 @@ import contextlib
 import itertools
 import logging
 import ssl
-import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,6 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..dul import pdu as P
 from ..dul.associate_bytes import AssociateView, parse_associate, rewrite_associate
+from ..dul.codes import (
+    CONTEXT_ACCEPTANCE,
+    REJECT_LOCAL_LIMIT,
+    REJECT_TEMPORARY_CONGESTION,
+    AbortReason,
+)
 from ..dul.command import CommandSet
 from ..dul.errors import DulError, MalformedPdu, PeerClosed, PeerTimeout
 from .audit import PHI_CAPTURE_BYTES, read_phi
@@ -45,7 +50,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dicomguard.gateway")
 
-_LEN = struct.Struct(">L")
 
 _ids = itertools.count(1)
 _IDENTITY_EXECUTOR: ThreadPoolExecutor | None = None
@@ -57,11 +61,6 @@ def _identity_executor() -> ThreadPoolExecutor:
     if _IDENTITY_EXECUTOR is None:
         _IDENTITY_EXECUTOR = ThreadPoolExecutor(1, thread_name_prefix="dicomguard-identity")
     return _IDENTITY_EXECUTOR
-
-
-def reject_pdu(result: int, source: int, reason: int) -> bytes:
-    """An encoded A-ASSOCIATE-RJ (10 bytes: PS3.8 9.3.4; too small to need pynetdicom)."""
-    return bytes([P.A_ASSOCIATE_RJ, 0]) + _LEN.pack(4) + bytes([0, result, source, reason])
 
 
 @dataclass
@@ -249,14 +248,14 @@ class Relay:
         cfg = self.config
         raw, peer_cert = await self._read_request()
         if raw.pdu_type != P.A_ASSOCIATE_RQ:
-            self.writer.write(P.abort_pdu(2, 2))  # unexpected PDU
+            self.writer.write(P.provider_abort_pdu(AbortReason.UNEXPECTED_PDU))
             return
         try:
             rq = parse_associate(raw.data)
         except MalformedPdu:
             # Counted before the reply: a peer that has its A-ABORT finds it in the metrics.
             self.shared.metrics.associations.inc(result="malformed")
-            self.writer.write(P.abort_pdu(2, 6))  # invalid PDU parameter value
+            self.writer.write(P.provider_abort_pdu(AbortReason.INVALID_PDU_PARAMETER_VALUE))
             return
         self.called_aet = rq.called_ae_title
         self.calling_aet = rq.calling_ae_title
@@ -265,12 +264,12 @@ class Relay:
         # the peer to close first, and uncounted, those waits were a way to hold sockets
         # without bound (a flood of refused requests that never close).
         if len(self.shared.active) >= cfg.limits.max_associations:
-            await self._refuse(Refusal(2, 3, 2, "too many associations", "limit"))
+            await self._refuse(Refusal(REJECT_LOCAL_LIMIT, "too many associations", "limit"))
             return
         by_source = self.shared.active_by_source
         if by_source.get(self.peer_address, 0) >= cfg.limits.max_associations_per_source:
-            await self._refuse(Refusal(2, 3, 2, "too many associations from this source",
-                                       "limit"))
+            await self._refuse(Refusal(REJECT_LOCAL_LIMIT,
+                                       "too many associations from this source", "limit"))
             return
         if rq.user_information:
             # A passcode costs ~70 ms of scrypt (measured here): on the event loop, every
@@ -307,7 +306,7 @@ class Relay:
             self.called_aet,
             refusal.why,
         )
-        self.writer.write(reject_pdu(refusal.result, refusal.source, refusal.reason))
+        self.writer.write(P.reject_pdu(refusal.reject))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.writer.drain(), 2.0)
         # PS3.8: after an RJ the requestor closes; give it a moment, then close ourselves.
@@ -331,14 +330,15 @@ class Relay:
                 cfg.limits.connect_timeout,
             )
         except (OSError, TimeoutError) as exc:
-            await self._refuse(Refusal(2, 3, 1, f"backend unreachable: {exc}", "backend"))
+            await self._refuse(Refusal(REJECT_TEMPORARY_CONGESTION, f"backend unreachable: {exc}",
+                                       "backend"))
             return False
         self.backend_writer.write(out)
         await self.backend_writer.drain()
         try:
             raw = await P.read_pdu(self.backend_reader, timeout=cfg.limits.associate_timeout)
         except DulError as exc:
-            self.writer.write(P.abort_pdu(2, 0))
+            self.writer.write(P.provider_abort_pdu())
             self.shared.metrics.associations.inc(result="backend-failed")
             self.shared.audit.association(
                 self, accepted=False, why=f"backend: {exc}", check="backend"
@@ -353,7 +353,7 @@ class Relay:
             )
             return False
         if raw.pdu_type != P.A_ASSOCIATE_AC:
-            self.writer.write(P.abort_pdu(2, 0))
+            self.writer.write(P.provider_abort_pdu())
             self.shared.metrics.associations.inc(result="backend-failed")
             self.shared.audit.association(
                 self, accepted=False, why=f"backend sent {raw.name}", check="backend"
@@ -374,13 +374,13 @@ class Relay:
         """
         ac = parse_associate(raw.data)
         self.accepted = {cid: self.proposed[cid] for cid, result in ac.contexts.items()
-                         if result == "0" and cid in self.proposed}
+                         if result == str(CONTEXT_ACCEPTANCE) and cid in self.proposed}
         if self.config.audit.include_phi:  # the audit names the transfer syntax of each query
             with contextlib.suppress(DulError):
                 self.transfer_syntaxes = {
                     item.context_id: str(item.transfer_syntax)
                     for item in P.decode(raw).presentation_context  # type: ignore[attr-defined]
-                    if item.result == 0 and item.transfer_syntax}
+                    if item.result == CONTEXT_ACCEPTANCE and item.transfer_syntax}
         strip = adm.route.user_identity == "strip"
         ui = adm.user_identity
         return rewrite_associate(
@@ -589,12 +589,14 @@ class Relay:
     def _abort_both(self, client_reason: int = ABORT_NOT_SPECIFIED) -> None:
         """A-ABORT to both sides; written straight to the transports, which flush it before
         they close (a stream's drain would wait on a protocol the data phase replaced).
-        ``client_reason`` is the reason the client gets (PS3.8 9.3.8, source 2)."""
-        for w, reason in ((self.writer, client_reason), (self.backend_writer, 0)):
+        ``client_reason`` is the reason the client gets (PS3.8 9.3.8, source service
+        provider)."""
+        for w, reason in ((self.writer, client_reason),
+                          (self.backend_writer, AbortReason.NOT_SPECIFIED)):
             if w is None:
                 continue
             with contextlib.suppress(Exception):
-                w.transport.write(P.abort_pdu(2, reason))
+                w.transport.write(P.provider_abort_pdu(reason))
 
     async def abort(self) -> None:
         """Used by a stop past its grace period: A-ABORT both sides and close."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pynetdicom import sop_class as _sop
 
 from ..dul.acse import IMPLEMENTATION_CLASS_UID
+from ..dul.codes import CONTEXT_ACCEPTANCE
 
 # UIDs as pynetdicom names them (PS3.4 Annex B, C, F, J, K): plain ``str`` copies, so records,
 # pickles for the forked workers and JSON hold ordinary strings.
@@ -65,4 +66,5 @@ ALL_PROPOSED: tuple[str, ...] = (
 
 def services_from_results(results: dict[str, int]) -> dict[str, bool]:
     """Map presentation-context results (abstract syntax -> code) to service booleans."""
-    return {name: any(results.get(uid) == 0 for uid in uids) for name, uids in SERVICES.items()}
+    return {name: any(results.get(uid) == CONTEXT_ACCEPTANCE for uid in uids)
+            for name, uids in SERVICES.items()}

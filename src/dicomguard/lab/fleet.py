@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from pydicom.dataset import Dataset
 
 from ..dul.acse import UserIdentityType
+from ..dul.codes import STATUS_OUT_OF_RESOURCES, STATUS_PENDING, STATUS_UNABLE_TO_PROCESS
 from ..dul.scp import (
     AcceptorPolicy,
     FindRequest,
@@ -66,11 +67,6 @@ DEFAULT_NETWORK = "127.42.0.0/24"
 DEFAULT_PORTS = (11112,)
 DEFAULT_CLI_SIZE = 32
 TRUTH_FORMAT = "dicomguard-lab-truth/1"
-
-STATUS_PENDING = 0xFF00
-STATUS_OUT_OF_RESOURCES = 0xA700
-STATUS_UNABLE_TO_PROCESS = 0xC000
-
 
 class LabError(ValueError):
     """The fleet cannot be planned or started (bad network, port in use, unknown persona)."""

@@ -14,9 +14,20 @@ import random
 import struct
 from collections.abc import Awaitable, Callable
 
+from pydicom.uid import ImplicitVRLittleEndian
+
 from ..dul import dimse
 from ..dul import pdu as P
 from ..dul import scp as acceptor
+from ..dul.codes import (
+    DATA_SET_ABSENT,
+    DATA_SET_PRESENT,
+    REJECT_LOCAL_LIMIT,
+    RESPONSE_BIT,
+    STATUS_PENDING,
+    AbortReason,
+    AbortSource,
+)
 from ..dul.command import encode_command, pdata_pdus
 from ..dul.errors import DulError
 
@@ -90,7 +101,7 @@ async def abort(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
     """Read the A-ASSOCIATE-RQ, answer A-ABORT (source: service user), close."""
     with contextlib.suppress(Exception):
         await P.read_pdu(reader, timeout=_READ_TIMEOUT, max_length=P.MAX_ASSOCIATION_PDU)
-    await _finish(writer, P.abort_pdu(source=0, reason=0))
+    await _finish(writer, P.abort_pdu(AbortSource.SERVICE_USER, AbortReason.NOT_SPECIFIED))
 
 
 def garbage(seed: int) -> RawHandler:
@@ -173,7 +184,7 @@ async def accept_then_silence(reader: asyncio.StreamReader, writer: asyncio.Stre
 def _pending_match(transfer_syntax: str) -> bytes:
     """The match every endless-pending response carries: a made-up study date and UID (no
     patient data), encoded for the context (implicit or explicit VR little endian)."""
-    if transfer_syntax == "1.2.840.10008.1.2":
+    if transfer_syntax == ImplicitVRLittleEndian:
         return b"\x08\x00\x20\x00\x08\x00\x00\x0020240101" + (
             b"\x20\x00\x0d\x00\x08\x00\x00\x001.2.3.4\x00"
         )
@@ -222,9 +233,9 @@ def _response(
     msg: dimse.DimseMessage, status: int, data: bytes | None, info: acceptor.AssociationInfo
 ) -> list[bytes]:
     values: dict[str, int | str] = {
-        "CommandField": msg.command_field | 0x8000,
+        "CommandField": msg.command_field | RESPONSE_BIT,
         "MessageIDBeingRespondedTo": int(msg.command.get("MessageID", 0) or 0),
-        "CommandDataSetType": 0x0001 if data is not None else dimse.NO_DATASET,
+        "CommandDataSetType": DATA_SET_PRESENT if data is not None else DATA_SET_ABSENT,
         "Status": status,
     }
     uid = msg.command.get("AffectedSOPClassUID")
@@ -251,8 +262,8 @@ async def _pending_for_ever(
         gone.set()
 
     reading = loop.create_task(drain_input())
-    _abstract, ts = info.contexts.get(msg.context_id, ("", "1.2.840.10008.1.2"))
-    pending = b"".join(_response(msg, 0xFF00, _pending_match(ts), info))
+    _abstract, ts = info.contexts.get(msg.context_id, ("", str(ImplicitVRLittleEndian)))
+    pending = b"".join(_response(msg, STATUS_PENDING, _pending_match(ts), info))
     try:
         sent = 0
         while not gone.is_set() and loop.time() < deadline:
@@ -301,7 +312,7 @@ def busy(rejections: int) -> RawHandler:
             left -= 1
             with contextlib.suppress(Exception):
                 await P.read_pdu(reader, timeout=_READ_TIMEOUT, max_length=P.MAX_ASSOCIATION_PDU)
-            await _finish(writer, acceptor._reject_pdu(2, 3, 2))
+            await _finish(writer, P.reject_pdu(REJECT_LOCAL_LIMIT))
             return
         await acceptor.serve_association(reader, writer, policy)
 

@@ -19,6 +19,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
+from ..dul.codes import STATUS_IDENTIFIER_MISMATCH as STATUS_IDENTIFIER_MISMATCH
+from ..dul.codes import STATUS_UNABLE_TO_PROCESS as STATUS_UNABLE_TO_PROCESS
 from ..dul.dimse import encode_dataset
 from ..knowledge import sopclasses as sc
 from ..knowledge.sopclasses import CT_IMAGE_STORAGE
@@ -34,8 +36,6 @@ LEVELS = {
     STUDY_ROOT_FIND: ("STUDY", "SERIES", "IMAGE"),
 }
 
-STATUS_IDENTIFIER_MISMATCH = 0xA900
-STATUS_UNABLE_TO_PROCESS = 0xC000
 
 # Not matching keys: they steer the query rather than filter it.
 _CONTROL_KEYWORDS = {"QueryRetrieveLevel", "SpecificCharacterSet"}

@@ -20,9 +20,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from ..dul import dimse
+from ..dul.codes import STATUS_MOVE_DESTINATION_UNKNOWN, STATUS_SUCCESS
 from ..dul.scp import (
-    STATUS_MOVE_DESTINATION_UNKNOWN,
     AssociationInfo,
     RetrieveHandler,
     RetrieveRequest,
@@ -48,7 +47,7 @@ def discarding_store(on_store: Callable[[StoreRequest], None] | None = None) -> 
     async def store(request: StoreRequest) -> int:
         if on_store is not None:
             on_store(request)
-        return dimse.STATUS_SUCCESS
+        return STATUS_SUCCESS
 
     return store
 
@@ -67,7 +66,7 @@ def retrieving_nothing(
                 on_move(request.move_destination, request.association)
             if destinations is not None and request.move_destination not in destinations:
                 return STATUS_MOVE_DESTINATION_UNKNOWN, {}
-        return dimse.STATUS_SUCCESS, dict(NO_SUBOPERATIONS)
+        return STATUS_SUCCESS, dict(NO_SUBOPERATIONS)
 
     return retrieve
 

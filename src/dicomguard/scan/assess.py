@@ -9,11 +9,13 @@ associations per endpoint is bounded by the AE-title guess budget.
 
 HTTP ports (``ProbeOptions.web.ports``) get the web checks (scan.web) instead, and where a TLS
 handshake completes its versions, ciphers and certificate are assessed (scan.tls_probe).
+
+Every check is a probe (scan.probe) in :data:`PROBES`, run in that order by :func:`assess`;
+this module holds the DICOM association probe (:class:`AssociationProbe`) itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 import ssl
 import time
@@ -38,6 +40,7 @@ from ..dul.errors import (
 from ..dul.scu import (
     AssociateOutcome,
     Association,
+    ReleasedBeforeAnswer,
     Timeouts,
     associate,
     scanner_tls_context,
@@ -45,13 +48,13 @@ from ..dul.scu import (
 from ..knowledge import sopclasses as sc
 from ..knowledge.aedefaults import default_called_titles, default_calling_titles
 from ..knowledge.fingerprint import Fingerprint, FingerprintDB
-from . import honeypot_probe, intrusive, operations, product, tls_probe, web
+from . import exposure, honeypot_probe, intrusive, operations, product, tls_probe, web
 from .confidence import confidence_map
 from .evidence import EndpointEvidence
-from .exposure import ArchiveCache, ExposureOptions, measure
+from .exposure import ArchiveCache, ExposureOptions
 from .identity import OWN, Identity
 from .probe import Need, Probe, ProbeResult, Session, Stage, Status, Target, run_probe
-from .result import EndpointResult, Finding, Operation, finding
+from .result import AssociateReject, EndpointResult, Finding, Operation, finding
 from .tls_probe import TlsProbeOptions
 from .web import WebOptions, orthanc_rest_identity
 
@@ -264,7 +267,7 @@ async def assess(
     fp: Fingerprint | None = matched.result if matched is not None else None
     result.confidence = confidence_map(result, fp.confidence if fp else None)
     if result.product_evidence is not None:
-        result.confidence["product"] = result.product_evidence["confidence"]
+        result.confidence["product"] = result.product_evidence.confidence
     if result.dicom_likelihood is not None:
         result.confidence["dicom"] = "inferred"
         result.confidence["tls"] = "observed"
@@ -319,7 +322,7 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
 
     reject = first.reject
     assert reject is not None
-    r.reject = _reject_dict(reject)
+    r.reject = _reject_record(reject)
     if opts.discovery:
         return
     if reject.called_aet_refused:
@@ -375,39 +378,26 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
     current: Association | None = assoc
     try:
         if p.opts.echo and ac.accepts(sc.VERIFICATION):
-            # discovery: the C-ECHO is the last request, its A-RELEASE-RQ goes with it
-            ops["verification"] = await operations.probe_echo(assoc, release=p.opts.discovery)
-            await _drop_if_broken(assoc, ops["verification"])
+            if p.opts.discovery:
+                ops["verification"], current = await _echo_and_release(p, assoc)
+            else:
+                ops["verification"] = await operations.probe_echo(assoc)
+            if current is not None:
+                await _drop_if_broken(current, ops["verification"])
         if not p.opts.discovery:
             for name in ("find_study_root", "find_patient_root", "worklist"):
-                if not negotiated[name] or _silent(ops):
+                if not negotiated[name] or operations.silent(ops):
                     continue  # a peer that stopped answering is not asked again and again
                 current = await _live(p, current)
                 if current is None:
                     break
                 ops[name] = await operations.probe_find(current, name)
                 await _drop_if_broken(current, ops[name])
-        # count where a query was answered, or failed without being refused (a failure
-        # status or silence says nothing about access; the count's own queries will)
-        echo_silent = _silent(ops).get("verification")
-        worth_counting = echo_silent is None and any(
-            ops.get(n, {}).get("state") in (operations.ANSWERED, operations.FAILED)
-            for n in ("find_study_root", "find_patient_root", "worklist")
-        )
+        echo_silent = operations.silent(ops).get("verification")
         if echo_silent is not None and r.error is None:
             # an AC, then silence (issue 12's accept-then-silence): the record says so
             note_error(r, PeerTimeout(echo_silent), f"silent: {echo_silent}")
-        if p.opts.exposure is not None and not p.opts.discovery and worth_counting:
-            current = await _live(p, current)
-            if current is not None:
-                _hide_refused_contexts(current, ops)
-                r.exposure = await measure(
-                    current, p.opts.exposure, archives=p.archives, where=(p.host, p.port)
-                )
-                if r.exposure is not None and r.exposure.get("error"):
-                    await current.abort()  # a query failed on the wire: the association is gone
-                operations.credit_exposure(ops, r.exposure, current.accept)
-        if not p.opts.discovery:
+        if not p.opts.discovery:  # the exposure count, then the --intrusive checks
             current = await _association_stage(p, current, ops)
         if current is not None:
             await current.release()
@@ -420,16 +410,38 @@ async def _record_accept(p: _Prober, r: EndpointResult, assoc: Association) -> N
         r.services, r.services_confidence = operations.open_services(negotiated, ops)
 
 
+async def _echo_and_release(
+    p: _Prober, assoc: Association
+) -> tuple[Operation, Association | None]:
+    """Discovery's C-ECHO, the association's last request: its A-RELEASE-RQ goes in the same
+    write (two round trips, not three). Returns the operation record and the association it
+    was sent on (closed already once the release went through; None: no association).
+
+    A peer that answers the release before the C-ECHO (none seen: Orthanc, DCMTK and
+    pynetdicom answer in order) is asked again the unpipelined way on a new association, so
+    its record says what it does with a C-ECHO; that costs it one more association."""
+    try:
+        return await operations.probe_echo(assoc, release=True), assoc
+    except ReleasedBeforeAnswer as exc:
+        await assoc.close()
+        again = await _live(p, assoc)
+        if again is None:
+            return operations.record(operations.FAILED, None, f"C-ECHO: {exc}"), None
+        return await operations.probe_echo(again), again
+
+
 async def _association_stage(
     p: _Prober, current: Association | None, ops: dict[str, Operation]
 ) -> Association | None:
-    """The association-stage probes (scan.probe.Stage.ASSOCIATION: --intrusive checks) on
+    """The association-stage probes (scan.probe.Stage.ASSOCIATION: the exposure count, the
+    --intrusive checks) on
     ``current``; returns the association left open (None if none). A typed error that ended
     one is raised, as if the probe had run inline."""
+    p.association, p.operations = current, ops
     probes = [probe for probe in PROBES if probe.stage is Stage.ASSOCIATION]
     if not any(probe.applies(p) for probe in probes):
+        p.association = None
         return current
-    p.association, p.operations = current, ops
     target = Target(p.host, p.port)
     try:
         for probe in probes:
@@ -444,38 +456,6 @@ async def _association_stage(
     finally:
         current, p.association = p.association, None
     return current
-
-
-def _silent(ops: dict[str, Operation]) -> dict[str, str]:
-    """Operations the peer never answered (state failed, no status): name -> detail.
-
-    After one, no further service is probed: each probe of a peer that stopped answering costs
-    a new association and a full timeout, and the per-endpoint budget would end the endpoint
-    instead. The exposure count still runs unless the C-ECHO itself went unanswered (an AC,
-    then silence: issue 12's accept-then-silence), since a server may answer a real query with
-    records and stall only on the probe's (dicom-rs #434)."""
-    return {
-        name: str(op.detail)
-        for name, op in ops.items()
-        if op.state == operations.FAILED and op.status is None
-    }
-
-
-def _hide_refused_contexts(assoc: Association, ops: dict[str, Operation]) -> None:
-    """Counting must not send the queries a stranger was refused (an Orthanc worklist with
-    DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
-    counts): their contexts are marked refused in this association's view of its AC. Failed
-    ones (a failure status, silence) are still counted: the count records how they fail."""
-    refused = {
-        uid
-        for name, op in ops.items()
-        if op.state == operations.REFUSED and name in ("find_study_root",
-                                                            "find_patient_root", "worklist")
-        for uid in sc.SERVICES[name]
-    }
-    if refused:
-        results = {u: (3 if u in refused else code) for u, code in assoc.accept.results.items()}
-        assoc.accept = dataclasses.replace(assoc.accept, results=results)
 
 
 async def _drop_if_broken(assoc: Association, op: Operation) -> None:
@@ -611,13 +591,8 @@ async def _try_user_identity(p: _Prober, r: EndpointResult, called: str) -> None
     r.user_identity.update(required=True, accepted_with=None, verified=False)
 
 
-def _reject_dict(rej: Reject) -> dict:
-    return {
-        "result": rej.result,
-        "source": rej.source,
-        "reason": rej.reason,
-        "text": rej.describe(),
-    }
+def _reject_record(rej: Reject) -> AssociateReject:
+    return AssociateReject(rej.result, rej.source, rej.reason, rej.describe())
 
 
 def derive_findings(r: EndpointResult) -> list[Finding]:
@@ -645,7 +620,7 @@ def dicom_findings(r: EndpointResult) -> list[Finding]:
                 "DG-013",
                 confidence="inferred",
                 detail="a client certificate is required; DICOM behind it is inferred "
-                f"(confidence {r.dicom_likelihood['confidence']})",
+                f"(confidence {r.dicom_likelihood.confidence})",
             )
         )
         return out
@@ -727,6 +702,7 @@ PROBES: list[Probe[Any]] = [
     web.PROBE,
     AssociationProbe(),
     tls_probe.PROBE,
+    exposure.PROBE,
     intrusive.PROBE,
     product.PROBE,
     honeypot_probe.PROBE,

@@ -3,8 +3,10 @@
 Two stages. The sweep (:mod:`.sweep`) pulls from the lazy target iterator and keeps a bounded
 number of TCP connects in flight, so memory depends on the concurrency, not on the size of the
 address space. Endpoints that accept go to the assessment stage (:func:`.assess.assess`), with at
-most ``concurrency`` at once and ``per_host`` per machine. The token bucket bounds new
-connections per second over both stages.
+most ``concurrency`` at once, ``per_host`` per machine, and no more than the congestion window
+of their port and address block allows (:mod:`.congestion`: one server answering many
+addresses, its accept queue overrun, halves it). The token bucket bounds new connections per
+second over both stages.
 
 One endpoint never costs the rest (issue 12). The engine, not each probe, holds every
 assessment to a budget: ``endpoint_budget`` seconds of its own time (waits for the shared rate

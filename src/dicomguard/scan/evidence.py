@@ -25,10 +25,12 @@ from typing import Any
 from pydicom.datadict import dictionary_VR
 from pydicom.dataset import Dataset
 from pydicom.filereader import read_dataset
+from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 from pynetdicom import pdu as _pdu
 
 from .. import __version__
 from ..dul import pdu as P
+from ..dul.codes import CONTEXT_ACCEPTANCE
 
 __all__ = ["REDACTED_TAGS", "EndpointEvidence", "redaction_ranges"]
 
@@ -58,8 +60,8 @@ REDACTED_TAGS = frozenset(
         0x00401001,  # RequestedProcedureID
     }
 )
-IMPLICIT_LE = "1.2.840.10008.1.2"
-EXPLICIT_BE = "1.2.840.10008.1.2.2"
+IMPLICIT_LE = str(ImplicitVRLittleEndian)
+EXPLICIT_BE = str(ExplicitVRBigEndian)
 
 
 def _sensitive(tag: int, vr: str | None) -> bool:
@@ -143,7 +145,8 @@ class EndpointEvidence:
             ac = _pdu.A_ASSOCIATE_AC()
             ac.decode(data)
             for cx in ac.to_primitive().presentation_context_definition_results_list:
-                if cx.result == 0 and cx.transfer_syntax and cx.context_id is not None:
+                if (cx.result == CONTEXT_ACCEPTANCE and cx.transfer_syntax
+                        and cx.context_id is not None):
                     self._ts[int(cx.context_id)] = str(cx.transfer_syntax[0])
         except Exception:
             self._ts = {}  # unknown syntaxes: data sets are then blanked whole

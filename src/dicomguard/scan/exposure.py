@@ -59,13 +59,14 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from ..dul import peek
+from ..dul.codes import CONTEXT_ACCEPTANCE, STATUS_CANCEL, STATUS_SUCCESS, is_c_warning
 from ..dul.dimse import decode_dataset, values_unvalidated
 from ..dul.errors import DulError
 from ..dul.scu import Association
 from ..knowledge import sopclasses as sc
-
-SUCCESS = 0x0000
-CANCEL = 0xFE00
+from . import operations
+from .probe import Need, ProbeResult, Session, Stage, Target
+from .result import EndpointResult, Exposure, Finding
 
 
 def _finished(status: int | None) -> bool:
@@ -75,7 +76,7 @@ def _finished(status: int | None) -> bool:
     0xB100 "relational behaviour not negotiated") after their last match; taking it as a cut
     would split every range until the budget is gone.
     """
-    return status is None or status in (SUCCESS, 0x0001) or 0xB000 <= status <= 0xBFFF
+    return status is None or status == STATUS_SUCCESS or is_c_warning(status)
 FIRST_DAY = date(1900, 1, 1)
 #: a study-date range no real archive holds: a server that answers it answers anything
 IMPOSSIBLE_RANGE = "18000101-18000102"
@@ -119,7 +120,8 @@ class _Query:
     @property
     def refused(self) -> bool:
         """Ended with a failure and no match at all (a refusal, e.g. too broad)."""
-        return not _finished(self.status) and self.status != CANCEL and self.answered == 0
+        return (not _finished(self.status) and self.status != STATUS_CANCEL
+                and self.answered == 0)
 
 
 @dataclass
@@ -514,7 +516,7 @@ class ExposureMeter:
             dates.extend(d.strip() for d in starts if _scheduled_date(d))
         status = self.assoc.last_status
         ok = _finished(status) and items < cap
-        refused = not _finished(status) and status != CANCEL and items == 0
+        refused = not _finished(status) and status != STATUS_CANCEL and items == 0
         dates.sort()
         return {
             "items": None if refused else items,
@@ -638,7 +640,7 @@ async def measure(
     key = (
         accept.implementation_class_uid,
         accept.implementation_version_name,
-        tuple(sorted(u for u, code in accept.results.items() if code == 0)),
+        tuple(sorted(u for u, code in accept.results.items() if code == CONTEXT_ACCEPTANCE)),
     )
     host, port = where
     async with archives.lock(host):
@@ -784,3 +786,48 @@ def _inconsistencies(out: dict[str, Any], studies_complete: bool) -> list[str]:
     if patients is not None and studies is not None and patients > studies and studies_complete:
         found.append("more patients than studies at study level")
     return found
+
+
+class ExposureProbe:
+    """The exposure count as a probe (scan.probe) on the assessment association: where a probe
+    C-FIND was answered (or failed without a refusal) and the C-ECHO was not left unanswered,
+    count what a stranger can list (:func:`measure`) into the record's ``exposure``; refused
+    query contexts are hidden first (:func:`operations.hide_refused_contexts`), and a probe
+    operation that failed is credited when records came back
+    (:func:`operations.credit_exposure`)."""
+
+    name = "exposure"
+    stage = Stage.ASSOCIATION
+    needs = frozenset({Need.ASSOCIATION})
+    #: filled in place (what was counted stays in the record if a later step fails)
+    field = None
+    result_type = Exposure
+
+    def applies(self, session: Session) -> bool:
+        opts = session.opts
+        return (
+            opts.exposure is not None
+            and not opts.discovery
+            and operations.worth_counting(session.operations)
+        )
+
+    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+        current = await session.live_association()
+        if current is None:
+            return ProbeResult.ok(None)
+        ops, r = session.operations, session.record
+        operations.hide_refused_contexts(current, ops)
+        r.exposure = await measure(
+            current, session.opts.exposure, archives=session.archives,
+            where=(target.host, target.port),
+        )
+        if r.exposure is not None and r.exposure.get("error"):
+            await current.abort()  # a query failed on the wire: the association is gone
+        operations.credit_exposure(ops, r.exposure, current.accept)
+        return ProbeResult.ok(r.exposure)
+
+    def findings(self, record: EndpointResult) -> list[Finding]:
+        return []  # DG-005/DG-007 follow from the services the operations found open
+
+
+PROBE = ExposureProbe()

@@ -22,6 +22,17 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+from ..dul.codes import (
+    STATUS_COERCION_OF_DATA_ELEMENTS,
+    STATUS_DATA_SET_MISMATCH,
+    STATUS_ELEMENTS_DISCARDED,
+    STATUS_MOVE_DESTINATION_UNKNOWN,
+    STATUS_OUT_OF_RESOURCES_SUBOPERATIONS,
+    STATUS_SUBOPERATIONS_COMPLETE_WITH_FAILURES,
+    STATUS_SUCCESS,
+    STATUS_WARNING,
+    is_service_failure,
+)
 from ..dul.errors import DulError
 from ..dul.scu import Association
 from ..knowledge import sopclasses as sc
@@ -32,11 +43,17 @@ from .probe import Need, ProbeResult, Session, Stage, Target
 from .result import EndpointResult, Finding, IntrusiveChecks, finding
 
 TEST_DESCRIPTION = "dicomguard test object - synthetic, safe to delete"
-MOVE_DESTINATION_UNKNOWN = 0xA801
 #: statuses that mean the server went ahead with the sub-operations (and some failed)
-SUBOPERATIONS_FAILED = (0xA702, 0xB000)
+SUBOPERATIONS_FAILED = (
+    STATUS_OUT_OF_RESOURCES_SUBOPERATIONS, STATUS_SUBOPERATIONS_COMPLETE_WITH_FAILURES
+)
 #: C-STORE warnings (coercion, elements discarded, data set mismatch): stored anyway
-STORE_WARNINGS = (0x0001, 0xB000, 0xB006, 0xB007)
+STORE_WARNINGS = (
+    STATUS_WARNING,
+    STATUS_COERCION_OF_DATA_ELEMENTS,
+    STATUS_ELEMENTS_DISCARDED,
+    STATUS_DATA_SET_MISMATCH,
+)
 
 
 def make_test_instance() -> Dataset:
@@ -70,7 +87,7 @@ async def check_store(assoc: Association) -> dict[str, Any] | None:
     status = await assoc.store(ds)
     return {
         "status": status,
-        "accepted": status == 0 or status in STORE_WARNINGS,
+        "accepted": status == STATUS_SUCCESS or status in STORE_WARNINGS,
         # so the administrator can find and delete the test object (synthetic UIDs, no PHI)
         "study_instance_uid": str(ds.StudyInstanceUID),
         "sop_instance_uid": str(ds.SOPInstanceUID),
@@ -94,16 +111,16 @@ async def check_move(assoc: Association) -> dict[str, Any] | None:
     destination = random_destination()
     status = await assoc.move(sop_class, q, destination)
     info = dict(getattr(assoc, "last_move", {}) or {})
-    if status == MOVE_DESTINATION_UNKNOWN:
+    if status == STATUS_MOVE_DESTINATION_UNKNOWN:
         accepted: bool | None = False
         confidence = "confirmed"
     elif info.get("pending") or (status in SUBOPERATIONS_FAILED and info.get("failed")):
         accepted, confidence = True, "confirmed"  # it started sending (or trying to)
-    elif status == 0:
+    elif status == STATUS_SUCCESS:
         # success with nothing to move: the destination was not refused, but a server that
         # matches before it resolves the destination would answer the same
         accepted, confidence = True, "inferred"
-    elif (status >> 12) in (0xA, 0xC) and not any(info.get(k) for k in ("failed", "completed")):
+    elif is_service_failure(status) and not any(info.get(k) for k in ("failed", "completed")):
         # a failure before any sub-operation (Orthanc 1.10 answers 0xC000 for an unknown
         # modality): refused, though perhaps for another reason than the destination
         accepted, confidence = False, "inferred"
@@ -135,7 +152,7 @@ async def run_check(assoc: Association, name: str) -> dict[str, Any] | None:
         return {"error": f"{type(exc).__name__}: {exc}", "accepted": None}
 
 
-def intrusive_findings(intrusive: dict[str, Any] | None) -> list[Finding]:
+def intrusive_findings(intrusive: IntrusiveChecks | dict[str, Any] | None) -> list[Finding]:
     if not intrusive:
         return []
     out: list[Finding] = []
@@ -176,10 +193,10 @@ class IntrusiveProbe:
     def applies(self, session: Session) -> bool:
         return bool(session.opts.intrusive) and not session.opts.discovery
 
-    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+    async def run(self, target: Target, session: Session) -> ProbeResult[IntrusiveChecks]:
         r = session.record
         ops = session.operations
-        r.intrusive = checks = {"store": None, "move": None}
+        r.intrusive = checks = IntrusiveChecks(store=None, move=None)
         for check, service, judge in (
             ("store", "storage", operations.from_intrusive_store),
             ("move", "move", operations.from_intrusive_move),
@@ -187,8 +204,9 @@ class IntrusiveProbe:
             current = await session.live_association()
             if current is None:
                 break
-            checks[check] = await run_check(current, check)
-            op = judge(checks[check])
+            result = await run_check(current, check)
+            setattr(checks, check, result)
+            op = judge(result)
             if op is not None:
                 ops[service] = op
                 await session.drop_if_broken(op)

@@ -38,13 +38,21 @@ States: ``answered`` | ``refused`` | ``failed`` | ``untested``. Each record is
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from pydicom.dataset import Dataset
 
-from ..dul.dimse import STATUS_CANCEL, STATUS_PENDING, STATUS_SUCCESS
+from ..dul.codes import (
+    STATUS_CANCEL,
+    STATUS_NOT_AUTHORIZED,
+    STATUS_SOP_CLASS_NOT_SUPPORTED,
+    STATUS_SUCCESS,
+    is_c_warning,
+    is_pending,
+)
 from ..dul.errors import DulError, MalformedPdu, PeerAborted, PeerTimeout, ProtocolViolation
-from ..dul.scu import Association
+from ..dul.scu import Association, ReleasedBeforeAnswer
 from ..knowledge import sopclasses as sc
 from .result import Operation
 
@@ -54,9 +62,7 @@ FAILED = "failed"
 UNTESTED = "untested"
 
 #: PS3.7 C.4 general statuses a server uses to refuse an operation it will not perform.
-REFUSED_NOT_AUTHORIZED = 0x0124
-REFUSED_SOP_CLASS_NOT_SUPPORTED = 0x0122
-REFUSAL_STATUSES = frozenset({REFUSED_NOT_AUTHORIZED, REFUSED_SOP_CLASS_NOT_SUPPORTED})
+REFUSAL_STATUSES = frozenset({STATUS_NOT_AUTHORIZED, STATUS_SOP_CLASS_NOT_SUPPORTED})
 
 #: services whose operation the default scan sends (read-only)
 PROBED = ("verification", "find_study_root", "find_patient_root", "worklist")
@@ -74,9 +80,9 @@ def classify_find(status: int | None) -> str:
     """State of a C-FIND (or C-ECHO) from its final status (PS3.4 C.4.1.1.4 categories)."""
     if status is None:
         return FAILED
-    if status in (STATUS_SUCCESS, STATUS_CANCEL) or status in STATUS_PENDING:
+    if status in (STATUS_SUCCESS, STATUS_CANCEL) or is_pending(status):
         return ANSWERED
-    if status == 0x0001 or 0xB000 <= status <= 0xBFFF:
+    if is_c_warning(status):
         # Warning category: processed and answered (dcm4che ends C-FINDs with 0xB100,
         # dcm4che/dcm4che#586)
         return ANSWERED
@@ -134,9 +140,12 @@ async def probe_echo(assoc: Association, *, release: bool = False) -> Operation:
     """C-ECHO; raises nothing: an abort or a dropped connection is ``refused``.
 
     ``release``: the C-ECHO is the last request; the A-RELEASE-RQ goes with it
-    (:meth:`Association.echo`)."""
+    (:meth:`Association.echo`); a peer that answers the release first raises
+    :class:`ReleasedBeforeAnswer` (the C-ECHO is then unanswered, not refused)."""
     try:
         status = await assoc.echo(release=release)
+    except ReleasedBeforeAnswer:
+        raise
     except DulError as exc:
         return _on_error(exc, "C-ECHO")
     state = ANSWERED if status == STATUS_SUCCESS else classify_find(status)
@@ -285,7 +294,7 @@ async def probe_get(assoc: Association, *, max_responses: int = 100) -> Operatio
                 return record(ANSWERED, None, "C-GET: the server started a C-STORE")
             if reply.command_field != dimse.C_GET_RSP:
                 return record(FAILED, None, f"C-GET: got command 0x{reply.command_field:04x}")
-            if reply.status in STATUS_PENDING:
+            if is_pending(reply.status):
                 continue
             status = reply.status
             if status in REFUSAL_STATUSES:
@@ -333,3 +342,45 @@ def from_intrusive_move(move: dict[str, Any] | None) -> Operation | None:
     if status in REFUSAL_STATUSES:
         return record(REFUSED, status, f"C-MOVE status 0x{status:04X}")
     return record(ANSWERED, status, f"C-MOVE of nothing to an unknown AE: status 0x{status:04X}")
+
+
+def worth_counting(ops: dict[str, Operation]) -> bool:
+    """Count the exposure? Where a query was answered, or failed without being refused (a
+    failure status or silence says nothing about access; the count's own queries will), and
+    unless the C-ECHO went unanswered (an AC, then silence: issue 12)."""
+    return "verification" not in silent(ops) and any(
+        ops[n].state in (ANSWERED, FAILED)
+        for n in ("find_study_root", "find_patient_root", "worklist")
+        if n in ops
+    )
+
+
+def silent(ops: dict[str, Operation]) -> dict[str, str]:
+    """Operations the peer never answered (state failed, no status): name -> detail.
+
+    After one, no further service is probed: each probe of a peer that stopped answering costs
+    a new association and a full timeout, and the per-endpoint budget would end the endpoint
+    instead. The exposure count still runs unless the C-ECHO itself went unanswered (an AC,
+    then silence: issue 12's accept-then-silence), since a server may answer a real query with
+    records and stall only on the probe's (dicom-rs #434)."""
+    return {
+        name: str(op.detail)
+        for name, op in ops.items()
+        if op.state == FAILED and op.status is None
+    }
+
+
+def hide_refused_contexts(assoc: Association, ops: dict[str, Operation]) -> None:
+    """Counting must not send the queries a stranger was refused (an Orthanc worklist with
+    DicomAlwaysAllowFindWorklist false would abort the association half-way through the Q/R
+    counts): their contexts are marked refused in this association's view of its AC. Failed
+    ones (a failure status, silence) are still counted: the count records how they fail."""
+    refused = {
+        uid
+        for name, op in ops.items()
+        if op.state == REFUSED and name in ("find_study_root", "find_patient_root", "worklist")
+        for uid in sc.SERVICES[name]
+    }
+    if refused:
+        results = {u: (3 if u in refused else code) for u, code in assoc.accept.results.items()}
+        assoc.accept = replace(assoc.accept, results=results)

@@ -148,6 +148,8 @@ class Session(Protocol):
     opts: Any
     #: the record being filled
     record: EndpointResult
+    #: the scan's archive cache (``scan.exposure.ArchiveCache``), None: none
+    archives: Any
     #: the scan's fingerprint database (``knowledge.fingerprint.FingerprintDB``), None: the packaged
     fingerprints: Any
     #: outcome of each probe that ran, by probe name

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..knowledge.fingerprint import Fingerprint, load_database
 from . import operations
 from .probe import Need, ProbeResult, Session, Stage, Target
-from .result import EndpointResult, Finding
+from .result import EndpointResult, Finding, ProductEvidence
 
 
 async def identify_embedding_product(
@@ -33,11 +33,11 @@ async def identify_embedding_product(
     if rest is not None and rest.get("same_instance") is not False:
         r.toolkit = named
         r.product, r.product_version = "Orthanc", rest["version"]
-        r.product_evidence = {
-            "source": f"Orthanc REST API /system on port {rest['port']}",
-            "confidence": "observed" if rest["same_instance"] else "inferred",
-            "rest": rest,
-        }
+        r.product_evidence = ProductEvidence(
+            source=f"Orthanc REST API /system on port {rest['port']}",
+            confidence="observed" if rest["same_instance"] else "inferred",
+            rest=rest,
+        )
         return
     aborted = [
         n
@@ -47,11 +47,11 @@ async def identify_embedding_product(
     if aborted and r.services_negotiated.get("find_study_root"):
         r.toolkit = named
         r.product, r.product_version = "Orthanc", None
-        r.product_evidence = {
-            "source": "behaviour: DCMTK identity, Q/R contexts accepted from any calling AE,"
+        r.product_evidence = ProductEvidence(
+            source="behaviour: DCMTK identity, Q/R contexts accepted from any calling AE,"
             f" then {', '.join(sorted(aborted))} refused with A-ABORT",
-            "confidence": "inferred",
-        }
+            confidence="inferred",
+        )
 
 
 class ProductProbe:

@@ -1,8 +1,7 @@
-"""A token bucket shared by every connection the scan opens (sweep and assessment alike).
+"""The rate limit shared by every connection the scan opens (sweep and assessment alike): the
+one token bucket of dicomguard (:mod:`dicomguard.tokenbucket`), set up for a windowed promise.
 
-asyncio has no rate limiter, and the ones on PyPI (aiolimiter) add a dependency for twenty lines
-and have no non-blocking take for the sweep's callback-driven loop; rate 0 means "unlimited"
-without a branch at every call site.
+Rate 0 means "unlimited" without a branch at every call site.
 
 The promise (``--rate R``, issue 12): **at most R new connections in every window of one
 second**, whatever second you look at, the first one included. A plain token bucket of capacity
@@ -21,6 +20,8 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+
+from ..tokenbucket import TokenBucket
 
 #: refill a hair slower than the bound (relative), so the rounding slack below (_SLACK per
 #: token taken) can never add up to a token in a window
@@ -48,20 +49,14 @@ class RateLimiter:
         self.burst = min(whole, burst if burst is not None else max(1, whole // 100))
         #: tokens per second: see the module docstring for why not ``rate``
         self.refill = (whole - self.burst + 1) * (1 - _EPSILON) if rate >= 1 else rate
-        self._tokens = 0.0
-        self._last = clock()
+        #: starts empty: the first second holds the promise too
+        self._bucket = TokenBucket(self.refill, self.burst, full=False, slack=_SLACK, clock=clock)
 
     def try_take(self) -> float:
         """Take a token now and return 0, or return how many seconds until one is there."""
         if self.rate <= 0:
             return 0.0
-        now = self.clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._last) * self.refill)
-        self._last = now
-        if self._tokens >= 1 - _SLACK:
-            self._tokens = max(0.0, self._tokens - 1)
-            return 0.0
-        return (1 - self._tokens) / self.refill
+        return self._bucket.try_take()
 
     async def acquire(self) -> None:
         while (wait := self.try_take()) > 0:

@@ -9,12 +9,13 @@ by :mod:`dicomguard.scan.schema` into the JSON Schema ``docs/scan-record.schema.
 - :class:`EndpointResult` the record itself (one JSON Lines line);
 - verdicts the assessment fills in place and serialises with :meth:`Part.to_json`:
   :class:`CalledAet`, :class:`CallingAet`, :class:`UserIdentityVerdict`, :class:`Operation`,
-  :class:`Finding`;
+  :class:`Finding`, :class:`AssociateReject`, :class:`DicomLikelihood`,
+  :class:`ProductEvidence`, :class:`TlsDetails`, :class:`WebExposure`,
+  :class:`IntrusiveChecks` (the nested objects of the last three are still dicts);
 - parts still built as plain dicts by their probe, whose shape the schema takes from these
-  classes (``schema=`` in the field metadata): :class:`AssociateReject`, :class:`Exposure`,
-  :class:`TlsDetails`, :class:`WebExposure`, :class:`IntrusiveChecks`, :class:`HoneypotVerdict`,
-  :class:`ProductEvidence`, :class:`DicomLikelihood`. Classes marked ``OPEN`` allow keys not
-  listed (their probe adds detail beside the documented keys).
+  classes (``schema=`` in the field metadata): :class:`Exposure`, :class:`HoneypotVerdict`.
+  Classes marked ``OPEN`` allow keys not listed (their probe adds detail beside the
+  documented keys).
 
 Records read back from the store or a JSON Lines file are plain dicts; a :class:`Part` answers
 ``part["key"]`` and ``part.get("key")`` as well, so code that reads verdicts (honeypot
@@ -23,6 +24,7 @@ signals, confidence, report tests) serves both without converting.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -71,6 +73,9 @@ class Part:
         """``key in part``: the key is in the part's JSON, as it was in the dict (an omitted
         None is absent); without this, ``in`` would iterate by integer index."""
         return isinstance(key, str) and key in self.to_json()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_json())
 
     def update(self, **changes: Any) -> None:
         """Set several fields at once. Raises TypeError for a name that is not a field."""
@@ -202,10 +207,41 @@ class AssociateReject(Part):
 
 
 @dataclass(eq=False)
+class PatientLevel(Part):
+    """What the PATIENT level of the Q/R model answered (scan.exposure)."""
+
+    #: "complete" | "capped" | "refused" | "not-offered" | "not-asked"
+    state: str
+    #: its final C-FIND status, None when none came
+    status: int | None
+    #: matches it returned, None when not asked
+    matches: int | None
+
+
+@dataclass(eq=False)
+class WorklistExposure(Part):
+    """What the Modality Worklist lists to a stranger (scan.exposure)."""
+
+    #: scheduled procedure steps listed, None when refused
+    items: int | None
+    #: distinct patients among them (keyed hashes of PatientID), None when refused
+    patients: int | None
+    #: earliest scheduled date seen, "YYYYMMDD"
+    earliest_scheduled_date: str | None = field(default=None, metadata=OMIT_NONE)
+    #: latest scheduled date seen, "YYYYMMDD"
+    latest_scheduled_date: str | None = field(default=None, metadata=OMIT_NONE)
+    #: the counts are exact (false: lower bounds or refused)
+    complete: bool = False
+    #: the final C-FIND status
+    status: int | None = field(default=None, metadata=OMIT_NONE)
+    #: the failure that ended the count, when one did
+    error: str | None = field(default=None, metadata=OMIT_NONE)
+
+
+@dataclass(eq=False)
 class Exposure(Part):
     """What a stranger can list (scan.exposure): counts are keyed-hash de-duplicated."""
 
-    OPEN = True
     #: distinct patients listed, None when not known (refused, or impossible answers)
     patients: int | None
     #: distinct studies listed, None when not known
@@ -216,28 +252,77 @@ class Exposure(Part):
     latest_study_date: str | None
     #: false when the counts are lower bounds (result caps, budget, refusals, errors)
     complete: bool
+    #: modalities seen in the study answers
+    modalities: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    #: studies per study year ("YYYY" -> count), exact only when complete
+    studies_by_year: dict[str, int] | None = field(default=None, metadata=OMIT_NONE)
+    #: the silent result cap found, if any
+    result_cap: int | None = field(default=None, metadata=OMIT_NONE)
+    #: universal queries were refused (narrower ones may pass)
+    refuses_broad_queries: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: every C-FIND refused, narrow ones too (per-operation access control)
+    refuses_every_query: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: the failure status of those refusals
+    refusal_status: int | None = field(default=None, metadata=OMIT_NONE)
+    #: what the PATIENT level answered
+    patient_level: PatientLevel | None = field(default=None, metadata=OMIT_NONE)
+    #: matches without a Study Instance UID (stub placeholders): not studies
+    placeholder_matches: int | None = field(default=None, metadata=OMIT_NONE)
+    #: impossible combinations seen; complete is false when any is listed
+    inconsistencies: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    #: studies came back for the range 18000101-18000102 (decoy behaviour)
+    answers_impossible_query: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: every study is dated the day of the scan (decoy behaviour)
+    studies_all_on_scan_day: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: the worklist's own counts, when a worklist service was counted
+    worklist: WorklistExposure | None = field(default=None, metadata=OMIT_NONE)
+    #: scheduled procedure steps listed (same as worklist.items)
+    worklist_items: int | None = field(default=None, metadata=OMIT_NONE)
+    #: C-FIND operations used
+    queries: int | None = field(default=None, metadata=OMIT_NONE)
+    #: the count stopped at its time budget: the counts are lower bounds
+    time_budget_spent: bool | None = field(default=None, metadata=OMIT_NONE)
+    #: host:port whose archive this port also fronts (its counts are that port's)
+    same_archive_as: str | None = field(default=None, metadata=OMIT_NONE)
+    #: only with --collect-identifiers: salted SHA-256 of patient IDs
+    patient_id_hashes: list[str] | None = field(default=None, metadata=OMIT_NONE)
+    #: the failure that ended the count, when one did
+    error: str | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(eq=False)
 class TlsDetails(Part):
-    """TLS facts where a handshake completed (scan.tls_probe)."""
+    """TLS facts where a handshake completed (scan.tls_probe); keys in the order written."""
 
-    OPEN = True
-    #: per protocol version ("TLSv1.0".."TLSv1.3"): {"accepted", "cipher", ...}
-    versions: dict[str, Any]
+    #: per protocol version ("TLSv1.0".."TLSv1.3"): {"accepted", "cipher", "note"?, "error"?}
+    versions: dict[str, dict[str, Any]]
     #: {"requested": bool | None, "required": bool | None}
-    client_cert: dict[str, Any]
+    client_cert: dict[str, bool | None]
     #: subject, issuer, validity, key and signature of the server certificate, or None
     certificate: dict[str, Any] | None
     #: how the probe was done (security levels, what was not tested)
     notes: list[str]
+    #: the version the cipher checks ran at (the best one <= TLS 1.2)
+    tested_at: str | None = field(default=None, metadata=OMIT_NONE)
+    #: weak suite groups: {"accepted", "cipher"} each
+    weak_ciphers: dict[str, dict[str, Any]] | None = field(default=None, metadata=OMIT_NONE)
+    #: the four suites PS3.15 B.10/B.11 require: accepted or not
+    bcp195_suites: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
+    #: a suite outside the B.11 extended profile: {"accepted", "cipher"}
+    suite_outside_extended_profile: dict[str, Any] | None = field(
+        default=None, metadata=OMIT_NONE
+    )
+    #: per PS3.15 profile: {"conformant": bool | None, "reasons", "untested"?, ...}
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: TLS handshakes the probe made
+    handshakes: int = 0
 
 
 @dataclass(eq=False)
 class WebExposure(Part):
-    """Orthanc REST and QIDO-RS exposure of an HTTP(S) port (scan.web)."""
+    """Orthanc REST and QIDO-RS exposure of an HTTP(S) port (scan.web); keys in the order
+    written."""
 
-    OPEN = True
     #: "http" | "https"
     scheme: str
     #: the Server header (at most 100 characters), or None
@@ -246,10 +331,15 @@ class WebExposure(Part):
     product: str | None
     #: its version, or None
     product_version: str | None
-    #: Orthanc REST facts (/system, authentication), None when no Orthanc answered
+    #: Orthanc REST facts (/system, /statistics counts, authentication), None when no Orthanc
+    #: answered
     orthanc: dict[str, Any] | None
     #: QIDO-RS study count where a DICOMweb path answered, else None
     qido: dict[str, Any] | None
+    #: the failure that ended the checks, when one did
+    error: str | None = field(default=None, metadata=OMIT_NONE)
+    #: HTTP requests made
+    requests: int = 0
 
 
 @dataclass(eq=False)
@@ -281,11 +371,12 @@ class HoneypotVerdict(Part):
 class ProductEvidence(Part):
     """How a product was told apart from the toolkit its A-ASSOCIATE-AC names."""
 
-    OPEN = True
     #: what named it (REST /system on a port, or the behaviour seen)
     source: str
     #: "observed" | "inferred"
     confidence: str
+    #: the host's Orthanc REST /system facts, when they named it
+    rest: dict[str, Any] | None = field(default=None, metadata=OMIT_NONE)
 
 
 @dataclass(eq=False)
@@ -341,9 +432,7 @@ class EndpointResult:
     toolkit: str | None = None
     #: how the product was told apart from that toolkit: {"source", "confidence": "observed"
     #: | "inferred", ...}; None when the AC alone named it
-    product_evidence: dict[str, Any] | None = field(
-        default=None, metadata={"schema": ProductEvidence}
-    )
+    product_evidence: ProductEvidence | None = None
     #: does it reject unknown called AE titles, and which title it accepted
     called_aet: CalledAet = field(default_factory=CalledAet)
     #: does it reject unknown calling AE titles (reason 3)
@@ -371,12 +460,10 @@ class EndpointResult:
     #: findings of the catalogue, in the order the probes produced them
     findings: list[Finding] = field(default_factory=list)
     #: decoded A-ASSOCIATE-RJ of the first (arbitrary AE) request, when there was one
-    reject: dict[str, Any] | None = field(default=None, metadata={"schema": AssociateReject})
+    reject: AssociateReject | None = None
     #: DICOM inferred, not observed (a TLS port requiring a client certificate):
     #: {"verdict": "likely" | "unknown", "confidence": 0..1, "reasons": [...]}; None otherwise
-    dicom_likelihood: dict[str, Any] | None = field(
-        default=None, metadata={"schema": DicomLikelihood}
-    )
+    dicom_likelihood: DicomLikelihood | None = None
     #: why DICOM could not be confirmed (timeout, garbage, abort...), when it could not
     error: str | None = None
     #: seconds the A-ASSOCIATE answer took when it came only on the slow-greeting retry
@@ -397,11 +484,11 @@ class EndpointResult:
     confidence: dict[str, str] = field(default_factory=dict)
     #: TLS facts where a handshake completes (scan.tls_probe): versions, ciphers, certificate,
     #: client certificate, PS3.15 BCP 195 profile comparison; None when no TLS was seen
-    tls_details: dict[str, Any] | None = field(default=None, metadata={"schema": TlsDetails})
+    tls_details: TlsDetails | None = None
     #: HTTP(S) ports only (scan.web): Orthanc REST and QIDO-RS exposure; dicom is false then
-    web: dict[str, Any] | None = field(default=None, metadata={"schema": WebExposure})
+    web: WebExposure | None = None
     #: only with --intrusive (scan.intrusive): C-STORE and C-MOVE results
-    intrusive: dict[str, Any] | None = field(default=None, metadata={"schema": IntrusiveChecks})
+    intrusive: IntrusiveChecks | None = None
     #: what kind of failure ``error`` is (dul.errors ``kind``: "malformed", "timeout",
     #: "budget", ...)
     error_kind: str | None = None
@@ -424,7 +511,7 @@ class EndpointResult:
         converted here (one small dict each).
         """
         d = dict(self.__dict__)
-        for key in ("called_aet", "calling_aet", "user_identity"):
+        for key in _PART_FIELDS:
             value = d[key]
             if isinstance(value, Part):
                 d[key] = value.to_json()
@@ -443,10 +530,7 @@ class EndpointResult:
         :meth:`to_dict` writes them again. Raises TypeError without host and port."""
         kwargs = {k: v for k, v in record.items() if k in _FIELD_NAMES}
         extra = {k: v for k, v in record.items() if k not in _FIELD_NAMES}
-        for key, part in (
-            ("called_aet", CalledAet), ("calling_aet", CallingAet),
-            ("user_identity", UserIdentityVerdict),
-        ):
+        for key, part in _PART_FIELDS.items():
             if key in kwargs:
                 kwargs[key] = part.from_json(kwargs[key])
         if kwargs.get("operations"):
@@ -460,3 +544,15 @@ class EndpointResult:
 
 
 _FIELD_NAMES = frozenset(f.name for f in fields(EndpointResult))
+#: record fields holding one typed part (None or the part)
+_PART_FIELDS: dict[str, type[Part]] = {
+    "product_evidence": ProductEvidence,
+    "called_aet": CalledAet,
+    "calling_aet": CallingAet,
+    "user_identity": UserIdentityVerdict,
+    "reject": AssociateReject,
+    "dicom_likelihood": DicomLikelihood,
+    "tls_details": TlsDetails,
+    "web": WebExposure,
+    "intrusive": IntrusiveChecks,
+}

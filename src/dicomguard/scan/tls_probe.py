@@ -52,7 +52,7 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, p
 from ..dul.errors import DulError
 from ..dul.scu import close_writer, open_stream
 from .probe import Need, ProbeResult, Session, Stage, Target
-from .result import EndpointResult, Finding, TlsDetails, finding
+from .result import DicomLikelihood, EndpointResult, Finding, TlsDetails, finding
 
 Pace = Callable[[], Awaitable[None]]
 
@@ -514,7 +514,7 @@ def compare_profiles(d: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def tls_findings(d: dict[str, Any] | None) -> list[Finding]:
+def tls_findings(d: TlsDetails | dict[str, Any] | None) -> list[Finding]:
     """Findings (with remediation in the catalog) from a ``tls_details`` record."""
     if not d:
         return []
@@ -592,11 +592,9 @@ def judge_mutual_tls(r: EndpointResult, web_ports: Collection[int]) -> None:
     likely = score >= 0.5
     r.tls = True
     r.dicom = likely
-    r.dicom_likelihood = {
-        "verdict": "likely" if likely else "unknown",
-        "confidence": round(score, 2),
-        "reasons": reasons,
-    }
+    r.dicom_likelihood = DicomLikelihood(
+        "likely" if likely else "unknown", round(score, 2), reasons
+    )
     r.error = None if likely else r.error
 
 
@@ -621,10 +619,11 @@ class TlsProbe:
             return bool(r.web["scheme"] == "https")
         return not opts.discovery and (r.tls or session.tls_only)
 
-    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+    async def run(self, target: Target, session: Session) -> ProbeResult[TlsDetails]:
         r = session.record
-        details = await probe_tls(target.host, target.port, session.opts.tls_probe,
-                                  pace=session.pace)
+        found = await probe_tls(target.host, target.port, session.opts.tls_probe,
+                                pace=session.pace)
+        details = TlsDetails(**found) if found is not None else None
         r.tls_details = details  # before the judgement below reads it
         if r.web is None and not r.dicom:
             web = session.opts.web

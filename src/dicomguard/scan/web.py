@@ -427,7 +427,7 @@ async def _count_studies(c: _Client, path: str, accept: str) -> dict[str, Any]:
     }
 
 
-def web_findings(web: dict[str, Any] | None) -> list[Finding]:
+def web_findings(web: WebExposure | dict[str, Any] | None) -> list[Finding]:
     """Findings (catalog IDs with remediation) from a ``web`` record."""
     if not web:
         return []
@@ -477,13 +477,14 @@ class WebProbe:
         web = session.opts.web
         return web is not None and not session.opts.discovery and session.port in web.ports
 
-    async def run(self, target: Target, session: Session) -> ProbeResult[dict[str, Any]]:
+    async def run(self, target: Target, session: Session) -> ProbeResult[WebExposure]:
         """Raises ConnectFailed when the port is closed or filtered."""
         web = await probe_web(target.host, target.port, session.opts.web, pace=session.pace)
-        if web is not None:
-            session.record.product = web.get("product")
-            session.record.product_version = web.get("product_version")
-        return ProbeResult.ok(web)
+        if web is None:
+            return ProbeResult.ok(None)
+        session.record.product = web.get("product")
+        session.record.product_version = web.get("product_version")
+        return ProbeResult.ok(WebExposure(**web))
 
     def findings(self, record: EndpointResult) -> list[Finding]:
         return web_findings(record.web)

@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from dicomguard.dul.codes import REJECT_CALLED_AET, REJECT_CALLING_AET
 from dicomguard.knowledge.synthetic import (
     GroundTruth,
     SyntheticPatient,
@@ -41,9 +42,9 @@ EXPECTATION_KEYS = (
     "storage",
 )
 
-#: A-ASSOCIATE-RJ reasons (PS3.8 9.3.4, source 1 = service user) the servers use.
-REASON_CALLING_AET = 3
-REASON_CALLED_AET = 7
+#: A-ASSOCIATE-RJ reasons (PS3.8 9.3.4, source service user) the servers use.
+REASON_CALLING_AET = REJECT_CALLING_AET.reason
+REASON_CALLED_AET = REJECT_CALLED_AET.reason
 
 #: Where Debian puts the binaries. Looked up first because a Python "storescp" shim (pynetdicom
 #: apps under pyenv) can shadow DCMTK's on PATH.

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pydicom import dcmwrite
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian
+from pynetdicom.sop_class import ModalityWorklistInformationFind
 
 from dicomguard.knowledge.synthetic import SyntheticPatient, all_instances
 from dicomguard.lab.tls import LabCertificates, make_certificates
@@ -262,7 +263,7 @@ def worklist_dataset(patient: SyntheticPatient, study_index: int) -> Dataset:
     step.CommentsOnTheScheduledProcedureStep = ""
     ds.ScheduledProcedureStepSequence = [step]
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.31"
+    meta.MediaStorageSOPClassUID = ModalityWorklistInformationFind
     meta.MediaStorageSOPInstanceUID = f"{study.study_instance_uid}.99"
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.file_meta = meta

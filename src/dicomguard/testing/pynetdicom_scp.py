@@ -18,6 +18,7 @@ from pynetdicom.sop_class import (
 )
 from pynetdicom.transport import ThreadedAssociationServer
 
+from dicomguard.dul.codes import STATUS_CANCEL, STATUS_PENDING, STATUS_UNABLE_TO_PROCESS
 from dicomguard.knowledge.synthetic import SyntheticPatient
 from dicomguard.testing import matching
 from dicomguard.testing.base import (
@@ -28,9 +29,6 @@ from dicomguard.testing.base import (
     default_patients,
 )
 from dicomguard.testing.reference import start_scp
-
-#: C-FIND status "Unable to process" (PS3.4 C.4.1.1.4), for levels we do not serve.
-STATUS_UNABLE_TO_PROCESS = 0xC000
 
 
 class PynetdicomFindServer(LoopbackServer):
@@ -100,9 +98,9 @@ class PynetdicomFindServer(LoopbackServer):
             return
         for ds in answers:
             if event.is_cancelled:
-                yield 0xFE00, None
+                yield STATUS_CANCEL, None
                 return
-            yield 0xFF00, ds
+            yield STATUS_PENDING, ds
 
     def _start(self) -> None:
         try:

@@ -13,6 +13,7 @@
                      |                  AE-title defaults, verdict names, synthetic patients
                     dul                 DICOM upper layer (PS3.8) and DIMSE (PS3.7), both roles
     geoip: no part; report and cli use it.   dicomguard/__init__ (__version__): anyone.
+    tokenbucket: no part; scan (connection rate) and gateway (operation rate) share it.
 
 The rule is checked on the package's own modules, ``tests`` folders and the pytest
 ``conftest.py`` excluded: tests may drive any part as a peer (a scan test starts a lab fleet).
@@ -34,17 +35,20 @@ ALLOWED: dict[str, frozenset[str]] = {
     "dul": frozenset(),
     "knowledge": frozenset({"dul"}),
     "geoip": frozenset(),
+    "tokenbucket": frozenset(),
     "store": frozenset({"knowledge"}),
-    "scan": frozenset({"dul", "knowledge"}),
+    "scan": frozenset({"dul", "knowledge", "tokenbucket"}),
     "report": frozenset({"knowledge", "store", "geoip"}),
-    "gateway": frozenset({"dul", "knowledge"}),
+    "gateway": frozenset({"dul", "knowledge", "tokenbucket"}),
     "lab": frozenset({"dul", "knowledge"}),
     "testing": frozenset(
-        {"dul", "knowledge", "geoip", "store", "scan", "report", "gateway", "lab", "runner"}
+        {"dul", "knowledge", "geoip", "tokenbucket", "store", "scan", "report", "gateway", "lab",
+         "runner"}
     ),
-    "runner": frozenset({"dul", "knowledge", "geoip", "store", "scan", "report"}),
+    "runner": frozenset({"dul", "knowledge", "geoip", "tokenbucket", "store", "scan", "report"}),
     "cli": frozenset(
-        {"dul", "knowledge", "geoip", "store", "scan", "report", "gateway", "lab", "runner"}
+        {"dul", "knowledge", "geoip", "tokenbucket", "store", "scan", "report", "gateway", "lab",
+         "runner"}
     ),
 }
 #: modules directly under dicomguard/ that are not parts

@@ -29,6 +29,8 @@ BAD = {
     "merge-missing-shard": ["merge", "{tmp}/none.db", "-o", "{tmp}/all.db"],
     "diff-missing-db": ["diff", "{tmp}/a.db", "{tmp}/b.db"],
     "unknown-command": ["survey"],
+    "no-command": [],
+    "after-top-level-option": ["-v", "scan", "127.0.0.1", "--timeout", "0"],
 }
 
 

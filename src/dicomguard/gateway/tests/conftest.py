@@ -183,11 +183,11 @@ def passcode_hash() -> str:
 
 
 @pytest.fixture(scope="session")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Gateway server cert, two client certs from the trusted CA, one from a rogue CA."""
-    d = tmp_path_factory.mktemp("pki")
-    ca = TestCA(d)
-    rogue = TestCA(d / "rogue", "rogue CA")
+def pki(test_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Gateway server cert, two client certs from the trusted CA (the kit's ``test_ca``), one
+    from a rogue CA."""
+    ca = test_ca
+    rogue = TestCA(tmp_path_factory.mktemp("pki-rogue"), "rogue CA")
     return {
         "ca": ca.ca_file,
         "server": ca.issue("gateway", server=True, hosts=(GATEWAY_HOST, "127.0.0.1")),

@@ -30,6 +30,7 @@ from pydicom.dataset import Dataset
 from dicomguard.dul import dimse, scu
 from dicomguard.dul import pdu as P
 from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.codes import is_pending
 from dicomguard.dul.command import encode_command
 from dicomguard.dul.errors import DulError, PeerAborted, PeerClosed
 from dicomguard.testing import pdus
@@ -205,7 +206,7 @@ async def _collect(assoc: scu.Association, *, until_final: int = 0,
                 continue
             for msg in assembler.feed(raw.data):
                 messages.append(msg)
-                if msg.status not in dimse.STATUS_PENDING:
+                if not is_pending(msg.status):
                     finals += 1
     except PeerAborted as exc:
         abort = (exc.source, exc.reason)
@@ -377,8 +378,8 @@ async def test_find_cap_counts_by_the_request_answered(
     for msg in outcome.messages:
         by_request[int(msg.command.MessageIDBeingRespondedTo)].append(msg.status)
     for statuses in by_request.values():
-        pending = [s for s in statuses if s in dimse.STATUS_PENDING]
-        assert len(pending) <= 3 and statuses[-1] not in dimse.STATUS_PENDING, by_request
+        pending = [s for s in statuses if is_pending(s)]
+        assert len(pending) <= 3 and not is_pending(statuses[-1]), by_request
     _no_traceback(gateway_log)
 
 
@@ -405,7 +406,7 @@ async def test_pipelined_finds_in_two_pdus_never_pass_the_cap(
         outcome = await _collect(assoc, until_final=2)
     finally:
         await assoc.close()
-    pending = [s for s in outcome.statuses() if s in dimse.STATUS_PENDING]
+    pending = [s for s in outcome.statuses() if is_pending(s)]
     assert len(pending) <= 3, outcome.statuses()
     if outcome.abort is not None:
         assert outcome.abort == (2, 6)
@@ -454,7 +455,7 @@ async def test_control_backends_disagree_on_the_duplicate(
     assert outcome.messages, outcome
     assert outcome.messages[-1].command_field == acts_on
     if acts_on == dimse.C_FIND_RSP:
-        assert any(s in dimse.STATUS_PENDING for s in outcome.statuses())
+        assert any(is_pending(s) for s in outcome.statuses())
 
 
 # -- a backend that answers what nobody asked ---------------------------------------------------

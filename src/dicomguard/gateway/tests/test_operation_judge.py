@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import pytest
 
-from dicomguard.dul import dimse
+from dicomguard.dul import codes, dimse
+from dicomguard.dul.codes import STATUS_OUT_OF_RESOURCES
 from dicomguard.dul.command import CommandRefused, CommandSet, encode_command, parse_command_strict
 from dicomguard.gateway.config import IdentityPolicy
 from dicomguard.gateway.judge import DROP, PASS, Decision, OperationJudge
-from dicomguard.gateway.policy import STATUS_OUT_OF_RESOURCES, RateLimits
+from dicomguard.gateway.policy import RateLimits
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
 FIND = "1.2.840.10008.5.1.4.1.2.1.1"
@@ -24,7 +25,7 @@ GET = "1.2.840.10008.5.1.4.1.2.1.3"
 ECHO = "1.2.840.10008.1.1"
 #: presentation context ID -> abstract syntax, as the backend accepted them
 ACCEPTED = {1: ECHO, 3: CT, 5: FIND, 7: GET}
-PENDING = dimse.STATUS_PENDING[0]
+PENDING = codes.STATUS_PENDING
 
 
 def _judge(operations: str = "ECHO STORE FIND GET", *, find_cap: int = 0,
@@ -52,7 +53,7 @@ def _find_rq(message_id: int) -> CommandSet:
 def _rsp(field: int, answered: int, status: int, sop_class: str = CT) -> CommandSet:
     return _cs(CommandField=field, MessageIDBeingRespondedTo=answered, Status=status,
                AffectedSOPClassUID=sop_class,
-               CommandDataSetType=1 if status == PENDING else dimse.NO_DATASET)
+               CommandDataSetType=1 if status == PENDING else codes.DATA_SET_ABSENT)
 
 
 def _messages(pdus: tuple[bytes, ...]) -> list[dimse.DimseMessage]:
@@ -143,7 +144,7 @@ def test_a_find_past_its_cap_is_cancelled_at_the_backend_and_closed_at_the_clien
 def test_cancels_pass_only_for_what_is_outstanding() -> None:
     judge = _judge()
     cancel = _cs(CommandField=dimse.C_CANCEL_RQ, MessageIDBeingRespondedTo=6,
-                 CommandDataSetType=dimse.NO_DATASET)
+                 CommandDataSetType=codes.DATA_SET_ABSENT)
     assert judge.request(5, cancel) is DROP  # PS3.7 9.3.2.3: nothing to cancel, ignored
     judge.request(5, _find_rq(6))
     assert judge.request(5, cancel) is PASS

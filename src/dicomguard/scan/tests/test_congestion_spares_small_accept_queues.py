@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from dicomguard.dul.scu import Timeouts
 from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.congestion import Window
 from dicomguard.scan.engine import Engine, ScanConfig
@@ -59,8 +60,16 @@ def _scan(port: int, congestion: bool) -> tuple[list[EndpointResult], int]:
     targets = build_targets([f"127.66.0.0-{HOSTS - 1}"], ports=(port,))
     cfg = ScanConfig(
         targets=targets,
-        # no 20 s second chance for a silent greeting: the uncontrolled run has some
-        probe=ProbeOptions(discovery=True, web=None, try_tls=False, slow_greeting_timeout=0),
+        # no 20 s second chance for a silent greeting: the uncontrolled run has some. Connect
+        # and greeting get 10 s: Linux resends a dropped SYN after 1 and 3 s, so one of the
+        # controlled run's rare drops must not race the 3 s default (counts are the test)
+        probe=ProbeOptions(
+            discovery=True,
+            web=None,
+            try_tls=False,
+            slow_greeting_timeout=0,
+            timeouts=Timeouts(connect=10.0, associate=10.0),
+        ),
         rate=0,
         concurrency=256,
         congestion=congestion,

@@ -21,9 +21,12 @@ import pytest
 from dicomguard.dul import dimse
 from dicomguard.dul import pdu as P
 from dicomguard.dul.acse import AssociateRequest
+from dicomguard.dul.command import encode_command, pdata_pdus
 from dicomguard.dul.scu import associate
+from dicomguard.dul.tests.test_accept_bytes import encode_ac
 from dicomguard.knowledge import sopclasses as sc
 from dicomguard.scan.assess import ProbeOptions, assess
+from dicomguard.scan.result import EndpointResult
 from dicomguard.testing.base import LoopbackServer
 
 SERVERS = [
@@ -97,3 +100,73 @@ def test_discovery_record_says_verification_answered_with_two_round_trips(
     assert r.operations["verification"]["state"] == "answered"
     assert r.operations["verification"]["status"] == 0
     assert r.services["verification"] is True
+
+
+def _echo_rsp() -> bytes:
+    command = encode_command(
+        {
+            "CommandField": dimse.C_ECHO_RSP,
+            "MessageIDBeingRespondedTo": 1,
+            "AffectedSOPClassUID": sc.VERIFICATION,
+            "CommandDataSetType": dimse.NO_DATASET,
+            "Status": 0,
+        }
+    )
+    return b"".join(pdata_pdus(1, command, None, 0))
+
+
+async def _read_pdu_types(reader: asyncio.StreamReader, until: int) -> list[int]:
+    types = []
+    while not types or types[-1] != until:
+        header = await reader.readexactly(6)
+        await reader.readexactly(int.from_bytes(header[2:6], "big"))
+        types.append(header[0])
+    return types
+
+
+def test_peer_that_releases_before_answering_is_asked_again_unpipelined() -> None:
+    """A made-up peer (no real server does it) that answers a pipelined A-RELEASE-RQ before
+    the C-ECHO-RQ: the C-ECHO is asked again alone on a new association, so the record still
+    says what the peer does with a C-ECHO (answered), at the cost of one more association."""
+    ac = encode_ac([(1, 0, "1.2.840.10008.1.2")])
+    seen: list[list[int]] = []
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _read_pdu_types(reader, P.A_ASSOCIATE_RQ)
+            writer.write(ac)
+            first = await _read_pdu_types(reader, P.P_DATA_TF)
+            await asyncio.sleep(0.05)  # let a pipelined A-RELEASE-RQ arrive
+            pipelined = len(reader._buffer) > 0  # type: ignore[attr-defined]
+            if pipelined:
+                rest = await _read_pdu_types(reader, P.A_RELEASE_RQ)
+                seen.append(first + rest)
+                writer.write(P.RELEASE_RP + _echo_rsp())  # release first: out of order
+            else:
+                seen.append(first)
+                writer.write(_echo_rsp())
+                seen[-1] += await _read_pdu_types(reader, P.A_RELEASE_RQ)
+                writer.write(P.RELEASE_RP)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def run() -> EndpointResult:
+        server = await asyncio.start_server(peer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            opts = ProbeOptions(discovery=True, web=None, try_tls=False)
+            return await assess("127.0.0.1", port, opts)
+        finally:
+            server.close()
+
+    r = asyncio.run(run())
+    assert seen == [
+        [P.P_DATA_TF, P.A_RELEASE_RQ],  # pipelined, answered out of order
+        [P.P_DATA_TF, P.A_RELEASE_RQ],  # asked again alone, released after the answer
+    ]
+    assert r.dicom and r.error is None
+    assert r.associations == 2
+    assert r.operations["verification"]["state"] == "answered"
