@@ -68,8 +68,6 @@ _RESPONSE_CLASSES: dict[int, type[dm.DIMSEMessage]] = {
     N_DELETE_RQ: dm.N_DELETE_RSP,
 }
 
-#: the bit that makes a command field a response (PS3.7 E.1)
-_RESPONSE = RESPONSE_BIT
 #: PDUs of the gateway's own carry the whole message in one PDU each (no maximum announced)
 _UNBOUNDED = 0
 
@@ -181,7 +179,7 @@ class OperationJudge:
         if syntax is None:
             raise CommandRefused(f"command on presentation context {cid}, which was not accepted")
         field_ = int(values["CommandField"])
-        if field_ & _RESPONSE:
+        if field_ & RESPONSE_BIT:
             return field_
         sop_class = values.get("AffectedSOPClassUID") or values.get("RequestedSOPClassUID")
         if sop_class is not None and sop_class != syntax:
@@ -219,10 +217,10 @@ class OperationJudge:
         """
         values = command.values
         field_ = self._check_context(cid, values)
-        if field_ & _RESPONSE:
+        if field_ & RESPONSE_BIT:
             # a response, e.g. a C-STORE-RSP to a C-GET sub-operation: it must answer one
             answered = int(values["MessageIDBeingRespondedTo"])
-            if self.backend_requests.get(answered) != field_ & ~_RESPONSE:
+            if self.backend_requests.get(answered) != field_ & ~RESPONSE_BIT:
                 return self._dropped(
                     command, f"answers message ID {answered}, which the backend has not sent")
             del self.backend_requests[answered]
@@ -269,7 +267,7 @@ class OperationJudge:
         request of the backend's (C-GET's C-STORE sub-operations)."""
         values = command.values
         field_ = self._check_context(cid, values)
-        if not field_ & _RESPONSE:
+        if not field_ & RESPONSE_BIT:
             msg_id = values.get("MessageID")
             if msg_id is None:  # a C-CANCEL-RQ: the backend has no request of the client's
                 raise CommandRefused("C-CANCEL-RQ from the backend")
@@ -278,7 +276,7 @@ class OperationJudge:
         # a response's table requires both (parse_command_strict)
         key = int(values["MessageIDBeingRespondedTo"])
         status = int(values["Status"])
-        request_field = field_ & ~_RESPONSE
+        request_field = field_ & ~RESPONSE_BIT
         op = self.ops.get(key)
         if op is None or op.field != request_field:
             capped = self.capped.get(key)

@@ -185,20 +185,15 @@ def _wrap(item: bytes) -> bytes:
     return _HEADER.pack(P.P_DATA_TF, 0, len(item)) + item
 
 
-#: A-ABORT reasons the gateway gives (PS3.8 9.3.8, Table 9-26; source service provider)
-ABORT_NOT_SPECIFIED = AbortReason.NOT_SPECIFIED
-ABORT_INVALID_PDU_PARAMETER_VALUE = AbortReason.INVALID_PDU_PARAMETER_VALUE
-
-
 class RelayAbort(Exception):
     """End the association with A-ABORT to both sides (the message says why).
 
     ``abort_reason`` goes to the client in the A-ABORT (source service provider; PS3.8
-    9.3.8): :data:`ABORT_NOT_SPECIFIED`, or :data:`ABORT_INVALID_PDU_PARAMETER_VALUE` for a
-    refused command set.
+    9.3.8, Table 9-26): ``AbortReason.NOT_SPECIFIED``, or
+    ``AbortReason.INVALID_PDU_PARAMETER_VALUE`` for a refused command set.
     """
 
-    def __init__(self, message: str, abort_reason: int = ABORT_NOT_SPECIFIED) -> None:
+    def __init__(self, message: str, abort_reason: int = AbortReason.NOT_SPECIFIED) -> None:
         super().__init__(message)
         self.abort_reason = abort_reason
 
@@ -531,7 +526,7 @@ class Pipe(asyncio.Protocol):
             except (CommandSetError, CommandRefused) as exc:
                 self.on_violation("command-set", f"{self.direction}: {exc}")
                 raise RelayAbort(f"{self.direction}: {exc}",
-                                 ABORT_INVALID_PDU_PARAMETER_VALUE) from None
+                                 AbortReason.INVALID_PDU_PARAMETER_VALUE) from None
             except (MalformedPdu, ProtocolViolation) as exc:
                 self.on_violation("protocol", f"{self.direction}: {exc}")
                 raise RelayAbort(f"{self.direction}: {exc}") from None

@@ -34,7 +34,7 @@ from ..dul.errors import DulError, MalformedPdu, PeerClosed, PeerTimeout
 from .audit import PHI_CAPTURE_BYTES, read_phi
 from .config import GatewayConfig, Listener
 from .judge import PASS, Decision, Operation, OperationJudge
-from .pipe import ABORT_NOT_SPECIFIED, PdvFilter, Pipe, RelayAbort
+from .pipe import PdvFilter, Pipe, RelayAbort
 from .policy import (
     Admission,
     AssociationPolicy,
@@ -437,7 +437,7 @@ class Relay:
                 reason = str(self._done.result())
             elif isinstance(exc, RelayAbort | DulError):
                 reason = str(exc) or type(exc).__name__
-                self._abort_both(getattr(exc, "abort_reason", ABORT_NOT_SPECIFIED))
+                self._abort_both(getattr(exc, "abort_reason", AbortReason.NOT_SPECIFIED))
                 await self._linger()
             else:
                 reason = f"{type(exc).__name__}: {exc}"
@@ -586,7 +586,7 @@ class Relay:
             writer.write(data)
 
     # -- ending -------------------------------------------------------------------------------
-    def _abort_both(self, client_reason: int = ABORT_NOT_SPECIFIED) -> None:
+    def _abort_both(self, client_reason: int = AbortReason.NOT_SPECIFIED) -> None:
         """A-ABORT to both sides; written straight to the transports, which flush it before
         they close (a stream's drain would wait on a protocol the data phase replaced).
         ``client_reason`` is the reason the client gets (PS3.8 9.3.8, source service

@@ -19,8 +19,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.sequence import Sequence
 
-from ..dul.codes import STATUS_IDENTIFIER_MISMATCH as STATUS_IDENTIFIER_MISMATCH
-from ..dul.codes import STATUS_UNABLE_TO_PROCESS as STATUS_UNABLE_TO_PROCESS
+from ..dul.codes import STATUS_IDENTIFIER_MISMATCH
 from ..dul.dimse import encode_dataset
 from ..knowledge import sopclasses as sc
 from ..knowledge.sopclasses import CT_IMAGE_STORAGE
