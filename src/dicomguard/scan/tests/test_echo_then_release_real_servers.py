@@ -108,7 +108,7 @@ def _echo_rsp() -> bytes:
             "CommandField": dimse.C_ECHO_RSP,
             "MessageIDBeingRespondedTo": 1,
             "AffectedSOPClassUID": sc.VERIFICATION,
-            "CommandDataSetType": dimse.NO_DATASET,
+            "CommandDataSetType": dimse.DATA_SET_ABSENT,
             "Status": 0,
         }
     )
@@ -132,23 +132,24 @@ def test_peer_that_releases_before_answering_is_asked_again_unpipelined() -> Non
     seen: list[list[int]] = []
 
     async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # decided by the association's rank, not by timing: the first is the discovery
+        # exchange, which must pipeline (its A-RELEASE-RQ comes without waiting for an answer;
+        # a client that waited would leave seen[0] == [P-DATA-TF] after the 10 s bound)
+        rank = len(seen)
+        seen.append([])
         try:
             await _read_pdu_types(reader, P.A_ASSOCIATE_RQ)
             writer.write(ac)
-            first = await _read_pdu_types(reader, P.P_DATA_TF)
-            await asyncio.sleep(0.05)  # let a pipelined A-RELEASE-RQ arrive
-            pipelined = len(reader._buffer) > 0  # type: ignore[attr-defined]
-            if pipelined:
-                rest = await _read_pdu_types(reader, P.A_RELEASE_RQ)
-                seen.append(first + rest)
+            seen[rank] += await _read_pdu_types(reader, P.P_DATA_TF)
+            if rank == 0:
+                seen[rank] += await asyncio.wait_for(_read_pdu_types(reader, P.A_RELEASE_RQ), 10)
                 writer.write(P.RELEASE_RP + _echo_rsp())  # release first: out of order
             else:
-                seen.append(first)
                 writer.write(_echo_rsp())
-                seen[-1] += await _read_pdu_types(reader, P.A_RELEASE_RQ)
+                seen[rank] += await _read_pdu_types(reader, P.A_RELEASE_RQ)
                 writer.write(P.RELEASE_RP)
             await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
             pass
         finally:
             writer.close()
