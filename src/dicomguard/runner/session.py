@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,9 +203,7 @@ class ScanSession:
             if self.resumed and request.jsonl != "-":
                 # the file may hold records the database lost (killed between the two):
                 # rebuild it from the database, the one source of truth, then append
-                with JsonlWriter(truncate(request.jsonl)) as rewrite:
-                    for rec in store.records():
-                        rewrite.write(rec)
+                _write_texts(truncate(request.jsonl), store.record_texts())
             writer = JsonlWriter(request.jsonl)
             store.json_listeners.append(writer.write_lines)
 
@@ -276,9 +274,8 @@ class ScanSession:
                 # clusters, Orthanc named from its REST port): the file gets the final records
                 writer.close()
                 writer = None
-                with JsonlWriter(truncate(request.jsonl)) as rewrite:
-                    for rec in store.records():
-                        rewrite.write(rec)
+                if not store.stream_is_final():  # else the file holds these lines already
+                    _write_texts(truncate(request.jsonl), store.record_texts())
             if self.summary:  # read back only for the summary (thousands of records in JSON)
                 records = store.summary_records()
                 meta = store.metadata()
@@ -338,3 +335,18 @@ def _stats_dict(stats: Any) -> dict[str, Any]:
         "elapsed": stats.elapsed,
         "rate": stats.endpoints / elapsed,
     }
+
+
+def _write_texts(path: str | Path, texts: Iterable[str], chunk: int = 4096) -> None:
+    """Write stored records (``ScanStore.record_texts``) as JSON Lines, appending to
+    ``path``; the texts are the lines already, no decode and encode each."""
+    from ..scan.output import JsonlWriter
+
+    with JsonlWriter(path) as out:
+        lines: list[str] = []
+        for text in texts:
+            lines.append(text)
+            if len(lines) >= chunk:
+                out.write_lines(lines)
+                lines = []
+        out.write_lines(lines)

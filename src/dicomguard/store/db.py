@@ -26,7 +26,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,15 @@ class ScanStore:
         self.commits = 0
         #: the scan's id, written into every record (``scan_id``); kept across resumes
         self.scan_id = scan_id(conn)
+        #: what the JSON listeners were given: records so far, strictly in target order
+        #: ((seq, host, port) increasing) so far, the last key; and whether the end of the
+        #: scan changed any stored record. A stream in order with one line per stored row
+        #: and no change at the end IS the file :meth:`record_texts` gives (issue 13: the
+        #: rewrite at the end cost a decode and an encode per record)
+        self.streamed = 0
+        self.streamed_in_order = True
+        self._streamed_last: tuple[int, str, int] | None = None
+        self.changed_at_finish = False
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -292,9 +301,33 @@ class ScanStore:
         self.commits += 1
         for listener in self.listeners:
             listener(batch)
-        for json_listener in self.json_listeners:
-            json_listener(texts)
+        if self.json_listeners:
+            self._note_stream(batch)
+            for json_listener in self.json_listeners:
+                json_listener(texts)
         return batch
+
+    def _note_stream(self, batch: list[Record]) -> None:
+        self.streamed += len(batch)
+        if not self.streamed_in_order:
+            return
+        last = self._streamed_last
+        for rec in batch:
+            key = (rec["seq"], rec["host"], rec["port"])
+            if last is not None and key <= last:
+                self.streamed_in_order = False
+                return
+            last = key
+        self._streamed_last = last
+
+    def stream_is_final(self) -> bool:
+        """Do the lines given to the JSON listeners since this store was opened equal
+        :meth:`record_texts` (in target order, one per stored endpoint, none changed by
+        :meth:`finish`)? Call after :meth:`finish`."""
+        if not self.streamed_in_order or self.changed_at_finish:
+            return False
+        (rows,) = self.conn.execute("SELECT COUNT(*) FROM endpoints").fetchone()
+        return int(rows) == self.streamed
 
     def _insert(self, rec: Record, text: str | None = None) -> int:
         """Upsert one endpoint row; returns its id (its findings are the caller's to write)."""
@@ -369,6 +402,7 @@ class ScanStore:
         ]
         if not changed:
             return
+        self.changed_at_finish = True
         self.conn.execute("BEGIN IMMEDIATE")
         self.conn.executemany(
             "UPDATE endpoints SET record = ? WHERE host = ? AND port = ?",
@@ -382,6 +416,15 @@ class ScanStore:
             json.loads(r[0])
             for r in self.conn.execute("SELECT record FROM endpoints ORDER BY seq, host, port")
         ]
+
+    def record_texts(self) -> Iterator[str]:
+        """Every stored record in target order as the JSONL line it is (without the newline):
+        the stored text, which is ``json.dumps(record, separators=(",", ":"))`` and encodes
+        to itself after ``json.loads`` (keys keep their order), so no decode and encode."""
+        for (text,) in self.conn.execute(
+            "SELECT record FROM endpoints ORDER BY seq, host, port"
+        ):
+            yield text
 
     def summary_records(self, others: int = 10_000) -> list[Record]:
         """Every DICOM record plus at most ``others`` non-DICOM ones: bounded for huge scans."""
