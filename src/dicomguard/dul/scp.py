@@ -1,10 +1,18 @@
 """An asyncio DICOM association acceptor (SCP): negotiate, answer DIMSE requests, release.
 
-pynetdicom's acceptor runs a thread per association and a server thread per port; the lab needs
-hundreds of listeners on distinct loopback addresses in one process, each with its own odd
-policy, and must survive any garbage a scanner under test throws at it. So the state machine here
-is asyncio, while every PDU and DIMSE message is still encoded and decoded by pynetdicom's
-classes (``A_ASSOCIATE_AC.from_primitive``, ``negotiate_as_acceptor``, ``C_FIND_RSP`` ...).
+pynetdicom's acceptor runs a thread per association and a server thread per port; its users
+here (the lab's fleet, test peers) need hundreds of listeners on distinct loopback addresses in
+one process, each with its own policy, surviving any garbage a scanner under test throws at
+them. So the state machine here is asyncio, while every PDU and DIMSE message is still encoded
+and decoded by pynetdicom's classes (``A_ASSOCIATE_AC.from_primitive``,
+``negotiate_as_acceptor``, ``C_FIND_RSP`` ...).
+
+This is the protocol layer only: negotiation by an :class:`AcceptorPolicy`, DIMSE messages read,
+dispatched to :class:`Handlers` and answered. What a service does with a request (match a query,
+keep or discard an instance, run or refuse a retrieval) is the handler's: without one, a request
+on an accepted context is answered "SOP class not supported" (0x0122), C-ECHO excepted. The
+lab's service behaviour (an archive that discards what it is sent, retrievals that move nothing,
+slow greetings) lives in ``dicomguard.lab.services``.
 
 The reject conventions mirror pynetdicom's ACSE (``acse._negotiate_as_acceptor``): calling AE
 refused → :data:`.codes.REJECT_CALLING_AET` (1, 1, 3); called AE refused →
@@ -55,7 +63,6 @@ from .codes import (
     RESPONSE_BIT,
     STATUS_CANCEL,
     STATUS_IDENTIFIER_MISMATCH,
-    STATUS_MOVE_DESTINATION_UNKNOWN,
     STATUS_SOP_CLASS_NOT_SUPPORTED,
     STATUS_SUCCESS,
     STATUS_UNABLE_TO_PROCESS,
@@ -105,8 +112,6 @@ class AcceptorPolicy:
     write_timeout: float = 10.0
     #: bound on one reassembled DIMSE message (C-STORE data sets included)
     max_message_bytes: int = 4 << 20
-    #: seconds to wait before answering the A-ASSOCIATE-RQ (the lab's "slow" server)
-    answer_delay: float = 0.0
     #: how C-FIND-RSPs go on the wire: "" one PDU per PDV (as pynetdicom and DCMTK send them);
     #: "message" each response's command and data set in one PDU; "query" every response of
     #: the query at the end, packed into as few P-DATA-TF PDUs as the requestor's maximum
@@ -164,28 +169,44 @@ class StoreRequest:
     association: AssociationInfo
 
 
+@dataclass(frozen=True)
+class RetrieveRequest:
+    """A C-MOVE-RQ or C-GET-RQ (PS3.7 9.1.4, 9.1.3) on an accepted context."""
+
+    #: dimse.C_MOVE_RQ or dimse.C_GET_RQ
+    command_field: int
+    sop_class: str
+    #: the C-MOVE-RQ's Move Destination, stripped (None for C-GET)
+    move_destination: str | None
+    #: the identifier as received (encoded in ``transfer_syntax``), None if it had none
+    identifier: bytes | None
+    transfer_syntax: str
+    association: AssociationInfo
+
+
 FindHandler = Callable[[FindRequest], AsyncIterator[tuple[int, Dataset | bytes | None]]]
 StoreHandler = Callable[[StoreRequest], Awaitable[int]]
+#: -> (Status of the final C-MOVE-RSP/C-GET-RSP, further command elements for it: the
+#: NumberOf...Suboperations counts, PS3.7 Table 9.3-30); sub-operations themselves are the
+#: handler's to run
+RetrieveHandler = Callable[[RetrieveRequest], Awaitable[tuple[int, dict[str, int]]]]
 
 
 @dataclass
 class Handlers:
     """What the acceptor does with DIMSE requests on accepted contexts.
 
-    C-ECHO always succeeds. C-FIND without a handler answers "SOP class not supported".
-    C-STORE without a handler accepts and discards. C-MOVE/C-GET never move data: they answer
-    success with zero sub-operations, or "Move destination unknown" (0xA801) when the
-    destination is not known.
+    C-ECHO always succeeds. C-FIND, C-STORE, C-MOVE and C-GET without a handler answer
+    "SOP class not supported" (0x0122); a handler that raises answers "unable to process"
+    (0xC000) and costs that request only.
     """
 
     find: FindHandler | None = None
     store: StoreHandler | None = None
-    #: C-MOVE destinations known to this server; None = any destination (zero sub-operations)
-    move_destinations: frozenset[str] | None = None
+    move: RetrieveHandler | None = None
+    get: RetrieveHandler | None = None
     #: called once per accepted association (e.g. to record who came)
     on_associated: Callable[[AssociationInfo], None] | None = None
-    #: called with the destination AE of every C-MOVE request (the lab counts them)
-    on_move: Callable[[str, AssociationInfo], None] | None = None
     #: per-operation access check: ("find" | "move" | "get", association) -> True to refuse
     #: the request with an A-ABORT, as Orthanc 1.10 does for a calling AE it does not know
     #: (contexts accepted, then "DICOM authorization rejected" and the association aborted)
@@ -221,7 +242,7 @@ async def serve_association(
     handlers = handlers or Handlers()
     counted = False
     try:
-        info = await _negotiate(reader, writer, policy, handlers)
+        info = await negotiate(reader, writer, policy, handlers)
         if info is None:
             return
         counted = True
@@ -253,13 +274,24 @@ async def serve_association(
         await _close(writer)
 
 
-async def _negotiate(
+async def negotiate(
     reader: asyncio.StreamReader,
     writer: asyncio.StreamWriter,
     policy: AcceptorPolicy,
     handlers: Handlers,
 ) -> AssociationInfo | None:
-    """Read the RQ, send AC or RJ; return the association's facts when accepted."""
+    """Read the A-ASSOCIATE-RQ, send the A-ASSOCIATE-AC or -RJ ``policy`` decides; return the
+    association's facts when accepted, None when rejected, silent past the ARTIM time
+    (``policy.associate_timeout`` seconds) or aborted.
+
+    The first half of :func:`serve_association`, public for peers that negotiate properly and
+    then behave their own way (the lab's hostile peers, the test kit's scripted acceptor).
+    An accepted association counts in ``policy.active``: the caller decrements it when done, or
+    leaves it if ``policy.max_associations`` is None. Raises ``dul.errors.DulError`` for a
+    broken A-ASSOCIATE-RQ, or an internal exception asking for an A-ABORT when the first PDU
+    is not an A-ASSOCIATE-RQ; callers that are not :func:`serve_association` close the
+    connection on either.
+    """
     try:
         raw = await P.read_pdu(
             reader, timeout=policy.associate_timeout, max_length=P.MAX_ASSOCIATION_PDU
@@ -281,8 +313,6 @@ async def _negotiate(
     reject, ac_bytes, facts = outcome
     if policy.max_associations is not None and policy.active >= policy.max_associations:
         reject = REJECT_LOCAL_LIMIT
-    if policy.answer_delay > 0:
-        await asyncio.sleep(policy.answer_delay)
     if reject is not None:
         await _send(writer, [P.reject_pdu(reject)], policy.write_timeout)
         return None
@@ -413,7 +443,7 @@ def _decide(
         reject = REJECT_APPLICATION_CONTEXT
     if getattr(rq, "protocol_version", PROTOCOL_VERSION) != PROTOCOL_VERSION:
         reject = REJECT_PROTOCOL_VERSION
-    # (the association limit is checked per connection in _negotiate: it changes over time)
+    # (the association limit is checked per connection in negotiate: it changes over time)
     return reject, (None if reject else response)
 
 
@@ -518,9 +548,9 @@ class _Established:
         elif field_ == dimse.C_STORE_RQ:
             await self._store(msg, ctx)
         elif field_ == dimse.C_MOVE_RQ:
-            await self._move_or_get(msg, dm.C_MOVE_RSP)
+            await self._retrieve(msg, ctx, dm.C_MOVE_RSP, self.handlers.move)
         elif field_ == dimse.C_GET_RQ:
-            await self._move_or_get(msg, dm.C_GET_RSP)
+            await self._retrieve(msg, ctx, dm.C_GET_RSP, self.handlers.get)
         elif field_ == dimse.C_CANCEL_RQ:
             return  # a cancel for an operation already finished: nothing to do
         else:
@@ -628,7 +658,7 @@ class _Established:
 
     async def _store(self, msg: dimse.DimseMessage, ctx: tuple[str, str]) -> None:
         sop_class, ts = ctx
-        status = STATUS_SUCCESS
+        status = STATUS_SOP_CLASS_NOT_SUPPORTED
         if self.handlers.store is not None:
             request = StoreRequest(
                 sop_class=sop_class,
@@ -644,22 +674,33 @@ class _Established:
                 status = STATUS_UNABLE_TO_PROCESS
         await self._respond(dm.C_STORE_RSP, msg, status)
 
-    async def _move_or_get(self, msg: dimse.DimseMessage, kind: type[dm.DIMSEMessage]) -> None:
-        status = STATUS_SUCCESS
-        destination = str(msg.command.get("MoveDestination", "")).strip()
-        if kind is dm.C_MOVE_RSP and self.handlers.on_move is not None:
-            self.handlers.on_move(destination, self.info)
-        known = self.handlers.move_destinations
-        if kind is dm.C_MOVE_RSP and known is not None and destination not in known:
-            status = STATUS_MOVE_DESTINATION_UNKNOWN
-        extra: dict[str, object] = {}
-        if status == STATUS_SUCCESS:
-            extra = {
-                "NumberOfCompletedSuboperations": 0,
-                "NumberOfFailedSuboperations": 0,
-                "NumberOfWarningSuboperations": 0,
-            }
-        await self._respond(kind, msg, status, extra=extra)
+    async def _retrieve(
+        self,
+        msg: dimse.DimseMessage,
+        ctx: tuple[str, str],
+        kind: type[dm.DIMSEMessage],
+        handler: RetrieveHandler | None,
+    ) -> None:
+        sop_class, ts = ctx
+        status, extra = STATUS_SOP_CLASS_NOT_SUPPORTED, {}
+        if handler is not None:
+            is_move = kind is dm.C_MOVE_RSP
+            request = RetrieveRequest(
+                command_field=msg.command_field,
+                sop_class=sop_class,
+                move_destination=(
+                    str(msg.command.get("MoveDestination", "")).strip() if is_move else None
+                ),
+                identifier=msg.dataset,
+                transfer_syntax=ts,
+                association=self.info,
+            )
+            try:
+                status, extra = await handler(request)
+            except Exception:
+                LOG.exception("C-MOVE/C-GET handler failed")
+                status, extra = STATUS_UNABLE_TO_PROCESS, {}
+        await self._respond(kind, msg, status, extra=dict(extra))
 
 
 async def _send(writer: asyncio.StreamWriter, pdus: list[bytes], timeout: float) -> None:

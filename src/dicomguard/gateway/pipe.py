@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import cast
 
 from ..dul import pdu as P
-from ..dul.codes import AbortReason
+from ..dul.codes import PDV_COMMAND, PDV_LAST, AbortReason
 from ..dul.command import CommandRefused, CommandSet, parse_command_strict
 from ..dul.errors import DulError, MalformedPdu, ProtocolViolation
 
@@ -91,13 +91,13 @@ class PdvFilter:
                 raise MalformedPdu(f"PDV item length {length} does not fit the PDU")
             cid = pdu[pos + 4]
             hdr = pdu[pos + 5]
-            if hdr & 0x01:
+            if hdr & PDV_COMMAND:
                 if self._data_cid is not None:
                     raise ProtocolViolation("command fragment inside a data set")
                 if self._cmd_cid is not None and cid != self._cmd_cid:
                     raise ProtocolViolation("command fragments on two presentation contexts")
                 # the common case, a whole command set in one PDV, is read in place
-                whole = hdr & 0x02 and not self._held
+                whole = hdr & PDV_LAST and not self._held
                 if not whole:
                     self._cmd_cid = cid
                     self._cmd += pdu[pos + 6 : item_end]
@@ -108,7 +108,7 @@ class PdvFilter:
                 raw = pdu[pos + 6 : item_end] if whole else self._cmd
                 if len(raw) > self.max_bytes:
                     raise CommandSetError(f"command set above {self.max_bytes} bytes")
-                if hdr & 0x02:
+                if hdr & PDV_LAST:
                     passes, has_data = self._complete(cid, raw if whole else bytes(raw))
                     if not passes:
                         changed = True
@@ -140,11 +140,11 @@ class PdvFilter:
                     else:
                         passed.append((pos, item_end))
                     if self.capture is not None and not self.capture(
-                            pdu[pos + 6 : item_end], bool(hdr & 0x02)):
+                            pdu[pos + 6 : item_end], bool(hdr & PDV_LAST)):
                         self.capture = None
                 else:
                     changed = True
-                if hdr & 0x02:
+                if hdr & PDV_LAST:
                     self._data_cid = None
                     self.capture = None
             pos = item_end
@@ -169,10 +169,10 @@ class PdvFilter:
         context (the state is advanced as :meth:`feed` would); anything else, including every
         protocol error, returns False so that :meth:`feed` handles and reports it.
         """
-        if (hdr & 0x01 or self._held or cid != self._data_cid or not self._data_pass
+        if (hdr & PDV_COMMAND or self._held or cid != self._data_cid or not self._data_pass
                 or self.capture is not None):
             return False
-        if hdr & 0x02:
+        if hdr & PDV_LAST:
             self._data_cid = None
         return True
 

@@ -55,6 +55,7 @@ from .personas import (
     Persona,
 )
 from .query import WORKLIST_FIND, Archive, QueryError
+from .services import delayed, discarding_store, retrieving_nothing
 
 if TYPE_CHECKING:
     from .tls import LabCertificates
@@ -588,7 +589,6 @@ class Fleet:
             max_pdu=product.max_pdu,
             max_associations=64,
             idle_timeout=self.idle_timeout,
-            answer_delay=p.answer_delay,
             pack_find_responses=p.pack_find_responses,
         )
         if policy.user_identity_check is None:
@@ -603,9 +603,8 @@ class Fleet:
         archive = Archive.from_patients(plan.patients()) if p.holds_patients else None
         host = plan.host
 
-        async def store(request: StoreRequest) -> int:
+        def stored(request: StoreRequest) -> None:
             self.stored[host] += 1  # accepted and discarded: the lab keeps no pixels
-            return 0
 
         def moved(destination: str, info: object) -> None:
             self.moved[host] += 1
@@ -631,8 +630,9 @@ class Fleet:
             )
             if answers_find
             else None,
-            store=store,
-            on_move=moved,
+            store=discarding_store(stored),
+            move=retrieving_nothing(on_move=moved),
+            get=retrieving_nothing(),
             refuse=refuse if refused_kinds else None,
         )
 
@@ -642,7 +642,7 @@ class Fleet:
             else:
                 await serve_association(reader, writer, policy, handlers)
 
-        return serve
+        return delayed(serve, p.answer_delay)
 
 
 # --- running it ----------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def _accept_everything() -> acceptor.AcceptorPolicy:
 async def accept_then_silence(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """A proper A-ASSOCIATE-AC (every context accepted), then not one byte more."""
     with contextlib.suppress(Exception):
-        if await acceptor._negotiate(reader, writer, _accept_everything(), acceptor.Handlers()):
+        if await acceptor.negotiate(reader, writer, _accept_everything(), acceptor.Handlers()):
             await _hold(reader, MAX_HOLD)
     await _finish(writer)
 
@@ -211,7 +211,7 @@ async def _endless_pending(
 ) -> None:
     loop = asyncio.get_running_loop()
     with contextlib.suppress(Exception):
-        info = await acceptor._negotiate(reader, writer, _accept_everything(), acceptor.Handlers())
+        info = await acceptor.negotiate(reader, writer, _accept_everything(), acceptor.Handlers())
         if info is None:
             return
         assembler = dimse.MessageAssembler()

@@ -47,7 +47,6 @@ from ..dul.scu import (
 )
 from ..knowledge import sopclasses as sc
 from ..knowledge.aedefaults import default_called_titles, default_calling_titles
-from ..knowledge.aedefaults import load_wordlist as load_wordlist  # the CLI's --wordlist reader
 from ..knowledge.fingerprint import Fingerprint, FingerprintDB
 from . import exposure, honeypot_probe, intrusive, operations, product, tls_probe, web
 from .confidence import confidence_map

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dicomguard.dul import dimse
 from dicomguard.dul import pdu as P
 from dicomguard.dul.errors import DulError
-from dicomguard.dul.scp import AcceptorPolicy, Handlers, _negotiate
+from dicomguard.dul.scp import AcceptorPolicy, Handlers, negotiate
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Answer = Callable[[dimse.DimseMessage], Iterable[bytes]]
@@ -37,7 +37,7 @@ def scripted_scp(
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         policy = AcceptorPolicy(abstract_syntaxes=tuple(abstract_syntaxes))
-        info = await _negotiate(reader, writer, policy, Handlers())
+        info = await negotiate(reader, writer, policy, Handlers())
         assert info is not None
         assembler = dimse.MessageAssembler()
         try:

@@ -161,3 +161,25 @@ def test_the_checker_sees_lazy_relative_and_dotted_imports() -> None:
     ]
     entry = ("dicomguard", "lab", "__main__")  # an entry point may import the CLI
     assert _violations([("lab/__main__.py", entry, False, "from ..cli.lab import main\n")]) == []
+
+
+#: modules that do network or process I/O; knowledge/ is data and pure functions
+IO_MODULES = frozenset(
+    {"asyncio", "socket", "ssl", "selectors", "subprocess", "http", "urllib", "multiprocessing"}
+)
+
+
+def test_the_knowledge_layer_does_no_network_or_process_io() -> None:
+    """knowledge/ reads its packaged data files and nothing else: every part can use it
+    without opening a socket or starting a process (its only dul import is a constant)."""
+    found = []
+    for path in sorted((PACKAGE / "knowledge").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            found += [f"{path.name}:{node.lineno}: {n}" for n in names
+                      if n.split(".")[0] in IO_MODULES]
+    assert not found, "\n".join(found)

@@ -10,6 +10,7 @@ from pydicom.dataset import Dataset
 from pynetdicom.sop_class import (
     CTImageStorage,
     StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
@@ -20,6 +21,7 @@ from dicomguard.dul.scp import (
     AcceptorPolicy,
     FindRequest,
     Handlers,
+    RetrieveRequest,
     StoreRequest,
     start_acceptor,
 )
@@ -30,6 +32,7 @@ from dicomguard.testing.reference import identifier, scu_association
 HOST = "127.0.0.1"
 STUDY_FIND = str(StudyRootQueryRetrieveInformationModelFind)
 STUDY_MOVE = str(StudyRootQueryRetrieveInformationModelMove)
+STUDY_GET = str(StudyRootQueryRetrieveInformationModelGet)
 CT = str(CTImageStorage)
 N_RESULTS = 300
 
@@ -41,6 +44,14 @@ async def numbered(request: FindRequest) -> AsyncIterator[tuple[int, Dataset | N
         ds.QueryRetrieveLevel = "STUDY"
         ds.StudyInstanceUID = f"2.25.4242.99.{i}"
         yield 0xFF00, ds
+
+
+async def move_nothing(request: RetrieveRequest) -> tuple[int, dict[str, int]]:
+    """A C-MOVE SCP that knows one destination and holds nothing to move."""
+    if request.move_destination != "KNOWN":
+        return 0xA801, {}  # Refused: Move Destination unknown (PS3.4 C.4.2.1.4)
+    counts = ("Completed", "Failed", "Warning")
+    return 0x0000, {f"NumberOf{c}Suboperations": 0 for c in counts}
 
 
 @pytest.fixture
@@ -56,7 +67,7 @@ async def server() -> AsyncIterator[tuple[int, list[StoreRequest]]]:
         abstract_syntaxes=(VERIFICATION, STUDY_FIND, STUDY_MOVE, CT),
         idle_timeout=5.0,
     )
-    handlers = Handlers(find=numbered, store=store, move_destinations=frozenset({"KNOWN"}))
+    handlers = Handlers(find=numbered, store=store, move=move_nothing)
     srv = await start_acceptor(HOST, 0, policy, handlers)
     yield int(srv.sockets[0].getsockname()[1]), stored
     srv.close()
@@ -139,3 +150,28 @@ async def test_pynetdicom_cancel_is_honoured(server) -> None:
     statuses = await asyncio.to_thread(_pynetdicom_cancel, port)
     assert statuses[-1] == 0xFE00
     assert len(statuses) < N_RESULTS
+
+
+def _pynetdicom_store_move_get(port: int) -> tuple[int, list[int], list[int]]:
+    contexts = (StudyRootQueryRetrieveInformationModelMove,
+                StudyRootQueryRetrieveInformationModelGet, CTImageStorage)
+    with scu_association(HOST, port, contexts, calling="PYNDSCU") as assoc:
+        assert assoc.is_established
+        patient = make_patients(3, 1)[0]
+        store = assoc.send_c_store(instance_dataset(patient, patient.studies[0])).Status
+        move = [st.Status for st, _ in assoc.send_c_move(study_query(), "ANY", STUDY_MOVE)]
+        get = [st.Status for st, _ in assoc.send_c_get(study_query(), STUDY_GET)]
+    return store, move, get
+
+
+async def test_requests_without_a_handler_are_answered_sop_class_not_supported() -> None:
+    """The protocol layer invents no service: with contexts accepted but no handlers, C-STORE,
+    C-MOVE and C-GET get status 0x0122 (Refused: SOP class not supported, PS3.7 C.4)."""
+    policy = AcceptorPolicy(abstract_syntaxes=(STUDY_MOVE, STUDY_GET, CT), idle_timeout=5.0)
+    srv = await start_acceptor(HOST, 0, policy, Handlers())
+    try:
+        port = int(srv.sockets[0].getsockname()[1])
+        store, move, get = await asyncio.to_thread(_pynetdicom_store_move_get, port)
+    finally:
+        srv.close()
+    assert (store, move, get) == (0x0122, [0x0122], [0x0122])

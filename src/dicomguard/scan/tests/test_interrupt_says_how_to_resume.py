@@ -52,9 +52,12 @@ def test_ctrl_c_prints_the_resume_command_and_it_works(
     """SIGTERM too (found by a fresh tester: it killed the scan without a word): it is how
     Kubernetes evicts a pod of an Indexed Job and how Slurm ends a job at its time limit."""
     db = tmp_path / "my scan.db"  # a space: the command must quote it
-    argv = [network, "-p", "11112", "--rate", "4", "--concurrency", "2", "--timeout", "2"]
+    argv = [network, "-p", "11112", "--rate", "4", "--concurrency", "2", "--timeout", "6"]
     argv += ["--query-budget", "4", "--no-progress", "-q", "--db", str(db)]
-    with FleetThread(network, {"open": 4, "echo-only": 4}, ports=(11112,), max_patients=20):
+    # the last host answers its association after 3 s: the scan cannot have finished when the
+    # signal comes (it used to race a scan that finished in the poll's blind spot under load)
+    personas = {"open": 4, "echo-only": 3, "slow": 1}
+    with FleetThread(network, personas, ports=(11112,), max_patients=20, slow_delay=3.0):
         scan = subprocess.Popen(
             [sys.executable, "-m", "dicomguard", "scan", *argv],
             cwd=tmp_path,
