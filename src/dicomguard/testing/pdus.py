@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import struct
 
-from dicomguard.dul import pdu as P
+from dicomguard.dul import codes
 
-#: Message control header of a PDV (PS3.8 E.2): bit 0 = command (else data set), bit 1 = last.
-COMMAND_LAST = 0x03
-COMMAND_MORE = 0x01
-DATA_LAST = 0x02
-DATA_MORE = 0x00
+#: Message control headers of a PDV (PS3.8 E.2), from dul/codes.py's two bits.
+COMMAND_LAST = codes.PDV_COMMAND | codes.PDV_LAST
+COMMAND_MORE = codes.PDV_COMMAND
+DATA_LAST = codes.PDV_LAST
+DATA_MORE = 0
 
 
 def pdu(pdu_type: int, body: bytes) -> bytes:
@@ -57,7 +57,7 @@ def pdv(context_id: int, control: int, fragment: bytes) -> bytes:
 
 def p_data_tf(*pdvs: tuple[int, int, bytes]) -> bytes:
     """One P-DATA-TF carrying a PDV per (context ID, control header, fragment)."""
-    return pdu(P.P_DATA_TF, b"".join(pdv(*v) for v in pdvs))
+    return pdu(codes.P_DATA_TF, b"".join(pdv(*v) for v in pdvs))
 
 
 def element(tag_element: int, value: bytes, group: int = 0x0000) -> bytes:

@@ -20,6 +20,7 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+from dicomguard.dul import codes
 from dicomguard.dul import pdu as P
 from dicomguard.testing import pdus
 
@@ -83,27 +84,30 @@ def test_associate_ac_fields() -> None:
     assert ui[it.UserIdentitySubItemAC].server_response == b""
 
 
-@pytest.mark.parametrize(("vector", "triple"), [
-    (pdus.A_ASSOCIATE_RJ_CALLED_AET, (1, 1, 7)),
-    (pdus.A_ASSOCIATE_RJ_CALLING_AET, (1, 1, 3)),
-    (pdus.A_ASSOCIATE_RJ_NO_REASON, (1, 1, 1)),
-    (pdus.A_ASSOCIATE_RJ_LOCAL_LIMIT, (2, 3, 2)),
-    (pdus.A_ASSOCIATE_RJ_USER_IDENTITY, (2, 2, 1)),
+@pytest.mark.parametrize(("vector", "reject"), [
+    (pdus.A_ASSOCIATE_RJ_CALLED_AET, codes.REJECT_CALLED_AET),
+    (pdus.A_ASSOCIATE_RJ_CALLING_AET, codes.REJECT_CALLING_AET),
+    (pdus.A_ASSOCIATE_RJ_NO_REASON, codes.REJECT_NO_REASON),
+    (pdus.A_ASSOCIATE_RJ_LOCAL_LIMIT, codes.REJECT_LOCAL_LIMIT),
+    (pdus.A_ASSOCIATE_RJ_USER_IDENTITY, codes.REJECT_USER_IDENTITY),
 ])
-def test_associate_rj_triples(vector: bytes, triple: tuple[int, int, int]) -> None:
+def test_associate_rj_triples(vector: bytes, reject: codes.Reject) -> None:
     rj = decoded(pdus_of_pynetdicom.A_ASSOCIATE_RJ, vector)
-    assert (rj.result, rj.source, rj.reason_diagnostic) == triple
+    assert (rj.result, rj.source, rj.reason_diagnostic) == (
+        reject.result, reject.source, reject.reason)
 
 
-@pytest.mark.parametrize(("vector", "source_reason"), [
-    (pdus.A_ABORT_INVALID_PARAMETER, (2, 6)),
-    (pdus.A_ABORT_UNEXPECTED_PDU, (2, 2)),
-    (pdus.A_ABORT_SERVICE_USER, (0, 0)),
+@pytest.mark.parametrize(("vector", "source", "reason"), [
+    (pdus.A_ABORT_INVALID_PARAMETER, codes.AbortSource.SERVICE_PROVIDER,
+     codes.AbortReason.INVALID_PDU_PARAMETER_VALUE),
+    (pdus.A_ABORT_UNEXPECTED_PDU, codes.AbortSource.SERVICE_PROVIDER,
+     codes.AbortReason.UNEXPECTED_PDU),
+    (pdus.A_ABORT_SERVICE_USER, codes.AbortSource.SERVICE_USER, codes.AbortReason.NOT_SPECIFIED),
 ])
-def test_abort_source_and_reason(vector: bytes, source_reason: tuple[int, int]) -> None:
+def test_abort_source_and_reason(vector: bytes, source: int, reason: int) -> None:
     abort = decoded(pdus_of_pynetdicom.A_ABORT_RQ, vector)
-    assert (abort.source, abort.reason_diagnostic) == source_reason
-    assert P.abort_pdu(*source_reason) == vector  # dicomguard's encoder agrees
+    assert (abort.source, abort.reason_diagnostic) == (source, reason)
+    assert P.abort_pdu(source, reason) == vector  # dicomguard's encoder agrees
 
 
 def test_release_pdus_are_dicomguards_constants() -> None:
