@@ -153,9 +153,12 @@ class Sweep:
                 if item is None:  # names still resolving: their task calls refill() again
                     break
             window = self.window_of(item[1], item[2]) if self.window_of is not None else None
-            if window is not None and not window.may_start():
+            if window is not None and not window.may_start() and item not in self._retried:
                 # the group's window is full: wait for one of its connects or assessments
-                # to end (both call refill); the endpoints behind it keep their order
+                # to end (both call refill); the endpoints behind it keep their order. A
+                # second try does not wait: a connection kept for a higher port of its host
+                # may hold the slot it would wait for (the engine assesses a host's
+                # endpoints in target order)
                 self._held = item
                 break
             if not self._take_token():
