@@ -31,9 +31,9 @@ only DICOM codes:
 ``pdu-type``
     an int compared with something named ``pdu_type``.
 ``uid``
-    a string literal that is a UID of the DICOM registry (pydicom's UID dictionary, root
-    1.2.840.10008), outside docstrings: import it from :mod:`pydicom.uid` or
-    :mod:`pynetdicom.sop_class` instead.
+    a string or bytes literal (trailing NUL padding ignored) that is a UID of the DICOM
+    registry (pydicom's UID dictionary, root 1.2.840.10008), outside docstrings: import it
+    from :mod:`pydicom.uid` or :mod:`pynetdicom.sop_class` instead.
 
 Not flagged, on purpose: data element tags and lengths, bit masks of other fields, item types
 inside the byte-level readers when named locally from ``codes`` (they are), and any code in a
@@ -203,6 +203,9 @@ def bare_codes(source: str, filename: str = "<string>") -> list[str]:
         if (isinstance(node, ast.Constant) and isinstance(node.value, str)
                 and id(node) not in docstrings and node.value in _DICOM_UIDS):
             flag(node, "uid")
+        if (isinstance(node, ast.Constant) and isinstance(node.value, bytes)
+                and node.value.rstrip(b"\0").decode("latin-1") in _DICOM_UIDS):
+            flag(node, "uid")  # a hand-built PDU's UID bytes (lab/hostile.py's AC items)
     return sorted(set(found), key=lambda f: int(f.split(":", 1)[0]))
 
 
@@ -251,6 +254,8 @@ def test_no_bare_dicom_code_outside_codes_py() -> None:
         ("ok = kind == 2", "identity-type"),
         ("ok = raw.pdu_type == 0x07", "pdu-type"),
         ("VERIFICATION = '1.2.840.10008.1.1'", "uid"),
+        ("ITEM = b'\\x10\\x00\\x00\\x15' + b'1.2.840.10008.3.1.1.1'", "uid"),
+        ("TS = b'1.2.840.10008.1.2\\x00'", "uid"),
     ],
 )
 def test_each_shape_of_a_bare_code_is_flagged(source: str, rule: str) -> None:
