@@ -418,7 +418,8 @@ async def _echo_and_release(
     was sent on (closed already once the release went through; None: no association).
 
     A peer that answers the release before the C-ECHO (none seen: Orthanc, DCMTK and
-    pynetdicom answer in order) is asked again the unpipelined way on a new association, so
+    pynetdicom answer in order), or aborts or closes before answering it (the end may be its
+    answer to the A-RELEASE-RQ), is asked again the unpipelined way on a new association, so
     its record says what it does with a C-ECHO; that costs it one more association."""
     try:
         return await operations.probe_echo(assoc, release=True), assoc
