@@ -29,12 +29,15 @@ def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
     from ..runner.session import ScanSession, ScanSetupError
 
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     jsonl = out / "scan.jsonl"
-    jsonl.unlink(missing_ok=True)
     db = out / "scan.db"
-    for stale in (db, db.with_name("scan.db-wal"), db.with_name("scan.db-shm")):
-        stale.unlink(missing_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        jsonl.unlink(missing_ok=True)
+        for stale in (db, db.with_name("scan.db-wal"), db.with_name("scan.db-shm")):
+            stale.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot use as the output folder ({exc.strerror})") from None
     truth = out / "lab-truth.json"
     with FleetThread(size=args.size) as lab:
         fleet = lab.fleet

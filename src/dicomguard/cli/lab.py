@@ -28,6 +28,23 @@ def _ports(text: str) -> tuple[int, ...]:
     return ports
 
 
+def _check_truth_writable(path: str) -> None:
+    """UsageError unless the ground truth can be written where asked (as ``write_truth`` does:
+    a ``.tmp`` beside it, then renamed), before any server starts."""
+    from pathlib import Path
+
+    target = Path(path)
+    if target.is_dir():
+        raise UsageError(f"--truth {path}: is a folder, not a file")
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        with open(tmp, "a"):
+            pass
+        tmp.unlink()
+    except OSError as exc:
+        raise UsageError(f"--truth {path}: cannot write ({exc.strerror})") from None
+
+
 HELP = "run the simulated DICOM fleet (options: dicomguard lab -h)"
 DESCRIPTION = "Run a fleet of simulated DICOM servers on loopback, with ground truth."
 
@@ -36,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # imported here: the lab (pynetdicom) costs ~0.15 s of start-up other commands need not pay
     from ..lab.fleet import DEFAULT_CLI_SIZE, DEFAULT_NETWORK, DEFAULT_PORTS
     from ..lab.personas import DEFAULT_FIND_CAP, DEFAULT_SLOW_DELAY, DEFAULT_SLOW_GREETING
+    from .scan import bounded
 
     parser.add_argument(
         "--network",
@@ -65,19 +83,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
     parser.add_argument(
         "--duration",
-        type=float,
+        type=bounded(float, 0, 1e7, what="seconds"),
         metavar="SECONDS",
         help="stop by itself after this long (default: until Ctrl-C/SIGTERM)",
     )
     parser.add_argument(
         "--slow-delay",
-        type=float,
+        type=bounded(float, 0, 3600, what="seconds"),
         default=DEFAULT_SLOW_DELAY,
         help=f"answer delay of 'slow' hosts (default {DEFAULT_SLOW_DELAY}s)",
     )
     parser.add_argument(
         "--slow-greeting",
-        type=float,
+        type=bounded(float, 0, 3600, what="seconds"),
         default=DEFAULT_SLOW_GREETING,
         metavar="SECONDS",
         help="answer delay of 'slow-greeting' hosts, past a scanner's first associate timeout"
@@ -85,13 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--find-cap",
-        type=int,
+        type=bounded(int, 1, 1_000_000),
         default=DEFAULT_FIND_CAP,
         help=f"C-FIND cap of the capped personas (default {DEFAULT_FIND_CAP})",
     )
     parser.add_argument(
         "--max-patients",
-        type=int,
+        type=bounded(int, 1, 1_000_000),
         metavar="N",
         help="upper bound of synthetic patients per host (default: 200; capped hosts keep more)",
     )
@@ -119,6 +137,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
         plan_fleet(args.network, args.personas, size=args.size, ports=args.ports, seed=args.seed)
     except LabError as exc:
         raise UsageError(str(exc)) from None
+    if args.truth:
+        _check_truth_writable(args.truth)
 
     def ready(fleet: Fleet) -> None:
         where = f"; truth in {args.truth}" if args.truth else ""

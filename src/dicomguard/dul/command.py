@@ -29,6 +29,9 @@ from .codes import (
     N_EVENT_REPORT_RQ,
     N_GET_RQ,
     N_SET_RQ,
+    P_DATA_TF,
+    PDV_COMMAND,
+    PDV_LAST,
     RESPONSE_BIT,
 )
 from .errors import MalformedPdu
@@ -158,9 +161,9 @@ def pdata_pdus(context_id: int, command: bytes, dataset: bytes | None, max_pdu: 
         for start in range(0, max(len(payload), 1), room):
             fragment = payload[start : start + room]
             last = start + room >= len(payload)
-            header = (1 if is_command else 0) | (2 if last else 0)
+            header = (PDV_COMMAND if is_command else 0) | (PDV_LAST if last else 0)
             item = struct.pack(">LBB", len(fragment) + 2, context_id, header) + fragment
-            out.append(struct.pack(">BBL", 0x04, 0, len(item)) + item)
+            out.append(struct.pack(">BBL", P_DATA_TF, 0, len(item)) + item)
     return out
 
 

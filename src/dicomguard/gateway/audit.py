@@ -69,6 +69,7 @@ import functools
 import getpass
 import ipaddress
 import os
+import re
 import socket
 import time
 import warnings
@@ -182,6 +183,17 @@ class ParticipantObject(NamedTuple):
     sop_instances: tuple[str, tuple[str, ...]] | None = None
 
 
+#: characters XML 1.0 forbids (section 2.2), escaped or not: written as U+FFFD
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _clean(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry even escaped (a peer's certificate
+    subject, a patient's name with include_phi may hold them: the line would be unreadable to
+    every collector). Applied inside the cached fragment builders, so once per value."""
+    return _NOT_XML.sub("\ufffd", text) if _NOT_XML.search(text) is not None else text
+
+
 @functools.lru_cache(maxsize=64)
 def _code(tag: str, code: Code) -> str:
     return (f'<{tag} csd-code="{code[0]}" codeSystemName="DCM" '
@@ -202,18 +214,18 @@ def _nap_type(address: str) -> str:
 # a handful of SOP classes), so they are escaped once and cached rather than per message.
 @functools.lru_cache(maxsize=1024)
 def _participant(p: Participant) -> str:
-    name = f" UserName={quoteattr(p.user_name)}" if p.user_name else ""
-    nap = (f" NetworkAccessPointID={quoteattr(p.address)} "
+    name = f" UserName={quoteattr(_clean(p.user_name))}" if p.user_name else ""
+    nap = (f" NetworkAccessPointID={quoteattr(_clean(p.address))} "
            f'NetworkAccessPointTypeCode="{_nap_type(p.address)}"') if p.address else ""
     role = _code("RoleIDCode", _ROLE[p.role]) if p.role else ""
-    return (f"<ActiveParticipant UserID={quoteattr(p.user_id or '-')}{name} "
+    return (f"<ActiveParticipant UserID={quoteattr(_clean(p.user_id or '-'))}{name} "
             f'UserIsRequestor="{"true" if p.requestor else "false"}"{nap}>'
             + role + "</ActiveParticipant>")
 
 
 @functools.lru_cache(maxsize=16)
 def _source(source_id: str) -> str:
-    return (f"<AuditSourceIdentification AuditSourceID={quoteattr(source_id)}>"
+    return (f"<AuditSourceIdentification AuditSourceID={quoteattr(_clean(source_id))}>"
             '<AuditSourceTypeCode csd-code="4" codeSystemName="DCM" '
             'originalText="Application Server Process"/></AuditSourceIdentification>')
 
@@ -222,12 +234,13 @@ def _source(source_id: str) -> str:
 def _object_head(object_id: str, id_type: tuple[str, str, str], type_code: int, role: int,
                  name: str) -> str:
     code, system, meaning = id_type
-    head = (f"<ParticipantObjectIdentification ParticipantObjectID={quoteattr(object_id or '-')} "
+    head = (f"<ParticipantObjectIdentification "
+            f"ParticipantObjectID={quoteattr(_clean(object_id or '-'))} "
             f'ParticipantObjectTypeCode="{type_code}" ParticipantObjectTypeCodeRole="{role}">'
             f'<ParticipantObjectIDTypeCode csd-code="{code}" codeSystemName="{system}" '
             f"originalText={quoteattr(meaning)}/>")
     if name:
-        head += f"<ParticipantObjectName>{escape(name, _NEWLINES)}</ParticipantObjectName>"
+        head += f"<ParticipantObjectName>{escape(_clean(name), _NEWLINES)}</ParticipantObjectName>"
     return head
 
 
@@ -251,7 +264,7 @@ def _object(obj: ParticipantObject) -> str:
 
 @functools.lru_cache(maxsize=256)
 def _description_head(sop_class: str, count: int) -> str:
-    return (f"<ParticipantObjectDescription><SOPClass UID={quoteattr(sop_class)} "
+    return (f"<ParticipantObjectDescription><SOPClass UID={quoteattr(_clean(sop_class))} "
             f'NumberOfInstances="{max(1, count)}">')
 
 
@@ -260,7 +273,7 @@ def _uid_attr(uid: str) -> str:
     C-STORE, too many to cache)."""
     if uid.replace(".", "").isdigit() and uid.isascii():
         return f'"{uid}"'
-    return quoteattr(uid)
+    return quoteattr(_clean(uid))
 
 
 def build_message(
@@ -303,7 +316,7 @@ def _body(outcome: int, event: str, event_type: str | None, description: str,
     if event_type:
         parts.append(_code("EventTypeCode", _TYPE[event_type]))
     if description:
-        text = escape(description, _NEWLINES)
+        text = escape(_clean(description), _NEWLINES)
         parts.append(f"<EventOutcomeDescription>{text}</EventOutcomeDescription>")
     parts.append("</EventIdentification>")
     parts.extend(_participant(p) for p in participants)

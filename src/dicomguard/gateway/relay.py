@@ -359,7 +359,20 @@ class Relay:
                 self, accepted=False, why=f"backend sent {raw.name}", check="backend"
             )
             return False
-        self.writer.write(self._rewrite_accept(raw, adm))
+        try:
+            accept = self._rewrite_accept(raw, adm)
+        except MalformedPdu as exc:
+            # the backend accepted, but not in a form the gateway can judge: both sides hear
+            # of it (the client would otherwise see its connection dropped without a word)
+            self._abort_both()
+            self.shared.metrics.associations.inc(result="backend-failed")
+            self.shared.audit.association(
+                self, accepted=False, why=f"backend sent an unreadable A-ASSOCIATE-AC: {exc}",
+                check="backend")
+            log.info("association %d from %s: backend sent an unreadable A-ASSOCIATE-AC: %s",
+                     self.id, self.peer_address, exc)
+            return False
+        self.writer.write(accept)
         await self.writer.drain()
         self.shared.metrics.associations.inc(result="accepted")
         self.shared.audit.association(self, accepted=True, why="", check="")

@@ -20,8 +20,13 @@ from ..dul import dimse
 from ..dul import pdu as P
 from ..dul import scp as acceptor
 from ..dul.codes import (
+    APPLICATION_CONTEXT_NAME,
+    CONTEXT_ACCEPTANCE,
     DATA_SET_ABSENT,
     DATA_SET_PRESENT,
+    ITEM_APPLICATION_CONTEXT,
+    ITEM_PRESENTATION_CONTEXT_AC,
+    ITEM_TRANSFER_SYNTAX,
     REJECT_LOCAL_LIMIT,
     RESPONSE_BIT,
     STATUS_PENDING,
@@ -139,13 +144,26 @@ async def giant_length(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 #: PS3.8 9.3.3 fixed part of an A-ASSOCIATE-AC after the PDU header: protocol version 1,
 #: reserved, called/calling AE (16 bytes each, echoed), 32 reserved bytes
 _AC_FIXED = b"\x00\x01\x00\x00" + b"ANY-SCP".ljust(16) + b"DICOMGUARD".ljust(16) + b"\x00" * 32
-_APPLICATION_CONTEXT_ITEM = b"\x10\x00\x00\x15" + b"1.2.840.10008.3.1.1.1"
+
+
+def _item(item_type: int, body: bytes) -> bytes:
+    """A PS3.8 9.3 item: type, reserved byte, 2-byte big-endian length, body."""
+    return bytes([item_type, 0]) + struct.pack(">H", len(body)) + body
+
+
+_APPLICATION_CONTEXT_ITEM = _item(ITEM_APPLICATION_CONTEXT, APPLICATION_CONTEXT_NAME.encode())
 #: issue 12's presentation-context item: context ID 0 (PS3.8 wants odd 1-255), accepted,
 #: transfer syntax implicit VR little endian
-CONTEXT_ID_0_ITEM = bytes.fromhex("210000190000000040000011312e322e3834302e31303030382e312e32")
+CONTEXT_ID_0_ITEM = _item(
+    ITEM_PRESENTATION_CONTEXT_AC,
+    bytes([0, 0, CONTEXT_ACCEPTANCE, 0])
+    + _item(ITEM_TRANSFER_SYNTAX, str(ImplicitVRLittleEndian).encode()),
+)
 #: a presentation-context item (ID 1, accepted) whose sub-item is an application context
 #: item (type 0x10) where a transfer syntax sub-item (0x40) belongs
-WRONG_SUB_ITEM = b"\x21\x00\x00\x1d\x01\x00\x00\x00" + _APPLICATION_CONTEXT_ITEM
+WRONG_SUB_ITEM = _item(
+    ITEM_PRESENTATION_CONTEXT_AC, bytes([1, 0, CONTEXT_ACCEPTANCE, 0]) + _APPLICATION_CONTEXT_ITEM
+)
 MALFORMED_ACCEPTS = {"context-id-0": CONTEXT_ID_0_ITEM, "sub-item-0x10": WRONG_SUB_ITEM}
 
 

@@ -33,10 +33,14 @@ def build_config(request: ScanRequest, *, db: str | None = None) -> Any:
     wordlist = None
     if request.wordlist:
         try:
-            wordlist = load_wordlist(Path(request.wordlist).read_text())
+            wordlist = load_wordlist(Path(request.wordlist).read_text(encoding="utf-8"))
         except OSError as exc:
             raise ScanSetupError(
                 f"cannot read wordlist {request.wordlist}: {exc.strerror}"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise ScanSetupError(
+                f"wordlist {request.wordlist}: not UTF-8 text (byte {exc.start})"
             ) from None
     exposure = None
     if not request.no_exposure:

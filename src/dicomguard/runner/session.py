@@ -132,7 +132,10 @@ class ScanSession:
         except StoreError as exc:
             raise ScanSetupError(str(exc)) from None
         try:
-            meta = store.metadata()
+            try:
+                meta = store.metadata()
+            except StoreError as exc:
+                raise ScanSetupError(str(exc)) from None
             request = ScanRequest.from_dict(meta["options"])
             store.store_all = request.all
             config = build_config(request, db=db)

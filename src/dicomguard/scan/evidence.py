@@ -30,7 +30,7 @@ from pynetdicom import pdu as _pdu
 
 from .. import __version__
 from ..dul import pdu as P
-from ..dul.codes import CONTEXT_ACCEPTANCE
+from ..dul.codes import CONTEXT_ACCEPTANCE, PDV_COMMAND, PDV_LAST
 
 __all__ = ["REDACTED_TAGS", "EndpointEvidence", "redaction_ranges"]
 
@@ -160,10 +160,10 @@ class EndpointEvidence:
                 return
             ctx, header = buf[pos + 4], buf[pos + 5]
             start, length = pos + 6, item_len - 2
-            if not header & 0x01:  # a data set fragment (bit 0 clear), commands are kept
+            if not header & PDV_COMMAND:  # a data set fragment, commands are kept
                 self._pending[direction].append((index, start, length))
                 self._pending_ctx[direction] = ctx
-                if header & 0x02:  # last fragment: the data set is complete
+                if header & PDV_LAST:  # last fragment: the data set is complete
                     self._redact(direction)
             pos += 4 + item_len
 

@@ -2,7 +2,7 @@
 
 After zgrab2's ``ScanModule`` (``Scan(target) -> (status, result, error)``, one status enum,
 one typed result struct per module): a check is a :class:`Probe` object in
-:data:`dicomguard.scan.probes.PROBES`; ``assess.assess`` runs that list in order and derives
+:data:`dicomguard.scan.assess.PROBES`; ``assess.assess`` runs that list in order and derives
 the findings from it. A new check is one module with a probe object, and one entry in that
 list (``scan/tests/test_probe_interface.py`` adds one in a few lines).
 

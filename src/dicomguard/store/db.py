@@ -175,7 +175,11 @@ class ScanStore:
     # --- metadata ------------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, Any]:
-        return read_metadata(self.conn)
+        """The scan's metadata; StoreError when a JSON column of it is damaged."""
+        try:
+            return read_metadata(self.conn)
+        except (ValueError, TypeError) as exc:  # argv / options / stats not JSON
+            raise StoreError(f"{self.path}: cannot read: scan metadata damaged ({exc})") from None
 
     def resume_point(self) -> tuple[int, frozenset[int]]:
         """(first index to scan, indices past it already done): ScanConfig.start and .skip."""

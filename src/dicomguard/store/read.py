@@ -31,7 +31,10 @@ def open_read_only(path: str | Path) -> sqlite3.Connection:
     p = Path(path)
     if not p.is_file():
         raise StoreError(f"{path}: no such scan database")
-    return sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:  # unreadable (permissions), a directory's lock, ...
+        raise StoreError(f"{path}: cannot open as a scan database ({exc})") from None
 
 
 def load_scan(path: str | Path) -> StoredScan:

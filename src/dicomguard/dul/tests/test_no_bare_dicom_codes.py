@@ -29,11 +29,16 @@ only DICOM codes:
     an int compared with a user identity type (a name or attribute ``kind``,
     ``user_identity_type``), ``kind == 2``.
 ``pdu-type``
-    an int compared with something named ``pdu_type``.
+    an int compared with something named ``pdu_type``, or packed as the first byte of a PDU
+    (``struct.pack(">BBL", 0x04, 0, n)``).
+``pdv-header``
+    an int and-ed/or-ed with a PDV message control header (a name ``header``/``hdr``:
+    ``header & 0x02``), or a header assembled from literals
+    (``header = (1 if is_command else 0) | (2 if last else 0)``): ``PDV_COMMAND``, ``PDV_LAST``.
 ``uid``
-    a string literal that is a UID of the DICOM registry (pydicom's UID dictionary, root
-    1.2.840.10008), outside docstrings: import it from :mod:`pydicom.uid` or
-    :mod:`pynetdicom.sop_class` instead.
+    a string or bytes literal (trailing NUL padding ignored) that is a UID of the DICOM
+    registry (pydicom's UID dictionary, root 1.2.840.10008), outside docstrings: import it
+    from :mod:`pydicom.uid` or :mod:`pynetdicom.sop_class` instead.
 
 Not flagged, on purpose: data element tags and lengths, bit masks of other fields, item types
 inside the byte-level readers when named locally from ``codes`` (they are), and any code in a
@@ -73,6 +78,8 @@ _DISTINCT_STATUSES = {
     and (value >= 0xA000 or value in (codes.STATUS_SOP_CLASS_NOT_SUPPORTED,
                                       codes.STATUS_NOT_AUTHORIZED))
 }
+_PDV_HEADER_NAMES = ("header", "hdr")
+_PDU_TYPES = set(codes.PDU_NAMES)
 _DICOM_UIDS = {uid for uid in UID_dictionary if uid.startswith("1.2.840.10008.")}
 
 
@@ -141,6 +148,10 @@ def bare_codes(source: str, filename: str = "<string>") -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             callee = _name(node.func)
+            if (callee == "pack" and len(node.args) >= 2 and isinstance(node.args[0], ast.Constant)
+                    and str(node.args[0].value).startswith(">B") and _ints(node.args[1])
+                    and _ints(node.args[1])[0].value in _PDU_TYPES):
+                flag(node, "pdu-type")
             if callee in _REJECT_ABORT_CALLS:
                 for arg in [*node.args, *(k.value for k in node.keywords)]:
                     if _ints(arg) and not isinstance(arg, ast.Tuple | ast.List | ast.Set):
@@ -173,8 +184,19 @@ def bare_codes(source: str, filename: str = "<string>") -> list[str]:
             if any(_name(s).lower() in ("field", "field_", "command_field", "commandfield")
                    for s in sides) and any(_ints(s) for s in sides):
                 flag(node, "command-field")
+            if any(_name(s).lower() in _PDV_HEADER_NAMES for s in sides) and any(
+                _ints(s) for s in sides
+            ):
+                flag(node, "pdv-header")
         elif isinstance(node, ast.Assign):
             for target in node.targets:
+                if (isinstance(target, ast.Name) and target.id.lower() in _PDV_HEADER_NAMES
+                        and isinstance(node.value, ast.BinOp)
+                        and isinstance(node.value.op, ast.BitOr)
+                        and any(isinstance(side, ast.IfExp) and _ints(side.body)
+                                and side.body.value  # type: ignore[attr-defined]
+                                for side in (node.value.left, node.value.right))):
+                    flag(node, "pdv-header")
                 if (isinstance(target, ast.Name) and target.id.startswith(_REJECT_ABORT_NAMES)
                         and _ints(node.value)):
                     flag(node, "reject-abort")
@@ -203,6 +225,9 @@ def bare_codes(source: str, filename: str = "<string>") -> list[str]:
         if (isinstance(node, ast.Constant) and isinstance(node.value, str)
                 and id(node) not in docstrings and node.value in _DICOM_UIDS):
             flag(node, "uid")
+        if (isinstance(node, ast.Constant) and isinstance(node.value, bytes)
+                and node.value.rstrip(b"\0").decode("latin-1") in _DICOM_UIDS):
+            flag(node, "uid")  # a hand-built PDU's UID bytes (lab/hostile.py's AC items)
     return sorted(set(found), key=lambda f: int(f.split(":", 1)[0]))
 
 
@@ -250,7 +275,12 @@ def test_no_bare_dicom_code_outside_codes_py() -> None:
         ("OPS = {0x0001: 'STORE', 0x0010: 'GET'}", "command-field"),
         ("ok = kind == 2", "identity-type"),
         ("ok = raw.pdu_type == 0x07", "pdu-type"),
+        ('pdu = struct.pack(">BBL", 0x04, 0, len(item)) + item', "pdu-type"),
+        ("ok = header & 0x02", "pdv-header"),
+        ("header = (1 if is_command else 0) | (2 if last else 0)", "pdv-header"),
         ("VERIFICATION = '1.2.840.10008.1.1'", "uid"),
+        ("ITEM = b'\\x10\\x00\\x00\\x15' + b'1.2.840.10008.3.1.1.1'", "uid"),
+        ("TS = b'1.2.840.10008.1.2\\x00'", "uid"),
     ],
 )
 def test_each_shape_of_a_bare_code_is_flagged(source: str, rule: str) -> None:
@@ -263,7 +293,10 @@ def test_each_shape_of_a_bare_code_is_flagged(source: str, rule: str) -> None:
         "ok = status == STATUS_SUCCESS",
         "ok = len(parts) == 1",
         "tag = peek.tag(0x0020, 0x000D)",
-        "ok = hdr & 0x02",
+        "ok = flags & 0x02",
+        "ok = hdr & PDV_LAST",
+        'pdu = struct.pack(">BBL", P_DATA_TF, 0, n)',
+        "header = _TCP.pack(1, 0, 2)",
         "SUITES = {0xC02F, 0xC030}",  # TLS cipher suites, not statuses (decimal-free hex)
         "x = {'MessageID': 1}",
         "ok = exc.kind == 'timeout'",
