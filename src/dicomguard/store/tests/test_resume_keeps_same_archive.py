@@ -18,12 +18,18 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 import dicomguard
+from dicomguard.dul.scu import Timeouts
 from dicomguard.lab.fleet import FleetThread
+from dicomguard.scan import parallel
+from dicomguard.scan.assess import ProbeOptions
+from dicomguard.scan.engine import ScanConfig
+from dicomguard.scan.targets import build_targets
 from dicomguard.store import ScanStore, load_scan
 
 NETWORK = "127.77.5.0/30"  # .1: the lab host, .2: nothing listens
@@ -56,8 +62,8 @@ def _scan(cwd: Path, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _args(db: str, workers: int) -> list[str]:
-    options = f"--rate 0 --per-host 1 --timeout 3 --no-tls --no-progress -q --workers {workers}"
+def _args(db: str) -> list[str]:
+    options = "--rate 0 --per-host 1 --timeout 3 --no-tls --no-progress -q --workers 1"
     ports = ",".join(map(str, PORTS))
     return [NETWORK, "-p", ports, *options.split(), "--db", db, "--jsonl", db + ".jsonl"]
 
@@ -100,13 +106,11 @@ def _headline(doc: object) -> dict:
     return {}
 
 
-# two workers: the cache entry comes from a forked worker through the pipe to the store
-@pytest.mark.parametrize("workers", [1, 2])
 def test_port_after_the_kill_is_marked_same_archive_as_the_port_before(
-    lab: FleetThread, tmp_path: Path, workers: int
+    lab: FleetThread, tmp_path: Path
 ) -> None:
-    whole = _scan(tmp_path, *_args("whole.db", workers))
-    killed = _scan(tmp_path, *_args("killed.db", workers))
+    whole = _scan(tmp_path, *_args("whole.db"))
+    killed = _scan(tmp_path, *_args("killed.db"))
     db = tmp_path / "killed.db"
     deadline = time.monotonic() + 60
     while PORTS[0] not in _stored_ports(db):  # the first port's record is committed
@@ -133,6 +137,46 @@ def test_port_after_the_kill_is_marked_same_archive_as_the_port_before(
     totals = _totals(tmp_path, "whole.db")
     assert totals["studies_exposed"] == by_port[PORTS[0]]["exposure"]["studies"]  # once
     assert _totals(tmp_path, "killed.db") == totals
+
+
+def test_with_two_workers_the_entry_reaches_the_store_and_a_stored_one_is_used(
+    lab: FleetThread, tmp_path: Path
+) -> None:
+    """Workers (scan.parallel) send the entry through their pipe before the index's record;
+    a resumed parallel scan starts every worker from the stored entries. (A worker holds a
+    lone record until its next message, so the kill test above runs in one process.)"""
+    config = ScanConfig(
+        targets=build_targets([NETWORK], ports=PORTS),
+        probe=ProbeOptions(timeouts=Timeouts(2.0, 3.0, 5.0, 0.5), try_tls=False),
+        rate=0,
+        per_host=1,
+    )
+    store = ScanStore.create(tmp_path / "w.db", argv=[], options={}, targets_total=4)
+    with store:
+        parallel.run(
+            config,
+            lambda r: store.add(r.to_dict()),
+            workers=2,
+            on_done=store.mark_done,
+            on_closed=store.add_closed,
+            closed_batch=store.closed_done,
+            on_archive=store.add_archive,
+        )
+        store.commit()
+        entries = store.archives()
+        ports = {r["port"]: r for r in store.records() if r["host"] == HOST}
+    assert len(entries) == 1
+    host, _, _, exposure = entries[0]
+    assert host == HOST and exposure["same_archive_as"] == f"{HOST}:{PORTS[0]}"
+    assert ports[PORTS[1]]["exposure"]["same_archive_as"] == f"{HOST}:{PORTS[0]}"
+
+    out: list[dict] = []
+    later = replace(config, targets=build_targets([HOST], ports=PORTS[1:]), archives=tuple(entries))
+    parallel.run(later, lambda r: out.append(r.to_dict()), workers=2)
+    (rec,) = out
+    assert rec["exposure"]["same_archive_as"] == f"{HOST}:{PORTS[0]}"
+    assert rec["exposure"]["queries"] == 2
+    assert rec["exposure"]["studies"] == ports[PORTS[0]]["exposure"]["studies"]
 
 
 def test_database_from_before_the_archive_table_resumes_with_an_empty_cache(
