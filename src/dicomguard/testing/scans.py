@@ -47,3 +47,24 @@ def stored_states(db: Path) -> dict[str, int]:
         return dict(conn.execute("SELECT state, n FROM states"))
     finally:
         conn.close()
+
+
+#: record fields that differ between two runs of the same scan by design (seconds, ids)
+RUN_FIELDS = frozenset({"elapsed_ms", "measured_at", "scan_id"})
+
+
+def comparable_records(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``host:port`` -> record without :data:`RUN_FIELDS`, for comparing two runs of one scan.
+
+    The scanner's own random called AE title (different in every run by design) is masked
+    where the called AE is not enforced. Raises AssertionError for an endpoint stored twice.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for r in records:
+        key = f"{r['host']}:{r['port']}"
+        assert key not in out, f"{key} stored twice"
+        rec = {k: v for k, v in r.items() if k not in RUN_FIELDS}
+        if not rec["called_aet"]["enforced"]:
+            rec["called_aet"] = {**rec["called_aet"], "accepted": None}
+        out[key] = rec
+    return out

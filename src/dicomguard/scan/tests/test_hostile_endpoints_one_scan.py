@@ -31,6 +31,7 @@ import dicomguard
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.lab.hostile import HostileThread
 from dicomguard.store import load_scan
+from dicomguard.testing.scans import comparable_records
 
 SRC = str(Path(dicomguard.__file__).resolve().parents[1])
 PORT = 11112
@@ -58,7 +59,6 @@ GRACE = 3.0
 #: archive, a second assessment of it, start-up; generous for a loaded 2-core CI machine
 SCAN_BOUND = 60.0
 #: fields that measure time or name the run, not the endpoint
-TIMING = {"elapsed_ms", "measured_at", "scan_id"}
 #: fresh random junk per connection: the text differs between runs, its kind does not
 JUNK_HOSTS = {h for h, b in HOSTILE.items() if b in ("garbage", "tls-junk")}
 
@@ -103,19 +103,13 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, int]:
 
 
 def _comparable(records: list[dict]) -> dict[str, dict]:
-    out = {}
-    for r in records:
-        key = f"{r['host']}:{r['port']}"
-        assert key not in out, f"{key} stored twice"
-        rec = {k: v for k, v in r.items() if k not in TIMING}
+    out = comparable_records(records)
+    for rec in out.values():
         rec["attempts"] = None  # a killed run may have spent the busy archive's one reject
         rec["reject"] = None
-        if r["host"] in JUNK_HOSTS:  # the junk itself is quoted in the error and its finding
+        if rec["host"] in JUNK_HOSTS:  # the junk itself is quoted in the error and its finding
             rec["error"] = rec["error_evidence"] = None
             rec["findings"] = [{**f, "detail": None} for f in rec["findings"]]
-        if not rec["called_aet"]["enforced"]:
-            rec["called_aet"] = {**rec["called_aet"], "accepted": None}  # our random title
-        out[key] = rec
     return out
 
 

@@ -22,6 +22,7 @@ import pytest
 import dicomguard
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.store import load_scan
+from dicomguard.testing.scans import comparable_records
 
 NETWORK = "127.77.4.0/28"  # 16 addresses: 12 lab hosts, the rest closed
 PORTS = "11112,11113"  # nothing listens on 11113: closed endpoints between the open ones
@@ -35,7 +36,6 @@ PERSONAS = {
 }
 SRC = str(Path(dicomguard.__file__).resolve().parents[1])
 #: fields that measure time or name the run, not what the endpoint is
-TIMING = {"elapsed_ms", "measured_at", "scan_id"}
 
 
 @pytest.fixture(scope="module")
@@ -73,19 +73,6 @@ def _rows(db: Path) -> int:
         conn.close()
 
 
-def _comparable(records: list[dict]) -> dict[str, dict]:
-    out = {}
-    for r in records:
-        key = f"{r['host']}:{r['port']}"
-        assert key not in out, f"{key} stored twice"
-        rec = {k: v for k, v in r.items() if k not in TIMING}
-        if not rec["called_aet"]["enforced"]:
-            # the scanner's own random called AE title, different in every run by design
-            rec["called_aet"] = {**rec["called_aet"], "accepted": None}
-        out[key] = rec
-    return out
-
-
 def test_killed_and_resumed_scan_equals_uninterrupted(lab: FleetThread, tmp_path: Path) -> None:
     whole = _scan(tmp_path, *_args("whole.db"))
     killed = _scan(tmp_path, *_args("killed.db"))
@@ -114,7 +101,7 @@ def test_killed_and_resumed_scan_equals_uninterrupted(lab: FleetThread, tmp_path
 
     a, b = load_scan(tmp_path / "whole.db"), load_scan(db)
     assert b.meta["finished_at"] and b.meta["resumed"] == 1
-    assert _comparable(b.records) == _comparable(a.records)
+    assert comparable_records(b.records) == comparable_records(a.records)
     assert len(a.records) == sum(PERSONAS.values())  # every lab host, nothing else
     # one scan id across the kill: records of both runs carry the killed scan's
     assert {r["scan_id"] for r in b.records} == {b.meta["scan_id"]}
@@ -126,4 +113,4 @@ def test_killed_and_resumed_scan_equals_uninterrupted(lab: FleetThread, tmp_path
     assert b.meta["stats"]["endpoints"] == total - done_before
     # JSONL comes from the same records: rebuilt on resume, then appended
     lines = [json.loads(x) for x in (tmp_path / "killed.db.jsonl").read_text().splitlines()]
-    assert _comparable(lines) == _comparable(b.records)
+    assert comparable_records(lines) == comparable_records(b.records)
