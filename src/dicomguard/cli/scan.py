@@ -186,7 +186,9 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--discovery",
         action="store_true",
-        help="only find DICOM services and fingerprint them (one association each)",
+        help="only find DICOM services and fingerprint them (one association each; a TLS-only"
+        " port also gets its TLS handshakes, a peer that drops the pipelined A-RELEASE-RQ a"
+        " second association)",
     )
     p.add_argument(
         "--no-exposure",

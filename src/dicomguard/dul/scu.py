@@ -32,6 +32,7 @@ from .errors import (
     CancelIgnored,
     ConnectFailed,
     DulError,
+    PeerAborted,
     PeerClosed,
     PeerTimeout,
     ProtocolViolation,
@@ -128,7 +129,10 @@ async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
 class ReleasedBeforeAnswer(ProtocolViolation):
     """The peer sent its A-RELEASE-RP before answering the request that went out with our
     A-RELEASE-RQ (:meth:`Association.echo` with ``release``): the request stays unanswered on
-    this association, which is over. No server tested does this (they answer in order)."""
+    this association, which is over. No server tested does this (they answer in order).
+
+    Also raised when the peer aborts or closes before that answer: it may be reacting to our
+    A-RELEASE-RQ, not to the request, so the request is neither answered nor refused."""
 
 
 class Connections:
@@ -350,7 +354,15 @@ class Association:
         pdus = dimse.echo_pdus(msg_id, cid, self.peer_max_pdu)
         self._release_sent = release
         await self._send([*pdus, P.RELEASE_RQ] if release else pdus)
-        reply = await self._receive()
+        try:
+            reply = await self._receive()
+        except (PeerAborted, PeerClosed) as exc:
+            if not release:
+                raise
+            # the end may answer the A-RELEASE-RQ, not the C-ECHO: ambiguous, not a refusal
+            raise ReleasedBeforeAnswer(
+                f"{exc} after the pipelined A-RELEASE-RQ, before the C-ECHO-RSP"
+            ) from exc
         if reply.command_field != dimse.C_ECHO_RSP:
             raise ProtocolViolation(f"expected C-ECHO-RSP, got command 0x{reply.command_field:04x}")
         if release:

@@ -58,6 +58,10 @@ from .result import AssociateReject, EndpointResult, Finding, Operation, finding
 from .tls_probe import TlsProbeOptions
 from .web import WebOptions, orthanc_rest_identity
 
+#: the scan's own calling AE title, unknown to any server; another (--calling-aet) may be one
+#: the server admits, so a stranger's title is then tried too (_judge_calling_aet)
+DEFAULT_CALLING_AET = "DICOMGUARD"
+
 Pace = Callable[[], Awaitable[None]]
 
 
@@ -72,7 +76,7 @@ def random_aet() -> str:
 
 @dataclass(frozen=True)
 class ProbeOptions:
-    calling_aet: str = "DICOMGUARD"
+    calling_aet: str = DEFAULT_CALLING_AET
     #: the arbitrary called AE; random per scan so no server can whitelist it
     probe_called_aet: str = field(default_factory=random_aet)
     wordlist: tuple[str, ...] = field(default_factory=default_called_titles)
@@ -316,8 +320,8 @@ async def _assess(p: _Prober, r: EndpointResult) -> None:
         await _record_accept(p, r, first.association)
         if not opts.discovery:
             r.called_aet.update(enforced=False, accepted=opts.probe_called_aet, verified=True)
-            r.calling_aet.update(enforced=False, verified=True)
             r.user_identity.update(required=False, verified=True)
+            await _judge_calling_aet(p, r, opts.probe_called_aet)
         return
 
     reject = first.reject
@@ -418,7 +422,8 @@ async def _echo_and_release(
     was sent on (closed already once the release went through; None: no association).
 
     A peer that answers the release before the C-ECHO (none seen: Orthanc, DCMTK and
-    pynetdicom answer in order) is asked again the unpipelined way on a new association, so
+    pynetdicom answer in order), or aborts or closes before answering it (the end may be its
+    answer to the A-RELEASE-RQ), is asked again the unpipelined way on a new association, so
     its record says what it does with a C-ECHO; that costs it one more association."""
     try:
         return await operations.probe_echo(assoc, release=True), assoc
@@ -514,10 +519,10 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
             r.called_aet.accepted = word
             if word in sources:
                 r.called_aet.source = sources[word]
-            if p.calling is None:  # else the calling title had to be guessed: enforced
-                r.calling_aet.update(enforced=False, verified=True)
             r.user_identity.update(required=False, verified=True)
             await _record_accept(p, r, outcome.association)
+            if p.calling is None:  # else the calling title had to be guessed: enforced
+                await _judge_calling_aet(p, r, word)
             return
         rej = outcome.reject
         assert rej is not None
@@ -532,6 +537,32 @@ async def _guess_called_aet(p: _Prober, r: EndpointResult) -> None:
         elif rej.may_mean_authentication:
             await _try_user_identity(p, r, word)
         return
+
+
+async def _judge_calling_aet(p: _Prober, r: EndpointResult, called: str) -> None:
+    """Our calling title was accepted: is a stranger's? Observed at once for the scan's own
+    title; a --calling-aet title may be one the server admits (dcmqrscp's AETable: echoscu
+    -aet DGVIEWER gets in, -aet STRANGER is rejected, reason 7), so one more association with
+    a random title tells (accepted: not enforced; rejected: enforced; no answer: unknown)."""
+    if p.opts.calling_aet == DEFAULT_CALLING_AET:
+        r.calling_aet.update(enforced=False, verified=True)
+        return
+    if not p.budget_left():
+        r.calling_aet.update(enforced=False, verified=False)
+        return
+    stranger = random_aet()
+    outcome = await p.guess(called, calling=stranger, syntaxes=(sc.VERIFICATION,))
+    if outcome is None:
+        r.calling_aet.update(enforced=False, verified=False)
+    elif outcome.association is not None:
+        await outcome.association.release()
+        r.calling_aet.update(enforced=False, verified=True)
+    elif outcome.reject is not None and (
+        outcome.reject.calling_aet_refused or outcome.reject.called_aet_refused
+    ):
+        r.calling_aet.update(enforced=True, accepted=p.opts.calling_aet, verified=True)
+    else:  # busy, or another reason: nothing learned about the calling title
+        r.calling_aet.update(enforced=False, verified=False)
 
 
 async def _guess_calling_aet(p: _Prober, r: EndpointResult, called: str) -> None:

@@ -328,6 +328,22 @@ def is_transient(result: EndpointResult) -> bool:
     )
 
 
+def dropped_before_greeting(result: EndpointResult) -> bool:
+    """The sweep saw the port open, yet the assessment's connections were closed or reset
+    before a single PDU (no A-ASSOCIATE-AC/RJ, nothing to decode): what a server with a
+    connection limit does to the excess (one server behind many addresses, an appliance taking
+    one association at a time; echoscu gets in a moment later). A loss for the congestion
+    window and retried later as a transient reject is, never "not DICOM" at the first try."""
+    return (
+        result.state == "open"
+        and not result.dicom
+        and result.error_kind == "closed"
+        and not result.reject
+        and result.web is None
+        and result.dicom_likelihood is None
+    )
+
+
 class Engine:
     """Runs one scan: a TCP sweep, then an assessment of every endpoint that accepted.
 
@@ -533,13 +549,19 @@ class Engine:
             else:
                 self._hosts[host] = (sem, users - 1)
             self._assessing -= 1
+            # the sweep saw it open: refused, reset or silent now is the server overrun
+            lost = result is not None and (
+                result.state in ("closed", "filtered") or dropped_before_greeting(result)
+            )
             if window is not None:
-                # the sweep saw it open: refused, reset or silent now is the server overrun
-                lost = result is not None and result.state in ("closed", "filtered")
                 self._window_done(window, ticket, host, port, lost)
         key = (seq, host, port)
         attempt = self._attempts.pop(key, 0) + 1
-        if is_transient(result) and attempt <= self.config.transient_retries:
+        if (
+            result is not None
+            and (is_transient(result) or lost)
+            and attempt <= self.config.transient_retries
+        ):
             self._attempts[key] = attempt
             self._spawn(self._retry_later(key, self.config.retry_backoff * 2 ** (attempt - 1)))
         else:

@@ -239,10 +239,17 @@ def open_services(
     A probed service is open when its operation was answered (observed). A service not probed
     is open when negotiated, unless the server was seen enforcing access per operation: then
     retrieve services (move, get) are taken as closed too (inferred: a server that refuses a
-    stranger's C-FIND does not let that stranger retrieve). Storage keeps its negotiated value
+    stranger's C-FIND does not let that stranger retrieve), unless a Q/R C-FIND was answered
+    (then only another service, e.g. the worklist, was refused). Storage keeps its negotiated value
     (Orthanc's defaults refuse FIND but allow C-STORE and C-ECHO).
     """
-    enforced = enforced_per_operation(ops)
+    # retrieve follows the Q/R C-FIND: a refused worklist query says nothing about C-MOVE /
+    # C-GET (Orthanc with DicomAlwaysAllowFindWorklist false but Find/Move/Get allowed: findscu
+    # -W aborted, getscu answered)
+    qr_answered = any(
+        ops[n].state == ANSWERED for n in ("find_study_root", "find_patient_root") if n in ops
+    )
+    enforced = enforced_per_operation(ops) and not qr_answered
     out: dict[str, bool] = {}
     conf: dict[str, str] = {}
     for name, offered in negotiated.items():

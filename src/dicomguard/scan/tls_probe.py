@@ -40,7 +40,7 @@ import contextlib
 import ssl
 import warnings
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -617,12 +617,16 @@ class TlsProbe:
             return False
         if r.web is not None:
             return bool(r.web["scheme"] == "https")
-        return not opts.discovery and (r.tls or session.tls_only)
+        # discovery too on a TLS-only port: without the client-certificate check a mutual-TLS
+        # DICOM server would be recorded "not DICOM" (issue 10 item 2), unlike the full scan
+        return session.tls_only or (not opts.discovery and r.tls)
 
     async def run(self, target: Target, session: Session) -> ProbeResult[TlsDetails]:
         r = session.record
-        found = await probe_tls(target.host, target.port, session.opts.tls_probe,
-                                pace=session.pace)
+        opts = session.opts.tls_probe
+        if session.opts.discovery and opts is not None:
+            opts = replace(opts, ciphers=False)  # discovery: versions and client cert only
+        found = await probe_tls(target.host, target.port, opts, pace=session.pace)
         details = TlsDetails(**found) if found is not None else None
         r.tls_details = details  # before the judgement below reads it
         if r.web is None and not r.dicom:
