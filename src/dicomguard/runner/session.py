@@ -145,6 +145,9 @@ class ScanSession:
                     f"then, {config.targets.count()} now): resume would skip the wrong ones"
                 )
             config.start, config.skip = store.resume_point()
+            # the archive cache as it was: a later port of a host already counted is marked
+            # same_archive_as, not counted a second time (as in an uninterrupted scan)
+            config.archives = tuple(store.archives())
             config.scan_id = store.scan_id
             session = cls(request, config, store, db, resumed=True, progress=progress,
                           summary=summary)
@@ -237,6 +240,7 @@ class ScanSession:
             "on_done": store.mark_done,
             "on_closed": store.add_closed,
             "closed_batch": store.closed_done,
+            "on_archive": store.add_archive,
         }
         try:
             if show_progress:

@@ -50,6 +50,10 @@ Sink = Callable[[EndpointResult], None]
 Progress = Callable[[int, EndpointResult], None]
 #: called once per target index when everything for it is finished (for resume bookkeeping)
 Done = Callable[[int], None]
+#: called with (target index, archive cache entry) when an endpoint's measurement is remembered
+#: for later ports of its host: {"host", "key", "signature", "exposure"} (the entry's
+#: exposure says its origin in ``same_archive_as``); the store keeps it with that index
+Archived = Callable[[int, dict[str, Any]], None]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +115,9 @@ class ScanConfig:
     #: in flight per port and address block, halved on a lost connection; False: only
     #: ``concurrency`` and ``per_host`` bound it
     congestion: bool = True
+    #: archive cache entries a resumed scan starts with (exposure.ArchiveCache.remember's
+    #: arguments: host, key, signature, exposure), read back from the scan database
+    archives: tuple[tuple[str, tuple[Any, ...], tuple[Any, ...], dict[str, Any]], ...] = ()
 
 
 @dataclass
@@ -274,16 +281,19 @@ class _ArchiveTurns:
             finally:
                 self.done(host, seq)
 
-    def view(self, archives: ArchiveCache) -> ArchiveCache:
-        return _TurnArchives(archives, self)
+    def view(self, archives: ArchiveCache, on_remember: Archived | None = None) -> ArchiveCache:
+        return _TurnArchives(archives, self, on_remember)
 
 
 class _TurnArchives(ArchiveCache):
     """The scan's ArchiveCache, with :class:`_ArchiveTurns` in front of its per-host lock."""
 
-    def __init__(self, inner: ArchiveCache, turns: _ArchiveTurns) -> None:
+    def __init__(
+        self, inner: ArchiveCache, turns: _ArchiveTurns, on_remember: Archived | None = None
+    ) -> None:
         self._inner = inner
         self._turns = turns
+        self._on_remember = on_remember
 
     def lock(self, host: str) -> Any:
         return self._turns.turn(host, self._inner.lock(host))
@@ -295,6 +305,11 @@ class _TurnArchives(ArchiveCache):
         self, host: str, key: tuple[Any, ...], signature: tuple[Any, ...], exposure: dict
     ) -> None:
         self._inner.remember(host, key, signature, exposure)
+        if self._on_remember is not None:  # stored with the endpoint's record (resume)
+            self._on_remember(
+                _current_seq.get(),
+                {"host": host, "key": key, "signature": signature, "exposure": exposure},
+            )
 
 
 def is_transient(result: EndpointResult) -> bool:
@@ -345,8 +360,11 @@ class Engine:
         report_closed: bool = False,
         on_done: Done | None = None,
         on_closed: Callable[[int, str], None] | None = None,
+        on_archive: Archived | None = None,
     ) -> None:
         self.config = config
+        #: told of each archive cache entry made, with the target index it came from
+        self.on_archive = on_archive
         #: cheap path for endpoints that did not accept: (seq, state), no record built
         self.on_closed = on_closed
         self.sink = sink
@@ -358,6 +376,8 @@ class Engine:
         self._fingerprints = load_database()
         self.limiter = RateLimiter(config.rate)
         self._archives = ArchiveCache()
+        for host, key, signature, exposure in config.archives:  # a resumed scan's
+            self._archives.remember(host, key, signature, exposure)
         self._done = 0
         self._pending: dict[int, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -666,7 +686,7 @@ class Engine:
                     config.probe,
                     pace=pace,
                     fingerprints=self._fingerprints,
-                    archives=self._archive_turns.view(self._archives),
+                    archives=self._archive_turns.view(self._archives, self.on_archive),
                     result=result,
                 )
         except TimeoutError:

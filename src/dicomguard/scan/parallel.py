@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from .engine import Closed, Done, Engine, Progress, ScanConfig, ScanStats, Sink
+from .engine import Archived, Closed, Done, Engine, Progress, ScanConfig, ScanStats, Sink
 from .result import EndpointResult
 
 #: a worker sends at most this many messages at once, and at least every FLUSH_SECONDS
@@ -64,6 +64,7 @@ def run(
     on_done: Done | None = None,
     on_closed: Callable[[int, str], None] | None = None,
     closed_batch: Callable[[str, list[int]], None] | None = None,
+    on_archive: Archived | None = None,
 ) -> ScanStats:
     """Run the scan in this process (``workers == 1``) or in ``workers`` forked processes.
 
@@ -78,6 +79,7 @@ def run(
             report_closed=report_closed,
             on_done=on_done,
             on_closed=on_closed,
+            on_archive=on_archive,
         )
         return asyncio.run(engine.run())
 
@@ -89,7 +91,7 @@ def run(
         shard = replace(config, shard=(k, workers), rate=config.rate / workers)
         proc = ctx.Process(
             target=_worker,
-            args=(shard, child_end, report_closed),
+            args=(shard, child_end, report_closed, on_archive is not None),
             name=f"dicomguard-scan-{k}",
             daemon=True,
         )
@@ -132,6 +134,9 @@ def run(
                         sink(result)
                         if progress is not None:
                             progress(done, result)
+                    elif kind == "a":  # before its index's "r" and "d", as in one process
+                        if on_archive is not None:
+                            on_archive(msg[1], msg[2])
                     elif kind == "d":
                         if on_done is not None:
                             on_done(msg[1])
@@ -164,7 +169,9 @@ def _die_with_parent() -> None:
         pass
 
 
-def _worker(config: ScanConfig, conn: Any, report_closed: bool) -> None:
+def _worker(
+    config: ScanConfig, conn: Any, report_closed: bool, archived: bool = False
+) -> None:
     """Scan one shard; every message goes to the parent in batches."""
     parent = os.getppid()
     _die_with_parent()
@@ -209,6 +216,7 @@ def _worker(config: ScanConfig, conn: Any, report_closed: bool) -> None:
             report_closed=report_closed,
             on_done=lambda seq: send(("d", seq)),
             on_closed=send_closed,
+            on_archive=(lambda seq, entry: send(("a", seq, entry))) if archived else None,
         )
         asyncio.run(engine.run())
         buffer.append(("end",))

@@ -104,6 +104,9 @@ class ScanStore:
         self._done: set[int] = {r[0] for r in conn.execute("SELECT seq FROM done")}
         self._pending: dict[int, list[Record]] = {}  # results of indices still in flight
         self._batch: list[Record] = []  # results of finished indices, not yet committed
+        #: archive cache entries (add_archive) of indices in flight / finished, not committed
+        self._pending_archives: dict[int, list[Record]] = {}
+        self._archive_batch: list[Record] = []
         self._states: dict[str, int] = {}
         self._new_done: set[int] = set()
         self._moved = False
@@ -163,6 +166,7 @@ class ScanStore:
         conn = connect(path)
         try:
             check_schema(conn, path)
+            conn.executescript(DDL)  # tables added since (archives): IF NOT EXISTS, so a no-op
             row = conn.execute("SELECT finished_at FROM scan WHERE id = 1").fetchone()
             if row[0] is not None:
                 raise StoreError(f"{path}: this scan finished at {row[0]}; nothing to resume")
@@ -194,6 +198,31 @@ class ScanStore:
             raise ValueError("records need the target index 'seq' for resume bookkeeping")
         # stage even unstored ones so their state count lands in the same commit as their index
         self._pending.setdefault(seq, []).append(record)
+
+    def add_archive(self, seq: int, entry: Record) -> None:
+        """Engine hook ``on_archive``: index ``seq``'s measurement joined the archive cache
+        (``{"host", "key", "signature", "exposure"}``, see scan.engine.Archived). Written in
+        the commit that stores the index's record, so a resumed scan has one iff the other."""
+        self._pending_archives.setdefault(seq, []).append(entry)
+
+    def archives(self) -> list[tuple[str, tuple[Any, ...], tuple[Any, ...], Record]]:
+        """The stored archive cache entries whose origin record is stored, as
+        ``ArchiveCache.remember`` takes them (ScanConfig.archives of a resumed scan)."""
+        rows = self.conn.execute(
+            "SELECT a.host, a.key, a.signature, a.exposure FROM archives a"
+            " JOIN endpoints e ON e.host = a.host AND e.port = a.port ORDER BY a.rowid"
+        )
+        out = []
+        try:
+            for host, key, signature, exposure in rows:
+                impl, version, contexts = json.loads(key)
+                out.append(
+                    (host, (impl, version, tuple(contexts)), tuple(json.loads(signature)),
+                     json.loads(exposure))
+                )
+        except (ValueError, TypeError) as exc:  # a damaged row: not JSON, not a triple
+            raise StoreError(f"{self.path}: cannot read: archive cache damaged ({exc})") from None
+        return out
 
     def add_closed(self, seq: int, state: str) -> None:
         """Sink for an endpoint that did not accept: only its state is counted."""
@@ -228,6 +257,8 @@ class ScanStore:
             self._states[state] = self._states.get(state, 0) + 1
             if state == "open" or self.store_all:
                 self._batch.append(rec)
+        if self._pending_archives:
+            self._archive_batch.extend(self._pending_archives.pop(seq, ()))
         if seq < self.watermark or seq in self._done:
             return  # cannot happen with a correct engine; never count an index twice
         if seq == self.watermark:
@@ -258,6 +289,7 @@ class ScanStore:
         batch, self._batch = self._batch, []
         states, self._states = self._states, {}
         new_done, self._new_done = self._new_done, set()
+        archives, self._archive_batch = self._archive_batch, []
         c = self.conn
         dumps = json.dumps
         texts = [dumps(rec, separators=(",", ":")) for rec in batch]
@@ -285,6 +317,12 @@ class ScanStore:
                 " VALUES (?,?,?,?,?,?)",
                 (row for rows in findings.values() for row in rows),
             )
+            if archives:
+                c.executemany(
+                    "INSERT INTO archives (host, port, key, signature, exposure)"
+                    " VALUES (?,?,?,?,?)",
+                    [_archive_row(a) for a in archives],
+                )
             c.executemany(
                 "INSERT INTO states (state, n) VALUES (?, ?)"
                 " ON CONFLICT (state) DO UPDATE SET n = n + excluded.n",
@@ -448,6 +486,17 @@ class ScanStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _archive_row(entry: Record) -> tuple[Any, ...]:
+    origin = str(entry["exposure"]["same_archive_as"])  # "host:port" of the measured port
+    return (
+        entry["host"],
+        int(origin.rsplit(":", 1)[1]),
+        json.dumps(entry["key"]),
+        json.dumps(entry["signature"]),
+        json.dumps(entry["exposure"], separators=(",", ":")),
+    )
 
 
 def scan_id(conn: sqlite3.Connection) -> str:

@@ -59,6 +59,20 @@ CREATE TABLE IF NOT EXISTS endpoints (
 );
 CREATE INDEX IF NOT EXISTS endpoints_seq ON endpoints (seq);
 
+-- the scan's archive cache (scan.exposure.ArchiveCache): a port whose measurement later ports
+-- of its host are compared with (same_archive_as). Written in the commit of that port's record,
+-- read back on resume so a killed scan does not count one archive twice. Counts and study days
+-- only: key = [implementation class UID, version name, [accepted abstract syntax UIDs]],
+-- signature = [earliest study day, studies on it, latest study day, studies on it].
+-- A database from before this table gets it on resume (missing = empty cache).
+CREATE TABLE IF NOT EXISTS archives (
+    host      TEXT NOT NULL,
+    port      INTEGER NOT NULL,   -- the port measured in full (its record is in endpoints)
+    key       TEXT NOT NULL,      -- JSON
+    signature TEXT NOT NULL,      -- JSON
+    exposure  TEXT NOT NULL       -- JSON: the exposure later ports reuse (same_archive_as set)
+);
+
 CREATE TABLE IF NOT EXISTS findings (
     endpoint_id INTEGER NOT NULL REFERENCES endpoints (id) ON DELETE CASCADE,
     finding     TEXT NOT NULL,
