@@ -276,7 +276,8 @@ class ScanRequest:
                     parse_ports(text)
                 except TargetError as exc:
                     raise InvalidPortList(str(exc)) from None
-        if not self.targets and not self.input_files:
+        if not any(t.strip() for t in self.targets) and not self.input_files:
+            # blank words too: `scan ''` (an empty shell variable) scanned nothing and exited 0
             raise NoTargets("no targets: name addresses, CIDRs or ranges, or use -iL FILE")
         for f in dataclasses.fields(self):
             bound = f.metadata.get("bound")

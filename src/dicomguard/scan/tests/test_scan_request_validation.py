@@ -25,6 +25,8 @@ GOOD = ScanRequest(targets=("127.0.0.1",))
 
 CASES = [
     ({"targets": ()}, NoTargets, "no targets"),
+    ({"targets": ("",)}, NoTargets, "no targets"),
+    ({"targets": (" ", "\t")}, NoTargets, "no targets"),
     ({"ports": "104,x"}, InvalidPortList, "port"),
     ({"web_ports": "70000"}, InvalidPortList, "port"),
     ({"timeout": 0.0}, OptionOutOfRange, "--timeout"),
