@@ -147,7 +147,10 @@ class ScanSession:
             config.start, config.skip = store.resume_point()
             # the archive cache as it was: a later port of a host already counted is marked
             # same_archive_as, not counted a second time (as in an uninterrupted scan)
-            config.archives = tuple(store.archives())
+            try:
+                config.archives = tuple(store.archives())
+            except StoreError as exc:  # a damaged archives row: one line, exit 2
+                raise ScanSetupError(str(exc)) from None
             config.scan_id = store.scan_id
             session = cls(request, config, store, db, resumed=True, progress=progress,
                           summary=summary)

@@ -216,10 +216,16 @@ class ScanStore:
         try:
             for host, key, signature, exposure in rows:
                 impl, version, contexts = json.loads(key)
-                out.append(
-                    (host, (impl, version, tuple(contexts)), tuple(json.loads(signature)),
-                     json.loads(exposure))
-                )
+                sig = tuple(json.loads(signature))
+                exp = json.loads(exposure)
+                # the shapes exposure.measure relies on (first/last day, their study counts)
+                if len(sig) != 4 or not all(isinstance(d, str) for d in sig[::2]):
+                    raise ValueError(f"signature {signature[:80]!r}")
+                if not all(isinstance(n, int) for n in sig[1::2]):
+                    raise ValueError(f"signature {signature[:80]!r}")
+                if not isinstance(exp, dict) or not isinstance(contexts, list):
+                    raise ValueError(f"key/exposure {key[:80]!r} {exposure[:80]!r}")
+                out.append((host, (impl, version, tuple(contexts)), sig, exp))
         except (ValueError, TypeError) as exc:  # a damaged row: not JSON, not a triple
             raise StoreError(f"{self.path}: cannot read: archive cache damaged ({exc})") from None
         return out
