@@ -13,10 +13,7 @@ same scan runs with and without the window, and the kernel's count of dropped co
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,37 +23,21 @@ from dicomguard.scan.congestion import Window
 from dicomguard.scan.engine import Engine, ScanConfig
 from dicomguard.scan.result import EndpointResult
 from dicomguard.scan.targets import build_targets
-from dicomguard.testing.loopback import free_port, wait_until_accepting
+from dicomguard.testing.accept_queue import echoscp_app, listen_overflows
 
 HOSTS = 192  # 127.66.0.0 .. .191 (no broadcast address in the list)
 
 
-def _listen_overflows() -> int:
-    lines = Path("/proc/net/netstat").read_text().splitlines()
-    for head, values in zip(lines[::2], lines[1::2], strict=False):
-        if head.startswith("TcpExt:"):
-            fields = dict(zip(head.split()[1:], values.split()[1:], strict=False))
-            return int(fields["ListenOverflows"])
-    raise AssertionError("no TcpExt line in /proc/net/netstat")
-
-
 @pytest.fixture(scope="module")
 def echoscp() -> Iterator[int]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pynetdicom", "echoscp", str(port), "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_accepting("127.66.0.1", port, timeout=30)
+    with echoscp_app("127.66.0.1") as port:
         yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
-def _scan(port: int, congestion: bool) -> tuple[list[EndpointResult], int]:
+def scan_behind_many(
+    port: int, congestion: bool, sweep: str = "auto"
+) -> tuple[list[EndpointResult], int, str]:
+    """Discovery of the 192 addresses on ``port``: (records, connections dropped, sweep used)."""
     targets = build_targets([f"127.66.0.0-{HOSTS - 1}"], ports=(port,))
     cfg = ScanConfig(
         targets=targets,
@@ -72,17 +53,19 @@ def _scan(port: int, congestion: bool) -> tuple[list[EndpointResult], int]:
         ),
         rate=0,
         concurrency=256,
+        sweep=sweep,
         congestion=congestion,
     )
     records: list[EndpointResult] = []
-    before = _listen_overflows()
-    asyncio.run(Engine(cfg, records.append).run())
-    return records, _listen_overflows() - before
+    before = listen_overflows()
+    engine = Engine(cfg, records.append)
+    asyncio.run(engine.run())
+    return records, listen_overflows() - before, engine.sweep_kind
 
 
 def test_one_server_behind_many_addresses_keeps_its_accept_queue(echoscp: int) -> None:
-    records_off, dropped_off = _scan(echoscp, congestion=False)
-    records_on, dropped_on = _scan(echoscp, congestion=True)
+    records_off, dropped_off, _ = scan_behind_many(echoscp, congestion=False)
+    records_on, dropped_on, _ = scan_behind_many(echoscp, congestion=True)
     answered_off = sum(r.dicom for r in records_off)
     print(f"ListenOverflows: {dropped_off} without the window ({answered_off} answered), "
           f"{dropped_on} with it")

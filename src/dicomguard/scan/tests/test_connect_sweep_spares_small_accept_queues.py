@@ -15,70 +15,19 @@ picks without raw sockets); the kernel's count of dropped connections decides, n
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import subprocess
-import sys
-from collections.abc import Iterator
-
-from dicomguard.dul.scu import Timeouts
-from dicomguard.scan.assess import ProbeOptions
-from dicomguard.scan.engine import Engine, ScanConfig
 from dicomguard.scan.result import EndpointResult
-from dicomguard.scan.targets import build_targets
 from dicomguard.scan.tests.test_congestion_spares_small_accept_queues import (
     HOSTS,
-    _listen_overflows,
+    scan_behind_many,
 )
-from dicomguard.testing.loopback import free_port, wait_until_accepting
-
-
-@contextlib.contextmanager
-def _echoscp() -> Iterator[int]:
-    """A fresh pynetdicom ``echoscp`` per scan: every bare connection it accepted holds one of
-    its 10 association slots for its 30 s ACSE timeout, so a scan leaves it unfit for the next."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pynetdicom", "echoscp", str(port), "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_until_accepting("127.66.0.1", port, timeout=30)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(10)
+from dicomguard.testing.accept_queue import echoscp_app
 
 
 def _connect_scan(congestion: bool) -> tuple[list[EndpointResult], int, str]:
-    with _echoscp() as port:
-        return _scan_of(port, congestion)
-
-
-def _scan_of(port: int, congestion: bool) -> tuple[list[EndpointResult], int, str]:
-    targets = build_targets([f"127.66.0.0-{HOSTS - 1}"], ports=(port,))
-    cfg = ScanConfig(
-        targets=targets,
-        # as in the assessment test: no second chance for a silent greeting, and connects get
-        # 10 s so a rare drop's SYN retransmissions (1 s, 3 s) do not race the 3 s default
-        probe=ProbeOptions(
-            discovery=True,
-            web=None,
-            try_tls=False,
-            slow_greeting_timeout=0,
-            timeouts=Timeouts(connect=10.0, associate=10.0),
-        ),
-        rate=0,
-        concurrency=256,
-        sweep="connect",
-        congestion=congestion,
-    )
-    records: list[EndpointResult] = []
-    before = _listen_overflows()
-    engine = Engine(cfg, records.append)
-    asyncio.run(engine.run())
-    return records, _listen_overflows() - before, engine.sweep_kind
+    """A fresh echoscp per scan: every bare connection it accepted holds one of its 10
+    association slots for its 30 s ACSE timeout, so a scan leaves it unfit for the next."""
+    with echoscp_app("127.66.0.1") as port:
+        return scan_behind_many(port, congestion, sweep="connect")
 
 
 def test_connect_sweep_keeps_the_accept_queue_of_one_server_behind_many_addresses() -> None:
