@@ -303,7 +303,7 @@ def build_message(
 _HEAD_START = '<AuditMessage><EventIdentification EventActionCode="'
 _HEAD_TIME = '" EventDateTime="'
 #: the SOP instance UID an operation template is rendered with, then cut out
-_INSTANCE_MARK = "<Instance UID=\"9.9.9.9\"/>"
+_INSTANCE_MARK = "<Instance UID=\"2.25.0.4242\"/>"
 #: pre-rendered operation messages per association, at most (then the cache starts over)
 MAX_CACHED_OPERATIONS = 256
 
@@ -766,7 +766,7 @@ class AuditTrail:
                             ) -> tuple[bool, tuple[str, str, str]]:
         """(failure, (the message up to its time stamp, from there up to the SOP instance,
         the rest)): :meth:`_operation_message` rendered with a marker instance, cut there."""
-        marked = _TemplateOp(op.operation, op.sop_class, "9.9.9.9" if op.sop_instance else "",
+        marked = _TemplateOp(op.operation, op.sop_class, "2.25.0.4242" if op.sop_instance else "",
                              op.destination)
         failure, kwargs = self._operation_message(relay, marked, status, None)
         xml = build_message(source_id=self.config.source_id, when=0.0, **kwargs)
