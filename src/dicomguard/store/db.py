@@ -270,19 +270,41 @@ class ScanStore:
         self._pending_archives.setdefault(seq, []).append(entry)
 
     def archives(self) -> list[tuple[str, tuple[Any, ...], tuple[Any, ...], Record]]:
-        """The stored archive cache entries whose origin record is stored, as
-        ``ArchiveCache.remember`` takes them (ScanConfig.archives of a resumed scan); none
-        from a database written before the table (it is added by :meth:`start`)."""
-        if not self.conn.execute(
+        """The archive cache entries of the stored records, as ``ArchiveCache.remember`` takes
+        them (ScanConfig.archives of a resumed scan): first those rebuilt from a measured
+        record without an ``archives`` row (:func:`rebuilt_archive`: a database written before
+        that table existed), then the stored rows whose origin record is stored.
+        Raises StoreError (one line) for a damaged row or record."""
+        has_table = self.conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archives'"
-        ).fetchone():
-            return []
-        rows = self.conn.execute(
-            "SELECT a.host, a.key, a.signature, a.exposure FROM archives a"
-            " JOIN endpoints e ON e.host = a.host AND e.port = a.port ORDER BY a.rowid"
-        )
+        ).fetchone()
         out = []
         try:
+            with_rows: set[tuple[str, int]] = set()
+            if has_table:
+                with_rows = set(self.conn.execute("SELECT host, port FROM archives"))
+            measured = self.conn.execute(
+                "SELECT id, host, port FROM endpoints WHERE dicom = 1 AND studies IS NOT NULL"
+                " ORDER BY seq, port, host"
+            ).fetchall()
+            for endpoint_id, host, port in measured:
+                if (host, port) in with_rows:
+                    continue
+                (text,) = self.conn.execute(
+                    "SELECT record FROM endpoints WHERE id = ?", (endpoint_id,)
+                ).fetchone()
+                try:
+                    entry = rebuilt_archive(json.loads(text))
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise StoreError(
+                        f"{self.path}: cannot read: record of {host}:{port} damaged ({exc})"
+                    ) from None
+                if entry is not None:
+                    out.append(entry)
+            rows = self.conn.execute(
+                "SELECT a.host, a.key, a.signature, a.exposure FROM archives a"
+                " JOIN endpoints e ON e.host = a.host AND e.port = a.port ORDER BY a.rowid"
+            ) if has_table else ()
             for host, key, signature, exposure in rows:
                 impl, version, contexts = json.loads(key)
                 sig = tuple(json.loads(signature))
@@ -563,6 +585,72 @@ class ScanStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: query services whose contexts a refused probe operation hides before counting
+#: (scan.operations.hide_refused_contexts)
+_HIDDEN_WHEN_REFUSED = ("find_study_root", "find_patient_root", "worklist")
+
+
+def rebuilt_archive(record: Record) -> tuple[str, tuple[Any, ...], tuple[Any, ...], Record] | None:
+    """The archive cache entry an uninterrupted scan made for ``record``'s measurement,
+    rebuilt from the record alone, or None when the record cannot give one.
+
+    A database written before the ``archives`` table (by dicomguard before commit 203aff2,
+    e.g. 5574342's code) has the records but not their entries, so a port of the
+    same archive measured after a kill and ``--resume`` was counted a second time. The record
+    lacks two things the entry holds:
+
+    * the studies on the first and last study day (the signature): a complete count's
+      ``studies_by_year`` gives the studies from the first day to the end of its year, and
+      from the start of the last day's year to that day, exactly (no study is earlier than
+      the first day or later than the last). The signature holds those two date ranges
+      ("YYYYMMDD-YYYYMMDD", a PS3.4 C.2.2.2.5 range matching StudyDate) with their counts,
+      and the later port is asked for them as for two days (two C-FINDs); an incomplete
+      count (lower bounds, ``complete`` false) gives no entry: that port is measured in full,
+      as before;
+    * the accepted abstract syntaxes of the key: only the services they prove are recorded,
+      so the key is ``(implementation class UID, version name, None, service names)``
+      (``services_negotiated`` less the query services whose probe operation was refused,
+      plus ``"canary"`` when the canary context was accepted), which
+      ``scan.exposure.ArchiveCache.lookup`` compares with a port's contexts mapped the same way.
+
+    Shape: ``(host, key, signature, exposure)``, exposure with ``same_archive_as`` set to the
+    record's endpoint. Raises TypeError/AttributeError/ValueError for a record of the wrong
+    shape.
+    """
+    exposure = record.get("exposure")
+    if not record.get("dicom") or not isinstance(exposure, dict):
+        return None
+    if exposure.get("same_archive_as") or exposure.get("complete") is not True:
+        return None
+    first, last = exposure.get("earliest_study_date"), exposure.get("latest_study_date")
+    by_year = exposure.get("studies_by_year")
+    if not (isinstance(first, str) and isinstance(last, str) and isinstance(by_year, dict)):
+        return None
+    if len(first) != 8 or len(last) != 8 or not (first + last).isdigit():
+        return None
+    n_first, n_last = by_year.get(first[:4]), by_year.get(last[:4])
+    if not (isinstance(n_first, int) and isinstance(n_last, int) and n_first and n_last):
+        return None
+    operations = record.get("operations") or {}
+    hidden = {
+        name for name in _HIDDEN_WHEN_REFUSED
+        if (operations.get(name) or {}).get("state") == "refused"
+    }
+    services = {name for name, on in (record.get("services_negotiated") or {}).items() if on}
+    services -= hidden
+    if record.get("canary_result") == 0:
+        services.add("canary")
+    host, port = str(record["host"]), int(record["port"])
+    key = (
+        record.get("implementation_class_uid"),
+        record.get("implementation_version_name"),
+        None,
+        tuple(sorted(services)),
+    )
+    signature = (f"{first}-{first[:4]}1231", n_first, f"{last[:4]}0101-{last}", n_last)
+    return host, key, signature, {**exposure, "same_archive_as": f"{host}:{port}"}
 
 
 def _archive_row(entry: Record) -> tuple[Any, ...]:

@@ -64,7 +64,8 @@ CREATE INDEX IF NOT EXISTS endpoints_seq ON endpoints (seq);
 -- read back on resume so a killed scan does not count one archive twice. Counts and study days
 -- only: key = [implementation class UID, version name, [accepted abstract syntax UIDs]],
 -- signature = [earliest study day, studies on it, latest study day, studies on it].
--- A database from before this table gets it when a resume starts (missing = empty cache).
+-- A database from before this table gets it when a resume starts; until then, and for its
+-- records without a row, the entries are rebuilt from the records (db.rebuilt_archive).
 CREATE TABLE IF NOT EXISTS archives (
     host      TEXT NOT NULL,
     port      INTEGER NOT NULL,   -- the port measured in full (its record is in endpoints)

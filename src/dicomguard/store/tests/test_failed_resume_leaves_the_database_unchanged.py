@@ -71,6 +71,10 @@ REFUSALS: dict[str, tuple[str, Callable[[sqlite3.Connection, Path], None]]] = {
         "archive cache damaged",
         _sql(f"INSERT INTO archives VALUES ('{HOST}', 104, 'nope', '[]', '{{}}')"),
     ),
+    "record damaged": (
+        "damaged",
+        _sql("UPDATE endpoints SET dicom = 1, studies = 3, record = '{not json'"),
+    ),
     "geoip database missing": (
         "nowhere.mmdb", lambda c, f: _options(c, geoip=[str(f / "nowhere.mmdb")])
     ),
