@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from dicomguard.cli import main
-from dicomguard.store import ScanStore, load_scan
+from dicomguard.store import ScanStore, StoreError, load_scan
 
 HOST = "127.77.19.1"  # nothing listens: a fast scan whose closed record is stored (--all)
 OTHER = "127.77.19.2"
@@ -190,3 +190,22 @@ def test_a_resume_is_counted_once_it_starts(tmp_path: Path) -> None:
         again.commit()  # a store used without start() (tests, tools) counts at its first commit
         again.commit()
     assert load_scan(db).meta["resumed"] == 2
+
+
+def test_a_database_written_meanwhile_is_not_resumed_over(tmp_path: Path) -> None:
+    """Two resumes of one database at once: the second to start finds the watermark moved
+    since it read it and refuses (StoreError, one line), writing nothing."""
+    db = tmp_path / "old.db"
+    shutil.copyfile(OLD, db)
+    late = ScanStore.resume(db)
+    with ScanStore.resume(db) as first:
+        first.start()
+        first.add({"seq": first.watermark, "host": "127.77.19.1", "port": 104, "state": "open"})
+        first.mark_done(first.watermark)
+        first.commit()
+    rows = list(sqlite3.connect(db).iterdump())
+    with pytest.raises(StoreError, match="changed since it was opened"):
+        late.start()
+    late.close()  # (its read-write connection was the last: SQLite folds the WAL in)
+    assert list(sqlite3.connect(db).iterdump()) == rows  # row for row
+    assert load_scan(db).meta["resumed"] == 1
