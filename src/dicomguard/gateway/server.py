@@ -153,6 +153,7 @@ class Gateway:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
+        self.shared.identity.close()
         if self._metrics_server is not None:
             await self._metrics_server.stop()
         self.shared.audit.flush_repeats()  # aggregated refusals before the stop message
