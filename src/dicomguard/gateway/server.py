@@ -18,7 +18,7 @@ import logging
 import signal
 from pathlib import Path
 
-from .audit import AuditTrail
+from .audit import DRAIN_SECONDS, RETIRED_DRAIN_SECONDS, AuditTrail
 from .auth import JwtVerifier
 from .config import GatewayConfig, Listener, load_config
 from .metrics import Metrics, MetricsServer
@@ -47,6 +47,9 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics_server: MetricsServer | None = None
         self._stopped = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        #: old audit trails still sending their queue to a collector a reload left behind
+        self._retired: set[asyncio.Task[None]] = set()
 
     @property
     def config(self) -> GatewayConfig:
@@ -95,8 +98,12 @@ class Gateway:
         """Apply a new configuration (read from :attr:`config_path` when ``new`` is None).
 
         A configuration that fails validation (or whose TLS files do not load) leaves the old
-        one running and returns False.
+        one running and returns False. Reloads run one at a time (two SIGHUPs in a row).
         """
+        async with self._reload_lock:
+            return await self._reload(new)
+
+    async def _reload(self, new: GatewayConfig | None) -> bool:
         try:
             if new is None:
                 if self.config_path is None:
@@ -109,6 +116,18 @@ class Gateway:
                 # Keep the replay cache: a reload must not make used tokens usable again.
                 jwt_verifier = JwtVerifier(new.jwt, old_jwt.replay if old_jwt else None)
             policy = AssociationPolicy(new, jwt_verifier)
+            if self.config.audit != new.audit:
+                # The new trail takes over with no wait between the last message recorded in
+                # the old one and the first in the new (audit.AuditTrail.replaced_by; a file or
+                # collector it cannot open fails the reload here, before anything changed).
+                # The old one's file closes and its collector, if the new configuration names
+                # another, gets its queue sent in the background: a stalled collector must
+                # not hold the reload.
+                retired = self.shared.audit
+                self.shared.audit = await retired.replaced_by(new.audit)
+                task = asyncio.create_task(retired.stop(RETIRED_DRAIN_SECONDS))
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
         except Exception as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             self.metrics.reloads.inc(result="failed")
@@ -124,10 +143,6 @@ class Gateway:
         for listener in new.listeners:
             if listener not in self._servers:
                 await self._listen(listener)
-        if old.audit != new.audit:
-            await self.shared.audit.stop()
-            self.shared.audit = AuditTrail(new.audit, self.metrics)
-            await self.shared.audit.start()
         if old.metrics != new.metrics:
             if self._metrics_server is not None:
                 await self._metrics_server.stop()
@@ -159,6 +174,11 @@ class Gateway:
         self.shared.audit.flush_repeats()  # aggregated refusals before the stop message
         self.shared.audit.application(started=False)
         await self.shared.audit.stop()
+        if self._retired:  # bounded; cancelled, what they still hold is counted as dropped
+            _, late = await asyncio.wait(set(self._retired), timeout=DRAIN_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         self._stopped.set()
 
     async def serve_forever(self) -> None:
