@@ -460,6 +460,14 @@ class Relay:
                 await self._linger()
         finally:
             up.closed = down.closed = True
+            # The association is over for this relay: a pipe that ends it later (its socket
+            # closed by _close_all, a stop) must not leave an exception in _done that nobody
+            # reads (asyncio logs "Future exception was never retrieved" when it is collected).
+            if self._done.done():
+                if not self._done.cancelled():
+                    self._done.exception()
+            else:
+                self._done.cancel()
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
         log.debug(

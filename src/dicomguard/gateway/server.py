@@ -86,6 +86,12 @@ class Gateway:
                 self._tasks.add(task)
             try:
                 await relay.run()
+            except asyncio.CancelledError:
+                # A stop past its grace cancels this task. Python 3.11's start_server
+                # callback then logs the cancelled task as an error with a traceback
+                # (CPython gh-113538, fixed in 3.12.2): it ends here instead (the relay
+                # closed its sockets in its own finally).
+                pass
             finally:
                 if task is not None:
                     self._tasks.discard(task)
