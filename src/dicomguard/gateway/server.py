@@ -50,6 +50,8 @@ class Gateway:
         self._reload_lock = asyncio.Lock()
         #: old audit trails still sending their queue to a collector a reload left behind
         self._retired: set[asyncio.Task[None]] = set()
+        #: reloads started by SIGHUP, still running
+        self._signal_reloads: set[asyncio.Future[bool]] = set()
 
     @property
     def config(self) -> GatewayConfig:
@@ -160,6 +162,8 @@ class Gateway:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let live associations finish for ``grace`` seconds, abort the rest."""
+        if self._signal_reloads:  # a reload half applied would stop the wrong listeners
+            await asyncio.wait(set(self._signal_reloads))
         grace = self.config.limits.stop_grace if grace is None else grace
         for server in self._servers.values():
             server.close()
@@ -187,6 +191,13 @@ class Gateway:
             await asyncio.gather(*late, return_exceptions=True)
         self._stopped.set()
 
+    def _reload_on_signal(self) -> None:
+        """SIGHUP: a reload task, referenced until it ends (the loop keeps only a weak
+        reference to a task: an unreferenced one may be collected mid-reload)."""
+        task = asyncio.ensure_future(self.reload())
+        self._signal_reloads.add(task)
+        task.add_done_callback(self._signal_reloads.discard)
+
     async def serve_forever(self) -> None:
         """Start, then run until SIGTERM/SIGINT (graceful stop); SIGHUP reloads."""
         loop = asyncio.get_running_loop()
@@ -195,8 +206,7 @@ class Gateway:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGTERM, stop.set)
             loop.add_signal_handler(signal.SIGINT, stop.set)
-            loop.add_signal_handler(
-                signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
         for listener in self.config.listeners:
             host, port = self.bound(listener)
             log.info("listening on %s:%d%s", host, port, " (TLS)" if listener.tls else "")

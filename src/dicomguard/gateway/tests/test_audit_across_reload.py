@@ -299,3 +299,69 @@ def test_a_reload_whose_audit_file_cannot_be_opened_keeps_the_running_trail(
     in_file = _parse([line.encode() for line in (tmp_path / "audit.xml").read_text()
                       .splitlines()], schema)
     _check_exactly_once(in_file, ct.uids)
+
+
+def test_sighup_on_the_real_command_keeps_every_audit_message_once(
+    backend: RecordingBackend, tmp_path: Path, schema: etree.RelaxNG
+) -> None:
+    """As an operator runs it: ``python -m dicomguard.gateway``, a live association storing,
+    the configuration's source_id changed and SIGHUP sent, then SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from dicomguard.testing.loopback import free_port, wait_until_accepting
+
+    from .conftest import GATEWAY_HOST
+
+    collector = TcpCollector()
+    port = free_port(GATEWAY_HOST)
+
+    def toml(source_id: str) -> str:
+        return (f'[[listen]]\naddress = "{GATEWAY_HOST}"\nport = {port}\n\n'
+                '[[client]]\ncalling_aet = "CT01"\nsources = ["127.0.0.1/32"]\n'
+                'identity = "modality"\n\n'
+                f'[[route]]\ncalled_aet = "PACS"\nbackend_host = "{backend.host}"\n'
+                f'backend_port = {backend.port}\nbackend_aet = "{backend.aet}"\n\n'
+                '[identity.modality]\noperations = ["ECHO", "STORE"]\n\n'
+                f'[audit]\nsyslog = "{collector.url}"\nsource_id = "{source_id}"\n')
+
+    cfg = tmp_path / "gw.toml"
+    cfg.write_text(toml("before"))
+    log = tmp_path / "gw.log"
+    src = str(Path(__file__).resolve().parents[3])
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "dicomguard.gateway", "--config",
+                                 str(cfg)], stdout=out, stderr=subprocess.STDOUT,
+                                env=dict(os.environ, PYTHONPATH=src))
+    try:
+        wait_until_accepting(GATEWAY_HOST, port, timeout=15, alive=lambda: proc.poll() is None)
+        ct = Modality((GATEWAY_HOST, port))
+        before = ct.store(20)
+        cfg.write_text(toml("after"))
+        proc.send_signal(signal.SIGHUP)
+        during = ct.store(20)  # stored while the gateway reloads, or just after
+        deadline = time.monotonic() + 10
+        while b"configuration reloaded" not in log.read_bytes():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.02)
+        after = ct.store(20)
+        ct.assoc.release()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    expected = len(ct.uids) + 4
+    assert _arrived(expected, collector)
+    syslog = _parse(collector.messages(), schema)
+    _check_exactly_once(syslog, ct.uids)
+    assert len(syslog) == expected
+    source = _sources_by_instance(syslog)
+    assert {source[uid] for uid in before} == {"before"}
+    assert {source[uid] for uid in after} == {"after"}
+    sequence = [source[uid] for uid in before + during + after]
+    assert sequence == sorted(sequence, key=["before", "after"].index)
+    assert b"Traceback" not in log.read_bytes()
