@@ -482,6 +482,7 @@ class _TcpSyslog:
     async def _run(self) -> None:
         while True:
             frame = await self.queue.get()
+            written = False  # in the transport's buffer: sent when the connection closes
             try:
                 for _attempt in range(2):
                     try:
@@ -489,14 +490,20 @@ class _TcpSyslog:
                             _, self._writer = await asyncio.wait_for(
                                 asyncio.open_connection(self.host, self.port), 2.0)
                         self._writer.write(f"{len(frame)} ".encode() + frame)
+                        written = True
                         await self._writer.drain()
                         break
                     except (OSError, TimeoutError):
+                        written = False
                         if self._writer is not None:
                             self._writer.close()
                         self._writer = None
                 else:
                     self._dropped()
+            except asyncio.CancelledError:  # close() past its bound
+                if not written:
+                    self._dropped()
+                raise
             finally:
                 self.queue.task_done()
 
