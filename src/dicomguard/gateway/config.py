@@ -260,8 +260,9 @@ class Limits:
     one admitted peer holding associations open cannot take them all).
 
     User identities (passcodes: ~45-70 ms of scrypt each) are checked on one worker thread,
-    taking the waiting sources in turn (gateway/identity_queue.py), so a client waits for at
-    most one check per other source with checks waiting. A source may fail
+    taking the waiting sources in turn, known good ones first and suspect ones last
+    (gateway/identity_queue.py), so a client waits for at most one check per other source of
+    its standing or better with checks waiting. A source may fail
     ``max_identity_failures_per_source`` checks per ``identity_failure_window`` seconds (a
     token bucket); past that its requests with a user identity are refused with
     A-ASSOCIATE-RJ (2, 3, 2) transient, local limit exceeded, without hashing.

@@ -11,9 +11,17 @@ More threads would not help on a 2-core machine and multiply scrypt's 16 MiB eac
 
 So :class:`IdentityQueue`:
 
-* keeps one queue of checks per source address and serves the sources in turn (round robin):
-  a client waits for at most one check of each other source that has checks waiting, however
-  many connections those sources hold;
+* keeps one queue of checks per source address and serves the sources in turn (round robin),
+  by standing: first the sources known good (a check passed within an hour, none failed
+  since), then those unknown, last the suspect ones (a failure not yet forgotten by their
+  bucket). A client waits for at most one check of each other source of its standing or
+  better that has checks waiting, however many connections those sources hold: once each
+  attacking address has failed once, a legitimate client waits for the one check running.
+  (Measured, 128 connections with wrong passcodes: from 8 addresses round robin alone gave
+  storescu 0.54 s instead of 8.8 s; from 128 addresses, one each, round robin gave it 5.2 s,
+  as first come first served, since every address had one check in the round; its address
+  being known good, it is served next.) A first-time client arriving in a burst of fresh
+  addresses still waits for their one check each: bounded by ``max_setup`` checks;
 * charges every failed check to its source's token bucket (``limits.
   max_identity_failures_per_source`` per ``limits.identity_failure_window`` seconds); a source
   whose bucket is empty is refused *before* hashing, with A-ASSOCIATE-RJ (2, 3, 2) transient,
@@ -55,8 +63,12 @@ if TYPE_CHECKING:
 #: its check starts with "identity")
 LIMITED = Refusal(REJECT_LOCAL_LIMIT, "too many failed user identities from this source",
                   "identity-limit")
-#: failure buckets kept at most; past it, those full again (no recent failure) are forgotten
+#: failure buckets (and passed sources) kept at most; past it, the stale ones are forgotten
 MAX_SOURCES = 4096
+#: a source whose check passed this recently (seconds), with no failure since, goes first
+KNOWN_GOOD_SECONDS = 3600.0
+#: standings of a source (:meth:`IdentityQueue.standing`), best first
+KNOWN_GOOD, UNKNOWN, SUSPECT = 0, 1, 2
 
 Check = Callable[[], Admission | Refusal]
 
@@ -80,6 +92,8 @@ class IdentityQueue:
         self._running: _Job | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._failures: dict[str, TokenBucket] = {}
+        #: when a check of each source last passed (monotonic), oldest first
+        self._passed: dict[str, float] = {}
 
     def waiting(self, source: str | None = None) -> int:
         """Checks queued and not started (of ``source``, or of all sources)."""
@@ -110,8 +124,30 @@ class IdentityQueue:
         if not jobs:
             del self._waiting[job.source]
 
+    def standing(self, source: str, now: float | None = None) -> int:
+        """The source's place in line: :data:`KNOWN_GOOD` (a check passed within
+        ``KNOWN_GOOD_SECONDS`` and none failed since), :data:`UNKNOWN`, or :data:`SUSPECT` (a
+        failed check its failure bucket has not yet forgotten)."""
+        now = time.monotonic() if now is None else now
+        bucket = self._failures.get(source)
+        if bucket is not None and (
+                bucket.tokens + (now - bucket.stamp) * bucket.refill < bucket.burst):
+            return SUSPECT
+        passed = self._passed.get(source)
+        if passed is not None and now - passed < KNOWN_GOOD_SECONDS:
+            return KNOWN_GOOD
+        return UNKNOWN
+
     def _pop(self) -> _Job:
-        source = next(iter(self._waiting))
+        """The next check: of the first source in the rotation with the best standing."""
+        now = time.monotonic()
+        source, best = "", SUSPECT + 1
+        for candidate in self._waiting:
+            standing = self.standing(candidate, now)
+            if standing < best:
+                source, best = candidate, standing
+                if standing == KNOWN_GOOD:
+                    break
         jobs = self._waiting.pop(source)
         job = jobs.popleft()
         if jobs:
@@ -153,6 +189,11 @@ class IdentityQueue:
             self.metrics.identity_checks.inc(result="failed" if failed else "ok")
             if failed:
                 self._charge(job.source, limits)
+            elif isinstance(result, Admission):
+                self._passed.pop(job.source, None)
+                if len(self._passed) >= MAX_SOURCES:
+                    self._prune_passed()
+                self._passed[job.source] = time.monotonic()
             if not job.future.done():  # its connection may have been evicted meanwhile
                 job.future.set_result(result)
         self._next(limits)
@@ -178,6 +219,15 @@ class IdentityQueue:
 
     def _charge(self, source: str, limits: Limits) -> None:
         self._bucket(source, limits).take()
+
+    def _prune_passed(self) -> None:
+        """Forget the sources whose pass is older than ``KNOWN_GOOD_SECONDS``, and the oldest
+        half if that is not enough (the dict is in order of the last pass)."""
+        now = time.monotonic()
+        self._passed = {source: t for source, t in self._passed.items()
+                        if now - t < KNOWN_GOOD_SECONDS}
+        if len(self._passed) >= MAX_SOURCES:
+            self._passed = dict(list(self._passed.items())[MAX_SOURCES // 2:])
 
     def _prune(self) -> None:
         now = time.monotonic()
