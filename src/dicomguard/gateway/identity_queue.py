@@ -19,9 +19,10 @@ So :class:`IdentityQueue`:
   attacking address has failed once, a legitimate client waits for the one check running.
   (Measured, 128 connections with wrong passcodes: from 8 addresses round robin alone gave
   storescu 0.54 s instead of 8.8 s; from 128 addresses, one each, round robin gave it 5.2 s,
-  as first come first served, since every address had one check in the round; its address
-  being known good, it is served next.) A first-time client arriving in a burst of fresh
-  addresses still waits for their one check each: bounded by ``max_setup`` checks;
+  as first come first served, since every address had one check in the round; with its
+  address known good, as a modality that stored before: 0.15 s and 0.12 s, against 0.11 s
+  alone.) A first-time client arriving in a burst of fresh addresses still waits for their
+  one check each: bounded by ``max_setup`` checks;
 * charges every failed check to its source's token bucket (``limits.
   max_identity_failures_per_source`` per ``limits.identity_failure_window`` seconds); a source
   whose bucket is empty is refused *before* hashing, with A-ASSOCIATE-RJ (2, 3, 2) transient,
@@ -35,8 +36,10 @@ aggregation of repeated refusals in gateway/audit.py bounds their volume). The q
 long as the gateway, so a reload neither forgets a source's failures nor drops a waiting check
 (each check keeps the policy it was queued with).
 
-The sources are exact addresses (as ``max_setup_per_source``); an attacker with one address per
-connection, as an IPv6 /64 gives, gets ``max_setup`` places in the rotation.
+The sources are exact addresses (as ``max_setup_per_source``): an attacker with one fresh
+address per connection, as an IPv6 /64 gives, gets one unknown-standing check per address
+(then it is suspect), and ``max_setup`` of them can be waiting at once. The tables of sources
+are bounded (``MAX_SOURCES``; a failure bucket is forgotten once full again).
 """
 
 from __future__ import annotations
