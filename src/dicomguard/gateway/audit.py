@@ -61,18 +61,20 @@ lost unsaid); a crash (SIGKILL) can lose the last ``BATCH_SECONDS`` of messages.
 
 **Reload.** A reload that changes ``[audit]`` replaces the trail through
 :meth:`AuditTrail.replaced_by`, with no wait between the last event recorded in the old trail
-and the first in the new one: nothing is lost or written twice, a syslog collector both
-configurations name keeps its connection and queue (messages in flight stay in flight), and one
-the new configuration drops is sent its queue in the background. **Audit source.** The
-``AuditSourceID`` of a message is the ``source_id`` configured when its event was recorded,
-for live associations too: the audit source is the one that detected the event (PS3.15
-A.5.3.2), and the gateway that detects an operation after the reload is the gateway as it now
-names itself. A SIEM filters and routes by this ID: after a rename, every later event should be
-found under the new one, and the old name appearing afterwards would look like a second gateway
-still running the old configuration. A live association's Login therefore names the old source
-and its Logout the new one; they stay paired by their participants (user, address), which is
-how a SIEM correlates a session. The policy a live association runs under is its snapshot; how
-the gateway names itself is not part of that policy.
+and the first in the new one: the reload loses or repeats nothing (a TCP connection lost at
+any time can still cost or repeat a frame: RFC 6587 has no acknowledgement), a syslog
+collector both configurations name keeps its connection and queue (messages in flight stay in
+flight), and one the new configuration drops is sent its queue in the background.
+
+**Audit source.** The ``AuditSourceID`` of a message is the ``source_id`` configured when its
+event was recorded, for live associations too: the audit source is the one that detected the
+event (PS3.15 A.5.3.2), and the gateway that detects an operation after the reload is the
+gateway as it now names itself. A SIEM filters and routes by this ID: after a rename, every
+later event should be found under the new one, and the old name appearing afterwards would look
+like a second gateway still running the old configuration. A live association's Login therefore
+names the old source and its Logout the new one; they stay paired by their participants (user,
+address), which is how a SIEM correlates a session. The policy a live association runs under is
+its snapshot; how the gateway names itself is not part of that policy.
 """
 
 from __future__ import annotations
