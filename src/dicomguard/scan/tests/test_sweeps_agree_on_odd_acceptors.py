@@ -9,12 +9,14 @@ each alone in a /24 of closed ports, scanned once with each sweep:
 - ``full-queue``: a listener whose accept queue is full for good: the kernel drops every SYN
   (TcpExt ListenOverflows grows), so both sweeps call it filtered, after one more try.
 
-Each scan must end within a bound (a hang fails, it does not hold the suite), every other
-address be closed, and the two records agree but for what differs between any two runs of one
-sweep: timings, and the error text (also the findings' detail), which says how the loss was
-seen (end of file, ECONNRESET at the read, asyncio's "Connection lost" at the write: the FIN
-peer resets our A-ASSOCIATE-RQ when it lands on its closed socket), both sweeps alike, one
-text or the other from run to run. ``error_kind`` is compared.
+The port's state is checked with an independent tool, nmap's SYN scan (``testing.nmap``: a
+SYN-ACK is open, whatever follows). Each scan must end within a bound (a hang fails, it does
+not hold the suite), every other address be closed, and the two records agree but for what
+differs between any two runs of one sweep: timings, and the error text (also in the findings'
+detail), which says how the loss was seen (end of file, ECONNRESET at the read, asyncio's
+"Connection lost" at the write; the FIN peer's kernel resets our A-ASSOCIATE-RQ when it lands
+on the closed socket): one text or another from run to run, with either sweep.
+``error_kind`` is compared.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from dicomguard.scan.synsweep import raw_sockets_available
 from dicomguard.scan.targets import build_targets
 from dicomguard.testing.accept_queue import full_accept_queue, listen_overflows
 from dicomguard.testing.loopback import free_port
+from dicomguard.testing.nmap import syn_scan_state
 
 #: one /24 per behaviour (a peer's connections must not meet another test's)
 NETS = {"reset": 90, "close": 91, "silent": 92, "full-queue": 93}
@@ -123,3 +126,6 @@ def test_both_sweeps_give_the_same_record(behaviour: str) -> None:
         found[sweep] = r
     if len(found) == 2:
         assert _comparable(found["connect"]) == _comparable(found["syn"])
+    if raw_sockets_available():
+        with _peer(behaviour, host, port):
+            assert syn_scan_state(host, port) == EXPECTED[behaviour][0]
