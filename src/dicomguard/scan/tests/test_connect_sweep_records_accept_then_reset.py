@@ -117,11 +117,13 @@ def test_the_sweep_calls_a_connect_reset_after_the_handshake_open() -> None:
     assert len(told) == 255 and not any(lost for _, lost in told)
 
 
-def _scan(sweep: str, port: int) -> tuple[list[EndpointResult], Counter[str], Engine]:
+def _scan(sweep: str, port: int, congestion: bool
+          ) -> tuple[list[EndpointResult], Counter[str], Engine]:
     targets = build_targets([NET], ports=(port,))
     probe = ProbeOptions(timeouts=Timeouts(connect=2.0, associate=2.0, dimse=2.0, release=1.0),
                          slow_greeting_timeout=0, web=None)
-    config = ScanConfig(targets=targets, probe=probe, rate=0, sweep=sweep, retry_backoff=0.05)
+    config = ScanConfig(targets=targets, probe=probe, rate=0, sweep=sweep, retry_backoff=0.05,
+                        congestion=congestion)
     records: list[EndpointResult] = []
     closed: Counter[str] = Counter()
     engine = Engine(config, records.append,
@@ -135,16 +137,21 @@ def _scan(sweep: str, port: int) -> tuple[list[EndpointResult], Counter[str], En
     return records, closed, engine
 
 
-@pytest.mark.parametrize("sweep", ["connect", pytest.param("syn", marks=needs_raw_sockets)])
+@pytest.mark.parametrize(
+    ("sweep", "congestion"),
+    [("connect", True), ("connect", False),
+     pytest.param("syn", True, marks=needs_raw_sockets)],
+    ids=["connect", "connect-without-window", "syn"],
+)
 def test_a_port_resetting_every_connection_is_one_open_record(
-    sweep: str, monkeypatch: pytest.MonkeyPatch
+    sweep: str, congestion: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The connect sweep's verdict and the assessment's connect both read after the RST."""
     monkeypatch.setattr(engine_module, "Sweep", _LateSweep)
     monkeypatch.setattr(scu, "_writable_now", _late_writable_now)
     port = free_port(PEER)
     with HostileThread({PEER: "reset"}, port=port):
-        records, closed, engine = _scan(sweep, port)
+        records, closed, engine = _scan(sweep, port, congestion)
     assert engine.sweep_kind == sweep
     assert closed == {"closed": 255}
     (r,) = records
