@@ -17,6 +17,7 @@ behaviour on its own event loop (``lab.hostile.HostileThread``).
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import os
 import select
@@ -33,7 +34,7 @@ from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.congestion import Window
 from dicomguard.scan.engine import Engine, ScanConfig
 from dicomguard.scan.result import EndpointResult
-from dicomguard.scan.sweep import Sweep
+from dicomguard.scan.sweep import Sweep, state_of
 from dicomguard.scan.synsweep import raw_sockets_available
 from dicomguard.scan.targets import build_targets
 from dicomguard.testing.loopback import free_port
@@ -77,6 +78,16 @@ def _late_writable_now(sock: socket.socket) -> bool:
 def _endpoints(port: int) -> list[tuple[int, str, int]]:
     hosts = [str(h) for h in ipaddress.ip_network(NET)]
     return [(i, h, port) for i, h in enumerate(hosts)]
+
+
+def test_sweep_verdicts_by_so_error() -> None:
+    """Linux's tcp_reset(): ECONNREFUSED answers the SYN (closed), ECONNRESET comes only once
+    established, EPIPE once the peer's FIN was in (both open); nmap -sS agrees."""
+    assert state_of(0) == "open"
+    assert state_of(errno.ECONNRESET) == state_of(errno.EPIPE) == "open"
+    assert state_of(errno.ECONNREFUSED) == "closed"
+    assert state_of(errno.ETIMEDOUT) == "filtered"
+    assert state_of(errno.EHOSTUNREACH) == "unreachable"
 
 
 def test_the_sweep_calls_a_connect_reset_after_the_handshake_open() -> None:
