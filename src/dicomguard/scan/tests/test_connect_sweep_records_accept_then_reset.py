@@ -82,7 +82,7 @@ def _endpoints(port: int) -> list[tuple[int, str, int]]:
 
 def test_sweep_verdicts_by_so_error() -> None:
     """Linux's tcp_reset(): ECONNREFUSED answers the SYN (closed), ECONNRESET comes only once
-    established, EPIPE once the peer's FIN was in (both open); nmap -sS agrees."""
+    established, EPIPE once the peer's FIN was in (both open: the SYN got a SYN-ACK)."""
     assert state_of(0) == "open"
     assert state_of(errno.ECONNRESET) == state_of(errno.EPIPE) == "open"
     assert state_of(errno.ECONNREFUSED) == "closed"
