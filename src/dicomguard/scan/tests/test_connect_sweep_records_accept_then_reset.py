@@ -23,6 +23,7 @@ import os
 import select
 import socket
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -38,6 +39,13 @@ from dicomguard.scan.sweep import Sweep, state_of
 from dicomguard.scan.synsweep import raw_sockets_available
 from dicomguard.scan.targets import build_targets
 from dicomguard.testing.loopback import free_port
+from dicomguard.testing.scans import (
+    comparable_records,
+    run_cli,
+    scan_argv,
+    stored_records,
+    stored_states,
+)
 
 NET = "127.89.0.0/24"
 PEER = "127.89.0.200"
@@ -174,3 +182,31 @@ def test_a_port_resetting_every_connection_is_one_open_record(
     assert r.associations <= 2
     # every ticket of every congestion window was finished: nothing holds a slot
     assert all(w.in_flight == 0 for w in engine._windows.values())
+
+
+def test_the_reviewers_command_stores_the_same_record_with_either_sweep(tmp_path: Path) -> None:
+    """``dicomguard scan 127.89.0.0/24 -p PORT --sweep connect --timeout 3`` as the review ran
+    it (``--retries 0``: one assessment, not two more 5 and 10 s later), then ``--sweep syn``:
+    one open record, DG-014, the rest counted closed. Whether the RST beats each SO_ERROR read
+    is left to chance here; the record must not depend on it."""
+    port = free_port(PEER)
+    sweeps = ["connect", "syn"] if raw_sockets_available() else ["connect"]
+    stored: dict[str, dict[str, dict]] = {}
+    with HostileThread({PEER: "reset"}, port=port):
+        for sweep in sweeps:
+            db = tmp_path / f"{sweep}.db"
+            run_cli(*scan_argv(NET, str(port), db, "--sweep", sweep, "--timeout", "3",
+                               "--retries", "0"), timeout=BOUND)
+            assert stored_states(db) == {"open": 1, "closed": 255}
+            records = comparable_records(stored_records(db))
+            (rec,) = records.values()
+            assert (rec["host"], rec["port"], rec["state"], rec["dicom"], rec["error_kind"]) == (
+                PEER, port, "open", False, "closed")
+            assert [f["id"] for f in rec["findings"]] == ["DG-014"]
+            # the error text says where the reset was seen (read or write): either, by chance
+            rec.pop("error")
+            rec["findings"] = [{k: v for k, v in f.items() if k != "detail"}
+                               for f in rec["findings"]]
+            stored[sweep] = records
+    if len(stored) == 2:
+        assert stored["connect"] == stored["syn"]
