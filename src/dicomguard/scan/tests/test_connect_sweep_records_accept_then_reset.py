@@ -1,12 +1,14 @@
 """A port that accepts every connection and resets it at once is one open record, not "closed".
 
-Found by review: ``dicomguard scan 127.89.0.0/24 -p 104`` around a listener that accepts and
-closes with SO_LINGER 0 (a RST) lost that port's record now and then: the sweep (and the
-assessment's own connect) read the connection's SO_ERROR after the peer had reset it, got
-ECONNRESET and called the port "closed" like a refused one. Linux reports a RST answering the
-SYN as ECONNREFUSED and ECONNRESET only after the handshake, so the port is open; the SYN sweep
-says so too (its SYN got a SYN-ACK). Whether the RST comes before or after SO_ERROR is read is
-a race the loop loses when it has many closed ports to answer at once.
+Found by review: ``dicomguard scan 127.89.0.0/24 -p 104 --sweep connect`` around a listener
+that accepts and closes with SO_LINGER 0 (a RST) lost that port's record now and then: the
+sweep read the connection's SO_ERROR after the peer had reset it, got ECONNRESET and called the
+port "closed" like a refused one. ``dul.scu.tcp_connect`` did the same, so the assessment's own
+connect made the record "closed" too, whichever sweep had found the port (with ``--sweep syn``
+in every run here). Linux reports a RST answering the SYN as ECONNREFUSED and ECONNRESET only
+after the handshake: the port is open, as the SYN sweep's SYN-ACK says. Whether the RST comes
+before or after SO_ERROR is read is a race; a loop with many closed ports to answer at once
+loses it more often.
 
 Here the race is decided, not waited for: the sweep (and ``dul.scu``'s first look at a connect)
 read SO_ERROR only once the kernel has the peer's last word on the socket (poll(2) reports
