@@ -104,6 +104,8 @@ class ScanStore:
         self._done: set[int] = {r[0] for r in conn.execute("SELECT seq FROM done")}
         self._pending: dict[int, list[Record]] = {}  # results of indices still in flight
         self._batch: list[Record] = []  # results of finished indices, not yet committed
+        #: id(record) -> its JSON text, for records staged with their text (add)
+        self._texts: dict[int, str] = {}
         #: archive cache entries (add_archive) of indices in flight / finished, not committed
         self._pending_archives: dict[int, list[Record]] = {}
         self._archive_batch: list[Record] = []
@@ -124,7 +126,7 @@ class ScanStore:
         self._streamed_last: tuple[int, str, int] | None = None
         self.changed_at_finish = False
         #: (host, port) -> the fields of each open record this store wrote that the
-        #: end-of-scan joins read (:data:`_JOIN_FIELDS`), so that they need not decode every
+        #: end-of-scan joins read (:data:`JOIN_FIELDS`), so that they need not decode every
         #: stored record (issue 13: ~27 us per endpoint); None when the table held records
         #: before (a resumed scan): the joins then read them all
         self._summaries: dict[tuple[str, int], Record] | None = (
@@ -198,13 +200,21 @@ class ScanStore:
 
     # --- the engine's callbacks ----------------------------------------------------------------
 
-    def add(self, record: Record) -> None:
-        """Sink for every assessed endpoint: counted always, kept if open (or ``store_all``)."""
+    def add(self, record: Record, text: str | None = None) -> None:
+        """Sink for every assessed endpoint: counted always, kept if open (or ``store_all``).
+
+        ``text``: the record's compact JSON (``json.dumps(full, separators=(",", ":"))``),
+        encoded already (a parallel scan's worker does it); ``record`` then needs only the
+        fields the store reads besides the text: seq, host, port, state, dicom, tls,
+        product, product_version, exposure, findings and :data:`JOIN_FIELDS`.
+        """
         seq = record.get("seq")
         if seq is None:
             raise ValueError("records need the target index 'seq' for resume bookkeeping")
         # stage even unstored ones so their state count lands in the same commit as their index
         self._pending.setdefault(seq, []).append(record)
+        if text is not None:
+            self._texts[id(record)] = text
 
     def add_archive(self, seq: int, entry: Record) -> None:
         """Engine hook ``on_archive``: index ``seq``'s measurement joined the archive cache
@@ -270,6 +280,8 @@ class ScanStore:
             self._states[state] = self._states.get(state, 0) + 1
             if state == "open" or self.store_all:
                 self._batch.append(rec)
+            elif self._texts:
+                self._texts.pop(id(rec), None)  # not kept: its id may be reused
         if self._pending_archives:
             self._archive_batch.extend(self._pending_archives.pop(seq, ()))
         if seq < self.watermark or seq in self._done:
@@ -305,13 +317,16 @@ class ScanStore:
         archives, self._archive_batch = self._archive_batch, []
         c = self.conn
         dumps = json.dumps
-        texts = [dumps(rec, separators=(",", ":")) for rec in batch]
+        encoded = self._texts
+        texts = [
+            encoded.pop(id(rec), None) or dumps(rec, separators=(",", ":")) for rec in batch
+        ]
         summaries = self._summaries
         if summaries is not None:
             for rec in batch:
                 key = (rec["host"], rec["port"])
                 if rec.get("state", "open") == "open":
-                    summaries[key] = {k: rec[k] for k in _JOIN_FIELDS if k in rec}
+                    summaries[key] = {k: rec[k] for k in JOIN_FIELDS if k in rec}
                 else:
                     summaries.pop(key, None)
         c.execute("BEGIN IMMEDIATE")
@@ -526,7 +541,7 @@ class ScanStore:
 
 
 #: the record fields knowledge.honeypot.annotate and knowledge.host_identity read
-_JOIN_FIELDS = (
+JOIN_FIELDS = (
     "host", "port", "state", "dicom", "max_pdu", "canary_result", "implementation_class_uid",
     "implementation_version_name", "services", "exposure", "honeypot", "product",
     "product_version", "toolkit", "web",
