@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from json import dumps
 from typing import Any
@@ -79,7 +80,41 @@ def auto_workers(config: ScanConfig) -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def run(
+#: allocations (net) between two youngest-generation collections during a scan (Python's
+#: default: 700)
+GC_THRESHOLD = 10_000
+
+
+@contextlib.contextmanager
+def scan_collector() -> Iterator[None]:
+    """The cyclic garbage collector tuned for a scan, restored after it.
+
+    Everything alive when the scan starts (modules, pydicom's data dictionary, the fingerprint
+    and findings data: ~40,000 objects) is frozen out of the collector's generations
+    (``gc.freeze``; forked workers share it, untouched), and the youngest generation is
+    collected every :data:`GC_THRESHOLD` allocations instead of 700. Reference counting still
+    frees everything that is not in a cycle at once; cycles wait a little longer. Measured
+    (bench/profile_discovery.py's workload, Orthanc x 4,096, one process, gc.callbacks): the
+    collector's own CPU fell from ~280 ms (gen0 298 collections 69 ms, gen1 28 x 105 ms, gen2
+    2 x 109 ms) to ~70 ms per scan, ~50 us per association (issue 13).
+    """
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, old[1], old[2])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
+
+
+def run(config: ScanConfig, sink: Sink, **kwargs: Any) -> ScanStats:
+    """Run the scan (see :func:`run_scan`) with :func:`scan_collector`."""
+    with scan_collector():
+        return run_scan(config, sink, **kwargs)
+
+
+def run_scan(
     config: ScanConfig,
     sink: Sink,
     *,
