@@ -72,7 +72,9 @@ def test_ctrl_c_prints_the_resume_command_and_it_works(
             time.sleep(0.05)
         scan.send_signal(sig)
         _, err = scan.communicate(timeout=60)
-        assert scan.returncode == 130, err
+        # if this fails, say whether the scan had finished (the signal came too late) or the
+        # interrupt was lost inside it (finished_at None: it ended early without a word)
+        assert scan.returncode == 130, (err, load_scan(db).meta["finished_at"], _stored(db))
         assert "Traceback" not in err
         command = err.strip().splitlines()[-1].strip()
         assert command == f"dicomguard scan --resume {shlex.quote(str(db))}", err
