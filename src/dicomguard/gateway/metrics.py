@@ -137,6 +137,10 @@ class MetricsServer:
         self.port = port
         self._server: asyncio.Server | None = None
 
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
+
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.address, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
