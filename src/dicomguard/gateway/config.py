@@ -263,8 +263,8 @@ class Limits:
     taking the waiting sources in turn, known good ones first and suspect ones last
     (gateway/identity_queue.py), so a client waits for at most one check per other source of
     its standing or better with checks waiting. A source may fail
-    ``max_identity_failures_per_source`` checks per ``identity_failure_window`` seconds (a
-    token bucket); past that its requests with a user identity are refused with
+    ``max_identity_failures_per_source`` checks in any ``identity_failure_window`` seconds (a
+    sliding window); past that its requests with a user identity are refused with
     A-ASSOCIATE-RJ (2, 3, 2) transient, local limit exceeded, without hashing.
 
     Data phase: a PDU must complete within ``pdu_timeout + length / min_pdu_rate`` seconds of
