@@ -249,9 +249,14 @@ class Relay:
             return
         try:
             rq = parse_associate(raw.data)
-        except MalformedPdu:
-            # Counted before the reply: a peer that has its A-ABORT finds it in the metrics.
+        except MalformedPdu as exc:
+            # Counted and audited before the reply: a peer that has its A-ABORT finds it in
+            # the metrics and the audit trail (a Security Alert, aggregated per source like
+            # every refusal; it used to leave no audit message and no log line).
             self.shared.metrics.associations.inc(result="malformed")
+            why = f"malformed A-ASSOCIATE-RQ: {exc}"
+            self.shared.audit.association(self, accepted=False, why=why, check="malformed")
+            log.info("connection %d from %s: %s", self.id, self.peer_address, why)
             self.writer.write(P.provider_abort_pdu(AbortReason.INVALID_PDU_PARAMETER_VALUE))
             return
         self.called_aet = rq.called_ae_title
