@@ -249,9 +249,10 @@ class Limits:
     """Time limits (seconds), counts and sizes (bytes); every value must be positive.
 
     Association setup (PS3.8 ARTIM): a connection is *in setup* from accept until its
-    A-ASSOCIATE-RQ has been read whole and judged, TLS handshake included. It must finish
-    within ``associate_timeout`` seconds in total (not per read: a peer trickling bytes gets no
-    more time). At most ``max_setup`` connections are in setup at once, and at most
+    A-ASSOCIATE-RQ has been read whole and judged, TLS handshake included. Its TLS handshake
+    and request must arrive within ``associate_timeout`` seconds in total (not per read: a peer
+    trickling bytes gets no more time); a wait for the identity thread after that is not
+    bounded by it (see below). At most ``max_setup`` connections are in setup at once, and at most
     ``max_setup_per_source`` from one source address (a connection beyond that is closed at
     once, before a byte is read); when ``max_setup`` is reached, the oldest connection of the
     source holding the most connections in setup is closed to make room, so half-open
@@ -262,7 +263,8 @@ class Limits:
     User identities (passcodes: ~45-70 ms of scrypt each) are checked on one worker thread,
     taking the waiting sources in turn, known good ones first and suspect ones last
     (gateway/identity_queue.py), so a client waits for at most one check per other source of
-    its standing or better with checks waiting. A source may fail
+    its standing or better with checks waiting (a suspect source waits behind every unknown
+    one, new ones included, until its failure leaves the window). A source may fail
     ``max_identity_failures_per_source`` checks in any ``identity_failure_window`` seconds (a
     sliding window); past that its requests with a user identity are refused with
     A-ASSOCIATE-RJ (2, 3, 2) transient, local limit exceeded, without hashing.
