@@ -64,3 +64,22 @@ def test_a_listener_moved_to_tls_on_its_own_port_reloads(
     ok = associate((host, port), calling="CT01", tls=context)
     assert ok.is_established
     ok.release()
+
+
+@pytest.mark.expect_error_log  # "reload failed, keeping the running configuration: ..."
+def test_a_listener_freed_for_a_failed_reload_listens_again(
+    raw_config: dict[str, Any], gateway_factory: Any, pki: dict[str, Any], tmp_path: Any
+) -> None:
+    raw_config["tls"] = {"cert": str(pki["server"].cert), "key": str(pki["server"].key)}
+    gw = gateway_factory(raw_config)
+    host, port = gw.address()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    new = dict(raw_config)
+    new["listen"] = [{"address": host, "port": port, "tls": True}]
+    new["audit"] = {"file": str(blocker / "audit.xml")}  # cannot be opened: the reload fails
+    assert gw.reload(parse_config(new)) is False
+    assert gw.gateway.metrics.reloads.value(result="failed") == 1
+    ok = associate((host, port), calling="CT01")  # plain, as before the reload
+    assert ok.is_established
+    ok.release()
