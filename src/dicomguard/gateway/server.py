@@ -80,9 +80,10 @@ class Gateway:
             self._metrics_server = MetricsServer(self.metrics, cfg.address, cfg.port)
             await self._metrics_server.start()
 
-    async def _listen(self, listener: Listener, *, serve: bool = True) -> asyncio.Server:
+    async def _listen(self, listener: Listener, *, serve: bool = True,
+                      port: int | None = None) -> asyncio.Server:
         """A server for ``listener``, bound (an OSError when its address is taken) and, with
-        ``serve``, accepting."""
+        ``serve``, accepting; on ``port`` if given (the one a port-0 listener had)."""
 
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             relay = Relay(self.shared, listener, reader, writer)
@@ -105,7 +106,8 @@ class Gateway:
         # Bound now, serving only when asked: a reload binds its new listeners before it
         # commits to the new configuration (a port in use fails the reload, nothing changed).
         server = await asyncio.start_server(
-            on_connect, listener.address, listener.port, limit=1 << 18, reuse_address=True,
+            on_connect, listener.address, listener.port if port is None else port,
+            limit=1 << 18, reuse_address=True,
             start_serving=False)
         if serve:
             await server.start_serving()
@@ -122,7 +124,7 @@ class Gateway:
 
     async def _reload(self, new: GatewayConfig | None) -> bool:
         opened: dict[Listener, asyncio.Server] = {}
-        freed: list[Listener] = []
+        freed: dict[Listener, int] = {}  # closed to free their port: the port
         metrics_server: MetricsServer | None = None
         try:
             if new is None:
@@ -158,13 +160,13 @@ class Gateway:
         except Exception as exc:
             for server in opened.values():
                 server.close()
-            for listener in freed:  # closed to free a port for a new one: open again
+            for listener, port in freed.items():  # closed to free a port: open again
                 try:
-                    self._servers[listener] = await self._listen(listener)
+                    self._servers[listener] = await self._listen(listener, port=port)
                 except OSError as again:
                     self._servers.pop(listener, None)
                     log.error("reload failed and %s:%d could not listen again: %s",
-                              listener.address, listener.port, again)
+                              listener.address, port, again)
             if metrics_server is not None:
                 await metrics_server.stop()
                 running = self._metrics_server  # closed by _bind_metrics to free its port
@@ -197,7 +199,7 @@ class Gateway:
         return True
 
     async def _bind_listeners(self, new: GatewayConfig, opened: dict[Listener, asyncio.Server],
-                              freed: list[Listener]) -> None:
+                              freed: dict[Listener, int]) -> None:
         """Bind the listeners ``new`` adds into ``opened``, not yet accepting. A port held by
         a listener ``new`` drops (the same port with ``tls`` switched, or on another address)
         is freed first by closing that one; it is listed in ``freed`` (to open again if the
@@ -213,8 +215,8 @@ class Gateway:
                 if not holders:
                     raise
                 for old in holders:
+                    freed[old] = self.bound(old)[1]
                     self._servers[old].close()
-                    freed.append(old)
                 opened[listener] = await self._listen(listener, serve=False)
 
     async def _bind_metrics(self, new: GatewayConfig) -> MetricsServer:
