@@ -245,18 +245,15 @@ class Relay:
         cfg = self.config
         raw, peer_cert = await self._read_request()
         if raw.pdu_type != P.A_ASSOCIATE_RQ:
+            # a DICOM peer that opens with another PDU: counted, audited and logged as a
+            # malformed request (it used to leave no trace at all)
+            self._malformed(f"{raw.name} instead of an A-ASSOCIATE-RQ")
             self.writer.write(P.provider_abort_pdu(AbortReason.UNEXPECTED_PDU))
             return
         try:
             rq = parse_associate(raw.data)
         except MalformedPdu as exc:
-            # Counted and audited before the reply: a peer that has its A-ABORT finds it in
-            # the metrics and the audit trail (a Security Alert, aggregated per source like
-            # every refusal; it used to leave no audit message and no log line).
-            self.shared.metrics.associations.inc(result="malformed")
-            why = f"malformed A-ASSOCIATE-RQ: {exc}"
-            self.shared.audit.association(self, accepted=False, why=why, check="malformed")
-            log.info("connection %d from %s: %s", self.id, self.peer_address, why)
+            self._malformed(f"malformed A-ASSOCIATE-RQ: {exc}")
             self.writer.write(P.provider_abort_pdu(AbortReason.INVALID_PDU_PARAMETER_VALUE))
             return
         self.called_aet = rq.called_ae_title
@@ -299,6 +296,14 @@ class Relay:
         if not await self._forward_request(raw.data, rq, decision):
             return
         await self._relay()
+
+    def _malformed(self, why: str) -> None:
+        """A request aborted as malformed, counted and audited before the reply (a peer that
+        has its A-ABORT finds it in the metrics and the audit trail: a Security Alert,
+        aggregated per source like every refusal; it used to be only counted) and logged."""
+        self.shared.metrics.associations.inc(result="malformed")
+        self.shared.audit.association(self, accepted=False, why=why, check="malformed")
+        log.info("connection %d from %s: %s", self.id, self.peer_address, why)
 
     async def _refuse(self, refusal: Refusal) -> None:
         # Counted and audited first: a peer that has its RJ must find it in the metrics.

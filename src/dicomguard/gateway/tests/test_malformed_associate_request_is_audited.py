@@ -13,11 +13,23 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from dicomguard.dul.codes import A_ABORT
+from dicomguard.dul.codes import A_ABORT, AbortReason
+from dicomguard.testing.pdus import A_RELEASE_RQ
 
 from .test_even_presentation_context_ids import VERIFICATION, _answer, _request
 
 SCHEMA = Path(__file__).parent / "data" / "ps3.15-audit-message.rng"
+
+
+def _audited(audit: Path, text: str) -> list[str]:
+    deadline = time.monotonic() + 5
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        lines = [line for line in audit.read_text().splitlines() if text in line]
+        if lines:
+            break
+        time.sleep(0.05)
+    return lines
 
 
 def test_even_context_id_request_is_audited_and_logged(
@@ -31,13 +43,7 @@ def test_even_context_id_request_is_audited_and_logged(
         answer = _answer(gw.address(), _request("PACS", [(1, VERIFICATION), (4, VERIFICATION)]))
         assert answer[0] == A_ABORT
     assert gw.gateway.metrics.associations.value(result="malformed") == 1
-    deadline = time.monotonic() + 5
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        lines = [line for line in audit.read_text().splitlines() if "malformed" in line]
-        if lines:
-            break
-        time.sleep(0.05)
+    lines = _audited(audit, "malformed")
     assert len(lines) == 1, audit.read_text()
     message = etree.fromstring(lines[0].encode())
     schema = etree.RelaxNG(etree.parse(str(SCHEMA)))
@@ -47,3 +53,18 @@ def test_even_context_id_request_is_audited_and_logged(
         "EventIdentification/EventOutcomeDescription")
     assert message.find("ActiveParticipant").get("NetworkAccessPointID") == "127.0.0.1"
     assert any("malformed A-ASSOCIATE-RQ" in r.getMessage() for r in caplog.records)
+
+
+def test_a_connection_that_opens_with_another_pdu_is_audited(
+    raw_config: dict[str, Any], gateway_factory: Any, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit.xml"
+    raw_config["audit"] = {"file": str(audit)}
+    gw = gateway_factory(raw_config)
+    answer = _answer(gw.address(), A_RELEASE_RQ)
+    assert answer[0] == A_ABORT and answer[9] == AbortReason.UNEXPECTED_PDU
+    assert gw.gateway.metrics.associations.value(result="malformed") == 1
+    lines = _audited(audit, "instead of an A-ASSOCIATE-RQ")
+    assert len(lines) == 1, audit.read_text()
+    message = etree.fromstring(lines[0].encode())
+    assert etree.RelaxNG(etree.parse(str(SCHEMA))).validate(message)
