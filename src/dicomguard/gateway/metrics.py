@@ -80,7 +80,8 @@ class Metrics:
     def __init__(self) -> None:
         self.associations = Counter(
             "dicomguard_gateway_associations_total",
-            "Association requests by outcome (accepted, rejected-<check>, backend-failed).")
+            "Association requests by outcome (accepted, rejected-<check>, backend-failed, "
+            "malformed: aborted before any check).")
         self.active = Gauge("dicomguard_gateway_active_associations",
                             "Associations being relayed now.")
         self.operations = Counter(
