@@ -727,20 +727,37 @@ def _port(item: dict[str, Any], name: str, key: str, *, allow_zero: bool = False
     return value
 
 
+#: IPv4-mapped IPv6 addresses (RFC 4291 2.5.5.2): the gateway's IPv6 listeners are IPv6 only
+#: (asyncio sets IPV6_V6ONLY), so no peer ever has one and no socket binds one
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _mapped_hint(value: str, v4: object) -> str:
+    return (f"{value!r} is an IPv4-mapped IPv6 address, which no peer of the gateway has and "
+            f"no listener can bind (IPv6 listeners are IPv6 only): write {v4}")
+
+
 def _ip(item: dict[str, Any], name: str, key: str) -> str:
     value = _str(item, name, key)
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         raise ConfigError(f"{key}.{name}", f"expected an IP address, got {value!r}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        raise ConfigError(f"{key}.{name}", _mapped_hint(value, address.ipv4_mapped))
     return value
 
 
 def _network(value: str, key: str) -> Network:
     try:
-        return ipaddress.ip_network(value, strict=False)
+        net = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise ConfigError(key, f"expected an IP address or CIDR, got {value!r}") from None
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED):
+        v4 = ipaddress.IPv4Network(
+            (int(net.network_address) & 0xFFFFFFFF, max(0, net.prefixlen - 96)))
+        raise ConfigError(key, _mapped_hint(value, v4))
+    return net
 
 
 def _check_aet(value: str, key: str) -> str:
