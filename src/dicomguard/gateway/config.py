@@ -13,8 +13,8 @@ file on reload keeps the old configuration running.
 
 Example::
 
-    [[listen]]
-    address = "127.0.0.1"
+    [[listen]]                      # an IPv6 address listens for IPv6 only: "::" is not
+    address = "127.0.0.1"           # also every IPv4 address (add a "0.0.0.0" listener)
     port = 11112
 
     [[listen]]
