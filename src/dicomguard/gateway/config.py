@@ -252,13 +252,17 @@ class Limits:
     A-ASSOCIATE-RQ has been read whole and judged, TLS handshake included. Its TLS handshake
     and request must arrive within ``associate_timeout`` seconds in total (not per read: a peer
     trickling bytes gets no more time); a wait for the identity thread after that is not
-    bounded by it (see below). At most ``max_setup`` connections are in setup at once, and at most
-    ``max_setup_per_source`` from one source address (a connection beyond that is closed at
+    bounded by it (see below). At most ``max_setup`` connections are in setup at once, and at
+    most ``max_setup_per_source`` from one source address (a connection beyond that is closed at
     once, before a byte is read); when ``max_setup`` is reached, the oldest connection of the
-    source holding the most connections in setup is closed to make room, so half-open
-    connections cannot lock legitimate clients out. ``max_associations`` counts admitted
-    associations only, ``max_associations_per_source`` those from one source address (so that
-    one admitted peer holding associations open cannot take them all).
+    source with the worst standing (suspect, unknown, known good: gateway/identity_queue.py)
+    holding the most connections in setup is closed to make room, so half-open
+    connections cannot lock legitimate clients out; but a flood from more fresh addresses
+    than ``max_setup`` (one each) still closes the clients of unknown standing: first-time
+    ones and every client without a user identity (known good is a passed identity check).
+    ``max_associations`` counts admitted associations only, ``max_associations_per_source``
+    those from one source address (so that one admitted peer holding associations open cannot
+    take them all).
 
     User identities (passcodes: ~45-70 ms of scrypt each) are checked on one worker thread,
     taking the waiting sources in turn, known good ones first and suspect ones last

@@ -172,9 +172,15 @@ class Relay:
             shared.audit.setup_refused(source, "per-source-limit")
             return False
         while len(shared.setup) >= lim.max_setup:
-            # the oldest connection of the source holding the most: a client with one
-            # connection in setup is evicted only when every source holds just one
-            crowded = max(shared.setup_by_source.items(), key=lambda item: item[1])[0]
+            # the oldest connection of the source with the worst standing (suspect, unknown,
+            # then known good: identity_queue.standing), the one holding the most among
+            # those: a client with one connection in setup is evicted only when every source
+            # of its standing or worse holds just one. By count alone, a flood from more
+            # fresh addresses than max_setup (an IPv6 /64 has them) evicted a known good
+            # modality within 0.06 s, every try (review rgw).
+            standing = shared.identity.standing
+            crowded = max(shared.setup_by_source.items(),
+                          key=lambda item: (standing(item[0]), item[1]))[0]
             next(r for r in shared.setup if r.peer_address == crowded)._evict()
         shared.setup[self] = None
         shared.setup_by_source[source] = shared.setup_by_source.get(source, 0) + 1
