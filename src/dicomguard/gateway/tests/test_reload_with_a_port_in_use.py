@@ -83,3 +83,38 @@ def test_a_listener_freed_for_a_failed_reload_listens_again(
     ok = associate((host, port), calling="CT01")  # plain, as before the reload
     assert ok.is_established
     ok.release()
+
+
+def _metrics_answer(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        return data
+
+
+@pytest.mark.expect_error_log  # "reload failed, keeping the running configuration: ..."
+def test_a_metrics_endpoint_moved_to_a_taken_port_fails_the_reload(
+    raw_config: dict[str, Any], gateway_factory: Any
+) -> None:
+    from dicomguard.testing.loopback import free_port
+
+    raw_config["metrics"] = {"address": "127.0.0.1", "port": free_port("127.0.0.1")}
+    gw = gateway_factory(raw_config)
+    running = gw.gateway.metrics_port
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        new = dict(raw_config)
+        new["metrics"] = {"address": "127.0.0.1", "port": taken.getsockname()[1]}
+        assert gw.reload(parse_config(new)) is False
+    finally:
+        taken.close()
+    assert gw.gateway.metrics_port == running
+    assert b'dicomguard_gateway_reloads_total{result="failed"} 1' in _metrics_answer(running)
+    # and moved to a free port, it moves
+    moved = dict(raw_config)
+    moved["metrics"] = {"address": "127.0.0.1", "port": free_port("127.0.0.1")}
+    assert gw.reload(parse_config(moved)) is True
+    assert gw.gateway.metrics_port == moved["metrics"]["port"]
+    assert b"reloads_total" in _metrics_answer(gw.gateway.metrics_port)
