@@ -20,7 +20,11 @@ from .common import UsageError
 HELP = "run the secure gateway in front of a legacy device (dicomguard gateway -h)"
 DESCRIPTION = (
     "Guard a legacy DICOM device: policy, TLS, identity and audit in front of it. SIGHUP "
-    "reloads the config, SIGTERM stops gracefully."
+    "reloads the config, SIGTERM stops gracefully. Every key and its default: the docstring "
+    "of dicomguard.gateway.config. Among the [limits]: a source address that failed "
+    "max_identity_failures_per_source (5) user identity checks in any "
+    "identity_failure_window (60 s) is refused without a check (A-ASSOCIATE-RJ 2,3,2, "
+    "transient) until the oldest is out of the window."
 )
 
 

@@ -11,9 +11,10 @@ gateway start / stop                 110100 Application Activity, 110120 / 11012
                                      (110150 Application) and who started it (110151)
 association accepted / ended         110114 User Authentication, type 110122 Login / 110123
                                      Logout; requestor and the gateway
-association refused (other checks),  110113 Security Alert, type 110126 Node Authentication;
-TLS handshake refused, connection    the Alert Subject (110182 Node ID: the peer's address,
-closed in setup (limits)             details: alert description, certificate subject/issuer)
+association refused (other checks)   110113 Security Alert, type 110126 Node Authentication;
+or aborted as malformed, TLS         the Alert Subject (110182 Node ID: the peer's address,
+handshake refused, connection        details: alert description, certificate subject/issuer)
+closed in setup (limits)
 association refused (identity)       110114 User Authentication, Login, outcome 4
 C-STORE                              110104 DICOM Instances Transferred, 110153 Source = the
                                      requestor, 110152 Destination = the backend

@@ -13,8 +13,8 @@ file on reload keeps the old configuration running.
 
 Example::
 
-    [[listen]]
-    address = "127.0.0.1"
+    [[listen]]                      # an IPv6 address listens for IPv6 only: "::" is not
+    address = "127.0.0.1"           # also every IPv4 address (add a "0.0.0.0" listener)
     port = 11112
 
     [[listen]]
@@ -249,22 +249,28 @@ class Limits:
     """Time limits (seconds), counts and sizes (bytes); every value must be positive.
 
     Association setup (PS3.8 ARTIM): a connection is *in setup* from accept until its
-    A-ASSOCIATE-RQ has been read whole and judged, TLS handshake included. It must finish
-    within ``associate_timeout`` seconds in total (not per read: a peer trickling bytes gets no
-    more time). At most ``max_setup`` connections are in setup at once, and at most
-    ``max_setup_per_source`` from one source address (a connection beyond that is closed at
+    A-ASSOCIATE-RQ has been read whole and judged, TLS handshake included. Its TLS handshake
+    and request must arrive within ``associate_timeout`` seconds in total (not per read: a peer
+    trickling bytes gets no more time); a wait for the identity thread after that is not
+    bounded by it (see below). At most ``max_setup`` connections are in setup at once, and at
+    most ``max_setup_per_source`` from one source address (a connection beyond that is closed at
     once, before a byte is read); when ``max_setup`` is reached, the oldest connection of the
-    source holding the most connections in setup is closed to make room, so half-open
-    connections cannot lock legitimate clients out. ``max_associations`` counts admitted
-    associations only, ``max_associations_per_source`` those from one source address (so that
-    one admitted peer holding associations open cannot take them all).
+    source with the worst standing (suspect, unknown, known good: gateway/identity_queue.py)
+    holding the most connections in setup is closed to make room, so half-open
+    connections cannot lock legitimate clients out; but a flood from more fresh addresses
+    than ``max_setup`` (one each) still closes the clients of unknown standing: first-time
+    ones and every client without a user identity (known good is a passed identity check).
+    ``max_associations`` counts admitted associations only, ``max_associations_per_source``
+    those from one source address (so that one admitted peer holding associations open cannot
+    take them all).
 
     User identities (passcodes: ~45-70 ms of scrypt each) are checked on one worker thread,
     taking the waiting sources in turn, known good ones first and suspect ones last
     (gateway/identity_queue.py), so a client waits for at most one check per other source of
-    its standing or better with checks waiting. A source may fail
-    ``max_identity_failures_per_source`` checks per ``identity_failure_window`` seconds (a
-    token bucket); past that its requests with a user identity are refused with
+    its standing or better with checks waiting (a suspect source waits behind every unknown
+    one, new ones included, until its failure leaves the window). A source may fail
+    ``max_identity_failures_per_source`` checks in any ``identity_failure_window`` seconds (a
+    sliding window); past that its requests with a user identity are refused with
     A-ASSOCIATE-RJ (2, 3, 2) transient, local limit exceeded, without hashing.
 
     Data phase: a PDU must complete within ``pdu_timeout + length / min_pdu_rate`` seconds of
@@ -725,20 +731,37 @@ def _port(item: dict[str, Any], name: str, key: str, *, allow_zero: bool = False
     return value
 
 
+#: IPv4-mapped IPv6 addresses (RFC 4291 2.5.5.2): the gateway's IPv6 listeners are IPv6 only
+#: (asyncio sets IPV6_V6ONLY), so no peer ever has one and no socket binds one
+_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+
+
+def _mapped_hint(value: str, v4: object) -> str:
+    return (f"{value!r} is an IPv4-mapped IPv6 address, which no peer of the gateway has and "
+            f"no listener can bind (IPv6 listeners are IPv6 only): write {v4}")
+
+
 def _ip(item: dict[str, Any], name: str, key: str) -> str:
     value = _str(item, name, key)
     try:
-        ipaddress.ip_address(value)
+        address = ipaddress.ip_address(value)
     except ValueError:
         raise ConfigError(f"{key}.{name}", f"expected an IP address, got {value!r}") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        raise ConfigError(f"{key}.{name}", _mapped_hint(value, address.ipv4_mapped))
     return value
 
 
 def _network(value: str, key: str) -> Network:
     try:
-        return ipaddress.ip_network(value, strict=False)
+        net = ipaddress.ip_network(value, strict=False)
     except ValueError:
         raise ConfigError(key, f"expected an IP address or CIDR, got {value!r}") from None
+    if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_MAPPED):
+        v4 = ipaddress.IPv4Network(
+            (int(net.network_address) & 0xFFFFFFFF, max(0, net.prefixlen - 96)))
+        raise ConfigError(key, _mapped_hint(value, v4))
+    return net
 
 
 def _check_aet(value: str, key: str) -> str:

@@ -13,8 +13,8 @@ So :class:`IdentityQueue`:
 
 * keeps one queue of checks per source address and serves the sources in turn (round robin),
   by standing: first the sources known good (a check passed within an hour, none failed
-  since), then those unknown, last the suspect ones (a failure not yet forgotten by their
-  bucket). A client waits for at most one check of each other source of its standing or
+  since), then those unknown, last the suspect ones (a failure within the failure
+  window). A client waits for at most one check of each other source of its standing or
   better that has checks waiting, however many connections those sources hold: once each
   attacking address has failed once, a legitimate client waits for the one check running.
   (Measured, 128 connections with wrong passcodes: from 8 addresses round robin alone gave
@@ -23,23 +23,28 @@ So :class:`IdentityQueue`:
   address known good, as a modality that stored before: 0.15 s and 0.12 s, against 0.11 s
   alone.) A first-time client arriving in a burst of fresh addresses still waits for their
   one check each: bounded by ``max_setup`` checks;
-* charges every failed check to its source's token bucket (``limits.
-  max_identity_failures_per_source`` per ``limits.identity_failure_window`` seconds); a source
-  whose bucket is empty is refused *before* hashing, with A-ASSOCIATE-RJ (2, 3, 2) transient,
+* records the time of every failed check of a source (its last
+  ``limits.max_identity_failures_per_source``, within ``limits.identity_failure_window``
+  seconds); a source with that many failures in the last window is refused *before* hashing,
+  with A-ASSOCIATE-RJ (2, 3, 2) transient,
   local limit exceeded (so that a client of that source that only mistyped knows to try again
-  later), both when its request arrives and when its queued check comes up;
+  later), both when its request arrives and when its queued check comes up. A sliding
+  window, not a token bucket: a bucket of that size refilled over the window starts full and
+  let an address fail 5 checks at once and one more every 12 s, 10 within 60 s; here 5
+  failures in any 60 s is the most (measured against the real gateway, review rgw);
 * runs the checks on one thread, in order: the JWT replay cache (auth.ReplayCache) is not
   shared between threads.
 
 Every refusal, limited or not, is audited by the relay as a User Authentication failure (the
 aggregation of repeated refusals in gateway/audit.py bounds their volume). The queue lives as
 long as the gateway, so a reload neither forgets a source's failures nor drops a waiting check
-(each check keeps the policy it was queued with).
+(each check keeps the policy it was queued with); new limits apply to the failures already
+recorded (a reload that changed the limits used to start every source's count again).
 
 The sources are exact addresses (as ``max_setup_per_source``): an attacker with one fresh
 address per connection, as an IPv6 /64 gives, gets one unknown-standing check per address
 (then it is suspect), and ``max_setup`` of them can be waiting at once. The tables of sources
-are bounded (``MAX_SOURCES``; a failure bucket is forgotten once full again).
+are bounded (``MAX_SOURCES``; a source's failures are forgotten once out of the window).
 """
 
 from __future__ import annotations
@@ -55,18 +60,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..dul.codes import REJECT_LOCAL_LIMIT
-from ..tokenbucket import TokenBucket
+from .config import Limits
 from .policy import Admission, Refusal
 
 if TYPE_CHECKING:
-    from .config import Limits
     from .metrics import Metrics
 
 #: the refusal of a source that failed too often (audited as a User Authentication failure:
 #: its check starts with "identity")
 LIMITED = Refusal(REJECT_LOCAL_LIMIT, "too many failed user identities from this source",
                   "identity-limit")
-#: failure buckets (and passed sources) kept at most; past it, the stale ones are forgotten
+#: sources with failures (and passed sources) kept at most; past it, the stale ones are forgotten
 MAX_SOURCES = 4096
 #: a source whose check passed this recently (seconds), with no failure since, goes first
 KNOWN_GOOD_SECONDS = 3600.0
@@ -88,13 +92,18 @@ class IdentityQueue:
     when its source's turn comes, or :data:`LIMITED` without running it. Event-loop side only
     (not thread-safe); :meth:`close` at the gateway's stop."""
 
-    def __init__(self, metrics: Metrics) -> None:
+    def __init__(self, metrics: Metrics, clock: Callable[[], float] = time.monotonic) -> None:
         self.metrics = metrics
+        self.clock = clock
         #: waiting checks by source; the dict's order is the rotation (served source moves last)
         self._waiting: dict[str, deque[_Job]] = {}
         self._running: _Job | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._failures: dict[str, TokenBucket] = {}
+        #: when each source's recent checks failed (clock), oldest first: at most the last
+        #: ``max_identity_failures_per_source``, none older than ``identity_failure_window``
+        self._failures: dict[str, deque[float]] = {}
+        #: the window of the limits last given (:meth:`standing` is asked without them)
+        self._window = Limits().identity_failure_window
         #: when a check of each source last passed (monotonic), oldest first
         self._passed: dict[str, float] = {}
 
@@ -107,6 +116,7 @@ class IdentityQueue:
     async def decide(self, source: str, check: Check, limits: Limits) -> Admission | Refusal:
         """The result of ``check()`` (its exception re-raised), or :data:`LIMITED`. Cancelling
         the caller (a connection evicted or closed at stop) takes its check out of the queue."""
+        self._window = limits.identity_failure_window
         if self._limited(source, limits):
             self.metrics.identity_checks.inc(result="limited")
             return LIMITED
@@ -130,11 +140,9 @@ class IdentityQueue:
     def standing(self, source: str, now: float | None = None) -> int:
         """The source's place in line: :data:`KNOWN_GOOD` (a check passed within
         ``KNOWN_GOOD_SECONDS`` and none failed since), :data:`UNKNOWN`, or :data:`SUSPECT` (a
-        failed check its failure bucket has not yet forgotten)."""
-        now = time.monotonic() if now is None else now
-        bucket = self._failures.get(source)
-        if bucket is not None and (
-                bucket.tokens + (now - bucket.stamp) * bucket.refill < bucket.burst):
+        failed check within the failure window)."""
+        now = self.clock() if now is None else now
+        if self._recent(source, self._window, now):
             return SUSPECT
         passed = self._passed.get(source)
         if passed is not None and now - passed < KNOWN_GOOD_SECONDS:
@@ -143,7 +151,7 @@ class IdentityQueue:
 
     def _pop(self) -> _Job:
         """The next check: of the first source in the rotation with the best standing."""
-        now = time.monotonic()
+        now = self.clock()
         source, best = "", SUSPECT + 1
         for candidate in self._waiting:
             standing = self.standing(candidate, now)
@@ -196,47 +204,54 @@ class IdentityQueue:
                 self._passed.pop(job.source, None)
                 if len(self._passed) >= MAX_SOURCES:
                     self._prune_passed()
-                self._passed[job.source] = time.monotonic()
+                self._passed[job.source] = self.clock()
             if not job.future.done():  # its connection may have been evicted meanwhile
                 job.future.set_result(result)
         self._next(limits)
 
     # -- failed checks per source ---------------------------------------------------------------
-    def _bucket(self, source: str, limits: Limits) -> TokenBucket:
-        burst = limits.max_identity_failures_per_source
-        refill = burst / limits.identity_failure_window
-        bucket = self._failures.get(source)
-        if bucket is None or bucket.burst != burst or bucket.refill != refill:
-            if bucket is None and len(self._failures) >= MAX_SOURCES:
-                self._prune()
-            bucket = self._failures[source] = TokenBucket(refill, burst, full=True)
-        return bucket
+    def _recent(self, source: str, window: float, now: float) -> deque[float] | None:
+        """The times of ``source``'s failures within ``window`` seconds before ``now`` (older
+        ones are forgotten), or None when there are none."""
+        times = self._failures.get(source)
+        if times is None:
+            return None
+        horizon = now - window
+        while times and times[0] <= horizon:
+            times.popleft()
+        if not times:
+            del self._failures[source]
+            return None
+        return times
 
     def _limited(self, source: str, limits: Limits) -> bool:
-        bucket = self._failures.get(source)
-        if bucket is None:
-            return False
-        bucket = self._bucket(source, limits)  # the limits of a reload apply
-        now = time.monotonic()
-        return min(bucket.burst, bucket.tokens + (now - bucket.stamp) * bucket.refill) < 1.0
+        times = self._recent(source, limits.identity_failure_window, self.clock())
+        return times is not None and len(times) >= limits.max_identity_failures_per_source
 
     def _charge(self, source: str, limits: Limits) -> None:
-        self._bucket(source, limits).take()
+        now = self.clock()
+        times = self._recent(source, limits.identity_failure_window, now)
+        if times is None:
+            if len(self._failures) >= MAX_SOURCES:
+                self._prune(limits.identity_failure_window, now)
+            times = self._failures[source] = deque()
+        times.append(now)
+        while len(times) > limits.max_identity_failures_per_source:
+            times.popleft()  # only the last ones decide
 
     def _prune_passed(self) -> None:
         """Forget the sources whose pass is older than ``KNOWN_GOOD_SECONDS``, and the oldest
         half if that is not enough (the dict is in order of the last pass)."""
-        now = time.monotonic()
+        now = self.clock()
         self._passed = {source: t for source, t in self._passed.items()
                         if now - t < KNOWN_GOOD_SECONDS}
         if len(self._passed) >= MAX_SOURCES:
             self._passed = dict(list(self._passed.items())[MAX_SOURCES // 2:])
 
-    def _prune(self) -> None:
-        now = time.monotonic()
-        self._failures = {
-            source: bucket for source, bucket in self._failures.items()
-            if bucket.tokens + (now - bucket.stamp) * bucket.refill < bucket.burst}
+    def _prune(self, window: float, now: float) -> None:
+        """Forget the sources with no failure within the window."""
+        self._failures = {source: times for source, times in self._failures.items()
+                          if times and times[-1] > now - window}
 
     def close(self) -> None:
         """At the gateway's stop: the thread ends after the check it is running."""

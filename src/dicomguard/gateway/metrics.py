@@ -80,7 +80,8 @@ class Metrics:
     def __init__(self) -> None:
         self.associations = Counter(
             "dicomguard_gateway_associations_total",
-            "Association requests by outcome (accepted, rejected-<check>, backend-failed).")
+            "Association requests by outcome (accepted, rejected-<check>, backend-failed, "
+            "malformed: aborted before any check).")
         self.active = Gauge("dicomguard_gateway_active_associations",
                             "Associations being relayed now.")
         self.operations = Counter(
@@ -136,6 +137,10 @@ class MetricsServer:
         self.address = address
         self.port = port
         self._server: asyncio.Server | None = None
+
+    @property
+    def serving(self) -> bool:
+        return self._server is not None
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._handle, self.address, self.port)

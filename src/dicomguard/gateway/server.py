@@ -70,7 +70,7 @@ class Gateway:
     async def start(self) -> None:
         await self.shared.audit.start()
         for listener in self.config.listeners:
-            await self._listen(listener)
+            self._servers[listener] = await self._listen(listener)
         await self._start_metrics()
         self.shared.audit.application(started=True)
 
@@ -80,7 +80,11 @@ class Gateway:
             self._metrics_server = MetricsServer(self.metrics, cfg.address, cfg.port)
             await self._metrics_server.start()
 
-    async def _listen(self, listener: Listener) -> None:
+    async def _listen(self, listener: Listener, *, serve: bool = True,
+                      port: int | None = None) -> asyncio.Server:
+        """A server for ``listener``, bound (an OSError when its address is taken) and, with
+        ``serve``, accepting; on ``port`` if given (the one a port-0 listener had)."""
+
         async def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             relay = Relay(self.shared, listener, reader, writer)
             task = asyncio.current_task()
@@ -99,8 +103,15 @@ class Gateway:
                     self._tasks.discard(task)
 
         # limit: the StreamReader buffer; big enough for a 128 KiB PDU in one read.
-        self._servers[listener] = await asyncio.start_server(
-            on_connect, listener.address, listener.port, limit=1 << 18, reuse_address=True)
+        # Bound now, serving only when asked: a reload binds its new listeners before it
+        # commits to the new configuration (a port in use fails the reload, nothing changed).
+        server = await asyncio.start_server(
+            on_connect, listener.address, listener.port if port is None else port,
+            limit=1 << 18, reuse_address=True,
+            start_serving=False)
+        if serve:
+            await server.start_serving()
+        return server
 
     async def reload(self, new: GatewayConfig | None = None) -> bool:
         """Apply a new configuration (read from :attr:`config_path` when ``new`` is None).
@@ -112,6 +123,9 @@ class Gateway:
             return await self._reload(new)
 
     async def _reload(self, new: GatewayConfig | None) -> bool:
+        opened: dict[Listener, asyncio.Server] = {}
+        freed: dict[Listener, int] = {}  # closed to free their port: the port
+        metrics_server: MetricsServer | None = None
         try:
             if new is None:
                 if self.config_path is None:
@@ -124,6 +138,13 @@ class Gateway:
                 # Keep the replay cache: a reload must not make used tokens usable again.
                 jwt_verifier = JwtVerifier(new.jwt, old_jwt.replay if old_jwt else None)
             policy = AssociationPolicy(new, jwt_verifier)
+            # New listeners and a moved metrics endpoint are bound before anything changes:
+            # a port in use fails the reload here, with the running configuration intact
+            # (bound after the switch, it raised out of the SIGHUP task with the new policy
+            # and audit trail already in force and the listener missing)
+            await self._bind_listeners(new, opened, freed)
+            if self.config.metrics != new.metrics and new.metrics.port:
+                metrics_server = await self._bind_metrics(new)
             if self.config.audit != new.audit:
                 # The new trail takes over with no wait between the last message recorded in
                 # the old one and the first in the new (audit.AuditTrail.replaced_by; a file or
@@ -137,6 +158,21 @@ class Gateway:
                 self._retired.add(task)
                 task.add_done_callback(self._retired.discard)
         except Exception as exc:
+            for server in opened.values():
+                server.close()
+            for listener, port in freed.items():  # closed to free a port: open again
+                try:
+                    self._servers[listener] = await self._listen(listener, port=port)
+                except OSError as again:
+                    self._servers.pop(listener, None)
+                    log.error("reload failed and %s:%d could not listen again: %s",
+                              listener.address, port, again)
+            if metrics_server is not None:
+                await metrics_server.stop()
+                running = self._metrics_server  # closed by _bind_metrics to free its port
+                if running is not None and not running.serving:
+                    with contextlib.suppress(OSError):
+                        await running.start()
             log.error("reload failed, keeping the running configuration: %s", exc)
             self.metrics.reloads.inc(result="failed")
             return False
@@ -148,17 +184,60 @@ class Gateway:
             if listener not in new.listeners:
                 server = self._servers.pop(listener)
                 server.close()
-        for listener in new.listeners:
-            if listener not in self._servers:
-                await self._listen(listener)
+        for listener, server in opened.items():
+            self._servers[listener] = server
+            await server.start_serving()
         if old.metrics != new.metrics:
-            if self._metrics_server is not None:
+            if self._metrics_server is not None and (metrics_server is not None
+                                                     or not new.metrics.port):
                 await self._metrics_server.stop()
                 self._metrics_server = None
-            await self._start_metrics()
+            if metrics_server is not None:
+                self._metrics_server = metrics_server
         self.metrics.reloads.inc(result="ok")
         log.info("configuration reloaded")
         return True
+
+    async def _bind_listeners(self, new: GatewayConfig, opened: dict[Listener, asyncio.Server],
+                              freed: dict[Listener, int]) -> None:
+        """Bind the listeners ``new`` adds into ``opened``, not yet accepting. A port held by
+        a listener ``new`` drops (the same port with ``tls`` switched, or on another address)
+        is freed first by closing that one; it is listed in ``freed`` (to open again if the
+        reload fails)."""
+        for listener in new.listeners:
+            if listener in self._servers or listener in opened:
+                continue
+            try:
+                opened[listener] = await self._listen(listener, serve=False)
+            except OSError:
+                holders = [old for old in self._servers if old not in new.listeners
+                           and old not in freed and self.bound(old)[1] == listener.port]
+                if not holders:
+                    raise
+                for old in holders:
+                    freed[old] = self.bound(old)[1]
+                    self._servers[old].close()
+                opened[listener] = await self._listen(listener, serve=False)
+
+    async def _bind_metrics(self, new: GatewayConfig) -> MetricsServer:
+        """The metrics endpoint ``new`` names, bound. When the running one holds its port (the
+        same port on another address, 0.0.0.0 to 127.0.0.1), that one is closed first, and
+        opened again if the new one cannot bind."""
+        server = MetricsServer(self.metrics, new.metrics.address, new.metrics.port)
+        try:
+            await server.start()
+        except OSError:
+            running = self._metrics_server
+            if running is None:
+                raise
+            await running.stop()
+            try:
+                await server.start()
+            except OSError:
+                with contextlib.suppress(OSError):
+                    await running.start()
+                raise
+        return server
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let live associations finish for ``grace`` seconds, abort the rest."""

@@ -177,6 +177,11 @@ def test_connections_that_do_not_finish_setup_in_time_are_closed(
                     break
             except TimeoutError:
                 pass
+            except OSError:
+                # a byte sent just after the gateway closed is answered with a reset: closed
+                # too (seen once in a gateway run: ConnectionResetError out of recv)
+                closed_after = time.monotonic() - started
+                break
     finally:
         trickle.close()
     assert closed_after is not None and closed_after < 5.0
