@@ -46,8 +46,6 @@ Neither costs the all-DICOM workload of issue 13 anything: it loses no connectio
 
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
 import socket
 import zlib
 from collections.abc import MutableSequence
@@ -170,7 +168,11 @@ class Answers:
 
     @classmethod
     def shared(cls, ctx: Any = None) -> Answers:
-        """Counters in shared memory (128 KiB), for the workers forked after this call."""
+        """Counters in shared memory (128 KiB), for the workers forked after this call
+        (``ctx``: a multiprocessing context, "fork" by default)."""
+        import ctypes  # here: the CLI reads CONGESTION_RETRIES without multiprocessing
+        import multiprocessing
+
         ctx = ctx or multiprocessing.get_context("fork")
         return cls(ctx.RawArray(ctypes.c_uint64, cls.SLOTS))
 
