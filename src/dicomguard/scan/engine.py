@@ -318,17 +318,25 @@ class _TurnArchives(ArchiveCache):
 #: seconds between two looks at the parked endpoints (Engine._watch_parked): what a retry
 #: after another worker's answer waits at most (a local answer sends them back at once)
 PARK_POLL = 0.05
+#: the k-th retry of an endpoint lost to congestion waits at least PARK_POLL * 2**(k-2)
+#: seconds, up to this (the first not at all): while the other workers keep a small server
+#: full, every answer of theirs is followed at once by their next connection, and a retry
+#: polled after each answer would spend CONGESTION_RETRIES in a second (measured: 2 and 3
+#: workers, 1 endpoint in 8,000 needed 24 attempts); spaced, they span ~20 s of contention
+CONGESTION_WAIT_MAX = 1.0
 
 
 @dataclass
 class _Parked:
     """An endpoint waiting for a retry: its last record, its group's answer count when it was
-    lost (None: not lost to congestion, or its free retries spent) and when its counted retry
-    is due (event loop time)."""
+    lost (None: not lost to congestion, or its free retries spent), when its counted retry
+    is due and the earliest time of a retry after an answer (event loop time)."""
 
     result: EndpointResult
     mark: int | None
     due: float
+    #: no retry after an answer before this (event loop time; CONGESTION_WAIT_MAX)
+    earliest: float = 0.0
 
 
 def is_transient(result: EndpointResult) -> bool:
@@ -661,7 +669,8 @@ class Engine:
         back to the queue as soon as its group answers another endpoint, in this process or in
         another worker (:class:`.congestion.Answers`): the server was busy with others, and a
         retry now is not counted against ``transient_retries`` (at most
-        :data:`.congestion.CONGESTION_RETRIES` of them). Otherwise, and if its group stays
+        :data:`.congestion.CONGESTION_RETRIES` of them, spaced by up to
+        :data:`CONGESTION_WAIT_MAX` seconds). Otherwise, and if its group stays
         silent, it goes back after ``retry_backoff * 2**k`` seconds as the k-th counted retry
         (``transient_retries`` of them); with none left its record is the last assessment's,
         at once if its group never answered, else after ``retry_backoff`` seconds without an
@@ -679,9 +688,10 @@ class Engine:
                 return
             # counted retries spent: one more backoff for the group to answer
             backoff = self.config.retry_backoff
-        due = asyncio.get_running_loop().time() + backoff
+        now = asyncio.get_running_loop().time()
+        earliest = now + min(PARK_POLL * 2 ** (free - 1), CONGESTION_WAIT_MAX) if free else now
         self._tries[key] = tries
-        self._parked.setdefault(slot, {})[key] = _Parked(result, mark, due)
+        self._parked.setdefault(slot, {})[key] = _Parked(result, mark, now + backoff, earliest)
         if not self._watching:
             self._watching = True
             self._spawn(self._watch_parked())
@@ -694,7 +704,7 @@ class Engine:
             return
         for key, entry in list(parked.items()):
             made, free, counted = self._tries[key]
-            moved = slot is not None and entry.mark is not None
+            moved = slot is not None and entry.mark is not None and now >= entry.earliest
             if moved and self._answers.moved(slot, entry.mark):  # type: ignore[arg-type]
                 self._tries[key] = (made, free + 1, counted)
             elif now >= entry.due and counted < self.config.transient_retries:
