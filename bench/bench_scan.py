@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -456,6 +457,30 @@ def compare_dense(
     print(
         f"CPU per association, discovery: {disc.cpu / n * 1000:.3f} ms, "
         f"{(disc.cpu - startup) / n * 1000:.3f} ms without the start-up  (target <= 0.3 ms)"
+    )
+    print_bounds(ping.secs, rows, n)
+
+
+def print_bounds(ping_secs: float, rows: list[tuple[typing.Any, ...]], n: int) -> None:
+    """What the machine allows at best: a client as cheap as the floor probe, plus the CPU the
+    server spent per association on the same exchange, spread perfectly over every core, can
+    not finish sooner than n x (client + server CPU per association) / cores. nmap's time over
+    that is the highest ratio any client doing this exchange could show here (an optimistic
+    bound: kernel work in softirq, scheduling and round trips only lower it)."""
+    cores = os.cpu_count() or 1
+    floor, floor_server = rows[1][1], rows[1][3]
+    disc_server, full_server = rows[2][3], rows[3][3]
+    if floor_server is None or disc_server is None or full_server is None:
+        return
+    disc_server = min(disc_server, floor_server)  # the same exchange: the cheaper one bounds
+    best_disc = (floor.cpu + disc_server) / cores
+    best_full = full_server / cores  # the server's own work alone, with a client costing nothing
+    print(
+        f"bound on {cores} cores: discovery no sooner than {best_disc:.2f} s (floor client "
+        f"{floor.cpu / n * 1000:.3f} + server {disc_server / n * 1000:.3f} ms CPU per association)"
+        f" = at most {ping_secs / best_disc:.2f}x nmap; full no sooner than {best_full:.2f} s "
+        f"(server {full_server / n * 1000:.3f} ms per endpoint) = at most "
+        f"{ping_secs / best_full:.2f}x nmap"
     )
 
 

@@ -58,6 +58,16 @@ class Timeouts:
     release: float = 2.0
 
 
+#: SO_ERROR of a connect whose handshake completed and that the peer reset before the error was
+#: read (accept, then close with SO_LINGER 0; a server at its connection limit; an accept queue
+#: overflowing with tcp_abort_on_overflow). Linux's tcp_reset() reports a RST answering our SYN
+#: as ECONNREFUSED, ECONNRESET only once established (EPIPE after the peer's FIN): the port is
+#: open. Whether the RST arrived before or after SO_ERROR was read is a race (on loopback the
+#: peer's accept and close often beat our next system call), so neither the scan's connect sweep
+#: nor :func:`tcp_connect` may call it "closed"
+RESET_AFTER_HANDSHAKE = frozenset({errno.ECONNRESET, errno.EPIPE})
+
+
 def _writable_now(sock: socket.socket) -> bool:
     """Connected (or failed) already? poll(2) with no wait: select() cannot take fds >= 1024."""
     poller = select.poll()
@@ -79,6 +89,11 @@ async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
     endpoints of a scan are closed: on loopback and LANs a refused connect completes
     synchronously, and skipping the transport, stream and ``wait_for`` task that
     ``open_connection`` builds roughly doubles the rate of a large scan.
+
+    A connection the peer reset right after the handshake (:data:`RESET_AFTER_HANDSHAKE`) is
+    returned as connected: it was, and the caller's first read (end of file) or write (EPIPE)
+    fails as it would have had the RST come a moment later, so the record does not depend on
+    that race. Raises :class:`ConnectFailed` with the port scanner's state otherwise.
     """
     tracker = current_connections.get()
     if tracker is not None and tracker.preconnected is not None:
@@ -130,10 +145,10 @@ async def tcp_connect(host: str, port: int, *, timeout: float) -> socket.socket:
     except BaseException:
         sock.close()
         raise
-    if err == 0:
+    if err == 0 or err in RESET_AFTER_HANDSHAKE:
         return sock
     sock.close()
-    if err in (errno.ECONNREFUSED, errno.ECONNRESET):
+    if err == errno.ECONNREFUSED:
         raise ConnectFailed("closed", os.strerror(err))
     if err in (errno.ETIMEDOUT,):
         raise ConnectFailed("filtered", os.strerror(err))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import socket
 import struct
 from collections.abc import Awaitable, Callable
 
@@ -100,6 +101,22 @@ async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     """Accept and never answer (a tarpit, or a firewall that completes the handshake)."""
     await _hold(reader, MAX_HOLD)
     await _finish(writer)
+
+
+async def reset_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept, then reset at once (close with SO_LINGER 0: a RST, no FIN), before reading a
+    byte: a server resetting the connections above its limit, a filter that completes the
+    handshake and then refuses the source (what nmap reports as "tcpwrapped")."""
+    with contextlib.suppress(OSError):
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.close()
+
+
+async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept, then close at once (a FIN) before reading a byte: TCP wrappers (tcpd) refusing
+    the source, a service closing the connections above its limit."""
+    writer.close()
 
 
 async def abort(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -343,6 +360,8 @@ def behaviour(name: str, seed: int) -> RawHandler:
         "http": http,
         "ssh": ssh,
         "silent": silent,
+        "reset": reset_at_once,
+        "close": close_at_once,
         "abort": abort,
         "giant-length": giant_length,
         "accept-then-silence": accept_then_silence,

@@ -213,6 +213,10 @@ class ScanSession:
                 # the file may hold records the database lost (killed between the two):
                 # rebuild it from the database, the one source of truth, then append
                 _write_texts(truncate(request.jsonl), store.record_texts())
+            elif request.jsonl != "-":
+                # a new scan's file holds that scan only, as nmap -oN / zgrab2 -o overwrite
+                # theirs (the writer appends, for the resume above)
+                truncate(request.jsonl)
             writer = JsonlWriter(request.jsonl)
             store.json_listeners.append(writer.write_lines)
 

@@ -18,8 +18,9 @@ group (:mod:`.sweep`: its connects fill the same accept queue):
   started before the last decrease belong to the same event. A loss is any of: a connect still
   pending after :meth:`Window.slow_connect` seconds (a SYN the peer dropped: the answer would
   otherwise take one round trip), a connection that needed a TCP retransmission (``TCP_INFO``
-  ``tcpi_total_retrans``: the SYN or the first request was resent), or an endpoint the sweep
-  found open that refused, reset or ignored the assessment's connection;
+  ``tcpi_total_retrans``: the SYN or the first request was resent), a connect the peer reset
+  right after the handshake (the connect sweep's), or an endpoint the sweep found open that
+  refused, reset or ignored the assessment's connection;
 * it never exceeds ``ceiling`` (``--concurrency``) nor falls below 1.
 
 Distinct servers never lose, so their windows open to the full concurrency within a few

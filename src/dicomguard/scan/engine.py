@@ -558,8 +558,9 @@ class Engine:
         congestion window of the next endpoint's group allow. An endpoint whose group's window
         is full holds the ones behind it (they stay in target order; a slot of that group
         frees as soon as one of its assessments ends, which drains again), except those whose
-        connection the sweep kept open: they hold their slot already (scan.sweep.Sweep.kept),
-        so they start past a blocked head and cannot wait for each other."""
+        connection the sweep kept open (or only its slot, when the peer reset it at once):
+        they hold their slot already (scan.sweep.Sweep.kept), so they start past a blocked
+        head and cannot wait for each other."""
         kept = self._sweep.kept if self._sweep is not None else {}
         while self._backlog and self._assessing < self.config.concurrency:
             seq, host, port = self._backlog[0]
@@ -578,8 +579,9 @@ class Engine:
             ticket = window.start() if window is not None else 0
             self._start_assessment(seq, host, port, window, ticket, None)
 
-    def _start_kept(self, kept: dict[tuple[int, str, int], tuple[socket.socket, Window, int]]
-                    ) -> None:
+    def _start_kept(
+        self, kept: dict[tuple[int, str, int], tuple[socket.socket | None, Window, int]]
+    ) -> None:
         """Start the endpoints of the backlog whose connection the sweep kept (behind a head
         that waits for its window), in order, while the concurrency allows."""
         rest: deque[tuple[int, str, int]] = deque()

@@ -15,6 +15,9 @@ assessment stage (:mod:`.congestion`: one server, one queue). In the window's ac
 
 * a connect that completes is a finished transfer: open with a TCP retransmission (the SYN was
   resent, ``TCP_INFO``) is a loss, anything else grows the window;
+* a connect the peer reset right after the handshake (ECONNRESET, not ECONNREFUSED: a server
+  at its connection limit, a listener that accepts and resets everyone) is open, as the SYN
+  sweep says, and a loss; its slot goes to the assessment without a connection to hand over;
 * a connect still pending after :meth:`~.congestion.Window.slow_connect` in a group where no
   connect was answered open yet leaves the window as if answered: nothing listens in that
   group to overrun, and a silent network must not hold the window for the whole timeout.
@@ -35,7 +38,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 
-from ..dul.scu import _retransmitted
+from ..dul.scu import RESET_AFTER_HANDSHAKE, _retransmitted
 from .congestion import Window
 from .ratelimit import RateLimiter
 
@@ -48,18 +51,16 @@ WindowOf = Callable[[str, int], Window | None]
 WindowDone = Callable[[Window, int, str, int, bool], None]
 
 _REFUSED = {errno.ECONNREFUSED}
-#: a connect answered, then reset before the sweep looked: on Linux a reset in SYN_SENT is
-#: ECONNREFUSED (tcp_reset), so ECONNRESET means the handshake completed and the server reset
-#: the connection, as one at its connection limit does (testing.connection_limit): open (the
-#: sweep called it "closed", and ~15% of a two-connection server's 512 addresses had no record)
-_RESET = {errno.ECONNRESET}
 #: probes started per event-loop callback before the sweep lets other work run
 SLICE = 256
 _TIMEDOUT = {errno.ETIMEDOUT}
 
 
 def state_of(err: int) -> str:
-    if err == 0 or err in _RESET:
+    """The sweep's verdict for a connect's SO_ERROR (or connect_ex result): "open" |
+    "closed" | "filtered" | "unreachable". A reset after the handshake is "open"
+    (:data:`~dicomguard.dul.scu.RESET_AFTER_HANDSHAKE`: the SYN sweep got a SYN-ACK there)."""
+    if err == 0 or err in RESET_AFTER_HANDSHAKE:
         return "open"
     if err in _REFUSED:
         return "closed"
@@ -104,8 +105,10 @@ class Sweep:
         #: the window: (seq, host, port) -> (socket, window, ticket). A bare connection holds
         #: a server's worker until its own timeout (pynetdicom's acceptor waits ``acse_timeout``
         #: for the A-ASSOCIATE-RQ, 30 s in its apps, and counts it against its 10
-        #: associations): the assessment sends its A-ASSOCIATE-RQ on this one instead
-        self.kept: dict[tuple[int, str, int], tuple[socket.socket, Window, int]] = {}
+        #: associations): the assessment sends its A-ASSOCIATE-RQ on this one instead. The
+        #: socket is None when the peer reset the connection before the sweep read it: only the
+        #: slot is kept, and the assessment's ticket it is (finished when the assessment ends)
+        self.kept: dict[tuple[int, str, int], tuple[socket.socket | None, Window, int]] = {}
         #: the descriptor of the connect _start() left in flight (None: answered at once)
         self._started_fd: int | None = None
         self._exhausted = False
@@ -234,11 +237,16 @@ class Sweep:
             window.finish(ticket, lost)
 
     def _release(self, fd: int, seq: int, host: str, port: int, sock: socket.socket | None,
-                 state: str, lost: bool = False) -> bool:
-        """The connect of ``fd`` ended with ``state``; tell its window, if it still counts
-        (``lost``: a connection the server reset). An open connection still counted is kept
-        for the assessment (:attr:`kept`) with its slot of the window; returns whether it
-        was."""
+                 state: str, *, reset: bool = False) -> bool:
+        """The connect of ``fd`` ended with ``state``; tell its window, if it still counts.
+        An open connection still counted is kept for the assessment (:attr:`kept`) with its
+        slot of the window; returns whether the socket was (the caller closes it if not).
+
+        ``reset``: open, but the peer reset the connection right after the handshake
+        (:data:`RESET_AFTER_HANDSHAKE`): nothing to hand over, yet the slot is kept for the
+        assessment all the same (its ticket is finished when the assessment ends, whatever
+        happens), and it is a loss: what a server at its connection limit or an overflowing
+        accept queue does (congestion.py)."""
         entry = self._windowed.pop(fd, None)
         if entry is None:
             return False
@@ -247,15 +255,16 @@ class Sweep:
             window.listening = True
         if not counted:
             return False
+        lost = False
         if state == "open" and sock is not None:
-            if _retransmitted(sock):
-                lost = True  # the SYN was resent: the queue dropped it
+            if reset or _retransmitted(sock):
+                lost = True  # reset at once, or the SYN was resent: the queue dropped it
             else:
                 window.connected(time.monotonic() - started)
-            self.kept[(seq, host, port)] = (sock, window, ticket)
+            self.kept[(seq, host, port)] = (None if reset else sock, window, ticket)
             if lost:
                 window.loss(ticket)
-            return True
+            return not reset
         self._tell(window, ticket, host, port, lost)
         return False
 
@@ -300,11 +309,8 @@ class Sweep:
         if self._epoll is not None:
             self._epoll.unregister(fd)
         state = state_of(err)
-        reset = err in _RESET  # open, but nothing to hand to the assessment
-        if not (
-            self._windowed
-            and self._release(fd, seq, host, port, None if reset else sock, state, reset)
-        ):
+        reset = err in RESET_AFTER_HANDSHAKE
+        if not (self._windowed and self._release(fd, seq, host, port, sock, state, reset=reset)):
             sock.close()
         self.verdict(seq, host, port, state)
 
@@ -347,7 +353,8 @@ class Sweep:
         self._inflight.clear()
         self._windowed.clear()
         for sock, _window, _ticket in self.kept.values():
-            sock.close()
+            if sock is not None:
+                sock.close()
         self.kept.clear()
         if self._epoll is not None:
             self._loop.remove_reader(self._epoll.fileno())

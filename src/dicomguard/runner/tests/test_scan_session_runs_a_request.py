@@ -85,3 +85,15 @@ def test_a_database_holding_a_scan_is_not_started_again(lab: FleetThread, tmp_pa
         ScanSession.start(_request(tmp_path), db=db)
     with pytest.raises(ScanSetupError, match="finished"):
         ScanSession.resume(db)
+
+
+def test_a_new_scan_replaces_the_jsonl_file_an_earlier_scan_left(
+    lab: FleetThread, tmp_path: Path
+) -> None:
+    """The streamed lines of a finished discovery scan are final, so the file is not rewritten
+    at the end: a new scan into the same file must still hold its own records only."""
+    for n in (1, 2):
+        request = _request(tmp_path, discovery=True)
+        ScanSession.start(request, db=str(tmp_path / f"scan{n}.db"), summary=False).run()
+        records = load_scan(tmp_path / f"scan{n}.db").records
+        assert len((tmp_path / "scan.jsonl").read_text().splitlines()) == len(records)
