@@ -627,6 +627,10 @@ class Engine:
             sem = asyncio.Semaphore(self.config.per_host)
         self._hosts[host] = (sem, users + 1)
         result: EndpointResult | None = None
+        # the group's answers so far: those of the connections that fill the server while
+        # this one is turned away may well be counted before its loss is
+        slot = Answers.slot(group_of(host, port)) if window is not None else None
+        answers_before = self._answers.count(slot) if slot is not None else 0
         try:
             async with sem:
                 result = await self._assess_bounded(seq, host, port, window, ticket, sock)
@@ -650,9 +654,8 @@ class Engine:
         key = (seq, host, port)
         made, free, counted = self._tries.pop(key, (0, 0, 0))
         made += 1
-        slot = Answers.slot(group_of(host, port)) if window is not None else None
         if lost:
-            self._park(key, slot, result, (made, free, counted))
+            self._park(key, slot, result, (made, free, counted), answers_before)
         else:
             if slot is not None and result.dicom:
                 self._answers.answered(slot)
@@ -664,11 +667,12 @@ class Engine:
             self._sweep.refill()
 
     def _park(self, key: tuple[int, str, int], slot: int | None, result: EndpointResult,
-              tries: tuple[int, int, int]) -> None:
+              tries: tuple[int, int, int], answers_before: int = 0) -> None:
         """An endpoint lost to congestion or transiently rejected waits for its retry.
 
         Lost to congestion (its group has a window, ``slot``; not a transient reject) it goes
-        back to the queue as soon as its group answers another endpoint, in this process or in
+        back to the queue as soon as its group has answered another endpoint since the lost
+        assessment began (``answers_before``: the group's count then), in this process or in
         another worker (:class:`.congestion.Answers`): the server was busy with others, and a
         retry now is not counted against ``transient_retries`` (at most
         :data:`.congestion.CONGESTION_RETRIES` of them, spaced by up to
@@ -681,10 +685,11 @@ class Engine:
         made, free, counted = tries
         mark = None
         if slot is not None and not is_transient(result) and free < CONGESTION_RETRIES:
-            mark = self._answers.count(slot)
+            mark = answers_before
         backoff = self.config.retry_backoff * 2**counted
         if counted >= self.config.transient_retries:
-            if mark is None or mark == 0:  # no retry left, nor an answer to hope for
+            if mark is None or self._answers.count(slot) == 0:  # type: ignore[arg-type]
+                # no retry left, nor an answer to hope for
                 result.attempts = made
                 self._emit(key[0], result)
                 return
