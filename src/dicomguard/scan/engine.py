@@ -688,7 +688,7 @@ class Engine:
             mark = answers_before
         backoff = self.config.retry_backoff * 2**counted
         if counted >= self.config.transient_retries:
-            if mark is None or self._answers.count(slot) == 0:  # type: ignore[arg-type]
+            if mark is None or slot is None or self._answers.count(slot) == 0:
                 # no retry left, nor an answer to hope for
                 result.attempts = made
                 self._emit(key[0], result)
@@ -711,8 +711,12 @@ class Engine:
             return
         for key, entry in list(parked.items()):
             made, free, counted = self._tries[key]
-            moved = slot is not None and entry.mark is not None and now >= entry.earliest
-            if moved and self._answers.moved(slot, entry.mark):  # type: ignore[arg-type]
+            if (
+                entry.mark is not None
+                and slot is not None
+                and now >= entry.earliest
+                and self._answers.moved(slot, entry.mark)
+            ):
                 self._tries[key] = (made, free + 1, counted)
             elif now >= entry.due and counted < self.config.transient_retries:
                 self._tries[key] = (made, free, counted + 1)
