@@ -157,8 +157,8 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         default=DEFAULTS.retries,
         help="re-assessments of an endpoint that answered 'busy, try later' (A-ASSOCIATE-RJ"
         f" transient, congestion or local limit) or dropped its connection, 5 s then 10 s ..."
-        f" later in the scan ({DEFAULTS.retries}); a drop while the same server answers other"
-        f" addresses is retried beyond these (at most {CONGESTION_RETRIES} times)",
+        f" later in the scan ({DEFAULTS.retries}); a drop or 'busy' while the same server"
+        f" answers other addresses is retried beyond these (at most {CONGESTION_RETRIES} times)",
     )
     p.add_argument(
         "--slow-greeting",

@@ -33,7 +33,8 @@ one slot each, so three workers hold three or more connections to a two-connecti
 the whole scan (512 addresses: ~17% of the assessments lost with one worker, ~55% with three,
 testing.connection_limit). An endpoint whose assessment is lost this way is
 retried, and :class:`Answers` says when a retry is worth it: the engine retries an endpoint lost
-to congestion (refused, reset, closed or silent after the sweep saw it open) each time its group
+to congestion (refused, reset, closed or silent after the sweep saw it open, or a transient
+A-ASSOCIATE-RJ: a server at its association limit) each time its group
 answered another endpoint since the lost assessment began, without counting it against
 ``--retries``, at most
 :data:`CONGESTION_RETRIES` times (engine.Engine._park). A port that refuses every time gets those

@@ -670,8 +670,10 @@ class Engine:
               tries: tuple[int, int, int], answers_before: int = 0) -> None:
         """An endpoint lost to congestion or transiently rejected waits for its retry.
 
-        Lost to congestion (its group has a window, ``slot``; not a transient reject) it goes
-        back to the queue as soon as its group has answered another endpoint since the lost
+        Lost to congestion (its group has a window, ``slot``), a transient reject included (a
+        server at its association limit, pynetdicom's or DCMTK's, says "busy" where another
+        closes the connection), it goes back to the queue as soon as its group has answered
+        another endpoint since the lost
         assessment began (``answers_before``: the group's count then), in this process or in
         another worker (:class:`.congestion.Answers`): the server was busy with others, and a
         retry now is not counted against ``transient_retries`` (at most
@@ -684,7 +686,7 @@ class Engine:
         """
         made, free, counted = tries
         mark = None
-        if slot is not None and not is_transient(result) and free < CONGESTION_RETRIES:
+        if slot is not None and free < CONGESTION_RETRIES:
             mark = answers_before
         backoff = self.config.retry_backoff * 2**counted
         if counted >= self.config.transient_retries:

@@ -78,12 +78,16 @@ def connection_limited_server(
     *,
     reset: bool = False,
     refuse: Sequence[str] = (),
+    policy: AcceptorPolicy | None = None,
 ) -> Iterator[tuple[int, ConnectionLimit]]:
     """A connection-limited DICOM server (C-ECHO) on one port of every address of ``hosts``,
     on an event loop in a thread (the scan may run in this process or in a subprocess); yields
     (port, its :class:`ConnectionLimit`, whose counts may be read once the scan is over).
-    Closed on exit."""
-    state = ConnectionLimit(limit, reset=reset, refuse=frozenset(refuse))
+    ``policy``: the acceptor's (``max_associations`` makes it answer A-ASSOCIATE-RJ "local
+    limit exceeded" above that many associations, as pynetdicom and DCMTK do). Closed on
+    exit."""
+    state = ConnectionLimit(limit, reset=reset, refuse=frozenset(refuse),
+                            policy=policy or AcceptorPolicy())
     port = free_port(hosts[0])
     with LoopThread() as loop:
 
