@@ -97,7 +97,8 @@ def parse_associate(data: bytes) -> AssociateView:
     """Validate the structure of an A-ASSOCIATE-RQ or -AC and return what the policy needs.
 
     Raises :class:`MalformedPdu` for any length that does not add up, an unknown item, a
-    presentation context without its syntaxes, or a user identity sub-item that lies.
+    presentation context without its syntaxes, a proposed presentation context ID that is even
+    or given twice, or a user identity sub-item that lies.
     """
     if len(data) < _FIXED or data[0] not in _TOP_ITEMS:
         raise MalformedPdu("not an A-ASSOCIATE-RQ/AC")
@@ -121,6 +122,12 @@ def parse_associate(data: bytes) -> AssociateView:
             _check_uid(data, start, end, "application context name")
         elif kind in (CONTEXT_RQ, CONTEXT_AC):
             cid = data[start] if end > start else 0
+            if kind == CONTEXT_RQ and not cid % 2:
+                # PS3.8 9.3.2.2: odd, 1 to 255. Backends disagree on an even one (measured:
+                # DCMTK's storescp and dcmqrscp and Orthanc accept 0 and 2 and answer on them,
+                # pynetdicom's decoder raises and the association hangs): no reading to trust
+                raise MalformedPdu(f"presentation context ID {cid} is even (PS3.8 9.3.2.2: "
+                                   "odd, 1 to 255)")
             if cid in contexts:
                 # Two readings (first or last proposal) would give two abstract syntaxes
                 raise MalformedPdu(f"presentation context ID {cid} given twice")

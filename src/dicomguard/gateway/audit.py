@@ -55,8 +55,26 @@ goes through a bounded queue whose overflow is counted, not waited for.
 Events are recorded when they happen (with their time) but written at most ``BATCH_SECONDS``
 later, in batches with one write and one flush: building and writing a message per C-STORE
 cost more than relaying a small instance, and on the relay's path it delayed the response the
-peer was waiting for. :meth:`AuditTrail.stop` writes what is pending, so a stop loses nothing;
-a crash (SIGKILL) can lose the last ``BATCH_SECONDS`` of messages.
+peer was waiting for. :meth:`AuditTrail.stop` writes what is pending and gives the TCP
+collector ``DRAIN_SECONDS`` to take its queue (what is left then is counted as dropped, never
+lost unsaid); a crash (SIGKILL) can lose the last ``BATCH_SECONDS`` of messages.
+
+**Reload.** A reload that changes ``[audit]`` replaces the trail through
+:meth:`AuditTrail.replaced_by`, with no wait between the last event recorded in the old trail
+and the first in the new one: the reload loses or repeats nothing (a TCP connection lost at
+any time can still cost or repeat a frame: RFC 6587 has no acknowledgement), a syslog
+collector both configurations name keeps its connection and queue (messages in flight stay in
+flight), and one the new configuration drops is sent its queue in the background.
+
+**Audit source.** The ``AuditSourceID`` of a message is the ``source_id`` configured when its
+event was recorded, for live associations too: the audit source is the one that detected the
+event (PS3.15 A.5.3.2), and the gateway that detects an operation after the reload is the
+gateway as it now names itself. A SIEM filters and routes by this ID: after a rename, every
+later event should be found under the new one, and the old name appearing afterwards would look
+like a second gateway still running the old configuration. A live association's Login therefore
+names the old source and its Logout the new one; they stay paired by their participants (user,
+address), which is how a SIEM correlates a session. The policy a live association runs under is
+its snapshot; how the gateway names itself is not part of that policy.
 """
 
 from __future__ import annotations
@@ -440,31 +458,120 @@ def read_phi(operation: str, data: bytes, transfer_syntax: str) -> PhiCapture:
     return out
 
 
+class _TcpSyslog:
+    """One TCP syslog collector: a bounded queue of RFC 6587 octet-counted frames and the task
+    that sends them over one connection (opened on the first frame, reopened once per frame
+    after a failure). A frame the queue has no room for, or that cannot be sent, is counted
+    in ``audit_dropped``: never waited for (the relay must not block), never lost unsaid."""
+
+    def __init__(self, host: str, port: int, metrics: Metrics | None) -> None:
+        self.host, self.port = host, port
+        self.metrics = metrics
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=10_000)
+        self._writer: asyncio.StreamWriter | None = None
+        self._task = asyncio.create_task(self._run())
+
+    def send(self, frame: bytes) -> None:
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self._dropped()
+
+    def _dropped(self, n: int = 1) -> None:
+        if self.metrics is not None and n:
+            self.metrics.audit_dropped.inc(n)
+
+    async def _run(self) -> None:
+        while True:
+            frame = await self.queue.get()
+            written = False  # in the transport's buffer: sent when the connection closes
+            try:
+                for _attempt in range(2):
+                    try:
+                        if self._writer is None:
+                            _, self._writer = await asyncio.wait_for(
+                                asyncio.open_connection(self.host, self.port), 2.0)
+                        self._writer.write(f"{len(frame)} ".encode() + frame)
+                        written = True
+                        await self._writer.drain()
+                        break
+                    except (OSError, TimeoutError):
+                        written = False
+                        if self._writer is not None:
+                            self._writer.close()
+                        self._writer = None
+                else:
+                    self._dropped()
+            except asyncio.CancelledError:  # close() past its bound
+                if not written:
+                    self._dropped()
+                raise
+            finally:
+                self.queue.task_done()
+
+    async def close(self, timeout: float) -> None:
+        """Send what is queued for at most ``timeout`` seconds, then close the connection
+        after its buffer is written (bounded too). Frames still queued then are counted as
+        dropped, also when this is cancelled."""
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.queue.join(), timeout)
+        finally:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._dropped(self.queue.qsize())
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()  # the transport writes its buffer out before it closes
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), timeout)
+
+
+#: how long the queue of a stopped trail's TCP collector may take to be sent (then counted
+#: as dropped): at the gateway's stop, and for a collector a reload left behind
+DRAIN_SECONDS = 2.0
+RETIRED_DRAIN_SECONDS = 30.0
+
+
 class AuditTrail:
-    """Writes audit messages to the configured file and syslog collector."""
+    """Writes audit messages to the configured file and syslog collector.
+
+    A reload that changes ``[audit]`` replaces the trail with :meth:`replaced_by`: the
+    messages recorded until then are written by this trail (with its ``source_id``), every
+    later one by its successor, and a syslog collector both configurations name keeps its
+    connection and queue; nothing is lost or written twice.
+    """
 
     def __init__(self, config: AuditConfig, metrics: Metrics | None = None) -> None:
         self.config = config
         self.metrics = metrics
         self._file = None
         self._udp: asyncio.DatagramTransport | None = None
-        self._tcp_queue: asyncio.Queue[bytes] | None = None
-        self._tcp_task: asyncio.Task[None] | None = None
+        self._tcp: _TcpSyslog | None = None
         #: (failure, build_message keywords or (time, *template, SOP instance UID))
         self._pending: list[tuple[bool, dict[str, Any] | tuple[float, str, str, str, str]]] = []
         self._repeats: dict[tuple[str, ...], _Repeats] = {}
         self._sweeper: asyncio.TimerHandle | None = None
+        #: the trail that took over (:meth:`replaced_by`): what is recorded here goes there
+        self._successor: AuditTrail | None = None
         self.written = 0
+
+    @property
+    def syslog_backlog(self) -> int:
+        """Frames waiting to be sent to the TCP syslog collector (0 for UDP or no syslog)."""
+        return self._tcp.queue.qsize() if self._tcp is not None else 0
 
     @property
     def enabled(self) -> bool:
         return self.config.file is not None or self.config.syslog is not None
 
-    async def start(self) -> None:
+    async def start(self, *, syslog: bool = True) -> None:
+        """Open the file and (``syslog``) the syslog collector."""
         if self.config.file is not None:
             Path(self.config.file).parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.config.file, "a", encoding="utf-8")  # noqa: SIM115
-        if self.config.syslog:
+        if self.config.syslog and syslog:
             scheme, host, port = parse_syslog_url(self.config.syslog)
             loop = asyncio.get_running_loop()
             if scheme == "udp":
@@ -472,71 +579,66 @@ class AuditTrail:
                     _UdpSender, remote_addr=(host, port))
                 self._udp = transport
             else:
-                self._tcp_queue = asyncio.Queue(maxsize=10_000)
-                self._tcp_task = asyncio.create_task(self._tcp_sender(host, port))
+                self._tcp = _TcpSyslog(host, port, self.metrics)
 
-    async def stop(self) -> None:
+    async def replaced_by(self, config: AuditConfig) -> AuditTrail:
+        """A started trail for ``config`` that takes over from this one (a reload).
+
+        The new trail's file and collector are opened first (the only waits); then, with no
+        wait until the caller installs the new trail: the aggregated refusals and the batch
+        recorded here are written here (events detected before the reload keep this trail's
+        ``source_id``), a syslog collector both name (same URL) moves to the new trail with
+        its connection and queue, and anything still recorded here goes to the new trail.
+        :meth:`stop` then closes what stayed here.
+        """
+        same_syslog = config.syslog is not None and config.syslog == self.config.syslog
+        new = AuditTrail(config, self.metrics)
+        try:
+            await new.start(syslog=not same_syslog or (self._tcp is None and self._udp is None))
+        except BaseException:
+            await new.stop()  # what it opened before the failure; this trail goes on
+            raise
         self.flush_repeats()
         self._write_pending()
-        if self._tcp_task is not None and self._tcp_queue is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._tcp_queue.join(), 2.0)
-            self._tcp_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._tcp_task
-            self._tcp_task = None
-        if self._udp is not None:
-            self._udp.close()
-            self._udp = None
+        if same_syslog and new._tcp is None and new._udp is None:
+            new._tcp, self._tcp = self._tcp, None
+            new._udp, self._udp = self._udp, None
+        self._successor = new
+        return new
+
+    async def stop(self, drain: float = DRAIN_SECONDS) -> None:
+        """Write what is pending, then close: the TCP collector's queue gets ``drain`` seconds
+        (what is left then is counted in ``audit_dropped``)."""
+        self.flush_repeats()
+        self._write_pending()
         if self._file is not None:
             self._file.close()
             self._file = None
-
-    async def _tcp_sender(self, host: str, port: int) -> None:
-        assert self._tcp_queue is not None
-        writer: asyncio.StreamWriter | None = None
-        while True:
-            frame = await self._tcp_queue.get()
-            try:
-                for _attempt in range(2):
-                    try:
-                        if writer is None:
-                            _, writer = await asyncio.wait_for(
-                                asyncio.open_connection(host, port), 2.0)
-                        writer.write(f"{len(frame)} ".encode() + frame)
-                        await writer.drain()
-                        break
-                    except (OSError, TimeoutError):
-                        if writer is not None:
-                            writer.close()
-                        writer = None
-                else:
-                    self._dropped()
-            finally:
-                self._tcp_queue.task_done()
-
-    def _dropped(self) -> None:
-        if self.metrics is not None:
-            self.metrics.audit_dropped.inc()
+        if self._udp is not None:
+            self._udp.close()
+            self._udp = None
+        tcp, self._tcp = self._tcp, None
+        if tcp is not None:
+            await tcp.close(drain)
 
     def emit(self, xml: str, *, failure: bool) -> None:
         """Write one message now (the file is flushed by the caller)."""
         self.written += 1
         if self._file is not None:
             self._file.write(xml + "\n")
-        if self._udp is None and self._tcp_queue is None:
+        if self._udp is None and self._tcp is None:
             return
         frame = syslog_frame(xml, severity=_SEVERITY_WARNING if failure else _SEVERITY_NOTICE)
         if self._udp is not None:
             self._udp.sendto(frame)
-        elif self._tcp_queue is not None:
-            try:
-                self._tcp_queue.put_nowait(frame)
-            except asyncio.QueueFull:
-                self._dropped()
+        elif self._tcp is not None:
+            self._tcp.send(frame)
 
     # -- events -------------------------------------------------------------------------------
     def _emit(self, failure: bool = False, **kwargs: Any) -> None:
+        if self._successor is not None:  # recorded after a reload replaced this trail
+            self._successor._emit(failure, **kwargs)
+            return
         if not self.enabled:
             return
         kwargs.setdefault("when", time.time())
@@ -551,6 +653,9 @@ class AuditTrail:
                        ) -> None:
         """Record an operation message rendered from its association's cached fragments
         (:meth:`operation`): all but the time stamp and the SOP instance UID."""
+        if self._successor is not None:
+            self._successor._emit_rendered(failure, template, instance)
+            return
         self._pending.append((failure, (time.time(), *template, instance)))
         if len(self._pending) == 1:
             try:
@@ -578,6 +683,9 @@ class AuditTrail:
                  **kwargs: Any) -> None:
         """Write the first refusal of ``key`` in a window, count the rest (see the module
         docstring); ``address`` is the source the aggregate message names."""
+        if self._successor is not None:
+            self._successor._refusal(key, address, failure, **kwargs)
+            return
         if not self.enabled:
             return
         now = time.monotonic()
@@ -725,6 +833,9 @@ class AuditTrail:
 
     def operation(self, relay: RelayInfo, op: Any, *, status: int | None,
                   refused: str | None = None) -> None:
+        if self._successor is not None:
+            self._successor.operation(relay, op, status=status, refused=refused)
+            return
         if refused is not None:
             status_text = f"0x{status:04X}" if status is not None else "none"
             sop_class = op.sop_class or "-"
@@ -750,7 +861,11 @@ class AuditTrail:
             # Everything but the time and the SOP instance UID repeats across the operations of
             # an association with the same service, SOP class and status: rendered once per
             # association (measured: ~7 us per C-STORE built in full, ~1 us from the cache).
-            key = (op.operation, op.sop_class, status, op.destination, bool(op.sop_instance))
+            # The source_id is in the key: after a reload that changes it, a live association's
+            # operations name the new one, as every other message recorded after the reload
+            # (the audit source is the one that detected the event, PS3.15 A.5.3.2).
+            key = (op.operation, op.sop_class, status, op.destination, bool(op.sop_instance),
+                   self.config.source_id)
             entry = cache.get(key)
             if entry is None:
                 if len(cache) >= MAX_CACHED_OPERATIONS:

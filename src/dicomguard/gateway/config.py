@@ -92,6 +92,8 @@ Example::
     max_setup_per_source = 16       # ... from one source address
     max_associations = 64           # admitted associations
     max_associations_per_source = 32  # ... from one source address
+    max_identity_failures_per_source = 5  # failed user identities from one source per
+    identity_failure_window = 60.0  # ... this many seconds; then refused unhashed (2,3,2)
     idle_timeout = 600.0            # silence between PDUs
     pdu_timeout = 30.0              # a PDU must complete within pdu_timeout
     min_pdu_rate = 16384            #   + its length / min_pdu_rate seconds
@@ -257,6 +259,14 @@ class Limits:
     associations only, ``max_associations_per_source`` those from one source address (so that
     one admitted peer holding associations open cannot take them all).
 
+    User identities (passcodes: ~45-70 ms of scrypt each) are checked on one worker thread,
+    taking the waiting sources in turn, known good ones first and suspect ones last
+    (gateway/identity_queue.py), so a client waits for at most one check per other source of
+    its standing or better with checks waiting. A source may fail
+    ``max_identity_failures_per_source`` checks per ``identity_failure_window`` seconds (a
+    token bucket); past that its requests with a user identity are refused with
+    A-ASSOCIATE-RJ (2, 3, 2) transient, local limit exceeded, without hashing.
+
     Data phase: a PDU must complete within ``pdu_timeout + length / min_pdu_rate`` seconds of
     its first byte (``length`` as announced in its header), whatever arrives in between;
     ``idle_timeout`` bounds the silence between PDUs.
@@ -270,6 +280,8 @@ class Limits:
     max_setup: int = 128
     #: per source: room for a burst of TLS handshakes from many clients behind one NAT
     max_setup_per_source: int = 16
+    max_identity_failures_per_source: int = 5
+    identity_failure_window: float = 60.0
     pdu_timeout: float = 30.0
     #: bytes per second a PDU must at least arrive at (16 KiB/s: a 4 MiB PDU gets 286 s)
     min_pdu_rate: int = 16 << 10

@@ -107,6 +107,13 @@ class Metrics:
             "dicomguard_gateway_tls_handshake_failures_total",
             "Refused or failed TLS handshakes, by reason (untrusted, expired, not-yet-valid, "
             "no-certificate, no-shared-cipher, protocol-version, not-tls, handshake, closed).")
+        self.identity_checks = Counter(
+            "dicomguard_gateway_identity_checks_total",
+            "User identity checks by result (ok, failed, limited: refused without checking, "
+            "the source failed too often).")
+        self.identity_waiting = Gauge(
+            "dicomguard_gateway_identity_checks_waiting",
+            "User identity checks queued for the identity worker, not started.")
         self.audit_suppressed = Counter(
             "dicomguard_gateway_audit_suppressed_total",
             "Repeated refusals folded into an aggregate audit message instead of one each.")
@@ -116,7 +123,7 @@ class Metrics:
         for metric in (self.associations, self.active, self.operations, self.bytes,
                        self.aborts, self.find_capped, self.audit_dropped, self.reloads,
                        self.setup, self.setup_closed, self.tls_failures,
-                       self.audit_suppressed):
+                       self.identity_checks, self.identity_waiting, self.audit_suppressed):
             lines.extend(metric.render())
         return "\n".join(lines) + "\n"
 

@@ -115,7 +115,18 @@ class AssociationPolicy:
         if config.jwt is not None and self.jwt is None:
             self.jwt = JwtVerifier(config.jwt)
 
-    def decide(self, peer: Peer, rq: AssociateView) -> Admission | Refusal:
+    def screen(self, peer: Peer, rq: AssociateView) -> Refusal | None:
+        """The checks that come before the user identity (0 to 3, and a user identity sent
+        outside TLS when TLS is required): microseconds, so the relay runs them on the event
+        loop and only a request that passes them queues for its identity check (a passcode
+        costs ~45-70 ms of scrypt, see :mod:`.identity_queue`). None: :meth:`decide` goes on."""
+        refusal = self._before_identity(peer, rq)
+        return refusal if isinstance(refusal, Refusal) else None
+
+    def _before_identity(self, peer: Peer, rq: AssociateView
+                         ) -> Refusal | tuple[Route, str | None]:
+        """Checks 0-3 and the TLS requirement of a user identity; passed: the route and the
+        identity the calling AE title maps to."""
         cfg = self.config
         version = getattr(rq, "protocol_version", PROTOCOL_VERSION)
         if version != PROTOCOL_VERSION:
@@ -138,12 +149,21 @@ class AssociationPolicy:
                        else f"calling AE {calling!r} unknown")
                 return Refusal(REJECT_CALLING_AET, why, "calling-aet")
             client_identity = allowed[0].identity
+        if rq.user_information and cfg.auth.require_tls and not peer.tls:
+            return Refusal(REJECT_NO_REASON,
+                           "user identity sent without TLS (TLS required)", "identity-tls")
+        return route, client_identity
+
+    def decide(self, peer: Peer, rq: AssociateView) -> Admission | Refusal:
+        cfg = self.config
+        screened = self._before_identity(peer, rq)
+        if isinstance(screened, Refusal):
+            return screened
+        route, client_identity = screened
+        calling = _aet(rq.calling_ae_title)
         ui = find_user_identity(rq)
         auth: Authenticated | None = None
         if ui is not None:
-            if cfg.auth.require_tls and not peer.tls:
-                return Refusal(REJECT_NO_REASON,
-                               "user identity sent without TLS (TLS required)", "identity-tls")
             try:
                 auth = self._check_user_identity(ui)
             except AuthError as exc:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import ssl
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from ..dul.command import CommandSet
 from ..dul.errors import DulError, MalformedPdu, PeerClosed, PeerTimeout
 from .audit import PHI_CAPTURE_BYTES, read_phi
 from .config import GatewayConfig, Listener
+from .identity_queue import IdentityQueue
 from .judge import PASS, Decision, Operation, OperationJudge
 from .pipe import PdvFilter, Pipe, RelayAbort
 from .policy import (
@@ -52,15 +53,6 @@ log = logging.getLogger("dicomguard.gateway")
 
 
 _ids = itertools.count(1)
-_IDENTITY_EXECUTOR: ThreadPoolExecutor | None = None
-
-
-def _identity_executor() -> ThreadPoolExecutor:
-    """The one thread user identities (passcode hashes, JWT signatures) are checked on."""
-    global _IDENTITY_EXECUTOR
-    if _IDENTITY_EXECUTOR is None:
-        _IDENTITY_EXECUTOR = ThreadPoolExecutor(1, thread_name_prefix="dicomguard-identity")
-    return _IDENTITY_EXECUTOR
 
 
 @dataclass
@@ -73,6 +65,8 @@ class Shared:
     audit: AuditTrail
     metrics: Metrics
     tls_context: ssl.SSLContext | None = None
+    #: user identity checks: one thread, sources in turn, failures limited per source
+    identity: IdentityQueue = field(init=False)
     #: admitted associations (counted against ``limits.max_associations``)
     active: set[Relay] = field(default_factory=set)
     #: connections in association setup, oldest first (a dict keeps insertion order)
@@ -81,6 +75,9 @@ class Shared:
     setup_by_source: dict[str, int] = field(default_factory=dict)
     #: admitted associations by source address
     active_by_source: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.identity = IdentityQueue(self.metrics)
 
 
 #: how long an aborted client may take to close its end (the ARTIM timer, PS3.8 9.1.5)
@@ -271,16 +268,20 @@ class Relay:
             await self._refuse(Refusal(REJECT_LOCAL_LIMIT,
                                        "too many associations from this source", "limit"))
             return
+        policy = self.shared.policy
+        decision: Admission | Refusal | None
         if rq.user_information:
-            # A passcode costs ~70 ms of scrypt (measured here): on the event loop, every
-            # attempt with a wrong one froze every association of the gateway for that long.
-            # One worker thread: checks stay serial (the JWT replay cache is not shared
-            # between threads) and the connection stays counted in setup until judged, so
-            # what an attacker can queue is bounded by limits.max_setup(_per_source).
-            decision = await asyncio.get_running_loop().run_in_executor(
-                _identity_executor(), self.shared.policy.decide, peer, rq)
+            # A passcode costs ~45-70 ms of scrypt: checked on the identity thread, sources
+            # served in turn, a source that failed too often refused unhashed
+            # (identity_queue.py). The cheap checks before it run here first, so a request
+            # they refuse never queues. The connection stays counted in setup until judged.
+            decision = policy.screen(peer, rq)
+            if decision is None:
+                decision = await self.shared.identity.decide(
+                    self.peer_address, functools.partial(policy.decide, peer, rq),
+                    self.shared.config.limits)
         else:
-            decision = self.shared.policy.decide(peer, rq)
+            decision = policy.decide(peer, rq)
         if isinstance(decision, Refusal):
             await self._refuse(decision)
             return
@@ -459,6 +460,14 @@ class Relay:
                 await self._linger()
         finally:
             up.closed = down.closed = True
+            # The association is over for this relay: a pipe that ends it later (its socket
+            # closed by _close_all, a stop) must not leave an exception in _done that nobody
+            # reads (asyncio logs "Future exception was never retrieved" when it is collected).
+            if self._done.done():
+                if not self._done.cancelled():
+                    self._done.exception()
+            else:
+                self._done.cancel()
             watchdog.cancel()
             await asyncio.gather(watchdog, return_exceptions=True)
         log.debug(

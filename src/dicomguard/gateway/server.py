@@ -18,7 +18,7 @@ import logging
 import signal
 from pathlib import Path
 
-from .audit import AuditTrail
+from .audit import DRAIN_SECONDS, RETIRED_DRAIN_SECONDS, AuditTrail
 from .auth import JwtVerifier
 from .config import GatewayConfig, Listener, load_config
 from .metrics import Metrics, MetricsServer
@@ -47,6 +47,11 @@ class Gateway:
         self._tasks: set[asyncio.Task[None]] = set()
         self._metrics_server: MetricsServer | None = None
         self._stopped = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        #: old audit trails still sending their queue to a collector a reload left behind
+        self._retired: set[asyncio.Task[None]] = set()
+        #: reloads started by SIGHUP, still running
+        self._signal_reloads: set[asyncio.Future[bool]] = set()
 
     @property
     def config(self) -> GatewayConfig:
@@ -83,6 +88,12 @@ class Gateway:
                 self._tasks.add(task)
             try:
                 await relay.run()
+            except asyncio.CancelledError:
+                # A stop past its grace cancels this task. Python 3.11's start_server
+                # callback then logs the cancelled task as an error with a traceback
+                # (CPython gh-113538, fixed in 3.12.2): it ends here instead (the relay
+                # closed its sockets in its own finally).
+                pass
             finally:
                 if task is not None:
                     self._tasks.discard(task)
@@ -95,8 +106,12 @@ class Gateway:
         """Apply a new configuration (read from :attr:`config_path` when ``new`` is None).
 
         A configuration that fails validation (or whose TLS files do not load) leaves the old
-        one running and returns False.
+        one running and returns False. Reloads run one at a time (two SIGHUPs in a row).
         """
+        async with self._reload_lock:
+            return await self._reload(new)
+
+    async def _reload(self, new: GatewayConfig | None) -> bool:
         try:
             if new is None:
                 if self.config_path is None:
@@ -109,6 +124,18 @@ class Gateway:
                 # Keep the replay cache: a reload must not make used tokens usable again.
                 jwt_verifier = JwtVerifier(new.jwt, old_jwt.replay if old_jwt else None)
             policy = AssociationPolicy(new, jwt_verifier)
+            if self.config.audit != new.audit:
+                # The new trail takes over with no wait between the last message recorded in
+                # the old one and the first in the new (audit.AuditTrail.replaced_by; a file or
+                # collector it cannot open fails the reload here, before anything changed).
+                # The old one's file closes and its collector, if the new configuration names
+                # another, gets its queue sent in the background: a stalled collector must
+                # not hold the reload.
+                retired = self.shared.audit
+                self.shared.audit = await retired.replaced_by(new.audit)
+                task = asyncio.create_task(retired.stop(RETIRED_DRAIN_SECONDS))
+                self._retired.add(task)
+                task.add_done_callback(self._retired.discard)
         except Exception as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             self.metrics.reloads.inc(result="failed")
@@ -124,10 +151,6 @@ class Gateway:
         for listener in new.listeners:
             if listener not in self._servers:
                 await self._listen(listener)
-        if old.audit != new.audit:
-            await self.shared.audit.stop()
-            self.shared.audit = AuditTrail(new.audit, self.metrics)
-            await self.shared.audit.start()
         if old.metrics != new.metrics:
             if self._metrics_server is not None:
                 await self._metrics_server.stop()
@@ -139,6 +162,8 @@ class Gateway:
 
     async def stop(self, grace: float | None = None) -> None:
         """Stop accepting, let live associations finish for ``grace`` seconds, abort the rest."""
+        if self._signal_reloads:  # a reload half applied would stop the wrong listeners
+            await asyncio.wait(set(self._signal_reloads))
         grace = self.config.limits.stop_grace if grace is None else grace
         for server in self._servers.values():
             server.close()
@@ -153,12 +178,25 @@ class Gateway:
                 for task in pending:
                     task.cancel()
                 await asyncio.gather(*pending, return_exceptions=True)
+        self.shared.identity.close()
         if self._metrics_server is not None:
             await self._metrics_server.stop()
         self.shared.audit.flush_repeats()  # aggregated refusals before the stop message
         self.shared.audit.application(started=False)
         await self.shared.audit.stop()
+        if self._retired:  # bounded; cancelled, what they still hold is counted as dropped
+            _, late = await asyncio.wait(set(self._retired), timeout=DRAIN_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         self._stopped.set()
+
+    def _reload_on_signal(self) -> None:
+        """SIGHUP: a reload task, referenced until it ends (the loop keeps only a weak
+        reference to a task: an unreferenced one may be collected mid-reload)."""
+        task = asyncio.ensure_future(self.reload())
+        self._signal_reloads.add(task)
+        task.add_done_callback(self._signal_reloads.discard)
 
     async def serve_forever(self) -> None:
         """Start, then run until SIGTERM/SIGINT (graceful stop); SIGHUP reloads."""
@@ -168,8 +206,7 @@ class Gateway:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signal.SIGTERM, stop.set)
             loop.add_signal_handler(signal.SIGINT, stop.set)
-            loop.add_signal_handler(
-                signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+            loop.add_signal_handler(signal.SIGHUP, self._reload_on_signal)
         for listener in self.config.listeners:
             host, port = self.bound(listener)
             log.info("listening on %s:%d%s", host, port, " (TLS)" if listener.tls else "")

@@ -162,7 +162,13 @@ class ScanSession:
 
     def _record_target_space(self) -> None:
         """Record the target space and shard in the database (what merge checks); on resume,
-        refuse a changed target space; with geoip, enrich every record before it is stored."""
+        refuse a changed target space; with geoip, enrich every record before it is stored.
+
+        The last step of opening: the database is first written here (``ScanStore.start``:
+        on resume with the resume's own writes, ``resumed + 1`` among them), after every
+        check, so a resume refused by any of them leaves the database unchanged."""
+        from ..store import StoreError
+
         store, targets = self.store, self.config.targets
         digest = targets.space_digest()
         stored = dict(store.conn.execute("SELECT key, value FROM meta"))
@@ -173,14 +179,6 @@ class ScanSession:
                 "differ): resume would skip the wrong ones"
             )
         k, n = targets.shard_of
-        store.conn.executemany(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            [
-                ("targets_digest", digest),
-                ("shard", f"{k}/{n}"),
-                ("unresolved_names", str(len(targets.unresolved))),
-            ],
-        )
         if self.request.geoip:
             from ..geoip import GeoIP, GeoIPError
 
@@ -195,6 +193,17 @@ class ScanSession:
                 add(geo.enrich(record) if record.get("state", "open") == "open" else record)
 
             store.add = add_enriched
+        try:
+            store.start(
+                {
+                    "targets_digest": digest,
+                    "shard": f"{k}/{n}",
+                    "unresolved_names": str(len(targets.unresolved)),
+                }
+            )
+        except StoreError as exc:
+            store.close()
+            raise ScanSetupError(str(exc)) from None
 
     # --- running -------------------------------------------------------------------------
 

@@ -52,6 +52,7 @@ import hashlib
 import secrets
 import string
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -605,8 +606,9 @@ class ArchiveCache:
 
     PACS often answer on several ports (104, 11112, 4242) for one archive. A later port with
     the same implementation, contexts and AE outcome is asked for the studies of the first
-    port's earliest and latest study day (two small queries); if both counts match, the first
-    port's measurement is reused and marked ``same_archive_as`` instead of paying for the
+    port's earliest and latest study day (two small queries; for an entry rebuilt from an old
+    database's record, two date ranges: store.db.rebuilt_archive); if both counts match, the
+    first port's measurement is reused and marked ``same_archive_as`` instead of paying for the
     universal query and every partition query again.
     """
 
@@ -618,12 +620,36 @@ class ArchiveCache:
         return self._locks.setdefault(host, asyncio.Lock())
 
     def lookup(self, host: str, key: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], dict]]:
-        return [(sig, exp) for k, sig, exp in self._entries.get(host, []) if k == key]
+        """The (signature, exposure) of ``host``'s entries whose key is ``key``: (implementation
+        class UID, version name, accepted abstract syntaxes sorted). An entry rebuilt from a
+        stored record (store.db.rebuilt_archive: a database from before the archives table)
+        knows the services, not the syntaxes: its key is (UID, version name, None, service
+        names), compared with :func:`context_services` of ``key``'s syntaxes."""
+        found = []
+        for k, sig, exp in self._entries.get(host, []):
+            if k == key or (
+                len(k) == 4
+                and k[2] is None
+                and tuple(k[:2]) == tuple(key[:2])
+                and tuple(k[3]) == context_services(key[2])
+            ):
+                found.append((sig, exp))
+        return found
 
     def remember(
         self, host: str, key: tuple[Any, ...], signature: tuple[Any, ...], exposure: dict
     ) -> None:
         self._entries.setdefault(host, []).append((key, signature, exposure))
+
+
+def context_services(contexts: Iterable[str]) -> tuple[str, ...]:
+    """The output contract's service names (``EndpointResult.services_negotiated``) that
+    accepted abstract syntaxes prove, plus ``"canary"`` for the canary SOP class, sorted."""
+    accepted = set(contexts)
+    names = {name for name, uids in sc.SERVICES.items() if accepted.intersection(uids)}
+    if sc.CANARY in accepted:
+        names.add("canary")
+    return tuple(sorted(names))
 
 
 async def measure(

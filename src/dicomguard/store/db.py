@@ -13,6 +13,9 @@ endpoints that were in flight. Two mechanisms give that:
   "done" mark - so the database never holds half an index, and a resumed scan neither loses an
   endpoint nor stores (or probes) a finished one twice.
 
+A resume writes nothing until it is known to start (:meth:`ScanStore.start`): a refused one
+(damaged, finished, options refused, targets changed) leaves the file as it was.
+
 Commits happen every ``batch_size`` results, every ``batch_seconds`` seconds, and when the
 watermark moves while results are waiting, whichever comes first; watermark commits are at
 least ``watermark_seconds`` apart (50 ms). Without that spacing a scan where every endpoint
@@ -33,7 +36,7 @@ from typing import Any
 
 from .. import __version__
 from ..knowledge.findings import severity_rank
-from .schema import DDL, SCHEMA_VERSION
+from .schema import DDL, DDL_STATEMENTS, SCHEMA_VERSION
 
 Record = dict[str, Any]
 #: called after each commit with the records it made durable (JSONL is written from these)
@@ -101,6 +104,7 @@ class ScanStore:
         self.json_listeners: list[JsonListener] = []
         row = conn.execute("SELECT watermark FROM scan WHERE id = 1").fetchone()
         self.watermark: int = row[0]
+        self._opened_at_watermark = self.watermark  # what start() checks is still stored
         self._done: set[int] = {r[0] for r in conn.execute("SELECT seq FROM done")}
         self._pending: dict[int, list[Record]] = {}  # results of indices still in flight
         self._batch: list[Record] = []  # results of finished indices, not yet committed
@@ -112,8 +116,10 @@ class ScanStore:
         self._moved = False
         self._last_commit = time.monotonic()
         self.commits = 0
+        #: True from :meth:`resume` to :meth:`start`: the connection is read-only till then
+        self._resuming = False
         #: the scan's id, written into every record (``scan_id``); kept across resumes
-        self.scan_id = scan_id(conn)
+        self.scan_id, self._new_scan_id = read_scan_id(conn)
         #: what the JSON listeners were given: records so far, strictly in target order
         #: ((seq, host, port) increasing) so far, the last key; and whether the end of the
         #: scan changed any stored record. A stream in order with one line per stored row
@@ -160,21 +166,79 @@ class ScanStore:
 
     @classmethod
     def resume(cls, path: str | Path, **kw: Any) -> ScanStore:
-        """Reopen an unfinished scan to continue it where its last commit left off."""
-        if not Path(path).is_file():
-            raise StoreError(f"{path}: no such scan database")
-        conn = connect(path)
+        """Reopen an unfinished scan to continue it where its last commit left off.
+
+        Nothing is written until :meth:`start` (the session calls it once every check of the
+        resume passed; else the first :meth:`commit` does): until then the database is open
+        read-only, so a resume refused on the way (damaged, finished, options refused, targets
+        changed, archive cache damaged...) leaves its file byte for byte as it was, and its
+        ``resumed`` count too. Raises StoreError (one line).
+        """
+        from .read import open_read_only
+
+        conn = open_read_only(path)
         try:
             check_schema(conn, path)
-            conn.executescript(DDL)  # tables added since (archives): IF NOT EXISTS, so a no-op
-            row = conn.execute("SELECT finished_at FROM scan WHERE id = 1").fetchone()
-            if row[0] is not None:
-                raise StoreError(f"{path}: this scan finished at {row[0]}; nothing to resume")
-            conn.execute("UPDATE scan SET resumed = resumed + 1 WHERE id = 1")
+            try:
+                row = conn.execute("SELECT finished_at FROM scan WHERE id = 1").fetchone()
+                if row[0] is not None:
+                    raise StoreError(f"{path}: this scan finished at {row[0]}; nothing to resume")
+                store = cls(conn, path, **kw)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{path}: cannot read: {exc}") from None
         except BaseException:
             conn.close()
             raise
-        return cls(conn, path, **kw)
+        store._resuming = True
+        return store
+
+    def start(self, meta: dict[str, str] | None = None) -> None:
+        """Store ``meta`` rows (the session's target space and shard), in one transaction with,
+        on a resumed scan, the writes a resume makes: tables added since the database was made
+        (``archives``), a scan id for a database from before scan ids, ``resumed + 1``.
+
+        The session calls it once the run is known to start (every check passed); on a
+        resumed store the first :meth:`commit` calls it otherwise. Raises StoreError when the
+        database changed since :meth:`resume` read it (another process resumed it).
+        """
+        rows = list((meta or {}).items())
+        if not self._resuming:
+            if rows:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self._write_meta(rows)
+                self.conn.execute("COMMIT")
+            return
+        read_only, self.conn = self.conn, connect(self.path)  # read-write, WAL
+        read_only.close()
+        c = self.conn
+        try:
+            c.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:  # locked by another writer past busy_timeout
+            raise StoreError(f"{self.path}: cannot resume: {exc}") from None
+        try:
+            now = c.execute("SELECT watermark, finished_at FROM scan WHERE id = 1").fetchone()
+            if now != (self._opened_at_watermark, None):
+                raise StoreError(
+                    f"{self.path}: changed since it was opened for resume (another dicomguard "
+                    "is writing to it?)"
+                )
+            for statement in DDL_STATEMENTS:  # IF NOT EXISTS: tables added since
+                c.execute(statement)
+            if self._new_scan_id:
+                c.execute("INSERT INTO meta VALUES ('scan_id', ?)", (self.scan_id,))
+            c.execute("UPDATE scan SET resumed = resumed + 1 WHERE id = 1")
+            self._write_meta(rows)
+            c.execute("COMMIT")
+        except BaseException as exc:
+            c.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path}: cannot resume: {exc}") from None
+            raise
+        self._resuming = False
+        self._new_scan_id = False
+
+    def _write_meta(self, rows: list[tuple[str, str]]) -> None:
+        self.conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", rows)
 
     # --- metadata ------------------------------------------------------------------------------
 
@@ -206,14 +270,41 @@ class ScanStore:
         self._pending_archives.setdefault(seq, []).append(entry)
 
     def archives(self) -> list[tuple[str, tuple[Any, ...], tuple[Any, ...], Record]]:
-        """The stored archive cache entries whose origin record is stored, as
-        ``ArchiveCache.remember`` takes them (ScanConfig.archives of a resumed scan)."""
-        rows = self.conn.execute(
-            "SELECT a.host, a.key, a.signature, a.exposure FROM archives a"
-            " JOIN endpoints e ON e.host = a.host AND e.port = a.port ORDER BY a.rowid"
-        )
+        """The archive cache entries of the stored records, as ``ArchiveCache.remember`` takes
+        them (ScanConfig.archives of a resumed scan): first those rebuilt from a measured
+        record without an ``archives`` row (:func:`rebuilt_archive`: a database written before
+        that table existed), then the stored rows whose origin record is stored.
+        Raises StoreError (one line) for a damaged row or record."""
+        has_table = self.conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'archives'"
+        ).fetchone()
         out = []
         try:
+            with_rows: set[tuple[str, int]] = set()
+            if has_table:
+                with_rows = set(self.conn.execute("SELECT host, port FROM archives"))
+            measured = self.conn.execute(
+                "SELECT id, host, port FROM endpoints WHERE dicom = 1 AND studies IS NOT NULL"
+                " ORDER BY seq, port, host"
+            ).fetchall()
+            for endpoint_id, host, port in measured:
+                if (host, port) in with_rows:
+                    continue
+                (text,) = self.conn.execute(
+                    "SELECT record FROM endpoints WHERE id = ?", (endpoint_id,)
+                ).fetchone()
+                try:
+                    entry = rebuilt_archive(json.loads(text))
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise StoreError(
+                        f"{self.path}: cannot read: record of {host}:{port} damaged ({exc})"
+                    ) from None
+                if entry is not None:
+                    out.append(entry)
+            rows = self.conn.execute(
+                "SELECT a.host, a.key, a.signature, a.exposure FROM archives a"
+                " JOIN endpoints e ON e.host = a.host AND e.port = a.port ORDER BY a.rowid"
+            ) if has_table else ()
             for host, key, signature, exposure in rows:
                 impl, version, contexts = json.loads(key)
                 sig = tuple(json.loads(signature))
@@ -292,6 +383,8 @@ class ScanStore:
 
     def commit(self) -> list[Record]:
         """Write staged results and bookkeeping in one transaction; tell listeners after."""
+        if self._resuming:
+            self.start()
         batch, self._batch = self._batch, []
         states, self._states = self._states, {}
         new_done, self._new_done = self._new_done, set()
@@ -494,6 +587,72 @@ class ScanStore:
         self.close()
 
 
+#: query services whose contexts a refused probe operation hides before counting
+#: (scan.operations.hide_refused_contexts)
+_HIDDEN_WHEN_REFUSED = ("find_study_root", "find_patient_root", "worklist")
+
+
+def rebuilt_archive(record: Record) -> tuple[str, tuple[Any, ...], tuple[Any, ...], Record] | None:
+    """The archive cache entry an uninterrupted scan made for ``record``'s measurement,
+    rebuilt from the record alone, or None when the record cannot give one.
+
+    A database written before the ``archives`` table (by dicomguard before commit 203aff2,
+    e.g. 5574342's code) has the records but not their entries, so a port of the
+    same archive measured after a kill and ``--resume`` was counted a second time. The record
+    lacks two things the entry holds:
+
+    * the studies on the first and last study day (the signature): a complete count's
+      ``studies_by_year`` gives the studies from the first day to the end of its year, and
+      from the start of the last day's year to that day, exactly (no study is earlier than
+      the first day or later than the last). The signature holds those two date ranges
+      ("YYYYMMDD-YYYYMMDD", a PS3.4 C.2.2.2.5 range matching StudyDate) with their counts,
+      and the later port is asked for them as for two days (two C-FINDs); an incomplete
+      count (lower bounds, ``complete`` false) gives no entry: that port is measured in full,
+      as before;
+    * the accepted abstract syntaxes of the key: only the services they prove are recorded,
+      so the key is ``(implementation class UID, version name, None, service names)``
+      (``services_negotiated`` less the query services whose probe operation was refused,
+      plus ``"canary"`` when the canary context was accepted), which
+      ``scan.exposure.ArchiveCache.lookup`` compares with a port's contexts mapped the same way.
+
+    Shape: ``(host, key, signature, exposure)``, exposure with ``same_archive_as`` set to the
+    record's endpoint. Raises TypeError/AttributeError/ValueError for a record of the wrong
+    shape.
+    """
+    exposure = record.get("exposure")
+    if not record.get("dicom") or not isinstance(exposure, dict):
+        return None
+    if exposure.get("same_archive_as") or exposure.get("complete") is not True:
+        return None
+    first, last = exposure.get("earliest_study_date"), exposure.get("latest_study_date")
+    by_year = exposure.get("studies_by_year")
+    if not (isinstance(first, str) and isinstance(last, str) and isinstance(by_year, dict)):
+        return None
+    if len(first) != 8 or len(last) != 8 or not (first + last).isdigit():
+        return None
+    n_first, n_last = by_year.get(first[:4]), by_year.get(last[:4])
+    if not (isinstance(n_first, int) and isinstance(n_last, int) and n_first and n_last):
+        return None
+    operations = record.get("operations") or {}
+    hidden = {
+        name for name in _HIDDEN_WHEN_REFUSED
+        if (operations.get(name) or {}).get("state") == "refused"
+    }
+    services = {name for name, on in (record.get("services_negotiated") or {}).items() if on}
+    services -= hidden
+    if record.get("canary_result") == 0:
+        services.add("canary")
+    host, port = str(record["host"]), int(record["port"])
+    key = (
+        record.get("implementation_class_uid"),
+        record.get("implementation_version_name"),
+        None,
+        tuple(sorted(services)),
+    )
+    signature = (f"{first}-{first[:4]}1231", n_first, f"{last[:4]}0101-{last}", n_last)
+    return host, key, signature, {**exposure, "same_archive_as": f"{host}:{port}"}
+
+
 def _archive_row(entry: Record) -> tuple[Any, ...]:
     origin = str(entry["exposure"]["same_archive_as"])  # "host:port" of the measured port
     return (
@@ -505,15 +664,13 @@ def _archive_row(entry: Record) -> tuple[Any, ...]:
     )
 
 
-def scan_id(conn: sqlite3.Connection) -> str:
-    """The scan's id (a UUID made when the database was created; a database from before
-    scan ids gets one the first time it is opened for writing)."""
+def read_scan_id(conn: sqlite3.Connection) -> tuple[str, bool]:
+    """The scan's id (a UUID made when the database was created) and False; for a database
+    from before scan ids a new one and True (:meth:`ScanStore.start` stores it)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'scan_id'").fetchone()
     if row is not None:
-        return str(row[0])
-    new = str(uuid.uuid4())
-    conn.execute("INSERT INTO meta VALUES ('scan_id', ?)", (new,))
-    return new
+        return str(row[0]), False
+    return str(uuid.uuid4()), True
 
 
 def check_schema(conn: sqlite3.Connection, path: str | Path) -> None:

@@ -64,7 +64,8 @@ CREATE INDEX IF NOT EXISTS endpoints_seq ON endpoints (seq);
 -- read back on resume so a killed scan does not count one archive twice. Counts and study days
 -- only: key = [implementation class UID, version name, [accepted abstract syntax UIDs]],
 -- signature = [earliest study day, studies on it, latest study day, studies on it].
--- A database from before this table gets it on resume (missing = empty cache).
+-- A database from before this table gets it when a resume starts; until then, and for its
+-- records without a row, the entries are rebuilt from the records (db.rebuilt_archive).
 CREATE TABLE IF NOT EXISTS archives (
     host      TEXT NOT NULL,
     port      INTEGER NOT NULL,   -- the port measured in full (its record is in endpoints)
@@ -84,3 +85,21 @@ CREATE TABLE IF NOT EXISTS findings (
 CREATE INDEX IF NOT EXISTS findings_endpoint ON findings (endpoint_id);
 CREATE INDEX IF NOT EXISTS findings_id ON findings (finding);
 """
+
+
+def _statements(script: str) -> tuple[str, ...]:
+    """``script`` one statement each (sqlite3's executescript commits first, so a resume runs
+    them one by one inside its own transaction)."""
+    import sqlite3
+
+    out, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            out.append(current.strip())
+            current = ""
+    return tuple(out)
+
+
+#: DDL as single statements
+DDL_STATEMENTS = _statements(DDL)

@@ -3,9 +3,7 @@ Prometheus endpoint, from real associations through the gateway."""
 
 from __future__ import annotations
 
-import re
 import socket
-import threading
 import time
 import urllib.request
 import xml.etree.ElementTree as ET
@@ -16,40 +14,7 @@ from dicomguard.testing.loopback import free_port
 
 from .conftest import RecordingBackend
 from .scu import associate, ct_instance, find_all
-
-SYSLOG = re.compile(rb"^<(\d+)>1 \S+Z \S+ dicomguard \d+ DICOM\+RFC3881 - \xef\xbb\xbf(<.*>)$",
-                    re.S)
-
-
-class TcpCollector:
-    """A syslog collector on loopback reading RFC 6587 octet-counted frames."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.frames: list[bytes] = []
-        self._arrived = threading.Condition()
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
-        """Whether a frame satisfying ``predicate`` arrives within ``timeout`` seconds (the
-        collector reads in its own thread: frames the gateway sent may not be parsed yet)."""
-        with self._arrived:
-            return self._arrived.wait_for(lambda: any(map(predicate, self.frames)), timeout)
-
-    def _run(self) -> None:
-        conn, _ = self.sock.accept()
-        buf = b""
-        while chunk := conn.recv(65536):
-            buf += chunk
-            while b" " in buf:
-                size, rest = buf.split(b" ", 1)
-                if len(rest) < int(size):
-                    break
-                with self._arrived:
-                    self.frames.append(rest[: int(size)])
-                    self._arrived.notify_all()
-                buf = rest[int(size):]
+from .syslog import SYSLOG, TcpCollector
 
 
 def _events(path: Path) -> list[tuple[str, str, str]]:
@@ -123,7 +88,8 @@ def test_tcp_syslog_and_metrics_endpoint(
     assert 'dicomguard_gateway_reloads_total{result="ok"} 1' in text
     assert "# TYPE dicomguard_gateway_active_associations gauge" in text
     gw.stop()
-    assert collector.wait_for(lambda f: b"DICOM+RFC3881" in f and b"110114" in f)
+    assert collector.wait_for(
+        lambda frames: any(b"DICOM+RFC3881" in f and b"110114" in f for f in frames))
 
 
 def _parse(raw: dict[str, Any]) -> Any:
