@@ -292,6 +292,11 @@ class MessageAssembler:
         self._command: CommandSet | None = None
         self._cid: int | None = None
 
+    @property
+    def idle(self) -> bool:
+        """No message is part-way through (nothing fed since the last complete one)."""
+        return self._cid is None and not self._cmd and not self._data
+
     def feed(self, pdata: bytes) -> list[DimseMessage]:
         """Feed one encoded P-DATA-TF PDU; return the messages it completes."""
         done: list[DimseMessage] = []

@@ -42,6 +42,9 @@ _PDU_CLASSES: dict[int, type[_pdu.PDU]] = {
     A_ABORT: _pdu.A_ABORT_RQ,
 }
 
+#: the PDU types :func:`read_pdu` reads (any other first byte is not a DICOM PDU)
+KNOWN_PDU_TYPES = frozenset(_PDU_CLASSES)
+
 _HEADER = struct.Struct(">BBL")
 
 

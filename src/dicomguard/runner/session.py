@@ -242,6 +242,13 @@ class ScanSession:
                     }
                 )
 
+        def encoded_sink(fields: dict[str, Any], text: str) -> None:
+            """A worker's record, encoded already: stored without decoding it."""
+            if fields.get("state", "open") == "open" or request.all:
+                store.add(fields, text)
+            else:
+                store.add({k: fields[k] for k in ("seq", "state", "host", "port")})
+
         total = config.targets.count()
         # SIGTERM is how Kubernetes evicts a pod and Slurm ends a job at its time limit: stop
         # as Ctrl-C does (commit, print the --resume command) instead of dying without a word
@@ -258,6 +265,8 @@ class ScanSession:
             "closed_batch": store.closed_done,
             "on_archive": store.add_archive,
         }
+        if not request.geoip:  # (geoip adds fields to each record before it is stored)
+            run_kw["encoded_sink"] = encoded_sink
         try:
             if show_progress:
                 from rich.console import Console

@@ -159,7 +159,11 @@ class _Prober:
         syntaxes: tuple[str, ...] = sc.ALL_PROPOSED,
         user_identity: UserIdentity | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        echo_and_release: bool = False,
     ) -> AssociateOutcome:
+        """One A-ASSOCIATE-RQ (paced, counted). ``echo_and_release``: the association's only
+        request will be ``echo(release=True)`` (discovery), which the client may then send as
+        soon as the AC is read (dul.scu.associate)."""
         await self.pace()
         self.associations += 1
         req = AssociateRequest(
@@ -177,6 +181,7 @@ class _Prober:
             timeouts=self.timeouts,
             ssl_context=ssl_context if ssl_context is not None else self.ssl,
             recorder=self.evidence,
+            echo_and_release=echo_and_release,
         )
 
     async def guess(self, called: str, **kwargs: Any) -> AssociateOutcome | None:
@@ -348,15 +353,21 @@ async def _first_plain_attempt(
     Raises what :meth:`_Prober.attempt` raises (the retry's error when it was retried).
     """
     opts = p.opts
+    # discovery's one request is the C-ECHO with the A-RELEASE-RQ (_record_accept)
+    pipelined = opts.discovery and opts.echo
     try:
-        return await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+        return await p.attempt(
+            opts.probe_called_aet, syntaxes=syntaxes, echo_and_release=pipelined
+        )
     except PeerTimeout:
         if opts.slow_greeting_timeout <= opts.timeouts.associate:
             raise
     # silence: the A-ASSOCIATE-AC may just be late (reverse DNS of the caller, a busy archive)
     p.timeouts = replace(opts.timeouts, associate=opts.slow_greeting_timeout)
     started = time.monotonic()
-    outcome = await p.attempt(opts.probe_called_aet, syntaxes=syntaxes)
+    outcome = await p.attempt(
+        opts.probe_called_aet, syntaxes=syntaxes, echo_and_release=pipelined
+    )
     r.slow_greeting_s = round(time.monotonic() - started, 1)
     return outcome
 

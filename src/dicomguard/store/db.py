@@ -108,6 +108,8 @@ class ScanStore:
         self._done: set[int] = {r[0] for r in conn.execute("SELECT seq FROM done")}
         self._pending: dict[int, list[Record]] = {}  # results of indices still in flight
         self._batch: list[Record] = []  # results of finished indices, not yet committed
+        #: id(record) -> its JSON text, for records staged with their text (add)
+        self._texts: dict[int, str] = {}
         #: archive cache entries (add_archive) of indices in flight / finished, not committed
         self._pending_archives: dict[int, list[Record]] = {}
         self._archive_batch: list[Record] = []
@@ -129,6 +131,13 @@ class ScanStore:
         self.streamed_in_order = True
         self._streamed_last: tuple[int, str, int] | None = None
         self.changed_at_finish = False
+        #: (host, port) -> the fields of each open record this store wrote that the
+        #: end-of-scan joins read (:data:`JOIN_FIELDS`), so that they need not decode every
+        #: stored record (issue 13: ~27 us per endpoint); None when the table held records
+        #: before (a resumed scan): the joins then read them all
+        self._summaries: dict[tuple[str, int], Record] | None = (
+            None if conn.execute("SELECT 1 FROM endpoints LIMIT 1").fetchone() else {}
+        )
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -255,13 +264,21 @@ class ScanStore:
 
     # --- the engine's callbacks ----------------------------------------------------------------
 
-    def add(self, record: Record) -> None:
-        """Sink for every assessed endpoint: counted always, kept if open (or ``store_all``)."""
+    def add(self, record: Record, text: str | None = None) -> None:
+        """Sink for every assessed endpoint: counted always, kept if open (or ``store_all``).
+
+        ``text``: the record's compact JSON (``json.dumps(full, separators=(",", ":"))``),
+        encoded already (a parallel scan's worker does it); ``record`` then needs only the
+        fields the store reads besides the text: seq, host, port, state, dicom, tls,
+        product, product_version, exposure, findings and :data:`JOIN_FIELDS`.
+        """
         seq = record.get("seq")
         if seq is None:
             raise ValueError("records need the target index 'seq' for resume bookkeeping")
         # stage even unstored ones so their state count lands in the same commit as their index
         self._pending.setdefault(seq, []).append(record)
+        if text is not None:
+            self._texts[id(record)] = text
 
     def add_archive(self, seq: int, entry: Record) -> None:
         """Engine hook ``on_archive``: index ``seq``'s measurement joined the archive cache
@@ -354,6 +371,8 @@ class ScanStore:
             self._states[state] = self._states.get(state, 0) + 1
             if state == "open" or self.store_all:
                 self._batch.append(rec)
+            elif self._texts:
+                self._texts.pop(id(rec), None)  # not kept: its id may be reused
         if self._pending_archives:
             self._archive_batch.extend(self._pending_archives.pop(seq, ()))
         if seq < self.watermark or seq in self._done:
@@ -391,17 +410,28 @@ class ScanStore:
         archives, self._archive_batch = self._archive_batch, []
         c = self.conn
         dumps = json.dumps
-        texts = [dumps(rec, separators=(",", ":")) for rec in batch]
+        encoded = self._texts
+        texts = [
+            encoded.pop(id(rec), None) or dumps(rec, separators=(",", ":")) for rec in batch
+        ]
+        summaries = self._summaries
+        if summaries is not None:
+            for rec in batch:
+                key = (rec["host"], rec["port"])
+                if rec.get("state", "open") == "open":
+                    summaries[key] = {k: rec[k] for k in JOIN_FIELDS if k in rec}
+                else:
+                    summaries.pop(key, None)
         c.execute("BEGIN IMMEDIATE")
         try:
-            # findings of the whole batch in two statements; an endpoint stored twice in one
-            # batch (a name and its address) keeps its latest record's findings, as before
-            findings: dict[int, list[tuple[Any, ...]]] = {}
-            for rec, text in zip(batch, texts, strict=True):
-                endpoint_id = self._insert(rec, text)
-                findings[endpoint_id] = [
+            # the batch in three statements (issue 13: a statement per record cost ~20 us of
+            # CPU each); an endpoint stored twice in one batch (a name and its address) is
+            # upserted twice and keeps its latest record's findings, as before
+            c.executemany(_UPSERT_ENDPOINT, map(_endpoint_row, batch, texts))
+            findings: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+            for rec in batch:
+                findings[(rec["host"], rec["port"])] = [
                     (
-                        endpoint_id,
                         f["id"],
                         f["severity"],
                         f.get("title", ""),
@@ -410,11 +440,15 @@ class ScanStore:
                     )
                     for f in rec.get("findings") or []
                 ]
-            c.executemany("DELETE FROM findings WHERE endpoint_id = ?", ((i,) for i in findings))
+            c.executemany(
+                "DELETE FROM findings WHERE endpoint_id ="
+                " (SELECT id FROM endpoints WHERE host = ? AND port = ?)",
+                findings,
+            )
             c.executemany(
                 "INSERT INTO findings (endpoint_id, finding, severity, title, confidence, detail)"
-                " VALUES (?,?,?,?,?,?)",
-                (row for rows in findings.values() for row in rows),
+                " SELECT id, ?, ?, ?, ?, ? FROM endpoints WHERE host = ? AND port = ?",
+                (row + key for key, rows in findings.items() for row in rows),
             )
             if archives:
                 c.executemany(
@@ -470,40 +504,6 @@ class ScanStore:
         (rows,) = self.conn.execute("SELECT COUNT(*) FROM endpoints").fetchone()
         return int(rows) == self.streamed
 
-    def _insert(self, rec: Record, text: str | None = None) -> int:
-        """Upsert one endpoint row; returns its id (its findings are the caller's to write)."""
-        exposure = rec.get("exposure") or {}
-        if exposure.get("same_archive_as"):
-            # another port of this host fronts the same archive: its counts are that port's,
-            # so the columns stay empty and sums over endpoints count each archive once
-            exposure = {}
-        findings = rec.get("findings") or []
-        # an endpoint listed twice in the targets (a name and its address) is kept once, latest
-        row = self.conn.execute(
-            "INSERT INTO endpoints (seq, host, port, state, dicom, tls, product, product_version,"
-            " patients, studies, worst_severity, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT (host, port) DO UPDATE SET seq=excluded.seq, state=excluded.state,"
-            " dicom=excluded.dicom, tls=excluded.tls, product=excluded.product,"
-            " product_version=excluded.product_version, patients=excluded.patients,"
-            " studies=excluded.studies, worst_severity=excluded.worst_severity,"
-            " record=excluded.record RETURNING id",
-            (
-                rec["seq"],
-                rec["host"],
-                rec["port"],
-                rec.get("state", "open"),
-                int(bool(rec.get("dicom"))),
-                int(bool(rec.get("tls"))),
-                rec.get("product"),
-                rec.get("product_version"),
-                exposure.get("patients"),
-                exposure.get("studies"),
-                worst_severity(findings),
-                text if text is not None else json.dumps(rec, separators=(",", ":")),
-            ),
-        ).fetchone()
-        return int(row[0])
-
     def finish(self, stats: dict[str, Any] | None = None) -> None:
         """The scan ran to its end: last commit, cross-endpoint signals, end time, statistics.
 
@@ -526,20 +526,66 @@ class ScanStore:
         from ..knowledge.honeypot import annotate
         from ..knowledge.host_identity import join_host_identity
 
-        rows = self.conn.execute("SELECT record FROM endpoints WHERE state = 'open'")
-        texts = [r[0] for r in rows]
-        records = [json.loads(t) for t in texts]
+        summaries = self._summaries
+        if summaries is not None:
+            (stored,) = self.conn.execute(
+                "SELECT COUNT(*) FROM endpoints WHERE state = 'open'"
+            ).fetchone()
+            if stored != len(summaries):  # rows written another way: read them all
+                summaries = None
+        texts: list[str] = []
+        records: list[Record] = []
+        if summaries is None:
+            rows = self.conn.execute("SELECT record FROM endpoints WHERE state = 'open'")
+            texts = [r[0] for r in rows]
+            records = [json.loads(t) for t in texts]
+        views = records if summaries is None else list(summaries.values())
+        # the honeypot clusters span hosts: judged on every record (or its summary)
+        honeypots = {
+            (r["host"], r["port"]): r["honeypot"]
+            for r in annotate([r for r in views if r.get("dicom")])  # copies of the changed
+        }
+        # join_host_identity changes only DICOM records named "DCMTK" without a toolkit, on a
+        # host with a web record of an Orthanc, and reads only the records of that host
+        orthanc_hosts = {
+            str(r.get("host")) for r in views
+            if (r.get("web") or {}).get("product") == "Orthanc"
+        }
+        join_hosts = {
+            str(r.get("host")) for r in views
+            if r.get("dicom") and r.get("product") == "DCMTK" and not r.get("toolkit")
+            and str(r.get("host")) in orthanc_hosts
+        }
+        if summaries is not None:
+            if not honeypots and not join_hosts:
+                return
+            # the whole records of what may change, in the order a full read gives them
+            for host, port, text in self.conn.execute(
+                "SELECT host, port, record FROM endpoints WHERE state = 'open' ORDER BY id"
+            ):
+                if (host, port) in honeypots or str(host) in join_hosts:
+                    texts.append(text)
+                    records.append(json.loads(text))
         by_endpoint = {(r["host"], r["port"]): r for r in records}
-        for r in annotate([r for r in records if r.get("dicom")]):  # copies of the changed
-            by_endpoint[(r["host"], r["port"])]["honeypot"] = r["honeypot"]
+        #: the records the joins may have changed (by id): only these are encoded again
+        touched: set[int] = set()
+        for key, honeypot in honeypots.items():
+            record = by_endpoint[key]
+            record["honeypot"] = honeypot
+            touched.add(id(record))
+        touched.update(
+            id(r) for r in records
+            if r.get("dicom") and r.get("product") == "DCMTK" and not r.get("toolkit")
+            and str(r.get("host")) in join_hosts
+        )
         join_host_identity(records)
         # a record is stored as json.dumps(rec, separators) and json.loads keeps key order, so
-        # an unchanged record encodes to its stored text again: one encoding per record, not
-        # two sorted ones (issue 13: ~0.1 ms per endpoint at the end of an all-DICOM scan)
+        # an unchanged record encodes to its stored text again; only the touched ones are
+        # encoded to compare (issue 13: an encoding per record cost ~25 us per endpoint)
         dumps = json.dumps
         changed = [
             r for r, text in zip(records, texts, strict=True)
-            if dumps(r, separators=(",", ":")) != text
+            if id(r) in touched and dumps(r, separators=(",", ":")) != text
         ]
         if not changed:
             return
@@ -585,6 +631,49 @@ class ScanStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: the record fields knowledge.honeypot.annotate and knowledge.host_identity read
+JOIN_FIELDS = (
+    "host", "port", "state", "dicom", "max_pdu", "canary_result", "implementation_class_uid",
+    "implementation_version_name", "services", "exposure", "honeypot", "product",
+    "product_version", "toolkit", "web",
+)
+
+#: one endpoint row; an endpoint listed twice in the targets (a name and its address) is kept
+#: once, latest
+_UPSERT_ENDPOINT = (
+    "INSERT INTO endpoints (seq, host, port, state, dicom, tls, product, product_version,"
+    " patients, studies, worst_severity, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT (host, port) DO UPDATE SET seq=excluded.seq, state=excluded.state,"
+    " dicom=excluded.dicom, tls=excluded.tls, product=excluded.product,"
+    " product_version=excluded.product_version, patients=excluded.patients,"
+    " studies=excluded.studies, worst_severity=excluded.worst_severity,"
+    " record=excluded.record"
+)
+
+
+def _endpoint_row(rec: Record, text: str) -> tuple[Any, ...]:
+    """The endpoints row of a record (``text``: its compact JSON)."""
+    exposure = rec.get("exposure") or {}
+    if exposure.get("same_archive_as"):
+        # another port of this host fronts the same archive: its counts are that port's,
+        # so the columns stay empty and sums over endpoints count each archive once
+        exposure = {}
+    return (
+        rec["seq"],
+        rec["host"],
+        rec["port"],
+        rec.get("state", "open"),
+        int(bool(rec.get("dicom"))),
+        int(bool(rec.get("tls"))),
+        rec.get("product"),
+        rec.get("product_version"),
+        exposure.get("patients"),
+        exposure.get("studies"),
+        worst_severity(rec.get("findings") or []),
+        text,
+    )
 
 
 #: query services whose contexts a refused probe operation hides before counting

@@ -84,6 +84,33 @@ def test_real_servers_answer_the_echo_then_release_in_order(server: LoopbackServ
     assert reply.command_field == dimse.C_ECHO_RSP and reply.status == 0
 
 
+def test_pipelined_protocol_carries_the_whole_exchange_with_real_servers(
+    server: LoopbackServer,
+) -> None:
+    """Discovery's exchange as one protocol (dul.scu._PipelinedEcho, associate(echo_and_release=
+    True)) meets nothing unusual with a real server: it never hands the connection to the
+    stream path, the C-ECHO-RSP says Success and the connection ends after the A-RELEASE-RP
+    (echoscu confirmed each server's C-ECHO answer in the test above)."""
+
+    async def exchange() -> tuple[int, object]:
+        request = AssociateRequest(
+            called_aet=server.aet,
+            calling_aet=_calling(server),
+            abstract_syntaxes=(sc.VERIFICATION,),
+        )
+        outcome = await associate(server.host, server.port, request, echo_and_release=True)
+        assert outcome.association is not None, outcome.reject
+        assoc = outcome.association
+        link = assoc._link
+        assert link is not None and link.echo_sent
+        return await assoc.echo(release=True), link
+
+    status, link = asyncio.run(exchange())
+    assert status == 0
+    assert not link.handed  # type: ignore[attr-defined]
+    assert link.transport.is_closing()  # type: ignore[attr-defined]
+
+
 def test_discovery_record_says_verification_answered_with_two_round_trips(
     server: LoopbackServer,
 ) -> None:

@@ -9,19 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.report.stats import counted_exposure
+from dicomguard.scan import parallel
 from dicomguard.scan.engine import shard_of
+from dicomguard.store.db import JOIN_FIELDS
 from dicomguard.testing.scans import run_cli, scan_argv, stored_records, stored_states
 from dicomguard.testing.threads import LoopThread
 
 NETWORK = "127.42.222.0/27"
 #: fields that measure time or name the run, not the endpoint
 VOLATILE = {"elapsed_ms", "measured_at", "scan_id"}
+
+
+def _columns(db: Path) -> tuple[list[tuple], list[tuple]]:
+    """The endpoints' extracted columns and the findings table, sorted (what reports and SQL
+    users read beside the JSON records)."""
+    conn = sqlite3.connect(db)
+    try:
+        endpoints = conn.execute(
+            "SELECT host, port, state, dicom, tls, product, product_version, patients, studies,"
+            " worst_severity FROM endpoints"
+        ).fetchall()
+        findings = conn.execute(
+            "SELECT e.host, e.port, f.finding, f.severity, f.title, f.confidence, f.detail"
+            " FROM findings f JOIN endpoints e ON e.id = f.endpoint_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    return sorted(endpoints), sorted(findings, key=repr)
 
 
 def _scan(tmp: Path, name: str, workers: int, *extra: str) -> tuple[dict, list[dict]]:
@@ -59,6 +80,15 @@ def test_two_workers_store_the_same_records_and_totals_as_one(tmp_path: Path) ->
     assert _totals(one) == _totals(two)
     assert any((r.get("exposure") or {}).get("same_archive_as") for r in two)  # link kept
     assert len({r["seq"] for r in two}) == len(two)  # nothing stored twice
+    # workers send each record as its JSON text and the fields the store reads: the same
+    # columns and findings rows as one process that stores the records themselves
+    assert _columns(tmp_path / "one.db") == _columns(tmp_path / "two.db")
+
+
+def test_workers_send_every_field_the_store_reads() -> None:
+    read = {"seq", "host", "port", "state", "dicom", "tls", "associations", "product",
+            "product_version", "exposure", "findings", *JOIN_FIELDS}
+    assert read <= set(parallel.PARENT_FIELDS)
 
 
 def test_every_port_of_a_host_goes_to_one_worker() -> None:
