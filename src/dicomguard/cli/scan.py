@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..scan.congestion import CONGESTION_RETRIES
 from ..scan.request import (
     BUDGET,
     COUNT,
@@ -155,8 +156,9 @@ def _add_scan_args(p: argparse.ArgumentParser) -> None:
         type=_arg(RETRIES),
         default=DEFAULTS.retries,
         help="re-assessments of an endpoint that answered 'busy, try later' (A-ASSOCIATE-RJ"
-        f" transient, congestion or local limit), 5 s then 10 s ... later in the scan"
-        f" ({DEFAULTS.retries})",
+        f" transient, congestion or local limit) or dropped its connection, 5 s then 10 s ..."
+        f" later in the scan ({DEFAULTS.retries}); a drop or 'busy' while the same server"
+        f" answers other addresses is retried beyond these (at most {CONGESTION_RETRIES} times)",
     )
     p.add_argument(
         "--slow-greeting",

@@ -38,7 +38,7 @@ from ..dul.errors import BudgetExhausted
 from ..dul.scu import Connections, current_connections
 from ..knowledge.fingerprint import load_database
 from .assess import ProbeOptions, assess, derive_findings
-from .congestion import Window, group_of
+from .congestion import CONGESTION_RETRIES, Answers, Window, group_of
 from .exposure import ArchiveCache
 from .ratelimit import RateLimiter
 from .result import EndpointResult
@@ -127,6 +127,9 @@ class ScanConfig:
     #: archive cache entries a resumed scan starts with (exposure.ArchiveCache.remember's
     #: arguments: host, key, signature, exposure), read back from the scan database
     archives: tuple[tuple[str, tuple[Any, ...], tuple[Any, ...], dict[str, Any]], ...] = ()
+    #: answers per congestion group, shared by the workers of a parallel scan
+    #: (congestion.Answers.shared, made by scan.parallel before forking); None: this engine's own
+    answers: Answers | None = None
 
 
 @dataclass
@@ -321,6 +324,30 @@ class _TurnArchives(ArchiveCache):
             )
 
 
+#: seconds between two looks at the parked endpoints (Engine._watch_parked): what a retry
+#: after another worker's answer waits at most (a local answer sends them back at once)
+PARK_POLL = 0.05
+#: the k-th retry of an endpoint lost to congestion waits at least PARK_POLL * 2**(k-2)
+#: seconds, up to this (the first not at all): while the other workers keep a small server
+#: full, every answer of theirs is followed at once by their next connection, and a retry
+#: polled after each answer would spend CONGESTION_RETRIES in a second (measured: 2 and 3
+#: workers, 1 endpoint in 8,000 needed 24 attempts); spaced, they span ~20 s of contention
+CONGESTION_WAIT_MAX = 1.0
+
+
+@dataclass
+class _Parked:
+    """An endpoint waiting for a retry: its last record, its group's answer count when it was
+    lost (None: not lost to congestion, or its free retries spent), when its counted retry
+    is due and the earliest time of a retry after an answer (event loop time)."""
+
+    result: EndpointResult
+    mark: int | None
+    due: float
+    #: no retry after an answer before this (event loop time; CONGESTION_WAIT_MAX)
+    earliest: float = 0.0
+
+
 def is_transient(result: EndpointResult) -> bool:
     """An A-ASSOCIATE-RJ that asks to come back later: result 2 (rejected-transient) from the
     presentation service provider (source 3: temporary congestion, local limit exceeded).
@@ -392,8 +419,15 @@ class Engine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._assessing = 0
         self._backlog: deque[tuple[int, str, int]] = deque()
-        #: assessments already made of an endpoint sent back by a transient reject
-        self._attempts: dict[tuple[int, str, int], int] = {}
+        #: endpoints sent back for another assessment: (assessments made, retries after
+        #: their group answered (congestion.CONGESTION_RETRIES), retries counted against
+        #: ``transient_retries``)
+        self._tries: dict[tuple[int, str, int], tuple[int, int, int]] = {}
+        #: lost or transiently rejected endpoints waiting for a retry, by answer counter
+        #: (congestion.Answers.slot; None: no congestion group), and the task watching them
+        self._parked: dict[int | None, dict[tuple[int, str, int], _Parked]] = {}
+        self._watching = False
+        self._answers = config.answers if config.answers is not None else Answers()
         #: per host: target indices handed to the sweep and not yet answered, and open
         #: endpoints held back until every lower index of their host is answered, so a host's
         #: endpoints are assessed in target order (issue 12: records independent of timing)
@@ -602,6 +636,10 @@ class Engine:
             sem = asyncio.Semaphore(self.config.per_host)
         self._hosts[host] = (sem, users + 1)
         result: EndpointResult | None = None
+        # the group's answers so far: those of the connections that fill the server while
+        # this one is turned away may well be counted before its loss is
+        slot = Answers.slot(group_of(host, port)) if window is not None else None
+        answers_before = self._answers.count(slot) if slot is not None else 0
         try:
             async with sem:
                 result = await self._assess_bounded(seq, host, port, window, ticket, sock)
@@ -621,28 +659,108 @@ class Engine:
             )
             if window is not None:
                 self._window_done(window, ticket, host, port, lost)
+        assert result is not None  # _assess_bounded returns a record or raises
         key = (seq, host, port)
-        attempt = self._attempts.pop(key, 0) + 1
-        if (
-            result is not None
-            and (is_transient(result) or lost)
-            and attempt <= self.config.transient_retries
-        ):
-            self._attempts[key] = attempt
-            self._spawn(self._retry_later(key, self.config.retry_backoff * 2 ** (attempt - 1)))
+        made, free, counted = self._tries.pop(key, (0, 0, 0))
+        made += 1
+        if lost:
+            self._park(key, slot, result, (made, free, counted), answers_before)
         else:
-            result.attempts = attempt
+            if slot is not None and result.dicom:
+                self._answers.answered(slot)
+                self._unpark(slot, asyncio.get_running_loop().time())
+            result.attempts = made
             self._emit(seq, result)
         self._drain_backlog()
         if self._sweep is not None:
             self._sweep.refill()
 
-    async def _retry_later(self, key: tuple[int, str, int], delay: float) -> None:
-        """Back to the queue after ``delay`` seconds; the rate limiter and the per-host limit
-        apply to the retry as to any assessment."""
-        await asyncio.sleep(delay)
-        self._backlog.append(key)
+    def _park(self, key: tuple[int, str, int], slot: int | None, result: EndpointResult,
+              tries: tuple[int, int, int], answers_before: int = 0) -> None:
+        """An endpoint lost to congestion or transiently rejected waits for its retry.
+
+        Lost to congestion (its group has a window, ``slot``), a transient reject included (a
+        server at its association limit, pynetdicom's or DCMTK's, says "busy" where another
+        closes the connection), it goes back to the queue as soon as its group has answered
+        another endpoint since the lost
+        assessment began (``answers_before``: the group's count then), in this process or in
+        another worker (:class:`.congestion.Answers`): the server was busy with others, and a
+        retry now is not counted against ``transient_retries`` (at most
+        :data:`.congestion.CONGESTION_RETRIES` of them, spaced by up to
+        :data:`CONGESTION_WAIT_MAX` seconds). Otherwise, and if its group stays
+        silent, it goes back after ``retry_backoff * 2**k`` seconds as the k-th counted retry
+        (``transient_retries`` of them); with none left its record is the last assessment's,
+        at once if its group never answered, else after ``retry_backoff`` seconds without an
+        answer.
+        """
+        made, free, counted = tries
+        mark = None
+        if slot is not None and free < CONGESTION_RETRIES:
+            mark = answers_before
+        backoff = self.config.retry_backoff * 2**counted
+        if counted >= self.config.transient_retries:
+            if mark is None or slot is None or self._answers.count(slot) == 0:
+                # no retry left, nor an answer to hope for
+                result.attempts = made
+                self._emit(key[0], result)
+                return
+            # counted retries spent: one more backoff for the group to answer
+            backoff = self.config.retry_backoff
+        now = asyncio.get_running_loop().time()
+        earliest = now + min(PARK_POLL * 2 ** (free - 1), CONGESTION_WAIT_MAX) if free else now
+        self._tries[key] = tries
+        self._parked.setdefault(slot, {})[key] = _Parked(result, mark, now + backoff, earliest)
+        if not self._watching:
+            self._watching = True
+            self._spawn(self._watch_parked())
+
+    def _unpark(self, slot: int | None, now: float) -> None:
+        """Send the parked endpoints of ``slot`` whose turn came (see :meth:`_park`) back to
+        the queue, or record them when no retry is left."""
+        parked = self._parked.get(slot)
+        if not parked:
+            return
+        for key, entry in list(parked.items()):
+            made, free, counted = self._tries[key]
+            if (
+                entry.mark is not None
+                and slot is not None
+                and now >= entry.earliest
+                and self._answers.moved(slot, entry.mark)
+            ):
+                self._tries[key] = (made, free + 1, counted)
+            elif now >= entry.due and counted < self.config.transient_retries:
+                self._tries[key] = (made, free, counted + 1)
+            elif now >= entry.due:
+                del self._tries[key]
+                del parked[key]
+                entry.result.attempts = made
+                self._emit(key[0], entry.result)
+                continue
+            else:
+                continue
+            del parked[key]
+            # the rate limiter and the per-host limit apply to a retry as to any assessment
+            self._backlog.append(key)
+        if not parked:
+            del self._parked[slot]
         self._drain_backlog()
+
+    async def _watch_parked(self) -> None:
+        """While endpoints are parked: every :data:`PARK_POLL` seconds, look at their groups'
+        answer counts (another worker's answers change them without telling this process) and
+        their due times."""
+        loop = asyncio.get_running_loop()
+        try:
+            while self._parked:
+                await asyncio.sleep(PARK_POLL)
+                now = loop.time()
+                for slot in list(self._parked):
+                    self._unpark(slot, now)
+                if self._sweep is not None:
+                    self._sweep.refill()
+        finally:
+            self._watching = False
 
     async def _assess_bounded(
         self,

@@ -9,6 +9,12 @@ Sharded by host, not by target index (issue 12): all ports of one host land in o
 ``--per-host`` holds across workers and the link between two ports fronting one archive
 (exposure.ArchiveCache) is seen by the process that counts it. Each worker gets ``rate / n``,
 so the sum holds the ``--rate`` promise (ratelimit.py) in every second.
+
+Each worker has its own congestion windows (scan.congestion); what they share is the count of
+answers per congestion group (congestion.Answers, in shared memory made before the fork): an
+endpoint one worker lost because the others' connections filled a small server is retried
+when the group answers again, whichever worker saw the answer (issue 13: with two workers a
+two-connection server behind 512 addresses had 17-38 of them recorded "not DICOM").
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from dataclasses import replace
 from json import dumps
 from typing import Any
 
+from .congestion import Answers
 from .engine import Archived, Closed, Done, Engine, Progress, ScanConfig, ScanStats, Sink
 from .result import EndpointResult
 
@@ -152,9 +159,10 @@ def run_scan(
     stats = ScanStats()  # started before the workers, so the rate counts their start-up too
     ctx = multiprocessing.get_context("fork")
     procs, conns = [], []
+    answers = Answers.shared(ctx)
     for k in range(workers):
         parent_end, child_end = ctx.Pipe(duplex=False)
-        shard = replace(config, shard=(k, workers), rate=config.rate / workers)
+        shard = replace(config, shard=(k, workers), rate=config.rate / workers, answers=answers)
         proc = ctx.Process(
             target=_worker,
             args=(shard, child_end, report_closed, on_archive is not None,

@@ -2,68 +2,29 @@
 
 One server behind many addresses (a NAT, a load balancer, an appliance bound to every
 interface) that takes at most two connections at a time and closes the excess (FIN or RST)
-right after accepting them: echoscu gets in on every address once the others are done. The
-scan recorded about 96% of such endpoints "not DICOM" (DG-014) with FIN, and about as many
-"closed" (no record at all) with RST: a close before any PDU was neither a loss for the
-congestion window nor retried. It is both now, so every address ends up DICOM, answered.
+right after accepting them (testing.connection_limit): echoscu gets in on every address once
+the others are done. The scan recorded about 96% of such endpoints "not DICOM" (DG-014) with
+FIN, and about as many "closed" (no record at all) with RST: a close before any PDU was neither
+a loss for the congestion window nor retried. It is both now, so every address ends up DICOM,
+answered. With several workers: test_connection_limit_with_workers.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 
 import pytest
 
-from dicomguard.dul import pdu as P
 from dicomguard.dul.scu import Timeouts
-from dicomguard.dul.tests.test_accept_bytes import encode_ac
 from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.engine import Engine, ScanConfig
 from dicomguard.scan.result import EndpointResult
 from dicomguard.scan.targets import build_targets
-from dicomguard.scan.tests.test_echo_then_release_real_servers import _echo_rsp
+from dicomguard.testing.connection_limit import ConnectionLimit
 from dicomguard.testing.loopback import free_port
 
 NET = "127.0.77.0/27"
 LIMIT = 2
-
-
-async def _read_pdu(reader: asyncio.StreamReader) -> int:
-    header = await reader.readexactly(6)
-    await reader.readexactly(int.from_bytes(header[2:6], "big"))
-    return header[0]
-
-
-def _limited_server(reset: bool):
-    active = 0
-    ac = encode_ac([(1, 0, "1.2.840.10008.1.2")])
-
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        nonlocal active
-        if active >= LIMIT:
-            if reset:
-                sock = writer.get_extra_info("socket")
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            writer.close()
-            return
-        active += 1
-        try:
-            await _read_pdu(reader)
-            writer.write(ac)
-            while (kind := await asyncio.wait_for(_read_pdu(reader), 10)) == P.P_DATA_TF:
-                writer.write(_echo_rsp())
-            if kind == P.A_RELEASE_RQ:
-                writer.write(P.RELEASE_RP)
-            await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
-            pass
-        finally:
-            active -= 1
-            writer.close()
-
-    return handle
 
 
 @pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
@@ -74,7 +35,7 @@ def test_every_address_of_a_connection_limited_server_is_dicom(reset: bool) -> N
 
     async def go() -> dict[str, EndpointResult]:
         port = free_port(hosts[0])
-        server = await asyncio.start_server(_limited_server(reset), hosts, port)
+        server = await asyncio.start_server(ConnectionLimit(LIMIT, reset).handler(), hosts, port)
         results: dict[str, EndpointResult] = {}
         try:
             targets = build_targets([NET], ports=(port,))
