@@ -705,12 +705,23 @@ async def associate_on(
     Raises :class:`DulError` subclasses for silence, garbage, abort or a closed connection; the
     stream is closed in every case but an accepted association.
     """
-    try:
+    async with _closed_on_failure(writer):
         encoded = request.encode()
         if recorder is not None:
             recorder("out", encoded)
         writer.write(encoded)
         await drain(writer, timeouts.associate)
+    return await _read_answer(
+        reader, writer, request, timeouts=timeouts, max_pdata=max_pdata, recorder=recorder
+    )
+
+
+@contextlib.asynccontextmanager
+async def _closed_on_failure(writer: asyncio.StreamWriter) -> AsyncIterator[None]:
+    """The A-ASSOCIATE-RQ/answer exchange: any failure closes the stream; silence is
+    :class:`PeerTimeout`, a lost connection :class:`PeerClosed`, anything else passes as is."""
+    try:
+        yield
     except TimeoutError:
         await close_writer(writer)
         raise PeerTimeout("peer stopped reading the request") from None
@@ -720,9 +731,6 @@ async def associate_on(
     except BaseException:
         await close_writer(writer)
         raise
-    return await _read_answer(
-        reader, writer, request, timeouts=timeouts, max_pdata=max_pdata, recorder=recorder
-    )
 
 
 async def _read_answer(
@@ -735,7 +743,7 @@ async def _read_answer(
     recorder: Recorder | None,
 ) -> AssociateOutcome:
     """The A-ASSOCIATE-RQ went out: read and judge its answer (see :func:`associate_on`)."""
-    try:
+    async with _closed_on_failure(writer):
         raw = await P.read_pdu(reader, timeout=timeouts.associate, max_length=max_pdata)
         if recorder is not None:
             recorder("in", raw.data)
@@ -755,15 +763,6 @@ async def _read_answer(
         accept = read_accept(raw.data, request) or decode_accept(
             P.decode(raw), request, raw=raw.data
         )  # type: ignore[arg-type]
-    except TimeoutError:
-        await close_writer(writer)
-        raise PeerTimeout("peer stopped reading the request") from None
-    except (ConnectionError, OSError) as exc:
-        await close_writer(writer)
-        raise PeerClosed(f"connection lost: {exc}") from None
-    except BaseException:
-        await close_writer(writer)
-        raise
     return AssociateOutcome(
         Association(reader, writer, request, accept, timeouts, max_pdata, recorder), None
     )

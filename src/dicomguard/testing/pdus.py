@@ -29,6 +29,7 @@ VR little endian (PS3.7 6.3.1). Names, AE titles, user name and passcode are syn
 
 from __future__ import annotations
 
+import socket
 import struct
 
 from dicomguard.dul import codes
@@ -43,6 +44,18 @@ DATA_MORE = 0
 def pdu(pdu_type: int, body: bytes) -> bytes:
     """A PDU: type, reserved byte, 4-byte big-endian length of ``body``, then ``body``."""
     return struct.pack(">BBL", pdu_type, 0, len(body)) + body
+
+
+def recv_pdu(sock: socket.socket) -> bytes:
+    """Bytes read from a blocking ``sock`` until one whole PDU (header and its length) is in,
+    or the peer closed (then what came, possibly b"")."""
+    data = b""
+    while len(data) < 6 or len(data) < 6 + struct.unpack(">L", data[2:6])[0]:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 def item(item_type: int, body: bytes) -> bytes:

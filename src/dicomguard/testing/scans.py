@@ -49,6 +49,20 @@ def stored_states(db: Path) -> dict[str, int]:
         conn.close()
 
 
+def stored_ports(db: Path, host: str) -> set[int]:
+    """Ports of ``host`` with a stored record, read while a scan may still be writing (empty:
+    no file yet, or its schema still being created)."""
+    if not db.exists():
+        return set()
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return {r[0] for r in conn.execute("SELECT port FROM endpoints WHERE host = ?", (host,))}
+    except sqlite3.OperationalError:
+        return set()
+    finally:
+        conn.close()
+
+
 #: record fields that differ between two runs of the same scan by design (seconds, ids)
 RUN_FIELDS = frozenset({"elapsed_ms", "measured_at", "scan_id"})
 

@@ -21,7 +21,7 @@ import pytest
 from pynetdicom.presentation import PresentationContext
 
 from dicomguard.dul.codes import A_ABORT, A_ASSOCIATE_AC, AbortReason
-from dicomguard.testing.pdus import item, pdu
+from dicomguard.testing.pdus import item, pdu, recv_pdu
 from dicomguard.testing.require import need_binaries
 
 pytestmark = pytest.mark.usefixtures("no_tracebacks")
@@ -46,13 +46,7 @@ def _request(called: str, contexts: list[tuple[int, str]]) -> bytes:
 def _answer(address: tuple[str, int], rq: bytes) -> bytes:
     with socket.create_connection(address, timeout=10) as s:
         s.sendall(rq)
-        data = b""
-        while len(data) < 6 or len(data) < 6 + struct.unpack(">L", data[2:6])[0]:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        return data
+        return recv_pdu(s)
 
 
 def _accepted_ids(ac: bytes) -> set[int]:

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from dicomguard.dul.codes import A_ASSOCIATE_AC
-from dicomguard.testing.pdus import item, pdu
+from dicomguard.testing.pdus import item, pdu, recv_pdu
 
 from .conftest import PASSCODE
 from .scu import associate
@@ -36,16 +36,6 @@ def _request_with_passcode(user: str, passcode: str) -> bytes:
                  + identity)
     return pdu(0x01, b"\x00\x01\x00\x00" + b"PACS".ljust(16) + b"CT01".ljust(16) + bytes(32)
                + body)
-
-
-def _first_pdu(s: socket.socket) -> bytes:
-    data = b""
-    while len(data) < 6 or len(data) < 6 + struct.unpack(">L", data[2:6])[0]:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 def test_a_known_good_source_keeps_its_connection_in_a_flood_of_fresh_addresses(
@@ -71,7 +61,7 @@ def test_a_known_good_source_keeps_its_connection_in_a_flood_of_fresh_addresses(
             assert time.monotonic() < deadline, "the flood did not fill the setup pool"
             time.sleep(0.02)
         modality.sendall(_request_with_passcode("alice", PASSCODE))
-        answer = _first_pdu(modality)
+        answer = recv_pdu(modality)
         assert answer[:1] == bytes([A_ASSOCIATE_AC]), answer[:12].hex()
     finally:
         modality.close()

@@ -31,6 +31,7 @@ from dicomguard.scan.assess import ProbeOptions
 from dicomguard.scan.engine import ScanConfig
 from dicomguard.scan.targets import build_targets
 from dicomguard.store import ScanStore, load_scan
+from dicomguard.testing.scans import stored_ports
 
 NETWORK = "127.77.5.0/30"  # .1: the lab host, .2: nothing listens
 HOST = "127.77.5.1"
@@ -68,16 +69,6 @@ def _args(db: str) -> list[str]:
     return [NETWORK, "-p", ports, *options.split(), "--db", db, "--jsonl", db + ".jsonl"]
 
 
-def _stored_ports(db: Path) -> set[int]:
-    if not db.exists():
-        return set()
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return {r[0] for r in conn.execute("SELECT port FROM endpoints WHERE host = ?", (HOST,))}
-    except sqlite3.OperationalError:
-        return set()  # file or schema still being created
-    finally:
-        conn.close()
 
 
 def _totals(cwd: Path, db: str) -> dict:
@@ -113,13 +104,13 @@ def test_port_after_the_kill_is_marked_same_archive_as_the_port_before(
     killed = _scan(tmp_path, *_args("killed.db"))
     db = tmp_path / "killed.db"
     deadline = time.monotonic() + 60
-    while PORTS[0] not in _stored_ports(db):  # the first port's record is committed
+    while PORTS[0] not in stored_ports(db, HOST):  # the first port's record is committed
         assert killed.poll() is None, "scan ended before it could be killed"
         assert time.monotonic() < deadline, "first port not stored in 60 s"
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.wait()
-    assert _stored_ports(db) == {PORTS[0]}, "the kill must land between the two ports"
+    assert stored_ports(db, HOST) == {PORTS[0]}, "the kill must land between the two ports"
 
     resumed = _scan(tmp_path, "--resume", "killed.db")
     _, err = resumed.communicate(timeout=120)

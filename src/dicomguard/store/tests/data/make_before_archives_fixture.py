@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from dicomguard.lab.fleet import FleetThread
+from dicomguard.testing.scans import stored_ports
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "before-archives-killed.db"
@@ -42,16 +43,6 @@ ARGV = [NETWORK, "-p", "104,11112", "--rate", "0", "--per-host", "1", "--timeout
         "--no-tls", "--no-progress", "-q", "--workers", "1"]
 
 
-def _stored_ports(db: Path) -> set[int]:
-    if not db.exists():
-        return set()
-    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        return {r[0] for r in conn.execute("SELECT port FROM endpoints WHERE host = ?", (HOST,))}
-    except sqlite3.OperationalError:
-        return set()
-    finally:
-        conn.close()
 
 
 def main(old_src: str) -> None:
@@ -67,13 +58,13 @@ def main(old_src: str) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 60
-        while PORTS[0] not in _stored_ports(db):
+        while PORTS[0] not in stored_ports(db, HOST):
             assert scan.poll() is None, scan.stderr.read() if scan.stderr else ""
             assert time.monotonic() < deadline
             time.sleep(0.02)
         scan.send_signal(signal.SIGKILL)
         scan.wait()
-        assert _stored_ports(db) == {PORTS[0]}, "the kill must land between the two ports"
+        assert stored_ports(db, HOST) == {PORTS[0]}, "the kill must land between the two ports"
         conn = sqlite3.connect(db)
         assert not conn.execute(
             "SELECT 1 FROM sqlite_master WHERE name = 'archives'"
