@@ -96,12 +96,16 @@ def lock_writer(path: str | Path) -> int:
         raise StoreError(f"{path}: cannot open ({exc.strerror})") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:
         os.close(fd)
         raise StoreError(
             f"{path}: another dicomguard is scanning into it; resume it once that scan has"
             " stopped"
         ) from None
+    except OSError:
+        # a file system without flock (some FUSE mounts): no lock, the resume's watermark
+        # check (ScanStore.start) still catches most second writers
+        pass
     return fd
 
 
