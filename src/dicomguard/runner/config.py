@@ -29,7 +29,11 @@ def build_config(request: ScanRequest, *, db: str | None = None) -> Any:
 
     request.validate()
     targets, web_ports = scan_targets(request)
-    check_output_paths({"--jsonl": request.jsonl, "--db": db}, request.evidence)
+    check_output_paths(
+        {"--jsonl": request.jsonl, "--db": db},
+        request.evidence,
+        {"-iL": request.input_files, "--exclude-file": request.exclude_file},
+    )
     wordlist = None
     if request.wordlist:
         try:

@@ -56,6 +56,9 @@ from ..dul.scu import Association, ReleasedBeforeAnswer
 from ..knowledge import sopclasses as sc
 from .result import Operation
 
+#: the services a default scan asks one operation of besides Verification (C-FIND queries)
+QUERY_SERVICES = ("find_study_root", "find_patient_root", "worklist")
+
 ANSWERED = "answered"
 REFUSED = "refused"
 FAILED = "failed"
@@ -241,7 +244,10 @@ def open_services(
     retrieve services (move, get) are taken as closed too (inferred: a server that refuses a
     stranger's C-FIND does not let that stranger retrieve), unless a Q/R C-FIND was answered
     (then only another service, e.g. the worklist, was refused). Storage keeps its negotiated value
-    (Orthanc's defaults refuse FIND but allow C-STORE and C-ECHO).
+    (Orthanc's defaults refuse FIND but allow C-STORE and C-ECHO). A query service a default
+    scan probes (C-FIND, worklist) that was not asked because the peer had stopped answering
+    (:func:`silent`: an AC, then silence) is not open either (inferred): nothing answered it,
+    and "patient data can be queried" was reported, confirmed, for a peer that answered nothing.
     """
     # retrieve follows the Q/R C-FIND: a refused worklist query says nothing about C-MOVE /
     # C-GET (Orthanc with DicomAlwaysAllowFindWorklist false but Find/Move/Get allowed: findscu
@@ -250,6 +256,7 @@ def open_services(
         ops[n].state == ANSWERED for n in ("find_study_root", "find_patient_root") if n in ops
     )
     enforced = enforced_per_operation(ops) and not qr_answered
+    went_silent = bool(silent(ops))
     out: dict[str, bool] = {}
     conf: dict[str, str] = {}
     for name, offered in negotiated.items():
@@ -262,6 +269,9 @@ def open_services(
             conf[name] = "observed" if op.state in (ANSWERED, REFUSED) else "inferred"
         elif name in ("move", "get") and enforced:
             out[name] = False
+            conf[name] = "inferred"
+        elif name in QUERY_SERVICES and went_silent:
+            out[name] = False  # skipped: the peer no longer answered (see the docstring)
             conf[name] = "inferred"
         else:
             out[name] = True

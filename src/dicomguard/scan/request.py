@@ -256,6 +256,7 @@ class ScanRequest:
         "wordlist",
         "evidence",
         "geoip",
+        "jsonl",  # a resume from another directory appends to the scan's own file
     )
 
     # --- checks ------------------------------------------------------------------------------

@@ -25,7 +25,10 @@ commit (~0.4 ms of CPU) cost more than the association it recorded.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -75,6 +78,37 @@ def connect(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
+def lock_writer(path: str | Path) -> int:
+    """Take the scan database's writer lock: an exclusive ``flock`` on the file, held by the
+    scanning process (and its forked workers) until :meth:`ScanStore.close` or its end, kill -9
+    included. Returns the descriptor holding it.
+
+    Two writers of one scan would probe its endpoints twice and count them twice (a
+    ``--resume`` of a database another dicomguard was still scanning into was accepted when
+    the watermark had not moved between the resume's read and its start: 69 endpoints
+    scanned of 64, and the first scan ended in a traceback). SQLite's own locks are POSIX
+    record locks on the same file and do not interact with ``flock``; readers (report,
+    merge) take no lock. Raises StoreError (one line) when another process holds it.
+    """
+    try:
+        fd = os.open(str(path), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot open ({exc.strerror})") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(
+            f"{path}: another dicomguard is scanning into it; resume it once that scan has"
+            " stopped"
+        ) from None
+    except OSError:
+        # a file system without flock (some FUSE mounts): no lock, the resume's watermark
+        # check (ScanStore.start) still catches most second writers
+        pass
+    return fd
+
+
 def worst_severity(findings: Iterable[dict[str, Any]]) -> str | None:
     sev = [f.get("severity") for f in findings if f.get("severity")]
     return max(sev, key=lambda s: severity_rank(str(s))) if sev else None
@@ -95,6 +129,8 @@ class ScanStore:
     ) -> None:
         self.conn = conn
         self.path = str(path)
+        #: the descriptor holding :func:`lock_writer`'s lock (None: not taken)
+        self._lock_fd: int | None = None
         self.store_all = store_all
         self.batch_size = batch_size
         self.batch_seconds = batch_seconds
@@ -153,7 +189,9 @@ class ScanStore:
     ) -> ScanStore:
         """A new scan database; refuses a file that already holds a scan (use resume for it)."""
         conn = connect(path)
+        lock = None
         try:
+            lock = lock_writer(path)
             conn.executescript(DDL)
             if conn.execute("SELECT 1 FROM scan").fetchone():
                 raise StoreError(f"{path} already holds a scan: resume it or choose another --db")
@@ -170,8 +208,12 @@ class ScanStore:
             conn.execute("COMMIT")
         except BaseException:
             conn.close()
+            if lock is not None:
+                os.close(lock)
             raise
-        return cls(conn, path, **kw)
+        store = cls(conn, path, **kw)
+        store._lock_fd = lock
+        return store
 
     @classmethod
     def resume(cls, path: str | Path, **kw: Any) -> ScanStore:
@@ -186,18 +228,23 @@ class ScanStore:
         from .read import open_read_only
 
         conn = open_read_only(path)
+        lock = None
         try:
             check_schema(conn, path)
             try:
                 row = conn.execute("SELECT finished_at FROM scan WHERE id = 1").fetchone()
                 if row[0] is not None:
                     raise StoreError(f"{path}: this scan finished at {row[0]}; nothing to resume")
+                lock = lock_writer(path)  # before reading the resume point
                 store = cls(conn, path, **kw)
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"{path}: cannot read: {exc}") from None
         except BaseException:
             conn.close()
+            if lock is not None:
+                os.close(lock)
             raise
+        store._lock_fd = lock
         store._resuming = True
         return store
 
@@ -517,7 +564,11 @@ class ScanStore:
             (utc_now(), json.dumps(stats or {})),
         )
         # a finished scan is one self-contained file (no -wal/-shm beside it) to copy or archive
-        self.conn.execute("PRAGMA journal_mode=DELETE")
+        # another connection open on the file (a report read while the scan runs, a sqlite3
+        # shell) keeps it in WAL: leaving WAL needs the file alone, and the scan is committed
+        # already (the -wal is folded back by the last connection to close)
+        with contextlib.suppress(sqlite3.OperationalError):
+            self.conn.execute("PRAGMA journal_mode=DELETE")
 
     def _cross_record_signals(self) -> None:
         """Write into the stored records what only several records together show: identical
@@ -625,6 +676,9 @@ class ScanStore:
 
     def close(self) -> None:
         self.conn.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # the writer lock goes with it
+            self._lock_fd = None
 
     def __enter__(self) -> ScanStore:
         return self

@@ -7,6 +7,7 @@ back as the request today's command line builds from the same flags.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ def test_stored_namespace_reads_as_todays_request(case: dict[str, Any]) -> None:
     assert "request_version" not in case["options"]  # really the old shape
     migrated = ScanRequest.from_dict(case["options"])
     today = request_from_args(build_parser().parse_args(case["argv"]))
-    assert migrated == today.resolved(Path(case["cwd"]))
+    # --jsonl was stored as typed then (it is stored absolute since ca4bfcb)
+    assert migrated == dataclasses.replace(today.resolved(Path(case["cwd"])), jsonl=today.jsonl)
 
 
 def test_options_dropped_since_are_ignored_and_new_ones_get_defaults() -> None:

@@ -10,6 +10,7 @@ transaction, after the last check (``runner.session.ScanSession._record_target_s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 from collections.abc import Callable
@@ -193,11 +194,19 @@ def test_a_resume_is_counted_once_it_starts(tmp_path: Path) -> None:
 
 
 def test_a_database_written_meanwhile_is_not_resumed_over(tmp_path: Path) -> None:
-    """Two resumes of one database at once: the second to start finds the watermark moved
-    since it read it and refuses (StoreError, one line), writing nothing."""
+    """Two resumes of one database at once: the second is refused by the writer lock at
+    once; a writer that does not take it (an older dicomguard) is caught by the second line:
+    the second to start finds the watermark moved since it read it and refuses (StoreError,
+    one line), writing nothing."""
     db = tmp_path / "old.db"
     shutil.copyfile(OLD, db)
     late = ScanStore.resume(db)
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match="another dicomguard is scanning into it"):
+        ScanStore.resume(db)
+    assert db.read_bytes() == before
+    os.close(late._lock_fd)  # as if ``late`` were a dicomguard from before the lock
+    late._lock_fd = None
     with ScanStore.resume(db) as first:
         first.start()
         first.add({"seq": first.watermark, "host": "127.77.19.1", "port": 104, "state": "open"})

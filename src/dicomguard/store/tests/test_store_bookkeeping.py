@@ -35,7 +35,7 @@ def test_watermark_and_done_set_survive_a_crash(tmp_path: Path) -> None:
     # 4 and 6 still in flight; one of them has a result staged but is not done
     store.add(_rec(4))
     assert store.resume_point() == (4, frozenset({5, 7}))
-    store.conn.close()  # the process dies here: no finish(), no last commit
+    store.close()  # the process dies here: no finish(), no last commit
 
     again = ScanStore.resume(db)
     start, skip = again.resume_point()
@@ -66,7 +66,7 @@ def test_resumed_scan_equals_uninterrupted(tmp_path: Path) -> None:
     first = list(range(250))
     rng.shuffle(first)  # completion order is not target order
     run(part, first[:200])
-    part.conn.close()  # killed: the last partial batch is lost, that is the point
+    part.close()  # killed: the last partial batch is lost, that is the point
     resumed = ScanStore.resume(tmp_path / "part.db", batch_size=7, batch_seconds=3600)
     start, skip = resumed.resume_point()
     assert len(skip) <= 250
