@@ -408,6 +408,7 @@ class Association:
         """
         link = self._link
         pending: DulError | None = None
+        msg_id = 1  # the pipelined exchange's C-ECHO-RQ (associate's echo_and_release)
         if link is not None and link.echo_sent:
             # the C-ECHO-RQ and A-RELEASE-RQ went out when the AC came (associate's
             # echo_and_release): wait for the exchange, or go on from where it handed over
@@ -441,6 +442,11 @@ class Association:
             ) from exc
         if reply.command_field != dimse.C_ECHO_RSP:
             raise ProtocolViolation(f"expected C-ECHO-RSP, got command 0x{reply.command_field:04x}")
+        answered = reply.command.get("MessageIDBeingRespondedTo")
+        if answered != msg_id:  # PS3.7 9.3.5.2: (0000,0120) equals the request's (0000,0110)
+            raise ProtocolViolation(
+                f"C-ECHO-RSP answers message ID {answered}, not the C-ECHO-RQ's {msg_id}"
+            )
         if release:
             await self._await_release_rp()
         return reply.status if reply.status is not None else -1
@@ -985,8 +991,11 @@ class _PipelinedEcho(asyncio.Protocol):
             messages = assembler.feed(pdu)
         except DulError:
             return None
-        if len(messages) != 1 or not assembler.idle or messages[0].command_field != (
-            dimse.C_ECHO_RSP
+        if (
+            len(messages) != 1
+            or not assembler.idle
+            or messages[0].command_field != dimse.C_ECHO_RSP
+            or messages[0].command.get("MessageIDBeingRespondedTo") != 1  # the stream path says
         ):
             return None
         status = messages[0].status

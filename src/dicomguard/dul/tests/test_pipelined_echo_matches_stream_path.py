@@ -53,6 +53,7 @@ RSP_SPLIT = pdus.p_data_tf((1, pdus.COMMAND_MORE, _CMD[:30])) + pdus.p_data_tf(
     (1, pdus.COMMAND_LAST, _CMD[30:])
 )
 RSP_REFUSED = RSP[:-2] + b"\x22\x01"  # status 0122H
+RSP_OTHER_ID = RSP[:68] + b"\x08\x00" + RSP[70:]  # answers message ID 8, not the RQ's 1
 FIND_RSP = RSP.replace(b"\x30\x80", b"\x20\x80")  # command field 8020H: a C-FIND-RSP
 
 
@@ -113,6 +114,7 @@ PEERS: dict[str, Peer] = {
     "C-ECHO-RSP in two PDUs": script(AC, "read", RSP_SPLIT, RP),
     "refused C-ECHO": script(AC, "read", RSP_REFUSED, RP),
     "wrong response": script(AC, "read", FIND_RSP, RP),
+    "C-ECHO-RSP to another message ID": script(AC, "read", RSP_OTHER_ID, RP),
     "no A-RELEASE-RP": script(AC, "read", RSP),
     "abort after the C-ECHO-RSP": script(AC, "read", RSP, ABORT, "close"),
     "garbage after the C-ECHO-RSP": script(AC, "read", RSP, b"garbage!", "close"),
@@ -180,3 +182,25 @@ async def test_pipelined_exchange_ends_as_the_stream_path(name: str) -> None:
         server.close()
     assert outcomes[True] == outcomes[False]
     assert b"".join(got[True]) == b"".join(got[False])
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["stream", "pipelined"])
+async def test_a_c_echo_rsp_to_another_message_id_is_not_an_answer(pipelined: bool) -> None:
+    """PS3.7 9.3.5.2: a C-ECHO-RSP names the request it answers; one naming another message
+    ID (a reviewer's made-up peer; echoscu refuses it) is a protocol violation, not Success."""
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await script(AC, "read", RSP_OTHER_ID, RP)(reader, writer)
+            await asyncio.wait_for(reader.read(), 3.0)
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    try:
+        outcome = await _exchange(server.sockets[0].getsockname()[1], pipelined)
+    finally:
+        server.close()
+    assert outcome.startswith("echo: ProtocolViolation") and "message ID 8" in outcome, outcome
