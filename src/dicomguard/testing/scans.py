@@ -15,6 +15,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: ``python -m dicomguard`` started as a terminal's shell starts a foreground job: SIGINT at its
+#: default action. A suite launched in the background (``nohup ... &``: a non-interactive shell
+#: ignores SIGINT and SIGQUIT for it) passes SIG_IGN down to every child, and Python then keeps
+#: ignoring SIGINT: found as scans that ran through their "Ctrl-C" in full runs only
+#: (/proc/PID/status SigIgn 0x1001007: SIGHUP, SIGINT, SIGQUIT ignored). exec keeps the pid.
+DICOMGUARD_AS_A_FOREGROUND_JOB = [
+    sys.executable,
+    "-c",
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, '-m', 'dicomguard', *sys.argv[1:]])",
+]
+
 
 def scan_argv(targets: str, ports: str, db: Path, *extra: str) -> list[str]:
     """``scan`` arguments for ``targets`` (loopback) on ``ports`` (``-p`` syntax) into ``db``:

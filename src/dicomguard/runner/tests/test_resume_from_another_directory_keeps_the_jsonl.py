@@ -24,6 +24,7 @@ import pytest
 
 from dicomguard.scan.request import ScanRequest
 from dicomguard.testing.loopback import free_port
+from dicomguard.testing.scans import DICOMGUARD_AS_A_FOREGROUND_JOB
 
 
 def test_the_stored_request_has_the_jsonl_path_absolute(tmp_path: Path) -> None:
@@ -68,7 +69,7 @@ def test_resume_from_another_directory_appends_to_the_scans_jsonl(
     (first_dir / "out").mkdir(parents=True)
     other_dir.mkdir()
     scan = subprocess.Popen(
-        [sys.executable, "-m", "dicomguard", "scan", host, "-p", str(port), "--rate", "0",
+        [*DICOMGUARD_AS_A_FOREGROUND_JOB, "scan", host, "-p", str(port), "--rate", "0",
          "--timeout", "2", "--slow-greeting", "0", "--no-tls", "--no-progress", "-q",
          "--db", "a.db", "--jsonl", "out/a.jsonl"],
         cwd=first_dir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -21,22 +21,10 @@ import pytest
 import dicomguard
 from dicomguard.lab.fleet import FleetThread
 from dicomguard.store import load_scan
+from dicomguard.testing.scans import DICOMGUARD_AS_A_FOREGROUND_JOB
 
 SRC = str(Path(dicomguard.__file__).resolve().parents[1])
 NETWORK = "127.77.14.0/28"
-
-
-#: ``python -m dicomguard`` started as a terminal's shell starts a foreground job: SIGINT at its
-#: default action. A suite launched in the background (``nohup ... &``: a non-interactive shell
-#: ignores SIGINT and SIGQUIT for it) passes SIG_IGN down to every child, and Python then keeps
-#: ignoring SIGINT: found as a scan that ran to its end through the "Ctrl-C" in full runs only
-#: (/proc/PID/status SigIgn 0x1001007: SIGHUP, SIGINT, SIGQUIT ignored). exec keeps the pid.
-_AS_A_FOREGROUND_JOB = [
-    sys.executable,
-    "-c",
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "os.execv(sys.executable, [sys.executable, '-m', 'dicomguard', *sys.argv[1:]])",
-]
 
 
 def _env() -> dict[str, str]:
@@ -73,7 +61,7 @@ def test_ctrl_c_prints_the_resume_command_and_it_works(
     personas = {"open": 4, "echo-only": 3, "slow": 1}
     with FleetThread(network, personas, ports=(11112,), max_patients=20, slow_delay=600.0):
         scan = subprocess.Popen(
-            [*_AS_A_FOREGROUND_JOB, "scan", *argv],
+            [*DICOMGUARD_AS_A_FOREGROUND_JOB, "scan", *argv],
             cwd=tmp_path,
             env=_env(),
             stdout=subprocess.DEVNULL,

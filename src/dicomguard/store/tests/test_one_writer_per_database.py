@@ -25,6 +25,7 @@ import pytest
 
 from dicomguard.store import ScanStore, StoreError, load_scan
 from dicomguard.testing.loopback import free_port
+from dicomguard.testing.scans import DICOMGUARD_AS_A_FOREGROUND_JOB
 
 from .test_store_bookkeeping import _new, _rec
 
@@ -110,7 +111,7 @@ def test_scan_resume_of_a_running_scan_exits_2(
     host, port = silent_port
     db = tmp_path / "running.db"
     first = subprocess.Popen(
-        [sys.executable, "-m", "dicomguard", "scan", host, "-p", str(port), "--rate", "0",
+        [*DICOMGUARD_AS_A_FOREGROUND_JOB, "scan", host, "-p", str(port), "--rate", "0",
          "--timeout", "8", "--slow-greeting", "0", "--no-tls", "--no-progress", "-q",
          "--db", str(db)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
