@@ -1058,11 +1058,15 @@ class _PipelinedEcho(asyncio.Protocol):
             try:
                 await self.waiter
             except BaseException:
-                if self.timer is not None:
-                    self.timer.cancel()
-                    self.timer = None
-                self.phase = _DONE
+                self.stop_waiting()
                 raise
+
+    def stop_waiting(self) -> None:
+        """The caller gave up (cancelled, or an error while waiting): no timer, no next phase."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.phase = _DONE
 
 
 async def _associate_pipelined(
@@ -1087,9 +1091,7 @@ async def _associate_pipelined(
     try:
         await link.waiter
     except BaseException:
-        if link.timer is not None:
-            link.timer.cancel()
-        link.phase = _DONE
+        link.stop_waiting()
         transport.close()  # as associate_on's close_writer
         raise
     if link.accept is None and link.handed:  # not a clean AC: the stream path reads it

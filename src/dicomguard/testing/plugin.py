@@ -21,6 +21,7 @@ the bench); ``-p no:dicomguard`` turns it off. It gives:
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,34 @@ def _loopback_only() -> Iterator[None]:
 def loopback_port() -> int:
     """A TCP port nobody listens on at 127.0.0.1 right now (see :func:`free_port` for the race)."""
     return free_port(LOCALHOST)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[tuple[str, int]]:
+    """(host, port) of a loopback listener that accepts and never answers (it closes when the
+    client goes): an endpoint that holds a scan for its --timeout."""
+    host, port = "127.0.0.1", free_port("127.0.0.1")
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    servers: list[asyncio.base_events.Server] = []
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client goes
+        writer.close()
+
+    async def main() -> None:
+        servers.append(await asyncio.start_server(hold, host, port))
+        ready.set()
+
+    thread = threading.Thread(
+        target=lambda: (loop.run_until_complete(main()), loop.run_forever()), daemon=True
+    )
+    thread.start()
+    assert ready.wait(10)
+    yield host, port
+    loop.call_soon_threadsafe(servers[0].close)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
 
 
 @pytest.fixture

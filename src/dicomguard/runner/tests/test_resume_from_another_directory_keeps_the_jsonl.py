@@ -9,21 +9,15 @@ exist") while the scan's own file stayed cut off at the interruption.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from dicomguard.scan.request import ScanRequest
-from dicomguard.testing.loopback import free_port
 from dicomguard.testing.scans import DICOMGUARD_AS_A_FOREGROUND_JOB
 
 
@@ -34,31 +28,6 @@ def test_the_stored_request_has_the_jsonl_path_absolute(tmp_path: Path) -> None:
     assert ScanRequest(targets=("127.0.0.1",)).resolved(cwd=tmp_path).jsonl is None
 
 
-@pytest.fixture
-def silent_port() -> Iterator[tuple[str, int]]:
-    """A listener that accepts and never answers: the scan stays on it for --timeout."""
-    host, port = "127.0.0.1", free_port("127.0.0.1")
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    servers: list[asyncio.base_events.Server] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()
-        writer.close()
-
-    async def main() -> None:
-        servers.append(await asyncio.start_server(hold, host, port))
-        ready.set()
-
-    thread = threading.Thread(
-        target=lambda: (loop.run_until_complete(main()), loop.run_forever()), daemon=True
-    )
-    thread.start()
-    assert ready.wait(10)
-    yield host, port
-    loop.call_soon_threadsafe(servers[0].close)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
 
 
 def test_resume_from_another_directory_appends_to_the_scans_jsonl(

@@ -11,20 +11,16 @@ any other open connection blocks, a reader's as well).
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dicomguard.store import ScanStore, StoreError, load_scan
-from dicomguard.testing.loopback import free_port
 from dicomguard.testing.scans import DICOMGUARD_AS_A_FOREGROUND_JOB
 
 from .test_store_bookkeeping import _new, _rec
@@ -79,30 +75,6 @@ def test_a_reader_open_when_the_scan_ends_does_not_fail_it(tmp_path: Path) -> No
     assert len(scan.records) == 3
 
 
-@pytest.fixture
-def silent_port() -> Iterator[tuple[str, int]]:
-    """A listener that accepts and never answers: its endpoint holds the scan for seconds."""
-    host, port = "127.0.0.1", free_port("127.0.0.1")
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    server: list[asyncio.base_events.Server] = []
-
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the scanner goes
-        writer.close()
-
-    async def main() -> None:
-        server.append(await asyncio.start_server(hold, host, port))
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(main()), loop.run_forever()),
-                              daemon=True)
-    thread.start()
-    assert ready.wait(10)
-    yield host, port
-    loop.call_soon_threadsafe(server[0].close)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
 
 
 def test_scan_resume_of_a_running_scan_exits_2(
