@@ -21,7 +21,6 @@ the bench); ``-p no:dicomguard`` turns it off. It gives:
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,7 @@ from dicomguard.testing.servers import (
     WlmscpfsServer,
     lab_address,
 )
+from dicomguard.testing.threads import LoopThread
 
 LOCALHOST = "127.0.0.1"
 
@@ -82,28 +82,23 @@ def loopback_port() -> int:
 def silent_port() -> Iterator[tuple[str, int]]:
     """(host, port) of a loopback listener that accepts and never answers (it closes when the
     client goes): an endpoint that holds a scan for its --timeout."""
-    host, port = "127.0.0.1", free_port("127.0.0.1")
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    servers: list[asyncio.base_events.Server] = []
+    host = "127.0.0.1"
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read()  # until the client goes
         writer.close()
 
-    async def main() -> None:
-        servers.append(await asyncio.start_server(hold, host, port))
-        ready.set()
+    thread = LoopThread()
+    try:
+        server = thread.call(asyncio.start_server(hold, host, 0))
+        yield host, server.sockets[0].getsockname()[1]
 
-    thread = threading.Thread(
-        target=lambda: (loop.run_until_complete(main()), loop.run_forever()), daemon=True
-    )
-    thread.start()
-    assert ready.wait(10)
-    yield host, port
-    loop.call_soon_threadsafe(servers[0].close)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(10)
+        async def stop() -> None:
+            server.close()
+
+        thread.call(stop())
+    finally:
+        thread.close()
 
 
 @pytest.fixture
